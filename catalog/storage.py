@@ -1,0 +1,165 @@
+"""Iceberg tables of the catalog (pyiceberg SqlCatalog on the catalog database): one commit per publish."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "HARMONIZED", "INTEGRATED", "SOURCE_COLUMN",
+    "arrow_schema", "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table",
+]
+
+HARMONIZED = "harmonized"
+INTEGRATED = "integrated"
+SOURCE_COLUMN = "_source"
+_RUN = "hub.run-id"
+_CONTENT = "hub.content-sha256"
+
+
+@cache
+def iceberg_catalog(url: str, warehouse: str):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("hub", uri=url, warehouse=warehouse)
+    for namespace in (HARMONIZED, INTEGRATED):
+        catalog.create_namespace_if_not_exists(namespace)
+    return catalog
+
+
+def _catalog(settings):
+    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    return iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri())
+
+
+def _iceberg_schema(standard, with_source: bool):
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import BooleanType, DateType, DoubleType, LongType, NestedField, StringType
+
+    types = {"string": StringType, "integer": LongType, "number": DoubleType, "boolean": BooleanType}
+    fields = []
+    for i, f in enumerate(standard.fields, start=1):
+        kind = DateType() if f.format == "date" else types[f.type]()
+        fields.append(NestedField(i, f.name, kind, required=f.required and not f.nullable, doc=f.title))
+    if with_source:
+        fields.append(NestedField(len(fields) + 1, SOURCE_COLUMN, StringType(), required=True, doc="Source id"))
+    key_ids = [i for i, f in enumerate(standard.fields, start=1) if f.name in standard.primary_key]
+    # The integrated table holds one row per (source, key): its key is not unique alone.
+    return Schema(*fields, identifier_field_ids=[] if with_source else key_ids)
+
+
+def arrow_schema(standard, with_source: bool = False) -> pa.Schema:
+    return _iceberg_schema(standard, with_source).as_arrow()
+
+
+def _table(settings, namespace: str, name: str, standard, with_source: bool):
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = _catalog(settings)
+    identifier = (namespace, name)
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        return catalog.create_table(
+            identifier,
+            schema=_iceberg_schema(standard, with_source),
+            properties={"hub.standard": standard.ref, "format-version": "2"},
+        )
+    wanted = _iceberg_schema(standard, with_source)
+    if table.schema().as_struct() != wanted.as_struct():
+        # A new standard version: evolve the table in place so old snapshots stay readable.
+        with table.update_schema(allow_incompatible_changes=False) as update:
+            update.union_by_name(wanted)
+    return table
+
+
+def to_published(table: pa.Table, standard, with_source: bool = False) -> pa.Table:
+    """Harmonized records (dates as ISO text) in the published schema (dates as dates)."""
+    schema = arrow_schema(standard, with_source)
+    columns = [pc.cast(table[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _current(table):
+    snapshot = table.current_snapshot()
+    return snapshot, (snapshot.summary.additional_properties if snapshot else {})
+
+
+def commit_source(settings, source_id: str, standard, records: pa.Table, run_id: str, merge: bool) -> int | None:
+    """Publish a run's valid records in one Iceberg commit; return the table's snapshot id afterwards.
+
+    merge=False: the records are the whole source (a full extract) and replace the table.
+    merge=True: the records are what changed; rows whose primary key exists replace the old version.
+    Publishing content identical to the current snapshot makes no new snapshot, so re-runs are idempotent.
+    """
+    table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
+    data = to_published(records, standard)
+    snapshot, props = _current(table)
+    properties = {_RUN: run_id}
+    if not merge:
+        digest = _digest(data)
+        if snapshot is not None and props.get(_CONTENT) == digest:
+            return snapshot.snapshot_id
+        table.overwrite(data, snapshot_properties={**properties, _CONTENT: digest})
+    elif data.num_rows:
+        if snapshot is None:
+            table.append(data, snapshot_properties=properties)
+        else:
+            table.upsert(data, join_cols=list(standard.primary_key), snapshot_properties=properties)
+    table = table.refresh()
+    return table.current_snapshot().snapshot_id if table.current_snapshot() else None
+
+
+def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id: str) -> int | None:
+    """Rebuild the standard's integrated table from its sources' snapshots `inputs` (source id -> snapshot)."""
+    table = _table(settings, INTEGRATED, standard.name, standard, with_source=True)
+    snapshot, props = _current(table)
+    signature = ",".join(f"{s}={inputs[s]}" for s in sorted(inputs))
+    if snapshot is not None and props.get(_CONTENT) == signature:
+        return snapshot.snapshot_id
+    parts = []
+    for source_id in sorted(inputs):
+        if inputs[source_id] is None:
+            continue
+        data = read_table(settings, HARMONIZED, source_id, inputs[source_id])
+        data = data.append_column(pa.field(SOURCE_COLUMN, pa.string(), nullable=False),
+                                  pa.array([source_id] * data.num_rows, pa.string()))
+        parts.append(data.cast(arrow_schema(standard, with_source=True)))
+    combined = pa.concat_tables(parts) if parts else arrow_schema(standard, with_source=True).empty_table()
+    table.overwrite(combined, snapshot_properties={_RUN: run_id, _CONTENT: signature})
+    return table.refresh().current_snapshot().snapshot_id
+
+
+def _digest(data: pa.Table) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def read_table(settings, namespace: str, name: str, snapshot_id: int | None = None) -> pa.Table:
+    table = _catalog(settings).load_table((namespace, name))
+    return table.scan(snapshot_id=snapshot_id).to_arrow()
+
+
+def data_files(settings, identifier: str, snapshot_id: int | None = None) -> tuple[list[str], pa.Schema]:
+    """The Parquet files of a snapshot (default: current) and the table's Arrow schema, for DuckDB."""
+    table = _catalog(settings).load_table(identifier)
+    if table.current_snapshot() is None:
+        return [], table.schema().as_arrow()
+    files = [task.file.file_path for task in table.scan(snapshot_id=snapshot_id).plan_files()]
+    if any(task.delete_files for task in table.scan(snapshot_id=snapshot_id).plan_files()):
+        raise RuntimeError(f"{identifier} has delete files; read it with read_table")
+    return [f.removeprefix("file://") for f in files], table.schema().as_arrow()
+
+
+def snapshot_rows(settings, identifier: str) -> int:
+    table = _catalog(settings).load_table(identifier)
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return 0
+    return int(snapshot.summary.additional_properties.get("total-records", 0))

@@ -1,0 +1,104 @@
+"""The agency source registry: one YAML file per source, validated against source.schema.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from hub.errors import ConfigError
+
+__all__ = ["Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
+
+SOURCE_SCHEMA = Path(__file__).resolve().parent / "source.schema.json"
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    id: str
+    title: str
+    description: str
+    agency_code: str
+    agency_name: str
+    standard_ref: str
+    kind: str
+    schedule: str | None
+    options: dict
+    mapping: dict
+    path: Path
+
+    @property
+    def standard_name(self) -> str:
+        return self.standard_ref.partition("@")[0]
+
+
+@cache
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(SOURCE_SCHEMA.read_text(encoding="utf-8")))
+
+
+def _where(error) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _substitute(value, home: Path):
+    if isinstance(value, str):
+        return value.replace("${HUB_HOME}", str(home))
+    if isinstance(value, dict):
+        return {k: _substitute(v, home) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, home) for v in value]
+    return value
+
+
+def load_source(path: Path, home: Path) -> Source:
+    """Parse and check one registration; errors name the file, the field and what was expected."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields (id, title, agency, ...), got {type(data).__name__}")
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{path}: field {_where(e)}: {e.message}" for e in errors]
+        raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
+    if path.stem != data["id"]:
+        raise ConfigError(f"{path}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
+    source = Source(
+        id=data["id"],
+        title=data["title"],
+        description=data.get("description", ""),
+        agency_code=data["agency"]["code"],
+        agency_name=data["agency"]["name"],
+        standard_ref=data["standard"],
+        kind=data["kind"],
+        schedule=data.get("schedule"),
+        options=_substitute(data["options"], home),
+        mapping=data["mapping"],
+        path=path,
+    )
+    _check_kind_options(source)
+    return source
+
+
+def _check_kind_options(source: Source) -> None:
+    from jsonschema import Draft202012Validator
+
+    from connectors.kinds import kind_class
+
+    cls = kind_class(source.kind)
+    for e in sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options), key=lambda e: list(e.absolute_path)):
+        raise ConfigError(f"{source.path}: field options/{_where(e)}: {e.message} (kind {source.kind})")
+
+
+def load_sources(registry: Path, home: Path) -> list[Source]:
+    """Every registration in the folder, sorted by id."""
+    if not registry.is_dir():
+        raise ConfigError(f"source registry folder {registry} does not exist (set HUB_REGISTRY)")
+    return [load_source(p, home) for p in sorted(registry.glob("*.yaml"))]

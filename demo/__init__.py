@@ -1,0 +1,1 @@
+"""Synthetic demo data: agency systems to run the hub against."""

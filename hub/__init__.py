@@ -1,0 +1,1 @@
+"""interop-hub: settings, errors, the pipeline runner and the `hub` command line."""

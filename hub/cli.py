@@ -1,0 +1,204 @@
+"""The `hub` command line: set up, run sources, query and serve the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from hub.errors import HubError
+from hub.settings import ROOT, Settings, configure_airflow, load_settings
+
+__all__ = ["main"]
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_init(settings: Settings, args) -> None:
+    """Create the home folder, migrate Airflow's database and create the catalog and warehouse."""
+    from catalog.db import init_db
+    from catalog.storage import iceberg_catalog
+
+    for folder in (settings.home, settings.warehouse, settings.staging, settings.airflow_home):
+        folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    if done.returncode:
+        raise HubError(f"airflow db migrate failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    init_db(settings.catalog_url)
+    iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri())
+    if not args.quiet:
+        print(f"hub home {settings.home}: Airflow DB migrated, catalog and warehouse ready")
+
+
+def cmd_run(settings: Settings, args) -> None:
+    from hub.pipeline import run_source
+
+    result = run_source(settings, args.source)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        _summary_table([result.as_dict()])
+
+
+def cmd_integrate(settings: Settings, args) -> None:
+    from hub.pipeline import integrate
+
+    _print_json(integrate(settings, args.standard))
+
+
+def cmd_demo(settings: Settings, args) -> None:
+    """Build the demo agency systems and run every registered source through Airflow."""
+    from demo.agencies import build
+    from hub.orchestrate import run_all_through_airflow
+
+    cmd_init(settings, argparse.Namespace(quiet=True))
+    build(settings.home, people_count=args.people)
+    results, integrated = run_all_through_airflow(settings)
+    if args.json:
+        _print_json({"sources": results, "integrated": integrated})
+        return
+    _summary_table(results)
+    for item in integrated:
+        print(f"integrated dataset {item['dataset']}: {item['rows']} rows from {', '.join(item['sources'])}"
+              f" (snapshot {item['snapshot_id']})")
+
+
+def _summary_table(results: list[dict]) -> None:
+    header = ["source", "rows in", "published", "quarantined", "dataset", "snapshot"]
+    rows = [[r["source"], r["rows_in"], r["rows_published"], r["rows_quarantined"], r["dataset"], r["snapshot_id"]]
+            for r in results]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for i, row in enumerate([header, *rows]):
+        print("  ".join(str(x).rjust(w) if isinstance(x, int) else str(x).ljust(w) for x, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def cmd_sources_list(settings: Settings, args) -> None:
+    from connectors import load_sources
+
+    sources = [
+        {"id": s.id, "title": s.title, "agency": s.agency_code, "standard": s.standard_ref, "kind": s.kind,
+         "schedule": s.schedule, "file": str(s.path)}
+        for s in load_sources(settings.registry, settings.home)
+    ]
+    if args.json:
+        _print_json(sources)
+    else:
+        for s in sources:
+            print(f"{s['id']:<28} {s['kind']:<6} {s['standard']:<20} {s['title']}")
+
+
+def cmd_catalog_list(settings: Settings, args) -> None:
+    from catalog.db import Dataset, init_db, session
+
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        datasets = [
+            {"id": d.id, "kind": d.kind, "title": d.title, "standard": f"{d.standard}@{d.standard_version}",
+             "rows": d.row_count, "quality_score": d.quality_score, "snapshot_id": d.snapshot_id,
+             "classification": d.classification}
+            for d in s.query(Dataset).order_by(Dataset.id)
+        ]
+    if args.json:
+        _print_json(datasets)
+    else:
+        for d in datasets:
+            print(f"{d['id']:<28} {d['kind']:<11} {d['rows']:>9} rows  {d['standard']}")
+
+
+def cmd_query(settings: Settings, args) -> None:
+    from catalog.query import query
+
+    table = query(settings, args.sql)
+    if args.format == "json":
+        _print_json(table.to_pylist())
+    else:
+        import pyarrow.csv as pcsv
+
+        sink = sys.stdout.buffer
+        pcsv.write_csv(table, sink)
+        sink.flush()
+
+
+def cmd_serve(settings: Settings, args) -> None:
+    import uvicorn
+
+    from catalog.api import create_app
+
+    print(f"catalog API on http://{args.host}:{args.port}/api/datasets (Ctrl-C to stop)", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+
+
+def cmd_airflow(settings: Settings, args) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", "airflow", *args.airflow_args])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hub", description="interop-hub: agency sources to one open catalog.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="create the home folder, Airflow DB, catalog and warehouse")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("run", help="run one source's pipeline now, without Airflow")
+    s.add_argument("source")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("integrate", help="rebuild a standard's integrated dataset now, without Airflow")
+    s.add_argument("standard")
+    s.set_defaults(func=cmd_integrate)
+
+    s = sub.add_parser("demo", help="build the demo agencies and run every source through Airflow")
+    s.add_argument("--people", type=int, default=5000, help="people in the demo population database")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    sources = sub.add_parser("sources", help="the agency source registry").add_subparsers(dest="action", required=True)
+    s = sources.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sources_list)
+
+    catalog = sub.add_parser("catalog", help="the published datasets").add_subparsers(dest="action", required=True)
+    s = catalog.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_catalog_list)
+
+    s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
+    s.add_argument("sql")
+    s.add_argument("--format", choices=["csv", "json"], default="csv")
+    s.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("serve", help="serve the catalog API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("airflow", help="Airflow's own command line, configured for this hub")
+    s.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_airflow)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    configure_airflow(settings)
+    try:
+        args.func(settings, args)
+    except HubError as e:
+        print(f"hub: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The hub's errors, grouped by what the caller does next."""
+
+from __future__ import annotations
+
+__all__ = [
+    "HubError",
+    "ConfigError",
+    "SourceError",
+    "RetriableSourceError",
+    "FatalSourceError",
+    "DataQualityError",
+]
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """A registration, standard or setting is wrong: fix the file named in the message."""
+
+
+class SourceError(HubError):
+    """Reading an agency system failed."""
+
+
+class RetriableSourceError(SourceError):
+    """The agency system may answer later (timeout, connection refused): retry."""
+
+
+class FatalSourceError(SourceError):
+    """The agency system answered with something the hub cannot read: retrying will not help."""
+
+
+class DataQualityError(HubError):
+    """The data broke a gate that stops publishing (for example no valid row at all)."""

@@ -1,0 +1,344 @@
+"""The pipeline: stage a source (extract, harmonize, validate), publish it, integrate a standard.
+
+Airflow tasks and the `hub` command line call these same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hub.errors import ConfigError, HubError
+from hub.settings import Settings
+
+__all__ = ["RunResult", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    source: str
+    run_id: str
+    status: str
+    rows_in: int
+    rows_published: int
+    rows_quarantined: int
+    quality_score: float | None
+    dataset: str
+    snapshot_id: int | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def new_run_id(prefix: str = "cli") -> str:
+    import datetime as dt
+
+    return f"{prefix}__{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%S}__{uuid.uuid4().hex[:8]}"
+
+
+def find_source(settings: Settings, source_id: str):
+    from connectors import load_sources
+
+    sources = {s.id: s for s in load_sources(settings.registry, settings.home)}
+    if source_id not in sources:
+        raise ConfigError(f"unknown source {source_id!r}; registered: {', '.join(sorted(sources)) or 'none'}")
+    return sources[source_id]
+
+
+def _staging_dir(settings: Settings, source_id: str, run_id: str) -> Path:
+    return settings.staging / source_id / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+
+
+def _field_of(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def stage(settings: Settings, source_id: str, run_id: str) -> dict:
+    """Extract, harmonize and validate a source into staging files; publish nothing yet.
+
+    Every record read ends up in exactly one of valid.parquet or quarantine.parquet.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from catalog.db import SourceState, session
+    from catalog.db import init_db
+    from connectors import connector_for
+    from connectors.base import ROW
+    from schemas import load_standard
+    from schemas.validation import validate
+    from transforms import harmonize
+
+    init_db(settings.catalog_url)
+    source = find_source(settings, source_id)
+    standard = load_standard(source.standard_ref)
+    connector = connector_for(source)
+    cursor = None
+    if connector.incremental:
+        with session(settings.catalog_url) as s:
+            state = s.get(SourceState, source_id)
+            cursor = state.cursor if state else None
+
+    folder = _staging_dir(settings, source_id, run_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    valid_schema = pa.schema([(f.name, _arrow_type(f)) for f in standard.fields] + [(ROW, pa.int64())])
+    quarantine: dict[str, list] = {"row": [], "reasons": [], "record": []}
+    checks: dict[str, dict] = {}
+    rows_in = 0
+
+    with pq.ParquetWriter(folder / "valid.parquet", valid_schema) as writer:
+        for batch in connector.read(cursor):
+            rows_in += batch.records.num_rows + len(batch.rejected)
+            for row, reason, text in batch.rejected:
+                quarantine["row"].append(row)
+                quarantine["reasons"].append([reason])
+                quarantine["record"].append(json.dumps({"_line": text}, ensure_ascii=False))
+            if batch.cursor is not None:
+                cursor = batch.cursor
+            if not batch.records.num_rows:
+                continue
+            harmonized = harmonize(source, standard, batch.records)
+            verdict = validate(standard, harmonized.table)
+            reasons = {k: list(v) for k, v in harmonized.reasons.items()}
+            for position, found in verdict.reasons.items():
+                failed_fields = {_field_of(r) for r in reasons.get(position, [])}
+                # A value harmonization could not read is reported once, by harmonization.
+                extra = [r for r in found if _field_of(r) not in failed_fields]
+                if extra:
+                    reasons.setdefault(position, []).extend(extra)
+            for result in verdict.results:
+                total = checks.setdefault(result["reason"], {"expectation": result["expectation"],
+                                                             "element_count": 0, "unexpected_count": 0})
+                total["element_count"] += result["element_count"]
+                total["unexpected_count"] += result["unexpected_count"]
+            bad = sorted(reasons)
+            keep = pc.invert(pc.is_in(pa.array(range(batch.records.num_rows)), pa.array(bad, pa.int64())))
+            writer.write_table(harmonized.table.filter(keep).cast(valid_schema))
+            if bad:
+                raw = batch.records.take(bad)
+                for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
+                    quarantine["row"].append(row)
+                    quarantine["reasons"].append(reasons[position])
+                    quarantine["record"].append(json.dumps(record, ensure_ascii=False))
+
+    _quarantine_cross_batch_duplicates(folder, standard, quarantine, checks)
+    pq.write_table(
+        pa.table(quarantine, schema=pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())),
+                                               ("record", pa.string())])),
+        folder / "quarantine.parquet",
+    )
+    rows_valid = pq.read_metadata(folder / "valid.parquet").num_rows
+    summary = {
+        "source": source_id,
+        "run_id": run_id,
+        "standard": standard.ref,
+        "merge": connector.incremental,
+        "system": connector.describe(),
+        "rows_in": rows_in,
+        "rows_valid": rows_valid,
+        "rows_quarantined": len(quarantine["row"]),
+        "cursor": cursor,
+        "validation": {"suite": standard.ref, "success": not quarantine["row"], "checks": checks},
+    }
+    if rows_valid + summary["rows_quarantined"] != rows_in:
+        raise HubError(f"source {source_id}: {rows_in} rows read but {rows_valid} valid + "
+                       f"{summary['rows_quarantined']} quarantined; refusing to publish")
+    (folder / "stage.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _arrow_type(field):
+    from transforms.mapping import arrow_type
+
+    return arrow_type(field)
+
+
+def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:
+    """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from connectors.base import ROW
+
+    key = list(standard.primary_key)
+    if not key:
+        return
+    keys = pq.read_table(folder / "valid.parquet", columns=key)
+    counts = keys.group_by(key).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    if not repeated.num_rows:
+        return
+    valid = pq.read_table(folder / "valid.parquet")
+    if len(key) == 1:
+        is_dup = pc.is_in(valid[key[0]], repeated[key[0]])
+    else:
+        joined = valid.select(key).append_column("_pos", pa.array(range(valid.num_rows))).join(repeated, key)
+        is_dup = pc.is_in(pa.array(range(valid.num_rows)), joined["_pos"])
+    reason = f"{'+'.join(key)}:duplicate_key"
+    dups = valid.filter(is_dup)
+    for row, record in zip(dups[ROW].to_pylist(), dups.drop_columns([ROW]).to_pylist()):
+        quarantine["row"].append(row)
+        quarantine["reasons"].append([reason])
+        quarantine["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+    checks.setdefault(reason, {"expectation": "expect_column_values_to_be_unique", "element_count": 0,
+                               "unexpected_count": 0})["unexpected_count"] += dups.num_rows
+    pq.write_table(valid.filter(pc.invert(is_dup)), folder / "valid.parquet")
+
+
+def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
+    """Commit a staged run: one Iceberg commit, then its records in the catalog, then the cursor."""
+    import pyarrow.parquet as pq
+    from sqlalchemy import insert, select
+
+    from catalog import storage
+    from catalog.db import Dataset, DatasetVersion, LineageEdge, QuarantinedRow, Run, SourceState, session, utcnow
+    from schemas import load_standard
+
+    source = find_source(settings, source_id)
+    folder = _staging_dir(settings, source_id, run_id)
+    with session(settings.catalog_url) as s:
+        done = s.scalars(select(Run).where(Run.run_id == run_id, Run.dataset_id == source_id,
+                                           Run.status.in_(["published", "unchanged"]))).first()
+        if done is not None:  # a retried publish whose catalog commit already landed
+            shutil.rmtree(folder, ignore_errors=True)
+            return _result(done)
+    if not (folder / "stage.json").exists():
+        raise HubError(f"source {source_id}: run {run_id} has not been staged (run the stage step first)")
+    summary = json.loads((folder / "stage.json").read_text())
+    standard = load_standard(summary["standard"])
+    valid = pq.read_table(folder / "valid.parquet")
+    snapshot_id = storage.commit_source(settings, source_id, standard, valid, run_id, merge=summary["merge"])
+    quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
+    now = utcnow()
+    identifier = f"{storage.HARMONIZED}.{source_id}"
+    quality = summary["rows_valid"] / summary["rows_in"] if summary["rows_in"] else None
+
+    with session(settings.catalog_url) as s, s.begin():
+        dataset = s.get(Dataset, source_id) or Dataset(id=source_id, kind="harmonized")
+        changed = snapshot_id is not None and snapshot_id != dataset.snapshot_id
+        dataset.title = source.title
+        dataset.description = source.description or standard.description
+        dataset.standard, dataset.standard_version = standard.name, standard.version
+        dataset.classification = standard.classification
+        dataset.agency_code, dataset.agency_name = source.agency_code, source.agency_name
+        dataset.table_identifier = identifier
+        dataset.snapshot_id = snapshot_id
+        dataset.row_count = storage.snapshot_rows(settings, identifier)
+        dataset.quality_score = quality
+        dataset.updated_at = now
+        s.add(dataset)
+        s.flush()
+        if changed:
+            s.add(DatasetVersion(dataset_id=source_id, snapshot_id=snapshot_id, run_id=run_id,
+                                 committed_at=now, row_count=dataset.row_count))
+        _set_lineage(s, source_id, {f"system:{source.agency_code}:{summary['system']}": "harmonized_from"})
+        run = Run(run_id=run_id, dataset_id=source_id, kind="source",
+                  status="published" if changed else "unchanged", started_at=now, finished_at=now,
+                  rows_in=summary["rows_in"], rows_published=summary["rows_valid"],
+                  rows_quarantined=summary["rows_quarantined"], quality_score=quality,
+                  validation=summary["validation"], snapshot_id=snapshot_id)
+        s.add(run)
+        if quarantine:
+            s.execute(insert(QuarantinedRow), [
+                {"dataset_id": source_id, "run_id": run_id, "row_number": q["row"], "reasons": q["reasons"],
+                 "record": json.loads(q["record"])} for q in quarantine
+            ])
+        if summary["merge"]:
+            state = s.get(SourceState, source_id) or SourceState(source_id=source_id)
+            if summary["cursor"] is not None:
+                state.cursor = summary["cursor"]
+            state.run_id, state.updated_at = run_id, now
+            s.add(state)
+    shutil.rmtree(folder, ignore_errors=True)
+    return _result(run)
+
+
+def _set_lineage(s, dataset_id: str, upstreams: dict[str, str]) -> None:
+    from sqlalchemy import delete
+
+    from catalog.db import LineageEdge
+
+    s.execute(delete(LineageEdge).where(LineageEdge.dataset_id == dataset_id))
+    s.add_all(LineageEdge(dataset_id=dataset_id, upstream=u, relation=r) for u, r in upstreams.items())
+
+
+def _result(run) -> RunResult:
+    return RunResult(source=run.dataset_id, run_id=run.run_id, status=run.status, rows_in=run.rows_in,
+                     rows_published=run.rows_published, rows_quarantined=run.rows_quarantined,
+                     quality_score=run.quality_score, dataset=run.dataset_id, snapshot_id=run.snapshot_id)
+
+
+def run_source(settings: Settings, source_id: str, run_id: str | None = None) -> RunResult:
+    """Stage then publish; a failure is recorded in the catalog as a failed run and raised again."""
+    run_id = run_id or new_run_id()
+    try:
+        stage(settings, source_id, run_id)
+        return publish(settings, source_id, run_id)
+    except Exception as e:
+        record_failure(settings, source_id, run_id, e)
+        raise
+
+
+def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exception) -> None:
+    from catalog.db import Run, init_db, session, utcnow
+
+    init_db(settings.catalog_url)
+    now = utcnow()
+    # Only the error's class and message: hub errors never carry record values.
+    message = f"{type(error).__name__}: {error}" if isinstance(error, HubError) else type(error).__name__
+    with session(settings.catalog_url) as s, s.begin():
+        s.add(Run(run_id=run_id, dataset_id=dataset_id, kind="source", status="failed", started_at=now,
+                  finished_at=now, error=message))
+
+
+def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:
+    """Rebuild a standard's integrated dataset from the current snapshots of all its sources."""
+    from catalog import storage
+    from catalog.db import Dataset, DatasetVersion, Run, init_db, session, utcnow
+    from connectors import load_sources
+    from schemas import load_standard
+
+    init_db(settings.catalog_url)
+    run_id = run_id or new_run_id()
+    standard = load_standard(standard_name)
+    sources = [s for s in load_sources(settings.registry, settings.home) if s.standard_name == standard.name]
+    with session(settings.catalog_url) as s:
+        published = {d.id: d for d in s.query(Dataset).filter(Dataset.id.in_([x.id for x in sources]))}
+    inputs = {x.id: published[x.id].snapshot_id for x in sources if x.id in published}
+    snapshot_id = storage.commit_integrated(settings, standard, inputs, run_id)
+    identifier = f"{storage.INTEGRATED}.{standard.name}"
+    now = utcnow()
+    rows = storage.snapshot_rows(settings, identifier)
+    scored = [d for d in published.values() if d.quality_score is not None and d.row_count]
+    quality = (sum(d.quality_score * d.row_count for d in scored) / sum(d.row_count for d in scored)) if scored else None
+    with session(settings.catalog_url) as s, s.begin():
+        dataset = s.get(Dataset, standard.name) or Dataset(id=standard.name, kind="integrated")
+        changed = snapshot_id is not None and snapshot_id != dataset.snapshot_id
+        dataset.title = f"{standard.title} (terintegrasi)"
+        dataset.description = standard.description
+        dataset.standard, dataset.standard_version = standard.name, standard.version
+        dataset.classification = standard.classification
+        dataset.table_identifier = identifier
+        dataset.snapshot_id, dataset.row_count, dataset.quality_score, dataset.updated_at = snapshot_id, rows, quality, now
+        s.add(dataset)
+        s.flush()
+        if changed:
+            s.add(DatasetVersion(dataset_id=standard.name, snapshot_id=snapshot_id, run_id=run_id,
+                                 committed_at=now, row_count=rows))
+        _set_lineage(s, standard.name, {source_id: "integrated_from" for source_id in inputs})
+        s.add(Run(run_id=run_id, dataset_id=standard.name, kind="integration",
+                  status="published" if changed else "unchanged", started_at=now, finished_at=now,
+                  rows_in=rows, rows_published=rows, rows_quarantined=0, quality_score=quality,
+                  snapshot_id=snapshot_id))
+    return {"standard": standard.name, "run_id": run_id, "dataset": standard.name, "snapshot_id": snapshot_id,
+            "rows": rows, "sources": sorted(inputs)}

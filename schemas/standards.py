@@ -1,0 +1,148 @@
+"""Load data standards (JSON Schema 2020-12 files) into typed field descriptions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field as dataclass_field
+from functools import cache
+from pathlib import Path
+
+from hub.errors import ConfigError
+
+__all__ = ["Field", "Standard", "list_standards", "load_standard", "STANDARDS_DIR"]
+
+STANDARDS_DIR = Path(__file__).resolve().parent / "standards"
+
+# Keywords the hub enforces or that only document; anything else is refused so nothing is silently ignored.
+_FIELD_KEYWORDS = {
+    "title", "description", "type", "enum", "const", "pattern", "format", "minLength", "maxLength",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "x-code-list", "x-personal-data", "x-classification", "x-unit",
+}
+_STANDARD_KEYWORDS = {
+    "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
+    "x-name", "x-version", "x-primary-key", "x-classification", "x-walidata",
+}
+_TYPES = {"string", "integer", "number", "boolean"}
+_FORMATS = {"date"}
+_FILE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)-(?P<version>\d+\.\d+\.\d+)\.json$")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    title: str
+    description: str
+    required: bool
+    nullable: bool
+    format: str | None = None
+    personal_data: str | None = None
+    code_list: dict | None = None
+    constraints: dict = dataclass_field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Standard:
+    name: str
+    version: str
+    title: str
+    description: str
+    classification: str
+    primary_key: tuple[str, ...]
+    fields: tuple[Field, ...]
+    path: Path
+    schema: dict
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def list_standards(directory: Path = STANDARDS_DIR) -> list[Standard]:
+    return [_load_file(p) for p in sorted(directory.glob("*.json"))]
+
+
+def load_standard(ref: str, directory: Path = STANDARDS_DIR) -> Standard:
+    """Load `name` (newest version) or `name@version`."""
+    name, _, version = ref.partition("@")
+    candidates = [s for s in list_standards(directory) if s.name == name]
+    if version:
+        candidates = [s for s in candidates if s.version == version]
+    if not candidates:
+        known = ", ".join(sorted({s.ref for s in list_standards(directory)})) or "none"
+        raise ConfigError(f"unknown standard {ref!r}; known standards: {known}")
+    return max(candidates, key=lambda s: tuple(int(p) for p in s.version.split(".")))
+
+
+@cache
+def _load_file(path: Path) -> Standard:
+    where = path.name
+    match = _FILE_NAME.match(path.name)
+    if not match:
+        raise ConfigError(f"{where}: a standard's file is named NAME-MAJOR.MINOR.PATCH.json")
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON: {e}") from None
+    for key in schema:
+        if key not in _STANDARD_KEYWORDS:
+            raise ConfigError(f"{where}: keyword {key!r} is not supported at the top level of a standard")
+    if schema.get("x-name") != match["name"] or schema.get("x-version") != match["version"]:
+        raise ConfigError(f"{where}: x-name and x-version must match the file name")
+    required = set(schema.get("required", []))
+    properties = schema.get("properties") or {}
+    fields = tuple(_field(where, name, spec, name in required) for name, spec in properties.items())
+    primary_key = tuple(schema.get("x-primary-key", []))
+    for key in primary_key:
+        if key not in properties or key not in required:
+            raise ConfigError(f"{where}: primary key field {key!r} must be a required property")
+    return Standard(
+        name=match["name"],
+        version=match["version"],
+        title=schema.get("title", match["name"]),
+        description=schema.get("description", ""),
+        classification=schema.get("x-classification", "publik"),
+        primary_key=primary_key,
+        fields=fields,
+        path=path,
+        schema=schema,
+    )
+
+
+def _field(where: str, name: str, spec: dict, required: bool) -> Field:
+    for key in spec:
+        if key not in _FIELD_KEYWORDS:
+            raise ConfigError(f"{where}: field {name!r} uses keyword {key!r}, which the hub does not enforce")
+    for key in ("title", "description"):
+        if not spec.get(key):
+            raise ConfigError(f"{where}: field {name!r} needs a {key}")
+    types = spec.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    nullable = "null" in types
+    types = [t for t in types if t != "null"]
+    if len(types) != 1 or types[0] not in _TYPES:
+        raise ConfigError(f"{where}: field {name!r} needs one type of {sorted(_TYPES)} (optionally with null)")
+    fmt = spec.get("format")
+    if fmt is not None and fmt not in _FORMATS:
+        raise ConfigError(f"{where}: field {name!r} uses format {fmt!r}; supported: {sorted(_FORMATS)}")
+    constraints = {k: v for k, v in spec.items() if k not in {"title", "description", "type", "format"} and not k.startswith("x-")}
+    return Field(
+        name=name,
+        type=types[0],
+        title=spec["title"],
+        description=spec["description"],
+        required=required,
+        nullable=nullable,
+        format=fmt,
+        personal_data=spec.get("x-personal-data"),
+        code_list=spec.get("x-code-list"),
+        constraints=constraints,
+    )
