@@ -91,7 +91,7 @@ def create_app(settings) -> FastAPI:
         order = ", ".join(f'"{k}"' for k in (*standard.primary_key, *(["_source"] if d.kind == "integrated" else [])))
         con = connect(settings)
         try:
-            total = con.sql(f'SELECT count(*) FROM "{d.id}"').fetchone()[0]
+            total = con.sql(f'SELECT count(*) FROM "{d.id}"').fetchall()[0][0]
             page = con.sql(
                 f'SELECT * FROM "{d.id}" ORDER BY {order or "1"} LIMIT $limit OFFSET $offset',
                 params={"limit": limit, "offset": offset},

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import cache
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,7 +104,7 @@ def commit_source(settings, source_id: str, standard, records: pa.Table, run_id:
         digest = _digest(data)
         if snapshot is not None and props.get(_CONTENT) == digest:
             return snapshot.snapshot_id
-        table.overwrite(data, snapshot_properties={**properties, _CONTENT: digest})
+        _overwrite(table, data, {**properties, _CONTENT: digest})
     elif data.num_rows:
         if snapshot is None:
             table.append(data, snapshot_properties=properties)
@@ -130,8 +130,15 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
                                   pa.array([source_id] * data.num_rows, pa.string()))
         parts.append(data.cast(arrow_schema(standard, with_source=True)))
     combined = pa.concat_tables(parts) if parts else arrow_schema(standard, with_source=True).empty_table()
-    table.overwrite(combined, snapshot_properties={_RUN: run_id, _CONTENT: signature})
+    _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
     return table.refresh().current_snapshot().snapshot_id
+
+
+def _overwrite(table, data: pa.Table, properties: dict) -> None:
+    with warnings.catch_warnings():
+        # Overwriting an empty table deletes nothing, which pyiceberg warns about.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        table.overwrite(data, snapshot_properties=properties)
 
 
 def _digest(data: pa.Table) -> str:
@@ -151,10 +158,11 @@ def data_files(settings, identifier: str, snapshot_id: int | None = None) -> tup
     table = _catalog(settings).load_table(identifier)
     if table.current_snapshot() is None:
         return [], table.schema().as_arrow()
-    files = [task.file.file_path for task in table.scan(snapshot_id=snapshot_id).plan_files()]
-    if any(task.delete_files for task in table.scan(snapshot_id=snapshot_id).plan_files()):
-        raise RuntimeError(f"{identifier} has delete files; read it with read_table")
-    return [f.removeprefix("file://") for f in files], table.schema().as_arrow()
+    tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
+    # The hub writes copy-on-write (no delete files), so the data files are the whole snapshot.
+    if any(task.delete_files for task in tasks):
+        raise RuntimeError(f"{identifier} has delete files, which the DuckDB views do not apply")
+    return [task.file.file_path.removeprefix("file://") for task in tasks], table.schema().as_arrow()
 
 
 def snapshot_rows(settings, identifier: str) -> int:

@@ -201,9 +201,10 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     from sqlalchemy import insert, select
 
     from catalog import storage
-    from catalog.db import Dataset, DatasetVersion, LineageEdge, QuarantinedRow, Run, SourceState, session, utcnow
+    from catalog.db import Dataset, DatasetVersion, QuarantinedRow, Run, SourceState, init_db, session, utcnow
     from schemas import load_standard
 
+    init_db(settings.catalog_url)
     source = find_source(settings, source_id)
     folder = _staging_dir(settings, source_id, run_id)
     with session(settings.catalog_url) as s:

@@ -8,7 +8,7 @@ from schemas.standards import Standard
 __all__ = ["compile_suite", "expectation_specs"]
 
 # A JSON Schema date (RFC 3339 full-date); calendar validity is checked where dates are parsed.
-ISO_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+ISO_DATE = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
 
 
 def expectation_specs(standard: Standard) -> list[dict]:

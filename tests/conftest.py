@@ -1,0 +1,58 @@
+"""Test setup: one throwaway hub home for Airflow (configured before Airflow is imported) and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration once, at import: point it at a private home first.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="hub-test-home-"))
+os.environ["HUB_HOME"] = str(_SESSION_HOME)
+os.environ.pop("HUB_CATALOG_URL", None)
+os.environ.pop("HUB_REGISTRY", None)
+
+from hub.settings import ROOT, Settings, configure_airflow, load_settings  # noqa: E402
+
+configure_airflow(load_settings())
+
+from _postgres import start_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Path:
+    """The hub home Airflow uses in this test session, initialised once (`hub init`)."""
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "init", "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    yield _SESSION_HOME
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path) -> str:
+    """A fresh, empty catalog database of each kind the hub supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"catalog_{abs(hash(request.node.nodeid)) % 10**8}")
+
+
+@pytest.fixture
+def demo_settings(tmp_path, catalog_url) -> Settings:
+    """A hub home with small demo agency systems, the real registry, and a fresh catalog."""
+    from demo.agencies import build
+
+    build(tmp_path, people_count=480, dinsos_count=120)
+    return Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
