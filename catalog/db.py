@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cache
+from pathlib import Path
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
 from sqlalchemy.engine import Engine
@@ -123,7 +124,10 @@ def engine(url: str) -> Engine:
 
 
 def init_db(url: str) -> None:
-    Base.metadata.create_all(engine(url))
+    eng = engine(url)
+    if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
+        Path(eng.url.database).parent.mkdir(parents=True, exist_ok=True)
+    Base.metadata.create_all(eng)
 
 
 def session(url: str) -> Session:

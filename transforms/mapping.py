@@ -61,33 +61,42 @@ def _build(source, field, spec: dict, records: pa.Table, failures: list) -> pa.A
         raise ConfigError(
             f"{source.path}: field mapping/{field.name}/from: column {column!r} is not in the source; columns: {known}"
         )
-    text = records[column].combine_chunks()
+    # Every step is a function of the value alone, so it runs once per distinct value: a column of
+    # a million rows often holds a few thousand dates or codes.
+    encoded = records[column].combine_chunks().dictionary_encode()
+    try:
+        values, failed = _convert(spec, field, encoded.dictionary)
+    except ValueError as e:
+        raise ConfigError(f"{source.path}: field mapping/{field.name}: {e}") from None
+    failures.extend((reason, pc.take(mask, encoded.indices)) for reason, mask in failed)
+    return pc.take(values, encoded.indices)
+
+
+def _convert(spec: dict, field, text: pa.Array) -> tuple[pa.Array, list[tuple[str, pa.Array]]]:
+    """Trim, normalize, crosswalk, parse dates and cast distinct values; say which failed and why."""
+    failed = []
     # Blank cells are absent values, never empty strings.
     text = pc.utf8_trim_whitespace(text)
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     present = pc.is_valid(text)
-
     if "normalize" in spec:
         normalized = NORMALIZERS[spec["normalize"]](text)
         if normalized.failed is not None:
-            failures.append((f"{field.name}:{normalized.rule}", normalized.failed))
+            failed.append((f"{field.name}:{normalized.rule}", normalized.failed))
         text = normalized.values
     if "crosswalk" in spec:
         table = {str(k).strip().upper(): v for k, v in spec["crosswalk"].items()}
         found = pc.index_in(pc.utf8_upper(text), pa.array(list(table)))
         mapped = pc.take(pa.array(list(table.values()), pa.string()), found)
-        failures.append((f"{field.name}:unmapped_code", pc.and_(pc.is_valid(text), pc.is_null(mapped))))
+        failed.append((f"{field.name}:unmapped_code", pc.and_(pc.is_valid(text), pc.is_null(mapped))))
         text = mapped
     if "date_formats" in spec:
-        try:
-            parsed = parse_dates(text, spec["date_formats"])
-        except ValueError as e:
-            raise ConfigError(f"{source.path}: field mapping/{field.name}/date_formats: {e}") from None
-        failures.append((f"{field.name}:unparseable_date", pc.and_(pc.is_valid(text), pc.is_null(parsed))))
+        parsed = parse_dates(text, spec["date_formats"])
+        failed.append((f"{field.name}:unparseable_date", pc.and_(pc.is_valid(text), pc.is_null(parsed))))
         text = parsed
     typed = _cast(text, field)
-    failures.append((f"{field.name}:type", pc.and_(present, pc.and_(pc.is_valid(text), pc.is_null(typed)))))
-    return typed
+    failed.append((f"{field.name}:type", pc.and_(present, pc.and_(pc.is_valid(text), pc.is_null(typed)))))
+    return typed, failed
 
 
 def _cast(text: pa.Array, field) -> pa.Array:

@@ -1,0 +1,305 @@
+"""The source registry (YAML validated by source.schema.json) and the registry of connector kinds."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from connectors import kinds
+from connectors.base import Batch, Connector
+from connectors.file import FileConnector
+from connectors.kinds import connector_for, known_kinds, register_kind
+from connectors.registry import Source, load_source, load_sources
+from connectors.sql import SqlConnector
+from hub.errors import ConfigError
+from hub.settings import ROOT
+
+VALID = {
+    "id": "dinsos_test",
+    "title": "Penduduk DTKS (test)",
+    "agency": {"code": "dinsos", "name": "Dinas Sosial Kota Bogor"},
+    "standard": "penduduk@1.0.0",
+    "kind": "file",
+    "schedule": "@daily",
+    "options": {"path": "${HUB_HOME}/demo/dtks.csv", "delimiter": ";", "encoding": "cp1252"},
+    "mapping": {"nik": {"from": "NIK", "normalize": "nik"}, "nama": {"from": "Nama Lengkap", "normalize": "name"}},
+}
+
+
+def write(folder: Path, data, name: str | None = None) -> Path:
+    """Write one registration; the file is named after its id unless `name` says otherwise."""
+    stem = name or (data.get("id") if isinstance(data, dict) else None) or "source"
+    path = folder / f"{stem}.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def changed(**fields) -> dict:
+    """VALID with top-level fields replaced (a value of ... removes the field)."""
+    data = copy.deepcopy(VALID)
+    for key, value in fields.items():
+        if value is ...:
+            del data[key]
+        else:
+            data[key] = value
+    return data
+
+
+def config_error(path: Path, home: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_source(path, home)
+    return str(info.value)
+
+
+@pytest.fixture
+def restore_kinds():
+    """register_kind changes a process-wide dict: put it back as it was after the test."""
+    known_kinds()
+    before = dict(kinds._kinds)
+    yield
+    kinds._kinds.clear()
+    kinds._kinds.update(before)
+
+
+# --- a valid registration ---------------------------------------------------------------------------
+
+
+def test_valid_registration_loads_into_a_source(tmp_path):
+    source = load_source(write(tmp_path, VALID), tmp_path)
+    assert source.id == "dinsos_test"
+    assert (source.agency_code, source.agency_name) == ("dinsos", "Dinas Sosial Kota Bogor")
+    assert source.standard_ref == "penduduk@1.0.0" and source.standard_name == "penduduk"
+    assert source.kind == "file" and source.schedule == "@daily"
+    assert source.mapping == VALID["mapping"]
+
+
+def test_hub_home_is_substituted_in_options(tmp_path):
+    home = tmp_path / "home"
+    source = load_source(write(tmp_path, VALID), home)
+    assert source.options["path"] == f"{home}/demo/dtks.csv"
+    assert "${HUB_HOME}" not in str(source.options)
+
+
+def test_the_two_real_registrations_load(tmp_path):
+    sources = load_sources(ROOT / "connectors" / "registry", tmp_path)
+    assert [s.id for s in sources] == ["dinsos_dtks", "disdukcapil_siak"]
+    by_id = {s.id: s for s in sources}
+    assert by_id["dinsos_dtks"].options["path"] == f"{tmp_path}/demo/dinsos/dtks_penduduk.csv"
+    assert by_id["disdukcapil_siak"].options["url"] == f"sqlite:///{tmp_path}/demo/disdukcapil/siak.db"
+    assert all(s.standard_ref == "penduduk@1.0.0" for s in sources)
+    assert isinstance(connector_for(by_id["dinsos_dtks"]), FileConnector)
+    assert isinstance(connector_for(by_id["disdukcapil_siak"]), SqlConnector)
+
+
+def test_load_sources_returns_every_registration_sorted_by_id(tmp_path):
+    write(tmp_path, changed(id="zz_last"))
+    write(tmp_path, changed(id="aa_first"))
+    assert [s.id for s in load_sources(tmp_path, tmp_path)] == ["aa_first", "zz_last"]
+
+
+def test_load_sources_names_the_broken_file_among_good_ones(tmp_path):
+    write(tmp_path, changed(id="aa_good"))
+    broken = write(tmp_path, changed(id="bb_broken", standard="penduduk"))
+    with pytest.raises(ConfigError, match="bb_broken.yaml") as info:
+        load_sources(tmp_path, tmp_path)
+    assert str(broken) in str(info.value)
+
+
+def test_load_sources_on_a_missing_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sources(tmp_path / "nope", tmp_path)
+
+
+# --- broken registrations: the message names the file, the field and what was expected -------------
+
+
+def test_missing_standard_names_the_file_and_the_field(tmp_path):
+    path = write(tmp_path, changed(standard=...))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "'standard' is a required property" in message
+
+
+def test_standard_without_version_names_the_field_and_the_expected_form(tmp_path):
+    path = write(tmp_path, changed(standard="penduduk"))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field standard:" in message
+    assert "'penduduk' does not match" in message and "@" in message
+
+
+def test_agency_of_the_wrong_type_names_the_field_and_the_expected_type(tmp_path):
+    path = write(tmp_path, changed(agency="Dinsos"))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field agency:" in message and "is not of type 'object'" in message
+
+
+def test_unknown_kind_lists_the_known_kinds(tmp_path):
+    message = config_error(write(tmp_path, changed(kind="ftp")), tmp_path)
+    assert "'ftp'" in message
+    assert "file" in message and "sql" in message
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the unknown-kind ConfigError comes from connectors.kinds.kind_class "
+                                       "and names neither the registration file nor the field `kind`")
+def test_unknown_kind_message_names_the_file_and_the_field(tmp_path):
+    path = write(tmp_path, changed(kind="ftp"))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field kind" in message
+
+
+def test_unknown_normalize_value_names_the_field_and_the_allowed_values(tmp_path):
+    path = write(tmp_path, changed(mapping={"nik": {"from": "NIK", "normalize": "nomor"}}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field mapping/nik/normalize:" in message
+    assert "'nomor' is not one of" in message and "'kode_wilayah'" in message
+
+
+def test_mapping_with_both_from_and_value_is_refused(tmp_path):
+    path = write(tmp_path, changed(mapping={"agama": {"from": "Agama", "value": "1"}}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "field mapping/agama:" in message
+
+
+def test_file_name_must_match_the_id(tmp_path):
+    path = write(tmp_path, VALID, name="other_name")
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field id:" in message and "'other_name'" in message and "'dinsos_test'" in message
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    path = write(tmp_path, "- just\n- a list\n", name="dinsos_test")
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "expected a mapping" in message
+
+
+def test_invalid_yaml_syntax_names_the_file(tmp_path):
+    path = write(tmp_path, "id: [unclosed\n", name="dinsos_test")
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "not valid YAML" in message
+
+
+def test_option_of_another_kind_is_refused_naming_the_kind(tmp_path):
+    path = write(tmp_path, changed(options={"path": "x.csv", "table": "penduduk"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field options" in message and "'table' was unexpected" in message and "kind file" in message
+
+
+def test_option_of_the_wrong_type_names_the_option(tmp_path):
+    path = write(tmp_path, changed(options={"path": "x.csv", "batch_rows": "many"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message
+    assert "field options/batch_rows:" in message and "is not of type 'integer'" in message
+
+
+def test_missing_required_option_of_the_kind_is_refused(tmp_path):
+    path = write(tmp_path, changed(options={"delimiter": ";"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "'path' is a required property" in message
+
+
+def test_sql_source_with_both_table_and_query_is_refused(tmp_path):
+    path = write(tmp_path, changed(kind="sql", options={"url": "sqlite://", "table": "a", "query": "SELECT 1"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "kind sql" in message
+
+
+SECRET_URL = "postgresql+psycopg2://hub:s3cret@db.example/siak"
+
+
+def test_connector_for_refuses_a_sql_url_with_a_password(tmp_path):
+    path = write(tmp_path, changed(kind="sql", options={"url": SECRET_URL, "table": "penduduk"}))
+    source = load_source(path, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        connector_for(source)
+    message = str(info.value)
+    assert str(path) in message and "options/url" in message
+    assert "url_env" in message and "connection" in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: load_source/load_sources accept a sql url with a password; it is "
+                                       "only refused later, when connector_for builds the connector")
+def test_loading_a_registration_with_a_password_in_the_sql_url_is_refused(tmp_path):
+    path = write(tmp_path, changed(kind="sql", options={"url": SECRET_URL, "table": "penduduk"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "url_env" in message and "connection" in message
+
+
+# --- the registry of kinds ------------------------------------------------------------------------
+
+
+class MemoryConnector(Connector):
+    """A kind an outside package could add: records from its options."""
+
+    options_schema = {"type": "object", "required": ["rows"], "properties": {"rows": {"type": "array"}}}
+
+    def read(self, cursor=None):
+        rows = self.options["rows"]
+        yield Batch(records=pa.table({"kode": pa.array(rows, pa.string()),
+                                      "_row": pa.array(range(1, len(rows) + 1), pa.int64())}))
+
+
+def test_builtin_kinds_are_known():
+    assert {"file", "sql"} <= set(known_kinds())
+
+
+AN_INSTANCE = FileConnector(Source(id="x_src", title="x", description="", agency_code="a", agency_name="aaa",
+                                   standard_ref="penduduk@1.0.0", kind="file", schedule=None,
+                                   options={"path": "x.csv"}, mapping={}, path=Path("x_src.yaml")))
+
+
+@pytest.mark.parametrize("not_a_connector", [object, dict, "connectors.file:FileConnector", AN_INSTANCE],
+                         ids=["object", "dict", "dotted-name", "instance"])
+def test_register_kind_rejects_what_is_not_a_connector_subclass(restore_kinds, not_a_connector):
+    with pytest.raises(TypeError, match="subclass of connectors.Connector"):
+        register_kind("bogus", not_a_connector)
+    assert "bogus" not in known_kinds()
+
+
+def test_registered_kind_is_used_by_connector_for_and_load_source(restore_kinds, tmp_path):
+    register_kind("memory", MemoryConnector)
+    assert "memory" in known_kinds() and {"file", "sql"} <= set(known_kinds())
+    source = load_source(write(tmp_path, changed(kind="memory", options={"rows": ["007", "0012"]})), tmp_path)
+    connector = connector_for(source)
+    assert isinstance(connector, MemoryConnector)
+    assert [b.records["kode"].to_pylist() for b in connector.read()] == [["007", "0012"]]
+
+
+def test_options_schema_of_a_registered_kind_is_enforced(restore_kinds, tmp_path):
+    register_kind("memory", MemoryConnector)
+    path = write(tmp_path, changed(kind="memory", options={"rows": "007"}))
+    message = config_error(path, tmp_path)
+    assert "field options/rows:" in message and "kind memory" in message
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: register_kind before the first lookup fills connectors.kinds._kinds, "
+                                       "so _ensure_loaded never loads the built-ins: file and sql disappear")
+def test_registering_a_kind_first_keeps_the_builtin_kinds():
+    # A fresh interpreter: an outside package registering its kind at import, before any lookup.
+    program = textwrap.dedent("""
+        from connectors.base import Connector
+        from connectors.kinds import known_kinds, register_kind
+
+        class Extra(Connector):
+            def read(self, cursor=None):
+                yield from ()
+
+        register_kind("extra", Extra)
+        print(",".join(known_kinds()))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.strip().split(",")) >= {"extra", "file", "sql"}
