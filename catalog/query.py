@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from catalog import storage
 from catalog.db import Dataset, init_db, session
+from hub.errors import QueryError
 
 __all__ = ["connect", "query"]
 
@@ -38,5 +39,7 @@ def query(settings, sql: str) -> pa.Table:
     con = connect(settings)
     try:
         return con.sql(sql).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from None
     finally:
         con.close()

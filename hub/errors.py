@@ -9,6 +9,7 @@ __all__ = [
     "RetriableSourceError",
     "FatalSourceError",
     "DataQualityError",
+    "QueryError",
 ]
 
 
@@ -34,3 +35,7 @@ class FatalSourceError(SourceError):
 
 class DataQualityError(HubError):
     """The data broke a gate that stops publishing (for example no valid row at all)."""
+
+
+class QueryError(HubError):
+    """An analyst's SQL is not valid over the published datasets: fix the query."""

@@ -1,0 +1,215 @@
+"""Data standards, code lists, the compiled suite (golden file) and row-level validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from hub.errors import ConfigError
+from schemas import load_standard
+from schemas.codelists import codes
+from schemas.standards import list_standards
+from schemas.suite import compile_suite, expectation_specs
+from schemas.validation import validate
+
+GOLDEN = Path(__file__).parent / "golden" / "penduduk-1.0.0.suite.json"
+KOTA_BOGOR_KELURAHAN = {"name": "kode_wilayah", "edition": "2025", "level": "desa_kelurahan", "within": "32.71"}
+
+
+def summarised(specs: list[dict]) -> list[dict]:
+    """The specs with each value_set longer than 20 codes replaced by its size and first and last codes."""
+    out = []
+    for spec in specs:
+        kwargs = dict(spec["kwargs"])
+        values = kwargs.get("value_set")
+        if values is not None and len(values) > 20:
+            kwargs["value_set"] = {"count": len(values), "first": values[0], "last": values[-1]}
+        out.append({**spec, "kwargs": kwargs})
+    return out
+
+
+# --- the compiled suite -------------------------------------------------------------------------------
+
+
+def test_penduduk_suite_matches_the_golden_file():
+    actual = summarised(expectation_specs(load_standard("penduduk")))
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert actual == json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+def test_every_expectation_has_a_unique_field_reason_code():
+    reasons = [s["reason"] for s in expectation_specs(load_standard("penduduk"))]
+    assert len(reasons) == len(set(reasons))
+    assert all(re.fullmatch(r"[a-z_+]+:[a-z_]+", r) for r in reasons)
+
+
+def test_compiled_suite_carries_each_reason_in_its_meta():
+    standard = load_standard("penduduk")
+    suite = compile_suite(standard)
+    assert suite.name == "penduduk@1.0.0"
+    assert [e.meta["reason"] for e in suite.expectations] == [s["reason"] for s in expectation_specs(standard)]
+
+
+# --- code lists ---------------------------------------------------------------------------------------
+
+
+def test_kota_bogor_has_68_kelurahan_codes():
+    kelurahan = codes(KOTA_BOGOR_KELURAHAN)
+    assert len(kelurahan) == 68
+    assert len(set(kelurahan)) == 68
+    assert all(re.fullmatch(r"32\.71\.\d{2}\.1\d{3}", k) for k in kelurahan)
+
+
+def test_penduduk_kode_wilayah_refers_to_the_kota_bogor_kelurahan():
+    assert codes(load_standard("penduduk").field("kode_wilayah").code_list) == codes(KOTA_BOGOR_KELURAHAN)
+
+
+def test_within_narrows_by_dotted_prefix_not_by_text_prefix():
+    # 32.7 is not a parent of 32.71: a code list narrowed within it must not hold Kota Bogor.
+    assert not [k for k in codes({**KOTA_BOGOR_KELURAHAN, "within": "32.7"}) if k.startswith("32.71.")]
+
+
+def test_small_code_lists_hold_dukcapil_codes():
+    assert codes({"name": "jenis_kelamin", "edition": "1"}) == ["1", "2"]
+    assert codes({"name": "agama", "edition": "1"}) == ["1", "2", "3", "4", "5", "6", "7"]
+
+
+def test_unknown_code_list_edition_is_a_config_error_listing_editions():
+    with pytest.raises(ConfigError, match="2025"):
+        codes({"name": "kode_wilayah", "edition": "1999"})
+
+
+# --- loading standards --------------------------------------------------------------------------------
+
+
+def test_penduduk_loads_with_its_key_and_fields_in_order():
+    standard = load_standard("penduduk")
+    assert standard.ref == "penduduk@1.0.0" and load_standard("penduduk@1.0.0").ref == "penduduk@1.0.0"
+    assert standard.primary_key == ("nik",)
+    assert [f.name for f in standard.fields] == ["nik", "nama", "jenis_kelamin", "agama", "tanggal_lahir",
+                                                 "kode_wilayah"]
+    assert all(f.required and f.type == "string" and f.description for f in standard.fields)
+
+
+def test_unknown_standard_lists_the_known_standards():
+    with pytest.raises(ConfigError) as info:
+        load_standard("nope")
+    assert "'nope'" in str(info.value) and "penduduk@1.0.0" in str(info.value)
+
+
+def test_unknown_version_lists_the_known_standards():
+    with pytest.raises(ConfigError, match="penduduk@1.0.0"):
+        load_standard("penduduk@9.9.9")
+
+
+def write_standard(folder: Path, properties: dict, **top) -> Path:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "X", "description": "Test standard.", "type": "object",
+        "x-name": "x", "x-version": "1.0.0", "required": list(properties), "properties": properties, **top,
+    }
+    path = folder / "x-1.0.0.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    return path
+
+
+def test_a_small_standard_in_a_folder_loads(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}})
+    assert [s.ref for s in list_standards(tmp_path)] == ["x@1.0.0"]
+    assert load_standard("x", tmp_path).field("kode").required
+
+
+def test_unsupported_field_keyword_is_refused_naming_keyword_and_field(tmp_path):
+    write_standard(tmp_path, {"umur": {"title": "Umur", "description": "Umur.", "type": "integer", "multipleOf": 5}})
+    with pytest.raises(ConfigError) as info:
+        list_standards(tmp_path)
+    message = str(info.value)
+    assert "x-1.0.0.json" in message and "'umur'" in message and "'multipleOf'" in message
+
+
+def test_unsupported_top_level_keyword_is_refused_naming_it(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
+                   allOf=[{"required": ["kode"]}])
+    with pytest.raises(ConfigError, match="'allOf'"):
+        list_standards(tmp_path)
+
+
+def test_field_without_a_description_is_refused(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "type": "string"}})
+    with pytest.raises(ConfigError) as info:
+        list_standards(tmp_path)
+    assert "'kode'" in str(info.value) and "description" in str(info.value)
+
+
+def test_field_with_two_types_is_refused(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": ["string", "integer"]}})
+    with pytest.raises(ConfigError, match="'kode'"):
+        list_standards(tmp_path)
+
+
+def test_file_name_must_match_x_name_and_version(tmp_path):
+    path = write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}})
+    path.rename(tmp_path / "x-1.0.1.json")
+    with pytest.raises(ConfigError, match="must match the file name"):
+        list_standards(tmp_path)
+
+
+# --- validation, row by row ---------------------------------------------------------------------------
+
+GOOD = {"nik": "3271010101900001", "nama": "SITI AMINAH", "jenis_kelamin": "2", "agama": "1",
+        "tanggal_lahir": "1990-08-03", "kode_wilayah": "32.71.01.1001"}
+
+
+def penduduk_table(rows: list[dict]) -> pa.Table:
+    standard = load_standard("penduduk")
+    return pa.Table.from_pylist(rows, schema=pa.schema([(f.name, pa.string()) for f in standard.fields]))
+
+
+def test_validation_gives_exact_reasons_per_row_position():
+    rows = [
+        GOOD,                                                                       # 0 valid
+        {**GOOD, "nik": "327101010190002"},                                         # 1 15 digits
+        {**GOOD, "nik": "3271010101900003", "kode_wilayah": "32.01.01.2001"},      # 2 Kabupaten Bogor
+        {**GOOD, "nik": "3271010101900004"},                                        # 3 duplicate of 4
+        {**GOOD, "nik": "3271010101900004", "nama": "BUDI"},                        # 4 duplicate of 3
+        {**GOOD, "nik": "3271010101900006", "nama": None},                          # 5 no name
+        {**GOOD, "nik": "3271010101900007", "jenis_kelamin": "3"},                  # 6 not a code
+        {**GOOD, "nik": "3271010101900008", "tanggal_lahir": "16/12/2014"},         # 7 not ISO
+        {**GOOD, "nik": "3271010101900009", "kode_wilayah": "32.71.06.1011"},      # 8 valid
+    ]
+    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    assert verdict.reasons == {
+        1: ["nik:pattern"],
+        2: ["kode_wilayah:code_list"],
+        3: ["nik:duplicate_key"],
+        4: ["nik:duplicate_key"],
+        5: ["nama:required"],
+        6: ["jenis_kelamin:code_list"],
+        7: ["tanggal_lahir:format"],
+    }
+    assert not verdict.success
+
+
+def test_valid_rows_have_no_reasons_and_the_batch_succeeds():
+    rows = [GOOD, {**GOOD, "nik": "3271010101900002", "kode_wilayah": "32.71.06.1011"}]
+    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    assert verdict.reasons == {}
+    assert verdict.success
+    assert all(r["success"] and r["unexpected_count"] == 0 for r in verdict.results)
+
+
+def test_validation_results_count_per_reason():
+    rows = [GOOD, {**GOOD, "nik": "327101010190002"}, {**GOOD, "nik": "12"}]
+    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    by_reason = {r["reason"]: r for r in verdict.results}
+    assert set(by_reason) == {s["reason"] for s in expectation_specs(load_standard("penduduk"))}
+    assert by_reason["nik:pattern"]["unexpected_count"] == 2
+    assert by_reason["nik:pattern"]["element_count"] == 3
+    assert by_reason["kode_wilayah:code_list"]["unexpected_count"] == 0

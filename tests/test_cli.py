@@ -1,0 +1,136 @@
+"""The `hub` command line and the catalog API, as a newcomer uses them: real processes, a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def _env(home: Path) -> dict:
+    """The environment of a person whose hub lives in `home` (the test session's own hub settings removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
+    return {**env, "HUB_HOME": str(home)}
+
+
+def hub(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([HUB, *args], env=_env(home), capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    from demo.agencies import build
+
+    home = tmp_path_factory.mktemp("cli-home")
+    build(home, people_count=480, dinsos_count=120)
+    return home
+
+
+@pytest.fixture(scope="module")
+def published(home) -> dict:
+    results = {s: json.loads(hub(home, "run", s, "--json").stdout) for s in ("disdukcapil_siak", "dinsos_dtks")}
+    hub(home, "integrate", "penduduk")
+    return results
+
+
+def test_run_prints_one_json_object_with_the_run_figures(published):
+    result = published["dinsos_dtks"]
+    assert {"source", "rows_in", "rows_published", "rows_quarantined", "dataset", "snapshot_id"} <= set(result)
+    assert (result["rows_in"], result["rows_published"], result["rows_quarantined"]) == (125, 119, 6)
+    assert result["dataset"] == "dinsos_dtks" and isinstance(result["snapshot_id"], int)
+
+
+def test_unknown_source_is_a_clear_error(home):
+    done = hub(home, "run", "no_such_source", "--json", check=False)
+    assert done.returncode == 2
+    assert "unknown source 'no_such_source'" in done.stderr and "dinsos_dtks" in done.stderr
+
+
+def test_sources_and_catalog_lists(home, published):
+    sources = json.loads(hub(home, "sources", "list", "--json").stdout)
+    assert {s["id"]: s["kind"] for s in sources} == {"dinsos_dtks": "file", "disdukcapil_siak": "sql"}
+    datasets = {d["id"]: d for d in json.loads(hub(home, "catalog", "list", "--json").stdout)}
+    assert set(datasets) == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+    assert datasets["penduduk"]["rows"] == 599 and datasets["penduduk"]["kind"] == "integrated"
+
+
+def test_query_in_csv_and_json(home, published):
+    sql = "SELECT kode_wilayah, count(*) AS n FROM penduduk GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3"
+    rows = json.loads(hub(home, "query", sql, "--format", "json").stdout)
+    assert len(rows) == 3 and all(re.fullmatch(r"32\.71\.\d\d\.\d{4}", r["kode_wilayah"]) for r in rows)
+    csv_lines = hub(home, "query", sql, "--format", "csv").stdout.splitlines()
+    assert csv_lines[0] == '"kode_wilayah","n"' and len(csv_lines) == 4
+
+
+def test_bad_sql_is_an_error_not_a_traceback(home, published):
+    done = hub(home, "query", "SELECT * FROM no_such_dataset", check=False)
+    assert done.returncode == 2 and "no_such_dataset" in done.stderr and "Traceback" not in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(home, published):
+    port = _free_port()
+    server = subprocess.Popen([HUB, "serve", "--port", str(port)], env=_env(home),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base + "/api/datasets", timeout=2)
+            break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail(f"hub serve did not start: {server.stdout.read().decode()[-2000:]}")
+    yield base
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_api_lists_datasets(api):
+    body = httpx.get(api + "/api/datasets").json()
+    assert {d["id"] for d in body["datasets"]} == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+
+
+def test_api_shows_metadata_schema_versions_quality_and_lineage(api, published):
+    d = httpx.get(api + "/api/datasets/dinsos_dtks").json()
+    assert d["standard"] == "penduduk" and d["standard_version"] == "1.0.0"
+    assert [f["name"] for f in d["schema"]] == ["nik", "nama", "jenis_kelamin", "agama", "tanggal_lahir", "kode_wilayah"]
+    assert all(f["title"] and f["description"] for f in d["schema"])
+    assert d["versions"][0]["snapshot_id"] == published["dinsos_dtks"]["snapshot_id"]
+    assert d["quality"]["rows_quarantined"] == 6 and d["quality"]["score"] == pytest.approx(119 / 125)
+    assert d["lineage"][0]["relation"] == "harmonized_from"
+    integrated = httpx.get(api + "/api/datasets/penduduk").json()
+    assert {e["upstream"] for e in integrated["lineage"]} == {"dinsos_dtks", "disdukcapil_siak"}
+    assert httpx.get(api + "/api/datasets/nope").status_code == 404
+
+
+def test_api_rows_page_and_mask_personal_data(api):
+    first = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 0}).json()
+    second = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 5}).json()
+    assert first["total"] == 599 and len(first["rows"]) == 5 and first["rows"] != second["rows"]
+    assert set(first["masked_fields"]) == {"nik", "nama", "tanggal_lahir"}
+    text = json.dumps(first["rows"]) + json.dumps(second["rows"])
+    assert not re.search(r"\d{16}", text), "a whole NIK left the hub"
+    assert all(r["nama"] == "***" and r["nik"].endswith("*" * 10) for r in first["rows"])
+    assert httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 100000}).status_code == 422
