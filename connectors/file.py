@@ -73,19 +73,9 @@ class FileConnector(Connector):
 
         def on_invalid(row) -> str:
             # Line numbers count the header as line 1; rows count records from 1.
-            rejected.append((row.number - 1, f"_record:columns_{row.actual_columns}_of_{row.expected_columns}", row.text))
+            rejected.append((row.number - 1, "_record:column_count", row.text))
             return "skip"
 
-        reader = pcsv.open_csv(
-            self.path,
-            read_options=pcsv.ReadOptions(
-                encoding=self.encoding, column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
-            ),
-            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
-            ),
-        )
         next_row = 1
         skipped: set[int] = set()  # record numbers of rejected rows not yet passed
         pending: list[pa.RecordBatch] = []
@@ -105,6 +95,16 @@ class FileConnector(Connector):
             return batch
 
         try:
+            reader = pcsv.open_csv(
+                self.path,
+                read_options=pcsv.ReadOptions(
+                    encoding=self.encoding, column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
+                ),
+                parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+                ),
+            )
             for record_batch in reader:
                 pending.append(record_batch)
                 pending_rows += record_batch.num_rows
@@ -114,7 +114,9 @@ class FileConnector(Connector):
                     rest = table.slice(self.batch_rows)
                     pending, pending_rows = rest.to_batches(), rest.num_rows
         except pa.ArrowInvalid as e:
-            raise FatalSourceError(f"source {self.source.id}: file {self.path.name}: {e}") from None
+            # Keep Arrow's diagnosis, not the row text it may quote after a further colon (personal data).
+            diagnosis = ":".join(str(e).splitlines()[0].split(":")[:2])
+            raise FatalSourceError(f"source {self.source.id}: file {self.path.name}: {diagnosis}") from None
         except UnicodeDecodeError as e:
             raise FatalSourceError(
                 f"source {self.source.id}: file {self.path.name}: bytes that are not {self.encoding} near byte {e.start}"

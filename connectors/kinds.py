@@ -13,6 +13,7 @@ __all__ = ["ENTRY_POINT_GROUP", "connector_for", "known_kinds", "register_kind"]
 ENTRY_POINT_GROUP = "interop_hub.connectors"
 _BUILTIN = {"file": "connectors.file:FileConnector", "sql": "connectors.sql:SqlConnector"}
 _kinds: dict[str, type[Connector]] = {}
+_loaded = False
 
 
 def register_kind(name: str, cls: type) -> None:
@@ -27,12 +28,17 @@ def _load(target: str) -> type:
 
 
 def _ensure_loaded() -> None:
-    if _kinds:
+    """Load built-in and entry-point kinds once; a kind registered explicitly before keeps its name."""
+    global _loaded
+    if _loaded:
         return
-    for name, target in _BUILTIN.items():
-        register_kind(name, _load(target))
+    _loaded = True
+    found = {name: target for name, target in _BUILTIN.items()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        register_kind(ep.name, ep.load())
+        found[ep.name] = ep
+    for name, target in found.items():
+        if name not in _kinds:
+            register_kind(name, target.load() if hasattr(target, "load") else _load(target))
 
 
 def known_kinds() -> list[str]:

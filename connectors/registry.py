@@ -88,13 +88,21 @@ def load_source(path: Path, home: Path) -> Source:
 
 
 def _check_kind_options(source: Source) -> None:
+    """The kind's own options schema, then its constructor, which refuses what the schema cannot say."""
     from jsonschema import Draft202012Validator
 
     from connectors.kinds import kind_class
 
-    cls = kind_class(source.kind)
-    for e in sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options), key=lambda e: list(e.absolute_path)):
-        raise ConfigError(f"{source.path}: field options/{_where(e)}: {e.message} (kind {source.kind})")
+    try:
+        cls = kind_class(source.kind)
+    except ConfigError as e:
+        raise ConfigError(f"{source.path}: field kind: {e}") from None
+    errors = sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(["options", *(str(p) for p in e.absolute_path)])
+        raise ConfigError(f"{source.path}: field {where}: {e.message} (kind {source.kind})")
+    cls(source)  # constructors only check options; they never connect
 
 
 def load_sources(registry: Path, home: Path) -> list[Source]:

@@ -79,10 +79,14 @@ class SqlConnector(Connector):
         engine = self._engine()
         try:
             with engine.connect() as conn:
-                if "table" in self.options and not inspect(conn).has_table(self.options["table"]):
-                    raise FatalSourceError(f"source {self.source.id}: table {self.options['table']!r} not found")
+                table = self.options.get("table")
+                if table and not inspect(conn).has_table(table):
+                    raise FatalSourceError(f"source {self.source.id}: table {table!r} not found")
+                column = self.options.get("cursor_column")
+                if table and column and column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+                    raise FatalSourceError(f"source {self.source.id}: cursor column {column!r} not in table {table!r}")
         except exc.OperationalError as e:
-            raise RetriableSourceError(f"source {self.source.id}: cannot connect: {e.orig}") from None
+            raise _classify(self.source.id, "cannot connect", e) from None
         finally:
             engine.dispose()
 
@@ -105,6 +109,7 @@ class SqlConnector(Connector):
         import pyarrow as pa
         from sqlalchemy import exc
 
+        self.check()
         engine = self._engine()
         column = self.options.get("cursor_column")
         next_row = 1
@@ -123,14 +128,28 @@ class SqlConnector(Connector):
                     arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
                     next_row += len(rows)
                     if position is not None:
-                        cursor = _cursor_value(rows[-1][position])
+                        # Rows without a cursor value cannot be tracked; they do not move the cursor back.
+                        seen = [r[position] for r in rows if r[position] is not None]
+                        cursor = _cursor_value(max(seen)) if seen else cursor
                     yield Batch(records=pa.Table.from_arrays(arrays, names=names + [ROW]), cursor=cursor)
         except exc.OperationalError as e:
-            raise RetriableSourceError(f"source {self.source.id}: database error while reading: {e.orig}") from None
+            raise _classify(self.source.id, "database error while reading", e) from None
         except exc.ProgrammingError as e:
             raise FatalSourceError(f"source {self.source.id}: query failed: {e.orig}") from None
         finally:
             engine.dispose()
+
+
+# SQLite reports mistakes in the query (missing table or column) as operational errors too.
+_SQLITE_TRANSIENT = ("locked", "unable to open", "disk i/o", "busy")
+
+
+def _classify(source_id: str, what: str, error) -> Exception:
+    """Retriable when the database may answer later; fatal when the query itself is wrong."""
+    message = str(error.orig).lower()
+    if error.orig.__class__.__module__.startswith("sqlite3") and not any(t in message for t in _SQLITE_TRANSIENT):
+        return FatalSourceError(f"source {source_id}: {what}: {error.orig}")
+    return RetriableSourceError(f"source {source_id}: {what}: {error.orig}")
 
 
 def _text(value) -> str | None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from hub.errors import HubError
-from hub.settings import ROOT, Settings, configure_airflow, load_settings
+from hub.settings import Settings, configure_airflow, load_settings
 
 __all__ = ["main"]
 

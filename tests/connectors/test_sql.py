@@ -159,9 +159,7 @@ def test_check_on_a_missing_table_is_fatal(db_url, tmp_path):
 
 
 @pytest.mark.parametrize("db_url", [
-    pytest.param("sqlite", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: on SQLite a missing table is an OperationalError ('no such table'), which "
-                            "SqlConnector.read maps to RetriableSourceError; the pipeline calls read() without check()")),
+    "sqlite",
     "postgresql",
 ], indirect=True)
 def test_read_of_a_missing_table_is_fatal(db_url, tmp_path):
@@ -170,9 +168,7 @@ def test_read_of_a_missing_table_is_fatal(db_url, tmp_path):
 
 
 @pytest.mark.parametrize("db_url", [
-    pytest.param("sqlite", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: on SQLite ORDER BY a missing column is an OperationalError ('no such column'), "
-                            "which SqlConnector.read maps to RetriableSourceError")),
+    "sqlite",
     "postgresql",
 ], indirect=True)
 def test_missing_cursor_column_is_fatal(db_url, tmp_path):
