@@ -68,9 +68,9 @@ def cmd_demo(settings: Settings, args) -> None:
 
 
 def _summary_table(results: list[dict]) -> None:
-    header = ["source", "rows in", "published", "quarantined", "dataset", "snapshot"]
-    rows = [[r["source"], r["rows_in"], r["rows_published"], r["rows_quarantined"], r["dataset"], r["snapshot_id"]]
-            for r in results]
+    header = ["source", "rows in", "published", "quarantined", "dataset", "snapshot", "status"]
+    rows = [[r["source"], r["rows_in"], r["rows_published"], r["rows_quarantined"], r["dataset"], r["snapshot_id"],
+             r["status"]] for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for i, row in enumerate([header, *rows]):
         print("  ".join(str(x).rjust(w) if isinstance(x, int) else str(x).ljust(w) for x, w in zip(row, widths)))

@@ -62,8 +62,9 @@ def run_all_through_airflow(settings: Settings) -> tuple[list[dict], list[dict]]
     from hub.airflow_dags import source_dag_id, standard_dag_id
     from hub.pipeline import _result
 
-    bag = dag_bag()
     log = settings.airflow_home / "logs" / "hub-runs.log"
+    with _output_to(log):
+        bag = dag_bag()
     sources = load_sources(settings.registry, settings.home)
     results, integrated = [], []
     for source in sources:
