@@ -69,13 +69,13 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from catalog.db import SourceState, session
-    from catalog.db import init_db
+    from catalog.db import SourceState, init_db, session
     from connectors import connector_for
     from connectors.base import ROW
     from schemas import load_standard
     from schemas.validation import validate
     from transforms import harmonize
+    from transforms.mapping import arrow_type
 
     init_db(settings.catalog_url)
     source = find_source(settings, source_id)
@@ -90,7 +90,7 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     folder = _staging_dir(settings, source_id, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    valid_schema = pa.schema([(f.name, _arrow_type(f)) for f in standard.fields] + [(ROW, pa.int64())])
+    valid_schema = pa.schema([(f.name, arrow_type(f)) for f in standard.fields] + [(ROW, pa.int64())])
     quarantine: dict[str, list] = {"row": [], "reasons": [], "record": []}
     checks: dict[str, dict] = {}
     rows_in = 0
@@ -154,12 +154,6 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
                        f"{summary['rows_quarantined']} quarantined; refusing to publish")
     (folder / "stage.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _arrow_type(field):
-    from transforms.mapping import arrow_type
-
-    return arrow_type(field)
 
 
 def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:
