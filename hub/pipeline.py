@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import re
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,8 +98,12 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     checks: dict[str, dict] = {}
     rows_in = 0
 
-    with pq.ParquetWriter(folder / "valid.parquet", valid_schema) as writer:
+    def harmonized_batches():
         for batch in connector.read(cursor):
+            yield batch, harmonize(source, standard, batch.records) if batch.records.num_rows else None
+
+    with pq.ParquetWriter(folder / "valid.parquet", valid_schema) as writer:
+        for batch, harmonized in _ahead(harmonized_batches()):
             rows_in += batch.records.num_rows + len(batch.rejected)
             for row, reason, text in batch.rejected:
                 quarantine["row"].append(row)
@@ -104,9 +111,8 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
                 quarantine["record"].append(json.dumps({"_line": text}, ensure_ascii=False))
             if batch.cursor is not None:
                 cursor = batch.cursor
-            if not batch.records.num_rows:
+            if harmonized is None:
                 continue
-            harmonized = harmonize(source, standard, batch.records)
             verdict = validate(standard, harmonized.table)
             reasons = {k: list(v) for k, v in harmonized.reasons.items()}
             for position, found in verdict.reasons.items():
@@ -121,6 +127,8 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
                 total["element_count"] += result["element_count"]
                 total["unexpected_count"] += result["unexpected_count"]
             bad = sorted(reasons)
+            log.info("source %s: read %d records up to row %s, %d quarantined", source_id, batch.records.num_rows,
+                     batch.records[ROW][-1].as_py(), len(bad) + len(batch.rejected))
             keep = pc.invert(pc.is_in(pa.array(range(batch.records.num_rows)), pa.array(bad, pa.int64())))
             writer.write_table(harmonized.table.filter(keep).cast(valid_schema))
             if bad:
@@ -153,7 +161,52 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
         raise HubError(f"source {source_id}: {rows_in} rows read but {rows_valid} valid + "
                        f"{summary['rows_quarantined']} quarantined; refusing to publish")
     (folder / "stage.json").write_text(json.dumps(summary, indent=1))
+    log.info("source %s: staged run %s: %d in, %d valid, %d quarantined", source_id, run_id, rows_in, rows_valid,
+             summary["rows_quarantined"])
     return summary
+
+
+def _ahead(items: Iterator, depth: int = 1) -> Iterator:
+    """Produce the next item in a thread while the caller works on this one.
+
+    Reading and harmonizing are Arrow kernels that release the GIL, so they overlap with validation.
+    At most `depth` items wait, which keeps memory bounded.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer, which raises it
+            put((end, e))
+
+    worker = threading.Thread(target=produce, name="hub-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:
@@ -255,6 +308,7 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
             state.run_id, state.updated_at = run_id, now
             s.add(state)
     shutil.rmtree(folder, ignore_errors=True)
+    log.info("source %s: run %s %s as snapshot %s", source_id, run_id, run.status, snapshot_id)
     return _result(run)
 
 
