@@ -55,13 +55,11 @@ def _batch_definition(standard_ref: str):
 
 @dataclass(frozen=True)
 class _Plan:
-    """The compiled suite split in two: what must see whole columns, and what can see distinct values."""
+    """The compiled suite split into GE runs, and the order GE reports its results in."""
 
     order: list[str]  # reason codes in GE's result order (unique: one rule name per field and check)
-    rows_suite: object | None
-    rows_columns: list[str]
-    values_suite: object | None
-    values_columns: list[str]
+    whole: tuple[list[str], object] | None  # columns some expectation needs whole (the key), with their suite
+    per_value: dict[str, object]  # every other column -> the suite of its expectations, run on its distinct values
 
 
 _plans: dict[str, _Plan] = {}
@@ -78,15 +76,23 @@ def _plan(standard: Standard) -> _Plan:
         def columns(e) -> list[str]:
             return [e.column] if getattr(e, "column", None) else list(getattr(e, "column_list", None) or fields)
 
-        # A column some expectation needs whole (the key) is sent whole once, with all its expectations.
-        whole = {c for e in expectations if type(e).__name__ not in _PER_VALUE for c in columns(e)}
-        rows = [e for e in expectations if set(columns(e)) & whole]
-        values = [e for e in expectations if not set(columns(e)) & whole]
-
         def suite(name: str, part: list):
-            if not part:
-                return None
-            return context.suites.add(gx.ExpectationSuite(name=name, expectations=part, meta={"standard": standard.ref}))
+            return context.suites.add(gx.ExpectationSuite(name=f"{standard.ref}#{name}", expectations=part,
+                                                          meta={"standard": standard.ref}))
+
+        def per_value(e) -> bool:
+            # With `mostly` below 1 success is a share of rows, which distinct values do not keep.
+            return type(e).__name__ in _PER_VALUE and getattr(e, "mostly", 1) == 1
+
+        # A column some expectation needs whole (the key) is sent whole once, with all its expectations.
+        whole = {c for e in expectations if not per_value(e) for c in columns(e)}
+        rows = [e for e in expectations if set(columns(e)) & whole]
+        # The other columns get a GE run each: GE's cost is per expectation and per row, hardly per run, and
+        # alone a column is as long as its own distinct values.
+        by_column: dict[str, list] = {}
+        for e in expectations:
+            if not set(columns(e)) & whole:
+                by_column.setdefault(e.column, []).append(e)
 
         # GE reports a suite's results grouped by column, columns in order of first appearance
         # (Validator.process_expectations_for_validation); the merged results keep that order.
@@ -97,10 +103,8 @@ def _plan(standard: Standard) -> _Plan:
 
         _plans[standard.ref] = _Plan(
             order=[reason for group in groups.values() for reason in group],
-            rows_suite=suite(f"{standard.ref}#rows", rows),
-            rows_columns=[c for c in fields if c in whole],
-            values_suite=suite(f"{standard.ref}#values", values),
-            values_columns=[c for c in fields if any(c in columns(e) for e in values)],
+            whole=([c for c in fields if c in whole], suite("whole", rows)) if rows else None,
+            per_value={column: suite(f"values:{column}", part) for column, part in by_column.items()},
         )
     return _plans[standard.ref]
 
@@ -125,7 +129,11 @@ def _run(standard: Standard, suite, table: pa.Table) -> list:
 
 
 def validate(standard: Standard, table: pa.Table) -> Verdict:
-    """Run the compiled suite over one batch of records shaped like the standard."""
+    """Run the compiled suite over one batch of records shaped like the standard.
+
+    GE sees the key's columns whole and every other column as its distinct values; verdicts and counts are
+    mapped back to the batch's rows, so they are the ones the suite gives on the whole batch.
+    """
     import numpy as np
     import pyarrow.compute as pc
 
@@ -137,37 +145,25 @@ def validate(standard: Standard, table: pa.Table) -> Verdict:
         return {"expectation": r.expectation_config.type, "reason": r.expectation_config.meta["reason"],
                 "success": bool(r.success), "element_count": element_count, "unexpected_count": unexpected_count}
 
-    if plan.rows_suite is not None:
-        for r in _run(standard, plan.rows_suite, table.select(plan.rows_columns)):
+    if plan.whole is not None:
+        columns, suite = plan.whole
+        for r in _run(standard, suite, table.select(columns)):
             rows = r.result.get("unexpected_index_list") or []
-            found[r.expectation_config.meta["reason"]] = (
-                summary(r, int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)),
-                rows,
-            )
+            counts = int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)
+            found[r.expectation_config.meta["reason"]] = (summary(r, *counts), rows)
 
-    if plan.values_suite is not None:
-        # Per column: its distinct values (then one null if it has nulls) and, per row, the position of its value.
-        domains, positions = {}, {}
-        for name in plan.values_columns:
-            encoded = table.column(name).combine_chunks().dictionary_encode()
-            domain = encoded.dictionary
-            if encoded.null_count:
-                domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
-            domains[name] = domain
-            positions[name] = encoded.indices.fill_null(len(domain) - 1)
-        # One frame for all columns: each padded to the longest by repeating its first value, which changes no
-        # per-value verdict; padding positions are dropped below (their value is already at position 0).
-        length = max(len(d) for d in domains.values())
-        frame = pa.table({
-            name: d.take(np.concatenate([np.arange(len(d)), np.zeros(length - len(d), dtype=np.int64)]))
-            for name, d in domains.items()
-        })
-        for r in _run(standard, plan.values_suite, frame):
-            column = r.expectation_config.kwargs["column"]
-            bad = [p for p in r.result.get("unexpected_index_list") or [] if p < len(domains[column])]
+    for column, suite in plan.per_value.items():
+        # The column's distinct values, then one null if it has nulls; per row, the position of its value there.
+        encoded = table.column(column).combine_chunks().dictionary_encode()
+        domain = encoded.dictionary
+        if encoded.null_count:
+            domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
+        positions = encoded.indices.fill_null(len(domain) - 1)
+        for r in _run(standard, suite, pa.table({column: domain})):
+            bad = r.result.get("unexpected_index_list") or []
             rows = []
             if bad:
-                hit = pc.is_in(positions[column], value_set=pa.array(bad, positions[column].type))
+                hit = pc.is_in(positions, value_set=pa.array(bad, positions.type))
                 rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False)).tolist()
             # Counts are reported in rows of the batch, as if GE had seen every row.
             found[r.expectation_config.meta["reason"]] = (summary(r, n, len(rows)), rows)
