@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from functools import cache
 
@@ -80,7 +79,14 @@ def _table(settings, namespace: str, name: str, standard, with_source: bool):
 def to_published(table: pa.Table, standard, with_source: bool = False) -> pa.Table:
     """Harmonized records (dates as ISO text) in the published schema (dates as dates)."""
     schema = arrow_schema(standard, with_source)
-    columns = [pc.cast(table[f.name], f.type) for f in schema]
+    columns = []
+    for f in schema:
+        column = table[f.name]
+        if column.type != f.type:
+            # ISO dates as text: few distinct values, so each is parsed once.
+            encoded = column.combine_chunks().dictionary_encode()
+            column = pc.take(pc.cast(encoded.dictionary, f.type), encoded.indices)
+        columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -89,19 +95,21 @@ def _current(table):
     return snapshot, (snapshot.summary.additional_properties if snapshot else {})
 
 
-def commit_source(settings, source_id: str, standard, records: pa.Table, run_id: str, merge: bool) -> int | None:
+def commit_source(
+    settings, source_id: str, standard, records: pa.Table, run_id: str, merge: bool, digest: str
+) -> int | None:
     """Publish a run's valid records in one Iceberg commit; return the table's snapshot id afterwards.
 
     merge=False: the records are the whole source (a full extract) and replace the table.
     merge=True: the records are what changed; rows whose primary key exists replace the old version.
-    Publishing content identical to the current snapshot makes no new snapshot, so re-runs are idempotent.
+    `digest` identifies the records' content: publishing the content of the current snapshot again makes
+    no new snapshot, so re-runs are idempotent.
     """
     table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
     data = to_published(records, standard)
     snapshot, props = _current(table)
     properties = {_RUN: run_id}
     if not merge:
-        digest = _digest(data)
         if snapshot is not None and props.get(_CONTENT) == digest:
             return snapshot.snapshot_id
         _overwrite(table, data, {**properties, _CONTENT: digest})
@@ -139,13 +147,6 @@ def _overwrite(table, data: pa.Table, properties: dict) -> None:
         # Overwriting an empty table deletes nothing, which pyiceberg warns about.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
         table.overwrite(data, snapshot_properties=properties)
-
-
-def _digest(data: pa.Table) -> str:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def read_table(settings, namespace: str, name: str, snapshot_id: int | None = None) -> pa.Table:

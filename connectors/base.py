@@ -16,7 +16,7 @@ __all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW"]
 
 ROW = "_row"
 
-DEFAULT_BATCH_ROWS = 500_000
+DEFAULT_BATCH_ROWS = 250_000
 
 
 @dataclass

@@ -35,7 +35,9 @@ def describe(name: str, edition: str) -> dict:
 def _rows(name: str, edition: str) -> tuple[dict, ...]:
     path = CODELISTS_DIR / describe(name, edition)["file"]
     with path.open(encoding="utf-8", newline="") as f:
-        return tuple(csv.DictReader(f))
+        reader = csv.reader(f)
+        header = next(reader)
+        return tuple(dict(zip(header, row)) for row in reader)
 
 
 def codes(ref: dict) -> list[str]:

@@ -39,7 +39,10 @@ def harmonize(source, standard, records: pa.Table) -> Harmonized:
     columns, failures = [], []
     for field in standard.fields:
         spec = source.mapping.get(field.name)
-        values = _build(source, field, spec, records, failures) if spec else pa.nulls(n, arrow_type(field))
+        if spec:
+            values = _build(source, field, spec, records, failures, field.name not in standard.primary_key)
+        else:
+            values = pa.nulls(n, arrow_type(field))
         columns.append(values)
     unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
     if unknown:
@@ -52,7 +55,7 @@ def harmonize(source, standard, records: pa.Table) -> Harmonized:
     return Harmonized(table=table, reasons=reasons)
 
 
-def _build(source, field, spec: dict, records: pa.Table, failures: list) -> pa.Array:
+def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats: bool) -> pa.Array:
     if "value" in spec:
         return pa.array([spec["value"]] * records.num_rows).cast(arrow_type(field))
     column = spec["from"]
@@ -61,13 +64,17 @@ def _build(source, field, spec: dict, records: pa.Table, failures: list) -> pa.A
         raise ConfigError(
             f"{source.path}: field mapping/{field.name}/from: column {column!r} is not in the source; columns: {known}"
         )
-    # Every step is a function of the value alone, so it runs once per distinct value: a column of
-    # a million rows often holds a few thousand dates or codes.
-    encoded = records[column].combine_chunks().dictionary_encode()
+    text = records[column].combine_chunks()
+    # Every step is a function of the value alone, so where values repeat (all but the key) it runs once
+    # per distinct value: a column of a million rows often holds a few thousand dates or codes.
+    encoded = text.dictionary_encode() if repeats else None
     try:
-        values, failed = _convert(spec, field, encoded.dictionary)
+        values, failed = _convert(spec, field, encoded.dictionary if repeats else text)
     except ValueError as e:
         raise ConfigError(f"{source.path}: field mapping/{field.name}: {e}") from None
+    if not repeats:
+        failures.extend(failed)
+        return values
     failures.extend((reason, pc.take(mask, encoded.indices)) for reason, mask in failed)
     return pc.take(values, encoded.indices)
 
