@@ -52,7 +52,10 @@ def _iceberg_schema(standard, with_source: bool):
 
 
 def arrow_schema(standard, with_source: bool = False) -> pa.Schema:
-    return _iceberg_schema(standard, with_source).as_arrow()
+    """The published Arrow schema. Text stays `string`, as harmonization makes it: pyiceberg's default
+    `large_string` would copy every text column on the way to Parquet, where both are the same."""
+    schema = _iceberg_schema(standard, with_source).as_arrow()
+    return pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
 
 
 def _table(settings, namespace: str, name: str, standard, with_source: bool):
@@ -83,7 +86,7 @@ def to_published(table: pa.Table, standard, with_source: bool = False) -> pa.Tab
     for f in schema:
         column = table[f.name]
         if column.type != f.type:
-            # ISO dates as text: few distinct values, so each is parsed once.
+            # Only dates change type (from ISO text); there are few distinct ones, so each is parsed once.
             encoded = column.combine_chunks().dictionary_encode()
             column = pc.take(pc.cast(encoded.dictionary, f.type), encoded.indices)
         columns.append(column)
