@@ -50,6 +50,8 @@ def test_quarantine_keeps_reason_codes_and_the_record(demo_settings):
     checks = run.validation["checks"]
     assert checks["nik:pattern"]["unexpected_count"] == 1
     assert checks["kode_wilayah:code_list"]["unexpected_count"] == 0
+    assert run.validation["reasons"] == {"nik:duplicate_key": 2, "nik:pattern": 1, "nik:scientific_notation": 1,
+                                         "tanggal_lahir:unparseable_date": 1, "jenis_kelamin:unmapped_code": 1}
 
 
 def test_codes_stay_text_with_dots_and_leading_digits(demo_settings):
