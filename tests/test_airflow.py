@@ -73,17 +73,19 @@ def test_demo_runs_every_source_through_airflow(session_home):
                            "sources": ["dinsos_dtks", "disdukcapil_siak"]}]
     assert query(settings, "SELECT count(*) AS n FROM penduduk").to_pylist() == [{"n": 599}]
 
-    # Airflow recorded real DAG runs, and the publish tasks emitted their Assets' events.
-    from airflow.models.asset import AssetEvent
+    # Airflow recorded real DAG runs; the publish tasks emitted Asset events, which triggered the integration.
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as s:
         states = {(r.dag_id, r.state) for r in s.scalars(select(DagRun))}
         events = {e.asset.uri for e in s.scalars(select(AssetEvent))}
+        waiting = s.scalars(select(AssetDagRunQueue)).all()
     assert {(source_dag_id("dinsos_dtks"), "success"), (source_dag_id("disdukcapil_siak"), "success"),
             (standard_dag_id("penduduk"), "success")} <= states
     assert harmonized_asset("dinsos_dtks").uri in events
+    assert waiting == []  # the integration run used its Asset events up
 
     # Running everything again changes nothing in the catalog.
     with session(settings.catalog_url) as s:
