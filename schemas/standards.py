@@ -10,20 +10,34 @@ from pathlib import Path
 
 from hub.errors import ConfigError
 
-__all__ = ["Field", "Standard", "list_standards", "load_standard", "STANDARDS_DIR"]
+__all__ = [
+    "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
+    "Field", "Standard", "list_standards", "load_standard",
+]
 
 STANDARDS_DIR = Path(__file__).resolve().parent / "standards"
 
 # Keywords the hub enforces or that only document; anything else is refused so nothing is silently ignored.
+# docs/standards.md explains each one.
 _FIELD_KEYWORDS = {
     "title", "description", "type", "enum", "const", "pattern", "format", "minLength", "maxLength",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "x-code-list", "x-personal-data", "x-classification", "x-unit",
+    "x-title-en", "x-description-en", "x-concept", "x-code-list", "x-personal-data", "x-classification", "x-unit",
 }
 _STANDARD_KEYWORDS = {
     "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
-    "x-name", "x-version", "x-primary-key", "x-classification", "x-walidata",
+    "x-name", "x-version", "x-title-en", "x-description-en", "x-primary-key", "x-classification",
+    "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
+    "x-tags",
 }
+# Satu Data Indonesia metadata every standard carries.
+_REQUIRED_METADATA = (
+    "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
+    "x-classification",
+)
+CLASSIFICATIONS = ("publik", "terbatas", "rahasia")
+FREQUENCIES = ("harian", "mingguan", "bulanan", "triwulanan", "semesteran", "tahunan", "tidak_tetap")
+PERSONAL_DATA = ("nik", "name", "address", "phone", "birth_date", "email")
 _TYPES = {"string", "integer", "number", "boolean"}
 _FORMATS = {"date"}
 _FILE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)-(?P<version>\d+\.\d+\.\d+)\.json$")
@@ -41,6 +55,11 @@ class Field:
     personal_data: str | None = None
     code_list: dict | None = None
     constraints: dict = dataclass_field(default_factory=dict)
+    title_en: str = ""
+    description_en: str = ""
+    concept: str = ""
+    unit: str | None = None
+    classification: str | None = None  # stricter than the dataset's, where set
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,11 @@ class Standard:
     fields: tuple[Field, ...]
     path: Path
     schema: dict
+
+    @property
+    def metadata(self) -> dict:
+        """The Satu Data metadata: walidata, produsen data, frequency, coverage, licence, classification."""
+        return {key.removeprefix("x-"): self.schema[key] for key in _REQUIRED_METADATA}
 
     @property
     def ref(self) -> str:
@@ -97,6 +121,13 @@ def _load_file(path: Path) -> Standard:
             raise ConfigError(f"{where}: keyword {key!r} is not supported at the top level of a standard")
     if schema.get("x-name") != match["name"] or schema.get("x-version") != match["version"]:
         raise ConfigError(f"{where}: x-name and x-version must match the file name")
+    for key in ("title", "description", *_REQUIRED_METADATA):
+        if not schema.get(key):
+            raise ConfigError(f"{where}: keyword {key!r} is required (Satu Data metadata of the standard)")
+    _one_of(where, "x-classification", schema["x-classification"], CLASSIFICATIONS)
+    _one_of(where, "x-frequency", schema["x-frequency"], FREQUENCIES)
+    if schema.get("type") != "object" or schema.get("additionalProperties") is not False:
+        raise ConfigError(f'{where}: a standard is "type": "object" with "additionalProperties": false')
     required = set(schema.get("required", []))
     properties = schema.get("properties") or {}
     fields = tuple(_field(where, name, spec, name in required) for name, spec in properties.items())
@@ -109,12 +140,17 @@ def _load_file(path: Path) -> Standard:
         version=match["version"],
         title=schema.get("title", match["name"]),
         description=schema.get("description", ""),
-        classification=schema.get("x-classification", "publik"),
+        classification=schema["x-classification"],
         primary_key=primary_key,
         fields=fields,
         path=path,
         schema=schema,
     )
+
+
+def _one_of(where: str, keyword: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where}: keyword {keyword!r} is {value!r}; expected one of {', '.join(allowed)}")
 
 
 def _field(where: str, name: str, spec: dict, required: bool) -> Field:
@@ -133,6 +169,10 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
     fmt = spec.get("format")
     if fmt is not None and fmt not in _FORMATS:
         raise ConfigError(f"{where}: field {name!r} uses format {fmt!r}; supported: {sorted(_FORMATS)}")
+    if "x-personal-data" in spec:
+        _one_of(f"{where}: field {name!r}", "x-personal-data", spec["x-personal-data"], PERSONAL_DATA)
+    if "x-classification" in spec:
+        _one_of(f"{where}: field {name!r}", "x-classification", spec["x-classification"], CLASSIFICATIONS)
     constraints = {k: v for k, v in spec.items() if k not in {"title", "description", "type", "format"} and not k.startswith("x-")}
     return Field(
         name=name,
@@ -145,4 +185,9 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
         personal_data=spec.get("x-personal-data"),
         code_list=spec.get("x-code-list"),
         constraints=constraints,
+        title_en=spec.get("x-title-en", ""),
+        description_en=spec.get("x-description-en", ""),
+        concept=spec.get("x-concept", ""),
+        unit=spec.get("x-unit"),
+        classification=spec.get("x-classification"),
     )

@@ -109,11 +109,19 @@ def test_unknown_version_lists_the_known_standards():
         load_standard("penduduk@9.9.9")
 
 
+SATU_DATA = {
+    "x-walidata": "Diskominfo", "x-produsen-data": ["Disdukcapil"], "x-frequency": "bulanan",
+    "x-spatial-coverage": "Kota Bogor", "x-temporal-coverage": "2025", "x-license": "CC-BY-4.0",
+    "x-classification": "publik",
+}
+
+
 def write_standard(folder: Path, properties: dict, **top) -> Path:
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "X", "description": "Test standard.", "type": "object",
-        "x-name": "x", "x-version": "1.0.0", "required": list(properties), "properties": properties, **top,
+        "title": "X", "description": "Test standard.", "type": "object", "additionalProperties": False,
+        "x-name": "x", "x-version": "1.0.0", "required": list(properties), "properties": properties,
+        **SATU_DATA, **top,
     }
     path = folder / "x-1.0.0.json"
     path.write_text(json.dumps(schema), encoding="utf-8")
@@ -213,3 +221,27 @@ def test_validation_results_count_per_reason():
     assert by_reason["nik:pattern"]["unexpected_count"] == 2
     assert by_reason["nik:pattern"]["element_count"] == 3
     assert by_reason["kode_wilayah:code_list"]["unexpected_count"] == 0
+
+
+@pytest.mark.parametrize("missing", sorted(SATU_DATA))
+def test_a_standard_without_its_satu_data_metadata_is_refused(tmp_path, missing):
+    path = write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}})
+    schema = json.loads(path.read_text())
+    del schema[missing]
+    path.write_text(json.dumps(schema))
+    with pytest.raises(ConfigError, match=f"'{missing}' is required"):
+        list_standards(tmp_path)
+
+
+def test_classification_and_frequency_take_their_listed_values(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
+                   **{"x-classification": "rahasia-sekali"})
+    with pytest.raises(ConfigError, match="x-classification.*publik, terbatas, rahasia"):
+        list_standards(tmp_path)
+
+
+def test_penduduk_carries_its_metadata_and_english_texts():
+    standard = load_standard("penduduk")
+    assert standard.metadata["classification"] == "terbatas"
+    assert standard.metadata["frequency"] == "bulanan"
+    assert all(f.title_en and f.description_en and f.concept for f in standard.fields)
