@@ -125,6 +125,95 @@ def cmd_query(settings: Settings, args) -> None:
         sink.flush()
 
 
+def cmd_standards_list(settings: Settings, args) -> None:
+    from schemas import list_standards
+
+    standards = [
+        {"name": s.name, "version": s.version, "title": s.title, "classification": s.classification,
+         "fields": len(s.fields), "primary_key": list(s.primary_key), "file": str(s.path)}
+        for s in list_standards()
+    ]
+    if args.json:
+        _print_json(standards)
+    else:
+        for s in standards:
+            print(f"{s['name'] + '@' + s['version']:<34} {s['classification']:<9} {s['fields']:>3} fields  {s['title']}")
+
+
+def cmd_standards_show(settings: Settings, args) -> None:
+    from schemas import load_standard
+
+    s = load_standard(args.standard)
+    fields = [
+        {"name": f.name, "type": f.type + (" or null" if f.nullable else ""), "format": f.format,
+         "required": f.required, "title": f.title, "title_en": f.title_en, "description": f.description,
+         "concept": f.concept, "rules": f.constraints, "code_list": f.code_list, "unit": f.unit,
+         "personal_data": f.personal_data, "classification": f.classification or s.classification}
+        for f in s.fields
+    ]
+    if args.json:
+        _print_json({"name": s.name, "version": s.version, "title": s.title, "description": s.description,
+                     "primary_key": list(s.primary_key), "metadata": s.metadata, "fields": fields})
+        return
+    print(f"{s.title} ({s.ref})\n{s.description}\n")
+    for key, value in s.metadata.items():
+        print(f"  {key:<18} {', '.join(value) if isinstance(value, list) else value}")
+    print(f"  {'primary key':<18} {', '.join(s.primary_key) or '-'}\n")
+    for f in fields:
+        rules = ", ".join([f"{k}={v}" for k, v in f["rules"].items()] + ([f"format={f['format']}"] if f["format"] else []))
+        if f["code_list"]:
+            rules = ", ".join(filter(None, [rules, "code list " + " ".join(str(v) for v in f["code_list"].values())]))
+        flags = " ".join(filter(None, ["required" if f["required"] else "", f["personal_data"] and "personal:" + f["personal_data"]]))
+        print(f"  {f['name']:<24} {f['type']:<16} {flags:<26} {f['title']}" + (f"  [{rules}]" if rules else ""))
+
+
+def cmd_standards_check(settings: Settings, args) -> None:
+    """Load every standard (or the files given) and compile its suite; report what is wrong."""
+    from pathlib import Path
+
+    from schemas.standards import STANDARDS_DIR, load_standard_file
+    from schemas.suite import expectation_specs
+
+    paths = [Path(p) for p in args.files] or sorted(STANDARDS_DIR.glob("*.json"))
+    failed = 0
+    for path in paths:
+        try:
+            standard = load_standard_file(path)
+            checks = len(expectation_specs(standard))
+        except HubError as e:
+            failed += 1
+            print(f"FAIL {path}: {e}")
+        else:
+            print(f"ok   {standard.ref}: {len(standard.fields)} fields, {checks} checks")
+    if failed:
+        raise HubError(f"{failed} of {len(paths)} standards have errors")
+
+
+def cmd_codelists_list(settings: Settings, args) -> None:
+    from schemas.codelists import list_codelists
+
+    lists = list_codelists()
+    if args.json:
+        _print_json(lists)
+    else:
+        for c in lists:
+            print(f"{c['name'] + '@' + c['edition']:<24} {c['codes']:>6} codes  {c['title']} ({c['owner']})")
+
+
+def cmd_codelists_show(settings: Settings, args) -> None:
+    from schemas.codelists import describe, editions, rows
+
+    edition = args.edition or editions(args.name)[-1]
+    info = describe(args.name, edition)
+    entries = rows(args.name, edition)
+    if args.json:
+        _print_json({**info, "rows": list(entries)})
+        return
+    print(f"{info['title']} ({args.name}@{edition}), {info['owner']}")
+    for r in entries:
+        print("  " + "  ".join(str(v) for v in r.values()))
+
+
 def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
@@ -169,6 +258,28 @@ def _parser() -> argparse.ArgumentParser:
     s = catalog.add_parser("list")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_catalog_list)
+
+    standards = sub.add_parser("standards", help="the data standards").add_subparsers(dest="action", required=True)
+    s = standards.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_standards_list)
+    s = standards.add_parser("show", help="metadata and fields of NAME or NAME@VERSION")
+    s.add_argument("standard")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_standards_show)
+    s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
+    s.add_argument("files", nargs="*")
+    s.set_defaults(func=cmd_standards_check)
+
+    codelists = sub.add_parser("codelists", help="the code lists").add_subparsers(dest="action", required=True)
+    s = codelists.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_codelists_list)
+    s = codelists.add_parser("show")
+    s.add_argument("name")
+    s.add_argument("--edition")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_codelists_show)
 
     s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
     s.add_argument("sql")

@@ -12,7 +12,7 @@ from hub.errors import ConfigError
 
 __all__ = [
     "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
-    "Field", "Standard", "list_standards", "load_standard",
+    "Field", "Standard", "list_standards", "load_standard", "load_standard_file",
 ]
 
 STANDARDS_DIR = Path(__file__).resolve().parent / "standards"
@@ -104,6 +104,13 @@ def load_standard(ref: str, directory: Path = STANDARDS_DIR) -> Standard:
         known = ", ".join(sorted({s.ref for s in list_standards(directory)})) or "none"
         raise ConfigError(f"unknown standard {ref!r}; known standards: {known}")
     return max(candidates, key=lambda s: tuple(int(p) for p in s.version.split(".")))
+
+
+def load_standard_file(path: Path) -> Standard:
+    """Load and check one standard file, wherever it is (a steward's draft, say)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such standard file")
+    return _load_file(path.resolve())
 
 
 @cache
