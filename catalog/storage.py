@@ -126,21 +126,27 @@ def commit_source(
 
 
 def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id: str) -> int | None:
-    """Rebuild the standard's integrated table from its sources' snapshots `inputs` (source id -> snapshot)."""
+    """Rebuild the standard's integrated table from its sources' snapshots `inputs` (source id -> snapshot).
+
+    The table follows `standard` (the newest version); a source still on an older compatible version
+    lacks the fields added since, which are null in its rows.
+    """
     table = _table(settings, INTEGRATED, standard.name, standard, with_source=True)
     snapshot, props = _current(table)
-    signature = ",".join(f"{s}={inputs[s]}" for s in sorted(inputs))
+    signature = ",".join(f"{s}={inputs[s]}" for s in sorted(inputs)) + f";{standard.ref}"
     if snapshot is not None and props.get(_CONTENT) == signature:
         return snapshot.snapshot_id
+    schema = arrow_schema(standard, with_source=True)
     parts = []
     for source_id in sorted(inputs):
         if inputs[source_id] is None:
             continue
         data = read_table(settings, HARMONIZED, source_id, inputs[source_id])
-        data = data.append_column(pa.field(SOURCE_COLUMN, pa.string(), nullable=False),
-                                  pa.array([source_id] * data.num_rows, pa.string()))
-        parts.append(data.cast(arrow_schema(standard, with_source=True)))
-    combined = pa.concat_tables(parts) if parts else arrow_schema(standard, with_source=True).empty_table()
+        columns = {SOURCE_COLUMN: pa.array([source_id] * data.num_rows, pa.string())}
+        columns.update({name: data[name] for name in data.column_names})
+        parts.append(pa.table([columns.get(f.name, pa.nulls(data.num_rows, f.type)) for f in schema],
+                              schema=schema))
+    combined = pa.concat_tables(parts) if parts else schema.empty_table()
     _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
     return table.refresh().current_snapshot().snapshot_id
 

@@ -189,6 +189,35 @@ def cmd_standards_check(settings: Settings, args) -> None:
         raise HubError(f"{failed} of {len(paths)} standards have errors")
 
 
+def _standard_arg(text: str):
+    """A standard given as NAME, NAME@VERSION or a path to its file."""
+    from pathlib import Path
+
+    from schemas import load_standard
+    from schemas.standards import load_standard_file
+
+    return load_standard_file(Path(text)) if text.endswith(".json") else load_standard(text)
+
+
+def cmd_standards_diff(settings: Settings, args) -> int:
+    """Classify every change between two versions; fail when the version number hides a breaking one."""
+    from schemas.compatibility import diff, version_problem
+
+    old, new = _standard_arg(args.old), _standard_arg(args.new)
+    changes = diff(old, new)
+    problem = version_problem(old, new, changes)
+    if args.json:
+        _print_json({"old": old.ref, "new": new.ref, "problem": problem,
+                     "changes": [{"field": c.field, "change": c.what, "breaking": c.breaking} for c in changes]})
+    else:
+        print(f"{old.ref} -> {new.ref}: {len(changes)} changes, {sum(c.breaking for c in changes)} breaking")
+        for change in changes:
+            print(f"  {change}")
+        if problem:
+            print(f"error: {problem}")
+    return 1 if problem else 0
+
+
 def cmd_codelists_list(settings: Settings, args) -> None:
     from schemas.codelists import list_codelists
 
@@ -267,6 +296,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("standard")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_standards_show)
+    s = standards.add_parser("diff", help="classify the changes between two versions (NAME@VERSION or file)")
+    s.add_argument("old")
+    s.add_argument("new")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_standards_diff)
     s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_standards_check)
@@ -302,13 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     configure_airflow(settings)
     try:
-        args.func(settings, args)
+        status = args.func(settings, args)
     except HubError as e:
         print(f"hub: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":
