@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import select
 
 from catalog import masking
@@ -20,7 +21,8 @@ def _summary(d: Dataset) -> dict:
         "classification": d.classification, "agency": d.agency_code, "agency_name": d.agency_name,
         "rows": d.row_count, "quality_score": d.quality_score, "snapshot_id": d.snapshot_id,
         "updated_at": d.updated_at.isoformat() + "Z" if d.updated_at else None,
-        "links": {"self": f"/api/datasets/{d.id}", "rows": f"/api/datasets/{d.id}/rows"},
+        "links": {"self": f"/api/datasets/{d.id}", "rows": f"/api/datasets/{d.id}/rows",
+                  "dictionary": f"/api/datasets/{d.id}/dictionary.html"},
     }
 
 
@@ -82,6 +84,30 @@ def create_app(settings) -> FastAPI:
                           if r.finished_at else None, "rows_in": r.rows_in, "rows_published": r.rows_published,
                           "rows_quarantined": r.rows_quarantined, "error": r.error} for r in runs],
             }
+
+    def dataset_standard(dataset_id: str):
+        with session(settings.catalog_url) as s:
+            d = get_dataset(s, dataset_id)
+        return load_standard(f"{d.standard}@{d.standard_version}")
+
+    @app.get("/api/datasets/{dataset_id}/dictionary")
+    def data_dictionary(dataset_id: str) -> dict:
+        """The data dictionary of the standard the dataset is built on."""
+        from schemas.dictionary import dictionary
+
+        return dictionary(dataset_standard(dataset_id))
+
+    @app.get("/api/datasets/{dataset_id}/dictionary.html", response_class=HTMLResponse)
+    def data_dictionary_html(dataset_id: str) -> str:
+        from schemas.dictionary import to_html
+
+        return to_html(dataset_standard(dataset_id))
+
+    @app.get("/api/datasets/{dataset_id}/dictionary.md", response_class=PlainTextResponse)
+    def data_dictionary_markdown(dataset_id: str) -> str:
+        from schemas.dictionary import to_markdown
+
+        return to_markdown(dataset_standard(dataset_id))
 
     @app.get("/api/datasets/{dataset_id}/rows")
     def dataset_rows(dataset_id: str, limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0)) -> dict:

@@ -189,6 +189,17 @@ def cmd_standards_check(settings: Settings, args) -> None:
         raise HubError(f"{failed} of {len(paths)} standards have errors")
 
 
+def cmd_standards_docs(settings: Settings, args) -> None:
+    """Write the HTML and Markdown data dictionary of every standard."""
+    from pathlib import Path
+
+    from schemas.dictionary import write_all
+
+    folder = Path(args.output or settings.home / "docs" / "standards")
+    paths = write_all(folder)
+    print(f"wrote {len(paths)} files to {folder} (open {folder / 'index.html'})")
+
+
 def _standard_arg(text: str):
     """A standard given as NAME, NAME@VERSION or a path to its file."""
     from pathlib import Path
@@ -301,6 +312,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("new")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_standards_diff)
+    s = standards.add_parser("docs", help="write the data dictionary (HTML and Markdown) of every standard")
+    s.add_argument("--output", help="folder (default: HUB_HOME/docs/standards)")
+    s.set_defaults(func=cmd_standards_docs)
     s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_standards_check)

@@ -134,3 +134,14 @@ def test_api_rows_page_and_mask_personal_data(api):
     assert not re.search(r"\d{16}", text), "a whole NIK left the hub"
     assert all(r["nama"] == "***" and r["nik"].endswith("*" * 10) for r in first["rows"])
     assert httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 100000}).status_code == 422
+
+
+def test_api_serves_the_data_dictionary_of_every_dataset(api):
+    for dataset in ("dinsos_dtks", "penduduk"):
+        data = httpx.get(api + f"/api/datasets/{dataset}/dictionary").json()
+        assert [f["name"] for f in data["fields"]][:2] == ["nik", "nama"]
+        page = httpx.get(api + f"/api/datasets/{dataset}/dictionary.html")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "nik:pattern" in page.text and "Batu Tulis" in page.text
+        assert "# Kamus data" in httpx.get(api + f"/api/datasets/{dataset}/dictionary.md").text
+    assert httpx.get(api + "/api/datasets/nope/dictionary").status_code == 404

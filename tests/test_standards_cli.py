@@ -55,3 +55,10 @@ def test_codelists_list_and_show():
     assert agama["rows"][0] == {"kode": "1", "nama": "Islam"} and len(agama["rows"]) == 7
     done = hub("codelists", "show", "nope")
     assert done.returncode == 2 and "unknown code list 'nope'" in done.stderr
+
+
+def test_standards_docs_writes_a_dictionary_per_standard(tmp_path):
+    done = hub("standards", "docs", "--output", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "penduduk-1.0.0.html").is_file() and (tmp_path / "penduduk-1.0.0.md").is_file()
+    assert "penduduk-1.0.0.html" in (tmp_path / "index.html").read_text()
