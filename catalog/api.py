@@ -57,6 +57,12 @@ def create_app(settings) -> FastAPI:
                                  .order_by(DatasetVersion.committed_at.desc(), DatasetVersion.id.desc())).all()
             runs = s.scalars(select(Run).where(Run.dataset_id == d.id).order_by(Run.id.desc()).limit(10)).all()
             lineage = s.scalars(select(LineageEdge).where(LineageEdge.dataset_id == d.id)).all()
+            # Each version was validated against the standard version its run recorded.
+            standard_of = {
+                run_id: (validation or {}).get("suite")
+                for run_id, validation in s.execute(select(Run.run_id, Run.validation).where(
+                    Run.dataset_id == d.id, Run.run_id.in_([v.run_id for v in versions])))
+            }
             last = next((r for r in runs if r.status != "failed"), None)
             return {
                 **_summary(d),
@@ -70,7 +76,8 @@ def create_app(settings) -> FastAPI:
                     for f in standard.fields
                 ],
                 "versions": [{"snapshot_id": v.snapshot_id, "committed_at": v.committed_at.isoformat() + "Z",
-                              "run_id": v.run_id, "rows": v.row_count} for v in versions],
+                              "run_id": v.run_id, "rows": v.row_count, "standard": standard_of.get(v.run_id)}
+                             for v in versions],
                 "quality": {
                     "score": d.quality_score,
                     "run_id": last.run_id if last else None,

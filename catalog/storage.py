@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "HARMONIZED", "INTEGRATED", "SOURCE_COLUMN",
-    "arrow_schema", "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table",
+    "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table",
 ]
 
 HARMONIZED = "harmonized"
@@ -51,10 +51,11 @@ def _iceberg_schema(standard, with_source: bool):
     return Schema(*fields, identifier_field_ids=[] if with_source else key_ids)
 
 
-def arrow_schema(standard, with_source: bool = False) -> pa.Schema:
-    """The published Arrow schema. Text stays `string`, as harmonization makes it: pyiceberg's default
-    `large_string` would copy every text column on the way to Parquet, where both are the same."""
-    schema = _iceberg_schema(standard, with_source).as_arrow()
+def _arrow_schema(table) -> pa.Schema:
+    """The table's current schema in Arrow, with the field ids its files must carry. Text stays `string`, as
+    harmonization makes it: pyiceberg's default `large_string` would copy every text column on the way to
+    Parquet, where both are the same."""
+    schema = table.schema().as_arrow()
     return pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
 
 
@@ -72,24 +73,28 @@ def _table(settings, namespace: str, name: str, standard, with_source: bool):
             properties={"hub.standard": standard.ref, "format-version": "2"},
         )
     wanted = _iceberg_schema(standard, with_source)
-    if table.schema().as_struct() != wanted.as_struct():
+    # Field ids differ once a table has evolved; compare names and types.
+    if {(f.name, f.field_type) for f in wanted.fields} - {(f.name, f.field_type) for f in table.schema().fields}:
         # A new standard version: evolve the table in place so old snapshots stay readable.
         with table.update_schema(allow_incompatible_changes=False) as update:
             update.union_by_name(wanted)
     return table
 
 
-def to_published(table: pa.Table, standard, with_source: bool = False) -> pa.Table:
-    """Harmonized records (dates as ISO text) in the published schema (dates as dates)."""
-    schema = arrow_schema(standard, with_source)
+def _conform(records: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Records in a table's schema: ISO date text becomes dates; fields the records lack (added by a
+    later compatible version of the standard) are null."""
     columns = []
     for f in schema:
-        column = table[f.name]
-        if column.type != f.type:
-            # Only dates change type (from ISO text); there are few distinct ones, so each is parsed once.
+        if f.name not in records.column_names:
+            columns.append(pa.nulls(records.num_rows, f.type))
+            continue
+        column = records[f.name]
+        if pa.types.is_date(f.type) and not pa.types.is_date(column.type):
+            # Few distinct dates, so each is parsed once.
             encoded = column.combine_chunks().dictionary_encode()
             column = pc.take(pc.cast(encoded.dictionary, f.type), encoded.indices)
-        columns.append(column)
+        columns.append(column.cast(f.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -109,7 +114,7 @@ def commit_source(
     no new snapshot, so re-runs are idempotent.
     """
     table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
-    data = to_published(records, standard)
+    data = _conform(records, _arrow_schema(table))
     snapshot, props = _current(table)
     properties = {_RUN: run_id}
     if not merge:
@@ -136,16 +141,14 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
     signature = ",".join(f"{s}={inputs[s]}" for s in sorted(inputs)) + f";{standard.ref}"
     if snapshot is not None and props.get(_CONTENT) == signature:
         return snapshot.snapshot_id
-    schema = arrow_schema(standard, with_source=True)
+    schema = _arrow_schema(table)
     parts = []
     for source_id in sorted(inputs):
         if inputs[source_id] is None:
             continue
         data = read_table(settings, HARMONIZED, source_id, inputs[source_id])
-        columns = {SOURCE_COLUMN: pa.array([source_id] * data.num_rows, pa.string())}
-        columns.update({name: data[name] for name in data.column_names})
-        parts.append(pa.table([columns.get(f.name, pa.nulls(data.num_rows, f.type)) for f in schema],
-                              schema=schema))
+        data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
+        parts.append(_conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
     _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
     return table.refresh().current_snapshot().snapshot_id

@@ -402,6 +402,6 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
         s.add(Run(run_id=run_id, dataset_id=standard.name, kind="integration",
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,
                   rows_in=rows, rows_published=rows, rows_quarantined=0, quality_score=quality,
-                  snapshot_id=snapshot_id))
+                  validation={"suite": standard.ref, "inputs": inputs}, snapshot_id=snapshot_id))
     return {"standard": standard.name, "run_id": run_id, "dataset": standard.name, "snapshot_id": snapshot_id,
             "rows": rows, "sources": sorted(inputs)}

@@ -118,6 +118,7 @@ def test_api_shows_metadata_schema_versions_quality_and_lineage(api, published):
     assert [f["name"] for f in d["schema"]] == ["nik", "nama", "jenis_kelamin", "agama", "tanggal_lahir", "kode_wilayah"]
     assert all(f["title"] and f["description"] for f in d["schema"])
     assert d["versions"][0]["snapshot_id"] == published["dinsos_dtks"]["snapshot_id"]
+    assert d["versions"][0]["standard"] == "penduduk@1.0.0"
     assert d["quality"]["rows_quarantined"] == 6 and d["quality"]["score"] == pytest.approx(119 / 125)
     assert d["lineage"][0]["relation"] == "harmonized_from"
     integrated = httpx.get(api + "/api/datasets/penduduk").json()
