@@ -277,3 +277,14 @@ def test_write_all_defaults_to_every_standard(tmp_path):
     expected = {f"{s.name}-{s.version}{suffix}" for s in list_standards() for suffix in (".md", ".html")}
     assert {p.name for p in paths} == expected | {"index.md", "index.html"}
     assert all(p.is_file() for p in paths)
+
+
+def test_penduduk_dictionary_matches_its_golden_file():
+    """A change to the dictionary of penduduk is a visible diff (UPDATE_GOLDEN=1 rewrites the file)."""
+    import os
+
+    golden = Path(__file__).parent / "golden" / "penduduk-1.0.0.dictionary.md"
+    text = to_markdown(load_standard("penduduk@1.0.0"))
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
