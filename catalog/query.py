@@ -28,7 +28,8 @@ def connect(settings) -> duckdb.DuckDBPyConnection:
         files, schema = storage.data_files(settings, d.table_identifier)
         if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f'CREATE VIEW "{d.id}" AS SELECT * FROM read_parquet([{listing}])')
+            # Files written before a compatible schema change lack the new columns: match columns by name.
+            con.execute(f'CREATE VIEW "{d.id}" AS SELECT * FROM read_parquet([{listing}], union_by_name = true)')
         else:
             con.register(f"_{d.id}_empty", schema.empty_table())
             con.execute(f'CREATE VIEW "{d.id}" AS SELECT * FROM "_{d.id}_empty"')

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "HARMONIZED", "INTEGRATED", "SOURCE_COLUMN",
-    "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table",
+    "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table", "snapshot_rows",
 ]
 
 HARMONIZED = "harmonized"
