@@ -229,6 +229,25 @@ def cmd_standards_diff(settings: Settings, args) -> int:
     return 1 if problem else 0
 
 
+def cmd_validate(settings: Settings, args) -> int:
+    """Validate a file of records against a standard; exit 1 when a row is invalid."""
+    from pathlib import Path
+
+    from schemas.records import validate_file
+
+    # A standard's file (a steward's draft, say), or a registered NAME or NAME@VERSION.
+    standard = _standard_arg(args.standard)
+    report = validate_file(standard, Path(args.data))
+    if args.json:
+        _print_json(report)
+    else:
+        summary = report["summary"]
+        print(f"{summary['standard']}: {summary['rows']} rows, {summary['valid']} valid, {summary['invalid']} invalid")
+        for row in report["invalid_rows"]:
+            print(f"  row {row['row']}: " + ", ".join(f"{r['field']}:{r['rule']}" for r in row["reasons"]))
+    return 1 if report["summary"]["invalid"] else 0
+
+
 def cmd_codelists_list(settings: Settings, args) -> None:
     from schemas.codelists import list_codelists
 
@@ -318,6 +337,12 @@ def _parser() -> argparse.ArgumentParser:
     s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_standards_check)
+
+    s = sub.add_parser("validate", help="validate a CSV, JSON Lines or Parquet file of records against a standard")
+    s.add_argument("standard", help="NAME, NAME@VERSION or a standard's JSON Schema file")
+    s.add_argument("data", help="the records: .csv (UTF-8, comma), .jsonl or .parquet")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_validate)
 
     codelists = sub.add_parser("codelists", help="the code lists").add_subparsers(dest="action", required=True)
     s = codelists.add_parser("list")

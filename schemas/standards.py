@@ -8,6 +8,9 @@ from dataclasses import dataclass, field as dataclass_field
 from functools import cache
 from pathlib import Path
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from hub.errors import ConfigError
 
 __all__ = [
@@ -21,7 +24,7 @@ STANDARDS_DIR = Path(__file__).resolve().parent / "standards"
 # docs/standards.md explains each one.
 _FIELD_KEYWORDS = {
     "title", "description", "type", "enum", "const", "pattern", "format", "minLength", "maxLength",
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "x-title-en", "x-description-en", "x-concept", "x-code-list", "x-personal-data", "x-classification", "x-unit",
 }
 _STANDARD_KEYWORDS = {
@@ -39,7 +42,7 @@ CLASSIFICATIONS = ("publik", "terbatas", "rahasia")
 FREQUENCIES = ("harian", "mingguan", "bulanan", "triwulanan", "semesteran", "tahunan", "tidak_tetap")
 PERSONAL_DATA = ("nik", "name", "address", "phone", "birth_date", "email")
 _TYPES = {"string", "integer", "number", "boolean"}
-_FORMATS = {"date"}
+_FORMATS = {"date", "date-time", "email"}
 _FILE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)-(?P<version>\d+\.\d+\.\d+)\.json$")
 
 
@@ -176,6 +179,18 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
     fmt = spec.get("format")
     if fmt is not None and fmt not in _FORMATS:
         raise ConfigError(f"{where}: field {name!r} uses format {fmt!r}; supported: {sorted(_FORMATS)}")
+    # The keywords' own values as JSON Schema allows them (a number for minimum, a positive multipleOf, a
+    # pattern Python's re compiles, as jsonschema uses it): a bad one would fail every record at run time.
+    rules = {k: v for k, v in spec.items() if not k.startswith("x-")}
+    try:
+        Draft202012Validator.check_schema(rules)
+    except SchemaError as e:
+        at = "/".join(map(str, e.path)) or "the field"
+        raise ConfigError(f"{where}: field {name!r}: {e.message} (at {at})") from None
+    lows = [spec[k] for k in ("minimum", "exclusiveMinimum") if k in spec]
+    highs = [spec[k] for k in ("maximum", "exclusiveMaximum") if k in spec]
+    if lows and highs and max(lows) > min(highs):
+        raise ConfigError(f"{where}: field {name!r} has a lower bound above its upper bound: no value fits")
     if "x-personal-data" in spec:
         _one_of(f"{where}: field {name!r}", "x-personal-data", spec["x-personal-data"], PERSONAL_DATA)
     if "x-classification" in spec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cache
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 from schemas.standards import Standard
 from schemas.suite import compile_suite
 
-__all__ = ["Verdict", "validate"]
+__all__ = ["JSON_COLUMN", "Verdict", "json_array", "json_field", "validate"]
 
 # Expectations whose verdict for a row depends only on that row's value in one column (a null counts as a
 # value). Great Expectations runs them once per distinct value and the verdict is copied to every row holding
@@ -18,11 +19,34 @@ __all__ = ["Verdict", "validate"]
 # later) sees every row.
 _PER_VALUE = {
     "ExpectColumnValuesToNotBeNull",
+    "ExpectColumnValuesToHaveJsonType",
     "ExpectColumnValuesToBeInSet",
     "ExpectColumnValuesToMatchRegex",
+    "ExpectColumnValuesToMatchFormat",
     "ExpectColumnValueLengthsToBeBetween",
     "ExpectColumnValuesToBeBetween",
+    "ExpectColumnValuesToBeMultipleOf",
 }
+# Expectations that judge a value whatever its JSON type. Every other one (enum, pattern, range, ...) is a JSON
+# Schema keyword that ignores values of another type, where GE would apply Python's (True == 1) or raise
+# (a string against a number): they see the values of the field's type only, the others as absent.
+_RAW = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToHaveJsonType", "ExpectColumnValuesToBeUnique",
+        "ExpectCompoundColumnsToBeUnique"}
+
+# Field metadata marking a column of JSON texts: values of any JSON type, as read from JSON Lines or CSV
+# (schemas.records), decoded to Python values for GE. Typed Arrow columns (the pipeline's) need no marking.
+JSON_COLUMN = {b"hub.values": b"json"}
+
+
+def json_field(name: str) -> pa.Field:
+    return pa.field(name, pa.string(), metadata=JSON_COLUMN)
+
+
+def json_array(values: list) -> pa.Array:
+    """Python values of any JSON type (None: absent) as a column of JSON texts."""
+    import json
+
+    return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
 
 
 @dataclass
@@ -35,7 +59,7 @@ class Verdict:
 
 
 @cache
-def _batch_definition(standard_ref: str):
+def _batch_definition(key: str):
     import great_expectations as gx
     import great_expectations.execution_engine.pandas_execution_engine as pandas_engine
 
@@ -49,8 +73,24 @@ def _batch_definition(standard_ref: str):
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_pandas(f"hub:{standard_ref}")
+    source = context.data_sources.add_pandas(f"hub:{key}")
     return context, source.add_dataframe_asset("records").add_batch_definition_whole_dataframe("batch")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One GE run's columns and suites (None where a suite has nothing).
+
+    `by_dtype` serves columns whose dtype already makes every value of the field's type (the pipeline's
+    typed tables): the type checks cannot fail there, and are left out (GE's cost is per expectation).
+    Otherwise `raw` (required, type, uniqueness) sees the values as they are and `typed` (the keywords) sees
+    only the values of the field's type.
+    """
+
+    columns: list[str]
+    by_dtype: object | None
+    raw: object | None
+    typed: object | None
 
 
 @dataclass(frozen=True)
@@ -58,27 +98,43 @@ class _Plan:
     """The compiled suite split into GE runs, and the order GE reports its results in."""
 
     order: list[str]  # reason codes in GE's result order (unique: one rule name per field and check)
-    whole: tuple[list[str], object] | None  # columns some expectation needs whole (the key), with their suite
-    per_value: dict[str, object]  # every other column -> the suite of its expectations, run on its distinct values
+    types: set[str]  # the type checks' reasons: row reasons, not among the standard's rules in `results`
+    whole: _Run | None  # the columns some expectation needs whole (the key)
+    per_value: dict[str, _Run]  # every other column, run on its distinct values
 
 
 _plans: dict[str, _Plan] = {}
 
 
+def _key(standard: Standard) -> str:
+    # A steward's draft may share name and version with the registered standard: its file tells them apart.
+    return f"{standard.ref}:{standard.path}"
+
+
 def _plan(standard: Standard) -> _Plan:
-    if standard.ref not in _plans:
+    key = _key(standard)
+    if key not in _plans:
         import great_expectations as gx
 
-        context, _ = _batch_definition(standard.ref)
+        context, _ = _batch_definition(key)
         fields = [f.name for f in standard.fields]
-        expectations = compile_suite(standard).expectations
+        expectations = compile_suite(standard, types=True).expectations
 
         def columns(e) -> list[str]:
             return [e.column] if getattr(e, "column", None) else list(getattr(e, "column_list", None) or fields)
 
-        def suite(name: str, part: list):
-            return context.suites.add(gx.ExpectationSuite(name=f"{standard.ref}#{name}", expectations=part,
-                                                          meta={"standard": standard.ref}))
+        def run(name: str, cols: list[str], part: list) -> _Run:
+            def suite(kind: str, chosen: list):
+                # An expectation belongs to one suite: the others get copies.
+                return context.suites.add(gx.ExpectationSuite(
+                    name=f"{standard.ref}#{name}:{kind}", expectations=[copy.copy(e) for e in chosen],
+                    meta={"standard": standard.ref},
+                )) if chosen else None
+
+            raw = [e for e in part if type(e).__name__ in _RAW]
+            typed = [e for e in part if type(e).__name__ not in _RAW]
+            checked = [e for e in part if type(e).__name__ != "ExpectColumnValuesToHaveJsonType"]
+            return _Run(cols, suite("by_dtype", checked), suite("raw", raw), suite("typed", typed))
 
         def per_value(e) -> bool:
             # With `mostly` below 1 success is a share of rows, which distinct values do not keep.
@@ -101,38 +157,93 @@ def _plan(standard: Standard) -> _Plan:
             column = e.configuration.kwargs.get("column")
             groups.setdefault(column if isinstance(column, str) else None, []).append(e.meta["reason"])
 
-        _plans[standard.ref] = _Plan(
+        _plans[key] = _Plan(
             order=[reason for group in groups.values() for reason in group],
-            whole=([c for c in fields if c in whole], suite("whole", rows)) if rows else None,
-            per_value={column: suite(f"values:{column}", part) for column, part in by_column.items()},
+            types={f"{f}:type" for f in fields},
+            whole=run("whole", [c for c in fields if c in whole], rows) if rows else None,
+            per_value={column: run(f"values:{column}", [column], part) for column, part in by_column.items()},
         )
-    return _plans[standard.ref]
+    return _plans[key]
 
 
-def _run(standard: Standard, suite, table: pa.Table) -> list:
+def _frame(table: pa.Table):
+    """The records as pandas for GE: typed Arrow columns as they are, JSON-text columns as Python values."""
+    import json
+
     import pandas as pd
 
-    _, batch_definition = _batch_definition(standard.ref)
-    # Arrow-backed strings keep codes as text and make GE's null checks vectorised.
-    frame = table.to_pandas(
-        types_mapper={pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}.get
-    )
+    # Arrow-backed strings keep codes as text and make GE's null checks vectorised. Nullable integers and
+    # booleans keep their type with nulls (numpy would turn them into floats, losing integers above 2**53, or
+    # into objects).
+    frame = table.to_pandas(types_mapper={
+        pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
+        pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
+    }.get)
+    for f in table.schema:
+        if f.metadata == JSON_COLUMN:
+            frame[f.name] = pd.Series([None if t is None else json.loads(t) for t in table.column(f.name).to_pylist()],
+                                      dtype=object, index=frame.index)
+    return frame
+
+
+def _of_type(column, json_type: str):
+    """(values for the keywords, whether the dtype alone makes every value of the JSON type).
+
+    The values for the keywords are the column's own when every value is of the type, else a copy where the
+    values of another type are absent (they fail `field:type`, which is what JSON Schema says of them).
+    """
+    import pandas as pd
+
+    from schemas.suite import has_json_type
+
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype):
+        static = json_type == "string"
+    elif pd.api.types.is_bool_dtype(dtype):
+        static = json_type == "boolean"
+    elif pd.api.types.is_integer_dtype(dtype):
+        static = json_type in ("integer", "number")
+    elif pd.api.types.is_float_dtype(dtype):
+        static = json_type == "number"
+    else:
+        static = False
+    if static:
+        return column, True
+    # JSON values (or Arrow values of another type): one by one; GE's nulls (None, NaN) are absent already.
+    keep = column.isna() | column.map(lambda v: has_json_type(v, json_type)).astype(bool)
+    return (column if keep.all() else column.astype(object).where(keep, None)), False
+
+
+def _run(standard: Standard, run: _Run, frame) -> list:
+    """Run a group's suites on its frame; the results of every expectation, from whichever run did it."""
+    views = {c: _of_type(frame[c], standard.field(c).type) for c in run.columns}
+    if all(static for _, static in views.values()):
+        return _validate(standard, run.by_dtype, frame) if run.by_dtype else []
+    typed = frame.assign(**{c: view for c, (view, _) in views.items()})
+    return [*(_validate(standard, run.raw, frame) if run.raw else []),
+            *(_validate(standard, run.typed, typed) if run.typed else [])]
+
+
+def _validate(standard: Standard, suite, frame) -> list:
+    _, batch_definition = _batch_definition(_key(standard))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     for r in result.results:
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(
-                f"expectation {r.expectation_config.meta['reason']} could not run: "
-                f"{r.exception_info.get('exception_message')}"
-            )
+        # GE reports an expectation's own exception at the top, a metric's under the metric's id.
+        info = r.exception_info or {}
+        failures = [info, *(v for v in info.values() if isinstance(v, dict))]
+        messages = [f.get("exception_message") for f in failures if f.get("raised_exception")]
+        if messages:
+            raise RuntimeError(f"expectation {r.expectation_config.meta['reason']} could not run: {messages[0]}")
     return result.results
 
 
 def validate(standard: Standard, table: pa.Table) -> Verdict:
-    """Run the compiled suite over one batch of records shaped like the standard.
+    """Run the compiled suite (with each field's type check) over one batch of records shaped like the standard.
 
     GE sees the key's columns whole and every other column as its distinct values; verdicts and counts are
-    mapped back to the batch's rows, so they are the ones the suite gives on the whole batch.
+    mapped back to the batch's rows, so they are the ones the suite gives on the whole batch. A column is
+    typed Arrow (the pipeline's) or JSON texts (json_field: values of any JSON type, from JSON Lines or CSV).
     """
     import numpy as np
     import pyarrow.compute as pc
@@ -146,20 +257,20 @@ def validate(standard: Standard, table: pa.Table) -> Verdict:
                 "success": bool(r.success), "element_count": element_count, "unexpected_count": unexpected_count}
 
     if plan.whole is not None:
-        columns, suite = plan.whole
-        for r in _run(standard, suite, table.select(columns)):
+        for r in _run(standard, plan.whole, _frame(table.select(plan.whole.columns))):
             rows = r.result.get("unexpected_index_list") or []
             counts = int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)
             found[r.expectation_config.meta["reason"]] = (summary(r, *counts), rows)
 
-    for column, suite in plan.per_value.items():
+    for column, run in plan.per_value.items():
         # The column's distinct values, then one null if it has nulls; per row, the position of its value there.
         encoded = table.column(column).combine_chunks().dictionary_encode()
         domain = encoded.dictionary
         if encoded.null_count:
             domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
         positions = encoded.indices.fill_null(len(domain) - 1)
-        for r in _run(standard, suite, pa.table({column: domain})):
+        field = table.schema.field(column)
+        for r in _run(standard, run, _frame(pa.table([domain], schema=pa.schema([field])))):
             bad = r.result.get("unexpected_index_list") or []
             rows = []
             if bad:
@@ -171,8 +282,11 @@ def validate(standard: Standard, table: pa.Table) -> Verdict:
     reasons: dict[int, list[str]] = {}
     results = []
     for reason in plan.order:
+        if reason not in found and reason in plan.types:  # left out: the column's dtype says it cannot fail
+            continue
         result, rows = found[reason]
         for row in rows:
             reasons.setdefault(int(row), []).append(reason)
-        results.append(result)
-    return Verdict(reasons=reasons, results=results, success=all(r["success"] for r in results))
+        if reason not in plan.types:
+            results.append(result)
+    return Verdict(reasons=reasons, results=results, success=all(r["success"] for r in results) and not reasons)

@@ -1,0 +1,113 @@
+"""Great Expectations expectations with JSON Schema semantics: a value's JSON type, multipleOf, format."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar, Tuple, Union
+
+import numpy as np
+import pandas as pd
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
+from jsonschema import Draft202012Validator
+
+from schemas.suite import has_json_type
+
+__all__ = [
+    "ExpectColumnValuesToBeMultipleOf", "ExpectColumnValuesToHaveJsonType", "ExpectColumnValuesToMatchFormat",
+    "is_multiple_of",
+]
+
+# jsonschema's own format checks (date: ASCII YYYY-MM-DD and a real calendar day; email: contains "@";
+# date-time: rfc3339_validator, which jsonschema only checks when that package is installed).
+_FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+assert "date-time" in _FORMAT_CHECKER.checkers, "rfc3339-validator must be installed to check date-time"
+
+
+def is_multiple_of(instance, divisor) -> bool:
+    """jsonschema's multipleOf arithmetic (jsonschema/_keywords.py), for a number instance."""
+    if isinstance(divisor, float):
+        quotient = instance / divisor
+        try:
+            return int(quotient) == quotient
+        except OverflowError:  # a huge quotient: exact fractions, as jsonschema falls back to
+            return (Fraction(instance) / Fraction(divisor)).denominator == 1
+    return not instance % divisor
+
+
+class ColumnValuesJsonType(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.json_type"
+    condition_value_keys = ("json_type",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, json_type, **kwargs):
+        # GE hands over the non-null values. A column of one Arrow/numpy type is judged by its dtype (the
+        # pipeline's typed tables: no per-value work); values read from JSON sit in object columns, judged one by one.
+        dtype = column.dtype
+        if isinstance(dtype, pd.StringDtype):
+            return np.full(len(column), json_type == "string")
+        if pd.api.types.is_bool_dtype(dtype):
+            return np.full(len(column), json_type == "boolean")
+        if pd.api.types.is_integer_dtype(dtype):
+            return np.full(len(column), json_type in ("integer", "number"))
+        if pd.api.types.is_float_dtype(dtype):
+            if json_type == "integer":
+                return (column % 1 == 0).to_numpy(dtype=bool)
+            return np.full(len(column), json_type == "number")
+        return column.map(lambda v: has_json_type(v, json_type)).to_numpy(dtype=bool)
+
+
+class ExpectColumnValuesToHaveJsonType(ColumnMapExpectation):
+    """Every non-null value is of this JSON Schema type (string, integer, number, boolean).
+
+    GE's ExpectColumnValuesToBeInTypeList tests Python types, where True is an int and 1.0 is not.
+    """
+
+    json_type: str
+    map_metric = "column_values.json_type"
+    success_keys = ("json_type", "mostly")
+    args_keys = ("column", "json_type")
+    domain_keys: ClassVar[Tuple[str, ...]] = ("column", "row_condition", "condition_parser")
+
+
+class ColumnValuesMultipleOf(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.multiple_of"
+    condition_value_keys = ("value",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, value, **kwargs):
+        # Per value: the validation runs on distinct values, and this is jsonschema's arithmetic, not numpy's.
+        return column.map(lambda v: is_multiple_of(v, value)).to_numpy(dtype=bool)
+
+
+class ExpectColumnValuesToBeMultipleOf(ColumnMapExpectation):
+    """Every non-null value is a multiple of `value` (JSON Schema multipleOf); give it numbers only."""
+
+    value: Union[int, float]
+    map_metric = "column_values.multiple_of"
+    success_keys = ("value", "mostly")
+    args_keys = ("column", "value")
+    domain_keys: ClassVar[Tuple[str, ...]] = ("column", "row_condition", "condition_parser")
+
+
+class ColumnValuesFormat(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.json_format"
+    condition_value_keys = ("format",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, format, **kwargs):  # noqa: A002 (the JSON Schema keyword's name)
+        return column.map(lambda v: _FORMAT_CHECKER.conforms(v, format)).to_numpy(dtype=bool)
+
+
+class ExpectColumnValuesToMatchFormat(ColumnMapExpectation):
+    """Every non-null value conforms to a JSON Schema format (date, date-time, email), as jsonschema checks it."""
+
+    format: str
+    map_metric = "column_values.json_format"
+    success_keys = ("format", "mostly")
+    args_keys = ("column", "format")
+    domain_keys: ClassVar[Tuple[str, ...]] = ("column", "row_condition", "condition_parser")
