@@ -75,6 +75,11 @@ def _field_changes(a: Field, b: Field) -> list[Change]:
         else:
             tighter = cb[key] > ca[key] if key in _LOWER_BOUNDS else cb[key] < ca[key]
         changes.append(Change(name, f"{key} {ca.get(key)} -> {cb.get(key)}", tighter))
+    if ca.get("multipleOf") != cb.get("multipleOf"):
+        # Still compatible when every multiple of the old divisor is a multiple of the new one.
+        old_d, new_d = ca.get("multipleOf"), cb.get("multipleOf")
+        looser = new_d is None or (old_d is not None and (old_d / new_d).is_integer())
+        changes.append(Change(name, f"multipleOf {old_d} -> {new_d}", not looser))
     if ca.get("pattern") != cb.get("pattern"):
         # Whether one regular expression accepts all another does is not decidable here: assume not.
         changes.append(Change(name, f"pattern {ca.get('pattern')!r} -> {cb.get('pattern')!r}", "pattern" in cb))

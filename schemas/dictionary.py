@@ -132,8 +132,9 @@ def _describe_rule(rule: str, field, key: list[str]) -> tuple[str, str, str | No
     if rule == "pattern":
         return "pola", "pattern", c["pattern"]
     if rule == "format":
-        return ("tanggal ISO 8601 (YYYY-MM-DD), hari kalender yang sah",
-                "ISO 8601 date (YYYY-MM-DD), a real calendar day", None)
+        return _FORMATS[field.format]
+    if rule == "multiple_of":
+        return "kelipatan", "a multiple of", _literal(c["multipleOf"])
     if rule == "length":
         low, high = c.get("minLength"), c.get("maxLength")
         if low is not None and high is not None:
@@ -152,6 +153,14 @@ def _describe_rule(rule: str, field, key: list[str]) -> tuple[str, str, str | No
         return (f"kombinasi {', '.join(key)} unik (kunci utama)",
                 f"the combination {', '.join(key)} is unique (the primary key)", None)
     return rule, rule, None  # a rule the suite learnt after this module: still listed, with its reason code
+
+
+_FORMATS = {
+    "date": ("tanggal ISO 8601 (YYYY-MM-DD), hari kalender yang sah",
+             "ISO 8601 date (YYYY-MM-DD), a real calendar day", None),
+    "date-time": ("tanggal dan waktu RFC 3339 (YYYY-MM-DDThh:mm:ssZ)", "RFC 3339 date and time", None),
+    "email": ("alamat surel (memuat @)", "e-mail address (contains @)", None),
+}
 
 
 def _literal(value) -> str:

@@ -54,6 +54,7 @@ def field_spec(title="Status", **rules):
     (lambda s: s.update({"x-primary-key": ["nik", "nama"]}), True),
     (lambda s: props(s)["nama"].update(description="Nama lengkap penduduk."), False),
     (lambda s: s.update({"x-frequency": "tahunan"}), False),
+    (lambda s: props(s).update(umur={"title": "Umur", "description": "Umur.", "type": "integer", "multipleOf": 5}), False),
 ])
 def test_each_change_is_classified(tmp_path, old, edit, breaking):
     changes = diff(old, version(tmp_path, edit))
@@ -92,3 +93,13 @@ def test_every_standard_in_the_repository_is_versioned_honestly():
         versions.sort(key=lambda s: tuple(int(p) for p in s.version.split(".")))
         for old, new in pairwise(versions):
             assert version_problem(old, new, diff(old, new)) is None, f"{old.ref} -> {new.ref}"
+
+
+def test_multiple_of_tightening_breaks_and_loosening_does_not(tmp_path):
+    def umur(d):
+        return lambda s: props(s).update(umur={"title": "Umur", "description": "Umur.", "type": "integer", "multipleOf": d})
+
+    by10, by5, by3 = (version(tmp_path, umur(d), n) for d, n in ((10, "1.1.0"), (5, "1.2.0"), (3, "1.3.0")))
+    assert not any(c.breaking for c in diff(by10, by5))
+    assert any(c.breaking for c in diff(by5, by10))
+    assert any(c.breaking for c in diff(by5, by3))
