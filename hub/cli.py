@@ -18,6 +18,15 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _print_list(items: list[dict], as_json: bool, line) -> None:
+    """A list command's output: the items as JSON, or one line each for people."""
+    if as_json:
+        _print_json(items)
+    else:
+        for item in items:
+            print(line(item))
+
+
 def cmd_init(settings: Settings, args) -> None:
     """Create the home folder, migrate Airflow's database and create the catalog and warehouse."""
     from catalog.db import init_db
@@ -86,11 +95,7 @@ def cmd_sources_list(settings: Settings, args) -> None:
          "schedule": s.schedule, "file": str(s.path)}
         for s in load_sources(settings.registry, settings.home)
     ]
-    if args.json:
-        _print_json(sources)
-    else:
-        for s in sources:
-            print(f"{s['id']:<28} {s['kind']:<6} {s['standard']:<20} {s['title']}")
+    _print_list(sources, args.json, lambda s: f"{s['id']:<28} {s['kind']:<6} {s['standard']:<20} {s['title']}")
 
 
 def cmd_catalog_list(settings: Settings, args) -> None:
@@ -104,11 +109,7 @@ def cmd_catalog_list(settings: Settings, args) -> None:
              "classification": d.classification}
             for d in s.query(Dataset).order_by(Dataset.id)
         ]
-    if args.json:
-        _print_json(datasets)
-    else:
-        for d in datasets:
-            print(f"{d['id']:<28} {d['kind']:<11} {d['rows']:>9} rows  {d['standard']}")
+    _print_list(datasets, args.json, lambda d: f"{d['id']:<28} {d['kind']:<11} {d['rows']:>9} rows  {d['standard']}")
 
 
 def cmd_query(settings: Settings, args) -> None:
@@ -133,11 +134,8 @@ def cmd_standards_list(settings: Settings, args) -> None:
          "fields": len(s.fields), "primary_key": list(s.primary_key), "file": str(s.path)}
         for s in list_standards()
     ]
-    if args.json:
-        _print_json(standards)
-    else:
-        for s in standards:
-            print(f"{s['name'] + '@' + s['version']:<34} {s['classification']:<9} {s['fields']:>3} fields  {s['title']}")
+    _print_list(standards, args.json, lambda s: f"{s['name'] + '@' + s['version']:<34} {s['classification']:<9} "
+                                                f"{s['fields']:>3} fields  {s['title']}")
 
 
 def cmd_standards_show(settings: Settings, args) -> None:
@@ -251,12 +249,7 @@ def cmd_validate(settings: Settings, args) -> int:
 def cmd_codelists_list(settings: Settings, args) -> None:
     from schemas.codelists import list_codelists
 
-    lists = list_codelists()
-    if args.json:
-        _print_json(lists)
-    else:
-        for c in lists:
-            print(f"{c['name'] + '@' + c['edition']:<24} {c['codes']:>6} codes  {c['title']} ({c['owner']})")
+    _print_list(list_codelists(), args.json, lambda c: f"{c['name'] + '@' + c['edition']:<24} {c['codes']:>6} codes  {c['title']} ({c['owner']})")
 
 
 def cmd_codelists_show(settings: Settings, args) -> None:
