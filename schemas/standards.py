@@ -176,6 +176,10 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
     types = [t for t in types if t != "null"]
     if len(types) != 1 or types[0] not in _TYPES:
         raise ConfigError(f"{where}: field {name!r} needs one type of {sorted(_TYPES)} (optionally with null)")
+    if nullable and required:
+        # A null counts as absent, so a required field that allows null would contradict itself.
+        raise ConfigError(f"{where}: field {name!r} is required but its type allows null; "
+                          "drop \"null\" from its type or remove it from required")
     fmt = spec.get("format")
     if fmt is not None and fmt not in _FORMATS:
         raise ConfigError(f"{where}: field {name!r} uses format {fmt!r}; supported: {sorted(_FORMATS)}")

@@ -2,8 +2,8 @@
 
 Hypothesis draws small standards from the dialect's field keywords and records of JSON values of every scalar
 type. The reference is Draft202012Validator with its format checker, on the record with its absent values
-(None) removed. A field is never both required and nullable: for such a field the hub accepts null (the
-column is there, its value may be null: docs/standards.md), while a removed null fails `required`.
+(None) removed. A field is never both required and nullable: the loader refuses that, since a null
+counts as absent and so fails `required` (docs/standards.md).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def field_spec(title="Status", **rules):
     (lambda s: props(s)["jenis_kelamin"].update(enum=["1", "2"]), True),
     (lambda s: props(s)["kode_wilayah"]["x-code-list"].update(within="32.71.01"), True),
     (lambda s: props(s)["kode_wilayah"]["x-code-list"].pop("within"), False),
-    (lambda s: props(s)["nama"].update(type=["string", "null"]), False),
+    (lambda s: (props(s)["nama"].update(type=["string", "null"]), s["required"].remove("nama")), False),
     (lambda s: s.update({"x-primary-key": ["nik", "nama"]}), True),
     (lambda s: props(s)["nama"].update(description="Nama lengkap penduduk."), False),
     (lambda s: s.update({"x-frequency": "tahunan"}), False),

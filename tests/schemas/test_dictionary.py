@@ -32,8 +32,9 @@ def write_standard(folder: Path, properties: dict, **top):
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "X", "description": "Standar uji.", "type": "object", "additionalProperties": False,
-        "x-name": "x", "x-version": "1.0.0", "required": list(properties), "properties": properties,
-        **SATU_DATA, **top,
+        "x-name": "x", "x-version": "1.0.0", "properties": properties, **SATU_DATA,
+        # Every field is required unless its type admits null (null counts as absent).
+        "required": [n for n, p in properties.items() if "null" not in p.get("type", [])], **top,
     }
     (folder / "x-1.0.0.json").write_text(json.dumps(schema), encoding="utf-8")
     [standard] = list_standards(folder)

@@ -245,3 +245,9 @@ def test_penduduk_carries_its_metadata_and_english_texts():
     assert standard.metadata["classification"] == "terbatas"
     assert standard.metadata["frequency"] == "bulanan"
     assert all(f.title_en and f.description_en and f.concept for f in standard.fields)
+
+
+def test_a_required_field_cannot_allow_null(tmp_path):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": ["string", "null"]}})
+    with pytest.raises(ConfigError, match="'kode' is required but its type allows null"):
+        list_standards(tmp_path)
