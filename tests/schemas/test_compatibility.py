@@ -8,6 +8,7 @@ from itertools import pairwise
 
 import pytest
 
+from hub.errors import ConfigError
 from schemas.compatibility import diff, version_problem
 from schemas.standards import STANDARDS_DIR, list_standards, load_standard_file
 
@@ -103,3 +104,35 @@ def test_multiple_of_tightening_breaks_and_loosening_does_not(tmp_path):
     assert not any(c.breaking for c in diff(by10, by5))
     assert any(c.breaking for c in diff(by5, by10))
     assert any(c.breaking for c in diff(by5, by3))
+
+
+def test_a_released_standard_file_changes_only_compatibly_since_its_first_commit(tmp_path):
+    """A version, once committed, is what sources were validated against: later edits may only be compatible."""
+    import subprocess
+
+    from hub.settings import ROOT
+
+    checked = 0
+    for path in sorted(STANDARDS_DIR.glob("*.json")):
+        relative = path.relative_to(ROOT).as_posix()
+        commits = subprocess.run(["git", "rev-list", "--reverse", "HEAD", "--", relative], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.split()
+        if not commits:
+            continue  # not committed yet: nothing released to compare with
+        released = None
+        for commit in commits:  # the first committed content today's dialect reads is the release
+            text = subprocess.run(["git", "show", f"{commit}:{relative}"], cwd=ROOT,
+                                  capture_output=True, text=True, check=True).stdout
+            folder = tmp_path / commit
+            folder.mkdir(exist_ok=True)
+            (folder / path.name).write_text(text, encoding="utf-8")
+            try:
+                released = load_standard_file(folder / path.name)
+                break
+            except ConfigError:
+                continue
+        assert released is not None, f"no committed version of {path.name} loads"
+        breaking = [str(c) for c in diff(released, load_standard_file(path)) if c.breaking]
+        assert not breaking, f"{path.name} changed incompatibly since {commit[:8]}: {breaking}"
+        checked += 1
+    assert checked >= 5
