@@ -259,7 +259,7 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     from sqlalchemy import insert, select
 
     from catalog import storage
-    from catalog.db import Dataset, DatasetVersion, QuarantinedRow, Run, SourceState, init_db, session, utcnow
+    from catalog.db import QuarantinedRow, Run, SourceState, init_db, session, utcnow
     from schemas import load_standard
 
     init_db(settings.catalog_url)
@@ -286,23 +286,12 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     quality = summary["rows_valid"] / summary["rows_in"] if summary["rows_in"] else None
 
     with session(settings.catalog_url) as s, s.begin():
-        dataset = s.get(Dataset, source_id) or Dataset(id=source_id, kind="harmonized")
-        changed = snapshot_id is not None and snapshot_id != dataset.snapshot_id
-        dataset.title = source.title
-        dataset.description = source.description or standard.description
-        dataset.standard, dataset.standard_version = standard.name, standard.version
-        dataset.classification = standard.classification
-        dataset.agency_code, dataset.agency_name = source.agency_code, source.agency_name
-        dataset.table_identifier = identifier
-        dataset.snapshot_id = snapshot_id
-        dataset.row_count = storage.snapshot_rows(settings, identifier)
-        dataset.quality_score = quality
-        dataset.updated_at = now
-        s.add(dataset)
-        s.flush()
-        if changed:
-            s.add(DatasetVersion(dataset_id=source_id, snapshot_id=snapshot_id, run_id=run_id,
-                                 committed_at=now, row_count=dataset.row_count))
+        changed = _record_dataset(
+            s, source_id, "harmonized", standard, snapshot_id, run_id, now,
+            rows=storage.snapshot_rows(settings, identifier), quality_score=quality, table_identifier=identifier,
+            title=source.title, description=source.description or standard.description,
+            agency_code=source.agency_code, agency_name=source.agency_name,
+        )
         _set_lineage(s, source_id, {f"system:{source.agency_code}:{summary['system']}": "harmonized_from"})
         run = Run(run_id=run_id, dataset_id=source_id, kind="source",
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,
@@ -324,6 +313,26 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     shutil.rmtree(folder, ignore_errors=True)
     log.info("source %s: run %s %s as snapshot %s", source_id, run_id, run.status, snapshot_id)
     return _result(run)
+
+
+def _record_dataset(s, dataset_id: str, kind: str, standard, snapshot_id, run_id: str, now, *, rows: int,
+                    **attributes) -> bool:
+    """Create or update a dataset's catalog entry; add a version when its snapshot changed. True if it did."""
+    from catalog.db import Dataset, DatasetVersion
+
+    dataset = s.get(Dataset, dataset_id) or Dataset(id=dataset_id, kind=kind)
+    changed = snapshot_id is not None and snapshot_id != dataset.snapshot_id
+    for name, value in attributes.items():
+        setattr(dataset, name, value)
+    dataset.standard, dataset.standard_version = standard.name, standard.version
+    dataset.classification = standard.classification
+    dataset.snapshot_id, dataset.row_count, dataset.updated_at = snapshot_id, rows, now
+    s.add(dataset)
+    s.flush()
+    if changed:
+        s.add(DatasetVersion(dataset_id=dataset_id, snapshot_id=snapshot_id, run_id=run_id, committed_at=now,
+                             row_count=rows))
+    return changed
 
 
 def _set_lineage(s, dataset_id: str, upstreams: dict[str, str]) -> None:
@@ -367,7 +376,7 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
 def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:
     """Rebuild a standard's integrated dataset from the current snapshots of all its sources."""
     from catalog import storage
-    from catalog.db import Dataset, DatasetVersion, Run, init_db, session, utcnow
+    from catalog.db import Dataset, Run, init_db, session, utcnow
     from connectors import load_sources
     from schemas import load_standard
 
@@ -385,19 +394,11 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
     scored = [d for d in published.values() if d.quality_score is not None and d.row_count]
     quality = (sum(d.quality_score * d.row_count for d in scored) / sum(d.row_count for d in scored)) if scored else None
     with session(settings.catalog_url) as s, s.begin():
-        dataset = s.get(Dataset, standard.name) or Dataset(id=standard.name, kind="integrated")
-        changed = snapshot_id is not None and snapshot_id != dataset.snapshot_id
-        dataset.title = f"{standard.title} (terintegrasi)"
-        dataset.description = standard.description
-        dataset.standard, dataset.standard_version = standard.name, standard.version
-        dataset.classification = standard.classification
-        dataset.table_identifier = identifier
-        dataset.snapshot_id, dataset.row_count, dataset.quality_score, dataset.updated_at = snapshot_id, rows, quality, now
-        s.add(dataset)
-        s.flush()
-        if changed:
-            s.add(DatasetVersion(dataset_id=standard.name, snapshot_id=snapshot_id, run_id=run_id,
-                                 committed_at=now, row_count=rows))
+        changed = _record_dataset(
+            s, standard.name, "integrated", standard, snapshot_id, run_id, now,
+            rows=rows, quality_score=quality, table_identifier=identifier,
+            title=f"{standard.title} (terintegrasi)", description=standard.description,
+        )
         _set_lineage(s, standard.name, {source_id: "integrated_from" for source_id in inputs})
         s.add(Run(run_id=run_id, dataset_id=standard.name, kind="integration",
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,

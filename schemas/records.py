@@ -20,6 +20,13 @@ __all__ = ["read_records", "records_table", "validate_file"]
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
+def _refuse_unknown(standard: Standard, names, where: str) -> None:
+    # The standard has additionalProperties false: a file with other fields is not made for this standard.
+    unknown = sorted(set(names) - {f.name for f in standard.fields})
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(unknown)}: not fields of standard {standard.ref}")
+
+
 def records_table(standard: Standard, records: list[dict], where: str = "records") -> pa.Table:
     """Records of JSON values (a missing key or None: absent) as a table of the standard's fields.
 
@@ -27,14 +34,10 @@ def records_table(standard: Standard, records: list[dict], where: str = "records
     string "1" stays a string, 1.0 a number, true a boolean.
     """
     names = [f.name for f in standard.fields]
-    known = set(names)
     for row, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise ConfigError(f"{where}: record {row} is not a JSON object")
-        # The standard has additionalProperties false: a file with other fields is not made for this standard.
-        unknown = sorted(set(record) - known)
-        if unknown:
-            raise ConfigError(f"{where}: record {row} has fields that are not in {standard.ref}: {', '.join(unknown)}")
+        _refuse_unknown(standard, record, f"{where}: record {row}")
     return pa.table([json_array([r.get(name) for r in records]) for name in names],
                     schema=pa.schema([json_field(name) for name in names]))
 
@@ -73,9 +76,7 @@ def _read_csv(standard: Standard, path: Path) -> pa.Table:
     if not rows:
         raise ConfigError(f"{path.name}: empty file, expected a header line")
     header, rows = rows[0], [r for r in rows[1:] if r]
-    unknown = sorted(set(header) - {f.name for f in standard.fields})
-    if unknown:
-        raise ConfigError(f"{path.name}: columns that are not in {standard.ref}: {', '.join(unknown)}")
+    _refuse_unknown(standard, header, path.name)
     for number, row in enumerate(rows, start=1):
         if len(row) != len(header):
             raise ConfigError(f"{path.name}: record {number} has {len(row)} cells, the header {len(header)}")
@@ -91,9 +92,7 @@ def _read_parquet(standard: Standard, path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    unknown = sorted(set(table.column_names) - {f.name for f in standard.fields})
-    if unknown:
-        raise ConfigError(f"{path.name}: columns that are not in {standard.ref}: {', '.join(unknown)}")
+    _refuse_unknown(standard, table.column_names, path.name)
     columns = []
     for f in standard.fields:
         if f.name not in table.column_names:
