@@ -86,7 +86,7 @@ def expectation_specs(standard: Standard) -> list[dict]:
         if f.code_list:
             add("ExpectColumnValuesToBeInSet", f.name, "code_list", column=f.name, value_set=codes(f.code_list))
         if "pattern" in c:
-            add("ExpectColumnValuesToMatchRegex", f.name, "pattern", column=f.name, regex=c["pattern"])
+            add("ExpectColumnValuesToMatchPattern", f.name, "pattern", column=f.name, pattern=c["pattern"])
         if f.format and _applies("format", f.type):
             add("ExpectColumnValuesToMatchFormat", f.name, "format", column=f.name, format=f.format)
         if "minLength" in c or "maxLength" in c:

@@ -21,7 +21,7 @@ _PER_VALUE = {
     "ExpectColumnValuesToNotBeNull",
     "ExpectColumnValuesToHaveJsonType",
     "ExpectColumnValuesToBeInSet",
-    "ExpectColumnValuesToMatchRegex",
+    "ExpectColumnValuesToMatchPattern",
     "ExpectColumnValuesToMatchFormat",
     "ExpectColumnValueLengthsToBeBetween",
     "ExpectColumnValuesToBeBetween",
