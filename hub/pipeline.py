@@ -79,7 +79,7 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     from connectors import connector_for
     from connectors.base import ROW
     from schemas import load_standard
-    from schemas.validation import validate
+    from schemas.validation import Validation
     from transforms import harmonize
     from transforms.mapping import arrow_type
 
@@ -101,13 +101,16 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     checks: dict[str, dict] = {}
     rows_in = 0
 
-    def harmonized_batches():
-        for batch in connector.read(cursor):
+    def harmonized(batches):
+        for batch in batches:
             yield batch, harmonize(source, standard, batch.records) if batch.records.num_rows else None
 
-    # Staging files live minutes; compressing them would cost more time than the disk it saves.
-    with pq.ParquetWriter(folder / "valid.parquet", valid_schema, compression="none") as writer:
-        for batch, harmonized in _ahead(harmonized_batches()):
+    # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
+    # works on this one. Staging files live minutes; compressing them would cost more than the disk it saves.
+    with _ReadAhead(connector.read(cursor)) as read, _ReadAhead(harmonized(read)) as batches, \
+            pq.ParquetWriter(folder / "valid.parquet", valid_schema, compression="none") as writer:
+        validation = Validation(standard)
+        for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
             for row, reason, text in batch.rejected:
                 quarantine["row"].append(row)
@@ -117,7 +120,7 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
                 cursor = batch.cursor
             if harmonized is None:
                 continue
-            verdict = validate(standard, harmonized.table)
+            verdict = validation(harmonized.table)
             reasons = {k: list(v) for k, v in harmonized.reasons.items()}
             for position, found in verdict.reasons.items():
                 failed_fields = {_field_of(r) for r in reasons.get(position, [])}
@@ -175,47 +178,55 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     return summary
 
 
-def _ahead(items: Iterator, depth: int = 1) -> Iterator:
-    """Produce the next item in a thread while the caller works on this one.
+class _ReadAhead:
+    """Produce the next item in a thread, from entering the block on, while the caller works on this one.
 
     Reading and harmonizing are Arrow kernels that release the GIL, so they overlap with validation.
     At most `depth` items wait, which keeps memory bounded.
     """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
 
-    def put(item) -> bool:
-        while not stop.is_set():
+    _END = object()
+
+    def __init__(self, items: Iterator, depth: int = 1) -> None:
+        self._items = items
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._produce, name="hub-read-ahead", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
             try:
-                slots.put(item, timeout=0.2)
+                self._slots.put(item, timeout=0.2)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                if not put((item, None)):
+            for item in self._items:
+                if not self._put((item, None)):
                     return
-            put((end, None))
+            self._put((self._END, None))
         except BaseException as e:  # handed to the consumer, which raises it
-            put((end, e))
+            self._put((self._END, e))
 
-    worker = threading.Thread(target=produce, name="hub-read-ahead", daemon=True)
-    worker.start()
-    try:
+    def __enter__(self) -> Iterator:
+        self._worker.start()
+        return self._consume()
+
+    def _consume(self) -> Iterator:
         while True:
-            item, error = slots.get()
-            if item is end:
+            item, error = self._slots.get()
+            if item is self._END:
                 if error is not None:
                     raise error
                 return
             yield item
-    finally:
-        stop.set()
-        worker.join(timeout=30)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._worker.join(timeout=30)
 
 
 def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 from schemas.standards import Standard
 from schemas.suite import compile_suite
 
-__all__ = ["JSON_COLUMN", "Verdict", "json_array", "json_field", "validate"]
+__all__ = ["JSON_COLUMN", "Validation", "Verdict", "json_array", "json_field", "validate"]
 
 # Expectations whose verdict for a row depends only on that row's value in one column (a null counts as a
 # value). Great Expectations runs them once per distinct value and the verdict is copied to every row holding
@@ -98,6 +98,7 @@ class _Plan:
     """The compiled suite split into GE runs, and the order GE reports its results in."""
 
     order: list[str]  # reason codes in GE's result order (unique: one rule name per field and check)
+    kinds: dict[str, str]  # reason code -> expectation type
     types: set[str]  # the type checks' reasons: row reasons, not among the standard's rules in `results`
     whole: _Run | None  # the columns some expectation needs whole (the key)
     per_value: dict[str, _Run]  # every other column, run on its distinct values
@@ -159,6 +160,7 @@ def _plan(standard: Standard) -> _Plan:
 
         _plans[key] = _Plan(
             order=[reason for group in groups.values() for reason in group],
+            kinds={e.meta["reason"]: e.expectation_type for e in expectations},
             types={f"{f}:type" for f in fields},
             whole=run("whole", [c for c in fields if c in whole], rows) if rows else None,
             per_value={column: run(f"values:{column}", [column], part) for column, part in by_column.items()},
@@ -238,55 +240,100 @@ def _validate(standard: Standard, suite, frame) -> list:
     return result.results
 
 
-def validate(standard: Standard, table: pa.Table) -> Verdict:
-    """Run the compiled suite (with each field's type check) over one batch of records shaped like the standard.
+MEMO_VALUES = 1_000_000
 
-    GE sees the key's columns whole and every other column as its distinct values; verdicts and counts are
-    mapped back to the batch's rows, so they are the ones the suite gives on the whole batch. A column is
-    typed Arrow (the pipeline's) or JSON texts (json_field: values of any JSON type, from JSON Lines or CSV).
+
+class Validation:
+    """One run's validation against a standard, batch by batch: the compiled suite, and the verdicts given so far.
+
+    A per-value verdict depends on the value alone, so a batch sends GE only the values of a column that the
+    run has not judged yet: a column of dates or codes is settled after the first batch. A column remembers at
+    most MEMO_VALUES values; past that (names, say), each batch's values are judged as they come.
     """
-    import numpy as np
-    import pyarrow.compute as pc
 
-    plan = _plan(standard)
-    n = table.num_rows
-    found: dict[str, tuple[dict, list]] = {}  # reason -> (summary, failing row positions in ascending order)
+    def __init__(self, standard: Standard) -> None:
+        self.standard = standard
+        self.plan = _plan(standard)  # compiles the suite: made before the first batch arrives, it waits for none
+        self._judged: dict[str, tuple[pa.Array, dict[str, pa.Array]]] = {}  # column -> (values, reason -> failing)
 
-    def summary(r, element_count: int, unexpected_count: int) -> dict:
-        return {"expectation": r.expectation_config.type, "reason": r.expectation_config.meta["reason"],
-                "success": bool(r.success), "element_count": element_count, "unexpected_count": unexpected_count}
+    def __call__(self, table: pa.Table) -> Verdict:
+        """Run the compiled suite (with each field's type check) over one batch of records shaped like the standard.
 
-    if plan.whole is not None:
-        for r in _run(standard, plan.whole, _frame(table.select(plan.whole.columns))):
-            rows = r.result.get("unexpected_index_list") or []
-            counts = int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)
-            found[r.expectation_config.meta["reason"]] = (summary(r, *counts), rows)
+        GE sees the key's columns whole and every other column as its distinct values; verdicts and counts are
+        mapped back to the batch's rows, so they are the ones the suite gives on the whole batch. A column is
+        typed Arrow (the pipeline's) or JSON texts (json_field: values of any JSON type, from JSON Lines or CSV).
+        """
+        import numpy as np
+        import pyarrow.compute as pc
 
-    for column, run in plan.per_value.items():
-        # The column's distinct values, then one null if it has nulls; per row, the position of its value there.
-        encoded = table.column(column).combine_chunks().dictionary_encode()
-        domain = encoded.dictionary
-        if encoded.null_count:
-            domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
-        positions = encoded.indices.fill_null(len(domain) - 1)
-        field = table.schema.field(column)
-        for r in _run(standard, run, _frame(pa.table([domain], schema=pa.schema([field])))):
-            bad = r.result.get("unexpected_index_list") or []
-            rows = []
-            if bad:
-                hit = pc.is_in(positions, value_set=pa.array(bad, positions.type))
-                rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False)).tolist()
-            # Counts are reported in rows of the batch, as if GE had seen every row.
-            found[r.expectation_config.meta["reason"]] = (summary(r, n, len(rows)), rows)
+        standard, plan, n = self.standard, self.plan, table.num_rows
+        found: dict[str, tuple[dict, list]] = {}  # reason -> (summary, failing row positions in ascending order)
 
-    reasons: dict[int, list[str]] = {}
-    results = []
-    for reason in plan.order:
-        if reason not in found and reason in plan.types:  # left out: the column's dtype says it cannot fail
-            continue
-        result, rows = found[reason]
-        for row in rows:
-            reasons.setdefault(int(row), []).append(reason)
-        if reason not in plan.types:
-            results.append(result)
-    return Verdict(reasons=reasons, results=results, success=all(r["success"] for r in results) and not reasons)
+        def summary(reason: str, success: bool, element_count: int, unexpected_count: int) -> dict:
+            return {"expectation": plan.kinds[reason], "reason": reason, "success": success,
+                    "element_count": element_count, "unexpected_count": unexpected_count}
+
+        if plan.whole is not None:
+            for r in _run(standard, plan.whole, _frame(table.select(plan.whole.columns))):
+                rows = r.result.get("unexpected_index_list") or []
+                counts = int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)
+                reason = r.expectation_config.meta["reason"]
+                found[reason] = (summary(reason, bool(r.success), *counts), rows)
+
+        for column, run in plan.per_value.items():
+            # The column's distinct values, then one null if it has nulls; per row, the position of its value there.
+            encoded = table.column(column).combine_chunks().dictionary_encode()
+            domain = encoded.dictionary
+            if encoded.null_count:
+                domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
+            positions = encoded.indices.fill_null(len(domain) - 1)
+            for reason, failing in self._failing_values(run, domain, table.schema.field(column)).items():
+                rows = []
+                if len(failing):
+                    hit = pc.is_in(domain, value_set=failing, skip_nulls=False)
+                    bad = pa.array(np.flatnonzero(hit.to_numpy(zero_copy_only=False)), positions.type)
+                    rows = np.flatnonzero(pc.is_in(positions, value_set=bad).to_numpy(zero_copy_only=False)).tolist()
+                # Counts are reported in rows of the batch, as if GE had seen every row.
+                found[reason] = (summary(reason, not rows, n, len(rows)), rows)
+
+        reasons: dict[int, list[str]] = {}
+        results = []
+        for reason in plan.order:
+            if reason not in found and reason in plan.types:  # left out: the column's dtype says it cannot fail
+                continue
+            result, rows = found[reason]
+            for row in rows:
+                reasons.setdefault(int(row), []).append(reason)
+            if reason not in plan.types:
+                results.append(result)
+        return Verdict(reasons=reasons, results=results,
+                       success=all(r["success"] for r in results) and not reasons)
+
+    def _failing_values(self, run: _Run, domain: pa.Array, field: pa.Field) -> dict[str, pa.Array]:
+        """Per reason of the column's run, the values of `domain` (its distinct values) that fail it."""
+        import pyarrow.compute as pc
+
+        known = self._judged.get(field.name)
+        fresh = domain
+        if known is not None:
+            fresh = domain.filter(pc.invert(pc.is_in(domain, value_set=known[0], skip_nulls=False)))
+        failing: dict[str, pa.Array] = {}
+        if known is None or len(fresh):
+            for r in _run(self.standard, run, _frame(pa.table([fresh], schema=pa.schema([field])))):
+                bad = pa.array(r.result.get("unexpected_index_list") or [], pa.int64())
+                failing[r.expectation_config.meta["reason"]] = fresh.take(bad)
+        judged = fresh
+        if known is not None:
+            failing = {reason: pa.concat_arrays([values, failing[reason]]) if reason in failing else values
+                       for reason, values in known[1].items()}
+            judged = pa.concat_arrays([known[0], fresh])
+        if len(judged) <= MEMO_VALUES:
+            self._judged[field.name] = (judged, failing)
+        else:
+            self._judged.pop(field.name, None)
+        return failing
+
+
+def validate(standard: Standard, table: pa.Table) -> Verdict:
+    """Validate one batch of records on its own (a run of several batches keeps one Validation)."""
+    return Validation(standard)(table)

@@ -21,7 +21,7 @@ from hub.errors import ConfigError
 from schemas.records import records_table
 from schemas.standards import load_standard_file
 from schemas.suite import has_json_type
-from schemas.validation import validate
+from schemas.validation import Validation, validate
 
 SATU_DATA = {
     "x-walidata": "Diskominfo", "x-produsen-data": ["Disdukcapil"], "x-frequency": "bulanan",
@@ -122,3 +122,9 @@ def test_the_hub_agrees_with_jsonschema(case):
         if table is not None:
             verdict = validate(standard, table)
             assert [row not in verdict.reasons for row in range(len(records))] == expected, verdict.reasons
+            # As a run validates its batches: values judged in an earlier batch keep their verdict.
+            validation, half = Validation(standard), len(records) // 2
+            verdicts = [validation(table.slice(0, half)), validation(table.slice(half)), validation(table)]
+            valid = [[row not in v.reasons for row in range(len(part))]
+                     for v, part in zip(verdicts, (records[:half], records[half:], records))]
+            assert valid == [expected[:half], expected[half:], expected]
