@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -126,7 +127,8 @@ def read_records(standard: Standard, path: Path) -> pa.Table:
 
 
 def validate_file(standard: Standard, path: Path) -> dict:
-    """Validate every record of a file: a summary, and each invalid row (1 = first record) with its reasons."""
+    """Validate every record of a file: a summary (with the rows failing each rule), and each invalid row
+    (1 = first record) with its reasons."""
     table = read_records(standard, path)
     verdict = validate(standard, table)
     invalid = [
@@ -134,8 +136,9 @@ def validate_file(standard: Standard, path: Path) -> dict:
          "reasons": [dict(zip(("field", "rule"), reason.split(":", 1))) for reason in verdict.reasons[position]]}
         for position in sorted(verdict.reasons)
     ]
+    failures = Counter(reason for reasons in verdict.reasons.values() for reason in reasons)
     return {
         "summary": {"rows": table.num_rows, "valid": table.num_rows - len(invalid), "invalid": len(invalid),
-                    "standard": standard.ref},
+                    "standard": standard.ref, "reasons": dict(failures.most_common())},
         "invalid_rows": invalid,
     }

@@ -56,7 +56,9 @@ def test_csv_text_is_read_as_the_standard_types_it(standard, tmp_path):
     done = hub("validate", str(standard), str(data), "--json")
     assert done.returncode == 1, done.stderr
     found = report(done)
-    assert found["summary"] == {"rows": 4, "valid": 1, "invalid": 3, "standard": "warung@1.0.0"}
+    assert found["summary"] == {"rows": 4, "valid": 1, "invalid": 3, "standard": "warung@1.0.0",
+                                "reasons": {"jumlah:required": 1, "jumlah:type": 1, "jumlah:multiple_of": 1,
+                                            "buka:type": 1}}
     # "007" stays text for the string field (the pattern passes); an empty cell is absent; text that is no
     # literal of the field's type stays text and fails the type.
     assert reasons(found) == {2: ["jumlah:required"], 3: ["jumlah:type"], 4: ["jumlah:multiple_of", "buka:type"]}
@@ -83,7 +85,8 @@ def test_parquet_all_valid_exits_zero(standard, tmp_path):
     pq.write_table(pa.table({"kode": ["001", "002"], "jumlah": [5, 0]}), data)
     done = hub("validate", str(standard), str(data), "--json")
     assert done.returncode == 0, done.stderr
-    assert report(done) == {"summary": {"rows": 2, "valid": 2, "invalid": 0, "standard": "warung@1.0.0"},
+    assert report(done) == {"summary": {"rows": 2, "valid": 2, "invalid": 0, "standard": "warung@1.0.0",
+                                        "reasons": {}},
                             "invalid_rows": []}
 
 
