@@ -7,6 +7,7 @@ import csv
 import io
 import random
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, timedelta
@@ -101,6 +102,8 @@ _STREETS = [
     "Gg. Mawar", "Gg. Masjid", "Kp. Sukasari", "Perum Bogor Baru Blok C",
 ]
 _HOUSE_NUMBERS = [f" No. {i}" for i in range(1, 151)]
+# Dukcapil status perkawinan codes among adults, roughly as often as in a city's register.
+_STATUS_KAWIN = ["2"] * 6 + ["1"] * 2 + ["3", "4"]
 _RT_RW = [f" RT {rt:02d}/RW {rw:02d}" for rt in range(1, 13) for rw in range(1, 16)]
 
 
@@ -213,9 +216,11 @@ def build_disdukcapil(path: Path, n: int = 5000, seed: int = 2024) -> int:
             " agama TEXT,"
             " tgl_lahir TEXT,"
             " kode_kelurahan TEXT,"
+            " status_kawin TEXT,"
+            " alamat TEXT,"
             " updated_at TEXT)"
         )
-        insert = "INSERT INTO penduduk VALUES (?, ?, ?, ?, ?, ?, ?)"
+        insert = "INSERT INTO penduduk VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         with conn:
             while chunk := list(islice(rows, 50_000)):
                 conn.executemany(insert, chunk)
@@ -223,7 +228,7 @@ def build_disdukcapil(path: Path, n: int = 5000, seed: int = 2024) -> int:
             bad_nik, bad_kode, bad_agama = (_siak_row(p) for p in stream)
             wrong = [
                 (bad_nik[0][:15], *bad_nik[1:]),
-                (*bad_kode[:5], "32.71.07.1001", bad_kode[6]),
+                (*bad_kode[:5], "32.71.07.1001", *bad_kode[6:]),
                 (*bad_agama[:3], "9", *bad_agama[4:]),
             ]
             conn.executemany(insert, wrong)
@@ -231,6 +236,12 @@ def build_disdukcapil(path: Path, n: int = 5000, seed: int = 2024) -> int:
 
 
 def _siak_row(p: dict) -> tuple[str, ...]:
+    # Marital status and address come from the NIK, so the people stream draws nothing new for them.
+    serial = zlib.crc32(p["nik"].encode())
+    adult = (date(2025, 1, 1) - p["tanggal_lahir"]).days >= 17 * 365
+    status = None if serial % 20 == 19 else ("1" if not adult else _STATUS_KAWIN[serial % len(_STATUS_KAWIN)])
+    alamat = (_STREETS[serial % len(_STREETS)] + _HOUSE_NUMBERS[serial % len(_HOUSE_NUMBERS)]
+              + _RT_RW[serial % len(_RT_RW)])
     return (
         p["nik"],
         p["nama"],
@@ -238,6 +249,8 @@ def _siak_row(p: dict) -> tuple[str, ...]:
         p["agama"],
         p["tanggal_lahir"].isoformat(),
         p["kode_wilayah"],
+        status,
+        alamat,
         str(p["updated_at"]),
     )
 

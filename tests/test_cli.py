@@ -123,6 +123,11 @@ def test_api_shows_metadata_schema_versions_quality_and_lineage(api, published):
     assert d["lineage"][0]["relation"] == "harmonized_from"
     integrated = httpx.get(api + "/api/datasets/penduduk").json()
     assert {e["upstream"] for e in integrated["lineage"]} == {"dinsos_dtks", "disdukcapil_siak"}
+    # SIAK is harmonized to penduduk@1.1.0 and Dinsos still to 1.0.0: the integrated table follows the newest
+    # compatible version, and Dinsos's rows lack its new fields.
+    assert httpx.get(api + "/api/datasets/disdukcapil_siak").json()["versions"][0]["standard"] == "penduduk@1.1.0"
+    assert integrated["standard_version"] == "1.1.0"
+    assert [f["name"] for f in integrated["schema"]][-2:] == ["status_perkawinan", "alamat"]
     assert httpx.get(api + "/api/datasets/nope").status_code == 404
 
 
@@ -130,10 +135,12 @@ def test_api_rows_page_and_mask_personal_data(api):
     first = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 0}).json()
     second = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 5}).json()
     assert first["total"] == 599 and len(first["rows"]) == 5 and first["rows"] != second["rows"]
-    assert set(first["masked_fields"]) == {"nik", "nama", "tanggal_lahir"}
+    # The integrated table follows penduduk@1.1.0, which adds the address.
+    assert set(first["masked_fields"]) == {"nik", "nama", "tanggal_lahir", "alamat"}
     text = json.dumps(first["rows"]) + json.dumps(second["rows"])
     assert not re.search(r"\d{16}", text), "a whole NIK left the hub"
     assert all(r["nama"] == "***" and r["nik"].endswith("*" * 10) for r in first["rows"])
+    assert {r["alamat"] for r in first["rows"] + second["rows"]} <= {"***", None}
     assert httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 100000}).status_code == 422
 
 

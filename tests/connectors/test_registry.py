@@ -93,7 +93,7 @@ def test_the_two_real_registrations_load(tmp_path):
     by_id = {s.id: s for s in sources}
     assert by_id["dinsos_dtks"].options["path"] == f"{tmp_path}/demo/dinsos/dtks_penduduk.csv"
     assert by_id["disdukcapil_siak"].options["url"] == f"sqlite:///{tmp_path}/demo/disdukcapil/siak.db"
-    assert all(s.standard_ref == "penduduk@1.0.0" for s in sources)
+    assert {s.id: s.standard_ref for s in sources} == {"dinsos_dtks": "penduduk@1.0.0", "disdukcapil_siak": "penduduk@1.1.0"}
     assert isinstance(connector_for(by_id["dinsos_dtks"]), FileConnector)
     assert isinstance(connector_for(by_id["disdukcapil_siak"]), SqlConnector)
 

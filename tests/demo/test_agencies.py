@@ -123,6 +123,8 @@ def test_disdukcapil_table(tmp_path, kelurahan):
         ("agama", "TEXT", 0),
         ("tgl_lahir", "TEXT", 0),
         ("kode_kelurahan", "TEXT", 0),
+        ("status_kawin", "TEXT", 0),
+        ("alamat", "TEXT", 0),
         ("updated_at", "TEXT", 0),
     ]
 
@@ -131,7 +133,9 @@ def test_disdukcapil_table(tmp_path, kelurahan):
     good, wrong = rows[:800], rows[800:]
     expected = list(people(800))
     assert [r[0] for r in good] == [p["nik"] for p in expected]
-    for nik, _, sex, agama, born, kode, updated in good:
+    assert {r[6] for r in good} == {"1", "2", "3", "4", None}  # marital status, sometimes not recorded
+    for nik, _, sex, agama, born, kode, _, alamat, updated in good:
+        assert re.fullmatch(r".+ No\. \d+ RT \d\d/RW \d\d", alamat)
         assert re.fullmatch(r"\d{16}", nik)
         assert kode in kelurahan and kode[:8].replace(".", "") == nik[:6]
         assert sex in {"1", "2"} and agama in set("1234567")
@@ -145,7 +149,7 @@ def test_disdukcapil_table(tmp_path, kelurahan):
     assert all(len(r[0]) == 16 for r in wrong[1:])
     assert wrong[0][5] in kelurahan and wrong[2][5] in kelurahan
     assert wrong[0][3] in set("1234567") and wrong[1][3] in set("1234567")
-    assert min(r[6] for r in wrong) > max(r[6] for r in good)
+    assert min(r[8] for r in wrong) > max(r[8] for r in good)
 
 
 def test_disdukcapil_replaces_and_is_deterministic(tmp_path):

@@ -25,7 +25,7 @@ KABUPATEN_BOGOR_DESA = {"name": "kode_wilayah", "edition": "2025", "level": "des
 
 @pytest.fixture(scope="module")
 def penduduk():
-    return load_standard("penduduk")
+    return load_standard("penduduk@1.0.0")
 
 
 def write_standard(folder: Path, properties: dict, **top):

@@ -37,7 +37,7 @@ def summarised(specs: list[dict]) -> list[dict]:
 
 
 def test_penduduk_suite_matches_the_golden_file():
-    actual = summarised(expectation_specs(load_standard("penduduk")))
+    actual = summarised(expectation_specs(load_standard("penduduk@1.0.0")))
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -45,13 +45,13 @@ def test_penduduk_suite_matches_the_golden_file():
 
 
 def test_every_expectation_has_a_unique_field_reason_code():
-    reasons = [s["reason"] for s in expectation_specs(load_standard("penduduk"))]
+    reasons = [s["reason"] for s in expectation_specs(load_standard("penduduk@1.0.0"))]
     assert len(reasons) == len(set(reasons))
     assert all(re.fullmatch(r"[a-z_+]+:[a-z_]+", r) for r in reasons)
 
 
 def test_compiled_suite_carries_each_reason_in_its_meta():
-    standard = load_standard("penduduk")
+    standard = load_standard("penduduk@1.0.0")
     suite = compile_suite(standard)
     assert suite.name == "penduduk@1.0.0"
     assert [e.meta["reason"] for e in suite.expectations] == [s["reason"] for s in expectation_specs(standard)]
@@ -68,7 +68,7 @@ def test_kota_bogor_has_68_kelurahan_codes():
 
 
 def test_penduduk_kode_wilayah_refers_to_the_kota_bogor_kelurahan():
-    assert codes(load_standard("penduduk").field("kode_wilayah").code_list) == codes(KOTA_BOGOR_KELURAHAN)
+    assert codes(load_standard("penduduk@1.0.0").field("kode_wilayah").code_list) == codes(KOTA_BOGOR_KELURAHAN)
 
 
 def test_within_narrows_by_dotted_prefix_not_by_text_prefix():
@@ -90,7 +90,7 @@ def test_unknown_code_list_edition_is_a_config_error_listing_editions():
 
 
 def test_penduduk_loads_with_its_key_and_fields_in_order():
-    standard = load_standard("penduduk")
+    standard = load_standard("penduduk@1.0.0")
     assert standard.ref == "penduduk@1.0.0" and load_standard("penduduk@1.0.0").ref == "penduduk@1.0.0"
     assert standard.primary_key == ("nik",)
     assert [f.name for f in standard.fields] == ["nik", "nama", "jenis_kelamin", "agama", "tanggal_lahir",
@@ -176,7 +176,7 @@ GOOD = {"nik": "3271010101900001", "nama": "SITI AMINAH", "jenis_kelamin": "2", 
 
 
 def penduduk_table(rows: list[dict]) -> pa.Table:
-    standard = load_standard("penduduk")
+    standard = load_standard("penduduk@1.0.0")
     return pa.Table.from_pylist(rows, schema=pa.schema([(f.name, pa.string()) for f in standard.fields]))
 
 
@@ -192,7 +192,7 @@ def test_validation_gives_exact_reasons_per_row_position():
         {**GOOD, "nik": "3271010101900008", "tanggal_lahir": "16/12/2014"},         # 7 not ISO
         {**GOOD, "nik": "3271010101900009", "kode_wilayah": "32.71.06.1011"},      # 8 valid
     ]
-    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    verdict = validate(load_standard("penduduk@1.0.0"), penduduk_table(rows))
     assert verdict.reasons == {
         1: ["nik:pattern"],
         2: ["kode_wilayah:code_list"],
@@ -207,7 +207,7 @@ def test_validation_gives_exact_reasons_per_row_position():
 
 def test_valid_rows_have_no_reasons_and_the_batch_succeeds():
     rows = [GOOD, {**GOOD, "nik": "3271010101900002", "kode_wilayah": "32.71.06.1011"}]
-    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    verdict = validate(load_standard("penduduk@1.0.0"), penduduk_table(rows))
     assert verdict.reasons == {}
     assert verdict.success
     assert all(r["success"] and r["unexpected_count"] == 0 for r in verdict.results)
@@ -215,9 +215,9 @@ def test_valid_rows_have_no_reasons_and_the_batch_succeeds():
 
 def test_validation_results_count_per_reason():
     rows = [GOOD, {**GOOD, "nik": "327101010190002"}, {**GOOD, "nik": "12"}]
-    verdict = validate(load_standard("penduduk"), penduduk_table(rows))
+    verdict = validate(load_standard("penduduk@1.0.0"), penduduk_table(rows))
     by_reason = {r["reason"]: r for r in verdict.results}
-    assert set(by_reason) == {s["reason"] for s in expectation_specs(load_standard("penduduk"))}
+    assert set(by_reason) == {s["reason"] for s in expectation_specs(load_standard("penduduk@1.0.0"))}
     assert by_reason["nik:pattern"]["unexpected_count"] == 2
     assert by_reason["nik:pattern"]["element_count"] == 3
     assert by_reason["kode_wilayah:code_list"]["unexpected_count"] == 0
@@ -241,7 +241,7 @@ def test_classification_and_frequency_take_their_listed_values(tmp_path):
 
 
 def test_penduduk_carries_its_metadata_and_english_texts():
-    standard = load_standard("penduduk")
+    standard = load_standard("penduduk@1.0.0")
     assert standard.metadata["classification"] == "terbatas"
     assert standard.metadata["frequency"] == "bulanan"
     assert all(f.title_en and f.description_en and f.concept for f in standard.fields)

@@ -15,7 +15,7 @@ from schemas import load_standard
 from transforms import harmonize
 from transforms.dates import parse_dates
 
-PENDUDUK = load_standard("penduduk")
+PENDUDUK = load_standard("penduduk@1.0.0")
 FORMATS = ["%d %B %Y", "%d %b %Y", "%d/%m/%Y", "%d-%m-%y"]
 
 
