@@ -266,6 +266,23 @@ def cmd_codelists_show(settings: Settings, args) -> None:
         print("  " + "  ".join(str(v) for v in r.values()))
 
 
+def cmd_codelists_crosswalk(settings: Settings, args) -> None:
+    """Rebuild the registered crosswalk OLD->NEW of a code list from its two editions."""
+    from schemas.codelists import CODELISTS_DIR, rows
+    from schemas.crosswalk import build_crosswalk, count_changes, crosswalk_file, write_crosswalk
+
+    entry = crosswalk_file(args.name, args.old, args.new)
+    crosswalk = build_crosswalk(rows(args.name, args.old), rows(args.name, args.new))
+    if args.output == "-":
+        write_crosswalk(crosswalk, entry["columns"], sys.stdout)
+    else:
+        path = args.output or CODELISTS_DIR / entry["file"]
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            write_crosswalk(crosswalk, entry["columns"], f)
+    for change, count in count_changes(crosswalk).items():
+        print(f"{change:<13} {count:>6}", file=sys.stderr)
+
+
 def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
@@ -346,6 +363,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--edition")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_codelists_show)
+    s = codelists.add_parser("crosswalk", help="rebuild the crosswalk between two editions (codelists.yaml names its file)")
+    s.add_argument("name")
+    s.add_argument("old")
+    s.add_argument("new")
+    s.add_argument("--output", help="a file, or - for stdout (default: the registered file)")
+    s.set_defaults(func=cmd_codelists_crosswalk)
 
     s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
     s.add_argument("sql")

@@ -19,7 +19,7 @@ STANDARDS = list_standards()
 INDEX = yaml.safe_load((CODELISTS_DIR / "codelists.yaml").read_text(encoding="utf-8"))
 EDITIONS = [(name, edition) for name, entry in INDEX.items() for edition in entry["editions"]]
 ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
-CHANGES = {"tetap", "ganti_nama", "pindah_kode", "dihapus", "baru"}
+CHANGES = {"tetap", "ganti_nama", "pindah_kode", "pindah_induk", "dihapus", "baru"}
 
 
 def by_ref(standards):
@@ -166,15 +166,24 @@ def test_the_crosswalk_points_only_at_2025_codes_and_covers_them_all(crosswalk):
     assert set(targets.values()) == {1}  # no two 2022 codes fold into one 2025 code
 
 
+def parent(code: str) -> str:
+    return code.rpartition(".")[0]
+
+
 def test_each_crosswalk_row_is_consistent_with_its_change(crosswalk):
     old = set(codes({"name": "kode_wilayah", "edition": "2022"}))
+    successor = {r["kode_2022"]: r["kode_2025"] for r in crosswalk if r["kode_2022"]} | {"": ""}
+    new_units = {r["kode_2025"] for r in crosswalk if r["perubahan"] == "baru"}
     assert {r["perubahan"] for r in crosswalk} <= CHANGES
     for r in crosswalk:
         a, b, change = r["kode_2022"], r["kode_2025"], r["perubahan"]
         if change in {"tetap", "ganti_nama"}:
             assert a == b, r
-        elif change == "pindah_kode":
-            assert a and b and a != b and a.rpartition(".")[0].count(".") == b.rpartition(".")[0].count("."), r
+        elif change == "pindah_kode":  # under the same parent, itself perhaps under a new code
+            assert a and b and a != b and a.count(".") == b.count(".") and parent(b) == successor[parent(a)], r
+        elif change == "pindah_induk":  # under another parent, one new in 2025
+            assert a and b and a.count(".") == b.count(".") and parent(b) != successor[parent(a)], r
+            assert parent(b) in new_units, r
         elif change == "dihapus":
             assert a and not b, r
         else:
@@ -188,6 +197,18 @@ def test_kota_bogor_kept_its_codes_from_2022_to_2025(crosswalk):
     assert bogor["32.71.01.1006"]["perubahan"] == "ganti_nama"  # Ranggamekar -> Rangga Mekar
     assert bogor["32.71.06.1011"]["perubahan"] == "tetap"  # Cibadak
     assert bogor["32.71"]["perubahan"] == "tetap"  # KOTA BOGOR -> Kota Bogor is the same name
+
+
+def test_papua_regencies_follow_their_move_to_the_new_provinces(crosswalk):
+    by_old = {r["kode_2022"]: (r["kode_2025"], r["perubahan"]) for r in crosswalk if r["kode_2022"]}
+    assert by_old["91"] == ("91", "tetap") and by_old["92"] == ("92", "tetap")
+    assert by_old["91.01"] == ("93.01", "pindah_induk")  # KAB. MERAUKE, now in Papua Selatan
+    assert by_old["92.01"] == ("96.01", "pindah_induk")  # KAB. SORONG, now in Papua Barat Daya
+    assert by_old["91.03"] == ("91.03", "tetap")  # KAB. JAYAPURA stayed in Papua
+    assert by_old["91.01.01"] == ("93.01.01", "pindah_kode")  # kecamatan Merauke follows its regency
+    assert by_old["91.01.01.1002"] == ("93.01.01.1002", "pindah_kode")
+    papua = [change for code, (_, change) in by_old.items() if code[:2] in {"91", "92"}]
+    assert papua.count("dihapus") < 300 < papua.count("pindah_kode")
 
 
 # --- validating records of the new standards ----------------------------------------------------------
