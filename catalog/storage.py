@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from functools import cache
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
     "HARMONIZED", "INTEGRATED", "SOURCE_COLUMN",
-    "commit_integrated", "commit_source", "data_files", "iceberg_catalog", "read_table", "snapshot_rows",
+    "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
+    "snapshot_rows",
 ]
 
 HARMONIZED = "harmonized"
@@ -59,6 +62,13 @@ def _arrow_schema(table) -> pa.Schema:
     return pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
 
 
+def file_schema(standard) -> pa.Schema:
+    """The Arrow schema of a source's data files: the standard's fields as its table stores them (dates as
+    dates, text as `string`), without Iceberg field ids, which the table maps from the names."""
+    return pa.schema([pa.field(f.name, pa.string() if f.type == pa.large_string() else f.type, nullable=f.nullable)
+                      for f in _iceberg_schema(standard, with_source=False).as_arrow()])
+
+
 def _table(settings, namespace: str, name: str, standard, with_source: bool):
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -81,7 +91,7 @@ def _table(settings, namespace: str, name: str, standard, with_source: bool):
     return table
 
 
-def _conform(records: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(records: pa.Table, schema: pa.Schema) -> pa.Table:
     """Records in a table's schema: ISO date text becomes dates; fields the records lack (added by a
     later compatible version of the standard) are null."""
     columns = []
@@ -104,30 +114,50 @@ def _current(table):
 
 
 def commit_source(
-    settings, source_id: str, standard, records: pa.Table, run_id: str, merge: bool, digest: str
+    settings, source_id: str, standard, data_file: Path, run_id: str, merge: bool, digest: str
 ) -> int | None:
-    """Publish a run's valid records in one Iceberg commit; return the table's snapshot id afterwards.
+    """Publish a run's valid records, a Parquet file in `file_schema`, in one Iceberg commit; return the
+    table's snapshot id afterwards.
 
-    merge=False: the records are the whole source (a full extract) and replace the table.
+    merge=False: the records are the whole source (a full extract): the file itself replaces the table's
+    files, copied into the table's folder, never read into memory.
     merge=True: the records are what changed; rows whose primary key exists replace the old version.
-    `digest` identifies the records' content: publishing the content of the current snapshot again makes
+    `digest` identifies the file's content: publishing the content of the current snapshot again makes
     no new snapshot, so re-runs are idempotent.
     """
+    import pyarrow.parquet as pq
+
     table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
-    data = _conform(records, _arrow_schema(table))
     snapshot, props = _current(table)
     properties = {_RUN: run_id}
     if not merge:
         if snapshot is not None and props.get(_CONTENT) == digest:
             return snapshot.snapshot_id
-        _overwrite(table, data, {**properties, _CONTENT: digest})
-    elif data.num_rows:
-        if snapshot is None:
+        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest})
+    else:
+        data = conform(pq.read_table(data_file), _arrow_schema(table))
+        if data.num_rows and snapshot is None:
             table.append(data, snapshot_properties=properties)
-        else:
+        elif data.num_rows:
             table.upsert(data, join_cols=list(standard.primary_key), snapshot_properties=properties)
     table = table.refresh()
     return table.current_snapshot().snapshot_id if table.current_snapshot() else None
+
+
+def _replace_with_file(table, data_file: Path, digest: str, properties: dict) -> None:
+    """Make `data_file` the table's only data file, in one commit (a delete and an append)."""
+    from pyiceberg.expressions import AlwaysTrue
+
+    # Named by content: a retried publish writes the same bytes to the same place.
+    target = f"{table.location()}/data/hub-{digest[:32]}.parquet"
+    with data_file.open("rb") as staged, table.io.new_output(target).create(overwrite=True) as out:
+        shutil.copyfileobj(staged, out, 8 << 20)
+    with warnings.catch_warnings():
+        # Replacing an empty table deletes nothing, which pyiceberg warns about.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        with table.transaction() as tx:
+            tx.delete(AlwaysTrue())
+            tx.add_files([target], snapshot_properties=properties)
 
 
 def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id: str) -> int | None:
@@ -148,7 +178,7 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
             continue
         data = read_table(settings, HARMONIZED, source_id, inputs[source_id])
         data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
-        parts.append(_conform(data, schema))
+        parts.append(conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
     _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
     return table.refresh().current_snapshot().snapshot_id

@@ -68,20 +68,21 @@ def _field_of(reason: str) -> str:
 def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     """Extract, harmonize and validate a source into staging files; publish nothing yet.
 
-    Every record read ends up in exactly one of valid.parquet or quarantine.parquet.
+    Every record read ends up in exactly one of data.parquet (valid records, as the table stores them: the
+    file publish commits) or quarantine.parquet. rows.parquet has each valid record's row number and key.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from catalog import storage
     from catalog.db import SourceState, init_db, session
     from connectors import connector_for
     from connectors.base import ROW
     from schemas import load_standard
     from schemas.validation import Validation
     from transforms import harmonize
-    from transforms.mapping import arrow_type
 
     init_db(settings.catalog_url)
     source = find_source(settings, source_id)
@@ -96,7 +97,8 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     folder = _staging_dir(settings, source_id, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    valid_schema = pa.schema([(f.name, arrow_type(f)) for f in standard.fields] + [(ROW, pa.int64())])
+    data_schema = storage.file_schema(standard)
+    rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
     quarantine: dict[str, list] = {"row": [], "reasons": [], "record": []}
     checks: dict[str, dict] = {}
     rows_in = 0
@@ -106,9 +108,10 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
             yield batch, harmonize(source, standard, batch.records) if batch.records.num_rows else None
 
     # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
-    # works on this one. Staging files live minutes; compressing them would cost more than the disk it saves.
+    # works on this one. rows.parquet lives minutes: compressing it would cost more than the disk it saves.
     with _ReadAhead(connector.read(cursor)) as read, _ReadAhead(harmonized(read)) as batches, \
-            pq.ParquetWriter(folder / "valid.parquet", valid_schema, compression="none") as writer:
+            pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
+            pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
         validation = Validation(standard)
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
@@ -137,7 +140,9 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
             log.info("source %s: read %d records up to row %s, %d quarantined", source_id, batch.records.num_rows,
                      batch.records[ROW][-1].as_py(), len(bad) + len(batch.rejected))
             keep = pc.invert(pc.is_in(pa.array(np.arange(batch.records.num_rows)), pa.array(bad, pa.int64())))
-            writer.write_table(harmonized.table.filter(keep).cast(valid_schema))
+            valid = harmonized.table.filter(keep)
+            data.write_table(storage.conform(valid, data_schema))
+            rows.write_table(valid.select(rows_schema.names).cast(rows_schema))
             if bad:
                 raw = batch.records.take(bad)
                 for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
@@ -151,7 +156,7 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
                                                ("record", pa.string())])),
         folder / "quarantine.parquet",
     )
-    rows_valid = pq.read_metadata(folder / "valid.parquet").num_rows
+    rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
     summary = {
         "source": source_id,
         "run_id": run_id,
@@ -230,7 +235,12 @@ class _ReadAhead:
 
 
 def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:
-    """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule."""
+    """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule.
+
+    DuckDB groups the staged keys (spilling to disk past its memory limit); the staged files are rewritten
+    without the repeated keys only when there are any.
+    """
+    import duckdb
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -240,28 +250,38 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict,
     key = list(standard.primary_key)
     if not key:
         return
-    keys = pq.read_table(folder / "valid.parquet", columns=key)
-    if len(key) == 1 and len(pc.unique(keys[key[0]])) == keys.num_rows:
-        return
-    counts = keys.group_by(key).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    columns = ", ".join(f'"{k}"' for k in key)
+    with duckdb.connect(config={"memory_limit": "512MB", "temp_directory": str(folder / "duckdb.tmp")}) as con:
+        repeated = con.sql(f"SELECT {columns} FROM read_parquet($path) GROUP BY ALL HAVING count(*) > 1",
+                           params={"path": str(folder / "rows.parquet")}).to_arrow_table()
     if not repeated.num_rows:
         return
-    valid = pq.read_table(folder / "valid.parquet")
-    if len(key) == 1:
-        is_dup = pc.is_in(valid[key[0]], repeated[key[0]])
-    else:
-        joined = valid.select(key).append_column("_pos", pa.array(range(valid.num_rows))).join(repeated, key)
-        is_dup = pc.is_in(pa.array(range(valid.num_rows)), joined["_pos"])
+
+    def joined(table) -> pa.Array:  # one text per key, whatever its columns
+        parts = [pc.cast(table[k], pa.string()) for k in key]
+        return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
+
     reason = f"{'+'.join(key)}:duplicate_key"
-    dups = valid.filter(is_dup)
-    for row, record in zip(dups[ROW].to_pylist(), dups.drop_columns([ROW]).to_pylist()):
-        quarantine["row"].append(row)
-        quarantine["reasons"].append([reason])
-        quarantine["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+    repeated_keys = joined(repeated)
+    count = 0
+    data_file, rows_file = pq.ParquetFile(folder / "data.parquet"), pq.ParquetFile(folder / "rows.parquet")
+    with pq.ParquetWriter(folder / "data.kept.parquet", data_file.schema_arrow, compression="zstd") as data, \
+            pq.ParquetWriter(folder / "rows.kept.parquet", rows_file.schema_arrow, compression="none") as rows:
+        # Both files hold the same records in the same order and row groups.
+        for records, numbers in zip(data_file.iter_batches(), rows_file.iter_batches()):
+            is_dup = pc.is_in(joined(numbers), value_set=repeated_keys)
+            dups = records.filter(is_dup)
+            for row, record in zip(numbers.filter(is_dup)[ROW].to_pylist(), dups.to_pylist()):
+                quarantine["row"].append(row)
+                quarantine["reasons"].append([reason])
+                quarantine["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+            count += dups.num_rows
+            data.write_batch(records.filter(pc.invert(is_dup)))
+            rows.write_batch(numbers.filter(pc.invert(is_dup)))
+    (folder / "data.kept.parquet").replace(folder / "data.parquet")
+    (folder / "rows.kept.parquet").replace(folder / "rows.parquet")
     checks.setdefault(reason, {"expectation": "expect_column_values_to_be_unique", "element_count": 0,
-                               "unexpected_count": 0})["unexpected_count"] += dups.num_rows
-    pq.write_table(valid.filter(pc.invert(is_dup)), folder / "valid.parquet", compression="none")
+                               "unexpected_count": 0})["unexpected_count"] += count
 
 
 def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
@@ -286,11 +306,11 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
         raise HubError(f"source {source_id}: run {run_id} has not been staged (run the stage step first)")
     summary = json.loads((folder / "stage.json").read_text())
     standard = load_standard(summary["standard"])
-    valid = pq.read_table(folder / "valid.parquet")
     # The staged file is written deterministically, so its bytes identify the records' content.
-    with (folder / "valid.parquet").open("rb") as staged:
+    with (folder / "data.parquet").open("rb") as staged:
         digest = hashlib.file_digest(staged, "sha256").hexdigest()
-    snapshot_id = storage.commit_source(settings, source_id, standard, valid, run_id, summary["merge"], digest)
+    snapshot_id = storage.commit_source(settings, source_id, standard, folder / "data.parquet", run_id,
+                                        summary["merge"], digest)
     quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
     now = utcnow()
     identifier = f"{storage.HARMONIZED}.{source_id}"

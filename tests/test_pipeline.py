@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from catalog.db import Dataset, DatasetVersion, QuarantinedRow, Run, SourceState, session
@@ -52,6 +54,27 @@ def test_quarantine_keeps_reason_codes_and_the_record(demo_settings):
     assert checks["kode_wilayah:code_list"]["unexpected_count"] == 0
     assert run.validation["reasons"] == {"nik:duplicate_key": 2, "nik:pattern": 1, "nik:scientific_notation": 1,
                                          "tanggal_lahir:unparseable_date": 1, "jenis_kelamin:unmapped_code": 1}
+
+
+def test_a_key_repeated_in_another_batch_is_quarantined_too(demo_settings, tmp_path):
+    # Batches of 50 records: the NIK of row 1 comes back in row 125, three batches later.
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    spec = yaml.safe_load((demo_settings.registry / "dinsos_dtks.yaml").read_text(encoding="utf-8"))
+    spec["options"]["batch_rows"] = 50
+    (registry / "dinsos_dtks.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    settings = dataclasses.replace(demo_settings, registry=registry)
+    result = run_source(settings, "dinsos_dtks")
+    assert (result.rows_in, result.rows_published, result.rows_quarantined) == (125, 119, 6)
+    with session(settings.catalog_url) as s:
+        rows = s.scalars(select(QuarantinedRow).order_by(QuarantinedRow.row_number)).all()
+        run = s.scalars(select(Run).where(Run.dataset_id == "dinsos_dtks")).one()
+    duplicated = {r.row_number: r.record for r in rows if r.reasons == ["nik:duplicate_key"]}
+    assert set(duplicated) == {1, 125}
+    assert duplicated[1]["nik"] == duplicated[125]["nik"]  # as harmonized: the same person twice
+    assert run.validation["checks"]["nik:duplicate_key"]["unexpected_count"] == 2
+    published = query(settings, "SELECT count(*) AS n, count(DISTINCT nik) AS keys FROM dinsos_dtks")
+    assert published.to_pylist() == [{"n": 119, "keys": 119}]
 
 
 def test_codes_stay_text_with_dots_and_leading_digits(demo_settings):

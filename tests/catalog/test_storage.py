@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from catalog import storage
 from hub.settings import ROOT, Settings
@@ -12,10 +13,18 @@ RECORD = {"nik": "3271010101900001", "nama": "SITI AMINAH", "jenis_kelamin": "2"
           "tanggal_lahir": "1990-01-01", "kode_wilayah": "32.71.01.1001"}
 
 
+def staged(tmp_path, standard, records: list[dict]):
+    """Records as the pipeline stages them: a Parquet file in the table's shape."""
+    path = tmp_path / f"staged-{len(list(tmp_path.glob('staged-*')))}.parquet"
+    schema = storage.file_schema(standard)
+    pq.write_table(storage.conform(pa.Table.from_pylist(records), schema), path)
+    return path
+
+
 def test_a_compatible_version_evolves_the_integrated_table_in_place(tmp_path, catalog_url):
     settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
     old, new = load_standard("penduduk@1.0.0"), load_standard("penduduk@1.1.0")
-    first = storage.commit_source(settings, "siak", old, pa.Table.from_pylist([RECORD]), "run-1", False, "a")
+    first = storage.commit_source(settings, "siak", old, staged(tmp_path, old, [RECORD]), "run-1", False, "a")
     before = storage.commit_integrated(settings, old, {"siak": first}, "run-2")
     after = storage.commit_integrated(settings, new, {"siak": first}, "run-3")
     assert after != before
@@ -25,7 +34,7 @@ def test_a_compatible_version_evolves_the_integrated_table_in_place(tmp_path, ca
     assert current.column_names[-3:] == ["_source", "status_perkawinan", "alamat"]
     assert current.to_pylist()[0]["status_perkawinan"] is None  # the source is still on 1.0.0
     # The source's own table evolves too when it moves to the new version.
-    moved = storage.commit_source(settings, "siak", new, pa.Table.from_pylist([{**RECORD, "status_perkawinan": "2"}]),
+    moved = storage.commit_source(settings, "siak", new, staged(tmp_path, new, [{**RECORD, "status_perkawinan": "2"}]),
                                   "run-4", False, "b")
     assert moved != first
     assert storage.read_table(settings, storage.HARMONIZED, "siak").to_pylist()[0]["status_perkawinan"] == "2"
@@ -37,7 +46,7 @@ def test_a_compatible_version_evolves_the_integrated_table_in_place(tmp_path, ca
 def test_publishing_the_same_content_again_makes_no_snapshot(tmp_path, catalog_url):
     settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
     standard = load_standard("penduduk@1.0.0")
-    records = pa.Table.from_pylist([RECORD])
+    records = staged(tmp_path, standard, [RECORD])
     first = storage.commit_source(settings, "siak", standard, records, "run-1", False, "digest-1")
     again = storage.commit_source(settings, "siak", standard, records, "run-2", False, "digest-1")
     changed = storage.commit_source(settings, "siak", standard, records, "run-3", False, "digest-2")
