@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from connectors.base import ROW
+from tests.connectors.conformance import Conformance, as_text
 from connectors.file import FileConnector
 from connectors.kinds import connector_for
 from connectors.registry import Source, load_source
@@ -229,3 +230,19 @@ def test_unknown_encoding_is_a_config_error_naming_the_option(tmp_path):
     with pytest.raises(ConfigError, match="options/encoding") as info:
         FileConnector(file_source(tmp_path, path, encoding="windows-9999"))
     assert "windows-9999" in str(info.value) and "dinsos_test.yaml" in str(info.value)
+
+
+# --- the connector conformance suite ------------------------------------------------------------------
+
+
+class TestFileConformance(Conformance):
+    """A CSV as agencies export it: semicolons, Windows-1252, nulls as empty cells."""
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        lines = [";".join(records[0])]
+        lines += [";".join(as_text(v) or "" for v in r.values()) for r in records]
+        path = write_lines(tmp_path / "uji.csv", lines, "cp1252", "\r\n")
+        return file_source(tmp_path, path, delimiter=";", encoding="cp1252", batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.csv")
