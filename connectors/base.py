@@ -12,11 +12,33 @@ if TYPE_CHECKING:
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW"]
+__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text"]
 
 ROW = "_row"
 
 DEFAULT_BATCH_ROWS = 250_000
+
+
+def as_text(value) -> str | None:
+    """A value from an agency system as the text it stands for: codes keep their leading zeros and dots,
+    numbers and booleans read as JSON writes them (1, 2.5, true), dates as ISO 8601. The standard gives the
+    types later, in harmonization."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).hex()
+    return str(value)
 
 
 @dataclass

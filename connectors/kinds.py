@@ -11,9 +11,14 @@ from hub.errors import ConfigError
 __all__ = ["ENTRY_POINT_GROUP", "connector_for", "known_kinds", "register_kind"]
 
 ENTRY_POINT_GROUP = "interop_hub.connectors"
-_BUILTIN = {"file": "connectors.file:FileConnector", "sql": "connectors.sql:SqlConnector"}
+# Built-in kinds, imported when a source uses them: a kind's dependencies cost nothing to the others.
+_BUILTIN = {
+    "file": "connectors.file:FileConnector",
+    "sql": "connectors.sql:SqlConnector",
+    "rest": "connectors.rest:RestConnector",
+    "ckan": "connectors.ckan:CkanConnector",
+}
 _kinds: dict[str, type[Connector]] = {}
-_loaded = False
 
 
 def register_kind(name: str, cls: type) -> None:
@@ -22,34 +27,29 @@ def register_kind(name: str, cls: type) -> None:
     _kinds[name] = cls
 
 
-def _load(target: str) -> type:
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
-
-
-def _ensure_loaded() -> None:
-    """Load built-in and entry-point kinds once; a kind registered explicitly before keeps its name."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    found = {name: target for name, target in _BUILTIN.items()}
+def _available() -> dict:
+    """Kind name -> where to load it from: built-ins, then outside packages' entry points."""
+    found: dict = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found[ep.name] = ep
-    for name, target in found.items():
-        if name not in _kinds:
-            register_kind(name, target.load() if hasattr(target, "load") else _load(target))
+    return found
 
 
 def known_kinds() -> list[str]:
-    _ensure_loaded()
-    return sorted(_kinds)
+    return sorted(_kinds.keys() | _available().keys())
 
 
 def kind_class(name: str) -> type[Connector]:
-    _ensure_loaded()
+    """The class of a kind; one registered explicitly keeps its name over a built-in or entry point."""
     if name not in _kinds:
-        raise ConfigError(f"unknown connector kind {name!r}; known kinds: {', '.join(known_kinds())}")
+        target = _available().get(name)
+        if target is None:
+            raise ConfigError(f"unknown connector kind {name!r}; known kinds: {', '.join(known_kinds())}")
+        if isinstance(target, str):
+            module, _, attr = target.partition(":")
+            register_kind(name, getattr(import_module(module), attr))
+        else:
+            register_kind(name, target.load())
     return _kinds[name]
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from decimal import Decimal
 
-from connectors.base import ROW, Batch, Connector
+from connectors.base import ROW, Batch, Connector, as_text
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
 __all__ = ["SqlConnector"]
@@ -124,7 +124,7 @@ class SqlConnector(Connector):
                 position = names.index(column) if column else None
                 while rows := result.fetchmany(self.batch_rows):
                     columns = list(zip(*rows))
-                    arrays = [pa.array([_text(v) for v in values], type=pa.string()) for values in columns]
+                    arrays = [pa.array([as_text(v) for v in values], type=pa.string()) for values in columns]
                     arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
                     next_row += len(rows)
                     if position is not None:
@@ -150,19 +150,6 @@ def _classify(source_id: str, what: str, error) -> Exception:
     if error.orig.__class__.__module__.startswith("sqlite3") and not any(t in message for t in _SQLITE_TRANSIENT):
         return FatalSourceError(f"source {source_id}: {what}: {error.orig}")
     return RetriableSourceError(f"source {source_id}: {what}: {error.orig}")
-
-
-def _text(value) -> str | None:
-    """Every value as the text an agency would write: codes keep their leading zeros and dots."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    return str(value)
 
 
 def _cursor_value(value):

@@ -1,0 +1,41 @@
+"""Secrets are named in registrations and found in the environment or an Airflow connection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors.registry import Source
+from connectors.secrets import resolve
+from hub.errors import ConfigError
+
+SOURCE = Source(id="api_src", title="API", description="", agency_code="a", agency_name="Agency",
+                standard_ref="penduduk@1.0.0", kind="rest", schedule=None, options={}, mapping={},
+                path=Path("registry/api_src.yaml"))
+
+
+def test_an_environment_variable(monkeypatch):
+    monkeypatch.setenv("HUB_TEST_TOKEN", "t0ken")
+    assert resolve(SOURCE, "auth/token", {"env": "HUB_TEST_TOKEN"}) == "t0ken"
+
+
+def test_a_missing_variable_names_the_file_and_field(monkeypatch):
+    monkeypatch.delenv("HUB_TEST_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=r"registry/api_src.yaml: field options/auth/token: environment "
+                                          r"variable HUB_TEST_TOKEN is not set"):
+        resolve(SOURCE, "auth/token", {"env": "HUB_TEST_TOKEN"})
+
+
+def test_an_airflow_connection(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HUB_TEST_API", json.dumps(
+        {"conn_type": "http", "host": "api.example", "login": "hub", "password": "pa55", "extra": {"key": "k3y"}}))
+    assert resolve(SOURCE, "auth/password", {"connection": "hub_test_api"}) == "pa55"
+    assert resolve(SOURCE, "auth/username", {"connection": "hub_test_api", "field": "login"}) == "hub"
+    assert resolve(SOURCE, "auth/key", {"connection": "hub_test_api", "field": "extra.key"}) == "k3y"
+
+
+def test_a_missing_connection_is_a_config_error():
+    with pytest.raises(ConfigError, match="Airflow connection 'hub_no_such_conn' is not defined"):
+        resolve(SOURCE, "auth/password", {"connection": "hub_no_such_conn"})
