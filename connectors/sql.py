@@ -90,19 +90,28 @@ class SqlConnector(Connector):
         finally:
             engine.dispose()
 
-    def _statement(self, cursor):
+    def _statement(self, conn, cursor):
+        """The rows to read, in a stable order: the cursor column's, else a table's primary key.
+
+        A table is reflected, so values arrive typed as the database declares them (a SQLite BOOLEAN is
+        a boolean, not 0 or 1); a query's values arrive as its driver gives them.
+        """
         import sqlalchemy as sa
 
         if "table" in self.options:
-            origin = sa.table(self.options["table"])
+            table = sa.Table(self.options["table"], sa.MetaData(), autoload_with=conn)
+            stmt, columns, order = sa.select(table), table.c, list(table.primary_key.columns)
         else:
-            origin = sa.text(self.options["query"]).columns().subquery("src")
-        stmt = sa.select(sa.text("*")).select_from(origin)
-        column = self.options.get("cursor_column")
-        if column:
-            stmt = stmt.order_by(sa.column(column))
+            query = sa.text(self.options["query"]).columns().subquery("src")
+            stmt, columns, order = sa.select(sa.text("*")).select_from(query), None, []
+        name = self.options.get("cursor_column")
+        if name:
+            column = columns[name] if columns is not None and name in columns else sa.column(name)
+            stmt = stmt.order_by(column)
             if cursor is not None:
-                stmt = stmt.where(sa.column(column) > sa.bindparam("cursor", cursor))
+                stmt = stmt.where(column > sa.bindparam("cursor", _stored_cursor(column, cursor), type_=column.type))
+        elif order:
+            stmt = stmt.order_by(*order)
         return stmt
 
     def read(self, cursor=None) -> Iterator[Batch]:
@@ -116,7 +125,7 @@ class SqlConnector(Connector):
         try:
             with engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=self.batch_rows).execute(
-                    self._statement(cursor)
+                    self._statement(conn, cursor)
                 )
                 names = list(result.keys())
                 if column and column not in names:
@@ -150,6 +159,19 @@ def _classify(source_id: str, what: str, error) -> Exception:
     if error.orig.__class__.__module__.startswith("sqlite3") and not any(t in message for t in _SQLITE_TRANSIENT):
         return FatalSourceError(f"source {source_id}: {what}: {error.orig}")
     return RetriableSourceError(f"source {source_id}: {what}: {error.orig}")
+
+
+def _stored_cursor(column, cursor):
+    """A cursor read back from the catalog (JSON) as the column's Python type, to compare as the column does."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return cursor
+    if isinstance(cursor, str) and kind in (dt.datetime, dt.date):
+        return kind.fromisoformat(cursor)
+    if isinstance(cursor, str) and kind is Decimal:
+        return Decimal(cursor)
+    return cursor
 
 
 def _cursor_value(value):

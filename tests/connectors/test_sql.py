@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import ROW
+from tests.connectors.conformance import IncrementalConformance
 from connectors.sql import SqlConnector
 from connectors.registry import Source
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
@@ -144,8 +145,8 @@ def test_query_option_reads_instead_of_a_table(db_url, tmp_path):
 def test_query_option_with_cursor_column_is_incremental(db_url, tmp_path):
     connector = SqlConnector(sql_source(tmp_path, url=db_url, query="SELECT * FROM penduduk",
                                         cursor_column="updated_at"))
-    middle = read_all(SqlConnector(sql_source(tmp_path, url=db_url, table="penduduk", cursor_column="updated_at",
-                                              batch_rows=14)))[0].cursor
+    middle = read_all(SqlConnector(sql_source(tmp_path, url=db_url, query="SELECT * FROM penduduk",
+                                              cursor_column="updated_at", batch_rows=14)))[0].cursor
     assert [r["kode"] for r in rows_of(read_all(connector, middle))] == [f"{i:04d}" for i in range(15, 21)]
 
 
@@ -207,3 +208,48 @@ def test_url_with_a_password_is_refused_pointing_to_url_env_or_connection(tmp_pa
     with pytest.raises(ConfigError, match="url_env") as info:
         SqlConnector(sql_source(tmp_path, url="postgresql+psycopg2://hub:s3cret@127.0.0.1/siak", table="penduduk"))
     assert "connection" in str(info.value) and "s3cret" not in str(info.value)
+
+
+# --- the connector conformance suite ------------------------------------------------------------------
+
+
+class TestSqlConformance(IncrementalConformance):
+    """A table with typed columns (integer, text, float, boolean) on SQLite and PostgreSQL."""
+
+    @pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+    def database(self, request, tmp_path):
+        if request.param == "sqlite":
+            self.url = f"sqlite:///{tmp_path / 'uji.db'}"
+        else:
+            name = f"uji_{zlib.crc32(request.node.nodeid.encode()) % 10**8}"
+            self.url = request.getfixturevalue("postgres").create_database(name)
+
+    TABLE = sa.Table(
+        "uji", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), sa.Column("kode", sa.String(10)),
+        sa.Column("nama", sa.String(100)), sa.Column("jumlah", sa.Integer), sa.Column("nilai", sa.Float),
+        sa.Column("aktif", sa.Boolean), sa.Column("catatan", sa.String(100)),
+    )
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        engine = sa.create_engine(self.url)
+        try:
+            self.TABLE.create(engine)
+            with engine.begin() as conn:
+                conn.execute(self.TABLE.insert(), records)
+        finally:
+            engine.dispose()
+        options = {"url": self.url, "table": "uji", "batch_rows": batch_rows}
+        return sql_source(tmp_path, **options, **({"cursor_column": "id"} if incremental else {}))
+
+    def add_records(self, source, records):
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(self.TABLE.insert(), records)
+        finally:
+            engine.dispose()
+
+    def unreachable_source(self, tmp_path):
+        url = UNREACHABLE if self.url.startswith("postgresql") else f"sqlite:///{tmp_path / 'gone' / 'uji.db'}"
+        return sql_source(tmp_path, url=url, table="uji")
