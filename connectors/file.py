@@ -1,18 +1,20 @@
-"""The `file` kind: delimited text files (CSV, semicolon-separated, TSV) in a declared encoding."""
+"""The `file` kind: one file an agency delivers (CSV, Excel, JSON, JSON Lines, Parquet), local or at a URL."""
 
 from __future__ import annotations
 
-import csv
-import io
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
-from connectors.base import ROW, Batch, Connector
-from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
+from connectors import _file_formats as formats
+from connectors.base import Batch, Connector
+from hub.errors import ConfigError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
-_BLOCK_BYTES = 4 << 20
+_FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv"}
+# Options only some formats read; one given for another format is a mistake in the registration.
+_FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}}
 
 
 class FileConnector(Connector):
@@ -22,105 +24,56 @@ class FileConnector(Connector):
         "additionalProperties": False,
         "properties": {
             "path": {"type": "string", "minLength": 1},
-            "format": {"enum": ["csv"]},
-            "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
-            "encoding": {"type": "string"},
+            "format": {"enum": sorted(set(_FORMAT_OF_SUFFIX.values()))},
+            "delimiter": {"type": "string", "pattern": "^(.|auto)$"},
+            "encoding": {"type": "string", "minLength": 1},
             "batch_rows": {"type": "integer", "minimum": 1},
         },
     }
 
     def __init__(self, source) -> None:
         super().__init__(source)
-        self.path = Path(self.options["path"])
-        self.delimiter = self.options.get("delimiter", ",")
-        self.encoding = self.options.get("encoding", "utf-8")
-        try:
-            codecs_name = io.TextIOWrapper(io.BytesIO(), encoding=self.encoding).encoding
-        except LookupError:
-            raise ConfigError(f"{source.path}: field options/encoding: unknown encoding {self.encoding!r}") from None
-        self.encoding = codecs_name
+        path = Path(self.options["path"])
+        # A relative path means the same file wherever the hub runs: next to the registration.
+        self.path = path if path.is_absolute() else source.path.parent / path
+        self.format = self.options.get("format") or _FORMAT_OF_SUFFIX.get(self.path.suffix.lower())
+        if self.format is None:
+            raise ConfigError(f"{source.path}: field options/format: cannot tell the format of {self.path.name!r} "
+                              f"from its name; set format to one of {sorted(set(_FORMAT_OF_SUFFIX.values()))}")
+        for option, formats_reading_it in _FORMAT_OPTIONS.items():
+            if option in self.options and self.format not in formats_reading_it:
+                raise ConfigError(f"{source.path}: field options/{option}: applies to format "
+                                  f"{' or '.join(sorted(formats_reading_it))}, not {self.format}")
+        self.delimiter = _auto(self.options.get("delimiter"))
+        self.encoding = _auto(self.options.get("encoding"))
+        if self.encoding:
+            try:
+                self.encoding = codecs.lookup(self.encoding).name
+            except LookupError:
+                raise ConfigError(f"{source.path}: field options/encoding: unknown encoding {self.encoding!r}") from None
+        self._dialect: formats.CsvDialect | None = None
 
     def describe(self) -> str:
-        return f"file {self.path.name} ({self.delimiter!r}-separated, {self.encoding})"
+        dialect = self._dialect
+        if self.format == "csv":
+            delimiter = dialect.delimiter if dialect else self.delimiter or "detected"
+            encoding = dialect.encoding if dialect else self.encoding or "detected"
+            return f"file {self.path.name} ({delimiter!r}-separated, {encoding})"
+        return f"file {self.path.name} ({self.format})"
+
+    def _where(self) -> str:
+        return f"source {self.source.id}: file {self.path.name}"
 
     def check(self) -> None:
         if not self.path.is_file():
             raise RetriableSourceError(f"source {self.source.id}: file {self.path} not found")
-        self._header()
-
-    def _header(self) -> list[str]:
-        try:
-            with self.path.open(encoding=self.encoding, newline="") as f:
-                header = next(csv.reader(f, delimiter=self.delimiter), None)
-        except UnicodeDecodeError as e:
-            raise FatalSourceError(f"source {self.source.id}: file {self.path.name}: header is not {self.encoding}: {e.reason}") from None
-        if not header:
-            raise FatalSourceError(f"source {self.source.id}: file {self.path.name} is empty (no header row)")
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise FatalSourceError(f"source {self.source.id}: file {self.path.name}: repeated column names {dupes}")
-        return header
 
     def read(self, cursor=None) -> Iterator[Batch]:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
         self.check()
-        header = self._header()
-        rejected: list[tuple[int, str, str]] = []
+        self._dialect = formats.detect_csv(self.path, self._where(), self.delimiter, self.encoding)
+        yield from formats.read_csv(self.path, self._where(), self.batch_rows, self._dialect)
 
-        def on_invalid(row) -> str:
-            # Line numbers count the header as line 1; rows count records from 1.
-            rejected.append((row.number - 1, "_record:column_count", row.text))
-            return "skip"
 
-        next_row = 1
-        skipped: set[int] = set()  # record numbers of rejected rows not yet passed
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
-
-        def emit(table: pa.Table) -> Batch:
-            nonlocal next_row, skipped
-            skipped |= {r for r, _, _ in rejected}
-            ahead = sorted(r for r in skipped if r >= next_row)
-            numbers = np.arange(next_row, next_row + table.num_rows + len(ahead), dtype=np.int64)
-            numbers = numbers[~np.isin(numbers, ahead)][: table.num_rows]
-            if len(numbers):
-                next_row = int(numbers[-1]) + 1
-            skipped = {r for r in skipped if r >= next_row}
-            batch = Batch(records=table.append_column(ROW, pa.array(numbers)), rejected=list(rejected))
-            rejected.clear()
-            return batch
-
-        try:
-            reader = pcsv.open_csv(
-                self.path,
-                read_options=pcsv.ReadOptions(
-                    encoding=self.encoding, column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
-                ),
-                parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={h: pa.string() for h in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
-                ),
-            )
-            for record_batch in reader:
-                pending.append(record_batch)
-                pending_rows += record_batch.num_rows
-                while pending_rows >= self.batch_rows:
-                    table = pa.Table.from_batches(pending)
-                    yield emit(table.slice(0, self.batch_rows))
-                    rest = table.slice(self.batch_rows)
-                    pending, pending_rows = rest.to_batches(), rest.num_rows
-        except pa.ArrowInvalid as e:
-            # Keep Arrow's diagnosis, not the row text it may quote after a further colon (personal data).
-            diagnosis = ":".join(str(e).splitlines()[0].split(":")[:2])
-            raise FatalSourceError(f"source {self.source.id}: file {self.path.name}: {diagnosis}") from None
-        except UnicodeDecodeError as e:
-            raise FatalSourceError(
-                f"source {self.source.id}: file {self.path.name}: bytes that are not {self.encoding} near byte {e.start}"
-            ) from None
-        if pending_rows or rejected:
-            schema = pa.schema([(h, pa.string()) for h in header])
-            yield emit(pa.Table.from_batches(pending, schema=schema))
+def _auto(value: str | None) -> str | None:
+    """None when the option asks for detection (absent or `auto`)."""
+    return None if value in (None, "auto") else value

@@ -105,6 +105,56 @@ def test_registered_yaml_source_reads_through_connector_for(tmp_path):
     assert records(read_all(connector)) == [{"NIK": "3271010101900001", "Nama": "Ré", ROW: 1}]
 
 
+def test_a_relative_path_is_next_to_the_registration(tmp_path):
+    write_lines(tmp_path / "x.csv", ["NIK", "3271010101900001"], "utf-8")
+    assert records(read_all(FileConnector(file_source(tmp_path, Path("x.csv"))))) == [{"NIK": "3271010101900001", ROW: 1}]
+
+
+# --- detection of separator and encoding --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t", "|"], ids=["semicolon", "comma", "tab", "pipe"])
+def test_the_separator_is_detected_from_the_header(tmp_path, delimiter):
+    others = "".join(d for d in ";,\t|" if d != delimiter)  # values hold the other separators: the header decides
+    path = write_lines(tmp_path / "x.txt", [delimiter.join(["NIK", "Nama", "Alamat"]),
+                                            delimiter.join(["3271010101900001", "Siti", f"Jl. A{others}1"])], "utf-8")
+    connector = FileConnector(file_source(tmp_path, path, delimiter="auto"))
+    assert records(read_all(connector)) == [
+        {"NIK": "3271010101900001", "Nama": "Siti", "Alamat": f"Jl. A{others}1", ROW: 1}]
+    assert connector.describe() == f"file x.txt ({delimiter!r}-separated, utf-8)"
+
+
+def test_separators_inside_quoted_header_names_do_not_count(tmp_path):
+    path = write_lines(tmp_path / "x.csv", ['"Nama; Gelar";"Kode, lama";NIK', "Ré;007;1"], "utf-8")
+    assert records(read_all(FileConnector(file_source(tmp_path, path)))) == [
+        {"Nama; Gelar": "Ré", "Kode, lama": "007", "NIK": "1", ROW: 1}]
+
+
+def test_windows_1252_is_detected_when_the_bytes_are_not_utf8(tmp_path):
+    path = write_lines(tmp_path / "dtks.csv", ["NIK;Nama Lengkap;Tanggal Lahir",
+                                               "3271010101900001;Désirée Siregar;16 Desember 2014"], "cp1252", "\r\n")
+    connector = FileConnector(file_source(tmp_path, path))
+    assert records(read_all(connector)) == [
+        {"NIK": "3271010101900001", "Nama Lengkap": "Désirée Siregar", "Tanggal Lahir": "16 Desember 2014", ROW: 1}]
+    assert connector.describe() == "file dtks.csv (';'-separated, cp1252)"
+
+
+def test_utf8_is_detected_and_a_bom_is_dropped(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffNIK\tNama\n3271010101900001\tDésirée\n".encode("utf-8"))
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert batches[0].records.column_names == ["NIK", "Nama", ROW]
+    assert records(batches) == [{"NIK": "3271010101900001", "Nama": "Désirée", ROW: 1}]
+
+
+def test_a_file_that_stops_being_utf8_after_the_detection_sample_is_fatal_and_says_where(tmp_path):
+    path = tmp_path / "late.csv"
+    good = "a,b\n" + "".join(f"{i},{'x' * 40}\n" for i in range(150_000))
+    path.write_bytes(good.encode("ascii") + "9,Ré\n".encode("cp1252"))
+    with pytest.raises(FatalSourceError, match=r"late.csv: .*bytes that are not utf-8"):
+        read_all(FileConnector(file_source(tmp_path, path, encoding="auto")))
+
+
 # --- batches and record numbers ----------------------------------------------------------------------
 
 
@@ -225,6 +275,12 @@ def test_repeated_column_names_are_fatal(tmp_path):
         read_all(FileConnector(file_source(tmp_path, path)))
 
 
+def test_a_name_without_a_known_extension_needs_a_format(tmp_path):
+    with pytest.raises(ConfigError, match="options/format: cannot tell the format of 'export.dat'"):
+        FileConnector(file_source(tmp_path, tmp_path / "export.dat"))
+    assert FileConnector(file_source(tmp_path, tmp_path / "export.dat", format="csv")).format == "csv"
+
+
 def test_unknown_encoding_is_a_config_error_naming_the_option(tmp_path):
     path = fifty_rows(tmp_path)
     with pytest.raises(ConfigError, match="options/encoding") as info:
@@ -235,7 +291,7 @@ def test_unknown_encoding_is_a_config_error_naming_the_option(tmp_path):
 # --- the connector conformance suite ------------------------------------------------------------------
 
 
-class TestFileConformance(Conformance):
+class TestCsvConformance(Conformance):
     """A CSV as agencies export it: semicolons, Windows-1252, nulls as empty cells."""
 
     def make_source(self, tmp_path, records, *, batch_rows, incremental):
@@ -246,3 +302,16 @@ class TestFileConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, tmp_path / "not-yet-delivered.csv")
+
+
+class TestTsvConformance(Conformance):
+    """Tab-separated UTF-8 with separator and encoding detected."""
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        lines = ["\t".join(records[0])]
+        lines += ["\t".join(as_text(v) or "" for v in r.values()) for r in records]
+        path = write_lines(tmp_path / "uji.tsv", lines, "utf-8")
+        return file_source(tmp_path, path, batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.tsv")
