@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.base import ROW, Batch
+from connectors.base import ROW, Batch, as_text
 from hub.errors import FatalSourceError
 
 _BLOCK_BYTES = 4 << 20
@@ -129,3 +129,134 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
     if pending_rows or rejected:
         schema = pa.schema([(h, pa.string()) for h in header])
         yield emit(pa.Table.from_batches(pending, schema=schema))
+
+
+# --- formats read record by record: Excel, JSON, JSON Lines ------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """A record that cannot be split into fields: why, and its text as the file holds it."""
+
+    reason: str
+    text: str
+
+
+def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int) -> Iterator[Batch]:
+    """(row, record of text or rejection) in batches of at most `batch_rows` records (and rejections).
+
+    A batch has every column met so far, in the order first met, null where a record lacks it.
+    """
+    import pyarrow as pa
+
+    columns: dict[str, None] = {}
+    records: list[dict] = []
+    numbers: list[int] = []
+    rejected: list[tuple[int, str, str]] = []
+
+    def batch() -> Batch:
+        table = pa.table({**{c: pa.array([r.get(c) for r in records], pa.string()) for c in columns},
+                          ROW: pa.array(numbers, pa.int64())})
+        return Batch(records=table, rejected=list(rejected))
+
+    for number, item in items:
+        if isinstance(item, _Rejected):
+            rejected.append((number, item.reason, item.text))
+        else:
+            columns.update(dict.fromkeys(item))
+            records.append(item)
+            numbers.append(number)
+        if len(records) == batch_rows or len(rejected) == batch_rows:
+            yield batch()
+            records, numbers, rejected = [], [], []
+    if records or rejected:
+        yield batch()
+
+
+# Excel
+
+_HEADER_SEARCH_ROWS = 100
+
+
+def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, header_row: int | None,
+              expected_columns: set[str]) -> Iterator[Batch]:
+    """A sheet's rows after its header row, streamed (openpyxl read-only mode)."""
+    import zipfile
+
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as e:
+        raise FatalSourceError(f"{where}: not a readable .xlsx workbook ({type(e).__name__})") from None
+    try:
+        worksheet = _worksheet(workbook, where, sheet)
+        worksheet.reset_dimensions()  # some writers record wrong dimensions; read the rows as they are
+        rows = enumerate(worksheet.iter_rows(values_only=True), 1)
+        where = f"{where}: sheet {worksheet.title!r}"
+        at, names = _xlsx_header(rows, where, header_row, expected_columns)
+        yield from _in_batches(((number - at, record) for number, record in _xlsx_records(rows, names)), batch_rows)
+    finally:
+        workbook.close()
+
+
+def _worksheet(workbook, where: str, sheet: str | int | None):
+    sheets = workbook.worksheets
+    if sheet is None:
+        return sheets[0]
+    if isinstance(sheet, int):
+        if sheet > len(sheets):
+            raise FatalSourceError(f"{where}: no sheet {sheet}; the workbook has {len(sheets)}")
+        return sheets[sheet - 1]
+    if sheet not in workbook.sheetnames:
+        raise FatalSourceError(f"{where}: no sheet {sheet!r}; sheets: {workbook.sheetnames}")
+    return workbook[sheet]
+
+
+def _xlsx_header(rows: Iterator[tuple[int, tuple]], where: str, header_row: int | None,
+                 expected_columns: set[str]) -> tuple[int, dict[int, str]]:
+    """The header's row number and its names by cell position; `rows` goes on after it."""
+    for number, cells in rows:
+        names = {i: str(c).strip() for i, c in enumerate(cells) if not _blank(c)}
+        if header_row is not None:
+            if number < header_row:
+                continue
+            if not names:
+                raise FatalSourceError(f"{where}: header row {header_row} is empty")
+        elif not (names and all(isinstance(c, str) for c in cells if not _blank(c))
+                  and expected_columns <= set(names.values())):
+            if number >= _HEADER_SEARCH_ROWS:
+                break
+            continue
+        dupes = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+        if dupes:
+            raise FatalSourceError(f"{where}: repeated column names {dupes} in row {number}")
+        return number, names
+    if header_row is not None:
+        raise FatalSourceError(f"{where}: has no row {header_row} (options/header_row)")
+    raise FatalSourceError(f"{where}: no header row in the first {_HEADER_SEARCH_ROWS} rows: expected a row of "
+                           f"text cells naming {sorted(expected_columns)}; set options/header_row")
+
+
+def _xlsx_records(rows: Iterator[tuple[int, tuple]], names: dict[int, str]) -> Iterator[tuple[int, dict | _Rejected]]:
+    for number, cells in rows:
+        if all(_blank(c) for c in cells):
+            continue
+        if any(not _blank(c) for i, c in enumerate(cells) if i not in names):
+            yield number, _Rejected("_record:column_count", "\t".join(_cell_text(c) or "" for c in cells))
+            continue
+        yield number, {name: _cell_text(cells[i]) if i < len(cells) else None for i, name in names.items()}
+
+
+def _blank(cell) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _cell_text(cell) -> str | None:
+    """A cell as text; a date-time at midnight is a date cell (Excel stores both as one number)."""
+    import datetime as dt
+
+    if isinstance(cell, dt.datetime) and cell.time() == dt.time():
+        return cell.date().isoformat()
+    return as_text(cell)

@@ -12,9 +12,9 @@ from hub.errors import ConfigError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
-_FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv"}
+_FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 # Options only some formats read; one given for another format is a mistake in the registration.
-_FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}}
+_FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"}}
 
 
 class FileConnector(Connector):
@@ -27,6 +27,9 @@ class FileConnector(Connector):
             "format": {"enum": sorted(set(_FORMAT_OF_SUFFIX.values()))},
             "delimiter": {"type": "string", "pattern": "^(.|auto)$"},
             "encoding": {"type": "string", "minLength": 1},
+            "sheet": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 1}],
+                      "description": "The sheet's name, or its position counting from 1."},
+            "header_row": {"type": "integer", "minimum": 1, "description": "The row of column names, counting from 1."},
             "batch_rows": {"type": "integer", "minimum": 1},
         },
     }
@@ -70,8 +73,14 @@ class FileConnector(Connector):
 
     def read(self, cursor=None) -> Iterator[Batch]:
         self.check()
-        self._dialect = formats.detect_csv(self.path, self._where(), self.delimiter, self.encoding)
-        yield from formats.read_csv(self.path, self._where(), self.batch_rows, self._dialect)
+        where = self._where()
+        if self.format == "csv":
+            self._dialect = formats.detect_csv(self.path, where, self.delimiter, self.encoding)
+            yield from formats.read_csv(self.path, where, self.batch_rows, self._dialect)
+        elif self.format == "xlsx":
+            mapped = {spec["from"] for spec in self.source.mapping.values() if "from" in spec}
+            yield from formats.read_xlsx(self.path, where, self.batch_rows, self.options.get("sheet"),
+                                         self.options.get("header_row"), mapped)
 
 
 def _auto(value: str | None) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import openpyxl
 import pyarrow as pa
 import pytest
 
@@ -15,11 +17,11 @@ from connectors.registry import Source, load_source
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
 
-def file_source(tmp_path: Path, path: Path, **options) -> Source:
+def file_source(tmp_path: Path, path: Path | str, mapping: dict | None = None, **options) -> Source:
     return Source(
         id="dinsos_test", title="DTKS test", description="", agency_code="dinsos", agency_name="Dinas Sosial",
         standard_ref="penduduk@1.0.0", kind="file", schedule=None, options={"path": str(path), **options},
-        mapping={"nik": {"from": "NIK"}}, path=tmp_path / "dinsos_test.yaml",
+        mapping=mapping or {"nik": {"from": "NIK"}}, path=tmp_path / "dinsos_test.yaml",
     )
 
 
@@ -33,6 +35,19 @@ def records(batches) -> list[dict]:
 
 def write_lines(path: Path, lines: list[str], encoding: str, newline: str = "\n") -> Path:
     path.write_bytes(newline.join(lines).encode(encoding) + newline.encode(encoding))
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list], **sheets: list[list]) -> Path:
+    """A workbook whose first sheet holds `rows`, and further sheets by name."""
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    for name, sheet_rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in sheet_rows:
+            sheet.append(row)
+    workbook.save(path)
     return path
 
 
@@ -155,6 +170,75 @@ def test_a_file_that_stops_being_utf8_after_the_detection_sample_is_fatal_and_sa
         read_all(FileConnector(file_source(tmp_path, path, encoding="auto")))
 
 
+# --- Excel -------------------------------------------------------------------------------------------
+
+DTKS_MAPPING = {"nik": {"from": "NIK"}, "nama": {"from": "Nama Lengkap"}}
+
+
+def test_excel_header_below_title_rows_is_found_and_empty_rows_are_skipped(tmp_path):
+    path = write_xlsx(tmp_path / "dtks.xlsx", [
+        ["DATA TERPADU KESEJAHTERAAN SOSIAL"],
+        ["Kota Bogor", "Desember 2024"],
+        [],
+        ["No", "NIK", "Nama Lengkap", "Tanggal Lahir", "Kode", "Jumlah", "Dicatat"],
+        [1, 3271010101900001, "Désirée Siregar", dt.date(2014, 12, 16), "007", 2.0, dt.datetime(2024, 12, 1, 8, 30)],
+        [],
+        [None, "   ", None],
+        [3, "3271010101900003", "Ucok", "16 Desember 2014", "012", 2.5, True],
+    ])
+    batches = read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING)))
+    assert records(batches) == [
+        {"No": "1", "NIK": "3271010101900001", "Nama Lengkap": "Désirée Siregar", "Tanggal Lahir": "2014-12-16",
+         "Kode": "007", "Jumlah": "2", "Dicatat": "2024-12-01T08:30:00", ROW: 1},
+        # The sheet's row is the header's row (4) + _row.
+        {"No": "3", "NIK": "3271010101900003", "Nama Lengkap": "Ucok", "Tanggal Lahir": "16 Desember 2014",
+         "Kode": "012", "Jumlah": "2.5", "Dicatat": "true", ROW: 4},
+    ]
+    assert all(b.records.schema.field(c).type == pa.string() for b in batches for c in b.records.column_names[:-1])
+
+
+def test_a_nik_typed_as_a_number_in_excel_reads_without_a_decimal_point(tmp_path):
+    path = write_xlsx(tmp_path / "nik.xlsx", [["NIK", "Nama Lengkap"], [3271010101900001, "Siti"],
+                                              [3271010101900002.0, "Agus"]])
+    assert [r["NIK"] for r in records(read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING))))] == [
+        "3271010101900001", "3271010101900002"]
+
+
+def test_excel_header_row_option_and_sheet_by_name_or_position(tmp_path):
+    path = write_xlsx(tmp_path / "book.xlsx", [["ringkasan"]], Data=[["Laporan"], ["NIK", "Jumlah"], ["007", 5]])
+    expected = [{"NIK": "007", "Jumlah": "5", ROW: 1}]
+    for sheet in ("Data", 2):
+        assert records(read_all(FileConnector(file_source(tmp_path, path, sheet=sheet, header_row=2)))) == expected
+    assert records(read_all(FileConnector(file_source(tmp_path, path, sheet="Data")))) == expected
+
+
+def test_a_value_under_a_column_without_a_name_is_rejected_with_its_row(tmp_path):
+    path = write_xlsx(tmp_path / "x.xlsx", [["NIK", "Nama Lengkap"], ["001", "Siti"], ["002", "Agus", "catatan"]])
+    batches = read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING)))
+    assert records(batches) == [{"NIK": "001", "Nama Lengkap": "Siti", ROW: 1}]
+    assert [r for b in batches for r in b.rejected] == [(2, "_record:column_count", "002\tAgus\tcatatan")]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, r"dtks.xlsx: sheet 'Sheet': no header row in the first 100 rows: expected a row of text cells naming "
+         r"\['NIK', 'Nama Lengkap'\]"),
+    ({"header_row": 9}, r"dtks.xlsx: sheet 'Sheet': has no row 9"),
+    ({"sheet": "Rekap"}, r"dtks.xlsx: no sheet 'Rekap'; sheets: \['Sheet'\]"),
+    ({"sheet": 2}, r"dtks.xlsx: no sheet 2; the workbook has 1"),
+], ids=["no-header", "header-row-beyond-the-end", "sheet-name", "sheet-position"])
+def test_a_sheet_that_does_not_match_the_registration_is_fatal(tmp_path, options, message):
+    path = write_xlsx(tmp_path / "dtks.xlsx", [["Laporan"], ["NIK", "Nama"], ["001", "Siti"]])
+    with pytest.raises(FatalSourceError, match=message):
+        read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING, **options)))
+
+
+def test_a_file_that_is_not_a_workbook_is_fatal(tmp_path):
+    path = tmp_path / "dtks.xlsx"
+    path.write_bytes(b"NIK;Nama\n001;Siti\n")
+    with pytest.raises(FatalSourceError, match="dtks.xlsx: not a readable .xlsx workbook"):
+        read_all(FileConnector(file_source(tmp_path, path)))
+
+
 # --- batches and record numbers ----------------------------------------------------------------------
 
 
@@ -275,6 +359,11 @@ def test_repeated_column_names_are_fatal(tmp_path):
         read_all(FileConnector(file_source(tmp_path, path)))
 
 
+def test_an_option_of_another_format_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="options/sheet: applies to format xlsx, not csv"):
+        FileConnector(file_source(tmp_path, fifty_rows(tmp_path), sheet="Data"))
+
+
 def test_a_name_without_a_known_extension_needs_a_format(tmp_path):
     with pytest.raises(ConfigError, match="options/format: cannot tell the format of 'export.dat'"):
         FileConnector(file_source(tmp_path, tmp_path / "export.dat"))
@@ -315,3 +404,19 @@ class TestTsvConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, tmp_path / "not-yet-delivered.tsv")
+
+
+def columns_mapping(records: list[dict]) -> dict:
+    return {column: {"from": column} for column in records[0]}
+
+
+class TestXlsxConformance(Conformance):
+    """A workbook with a title above the header, values typed as Excel types them."""
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        rows = [["Data uji"], list(records[0])] + [list(r.values()) for r in records]
+        path = write_xlsx(tmp_path / "uji.xlsx", rows)
+        return file_source(tmp_path, path, columns_mapping(records), batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.xlsx")
