@@ -56,20 +56,39 @@ def _substitute(value, home: Path):
     return value
 
 
+def _line(node, parts: list) -> int | None:
+    """The line (from 1) where a field of a composed YAML document is written, or its nearest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            found = [value for key, value in node.value if key.value == str(part)]
+            node = found[0] if found else None
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
 def load_source(path: Path, home: Path) -> Source:
-    """Parse and check one registration; errors name the file, the field and what was expected."""
+    """Parse and check one registration; errors name the file and line, the field and what was expected."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of fields (id, title, agency, ...), got {type(data).__name__}")
+    document = yaml.compose(text)
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"{path}: field {_where(e)}: {e.message}" for e in errors]
+        lines = [f"{path}:{_line(document, list(e.absolute_path))}: field {_where(e)}: {e.message}" for e in errors]
         raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
     if path.stem != data["id"]:
-        raise ConfigError(f"{path}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
+        raise ConfigError(f"{path}:{_line(document, ['id'])}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
     source = Source(
         id=data["id"],
         title=data["title"],
@@ -83,11 +102,11 @@ def load_source(path: Path, home: Path) -> Source:
         mapping=data["mapping"],
         path=path,
     )
-    _check_kind_options(source)
+    _check_kind_options(source, document)
     return source
 
 
-def _check_kind_options(source: Source) -> None:
+def _check_kind_options(source: Source, document) -> None:
     """The kind's own options schema, then its constructor, which refuses what the schema cannot say."""
     from jsonschema import Draft202012Validator
 
@@ -96,12 +115,13 @@ def _check_kind_options(source: Source) -> None:
     try:
         cls = kind_class(source.kind)
     except ConfigError as e:
-        raise ConfigError(f"{source.path}: field kind: {e}") from None
+        raise ConfigError(f"{source.path}:{_line(document, ['kind'])}: field kind: {e}") from None
     errors = sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
-        where = "/".join(["options", *(str(p) for p in e.absolute_path)])
-        raise ConfigError(f"{source.path}: field {where}: {e.message} (kind {source.kind})")
+        parts = ["options", *e.absolute_path]
+        where = "/".join(str(p) for p in parts)
+        raise ConfigError(f"{source.path}:{_line(document, parts)}: field {where}: {e.message} (kind {source.kind})")
     cls(source)  # constructors only check options; they never connect
 
 

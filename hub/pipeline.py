@@ -5,6 +5,7 @@ Airflow tasks and the `hub` command line call these same functions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -66,10 +67,29 @@ def _field_of(reason: str) -> str:
 
 
 def stage(settings: Settings, source_id: str, run_id: str) -> dict:
-    """Extract, harmonize and validate a source into staging files; publish nothing yet.
+    """Extract, harmonize and validate a source, from its committed cursor, into staging files; publish nothing."""
+    from catalog.db import SourceState, init_db, session
+    from connectors import connector_for
+
+    init_db(settings.catalog_url)
+    source = find_source(settings, source_id)
+    cursor = None
+    if connector_for(source).incremental:
+        with session(settings.catalog_url) as s:
+            state = s.get(SourceState, source_id)
+            cursor = state.cursor if state else None
+    folder = _staging_dir(settings, source_id, run_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return stage_into(folder, source, run_id, cursor)
+
+
+def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None = None) -> dict:
+    """Read `source` after `cursor` (at most `limit` records), harmonize and validate it into `folder`.
 
     Every record read ends up in exactly one of data.parquet (valid records, as the table stores them: the
     file publish commits) or quarantine.parquet. rows.parquet has each valid record's row number and key.
+    Touches no catalog: `hub sources test` stages a sample this way.
     """
     import numpy as np
     import pyarrow as pa
@@ -77,26 +97,15 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     import pyarrow.parquet as pq
 
     from catalog import storage
-    from catalog.db import SourceState, init_db, session
     from connectors import connector_for
     from connectors.base import ROW
     from schemas import load_standard
     from schemas.validation import Validation
     from transforms import harmonize
 
-    init_db(settings.catalog_url)
-    source = find_source(settings, source_id)
+    source_id = source.id
     standard = load_standard(source.standard_ref)
     connector = connector_for(source)
-    cursor = None
-    if connector.incremental:
-        with session(settings.catalog_url) as s:
-            state = s.get(SourceState, source_id)
-            cursor = state.cursor if state else None
-
-    folder = _staging_dir(settings, source_id, run_id)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     data_schema = storage.file_schema(standard)
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
     quarantine: dict[str, list] = {"row": [], "reasons": [], "record": []}
@@ -109,7 +118,8 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
 
     # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
     # works on this one. rows.parquet lives minutes: compressing it would cost more than the disk it saves.
-    with _ReadAhead(connector.read(cursor)) as read, _ReadAhead(harmonized(read)) as batches, \
+    batches = connector.read(cursor) if limit is None else _first(connector.read(cursor), limit)
+    with _ReadAhead(batches) as read, _ReadAhead(harmonized(read)) as batches, \
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
         validation = Validation(standard)
@@ -181,6 +191,18 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
     log.info("source %s: staged run %s: %d in, %d valid, %d quarantined", source_id, run_id, rows_in, rows_valid,
              summary["rows_quarantined"])
     return summary
+
+
+def _first(batches: Iterator, limit: int) -> Iterator:
+    """The batches up to the record numbered `limit`: a sample from the start of a source."""
+    from connectors.base import ROW
+
+    for batch in batches:
+        numbers = batch.records[ROW].to_pylist()
+        yield dataclasses.replace(batch, records=batch.records.slice(0, sum(1 for n in numbers if n <= limit)),
+                                  rejected=[r for r in batch.rejected if r[0] <= limit])
+        if max([*numbers, *(r[0] for r in batch.rejected)], default=0) >= limit:
+            return
 
 
 class _ReadAhead:

@@ -288,3 +288,18 @@ def test_registering_a_kind_first_keeps_the_builtin_kinds():
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.strip().split(",")) >= {"extra", "file", "sql"}
+
+
+def test_errors_name_the_line_of_the_field(tmp_path):
+    lines = ["id: dinsos_lines", "title: DTKS", "agency: {code: dinsos, name: Dinas Sosial}",
+             "standard: penduduk@1.0.0", "kind: file", "options:", "  path: x.csv", "  batch_rows: many",
+             "mapping:", "  nik: {from: NIK}"]
+    path = tmp_path / "dinsos_lines.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert f"{path}:8: field options/batch_rows: 'many' is not of type 'integer'" in config_error(path, tmp_path)
+    lines[3] = "standard: penduduk"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert f"{path}:4: field standard: 'penduduk' does not match" in config_error(path, tmp_path)
+    lines[3], lines[4] = "standard: penduduk@1.0.0", "kind: fax"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert f"{path}:5: field kind: unknown connector kind 'fax'" in config_error(path, tmp_path)
