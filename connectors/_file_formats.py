@@ -260,3 +260,99 @@ def _cell_text(cell) -> str | None:
     if isinstance(cell, dt.datetime) and cell.time() == dt.time():
         return cell.date().isoformat()
     return as_text(cell)
+
+
+# JSON and JSON Lines
+
+
+def read_json(path: Path, where: str, batch_rows: int, records_path: str | None) -> Iterator[Batch]:
+    """The items of the array at `records_path` (dotted keys; None: the file is the array), streamed by ijson."""
+    import ijson
+
+    prefix = records_path or ""
+    read = 0
+
+    def items() -> Iterator[tuple[int, dict | _Rejected]]:
+        nonlocal read
+        for read, item in enumerate(ijson.items(f, f"{prefix}.item" if prefix else "item"), 1):
+            yield read, _record(item)
+        if not read:
+            _check_array_at(f, where, prefix)
+
+    with path.open("rb") as f:
+        _skip_bom(f)
+        try:
+            yield from _in_batches(items(), batch_rows)
+        except ijson.JSONError as e:
+            # The first line is the parser's diagnosis; the lines after it quote the file (personal data).
+            raise FatalSourceError(f"{where}: not valid JSON after record {read}: {str(e).splitlines()[0]}") from None
+
+
+def _check_array_at(f, where: str, prefix: str) -> None:
+    """No item came out: an empty array is fine, anything else at `prefix` (or nothing there) is fatal."""
+    import ijson
+
+    f.seek(0)
+    _skip_bom(f)
+    place = prefix or "the top level"
+    for at, event, _ in ijson.parse(f):
+        if at == prefix:  # the first event there starts or is its value
+            if event == "start_array":
+                return
+            found = "an object" if event == "start_map" else f"a {event}"
+            raise FatalSourceError(f"{where}: {place} holds {found}, not an array of records (options/records_path)")
+    raise FatalSourceError(f"{where}: nothing at {place} (options/records_path)")
+
+
+def read_jsonl(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
+    """One record per line; `_row` is the line number. A line that is not a JSON object is rejected."""
+    import json
+    from decimal import Decimal
+
+    def items() -> Iterator[tuple[int, dict | _Rejected]]:
+        with path.open("rb") as f:
+            _skip_bom(f)
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line, parse_float=Decimal)  # Decimal keeps the number as written
+                except ValueError:  # not JSON, or not UTF-8
+                    yield number, _Rejected("_record:json", line.decode("utf-8", "replace").rstrip("\r\n"))
+                else:
+                    yield number, _record(value)
+
+    yield from _in_batches(items(), batch_rows)
+
+
+def _skip_bom(f) -> None:
+    if f.read(len(_BOM)) != _BOM:
+        f.seek(0)
+
+
+def _record(value) -> dict | _Rejected:
+    """A JSON value as a record of text: an object, nested objects flattened to dotted names."""
+    if not isinstance(value, dict):
+        return _Rejected("_record:not_object", _json_text(value))
+    record: dict[str, str | None] = {}
+    _flatten(value, "", record)
+    return record
+
+
+def _flatten(value: dict, prefix: str, into: dict) -> None:
+    for key, inner in value.items():
+        name = prefix + key
+        if isinstance(inner, dict):
+            _flatten(inner, name + ".", into)
+        elif isinstance(inner, list):
+            into[name] = _json_text(inner)
+        else:
+            into[name] = as_text(inner)
+
+
+def _json_text(value) -> str:
+    """A value as JSON text (numbers read as Decimal are written as numbers)."""
+    import json
+    from decimal import Decimal
+
+    return json.dumps(value, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else as_text(v))

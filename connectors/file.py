@@ -12,9 +12,11 @@ from hub.errors import ConfigError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
-_FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
+_FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
+                     ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Options only some formats read; one given for another format is a mistake in the registration.
-_FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"}}
+_FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
+                   "records_path": {"json"}}
 
 
 class FileConnector(Connector):
@@ -30,6 +32,8 @@ class FileConnector(Connector):
             "sheet": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 1}],
                       "description": "The sheet's name, or its position counting from 1."},
             "header_row": {"type": "integer", "minimum": 1, "description": "The row of column names, counting from 1."},
+            "records_path": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$",
+                             "description": "Dotted keys of the array of records, e.g. data.items."},
             "batch_rows": {"type": "integer", "minimum": 1},
         },
     }
@@ -81,6 +85,10 @@ class FileConnector(Connector):
             mapped = {spec["from"] for spec in self.source.mapping.values() if "from" in spec}
             yield from formats.read_xlsx(self.path, where, self.batch_rows, self.options.get("sheet"),
                                          self.options.get("header_row"), mapped)
+        elif self.format == "json":
+            yield from formats.read_json(self.path, where, self.batch_rows, self.options.get("records_path"))
+        else:
+            yield from formats.read_jsonl(self.path, where, self.batch_rows)
 
 
 def _auto(value: str | None) -> str | None:

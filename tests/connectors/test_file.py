@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import openpyxl
@@ -239,6 +240,100 @@ def test_a_file_that_is_not_a_workbook_is_fatal(tmp_path):
         read_all(FileConnector(file_source(tmp_path, path)))
 
 
+# --- JSON and JSON Lines ------------------------------------------------------------------------------
+
+
+def write_json(path: Path, value) -> Path:
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_json_records_at_a_dotted_path_with_nested_objects_flattened(tmp_path):
+    path = tmp_path / "api.json"
+    path.write_text(
+        '{"meta": {"total": 2}, "data": {"items": ['
+        '{"nik": "3271010101900001", "alamat": {"rt": "001", "kelurahan": {"kode": "3271011001"}}, "umur": 42,'
+        ' "nilai": 2.50, "aktif": true, "telepon": ["0812", "0251"], "catatan": null},'
+        '{"nik": 3271010101900002, "umur": 7, "baru": "x"}]}}', encoding="utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path, records_path="data.items")))
+    assert batches[0].records.column_names == ["nik", "alamat.rt", "alamat.kelurahan.kode", "umur", "nilai", "aktif",
+                                               "telepon", "catatan", "baru", ROW]
+    assert records(batches) == [
+        {"nik": "3271010101900001", "alamat.rt": "001", "alamat.kelurahan.kode": "3271011001", "umur": "42",
+         "nilai": "2.50", "aktif": "true", "telepon": '["0812", "0251"]', "catatan": None, "baru": None, ROW: 1},
+        {"nik": "3271010101900002", "alamat.rt": None, "alamat.kelurahan.kode": None, "umur": "7", "nilai": None,
+         "aktif": None, "telepon": None, "catatan": None, "baru": "x", ROW: 2},
+    ]
+
+
+def test_every_later_batch_keeps_every_column_met_so_far(tmp_path):
+    path = write_json(tmp_path / "x.json", [{"a": "1"}, {"a": "2"}, {"b": "3"}, {"c": "4"}, {"a": "5"}])
+    batches = read_all(FileConnector(file_source(tmp_path, path, batch_rows=2)))
+    assert [b.records.column_names for b in batches] == [["a", ROW], ["a", "b", "c", ROW], ["a", "b", "c", ROW]]
+    assert records(batches)[2:] == [{"a": None, "b": "3", "c": None, ROW: 3}, {"a": None, "b": None, "c": "4", ROW: 4},
+                                    {"a": "5", "b": None, "c": None, ROW: 5}]
+
+
+def test_a_json_array_item_that_is_not_an_object_is_rejected_with_its_position(tmp_path):
+    path = write_json(tmp_path / "x.json", [{"a": "1"}, ["a", 2], "teks", {"a": "4"}])
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert records(batches) == [{"a": "1", ROW: 1}, {"a": "4", ROW: 4}]
+    assert [r for b in batches for r in b.rejected] == [(2, "_record:not_object", '["a", 2]'),
+                                                        (3, "_record:not_object", '"teks"')]
+
+
+def test_an_empty_json_array_has_no_records(tmp_path):
+    assert read_all(FileConnector(file_source(tmp_path, write_json(tmp_path / "x.json", {"data": []}),
+                                              records_path="data"))) == []
+
+
+@pytest.mark.parametrize("value, options, message", [
+    ({"data": [{"a": 1}]}, {}, r"x.json: the top level holds an object, not an array of records"),
+    ({"data": {"a": 1}}, {"records_path": "data"}, r"x.json: data holds an object, not an array"),
+    ({"data": [{"a": 1}]}, {"records_path": "data.items"}, r"x.json: nothing at data.items"),
+], ids=["object-at-top", "object-at-path", "missing-path"])
+def test_records_path_that_does_not_lead_to_an_array_is_fatal(tmp_path, value, options, message):
+    with pytest.raises(FatalSourceError, match=message):
+        read_all(FileConnector(file_source(tmp_path, write_json(tmp_path / "x.json", value), **options)))
+
+
+def test_broken_json_is_fatal_names_the_last_record_read_and_quotes_no_data(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('[{"nik": "3271010101900001"}, {"nik": "3271010101900002", "nama": Siti}]', encoding="utf-8")
+    with pytest.raises(FatalSourceError, match=r"x.json: not valid JSON after record 1") as raised:
+        read_all(FileConnector(file_source(tmp_path, path)))
+    assert "Siti" not in str(raised.value)
+
+
+def test_json_lines_quarantines_broken_lines_with_their_line_numbers(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join([
+        '{"nik": "3271010101900001", "nama": "Désirée"}',
+        '{"nik": "3271010101900002", "nama": "Agus"',
+        "",
+        '["3271010101900004"]',
+        '{"nik": 3271010101900005, "nilai": 1.50, "alamat": {"rt": "005"}}',
+    ]).encode("utf-8") + b"\n{\"nama\": \"R\xe9\"}\r\n")
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert records(batches) == [
+        {"nik": "3271010101900001", "nama": "Désirée", "nilai": None, "alamat.rt": None, ROW: 1},
+        {"nik": "3271010101900005", "nama": None, "nilai": "1.50", "alamat.rt": "005", ROW: 5},
+    ]
+    assert [r for b in batches for r in b.rejected] == [
+        (2, "_record:json", '{"nik": "3271010101900002", "nama": "Agus"'),
+        (4, "_record:not_object", '["3271010101900004"]'),
+        (6, "_record:json", '{"nama": "R\ufffd"}'),
+    ]
+
+
+def test_rejections_count_towards_the_batch_bound(tmp_path):
+    path = write_lines(tmp_path / "x.jsonl", ["{broken"] * 10 + ['{"a": 1}'], "utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path, batch_rows=3)))
+    assert [len(b.rejected) for b in batches] == [3, 3, 3, 1]
+    assert [b.records.num_rows for b in batches] == [0, 0, 0, 1]
+    assert [r for b in batches for r, _, _ in b.rejected] == list(range(1, 11))
+
+
 # --- batches and record numbers ----------------------------------------------------------------------
 
 
@@ -420,3 +515,23 @@ class TestXlsxConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, tmp_path / "not-yet-delivered.xlsx")
+
+
+class TestJsonConformance(Conformance):
+    """An API export: the records in an array under data.items."""
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        path = write_json(tmp_path / "uji.json", {"meta": {"count": len(records)}, "data": {"items": records}})
+        return file_source(tmp_path, path, records_path="data.items", batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.json")
+
+
+class TestJsonLinesConformance(Conformance):
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        path = write_lines(tmp_path / "uji.jsonl", [json.dumps(r, ensure_ascii=False) for r in records], "utf-8")
+        return file_source(tmp_path, path, batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.jsonl")
