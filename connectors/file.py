@@ -13,7 +13,7 @@ from hub.errors import ConfigError, RetriableSourceError
 __all__ = ["FileConnector"]
 
 _FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
-                     ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+                     ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 # Options only some formats read; one given for another format is a mistake in the registration.
 _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
                    "records_path": {"json"}}
@@ -87,8 +87,10 @@ class FileConnector(Connector):
                                          self.options.get("header_row"), mapped)
         elif self.format == "json":
             yield from formats.read_json(self.path, where, self.batch_rows, self.options.get("records_path"))
-        else:
+        elif self.format == "jsonl":
             yield from formats.read_jsonl(self.path, where, self.batch_rows)
+        else:
+            yield from formats.read_parquet(self.path, where, self.batch_rows)
 
 
 def _auto(value: str | None) -> str | None:

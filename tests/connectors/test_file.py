@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from connectors.base import ROW
@@ -334,6 +336,49 @@ def test_rejections_count_towards_the_batch_bound(tmp_path):
     assert [r for b in batches for r, _, _ in b.rejected] == list(range(1, 11))
 
 
+# --- Parquet -----------------------------------------------------------------------------------------
+
+
+def test_parquet_values_arrive_as_text_and_structs_as_dotted_columns(tmp_path):
+    table = pa.table({
+        "nik": pa.array(["3271010101900001", None]),
+        "kode": pa.array(["007", "012"]).dictionary_encode(),
+        "umur": pa.array([42, None], pa.int32()),
+        "nilai": pa.array([2.0, 2.5]),
+        "aktif": pa.array([True, False]),
+        "lahir": pa.array([dt.date(2014, 12, 16), None]),
+        "dicatat": pa.array([dt.datetime(2024, 12, 1, 8, 30), None], pa.timestamp("ms")),
+        "jumlah": pa.array([Decimal("1.50"), None], pa.decimal128(5, 2)),
+        "alamat": pa.array([{"rt": "001", "wilayah": {"kode": "3271011001"}}, None]),
+        "telepon": pa.array([["0812", "0251"], []]),
+    })
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert all(f.type == pa.string() for b in batches for f in b.records.schema if f.name != ROW)
+    assert records(batches) == [
+        {"nik": "3271010101900001", "kode": "007", "umur": "42", "nilai": "2", "aktif": "true", "lahir": "2014-12-16",
+         "dicatat": "2024-12-01T08:30:00", "jumlah": "1.50", "alamat.rt": "001", "alamat.wilayah.kode": "3271011001",
+         "telepon": '["0812", "0251"]', ROW: 1},
+        {"nik": None, "kode": "012", "umur": None, "nilai": "2.5", "aktif": "false", "lahir": None, "dicatat": None,
+         "jumlah": None, "alamat.rt": None, "alamat.wilayah.kode": None, "telepon": "[]", ROW: 2},
+    ]
+
+
+def test_parquet_batches_are_bounded_across_row_groups(tmp_path):
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"kode": [f"{i:03d}" for i in range(1, 26)]}), path, row_group_size=10)
+    batches = read_all(FileConnector(file_source(tmp_path, path, batch_rows=4)))
+    assert max(b.records.num_rows for b in batches) <= 4
+    assert [(r["kode"], r[ROW]) for r in records(batches)] == [(f"{i:03d}", i) for i in range(1, 26)]
+
+
+def test_a_file_that_is_not_parquet_is_fatal(tmp_path):
+    path = write_lines(tmp_path / "x.parquet", ["NIK,Nama", "1,Siti"], "utf-8")
+    with pytest.raises(FatalSourceError, match="x.parquet: not a readable Parquet file"):
+        read_all(FileConnector(file_source(tmp_path, path)))
+
+
 # --- batches and record numbers ----------------------------------------------------------------------
 
 
@@ -535,3 +580,13 @@ class TestJsonLinesConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, tmp_path / "not-yet-delivered.jsonl")
+
+
+class TestParquetConformance(Conformance):
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        path = tmp_path / "uji.parquet"
+        pq.write_table(pa.Table.from_pylist(records), path, row_group_size=4)
+        return file_source(tmp_path, path, batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, tmp_path / "not-yet-delivered.parquet")
