@@ -66,6 +66,11 @@ class Connector(ABC):
         self.options = source.options
         self.batch_rows = int(source.options.get("batch_rows", DEFAULT_BATCH_ROWS))
 
+    @classmethod
+    def example_options(cls, source_id: str) -> dict:
+        """The options a new registration of this kind starts from (`hub sources new`): the required ones."""
+        return {name: "TODO" for name in cls.options_schema.get("required", [])}
+
     @abstractmethod
     def read(self, cursor: Any = None) -> Iterator[Batch]:
         """Yield bounded-size batches of records after `cursor` (None: from the start)."""

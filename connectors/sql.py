@@ -31,6 +31,11 @@ class SqlConnector(Connector):
         "anyOf": [{"required": ["table"]}, {"required": ["query"]}],
     }
 
+    @classmethod
+    def example_options(cls, source_id: str) -> dict:
+        return {"url_env": f"{source_id.upper()}_DATABASE_URL", "table": "TODO", "cursor_column": "TODO_updated_at",
+                "batch_rows": 100_000}
+
     def __init__(self, source) -> None:
         super().__init__(source)
         url = self.options.get("url")
@@ -53,7 +58,7 @@ class SqlConnector(Connector):
         if "url_env" in self.options:
             name = self.options["url_env"]
             if not os.environ.get(name):
-                raise ConfigError(f"source {self.source.id}: environment variable {name} (options/url_env) is not set")
+                raise ConfigError(f"{self.source.path}: field options/url_env: environment variable {name} is not set")
             return os.environ[name]
         from airflow.sdk import BaseHook
 

@@ -98,6 +98,57 @@ def cmd_sources_list(settings: Settings, args) -> None:
     _print_list(sources, args.json, lambda s: f"{s['id']:<28} {s['kind']:<6} {s['standard']:<20} {s['title']}")
 
 
+def cmd_sources_new(settings: Settings, args) -> None:
+    from hub.sources import scaffold
+
+    path = scaffold(settings, args.kind, args.source, args.standard, args.agency)
+    print(f"wrote {path}: replace its TODOs, then run `hub sources check {args.source}`")
+
+
+def cmd_sources_check(settings: Settings, args) -> int | None:
+    from hub.errors import SourceError
+    from hub.sources import check
+
+    try:
+        found = check(settings, args.source)
+    except SourceError as e:  # the registration is fine; the system is not there
+        print(f"hub: the registration is valid, but the system cannot be read: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(found)
+        return
+    print(f"ok   {found['source']} ({found['file']}): registration valid, system reachable: {found['system']}")
+    if found["required_fields_not_mapped"]:
+        print(f"note every record will be quarantined until these required fields of {found['standard']} are "
+              f"mapped: {', '.join(found['required_fields_not_mapped'])}")
+
+
+def cmd_sources_test(settings: Settings, args) -> None:
+    from hub.sources import sample
+
+    found = sample(settings, args.source, args.limit)
+    if args.json:
+        _print_json(found)
+        return
+    print(f"{found['source']} ({found['standard']}): {found['rows_read']} records read, "
+          f"{found['would_publish']} would be published, {found['would_quarantine']} quarantined; "
+          "nothing was written to the catalog")
+    for code, count in found["reasons"].items():
+        print(f"  {count:>6}  {code}")
+    if found["published_preview"]:
+        print(f"first records as they would be published ({', '.join(found['masked_fields'])} masked):")
+        for record in found["published_preview"]:
+            print("  " + json.dumps(record, ensure_ascii=False))
+    if found["rejected"]:
+        print("rejected rows (row 1 is the first record):")
+    for row in found["rejected"][:50]:
+        why = "; ".join(f"{r['field']} {r['rule']}" + (f" (column {r['column']!r}: {r['value']!r})" if "column" in r
+                                                        else "") for r in row["reasons"])
+        print(f"  row {row['row']}: {why}")
+    if len(found["rejected"]) > 50:
+        print(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
+
+
 def cmd_catalog_list(settings: Settings, args) -> None:
     from catalog.db import Dataset, init_db, session
 
@@ -322,6 +373,21 @@ def _parser() -> argparse.ArgumentParser:
     s = sources.add_parser("list")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sources_list)
+    s = sources.add_parser("new", help="write a registration to fill in, for a connector kind")
+    s.add_argument("kind")
+    s.add_argument("source", help="the new source's id: lower case letters, digits, underscores")
+    s.add_argument("--standard", required=True, help="NAME or NAME@VERSION of the standard it feeds")
+    s.add_argument("--agency", required=True, help="the agency's code, e.g. dinsos")
+    s.set_defaults(func=cmd_sources_new)
+    s = sources.add_parser("check", help="validate a registration and reach its system")
+    s.add_argument("source")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sources_check)
+    s = sources.add_parser("test", help="read, harmonize and validate the first records; write nothing")
+    s.add_argument("source")
+    s.add_argument("--limit", type=int, default=1000, help="how many records to read (default 1000)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sources_test)
 
     catalog = sub.add_parser("catalog", help="the published datasets").add_subparsers(dest="action", required=True)
     s = catalog.add_parser("list")

@@ -1,0 +1,117 @@
+"""Self-service for agencies: scaffold a registration, check it, and try it on a sample."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+__all__ = ["check", "sample", "scaffold"]
+
+
+def scaffold(settings: Settings, kind: str, source_id: str, standard_ref: str, agency: str) -> Path:
+    """Write `<registry>/<source_id>.yaml` for a kind, with the standard's fields to map; never overwrite."""
+    import yaml
+
+    from connectors.kinds import kind_class
+    from schemas import load_standard
+
+    cls = kind_class(kind)
+    standard = load_standard(standard_ref)
+    path = settings.registry / f"{source_id}.yaml"
+    if path.exists():
+        raise ConfigError(f"{path} exists already; edit it, or choose another source id")
+
+    def block(data: dict) -> str:
+        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False).rstrip()
+
+    fields = []
+    for f in standard.fields:
+        notes = [f.type, "required" if f.required else "optional"]
+        if f.code_list:
+            notes.append(f"code list {f.code_list['name']}")
+        if f.format:
+            notes.append(f.format)
+        fields.append(f"  {f.name}: {{from: TODO}}  # {f.title}: {', '.join(notes)}")
+    text = "\n".join([
+        f"# A {kind} source. Replace every TODO, then:",
+        f"#   hub sources check {source_id}          checks this file and reaches the system",
+        f"#   hub sources test {source_id} --limit 100   tries the first records, writing nothing",
+        f"# Options of the {kind} kind: docs/connectors.md. Mapping: README, 'Registering an agency source'.",
+        block({"id": source_id, "title": "TODO: judul sumber data", "description": "TODO: isi, cakupan, asal data",
+               "agency": {"code": agency, "name": "TODO: nama instansi"}, "standard": standard.ref, "kind": kind,
+               "schedule": "@daily"}),
+        block({"options": cls.example_options(source_id)}),
+        f"# One line per field of {standard.ref}: `from` names the source's column; add normalize, crosswalk or",
+        "# date_formats where the source writes values its own way. Drop the optional fields it does not have.",
+        "mapping:",
+        *fields,
+        "",
+    ])
+    settings.registry.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check(settings: Settings, source_id: str) -> dict:
+    """Validate a registration and reach its system. Raises ConfigError or a SourceError with the reason."""
+    from connectors import connector_for
+    from hub.pipeline import find_source
+    from schemas import load_standard
+
+    source = find_source(settings, source_id)
+    standard = load_standard(source.standard_ref)
+    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
+    if unknown:
+        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
+    unmapped = [f.name for f in standard.fields if f.required and f.name not in source.mapping]
+    connector = connector_for(source)
+    connector.check()
+    return {"source": source.id, "file": str(source.path), "standard": standard.ref, "system": connector.describe(),
+            "incremental": connector.incremental, "required_fields_not_mapped": unmapped}
+
+
+def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dict:
+    """Read, harmonize and validate a source's first `limit` records; write nothing to the catalog.
+
+    What would be published is shown with personal data masked; each rejected row with its reasons and, for
+    fields that are not personal data, the value the source sent.
+    """
+    import pyarrow.parquet as pq
+
+    from catalog.masking import mask_table, personal_fields
+    from hub.pipeline import find_source, stage_into
+    from schemas import load_standard
+
+    source = find_source(settings, source_id)
+    standard = load_standard(source.standard_ref)
+    personal = personal_fields(standard)
+    with tempfile.TemporaryDirectory(prefix=f"hub-test-{source_id}-") as folder:
+        summary = stage_into(Path(folder), source, "sources-test", cursor=None, limit=limit)
+        data = pq.ParquetFile(Path(folder) / "data.parquet")
+        preview = mask_table(next(data.iter_batches(batch_size=show), None) or data.schema_arrow.empty_table(),
+                             personal) if data.metadata.num_rows else None
+        rejected = pq.read_table(Path(folder) / "quarantine.parquet").sort_by("row").to_pylist()
+
+    def reason(code: str, record: dict) -> dict:
+        field, _, rule = code.partition(":")
+        column = (source.mapping.get(field) or {}).get("from")
+        item = {"field": field, "rule": rule}
+        if column and column in record:
+            item["column"] = column
+            item["value"] = "***" if field in personal else record[column]
+        return item
+
+    return {
+        "source": source_id, "standard": standard.ref, "rows_read": summary["rows_in"],
+        "would_publish": summary["rows_valid"], "would_quarantine": summary["rows_quarantined"],
+        "reasons": summary["validation"]["reasons"],
+        "published_preview": [] if preview is None else json.loads(json.dumps(preview.to_pylist(), default=str)),
+        "rejected": [{"row": r["row"], "reasons": [reason(code, json.loads(r["record"])) for code in r["reasons"]]}
+                     for r in rejected],
+        "masked_fields": sorted(personal),
+    }
+
