@@ -14,10 +14,11 @@ import yaml
 HUB = str(Path(sys.executable).parent / "hub")
 
 
-def hub(home: Path, registry: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    env.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry))
-    return subprocess.run([HUB, *args], env=env, capture_output=True, text=True, timeout=600)
+def hub(home: Path, registry: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`hub` as an agency runs it, with its own home and registry folder."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
+    clean.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry), **env)
+    return subprocess.run([HUB, *args], env=clean, capture_output=True, text=True, timeout=600)
 
 
 # A kelurahan office's export: semicolons, Windows-1252, one row with a sex code nobody mapped.
@@ -126,3 +127,24 @@ def test_a_new_registration_is_a_dag_without_touching_dags(registered, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (dags,) = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("DAGS ")]
     assert dags == ["source__kelurahan_x", "standard__penduduk"]
+
+
+def test_a_kind_from_an_outside_package_is_found_by_its_entry_point(tmp_path):
+    home, registry = tmp_path / "home", tmp_path / "registry"
+    registry.mkdir()
+    (registry / "warga_inline.yaml").write_text(yaml.safe_dump({
+        "id": "warga_inline", "title": "Warga (inline)", "agency": {"code": "kelurahan", "name": "Kelurahan X"},
+        "standard": "penduduk@1.0.0", "kind": "inline",
+        "options": {"records": [{"nik": "3271014101900001", "nama": "Siti", "jk": "2", "agama": "1",
+                                 "lahir": "1990-01-01", "kel": "32.71.01.1001"}]},
+        "mapping": {"nik": {"from": "nik"}, "nama": {"from": "nama"}, "jenis_kelamin": {"from": "jk"},
+                    "agama": {"from": "agama"}, "tanggal_lahir": {"from": "lahir"}, "kode_wilayah": {"from": "kel"}},
+    }), encoding="utf-8")
+    done = hub(home, registry, "sources", "list")
+    assert done.returncode == 2 and "unknown connector kind 'inline'" in done.stderr
+
+    # The example package (tests/plugins) as pip would install it: a module and its dist-info with the entry point.
+    done = hub(home, registry, "sources", "test", "warga_inline", "--json",
+               PYTHONPATH=str(Path(__file__).parent / "plugins"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["would_publish"] == 1
