@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import codecs
+import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from connectors import _file_formats as formats
 from connectors.base import Batch, Connector
-from hub.errors import ConfigError, RetriableSourceError
+from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
@@ -17,6 +20,9 @@ _FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx
 # Options only some formats read; one given for another format is a mistake in the registration.
 _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
                    "records_path": {"json"}}
+# Seconds to wait for a connection, and then for each part of the answer: a large file takes longer in all.
+_TIMEOUT_SECONDS = 60
+_CHUNK_BYTES = 1 << 20
 
 
 class FileConnector(Connector):
@@ -25,7 +31,7 @@ class FileConnector(Connector):
         "required": ["path"],
         "additionalProperties": False,
         "properties": {
-            "path": {"type": "string", "minLength": 1},
+            "path": {"type": "string", "minLength": 1, "description": "A local path or an http(s) URL."},
             "format": {"enum": sorted(set(_FORMAT_OF_SUFFIX.values()))},
             "delimiter": {"type": "string", "pattern": "^(.|auto)$"},
             "encoding": {"type": "string", "minLength": 1},
@@ -40,12 +46,24 @@ class FileConnector(Connector):
 
     def __init__(self, source) -> None:
         super().__init__(source)
-        path = Path(self.options["path"])
-        # A relative path means the same file wherever the hub runs: next to the registration.
-        self.path = path if path.is_absolute() else source.path.parent / path
-        self.format = self.options.get("format") or _FORMAT_OF_SUFFIX.get(self.path.suffix.lower())
+        location = self.options["path"]
+        self.url = location if urlsplit(location).scheme.lower() in ("http", "https") else None
+        self.path: Path | None = None
+        if self.url:
+            url = urlsplit(self.url)
+            if url.username or url.password:
+                raise ConfigError(f"{source.path}: field options/path: credentials must not be written in the URL")
+            # Never the query string: it may hold a token.
+            self.name = f"{url.hostname}{f':{url.port}' if url.port else ''}{url.path}"
+            file_name = PurePosixPath(url.path).name
+        else:
+            path = Path(location)
+            # A relative path means the same file wherever the hub runs: next to the registration.
+            self.path = path if path.is_absolute() else source.path.parent / path
+            self.name = file_name = self.path.name
+        self.format = self.options.get("format") or _FORMAT_OF_SUFFIX.get(PurePosixPath(file_name).suffix.lower())
         if self.format is None:
-            raise ConfigError(f"{source.path}: field options/format: cannot tell the format of {self.path.name!r} "
+            raise ConfigError(f"{source.path}: field options/format: cannot tell the format of {file_name!r} "
                               f"from its name; set format to one of {sorted(set(_FORMAT_OF_SUFFIX.values()))}")
         for option, formats_reading_it in _FORMAT_OPTIONS.items():
             if option in self.options and self.format not in formats_reading_it:
@@ -65,32 +83,66 @@ class FileConnector(Connector):
         if self.format == "csv":
             delimiter = dialect.delimiter if dialect else self.delimiter or "detected"
             encoding = dialect.encoding if dialect else self.encoding or "detected"
-            return f"file {self.path.name} ({delimiter!r}-separated, {encoding})"
-        return f"file {self.path.name} ({self.format})"
-
-    def _where(self) -> str:
-        return f"source {self.source.id}: file {self.path.name}"
+            return f"file {self.name} ({delimiter!r}-separated, {encoding})"
+        return f"file {self.name} ({self.format})"
 
     def check(self) -> None:
-        if not self.path.is_file():
+        if self.url:
+            with self._answer():
+                pass
+        elif not self.path.is_file():
             raise RetriableSourceError(f"source {self.source.id}: file {self.path} not found")
 
     def read(self, cursor=None) -> Iterator[Batch]:
-        self.check()
-        where = self._where()
-        if self.format == "csv":
-            self._dialect = formats.detect_csv(self.path, where, self.delimiter, self.encoding)
-            yield from formats.read_csv(self.path, where, self.batch_rows, self._dialect)
-        elif self.format == "xlsx":
-            mapped = {spec["from"] for spec in self.source.mapping.values() if "from" in spec}
-            yield from formats.read_xlsx(self.path, where, self.batch_rows, self.options.get("sheet"),
-                                         self.options.get("header_row"), mapped)
-        elif self.format == "json":
-            yield from formats.read_json(self.path, where, self.batch_rows, self.options.get("records_path"))
-        elif self.format == "jsonl":
-            yield from formats.read_jsonl(self.path, where, self.batch_rows)
-        else:
-            yield from formats.read_parquet(self.path, where, self.batch_rows)
+        with self._local_file() as path:
+            where = f"source {self.source.id}: file {self.name}"
+            if self.format == "csv":
+                self._dialect = formats.detect_csv(path, where, self.delimiter, self.encoding)
+                yield from formats.read_csv(path, where, self.batch_rows, self._dialect)
+            elif self.format == "xlsx":
+                mapped = {spec["from"] for spec in self.source.mapping.values() if "from" in spec}
+                yield from formats.read_xlsx(path, where, self.batch_rows, self.options.get("sheet"),
+                                             self.options.get("header_row"), mapped)
+            elif self.format == "json":
+                yield from formats.read_json(path, where, self.batch_rows, self.options.get("records_path"))
+            elif self.format == "jsonl":
+                yield from formats.read_jsonl(path, where, self.batch_rows)
+            else:
+                yield from formats.read_parquet(path, where, self.batch_rows)
+
+    @contextmanager
+    def _local_file(self) -> Iterator[Path]:
+        """The file to read: the local one, or the URL's body downloaded to a temporary folder while read."""
+        if not self.url:
+            self.check()
+            yield self.path
+            return
+        with tempfile.TemporaryDirectory(prefix="hub-download-") as folder:
+            target = Path(folder) / (PurePosixPath(urlsplit(self.url).path).name or "download")
+            with self._answer() as answer, target.open("wb") as f:
+                for chunk in answer.iter_bytes(_CHUNK_BYTES):
+                    f.write(chunk)
+            yield target
+
+    @contextmanager
+    def _answer(self):
+        """The streamed answer to GET the URL: a failure the server may not repeat later is retriable."""
+        import httpx
+
+        where = f"source {self.source.id}: {self.name}"
+        try:
+            with httpx.Client(timeout=_TIMEOUT_SECONDS, follow_redirects=True) as client, \
+                    client.stream("GET", self.url) as answer:
+                status = answer.status_code
+                if status == 429 or status >= 500:
+                    raise RetriableSourceError(f"{where}: HTTP {status} {answer.reason_phrase}")
+                if status >= 400:
+                    raise FatalSourceError(f"{where}: HTTP {status} {answer.reason_phrase}")
+                yield answer
+        except httpx.TimeoutException:
+            raise RetriableSourceError(f"{where}: no answer within {_TIMEOUT_SECONDS} s") from None
+        except httpx.TransportError as e:
+            raise RetriableSourceError(f"{where}: {type(e).__name__}: {e}") from None
 
 
 def _auto(value: str | None) -> str | None:

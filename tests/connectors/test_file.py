@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import tempfile
+import threading
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import openpyxl
 import pyarrow as pa
@@ -379,6 +384,101 @@ def test_a_file_that_is_not_parquet_is_fatal(tmp_path):
         read_all(FileConnector(file_source(tmp_path, path)))
 
 
+# --- files at a URL -------------------------------------------------------------------------------------
+
+
+class FileServer(BaseHTTPRequestHandler):
+    """Serves the files of `server.folder`; /status/NNN/... answers NNN."""
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path.startswith("/status/"):
+            self.send_response(int(path.split("/")[2]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        file = self.server.folder / path.lstrip("/")
+        if not file.is_file():
+            self.send_error(404)
+            return
+        data = file.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(folder, base URL): a loopback HTTP server serving the folder's files."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FileServer)
+    server.daemon_threads = True
+    server.folder = folder
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch):
+    """The system temporary folder downloads go to, as TMPDIR would set it."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/dtks.csv"
+
+
+def test_a_file_at_a_url_is_downloaded_read_like_a_local_file_and_deleted(tmp_path, served, temp_folder):
+    folder, url = served
+    write_xlsx(folder / "dtks.xlsx", [["Laporan"], ["NIK", "Nama Lengkap"], [3271010101900001, "Désirée"]])
+    connector = FileConnector(file_source(tmp_path, f"{url}/dtks.xlsx?token=rahasia", DTKS_MAPPING))
+    connector.check()
+    assert records(read_all(connector)) == [{"NIK": "3271010101900001", "Nama Lengkap": "Désirée", ROW: 1}]
+    assert list(temp_folder.iterdir()) == []
+    assert "rahasia" not in connector.describe() and "dtks.xlsx" in connector.describe()
+
+
+def test_a_url_without_a_file_name_extension_needs_a_format(tmp_path, served):
+    folder, url = served
+    write_lines(folder / "download", ["NIK;Nama", "3271010101900001;Ré"], "cp1252")
+    with pytest.raises(ConfigError, match="options/format: cannot tell the format of 'download'"):
+        FileConnector(file_source(tmp_path, f"{url}/download"))
+    connector = FileConnector(file_source(tmp_path, f"{url}/download", format="csv"))
+    assert records(read_all(connector)) == [{"NIK": "3271010101900001", "Nama": "Ré", ROW: 1}]
+
+
+@pytest.mark.parametrize("status, error", [(404, FatalSourceError), (403, FatalSourceError), (410, FatalSourceError),
+                                           (429, RetriableSourceError), (500, RetriableSourceError),
+                                           (503, RetriableSourceError)])
+def test_an_error_answer_is_retriable_only_when_the_server_may_answer_later(tmp_path, served, status, error):
+    _, url = served
+    connector = FileConnector(file_source(tmp_path, f"{url}/status/{status}/dtks.csv?token=rahasia"))
+    for attempt in (connector.check, lambda: read_all(connector)):
+        with pytest.raises(error, match=rf"source dinsos_test: .*/status/{status}/dtks.csv: HTTP {status}") as raised:
+            attempt()
+        assert type(raised.value) is error and "rahasia" not in str(raised.value)
+
+
+def test_a_closed_port_is_retriable(tmp_path):
+    connector = FileConnector(file_source(tmp_path, closed_port_url()))
+    with pytest.raises(RetriableSourceError, match="source dinsos_test: .*/dtks.csv"):
+        connector.check()
+
+
 # --- batches and record numbers ----------------------------------------------------------------------
 
 
@@ -590,3 +690,20 @@ class TestParquetConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, tmp_path / "not-yet-delivered.parquet")
+
+
+class TestHttpConformance(Conformance):
+    """The Windows-1252 semicolon CSV, served over HTTP."""
+
+    @pytest.fixture(autouse=True)
+    def _served(self, served):
+        self.folder, self.url = served
+
+    def make_source(self, tmp_path, records, *, batch_rows, incremental):
+        lines = [";".join(records[0])]
+        lines += [";".join(as_text(v) or "" for v in r.values()) for r in records]
+        write_lines(self.folder / "uji.csv", lines, "cp1252", "\r\n")
+        return file_source(tmp_path, f"{self.url}/uji.csv", batch_rows=batch_rows)
+
+    def unreachable_source(self, tmp_path):
+        return file_source(tmp_path, closed_port_url())
