@@ -1,0 +1,309 @@
+"""The HTTP client of kinds that read agency systems over http(s): timeouts, retries, a rate limit and credentials."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors.secrets import SECRET, resolve
+from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
+
+__all__ = ["AUTH", "CLIENT_OPTIONS", "HttpClient", "check_url", "tagged_union", "where"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_BACKOFF_SECONDS = 1.0
+# The longest the client sleeps before one retry, whatever the server asks: a longer wait is Airflow's retry.
+MAX_WAIT_SECONDS = 60.0
+_CHUNK_BYTES = 1 << 20
+
+
+def tagged_union(variants: dict[str, dict]) -> dict:
+    """A JSON Schema for objects whose `type` names one of `variants` (name -> properties, `required`): a
+    mistake is reported against the variant the object names, not as "valid under none of" them."""
+    return {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(variants)}},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": name}}},
+             "then": {"additionalProperties": False, "required": variant.get("required", []),
+                      "properties": {"type": True, **variant.get("properties", {})}}}
+            for name, variant in variants.items()
+        ],
+    }
+
+
+_NAME = {"type": "string", "minLength": 1}
+_HTTP_URL = {"type": "string", "pattern": "^https?://"}
+_TEXT_OR_SECRET = {"oneOf": [_NAME, SECRET]}
+
+AUTH = tagged_union({
+    "api_key": {"required": ["in", "name", "key"],
+                "properties": {"in": {"enum": ["header", "query"]}, "name": _NAME, "key": SECRET}},
+    "bearer": {"required": ["token"], "properties": {"token": SECRET}},
+    "basic": {"required": ["username", "password"], "properties": {"username": _TEXT_OR_SECRET, "password": SECRET}},
+    "oauth2_client_credentials": {
+        "required": ["token_url", "client_id", "client_secret"],
+        "properties": {"token_url": _HTTP_URL, "client_id": _TEXT_OR_SECRET, "client_secret": SECRET,
+                       "scope": {"type": "string"}},
+    },
+})
+
+#: Options every kind reading through HttpClient accepts (add them to the kind's options schema).
+CLIENT_OPTIONS = {
+    "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+    "max_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+    "retry_backoff_seconds": {"type": "number", "minimum": 0},
+    "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+def check_url(source, option: str, url: str) -> None:
+    """Refuse a URL the client cannot or must not use: not http(s), or with a password written in it."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"{source.path}: field options/{option}: expected an http:// or https:// URL")
+    if parsed.userinfo:
+        raise ConfigError(f"{source.path}: field options/{option}: credentials must not be written in the URL; "
+                          "use options/auth with a secret from an environment variable or an Airflow connection")
+
+
+def where(url: str | httpx.URL) -> str:
+    """Host and path of a URL, for messages and lineage: never its query string (it may hold an API key)."""
+    url = httpx.URL(url)
+    port = f":{url.port}" if url.port else ""
+    return f"{url.host}{port}{url.path}"
+
+
+class _NoQueryStrings(logging.Filter):
+    """httpx logs every request's full URL; an API key in its query string must not reach a task log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_NoQueryStrings())
+
+
+class HttpClient:
+    """GET requests to one agency system, as its registration says.
+
+    `options` are the kind's options: `url` (credentials go only to its scheme, host and port), `auth`
+    (see AUTH), and CLIENT_OPTIONS. Transport failures, timeouts, 429 and 5xx answers are retried with
+    exponential backoff and jitter, or after the server's Retry-After, up to `max_retries` times, then raise
+    RetriableSourceError; other error answers and bodies that are not JSON raise FatalSourceError. Messages
+    name the source and the URL's host and path, never a secret or a record. `secret_headers` are further
+    headers holding credentials (sent, like `auth`, only to the source's own origin).
+    """
+
+    def __init__(self, source, options: dict, secret_headers: dict[str, str] | None = None) -> None:
+        self.source = source
+        self._origin = _origin(httpx.URL(options["url"]))
+        self._attempts = 1 + options.get("max_retries", DEFAULT_MAX_RETRIES)
+        self._backoff = options.get("retry_backoff_seconds", DEFAULT_RETRY_BACKOFF_SECONDS)
+        rate = options.get("rate_limit_per_second")
+        self._interval = 1 / rate if rate else 0.0
+        self._next_turn = 0.0
+        self._headers = dict(secret_headers or {})
+        self._params: dict[str, str] = {}
+        self._basic: tuple[str, str] | None = None
+        self._oauth2: dict | None = None
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._use(options.get("auth"))
+        self._http = httpx.Client(timeout=options.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
+                                  follow_redirects=True, headers={"User-Agent": "interop-hub"})
+
+    def _use(self, auth: dict | None) -> None:
+        """Resolve the credentials `auth` names, now: a missing one is a ConfigError before any request."""
+        if auth is None:
+            return
+
+        def secret(field: str, text_allowed: bool = False) -> str:
+            value = auth[field]
+            if not isinstance(value, str):
+                return resolve(self.source, f"auth/{field}", value)
+            if not text_allowed:  # the options schema refuses it too; this guards sources built in code
+                raise ConfigError(f"{self.source.path}: field options/auth/{field}: name where the secret is "
+                                  "({env: NAME} or {connection: AIRFLOW_CONN_ID}), never the secret itself")
+            return value
+
+        if auth["type"] == "api_key":
+            (self._headers if auth["in"] == "header" else self._params)[auth["name"]] = secret("key")
+        elif auth["type"] == "bearer":
+            self._headers["Authorization"] = f"Bearer {secret('token')}"
+        elif auth["type"] == "basic":
+            self._basic = (secret("username", text_allowed=True), secret("password"))
+        else:
+            self._oauth2 = {"token_url": auth["token_url"], "scope": auth.get("scope"),
+                            "client": (secret("client_id", text_allowed=True), secret("client_secret"))}
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, url: str, params: dict | None = None) -> httpx.Response:
+        """The answer to GET `url` with `params` added to its query string, its body read."""
+        target = httpx.URL(url)
+        return self._send("GET", target.copy_merge_params(params) if params else target, _read)
+
+    def get_json(self, url: str, params: dict | None = None) -> Any:
+        return self.json_of(self.get(url, params))
+
+    def json_of(self, response: httpx.Response) -> Any:
+        """The JSON body of an answer the client returned."""
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise FatalSourceError(f"source {self.source.id}: {response.request.method} {where(response.url)}: "
+                                   f"the answer is not JSON ({kind})") from None
+
+    def download(self, url: str, target: Path) -> None:
+        """Stream the body of GET `url` into the file `target` (a retry starts the file again)."""
+
+        def save(response: httpx.Response) -> None:
+            with target.open("wb") as f:
+                for chunk in response.iter_bytes(_CHUNK_BYTES):
+                    f.write(chunk)
+
+        self._send("GET", httpx.URL(url), save)
+
+    def _send(self, method: str, url: httpx.URL, consume: Callable[[httpx.Response], Any], *, data: dict | None = None,
+              auth: httpx.Auth | None = None, credentials: bool = True) -> httpx.Response:
+        """Send until an answer that is not an error, retrying transient failures; `consume` reads its body.
+        With `credentials`, the source's credentials go with a request to its origin; else `auth`, if any."""
+        label = f"{method} {where(url)}"
+        attempt = 0
+        token_renewed = False
+        while True:
+            attempt += 1
+            if credentials:
+                request, auth = self._request(method, url, data)
+            else:
+                request = self._http.build_request(method, url, data=data)
+            self._wait_turn()
+            retry_after = None
+            try:
+                response = self._http.send(request, auth=auth, stream=True)
+                try:
+                    status = response.status_code
+                    if status == 401 and credentials and self._token and not token_renewed:
+                        # The token may have been revoked before it expired: one new token, then a verdict.
+                        self._token, token_renewed, attempt = None, True, attempt - 1
+                        continue
+                    if status < 400:
+                        consume(response)
+                        return response
+                    if status != 429 and status < 500:
+                        raise FatalSourceError(f"source {self.source.id}: {label}: {_refusal(response)}")
+                    problem, retry_after = f"HTTP {status} {response.reason_phrase}", _retry_after(response)
+                finally:
+                    response.close()
+            except httpx.TimeoutException:
+                problem = "no answer within the timeout"
+            except httpx.TransportError as e:
+                problem = f"{type(e).__name__}: {e}"
+            if attempt >= self._attempts:
+                raise RetriableSourceError(f"source {self.source.id}: {label}: {problem} "
+                                           f"(gave up after {attempt} attempts)")
+            if retry_after is None:
+                retry_after = self._backoff * 2 ** (attempt - 1) * (1 + random.random())
+            wait = min(retry_after, MAX_WAIT_SECONDS)
+            log.warning("source %s: %s: %s; attempt %d of %d, next in %.1f s", self.source.id, label, problem,
+                        attempt, self._attempts, wait)
+            time.sleep(wait)
+
+    def _wait_turn(self) -> None:
+        """Keep requests at least 1/rate_limit_per_second apart."""
+        now = time.monotonic()
+        if now < self._next_turn:
+            time.sleep(self._next_turn - now)
+            now = self._next_turn
+        self._next_turn = now + self._interval
+
+    def _request(self, method: str, url: httpx.URL, data: dict | None) -> tuple[httpx.Request, httpx.Auth | None]:
+        """A request with the source's credentials if it goes to the source's own origin, and its auth."""
+        if _origin(url) != self._origin:
+            return self._http.build_request(method, url, data=data), None
+        headers = dict(self._headers)
+        if self._oauth2:
+            headers["Authorization"] = f"Bearer {self._access_token()}"
+        request = self._http.build_request(method, url.copy_merge_params(self._params), headers=headers, data=data)
+        return request, httpx.BasicAuth(*self._basic) if self._basic else None
+
+    def _access_token(self) -> str:
+        """The cached OAuth2 token, or a new one from the token endpoint once it is about to expire."""
+        # Valid still after the wait for the request's turn under the rate limit.
+        if self._token and time.monotonic() + self._interval < self._token_expires:
+            return self._token
+        oauth2 = self._oauth2
+        form = {"grant_type": "client_credentials", **({"scope": oauth2["scope"]} if oauth2["scope"] else {})}
+        asked_at = time.monotonic()
+        token_url = httpx.URL(oauth2["token_url"])
+        answer = self.json_of(self._send("POST", token_url, _read, data=form, auth=httpx.BasicAuth(*oauth2["client"]),
+                                         credentials=False))
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise FatalSourceError(f"source {self.source.id}: POST {where(token_url)}: the answer has no access_token")
+        try:
+            lifetime = float(answer.get("expires_in"))
+        except (TypeError, ValueError):
+            lifetime = float("inf")  # valid until the API answers 401
+        # Renewed a little before it expires, so that no request carries a token expiring on the way.
+        self._token_expires = asked_at + 0.9 * lifetime
+        self._token = token
+        return token
+
+
+def _origin(url: httpx.URL) -> tuple:
+    return url.scheme, url.host, url.port
+
+
+def _read(response: httpx.Response) -> None:
+    response.read()
+
+
+def _refusal(response: httpx.Response) -> str:
+    """What an error answer means, without its body (it may quote records or credentials)."""
+    text = f"HTTP {response.status_code} {response.reason_phrase}"
+    if response.status_code in (401, 403):
+        text += ": the credentials are missing or refused"
+    return text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asks to wait (Retry-After as seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return max(seconds, 0.0)
