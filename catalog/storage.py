@@ -20,6 +20,7 @@ HARMONIZED = "harmonized"
 INTEGRATED = "integrated"
 SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
+_UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _CONTENT = "hub.content-sha256"
 
 
@@ -121,7 +122,8 @@ def commit_source(
 
     merge=False: the records are the whole source (a full extract): the file itself replaces the table's
     files, copied into the table's folder, never read into memory.
-    merge=True: the records are what changed; rows whose primary key exists replace the old version.
+    merge=True: the records are what changed; rows whose primary key exists replace the old version. The
+    first load adds the file as it is; later ones upsert it a slice at a time, all in one transaction.
     `digest` identifies the file's content: publishing the content of the current snapshot again makes
     no new snapshot, so re-runs are idempotent.
     """
@@ -130,22 +132,22 @@ def commit_source(
     table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
     snapshot, props = _current(table)
     properties = {_RUN: run_id}
-    if not merge:
-        if snapshot is not None and props.get(_CONTENT) == digest:
-            return snapshot.snapshot_id
-        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest})
-    else:
-        data = conform(pq.read_table(data_file), _arrow_schema(table))
-        if data.num_rows and snapshot is None:
-            table.append(data, snapshot_properties=properties)
-        elif data.num_rows:
-            table.upsert(data, join_cols=list(standard.primary_key), snapshot_properties=properties)
+    if snapshot is not None and props.get(_CONTENT) == digest:
+        return snapshot.snapshot_id
+    if not merge or snapshot is None:
+        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest}, delete=not merge)
+    elif pq.read_metadata(data_file).num_rows:
+        schema = _arrow_schema(table)
+        with table.transaction() as tx:
+            for batch in pq.ParquetFile(data_file).iter_batches(batch_size=_UPSERT_ROWS):
+                tx.upsert(conform(pa.Table.from_batches([batch]), schema), join_cols=list(standard.primary_key),
+                          snapshot_properties=properties)
     table = table.refresh()
     return table.current_snapshot().snapshot_id if table.current_snapshot() else None
 
 
-def _replace_with_file(table, data_file: Path, digest: str, properties: dict) -> None:
-    """Make `data_file` the table's only data file, in one commit (a delete and an append)."""
+def _replace_with_file(table, data_file: Path, digest: str, properties: dict, delete: bool) -> None:
+    """Add `data_file` to the table, in one commit; with `delete`, as its only data file (a delete and an add)."""
     from pyiceberg.expressions import AlwaysTrue
 
     # Named by content: a retried publish writes the same bytes to the same place.
@@ -156,7 +158,8 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict) ->
         # Replacing an empty table deletes nothing, which pyiceberg warns about.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
         with table.transaction() as tx:
-            tx.delete(AlwaysTrue())
+            if delete:
+                tx.delete(AlwaysTrue())
             tx.add_files([target], snapshot_properties=properties)
 
 
