@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import httpx
 from connectors.secrets import SECRET, resolve
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
-__all__ = ["AUTH", "CLIENT_OPTIONS", "HttpClient", "check_url", "tagged_union", "where"]
+__all__ = ["AUTH", "CLIENT_OPTIONS", "HttpClient", "check_url", "secret_value", "tagged_union", "where"]
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,20 @@ def check_url(source, option: str, url: str) -> None:
                           "use options/auth with a secret from an environment variable or an Airflow connection")
 
 
+def secret_value(source, option: str, where_it_is) -> str:
+    """The secret the option names ({env: ...} or {connection: ...}); the secret itself written there is refused
+    (as the options schema does; this guards sources built in code)."""
+    if isinstance(where_it_is, str):
+        raise ConfigError(f"{source.path}: field options/{option}: name where the secret is "
+                          "({env: NAME} or {connection: AIRFLOW_CONN_ID}), never the secret itself")
+    return resolve(source, option, where_it_is)
+
+
 def where(url: str | httpx.URL) -> str:
     """Host and path of a URL, for messages and lineage: never its query string (it may hold an API key)."""
     url = httpx.URL(url)
     port = f":{url.port}" if url.port else ""
-    return f"{url.host}{port}{url.path}"
+    return f"{url.host}{port}{'' if url.path == '/' else url.path}"
 
 
 class _NoQueryStrings(logging.Filter):
@@ -135,12 +144,9 @@ class HttpClient:
 
         def secret(field: str, text_allowed: bool = False) -> str:
             value = auth[field]
-            if not isinstance(value, str):
-                return resolve(self.source, f"auth/{field}", value)
-            if not text_allowed:  # the options schema refuses it too; this guards sources built in code
-                raise ConfigError(f"{self.source.path}: field options/auth/{field}: name where the secret is "
-                                  "({env: NAME} or {connection: AIRFLOW_CONN_ID}), never the secret itself")
-            return value
+            if text_allowed and isinstance(value, str):
+                return value
+            return secret_value(self.source, f"auth/{field}", value)
 
         if auth["type"] == "api_key":
             (self._headers if auth["in"] == "header" else self._params)[auth["name"]] = secret("key")
@@ -161,10 +167,11 @@ class HttpClient:
     def close(self) -> None:
         self._http.close()
 
-    def get(self, url: str, params: dict | None = None) -> httpx.Response:
-        """The answer to GET `url` with `params` added to its query string, its body read."""
+    def get(self, url: str, params: dict | None = None, accept: Collection[int] = ()) -> httpx.Response:
+        """The answer to GET `url` with `params` added to its query string, its body read. An error answer
+        whose status is in `accept` is returned (for APIs that explain their errors in the body)."""
         target = httpx.URL(url)
-        return self._send("GET", target.copy_merge_params(params) if params else target, _read)
+        return self._send("GET", target.copy_merge_params(params) if params else target, _read, accept=accept)
 
     def get_json(self, url: str, params: dict | None = None) -> Any:
         return self.json_of(self.get(url, params))
@@ -189,7 +196,7 @@ class HttpClient:
         self._send("GET", httpx.URL(url), save)
 
     def _send(self, method: str, url: httpx.URL, consume: Callable[[httpx.Response], Any], *, data: dict | None = None,
-              auth: httpx.Auth | None = None, credentials: bool = True) -> httpx.Response:
+              auth: httpx.Auth | None = None, credentials: bool = True, accept: Collection[int] = ()) -> httpx.Response:
         """Send until an answer that is not an error, retrying transient failures; `consume` reads its body.
         With `credentials`, the source's credentials go with a request to its origin; else `auth`, if any."""
         label = f"{method} {where(url)}"
@@ -211,7 +218,7 @@ class HttpClient:
                         # The token may have been revoked before it expired: one new token, then a verdict.
                         self._token, token_renewed, attempt = None, True, attempt - 1
                         continue
-                    if status < 400:
+                    if status < 400 or status in accept:
                         consume(response)
                         return response
                     if status != 429 and status < 500:

@@ -205,8 +205,9 @@ class JsonBatches:
         try:
             self.cursor = max(self.cursor, value)
         except TypeError:
+            kinds = f"{type(self.cursor).__name__} and {type(value).__name__}"
             raise FatalSourceError(f"source {self.source.id}: cursor field {self.cursor_field!r} holds values of "
-                                   f"different types ({type(self.cursor).__name__} and {type(value).__name__})") from None
+                                   f"different types ({kinds})") from None
 
     def _emit(self) -> Batch:
         import pyarrow as pa

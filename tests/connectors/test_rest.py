@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pyarrow as pa
 import pytest
 import yaml
 
@@ -462,8 +461,8 @@ def test_credentials_go_only_to_the_sources_own_host(api, tmp_path, secrets_in_e
     """A next-page link to another host (here the same server named `localhost`) gets no credentials."""
     name = api.dataset(PEOPLE[:4])
     elsewhere = f"localhost:{api.server.server_port}"
-    source = rest_source(tmp_path, f"{api.url}/bearer/{name}/link", pagination={"type": "link", "size_param": "per_page"},
-                         page_size=2, params={"next_host": elsewhere}, auth=AUTHS["bearer"])
+    source = rest_source(tmp_path, f"{api.url}/bearer/{name}/link", page_size=2, params={"next_host": elsewhere},
+                         pagination={"type": "link", "size_param": "per_page"}, auth=AUTHS["bearer"])
     with pytest.raises(FatalSourceError, match="HTTP 401"):
         rows(source)
     sent = [r for r in api.requests if r["path"] == f"/bearer/{name}/link"]
