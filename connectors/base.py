@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text"]
+__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "text_array"]
 
 ROW = "_row"
 
@@ -23,9 +25,6 @@ def as_text(value) -> str | None:
     """A value from an agency system as the text it stands for: codes keep their leading zeros and dots,
     numbers and booleans read as JSON writes them (1, 2.5, true), dates as ISO 8601. The standard gives the
     types later, in harmonization."""
-    import datetime as dt
-    from decimal import Decimal
-
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -39,6 +38,16 @@ def as_text(value) -> str | None:
     if isinstance(value, (bytes, memoryview)):
         return bytes(value).hex()
     return str(value)
+
+
+def text_array(values) -> "pa.Array":
+    """A column of values as text (as_text), converting one by one only when some value is not text already."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([as_text(v) for v in values], type=pa.string())
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from decimal import Decimal
 
-from connectors.base import ROW, Batch, Connector, as_text
+from connectors.base import ROW, Batch, Connector, text_array
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
 __all__ = ["SqlConnector"]
@@ -138,7 +138,7 @@ class SqlConnector(Connector):
                 position = names.index(column) if column else None
                 while rows := result.fetchmany(self.batch_rows):
                     columns = list(zip(*rows))
-                    arrays = [pa.array([as_text(v) for v in values], type=pa.string()) for values in columns]
+                    arrays = [text_array(values) for values in columns]
                     arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
                     next_row += len(rows)
                     if position is not None:
