@@ -68,6 +68,35 @@ def _detect_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+class _Utf8Stream(io.RawIOBase):
+    """A file's bytes in `encoding`, read as UTF-8 one block at a time."""
+
+    def __init__(self, raw, encoding: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+        self._read = 0  # bytes of the file decoded so far, for error positions
+        self._utf8 = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._utf8:
+            block = self._raw.read(_BLOCK_BYTES)
+            try:
+                self._utf8 = memoryview(self._decoder.decode(block, final=not block).encode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise UnicodeDecodeError(e.encoding, e.object, self._read + e.start, self._read + e.end, e.reason) from None
+            self._read += len(block)
+            if not block:
+                return 0
+        n = min(len(buffer), len(self._utf8))
+        buffer[:n] = self._utf8[:n]
+        self._utf8 = self._utf8[n:]
+        return n
+
+
 def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> Iterator[Batch]:
     import numpy as np
     import pyarrow as pa
@@ -99,11 +128,14 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
         rejected.clear()
         return batch
 
+    # A Python file object, not a path: given a path (or its own transcoding stream), pyarrow reads the
+    # whole file ahead of the parser, and memory grows with the file.
+    raw = path.open("rb")
     try:
         reader = pcsv.open_csv(
-            path,
+            raw if dialect.encoding == "utf-8" else _Utf8Stream(raw, dialect.encoding),
             read_options=pcsv.ReadOptions(
-                encoding=dialect.encoding, column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
+                encoding="utf-8", column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
             ),
             parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=on_invalid),
             convert_options=pcsv.ConvertOptions(
@@ -126,6 +158,8 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
         raise FatalSourceError(f"{where}: {diagnosis}") from None
     except UnicodeDecodeError as e:
         raise FatalSourceError(f"{where}: bytes that are not {dialect.encoding} near byte {e.start}") from None
+    finally:
+        raw.close()
     if pending_rows or rejected:
         schema = pa.schema([(h, pa.string()) for h in header])
         yield emit(pa.Table.from_batches(pending, schema=schema))
@@ -309,6 +343,8 @@ def read_jsonl(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
     import json
     from decimal import Decimal
 
+    decoder = json.JSONDecoder(parse_float=Decimal)  # Decimal keeps the number as written (2.50, not 2.5)
+
     def items() -> Iterator[tuple[int, dict | _Rejected]]:
         with path.open("rb") as f:
             _skip_bom(f)
@@ -316,7 +352,7 @@ def read_jsonl(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
                 if not line.strip():
                     continue
                 try:
-                    value = json.loads(line, parse_float=Decimal)  # Decimal keeps the number as written
+                    value = decoder.decode(line.decode("utf-8"))
                 except ValueError:  # not JSON, or not UTF-8
                     yield number, _Rejected("_record:json", line.decode("utf-8", "replace").rstrip("\r\n"))
                 else:
@@ -346,8 +382,8 @@ def _flatten(value: dict, prefix: str, into: dict) -> None:
             _flatten(inner, name + ".", into)
         elif isinstance(inner, list):
             into[name] = _json_text(inner)
-        else:
-            into[name] = as_text(inner)
+        else:  # most values are text already: as_text costs more than the test
+            into[name] = inner if inner is None or isinstance(inner, str) else as_text(inner)
 
 
 def _json_text(value) -> str:

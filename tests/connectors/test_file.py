@@ -7,6 +7,7 @@ import json
 import socket
 import tempfile
 import threading
+import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -538,6 +539,20 @@ def test_rejected_rows_are_never_lost_across_many_blocks(tmp_path):
         rejected.extend(row for row, _, _ in batch.rejected)
     assert sorted(rejected) == sorted(bad)
     assert numbers == [i for i in range(1, n + 1) if i not in bad]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_reading_does_not_load_the_file_ahead_of_the_batches(tmp_path, encoding):
+    path = tmp_path / "big.csv"
+    path.write_bytes(("NIK;Nama\n" + "".join(f"{3271010101900000 + i};Désirée {i:07d}\n" for i in range(800_000)))
+                     .encode(encoding))
+    assert path.stat().st_size > 24 << 20
+    before = pa.total_allocated_bytes()
+    batches = FileConnector(file_source(tmp_path, path, encoding=encoding, batch_rows=1000)).read()
+    next(batches)
+    time.sleep(0.2)  # room for a reader thread to run ahead
+    assert pa.total_allocated_bytes() - before < 12 << 20
+    batches.close()
 
 
 def test_quoted_line_break_is_one_record_not_two(tmp_path):
