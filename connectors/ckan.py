@@ -49,7 +49,9 @@ class CkanConnector(Connector):
             **CLIENT_OPTIONS,
             "batch_rows": {"type": "integer", "minimum": 1},
         },
-        "oneOf": [{"required": ["resource_id"]}, {"required": ["dataset", "resource"]}],
+        # Without a DataStore resource, a dataset's file (the constructor refuses both).
+        "if": {"required": ["resource_id"]},
+        "else": {"required": ["dataset", "resource"]},
     }
 
     def __init__(self, source) -> None:
@@ -57,6 +59,9 @@ class CkanConnector(Connector):
         check_url(source, "url", self.options["url"])
         self.portal = self.options["url"].rstrip("/")
         self.resource_id = self.options.get("resource_id")
+        if self.resource_id and ("dataset" in self.options or "resource" in self.options):
+            raise ConfigError(f"{source.path}: field options/resource_id: give either resource_id (a DataStore "
+                              "resource) or dataset and resource (a dataset's file), not both")
         if not self.resource_id:
             for option in _DATASTORE_ONLY:
                 if option in self.options:

@@ -401,8 +401,11 @@ def test_an_api_key_written_in_the_registration_is_refused(tmp_path):
 def test_a_registration_names_either_a_datastore_resource_or_a_datasets_file(tmp_path):
     both = registration(tmp_path, {"url": "https://data.kotabogor.go.id", "resource_id": "x", "dataset": "d",
                                    "resource": "r"})
-    with pytest.raises(ConfigError, match="options"):
+    with pytest.raises(ConfigError, match="options/resource_id: give either resource_id .* not both"):
         load_source(both, tmp_path)
+    neither = registration(tmp_path, {"url": "https://data.kotabogor.go.id", "dataset": "d"})
+    with pytest.raises(ConfigError, match="options: 'resource' is a required property"):
+        load_source(neither, tmp_path)
     with pytest.raises(ConfigError, match="options/cursor_field: applies to a DataStore resource"):
         CkanConnector(ckan_source(tmp_path, "https://data.kotabogor.go.id", dataset="d", resource="r",
                                   cursor_field="diubah"))
