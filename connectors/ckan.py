@@ -54,6 +54,10 @@ class CkanConnector(Connector):
         "else": {"required": ["dataset", "resource"]},
     }
 
+    @classmethod
+    def example_options(cls, source_id: str) -> dict:
+        return {"url": "https://TODO.kotabogor.go.id", "resource_id": "TODO"}
+
     def __init__(self, source) -> None:
         super().__init__(source)
         check_url(source, "url", self.options["url"])

@@ -45,6 +45,12 @@ class RestConnector(Connector):
         "dependentRequired": {"cursor_field": ["since_param"], "since_param": ["cursor_field"]},
     }
 
+    @classmethod
+    def example_options(cls, source_id: str) -> dict:
+        return {"url": "https://TODO.kotabogor.go.id/api/v1/TODO", "records": "data",
+                "pagination": {"type": "page", "page_param": "page", "size_param": "limit"}, "page_size": 100,
+                "auth": {"type": "bearer", "token": {"env": f"{source_id.upper()}_API_TOKEN"}}}
+
     def __init__(self, source) -> None:
         super().__init__(source)
         self.url = self.options["url"]

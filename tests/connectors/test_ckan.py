@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from connectors.base import ROW
 from connectors.ckan import CkanConnector
@@ -409,6 +410,12 @@ def test_a_registration_names_either_a_datastore_resource_or_a_datasets_file(tmp
     with pytest.raises(ConfigError, match="options/cursor_field: applies to a DataStore resource"):
         CkanConnector(ckan_source(tmp_path, "https://data.kotabogor.go.id", dataset="d", resource="r",
                                   cursor_field="diubah"))
+
+
+def test_the_example_options_of_a_new_registration_are_valid(tmp_path):
+    example = CkanConnector.example_options("bogor_ckan")
+    assert not list(Draft202012Validator(CkanConnector.options_schema).iter_errors(example))
+    CkanConnector(ckan_source(tmp_path, **example))
 
 
 def test_describe_names_the_portal_and_resource(tmp_path):

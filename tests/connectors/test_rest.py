@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from connectors.base import ROW
 from connectors.kinds import connector_for
@@ -495,6 +496,13 @@ def test_a_missing_environment_variable_is_a_config_error_naming_the_option(api,
     connector = connector_for(source)  # registrations load without their secrets
     with pytest.raises(ConfigError, match="options/auth/token: environment variable HUB_TEST_TOKEN is not set"):
         connector.check()
+
+
+def test_the_example_options_of_a_new_registration_are_valid(tmp_path):
+    example = RestConnector.example_options("siak_api")
+    assert not list(Draft202012Validator(RestConnector.options_schema).iter_errors(example))
+    assert example["auth"]["token"] == {"env": "SIAK_API_API_TOKEN"}
+    RestConnector(rest_source(tmp_path, **example))
 
 
 def test_describe_names_host_and_path_only(tmp_path, secrets_in_env):
