@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from urllib.parse import urlsplit
 
 from connectors import _file_formats as formats
 from connectors.base import Batch, Connector
-from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
+from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_url, where
+from hub.errors import ConfigError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
@@ -20,9 +22,8 @@ _FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx
 # Options only some formats read; one given for another format is a mistake in the registration.
 _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
                    "records_path": {"json"}}
-# Seconds to wait for a connection, and then for each part of the answer: a large file takes longer in all.
-_TIMEOUT_SECONDS = 60
-_CHUNK_BYTES = 1 << 20
+# Options of the HTTP client, for a path that is a URL.
+_URL_OPTIONS = {"auth": AUTH, **CLIENT_OPTIONS}
 
 
 class FileConnector(Connector):
@@ -41,6 +42,7 @@ class FileConnector(Connector):
             "records_path": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$",
                              "description": "Dotted keys of the array of records, e.g. data.items."},
             "batch_rows": {"type": "integer", "minimum": 1},
+            **_URL_OPTIONS,
         },
     }
 
@@ -50,13 +52,13 @@ class FileConnector(Connector):
         self.url = location if urlsplit(location).scheme.lower() in ("http", "https") else None
         self.path: Path | None = None
         if self.url:
-            url = urlsplit(self.url)
-            if url.username or url.password:
-                raise ConfigError(f"{source.path}: field options/path: credentials must not be written in the URL")
-            # Never the query string: it may hold a token.
-            self.name = f"{url.hostname}{f':{url.port}' if url.port else ''}{url.path}"
-            file_name = PurePosixPath(url.path).name
+            check_url(source, "path", self.url)
+            self.name = where(self.url)
+            file_name = PurePosixPath(urlsplit(self.url).path).name
         else:
+            misplaced = sorted(_URL_OPTIONS.keys() & self.options.keys())
+            if misplaced:
+                raise ConfigError(f"{source.path}: field options/{misplaced[0]}: applies to a path that is an http(s) URL")
             path = Path(location)
             # A relative path means the same file wherever the hub runs: next to the registration.
             self.path = path if path.is_absolute() else source.path.parent / path
@@ -88,8 +90,8 @@ class FileConnector(Connector):
 
     def check(self) -> None:
         if self.url:
-            with self._answer():
-                pass
+            with self._client() as client:
+                client.download(self.url, Path(os.devnull))
         elif not self.path.is_file():
             raise RetriableSourceError(f"source {self.source.id}: file {self.path} not found")
 
@@ -119,30 +121,12 @@ class FileConnector(Connector):
             return
         with tempfile.TemporaryDirectory(prefix="hub-download-") as folder:
             target = Path(folder) / (PurePosixPath(urlsplit(self.url).path).name or "download")
-            with self._answer() as answer, target.open("wb") as f:
-                for chunk in answer.iter_bytes(_CHUNK_BYTES):
-                    f.write(chunk)
+            with self._client() as client:
+                client.download(self.url, target)
             yield target
 
-    @contextmanager
-    def _answer(self):
-        """The streamed answer to GET the URL: a failure the server may not repeat later is retriable."""
-        import httpx
-
-        where = f"source {self.source.id}: {self.name}"
-        try:
-            with httpx.Client(timeout=_TIMEOUT_SECONDS, follow_redirects=True) as client, \
-                    client.stream("GET", self.url) as answer:
-                status = answer.status_code
-                if status == 429 or status >= 500:
-                    raise RetriableSourceError(f"{where}: HTTP {status} {answer.reason_phrase}")
-                if status >= 400:
-                    raise FatalSourceError(f"{where}: HTTP {status} {answer.reason_phrase}")
-                yield answer
-        except httpx.TimeoutException:
-            raise RetriableSourceError(f"{where}: no answer within {_TIMEOUT_SECONDS} s") from None
-        except httpx.TransportError as e:
-            raise RetriableSourceError(f"{where}: {type(e).__name__}: {e}") from None
+    def _client(self) -> HttpClient:
+        return HttpClient(self.source, {**self.options, "url": self.url})
 
 
 def _auto(value: str | None) -> str | None:

@@ -388,17 +388,25 @@ def test_a_file_that_is_not_parquet_is_fatal(tmp_path):
 # --- files at a URL -------------------------------------------------------------------------------------
 
 
+TOKEN = "t0ken-Rahasia-41c7"
+# Quick retries: a test of an error answer runs them all.
+FAST = {"max_retries": 1, "retry_backoff_seconds": 0.01}
+
+
 class FileServer(BaseHTTPRequestHandler):
-    """Serves the files of `server.folder`; /status/NNN/... answers NNN."""
+    """Serves the files of `server.folder`; /status/NNN/... answers NNN; /private/... needs the bearer TOKEN."""
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path.startswith("/status/"):
-            self.send_response(int(path.split("/")[2]))
+        status = int(path.split("/")[2]) if path.startswith("/status/") else None
+        if path.startswith("/private/") and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            status = 401
+        if status:
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        file = self.server.folder / path.lstrip("/")
+        file = self.server.folder / path.removeprefix("/private").lstrip("/")
         if not file.is_file():
             self.send_error(404)
             return
@@ -467,7 +475,7 @@ def test_a_url_without_a_file_name_extension_needs_a_format(tmp_path, served):
                                            (503, RetriableSourceError)])
 def test_an_error_answer_is_retriable_only_when_the_server_may_answer_later(tmp_path, served, status, error):
     _, url = served
-    connector = FileConnector(file_source(tmp_path, f"{url}/status/{status}/dtks.csv?token=rahasia"))
+    connector = FileConnector(file_source(tmp_path, f"{url}/status/{status}/dtks.csv?token=rahasia", **FAST))
     for attempt in (connector.check, lambda: read_all(connector)):
         with pytest.raises(error, match=rf"source dinsos_test: .*/status/{status}/dtks.csv: HTTP {status}") as raised:
             attempt()
@@ -475,9 +483,28 @@ def test_an_error_answer_is_retriable_only_when_the_server_may_answer_later(tmp_
 
 
 def test_a_closed_port_is_retriable(tmp_path):
-    connector = FileConnector(file_source(tmp_path, closed_port_url()))
-    with pytest.raises(RetriableSourceError, match="source dinsos_test: .*/dtks.csv"):
+    connector = FileConnector(file_source(tmp_path, closed_port_url(), **FAST))
+    with pytest.raises(RetriableSourceError, match="source dinsos_test: .*/dtks.csv: ConnectError"):
         connector.check()
+
+
+def test_a_file_behind_a_token_is_read_with_the_secret_the_registration_names(tmp_path, served, monkeypatch):
+    folder, url = served
+    write_lines(folder / "dtks.csv", ["NIK;Nama", "3271010101900001;Ré"], "cp1252")
+    monkeypatch.setenv("DINSOS_FILE_TOKEN", TOKEN)
+    auth = {"type": "bearer", "token": {"env": "DINSOS_FILE_TOKEN"}}
+    assert records(read_all(FileConnector(file_source(tmp_path, f"{url}/private/dtks.csv", auth=auth)))) == [
+        {"NIK": "3271010101900001", "Nama": "Ré", ROW: 1}]
+    with pytest.raises(FatalSourceError, match="HTTP 401") as raised:
+        read_all(FileConnector(file_source(tmp_path, f"{url}/private/dtks.csv")))
+    assert TOKEN not in str(raised.value)
+
+
+def test_http_options_apply_only_to_a_url(tmp_path):
+    with pytest.raises(ConfigError, match="options/max_retries: applies to a path that is an http"):
+        FileConnector(file_source(tmp_path, tmp_path / "dtks.csv", max_retries=2))
+    with pytest.raises(ConfigError, match="options/path: credentials must not be written in the URL"):
+        FileConnector(file_source(tmp_path, "https://dinsos:rahasia@data.kotabogor.go.id/dtks.csv"))
 
 
 # --- batches and record numbers ----------------------------------------------------------------------
@@ -544,9 +571,9 @@ def test_rejected_rows_are_never_lost_across_many_blocks(tmp_path):
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
 def test_reading_does_not_load_the_file_ahead_of_the_batches(tmp_path, encoding):
     path = tmp_path / "big.csv"
-    path.write_bytes(("NIK;Nama\n" + "".join(f"{3271010101900000 + i};Désirée {i:07d}\n" for i in range(800_000)))
+    path.write_bytes(("NIK;Nama\n" + "".join(f"{3271010101900000 + i};Désirée {i:07d}\n" for i in range(600_000)))
                      .encode(encoding))
-    assert path.stat().st_size > 24 << 20
+    assert path.stat().st_size > 16 << 20
     before = pa.total_allocated_bytes()
     batches = FileConnector(file_source(tmp_path, path, encoding=encoding, batch_rows=1000)).read()
     next(batches)
@@ -721,4 +748,4 @@ class TestHttpConformance(Conformance):
         return file_source(tmp_path, f"{self.url}/uji.csv", batch_rows=batch_rows)
 
     def unreachable_source(self, tmp_path):
-        return file_source(tmp_path, closed_port_url())
+        return file_source(tmp_path, closed_port_url(), **FAST)
