@@ -165,7 +165,7 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
         yield emit(pa.Table.from_batches(pending, schema=schema))
 
 
-# --- formats read record by record: Excel, JSON, JSON Lines ------------------------------------------
+# --- Excel, JSON and JSON Lines: read record by record ----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,6 @@ def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int) 
         yield batch()
 
 
-# Excel
-
 _HEADER_SEARCH_ROWS = 100
 
 
@@ -218,21 +216,23 @@ def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, 
     import zipfile
 
     from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
 
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as e:
-        raise FatalSourceError(f"{where}: not a readable .xlsx workbook ({type(e).__name__})") from None
-    try:
-        worksheet = _worksheet(workbook, where, sheet)
-        worksheet.reset_dimensions()  # some writers record wrong dimensions; read the rows as they are
-        rows = enumerate(worksheet.iter_rows(values_only=True), 1)
-        where = f"{where}: sheet {worksheet.title!r}"
-        at, names = _xlsx_header(rows, where, header_row, expected_columns)
-        yield from _in_batches(((number - at, record) for number, record in _xlsx_records(rows, names)), batch_rows)
-    finally:
-        workbook.close()
+    # A file object, not a path: given a path, openpyxl refuses a name not ending in .xlsx (a download's).
+    with path.open("rb") as f:
+        try:
+            workbook = load_workbook(f, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, OSError) as e:
+            raise FatalSourceError(f"{where}: not a readable .xlsx workbook ({type(e).__name__})") from None
+        try:
+            worksheet = _worksheet(workbook, where, sheet)
+            worksheet.reset_dimensions()  # some writers record wrong dimensions; read the rows as they are
+            rows = enumerate(worksheet.iter_rows(values_only=True), 1)
+            where = f"{where}: sheet {worksheet.title!r}"
+            at, names = _xlsx_header(rows, where, header_row, expected_columns)
+            records = ((number - at, record) for number, record in _xlsx_records(rows, names))
+            yield from _in_batches(records, batch_rows)
+        finally:
+            workbook.close()
 
 
 def _worksheet(workbook, where: str, sheet: str | int | None):
@@ -294,9 +294,6 @@ def _cell_text(cell) -> str | None:
     if isinstance(cell, dt.datetime) and cell.time() == dt.time():
         return cell.date().isoformat()
     return as_text(cell)
-
-
-# JSON and JSON Lines
 
 
 def read_json(path: Path, where: str, batch_rows: int, records_path: str | None) -> Iterator[Batch]:
@@ -394,7 +391,7 @@ def _json_text(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else as_text(v))
 
 
-# Parquet
+# --- Parquet -----------------------------------------------------------------------------------------
 
 
 def read_parquet(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:

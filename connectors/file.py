@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from connectors import _file_formats as formats
 from connectors.base import Batch, Connector
-from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_url, where
+from connectors import http
 from hub.errors import ConfigError, RetriableSourceError
 
 __all__ = ["FileConnector"]
@@ -23,7 +23,7 @@ _FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx
 _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
                    "records_path": {"json"}}
 # Options of the HTTP client, for a path that is a URL.
-_URL_OPTIONS = {"auth": AUTH, **CLIENT_OPTIONS}
+_URL_OPTIONS = {"auth": http.AUTH, **http.CLIENT_OPTIONS}
 
 
 class FileConnector(Connector):
@@ -34,8 +34,8 @@ class FileConnector(Connector):
         "properties": {
             "path": {"type": "string", "minLength": 1, "description": "A local path or an http(s) URL."},
             "format": {"enum": sorted(set(_FORMAT_OF_SUFFIX.values()))},
-            "delimiter": {"type": "string", "pattern": "^(.|auto)$"},
-            "encoding": {"type": "string", "minLength": 1},
+            "delimiter": {"type": "string", "pattern": "^(.|auto)$", "description": "One character, or auto."},
+            "encoding": {"type": "string", "minLength": 1, "description": "A Python codec name, or auto."},
             "sheet": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 1}],
                       "description": "The sheet's name, or its position counting from 1."},
             "header_row": {"type": "integer", "minimum": 1, "description": "The row of column names, counting from 1."},
@@ -52,8 +52,8 @@ class FileConnector(Connector):
         self.url = location if urlsplit(location).scheme.lower() in ("http", "https") else None
         self.path: Path | None = None
         if self.url:
-            check_url(source, "path", self.url)
-            self.name = where(self.url)
+            http.check_url(source, "path", self.url)
+            self.name = http.where(self.url)
             file_name = PurePosixPath(urlsplit(self.url).path).name
         else:
             misplaced = sorted(_URL_OPTIONS.keys() & self.options.keys())
@@ -81,11 +81,8 @@ class FileConnector(Connector):
         self._dialect: formats.CsvDialect | None = None
 
     def describe(self) -> str:
-        dialect = self._dialect
-        if self.format == "csv":
-            delimiter = dialect.delimiter if dialect else self.delimiter or "detected"
-            encoding = dialect.encoding if dialect else self.encoding or "detected"
-            return f"file {self.name} ({delimiter!r}-separated, {encoding})"
+        if self._dialect:  # known once a CSV has been read, declared or detected
+            return f"file {self.name} ({self._dialect.delimiter!r}-separated, {self._dialect.encoding})"
         return f"file {self.name} ({self.format})"
 
     def check(self) -> None:
@@ -120,13 +117,13 @@ class FileConnector(Connector):
             yield self.path
             return
         with tempfile.TemporaryDirectory(prefix="hub-download-") as folder:
-            target = Path(folder) / (PurePosixPath(urlsplit(self.url).path).name or "download")
+            target = Path(folder) / "download"  # the format is known already; the URL's name may be anything
             with self._client() as client:
                 client.download(self.url, target)
             yield target
 
-    def _client(self) -> HttpClient:
-        return HttpClient(self.source, {**self.options, "url": self.url})
+    def _client(self) -> http.HttpClient:
+        return http.HttpClient(self.source, {**self.options, "url": self.url})
 
 
 def _auto(value: str | None) -> str | None:
