@@ -65,9 +65,18 @@ class SqlConnector(Connector):
         return BaseHook.get_connection(self.options["connection"]).get_uri()
 
     def _engine(self):
-        from sqlalchemy import create_engine
+        from sqlalchemy import create_engine, exc
+        from sqlalchemy.engine import make_url
 
-        return create_engine(self._url())
+        url = self._url()
+        try:
+            return create_engine(url)
+        except ModuleNotFoundError as e:  # MySQL, SQL Server, Oracle: their drivers are installed separately
+            raise ConfigError(f"{self.source.path}: field options: the database driver {e.name!r} for "
+                              f"{make_url(url).drivername!r} is not installed (pip install {e.name})") from None
+        except exc.NoSuchModuleError:
+            raise ConfigError(f"{self.source.path}: field options: SQLAlchemy knows no database "
+                              f"{make_url(url).drivername!r}") from None
 
     def describe(self) -> str:
         from sqlalchemy.engine import make_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import zlib
 from pathlib import Path
@@ -253,3 +254,13 @@ class TestSqlConformance(IncrementalConformance):
     def unreachable_source(self, tmp_path):
         url = UNREACHABLE if self.url.startswith("postgresql") else f"sqlite:///{tmp_path / 'gone' / 'uji.db'}"
         return sql_source(tmp_path, url=url, table="uji")
+
+
+@pytest.mark.parametrize("url, driver", [("mysql+pymysql://hub@db.example/siak", "pymysql"),
+                                         ("mssql+pyodbc://hub@db.example/siak", "pyodbc")])
+def test_a_database_whose_driver_is_not_installed_is_named(tmp_path, url, driver):
+    if importlib.util.find_spec(driver):
+        pytest.skip(f"{driver} is installed here")  # the pinned environment has neither
+    connector = SqlConnector(sql_source(tmp_path, url=url, table="penduduk"))
+    with pytest.raises(ConfigError, match=f"the database driver '{driver}' .* is not installed"):
+        connector.check()
