@@ -42,6 +42,14 @@ def _validator():
     return Draft202012Validator(json.loads(SOURCE_SCHEMA.read_text(encoding="utf-8")))
 
 
+def _message(error) -> str:
+    """What was expected. A value matching none of a field's forms is not quoted: it may be a secret written
+    where only its name belongs ({env: NAME}); the form's description says what to write instead."""
+    if error.validator in ("oneOf", "anyOf"):
+        return f"expected {error.schema.get('description') or 'one of the forms its schema allows'}"
+    return error.message
+
+
 def _where(error) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(top level)"
 
@@ -85,7 +93,7 @@ def load_source(path: Path, home: Path) -> Source:
     document = yaml.compose(text)
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"{path}:{_line(document, list(e.absolute_path))}: field {_where(e)}: {e.message}" for e in errors]
+        lines = [f"{path}:{_line(document, list(e.absolute_path))}: field {_where(e)}: {_message(e)}" for e in errors]
         raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
     if path.stem != data["id"]:
         raise ConfigError(f"{path}:{_line(document, ['id'])}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
@@ -121,7 +129,7 @@ def _check_kind_options(source: Source, document) -> None:
         e = errors[0]
         parts = ["options", *e.absolute_path]
         where = "/".join(str(p) for p in parts)
-        raise ConfigError(f"{source.path}:{_line(document, parts)}: field {where}: {e.message} (kind {source.kind})")
+        raise ConfigError(f"{source.path}:{_line(document, parts)}: field {where}: {_message(e)} (kind {source.kind})")
     cls(source)  # constructors only check options; they never connect
 
 

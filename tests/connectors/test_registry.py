@@ -303,3 +303,10 @@ def test_errors_name_the_line_of_the_field(tmp_path):
     lines[3], lines[4] = "standard: penduduk@1.0.0", "kind: fax"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert f"{path}:5: field kind: unknown connector kind 'fax'" in config_error(path, tmp_path)
+
+
+def test_a_secret_written_in_the_registration_is_refused_without_being_quoted(tmp_path):
+    spec = changed(kind="rest", options={"url": "https://api.example.go.id/v1/penduduk",
+                                         "auth": {"type": "bearer", "token": "s3cr3t-t0ken-value"}})
+    message = config_error(write(tmp_path, spec), tmp_path)
+    assert "field options/auth" in message and "s3cr3t-t0ken-value" not in message
