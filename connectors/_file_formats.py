@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,14 +176,15 @@ class _Rejected:
     text: str
 
 
-def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int) -> Iterator[Batch]:
+def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int,
+                columns: Iterable[str] = ()) -> Iterator[Batch]:
     """(row, record of text or rejection) in batches of at most `batch_rows` records (and rejections).
 
-    A batch has every column met so far, in the order first met, null where a record lacks it.
+    A batch has `columns` and every column met so far, in the order first met, null where a record lacks it.
     """
     import pyarrow as pa
 
-    columns: dict[str, None] = {}
+    columns = dict.fromkeys(columns)
     records: list[dict] = []
     numbers: list[int] = []
     rejected: list[tuple[int, str, str]] = []
@@ -296,8 +297,12 @@ def _cell_text(cell) -> str | None:
     return as_text(cell)
 
 
-def read_json(path: Path, where: str, batch_rows: int, records_path: str | None) -> Iterator[Batch]:
-    """The items of the array at `records_path` (dotted keys; None: the file is the array), streamed by ijson."""
+def read_json(path: Path, where: str, batch_rows: int, records_path: str | None,
+              columns: Iterable[str] = ()) -> Iterator[Batch]:
+    """The items of the array at `records_path` (dotted keys; None: the file is the array), streamed by ijson.
+
+    Every batch has `columns` (the ones the mapping reads), even before a record holding them: JSON leaves
+    out keys whose value is null."""
     import ijson
 
     prefix = records_path or ""
@@ -313,7 +318,7 @@ def read_json(path: Path, where: str, batch_rows: int, records_path: str | None)
     with path.open("rb") as f:
         _skip_bom(f)
         try:
-            yield from _in_batches(items(), batch_rows)
+            yield from _in_batches(items(), batch_rows, columns)
         except ijson.JSONError as e:
             # The first line is the parser's diagnosis; the lines after it quote the file (personal data).
             raise FatalSourceError(f"{where}: not valid JSON after record {read}: {str(e).splitlines()[0]}") from None
@@ -335,8 +340,10 @@ def _check_array_at(f, where: str, prefix: str) -> None:
     raise FatalSourceError(f"{where}: nothing at {place} (options/records_path)")
 
 
-def read_jsonl(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
-    """One record per line; `_row` is the line number. A line that is not a JSON object is rejected."""
+def read_jsonl(path: Path, where: str, batch_rows: int, columns: Iterable[str] = ()) -> Iterator[Batch]:
+    """One record per line; `_row` is the line number. A line that is not a JSON object is rejected.
+
+    Every batch has `columns`, as read_json's."""
     import json
     from decimal import Decimal
 
@@ -355,7 +362,7 @@ def read_jsonl(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
                 else:
                     yield number, _record(value)
 
-    yield from _in_batches(items(), batch_rows)
+    yield from _in_batches(items(), batch_rows, columns)
 
 
 def _skip_bom(f) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "text_array"]
+__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "mapped_columns", "text_array"]
 
 ROW = "_row"
 
@@ -38,6 +38,12 @@ def as_text(value) -> str | None:
     if isinstance(value, (bytes, memoryview)):
         return bytes(value).hex()
     return str(value)
+
+
+def mapped_columns(source) -> list[str]:
+    """The source columns its mapping reads. Kinds reading JSON give every batch these columns: JSON leaves out
+    keys whose value is null, and a column the mapping reads must be there, null or not."""
+    return [spec["from"] for spec in source.mapping.values() if "from" in spec]
 
 
 def text_array(values) -> "pa.Array":

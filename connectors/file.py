@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from connectors import _file_formats as formats
-from connectors.base import Batch, Connector
+from connectors.base import Batch, Connector, mapped_columns
 from connectors import http
 from hub.errors import ConfigError, RetriableSourceError
 
@@ -103,9 +103,10 @@ class FileConnector(Connector):
                 yield from formats.read_xlsx(path, where, self.batch_rows, self.options.get("sheet"),
                                              self.options.get("header_row"), mapped)
             elif self.format == "json":
-                yield from formats.read_json(path, where, self.batch_rows, self.options.get("records_path"))
+                yield from formats.read_json(path, where, self.batch_rows, self.options.get("records_path"),
+                                                  mapped_columns(self.source))
             elif self.format == "jsonl":
-                yield from formats.read_jsonl(path, where, self.batch_rows)
+                yield from formats.read_jsonl(path, where, self.batch_rows, mapped_columns(self.source))
             else:
                 yield from formats.read_parquet(path, where, self.batch_rows)
 

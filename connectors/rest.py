@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from connectors.base import ROW, Batch, Connector, as_text
+from connectors.base import ROW, Batch, Connector, as_text, mapped_columns
 from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_url, tagged_union, where
 from hub.errors import FatalSourceError
 
@@ -175,7 +175,7 @@ class JsonBatches:
         self.batch_rows = batch_rows
         self.cursor_field = cursor_field
         self.cursor = None
-        self._columns: dict[str, None] = {}
+        self._columns: dict[str, None] = dict.fromkeys(mapped_columns(source))
         self._pending: list[tuple[int, dict]] = []
         self._rejected: list[tuple[int, str, str]] = []
         self._next_row = 1

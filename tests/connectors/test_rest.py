@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import email.utils
 import json
@@ -236,7 +238,7 @@ def rest_source(tmp_path: Path, url: str, **options) -> Source:
     return Source(
         id="siak_api", title="SIAK API", description="", agency_code="disdukcapil", agency_name="Disdukcapil",
         standard_ref="penduduk@1.0.0", kind="rest", schedule=None, options={"url": url, **FAST, **options},
-        mapping={"nik": {"from": "nik"}}, path=tmp_path / "siak_api.yaml",
+        mapping={"kode": {"from": "id"}}, path=tmp_path / "siak_api.yaml",
     )
 
 
@@ -329,11 +331,13 @@ def test_nested_objects_become_dotted_columns_and_arrays_json_text(api, tmp_path
     assert batch.rejected == [(3, "_record:not_object", '"not an object"')]
 
 
-def test_later_batches_keep_every_column_met_so_far(api, tmp_path):
+def test_batches_have_the_mapped_columns_and_every_column_met_so_far(api, tmp_path):
     name = api.dataset([{"id": 1, "a": "x"}, {"id": 2, "b": "y"}, {"id": 3}])
-    batches = list(connector_for(rest_source(tmp_path, f"{api.url}/open/{name}/none", batch_rows=1)).read())
-    assert [b.records.column_names for b in batches] == [["id", "a", ROW], ["id", "a", "b", ROW],
-                                                         ["id", "a", "b", ROW]]
+    source = dataclasses.replace(rest_source(tmp_path, f"{api.url}/open/{name}/none", batch_rows=1),
+                                 mapping={"kode": {"from": "id"}, "nama": {"from": "b"}})  # b: null until row 2
+    batches = list(connector_for(source).read())
+    assert [b.records.column_names for b in batches] == [["id", "b", "a", ROW], ["id", "b", "a", ROW],
+                                                         ["id", "b", "a", ROW]]
 
 
 # --- incremental reads ------------------------------------------------------------------------------------------
