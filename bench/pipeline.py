@@ -92,8 +92,19 @@ def run_hub(home: Path, registry: Path) -> None:
     start = time.perf_counter()
     result = run_source(settings, SOURCE_ID)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024, "result": result.as_dict()}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "result": result.as_dict()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak memory. Linux's ru_maxrss survives exec, so a child started by a big parent
+    (the floor holds a whole file) would report the parent's; VmHWM belongs to the running program alone."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
