@@ -122,7 +122,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     with _ReadAhead(batches) as read, _ReadAhead(harmonized(read)) as batches, \
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
-        validation = Validation(standard)
+        validation, hashes = Validation(standard), _KeyHashes(list(standard.primary_key))
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
             for row, reason, text in batch.rejected:
@@ -152,7 +152,9 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
             keep = pc.invert(pc.is_in(pa.array(np.arange(batch.records.num_rows)), pa.array(bad, pa.int64())))
             valid = harmonized.table.filter(keep)
             data.write_table(storage.conform(valid, data_schema))
-            rows.write_table(valid.select(rows_schema.names).cast(rows_schema))
+            keys = valid.select(rows_schema.names).cast(rows_schema)
+            rows.write_table(keys)
+            hashes.add(keys.drop_columns([ROW]))
             if bad:
                 raw = batch.records.take(bad)
                 for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
@@ -160,7 +162,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                     quarantine["reasons"].append(reasons[position])
                     quarantine["record"].append(json.dumps(record, ensure_ascii=False))
 
-    _quarantine_cross_batch_duplicates(folder, standard, quarantine, checks)
+    _quarantine_cross_batch_duplicates(folder, standard, hashes, quarantine, checks)
     pq.write_table(
         pa.table(quarantine, schema=pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())),
                                                ("record", pa.string())])),
@@ -256,14 +258,38 @@ class _ReadAhead:
         self._worker.join(timeout=30)
 
 
-def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict, checks: dict) -> None:
+class _KeyHashes:
+    """8-byte hashes of the staged records' keys, taken batch by batch while the next batch is read."""
+
+    def __init__(self, key: list[str]) -> None:
+        import duckdb
+
+        self.columns = ", ".join(f'"{k}"' for k in key)
+        self.parts: list = []
+        self._con = duckdb.connect() if key else None
+
+    def add(self, records) -> None:
+        if self._con is not None and records.num_rows:
+            self.parts.append(self._con.sql(f"SELECT hash({self.columns}) AS h FROM records").fetchnumpy()["h"])
+
+    def repeated(self):
+        """The hashes met more than once (a repeated key, or rarely two keys with one hash)."""
+        import numpy as np
+
+        hashes = np.concatenate(self.parts) if self.parts else np.empty(0, np.uint64)
+        self.parts = []
+        hashes.sort()
+        return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: dict,
+                                       checks: dict) -> None:
     """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule.
 
-    Memory is 8 bytes a record: DuckDB hashes each staged key, numpy sorts the hashes, and only keys whose
-    hash repeats are compared whole. The staged files are rewritten without repeated keys, when there are any.
+    Memory is 8 bytes a record: the keys' hashes, sorted; only keys whose hash repeats are compared whole.
+    The staged files are rewritten without repeated keys, when there are any.
     """
     import duckdb
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -271,24 +297,14 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, quarantine: dict,
     from connectors.base import ROW
 
     key = list(standard.primary_key)
-    if not key:
+    twice = hashes.repeated()
+    if not key or not twice.size:
         return
-    columns = ", ".join(f'"{k}"' for k in key)
-    rows_path = str(folder / "rows.parquet")
-    hashes = np.empty(pq.read_metadata(rows_path).num_rows, dtype=np.uint64)
     with duckdb.connect(config={"memory_limit": "256MB", "temp_directory": str(folder / "duckdb.tmp")}) as con:
-        filled = 0
-        for batch in con.sql(f"SELECT hash({columns}) FROM read_parquet($path)",
-                             params={"path": rows_path}).to_arrow_reader(batch_size=1 << 20):
-            hashes[filled:filled + batch.num_rows] = batch.column(0).to_numpy()
-            filled += batch.num_rows
-        hashes.sort()
-        twice = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-        if not twice.size:
-            return
         con.register("twice", pa.table({"h": pa.array(twice, pa.uint64())}))
-        repeated = con.sql(f"SELECT {columns} FROM read_parquet($path) WHERE hash({columns}) IN (SELECT h FROM twice) "
-                           "GROUP BY ALL HAVING count(*) > 1", params={"path": rows_path}).to_arrow_table()
+        repeated = con.sql(f"SELECT {hashes.columns} FROM read_parquet($path) WHERE hash({hashes.columns}) IN "
+                           f"(SELECT h FROM twice) GROUP BY ALL HAVING count(*) > 1",
+                           params={"path": str(folder / "rows.parquet")}).to_arrow_table()
     if not repeated.num_rows:
         return
 
