@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 
 from catalog import masking
-from catalog.db import Dataset, DatasetVersion, LineageEdge, Run, init_db, session
+from catalog.db import Dataset, init_db, session
+from catalog.metadata import describe, summary
 from catalog.query import connect
 
 __all__ = ["create_app"]
 
 MAX_ROWS = 1000
-
-
-def _summary(d: Dataset) -> dict:
-    return {
-        "id": d.id, "kind": d.kind, "title": d.title, "standard": d.standard, "standard_version": d.standard_version,
-        "classification": d.classification, "agency": d.agency_code, "agency_name": d.agency_name,
-        "rows": d.row_count, "quality_score": d.quality_score, "snapshot_id": d.snapshot_id,
-        "updated_at": d.updated_at.isoformat() + "Z" if d.updated_at else None,
-        "links": {"self": f"/api/datasets/{d.id}", "rows": f"/api/datasets/{d.id}/rows",
-                  "dictionary": f"/api/datasets/{d.id}/dictionary.html"},
-    }
 
 
 def create_app(settings) -> FastAPI:
@@ -46,51 +36,13 @@ def create_app(settings) -> FastAPI:
     @app.get("/api/datasets")
     def list_datasets() -> dict:
         with session(settings.catalog_url) as s:
-            return {"datasets": [_summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]}
+            return {"datasets": [summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]}
 
     @app.get("/api/datasets/{dataset_id}")
     def show_dataset(dataset_id: str) -> dict:
+        """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage, runs."""
         with session(settings.catalog_url) as s:
-            d = get_dataset(s, dataset_id)
-            standard = load_standard(f"{d.standard}@{d.standard_version}")
-            versions = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)
-                                 .order_by(DatasetVersion.committed_at.desc(), DatasetVersion.id.desc())).all()
-            runs = s.scalars(select(Run).where(Run.dataset_id == d.id).order_by(Run.id.desc()).limit(10)).all()
-            lineage = s.scalars(select(LineageEdge).where(LineageEdge.dataset_id == d.id)).all()
-            # Each version was validated against the standard version its run recorded.
-            standard_of = {
-                run_id: (validation or {}).get("suite")
-                for run_id, validation in s.execute(select(Run.run_id, Run.validation).where(
-                    Run.dataset_id == d.id, Run.run_id.in_([v.run_id for v in versions])))
-            }
-            last = next((r for r in runs if r.status != "failed"), None)
-            return {
-                **_summary(d),
-                "description": d.description,
-                "table": d.table_identifier,
-                "primary_key": list(standard.primary_key),
-                "schema": [
-                    {"name": f.name, "title": f.title, "description": f.description, "type": f.type,
-                     "format": f.format, "required": f.required, "personal_data": bool(f.personal_data),
-                     "code_list": f.code_list}
-                    for f in standard.fields
-                ],
-                "versions": [{"snapshot_id": v.snapshot_id, "committed_at": v.committed_at.isoformat() + "Z",
-                              "run_id": v.run_id, "rows": v.row_count, "standard": standard_of.get(v.run_id)}
-                             for v in versions],
-                "quality": {
-                    "score": d.quality_score,
-                    "run_id": last.run_id if last else None,
-                    "rows_in": last.rows_in if last else None,
-                    "rows_published": last.rows_published if last else None,
-                    "rows_quarantined": last.rows_quarantined if last else None,
-                    "validation": last.validation if last else None,
-                },
-                "lineage": [{"upstream": e.upstream, "relation": e.relation} for e in lineage],
-                "runs": [{"run_id": r.run_id, "status": r.status, "finished_at": r.finished_at.isoformat() + "Z"
-                          if r.finished_at else None, "rows_in": r.rows_in, "rows_published": r.rows_published,
-                          "rows_quarantined": r.rows_quarantined, "error": r.error} for r in runs],
-            }
+            return describe(s, get_dataset(s, dataset_id))
 
     def dataset_standard(dataset_id: str):
         with session(settings.catalog_url) as s:
@@ -135,5 +87,25 @@ def create_app(settings) -> FastAPI:
         rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in page.to_pylist()]
         return {"dataset": d.id, "snapshot_id": d.snapshot_id, "total": total, "limit": limit, "offset": offset,
                 "masked_fields": sorted(masking.personal_fields(standard)), "rows": rows}
+
+    @app.get("/api/datasets/{dataset_id}/download.{fmt}")
+    def download(dataset_id: str, fmt: str) -> StreamingResponse:
+        """The whole dataset, streamed (personal-data fields masked): CSV, JSON (an array) or Parquet."""
+        from catalog.downloads import BATCH_ROWS, FORMATS, stream
+
+        if fmt not in FORMATS:
+            raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
+        standard = dataset_standard(dataset_id)
+        con = connect(settings)
+        reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
+
+        def body():
+            try:
+                yield from stream(reader, fmt, masking.personal_fields(standard))
+            finally:
+                con.close()
+
+        return StreamingResponse(body(), media_type=FORMATS[fmt],
+                                 headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
 
     return app

@@ -153,3 +153,35 @@ def test_api_serves_the_data_dictionary_of_every_dataset(api):
         assert "nik:pattern" in page.text and "Batu Tulis" in page.text
         assert "# Kamus data" in httpx.get(api + f"/api/datasets/{dataset}/dictionary.md").text
     assert httpx.get(api + "/api/datasets/nope/dictionary").status_code == 404
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_api_downloads_a_whole_dataset_masked(api, fmt):
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    done = httpx.get(api + f"/api/datasets/penduduk/download.{fmt}", timeout=60)
+    assert done.status_code == 200 and 'filename="penduduk.' in done.headers["content-disposition"]
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(done.text)))
+    elif fmt == "json":
+        rows = done.json()
+    else:
+        rows = pq.read_table(io.BytesIO(done.content)).to_pylist()
+    assert len(rows) == 599 and {r["_source"] for r in rows} == {"dinsos_dtks", "disdukcapil_siak"}
+    assert all(r["nik"].endswith("*" * 10) and r["nama"] == "***" for r in rows)
+    assert not re.search(r"\d{16}", done.content.decode("latin-1"))
+    assert httpx.get(api + "/api/datasets/penduduk/download.xml").status_code == 404
+
+
+def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributions(api):
+    d = httpx.get(api + "/api/datasets/dinsos_dtks").json()
+    assert d["walidata"].startswith("Dinas Komunikasi") and d["produsen_data"] == ["Dinas Sosial Kota Bogor"]
+    assert d["frequency"] == "bulanan" and d["license"] and d["spatial_coverage"].startswith("Kota Bogor")
+    assert {"kependudukan", "penduduk", "dinsos"} <= set(d["tags"])
+    assert d["issued"] and d["modified"] and d["standard_title"] == "Penduduk"
+    assert [x["format"] for x in d["distributions"]] == ["CSV", "JSON", "Parquet", "API"]
+    for distribution in d["distributions"]:
+        assert httpx.get(api + distribution["url"], timeout=60).status_code == 200, distribution

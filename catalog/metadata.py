@@ -1,0 +1,98 @@
+"""The one description of a dataset: DCAT-AP and Satu Data metadata, versions, quality and lineage.
+
+Every surface of the catalog (the native API, the CKAN-compatible API, DCAT, search and the portal) shows
+a dataset through `describe`, so they never disagree. The standard a dataset is built on gives the Satu
+Data metadata (walidata, produsen data, frequency, coverage, licence, tags); the catalog database gives
+the rest.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from catalog.db import Dataset, DatasetVersion, LineageEdge, Run
+
+__all__ = ["DISTRIBUTIONS", "describe", "summary"]
+
+# Each dataset is offered in these forms (DCAT distributions): format name -> (media type, path under /api).
+DISTRIBUTIONS = {
+    "CSV": ("text/csv", "download.csv"),
+    "JSON": ("application/json", "download.json"),
+    "Parquet": ("application/vnd.apache.parquet", "download.parquet"),
+    "API": ("application/json", "rows"),
+}
+
+
+def _time(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def summary(d: Dataset) -> dict:
+    """What a list of datasets shows of each."""
+    return {
+        "id": d.id, "kind": d.kind, "title": d.title, "standard": d.standard, "standard_version": d.standard_version,
+        "classification": d.classification, "agency": d.agency_code, "agency_name": d.agency_name,
+        "rows": d.row_count, "quality_score": d.quality_score, "snapshot_id": d.snapshot_id,
+        "updated_at": _time(d.updated_at),
+        "links": {"self": f"/api/datasets/{d.id}", "rows": f"/api/datasets/{d.id}/rows",
+                  "dictionary": f"/api/datasets/{d.id}/dictionary.html"},
+    }
+
+
+def describe(s, d: Dataset) -> dict:
+    """Everything the catalog knows of a dataset, as plain data (session `s` on the catalog database)."""
+    from schemas import load_standard
+
+    standard = load_standard(f"{d.standard}@{d.standard_version}")
+    meta = standard.metadata
+    versions = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)
+                         .order_by(DatasetVersion.committed_at.desc(), DatasetVersion.id.desc())).all()
+    runs = s.scalars(select(Run).where(Run.dataset_id == d.id).order_by(Run.id.desc()).limit(10)).all()
+    lineage = s.scalars(select(LineageEdge).where(LineageEdge.dataset_id == d.id)).all()
+    # Each version was validated against the standard version its run recorded.
+    standard_of = {
+        run_id: (validation or {}).get("suite")
+        for run_id, validation in s.execute(select(Run.run_id, Run.validation).where(
+            Run.dataset_id == d.id, Run.run_id.in_([v.run_id for v in versions])))
+    }
+    last = next((r for r in runs if r.status != "failed"), None)
+    producers = [d.agency_name] if d.agency_name else list(meta["produsen-data"])
+    tags = sorted({*standard.schema.get("x-tags", []), standard.name, *([d.agency_code] if d.agency_code else [])})
+    return {
+        **summary(d),
+        "description": d.description,
+        "standard_title": standard.title,
+        "walidata": meta["walidata"],
+        "produsen_data": producers,
+        "license": meta["license"],
+        "frequency": meta["frequency"],
+        "spatial_coverage": meta["spatial-coverage"],
+        "temporal_coverage": meta["temporal-coverage"],
+        "tags": tags,
+        "issued": _time(versions[-1].committed_at) if versions else None,
+        "modified": _time(d.updated_at),
+        "table": d.table_identifier,
+        "primary_key": list(standard.primary_key),
+        "schema": [
+            {"name": f.name, "title": f.title, "description": f.description, "title_en": f.title_en,
+             "description_en": f.description_en, "type": f.type, "format": f.format, "required": f.required,
+             "personal_data": bool(f.personal_data), "code_list": f.code_list, "unit": f.unit}
+            for f in standard.fields
+        ],
+        "versions": [{"snapshot_id": v.snapshot_id, "committed_at": _time(v.committed_at), "run_id": v.run_id,
+                      "rows": v.row_count, "standard": standard_of.get(v.run_id)} for v in versions],
+        "quality": {
+            "score": d.quality_score,
+            "run_id": last.run_id if last else None,
+            "rows_in": last.rows_in if last else None,
+            "rows_published": last.rows_published if last else None,
+            "rows_quarantined": last.rows_quarantined if last else None,
+            "validation": last.validation if last else None,
+        },
+        "lineage": [{"upstream": e.upstream, "relation": e.relation} for e in lineage],
+        "runs": [{"run_id": r.run_id, "status": r.status, "finished_at": _time(r.finished_at), "rows_in": r.rows_in,
+                  "rows_published": r.rows_published, "rows_quarantined": r.rows_quarantined, "error": r.error}
+                 for r in runs],
+        "distributions": [{"format": name, "media_type": media, "url": f"/api/datasets/{d.id}/{path}"}
+                          for name, (media, path) in DISTRIBUTIONS.items()],
+    }
