@@ -64,8 +64,9 @@ def stream(reader: pa.RecordBatchReader, fmt: str, personal: dict[str, str]) -> 
         yield b"["
         separator = b""
         for table in batches():
-            for record in table.to_pylist():
-                yield separator + json.dumps(record, ensure_ascii=False, default=str).encode()
+            if table.num_rows:
+                yield separator + ",".join(json.dumps(record, ensure_ascii=False, default=str)
+                                           for record in table.to_pylist()).encode()
                 separator = b","
         yield b"]"
     elif fmt == "parquet":

@@ -23,3 +23,12 @@ def test_benchmark_prints_its_figures(kind):
     # The SIAK table ends with three wrong rows.
     expected = "rows in 3000, published 3000, quarantined 0" if kind == "file" else "rows in 3003, published 3000, quarantined 3"
     assert expected in done.stdout and figures["source_kind"] == kind
+
+
+def test_download_benchmark_prints_its_figures():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "download.py"), "--rows", "3000"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["rows"] == 3000 and set(figures) >= {"csv", "json", "parquet", "server_rss_idle_mb"}
+    assert all(figures[f]["bytes"] > 0 and figures[f]["server_peak_rss_mb"] > 0 for f in ("csv", "json", "parquet"))
