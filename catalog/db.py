@@ -6,12 +6,12 @@ import datetime as dt
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import DDL, JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = [
-    "Dataset", "DatasetVersion", "LineageEdge", "QuarantinedRow", "Run", "SourceState",
+    "Dataset", "DatasetVersion", "LineageEdge", "QuarantinedRow", "Run", "SearchDocument", "SearchFacet", "SourceState",
     "engine", "init_db", "session", "utcnow",
 ]
 
@@ -106,6 +106,44 @@ class LineageEdge(Base):
     dataset_id: Mapped[str] = mapped_column(String(64), index=True)
     upstream: Mapped[str] = mapped_column(String(300))
     relation: Mapped[str] = mapped_column(String(32))  # harmonized_from | integrated_from
+
+
+class SearchDocument(Base):
+    """A dataset as search sees it: the normalized words of each part, and what results are sorted by.
+
+    `words` holds every word once, separated by spaces. On SQLite the FTS5 table `hub_search_fts` indexes
+    them; on PostgreSQL a GIN index over `array_to_tsvector` of them. Both are created with this table.
+    """
+
+    __tablename__ = "hub_search_documents"
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    modified: Mapped[str | None] = mapped_column(String(40))
+    title_words: Mapped[str] = mapped_column(Text)
+    description_words: Mapped[str] = mapped_column(Text)
+    tag_words: Mapped[str] = mapped_column(Text)
+    field_words: Mapped[str] = mapped_column(Text)
+    words: Mapped[str] = mapped_column(Text)
+
+
+class SearchFacet(Base):
+    """One facet value of a dataset (facet: agency | standard | tag | classification)."""
+
+    __tablename__ = "hub_search_facets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    facet: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(300), index=True)
+
+
+# The words are normalized by catalog.search before they reach either engine, so the engines only split on
+# spaces and never fold case or accents themselves: both then match exactly the same datasets.
+event.listen(SearchDocument.__table__, "after_create", DDL(
+    "CREATE VIRTUAL TABLE IF NOT EXISTS hub_search_fts USING fts5("
+    "dataset_id UNINDEXED, words, tokenize = 'unicode61 remove_diacritics 0')").execute_if(dialect="sqlite"))
+event.listen(SearchDocument.__table__, "after_create", DDL(
+    "CREATE INDEX IF NOT EXISTS ix_hub_search_words ON hub_search_documents "
+    "USING gin (array_to_tsvector(string_to_array(words, ' ')))").execute_if(dialect="postgresql"))
 
 
 @cache

@@ -400,6 +400,7 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
 def _record_dataset(s, dataset_id: str, kind: str, standard, snapshot_id, run_id: str, now, *, rows: int,
                     **attributes) -> bool:
     """Create or update a dataset's catalog entry; add a version when its snapshot changed. True if it did."""
+    from catalog import metadata, search
     from catalog.db import Dataset, DatasetVersion
 
     dataset = s.get(Dataset, dataset_id) or Dataset(id=dataset_id, kind=kind)
@@ -414,6 +415,7 @@ def _record_dataset(s, dataset_id: str, kind: str, standard, snapshot_id, run_id
     if changed:
         s.add(DatasetVersion(dataset_id=dataset_id, snapshot_id=snapshot_id, run_id=run_id, committed_at=now,
                              row_count=rows))
+    search.index_dataset(s, metadata.describe(s, dataset))
     return changed
 
 
