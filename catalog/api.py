@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from catalog import masking
@@ -107,5 +107,22 @@ def create_app(settings) -> FastAPI:
 
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
+
+    def dcat_graph(request: Request):
+        from catalog.dcat import catalog_graph
+
+        with session(settings.catalog_url) as s:
+            datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]
+        return catalog_graph(datasets, str(request.base_url))
+
+    @app.get("/catalog.ttl", response_class=Response)
+    def catalog_turtle(request: Request) -> Response:
+        """The catalog as DCAT-AP RDF in Turtle: every dataset's metadata and distributions."""
+        return Response(dcat_graph(request).serialize(format="turtle"), media_type="text/turtle")
+
+    @app.get("/catalog.jsonld", response_class=Response)
+    def catalog_jsonld(request: Request) -> Response:
+        """The catalog as DCAT-AP RDF in JSON-LD."""
+        return Response(dcat_graph(request).serialize(format="json-ld"), media_type="application/ld+json")
 
     return app
