@@ -38,6 +38,23 @@ def create_app(settings) -> FastAPI:
         with session(settings.catalog_url) as s:
             return {"datasets": [summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]}
 
+    @app.get("/api/search")
+    def search_datasets(q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
+                        tag: list[str] = Query([]), classification: list[str] = Query([]),
+                        rows: int = Query(10, ge=1, le=1000), start: int = Query(0, ge=0),
+                        sort: str = Query("relevance", pattern="^(relevance|title|modified)$")) -> dict:
+        """Full-text search over titles, descriptions, tags and fields; facets by agency, standard, tag and
+        classification, counted over every match. Repeat a facet parameter to accept any of its values."""
+        from catalog.search import search
+
+        filters = {k: v for k, v in {"agency": agency, "standard": standard, "tag": tag,
+                                      "classification": classification}.items() if v}
+        found = search(settings, q, filters, rows=rows, start=start, sort=sort)
+        with session(settings.catalog_url) as s:
+            datasets = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}
+            results = [summary(datasets[i]) for i in found["results"] if i in datasets]
+        return {"count": found["count"], "results": results, "facets": found["facets"]}
+
     @app.get("/api/datasets/{dataset_id}")
     def show_dataset(dataset_id: str) -> dict:
         """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage, runs."""

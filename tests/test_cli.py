@@ -185,3 +185,15 @@ def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributio
     assert [x["format"] for x in d["distributions"]] == ["CSV", "JSON", "Parquet", "API"]
     for distribution in d["distributions"]:
         assert httpx.get(api + distribution["url"], timeout=60).status_code == 200, distribution
+
+
+def test_api_searches_datasets_with_facets(api):
+    found = httpx.get(api + "/api/search", params={"q": "penduduk dinas"}).json()
+    assert found["count"] >= 1 and all(r["id"] in {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+                                       for r in found["results"])
+    by_agency = httpx.get(api + "/api/search", params={"agency": "dinsos"}).json()
+    assert [r["id"] for r in by_agency["results"]] == ["dinsos_dtks"]
+    facets = httpx.get(api + "/api/search").json()["facets"]
+    assert facets["agency"] == {"dinsos": 1, "disdukcapil": 1} and facets["classification"] == {"terbatas": 3}
+    assert httpx.get(api + "/api/search", params={"q": 'nik" OR *'}).status_code == 200
+    assert httpx.get(api + "/api/search", params={"sort": "random"}).status_code == 422
