@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 from catalog.db import SearchDocument, SearchFacet, init_db, session
 
-__all__ = ["FACETS", "SORTS", "WEIGHTS", "index_dataset", "remove_dataset", "search", "words"]
+__all__ = ["FACETS", "SORTS", "WEIGHTS", "index_dataset", "reindex", "remove_dataset", "search", "words"]
 
 FACETS = ("agency", "standard", "tag", "classification")
 SORTS = ("relevance", "title", "modified")
@@ -61,6 +61,21 @@ def index_dataset(s, description: dict) -> None:
     if s.get_bind().dialect.name == "sqlite":
         s.execute(text("INSERT INTO hub_search_fts (dataset_id, words) VALUES (:id, :words)"),
                   {"id": dataset_id, "words": document["words"]})
+
+
+def reindex(settings) -> int:
+    """Rebuild every dataset's search document (a catalog made before search existed, say); how many."""
+    from sqlalchemy import select
+
+    from catalog.db import Dataset
+    from catalog.metadata import describe
+
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        datasets = s.scalars(select(Dataset)).all()
+        for d in datasets:
+            index_dataset(s, describe(s, d))
+        return len(datasets)
 
 
 def remove_dataset(s, dataset_id: str) -> None:

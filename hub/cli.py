@@ -163,6 +163,12 @@ def cmd_catalog_list(settings: Settings, args) -> None:
     _print_list(datasets, args.json, lambda d: f"{d['id']:<28} {d['kind']:<11} {d['rows']:>9} rows  {d['standard']}")
 
 
+def cmd_catalog_reindex(settings: Settings, args) -> None:
+    from catalog.search import reindex
+
+    print(f"re-indexed {reindex(settings)} datasets for search")
+
+
 def cmd_query(settings: Settings, args) -> None:
     from catalog.query import query
 
@@ -393,6 +399,8 @@ def _parser() -> argparse.ArgumentParser:
     s = catalog.add_parser("list")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_catalog_list)
+    s = catalog.add_parser("reindex", help="rebuild the search index of every dataset")
+    s.set_defaults(func=cmd_catalog_reindex)
 
     standards = sub.add_parser("standards", help="the data standards").add_subparsers(dest="action", required=True)
     s = standards.add_parser("list")

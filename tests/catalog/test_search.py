@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from catalog.db import init_db, session
@@ -171,3 +176,16 @@ def test_the_pipeline_keeps_the_index_current(demo_settings):
     assert integrated["facets"]["classification"] == {"terbatas": 1}
     assert "kependudukan" in integrated["facets"]["tag"]
     assert set(found(demo_settings, "nik")) == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+
+
+def test_reindex_rebuilds_the_index_of_a_catalog_made_without_it(demo_settings):
+    run_source(demo_settings, "dinsos_dtks")
+    with session(demo_settings.catalog_url) as s, s.begin():
+        remove_dataset(s, "dinsos_dtks")  # as a catalog from before search existed
+    assert search(demo_settings, "dtks")["count"] == 0
+    done = subprocess.run([str(Path(sys.executable).parent / "hub"), "catalog", "reindex"], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "HUB_HOME": str(demo_settings.home),
+                                                       "HUB_CATALOG_URL": demo_settings.catalog_url,
+                                                       "HUB_REGISTRY": str(demo_settings.registry)})
+    assert done.returncode == 0 and "re-indexed 1 datasets" in done.stdout, done.stderr
+    assert search(demo_settings, "dtks")["results"] == ["dinsos_dtks"]
