@@ -7,13 +7,34 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from sqlalchemy import select
 
 from catalog import masking
-from catalog.db import Dataset, init_db, session
+from catalog.db import Dataset, DatasetVersion, init_db, session
 from catalog.metadata import describe, summary
 from catalog.query import connect
 
 __all__ = ["create_app"]
 
 MAX_ROWS = 1000
+
+
+def _version(s, d: Dataset, version: str) -> int:
+    """The snapshot a `version` parameter names: a snapshot id of the dataset, or the one current at a time."""
+    import datetime as dt
+
+    versions = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)).all()
+    if version.isdigit():
+        if int(version) not in {v.snapshot_id for v in versions}:
+            raise HTTPException(404, f"dataset {d.id!r} has no version {version}")
+        return int(version)
+    try:
+        at = dt.datetime.fromisoformat(version.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, "version: a snapshot id or an ISO 8601 time") from None
+    if at.tzinfo is not None:  # the catalog keeps UTC without a zone
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    earlier = [v for v in versions if v.committed_at <= at]
+    if not earlier:
+        raise HTTPException(404, f"dataset {d.id!r} had no version at {version}")
+    return max(earlier, key=lambda v: (v.committed_at, v.id)).snapshot_id
 
 
 def create_app(settings) -> FastAPI:
@@ -86,12 +107,15 @@ def create_app(settings) -> FastAPI:
         return to_markdown(dataset_standard(dataset_id))
 
     @app.get("/api/datasets/{dataset_id}/rows")
-    def dataset_rows(dataset_id: str, limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0)) -> dict:
+    def dataset_rows(dataset_id: str, limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0),
+                     version: str | None = Query(None, description="a snapshot id, or a time (ISO 8601): the "
+                                                                   "version current then")) -> dict:
         with session(settings.catalog_url) as s:
             d = get_dataset(s, dataset_id)
+            snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
         standard = load_standard(f"{d.standard}@{d.standard_version}")
         order = ", ".join(f'"{k}"' for k in (*standard.primary_key, *(["_source"] if d.kind == "integrated" else [])))
-        con = connect(settings)
+        con = connect(settings, {d.id: snapshot_id})
         try:
             total = con.sql(f'SELECT count(*) FROM "{d.id}"').fetchall()[0][0]
             page = con.sql(
@@ -102,7 +126,7 @@ def create_app(settings) -> FastAPI:
             con.close()
         page = masking.mask_table(page, masking.personal_fields(standard))
         rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in page.to_pylist()]
-        return {"dataset": d.id, "snapshot_id": d.snapshot_id, "total": total, "limit": limit, "offset": offset,
+        return {"dataset": d.id, "snapshot_id": snapshot_id, "total": total, "limit": limit, "offset": offset,
                 "masked_fields": sorted(masking.personal_fields(standard)), "rows": rows}
 
     @app.get("/api/datasets/{dataset_id}/download.{fmt}")

@@ -16,8 +16,11 @@ __all__ = ["connect", "query"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def connect(settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per catalog dataset, named by the dataset id."""
+def connect(settings, versions: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per catalog dataset, named by the dataset id.
+
+    A view reads the dataset's current snapshot, or the snapshot `versions` names for it (a past version).
+    """
     init_db(settings.catalog_url)
     con = duckdb.connect(":memory:")
     with session(settings.catalog_url) as s:
@@ -25,7 +28,7 @@ def connect(settings) -> duckdb.DuckDBPyConnection:
     for d in datasets:
         if not _NAME.match(d.id):
             continue
-        files, schema = storage.data_files(settings, d.table_identifier)
+        files, schema = storage.data_files(settings, d.table_identifier, (versions or {}).get(d.id))
         if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             # Files written before a compatible schema change lack the new columns: match columns by name.

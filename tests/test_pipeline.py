@@ -168,3 +168,31 @@ def test_a_failed_run_is_recorded_without_record_values(demo_settings):
     with session(demo_settings.catalog_url) as s:
         run = s.scalars(select(Run).where(Run.dataset_id == "dinsos_dtks")).one()
     assert run.status == "failed" and "dtks_penduduk.csv" in run.error
+
+
+def test_the_api_reads_any_past_version_by_snapshot_or_time(demo_settings):
+    import datetime as dt
+
+    from fastapi.testclient import TestClient
+
+    from catalog.api import create_app
+
+    first = run_source(demo_settings, "dinsos_dtks")
+    export = demo_settings.home / "demo" / "dinsos" / "dtks_penduduk.csv"
+    lines = export.read_bytes().split(b"\r\n")
+    export.write_bytes(b"\r\n".join(lines[:50] + lines[60:]))  # ten good records fewer in the next extract
+    between = dt.datetime.now(dt.timezone.utc).isoformat()
+    second = run_source(demo_settings, "dinsos_dtks")
+    assert (first.rows_published, second.rows_published) == (119, 109) and first.snapshot_id != second.snapshot_id
+
+    client = TestClient(create_app(demo_settings))
+
+    def rows(**params):
+        return client.get("/api/datasets/dinsos_dtks/rows", params={"limit": 1, **params})
+
+    assert (rows().json()["total"], rows().json()["snapshot_id"]) == (109, second.snapshot_id)
+    assert rows(version=str(first.snapshot_id)).json()["total"] == 119
+    assert rows(version=between).json()["snapshot_id"] == first.snapshot_id
+    assert rows(version="2000-01-01T00:00:00Z").status_code == 404
+    assert rows(version="12345").status_code == 404
+    assert rows(version="kemarin").status_code == 422
