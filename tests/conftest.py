@@ -22,6 +22,7 @@ from hub.settings import ROOT, Settings, configure_airflow, load_settings  # noq
 configure_airflow(load_settings())
 
 from _postgres import start_postgres  # noqa: E402
+from _served import hub, serve  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,32 @@ def demo_settings(tmp_path, catalog_url) -> Settings:
 
     build(tmp_path, people_count=480, dinsos_count=120)
     return Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory) -> Path:
+    """A hub home with small demo agency systems, used through the `hub` command (read-only for tests)."""
+    from demo.agencies import build
+
+    home = tmp_path_factory.mktemp("served-home")
+    build(home, people_count=480, dinsos_count=120)
+    return home
+
+
+@pytest.fixture(scope="session")
+def published(home) -> dict:
+    """Both demo sources run with `hub run --json`, and the integrated dataset built: their results."""
+    import json
+
+    results = {s: json.loads(hub(home, "run", s, "--json").stdout) for s in ("disdukcapil_siak", "dinsos_dtks")}
+    hub(home, "integrate", "penduduk")
+    return results
+
+
+@pytest.fixture(scope="session")
+def api(home, published):
+    """The published demo catalog served by `hub serve` on loopback: its base URL."""
+    server, base = serve(home)
+    yield base
+    server.terminate()
+    server.wait(timeout=30)

@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-HUB = str(Path(sys.executable).parent / "hub")
-
-
-def _env(home: Path) -> dict:
-    """The environment of a person whose hub lives in `home` (the test session's own hub settings removed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    return {**env, "HUB_HOME": str(home)}
-
-
-def hub(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([HUB, *args], env=_env(home), capture_output=True, text=True, timeout=600)
-    if check:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    from demo.agencies import build
-
-    home = tmp_path_factory.mktemp("cli-home")
-    build(home, people_count=480, dinsos_count=120)
-    return home
-
-
-@pytest.fixture(scope="module")
-def published(home) -> dict:
-    results = {s: json.loads(hub(home, "run", s, "--json").stdout) for s in ("disdukcapil_siak", "dinsos_dtks")}
-    hub(home, "integrate", "penduduk")
-    return results
+from _served import hub
 
 
 def test_run_prints_one_json_object_with_the_run_figures(published):
@@ -78,33 +43,6 @@ def test_query_in_csv_and_json(home, published):
 def test_bad_sql_is_an_error_not_a_traceback(home, published):
     done = hub(home, "query", "SELECT * FROM no_such_dataset", check=False)
     assert done.returncode == 2 and "no_such_dataset" in done.stderr and "Traceback" not in done.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def api(home, published):
-    port = _free_port()
-    server = subprocess.Popen([HUB, "serve", "--port", str(port)], env=_env(home),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base + "/api/datasets", timeout=2)
-            break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"hub serve did not start: {server.stdout.read().decode()[-2000:]}")
-    yield base
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def test_api_lists_datasets(api):

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 from rdflib import Graph, Literal, URIRef
@@ -17,7 +10,6 @@ from rdflib.compare import isomorphic
 
 from catalog.dcat import DQV, catalog_graph
 
-HUB = str(Path(sys.executable).parent / "hub")
 EU = "http://publications.europa.eu/resource/authority/"
 PREFIXES = """
 PREFIX dcat: <http://www.w3.org/ns/dcat#>
@@ -27,47 +19,6 @@ PREFIX prov: <http://www.w3.org/ns/prov#>
 PREFIX vcard: <http://www.w3.org/2006/vcard/ns#>
 PREFIX dqv: <http://www.w3.org/ns/dqv#>
 """
-
-
-def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    return {**env, "HUB_HOME": str(home)}
-
-
-def _hub(home: Path, *args: str) -> None:
-    done = subprocess.run([HUB, *args], env=_env(home), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    """A demo catalog (two agency sources, one integrated dataset) served by `hub serve` on loopback."""
-    from demo.agencies import build
-
-    home = tmp_path_factory.mktemp("dcat-home")
-    build(home, people_count=480, dinsos_count=120)
-    for source in ("disdukcapil_siak", "dinsos_dtks"):
-        _hub(home, "run", source)
-    _hub(home, "integrate", "penduduk")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([HUB, "serve", "--port", str(port)], env=_env(home),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base + "/api/datasets", timeout=2)
-            break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"hub serve did not start: {server.stdout.read().decode()[-2000:]}")
-    yield base
-    server.terminate()
-    server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
