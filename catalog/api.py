@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
-from catalog import masking
 from catalog.db import Dataset, DatasetVersion, init_db, session
 from catalog.metadata import describe, summary
 from catalog.query import connect
+from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
+from hub.errors import QueryError
 
 __all__ = ["create_app"]
 
 MAX_ROWS = 1000
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(description="one SELECT; datasets are tables named by their id", max_length=100_000,
+                     examples=["SELECT kode_wilayah, count(*) AS penduduk FROM penduduk GROUP BY 1 ORDER BY 2 DESC"])
+    limit: int = Field(1000, ge=1, le=SQL_MAX_ROWS, description="the most rows to return")
 
 
 def _version(s, d: Dataset, version: str) -> int:
@@ -50,9 +58,11 @@ def create_app(settings) -> FastAPI:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
         return d
 
-    @app.get("/")
+    @app.get("/api")
     def index() -> dict:
-        return {"name": "interop-hub", "datasets": "/api/datasets", "openapi": "/openapi.json", "docs": "/docs"}
+        return {"name": "interop-hub", "datasets": "/api/datasets", "search": "/api/search", "sql": "/api/sql",
+                "ckan": "/api/3/action/package_list", "dcat": "/catalog.ttl", "openapi": "/openapi.json",
+                "docs": "/docs", "portal": "/"}
 
     @app.get("/api/datasets")
     def list_datasets() -> dict:
@@ -107,27 +117,77 @@ def create_app(settings) -> FastAPI:
         return to_markdown(dataset_standard(dataset_id))
 
     @app.get("/api/datasets/{dataset_id}/rows")
-    def dataset_rows(dataset_id: str, limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0),
-                     version: str | None = Query(None, description="a snapshot id, or a time (ISO 8601): the "
-                                                                   "version current then")) -> dict:
+    def dataset_rows(
+        dataset_id: str,
+        filter: list[str] = Query([], description="FIELD OP VALUE, OP one of = != >= <= > <; repeat to "
+                                                  "combine (all must hold), e.g. kode_wilayah=32.71.01.1001"),
+        q: str | None = Query(None, description="rows with this text in any text field"),
+        sort: str | None = Query(None, description="fields to sort by, `-` before a field for descending"),
+        fields: str | None = Query(None, description="fields to return, comma-separated (default: all)"),
+        limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0),
+        version: str | None = Query(None, description="a snapshot id, or a time (ISO 8601): the version current then"),
+    ) -> dict:
+        """A page of rows, filtered and sorted; personal-data fields are masked and cannot be filtered on."""
+        from catalog.rows import page, parse_filter, parse_sort
+
         with session(settings.catalog_url) as s:
             d = get_dataset(s, dataset_id)
             snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
-        standard = load_standard(f"{d.standard}@{d.standard_version}")
-        order = ", ".join(f'"{k}"' for k in (*standard.primary_key, *(["_source"] if d.kind == "integrated" else [])))
-        con = connect(settings, {d.id: snapshot_id})
         try:
-            total = con.sql(f'SELECT count(*) FROM "{d.id}"').fetchall()[0][0]
-            page = con.sql(
-                f'SELECT * FROM "{d.id}" ORDER BY {order or "1"} LIMIT $limit OFFSET $offset',
-                params={"limit": limit, "offset": offset},
-            ).to_arrow_table()
-        finally:
-            con.close()
-        page = masking.mask_table(page, masking.personal_fields(standard))
-        rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in page.to_pylist()]
-        return {"dataset": d.id, "snapshot_id": snapshot_id, "total": total, "limit": limit, "offset": offset,
-                "masked_fields": sorted(masking.personal_fields(standard)), "rows": rows}
+            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), snapshot_id=snapshot_id,
+                        where=[parse_filter(f) for f in filter], q=q, sort=parse_sort(sort or ""),
+                        fields=[f.strip() for f in fields.split(",") if f.strip()] if fields else None,
+                        limit=limit, offset=offset)
+        except QueryError as e:
+            raise HTTPException(400, str(e)) from None
+
+    @app.get("/api/datasets/{dataset_id}/versions")
+    def dataset_versions(dataset_id: str) -> dict:
+        """The dataset's versions (Iceberg snapshots), newest first, each with its time, run and rows."""
+        with session(settings.catalog_url) as s:
+            return {"dataset": dataset_id, "versions": describe(s, get_dataset(s, dataset_id))["versions"]}
+
+    @app.get("/api/datasets/{dataset_id}/lineage")
+    def dataset_lineage(dataset_id: str) -> dict:
+        """Where the dataset comes from, back to the agency systems."""
+        from catalog.metadata import lineage
+
+        with session(settings.catalog_url) as s:
+            return lineage(s, get_dataset(s, dataset_id))
+
+    @app.get("/api/datasets/{dataset_id}/quality")
+    def dataset_quality(dataset_id: str) -> dict:
+        """The last run's counts, quality score and the result of each rule of the standard."""
+        with session(settings.catalog_url) as s:
+            return {"dataset": dataset_id, **describe(s, get_dataset(s, dataset_id))["quality"]}
+
+    @app.get("/api/datasets/{dataset_id}/quarantine")
+    def dataset_quarantine(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
+                           limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0)) -> dict:
+        """What a run did not publish: counts by reason (field:rule), then the rows with their reasons.
+
+        Values are not shown: rejected records are as the agency sent them, personal data included.
+        """
+        from catalog.metadata import quarantine_summary
+
+        with session(settings.catalog_url) as s:
+            return quarantine_summary(s, get_dataset(s, dataset_id), run_id, limit=limit, offset=offset)
+
+    @app.post("/api/sql")
+    def run_query(body: SqlRequest) -> dict:
+        """One read-only DuckDB SELECT over the datasets by name (joins included), personal data masked.
+
+        It stops after its time limit and returns at most `limit` rows (`truncated` says if there were more).
+        """
+        from catalog.sql import run_sql
+
+        try:
+            result = run_sql(settings, body.sql, max_rows=body.limit)
+        except QueryError as e:
+            raise HTTPException(400, str(e)) from None
+        rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                for r in result.pop("table").to_pylist()]
+        return {**result, "rows": rows}
 
     @app.get("/api/datasets/{dataset_id}/download.{fmt}")
     def download(dataset_id: str, fmt: str) -> StreamingResponse:
@@ -136,13 +196,14 @@ def create_app(settings) -> FastAPI:
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
-        standard = dataset_standard(dataset_id)
+        with session(settings.catalog_url) as s:
+            get_dataset(s, dataset_id)
         con = connect(settings)
         reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
 
         def body():
             try:
-                yield from stream(reader, fmt, masking.personal_fields(standard))
+                yield from stream(reader, fmt)
             finally:
                 con.close()
 
@@ -166,4 +227,8 @@ def create_app(settings) -> FastAPI:
         """The catalog as DCAT-AP RDF in JSON-LD."""
         return Response(dcat_graph(request).serialize(format="json-ld"), media_type="application/ld+json")
 
+    from catalog import ckan_api, portal
+
+    app.include_router(ckan_api.router(settings))
+    app.include_router(portal.router(settings))
     return app

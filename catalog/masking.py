@@ -1,30 +1,49 @@
-"""Mask personal-data fields (NIK, names, birth dates, addresses) before rows leave the hub publicly."""
+"""Mask personal-data fields (NIK, names, birth dates, addresses) before rows leave the hub publicly.
+
+The rule is written once, as SQL: the public views of `catalog.query` apply it, so rows, downloads, SQL
+and the CKAN API all see the same masked columns, and a query cannot reach around it.
+"""
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-__all__ = ["mask_table", "personal_fields"]
+__all__ = ["mask_table", "masked_select", "personal_fields"]
 
 
 def personal_fields(standard) -> dict[str, str]:
     return {f.name: f.personal_data for f in standard.fields if f.personal_data}
 
 
-def _mask(column: pa.ChunkedArray, kind: str) -> pa.Array:
-    text = pc.cast(column, pa.string())
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _masked(name: str, kind: str) -> str:
+    text = f"CAST({_quoted(name)} AS VARCHAR)"
     if kind == "nik":
         # The first six digits name the kecamatan of registration, which is not personal.
-        return pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 6), "**********", "")
-    if kind == "birth_date":
-        return pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 4), "-**-**", "")
-    # Names, addresses, phones: nothing of the value survives.
-    return pc.if_else(pc.is_null(text), pa.scalar(None, pa.string()), "***")
+        value = f"left({text}, 6) || '**********'"
+    elif kind == "birth_date":
+        value = f"left({text}, 4) || '-**-**'"
+    else:  # names, addresses, phones: nothing of the value survives
+        value = "'***'"
+    return f"CASE WHEN {_quoted(name)} IS NULL THEN NULL ELSE {value} END AS {_quoted(name)}"
+
+
+def masked_select(columns: list[str], fields: dict[str, str]) -> str:
+    """The select list that gives `columns` with the personal-data `fields` among them masked."""
+    return ", ".join(_masked(c, fields[c]) if c in fields else _quoted(c) for c in columns)
 
 
 def mask_table(table: pa.Table, fields: dict[str, str]) -> pa.Table:
-    for name, kind in fields.items():
-        if name in table.column_names:
-            table = table.set_column(table.column_names.index(name), name, _mask(table[name], kind))
-    return table
+    """`table` with its personal-data `fields` masked (for records that are not in the catalog yet)."""
+    if not set(fields) & set(table.column_names):
+        return table
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("records", table)
+        return con.sql(f"SELECT {masked_select(table.column_names, fields)} FROM records").to_arrow_table()
+    finally:
+        con.close()

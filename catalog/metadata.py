@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from catalog.db import Dataset, DatasetVersion, LineageEdge, Run
+from catalog.db import Dataset, DatasetVersion, LineageEdge, QuarantinedRow, Run
 
-__all__ = ["DISTRIBUTIONS", "describe", "summary"]
+__all__ = ["DISTRIBUTIONS", "describe", "lineage", "quarantine_summary", "summary"]
 
 # Each dataset is offered in these forms (DCAT distributions): format name -> (media type, path under /api).
 DISTRIBUTIONS = {
@@ -95,4 +95,46 @@ def describe(s, d: Dataset) -> dict:
                  for r in runs],
         "distributions": [{"format": name, "media_type": media, "url": f"/api/datasets/{d.id}/{path}"}
                           for name, (media, path) in DISTRIBUTIONS.items()],
+    }
+
+
+def lineage(s, d: Dataset) -> dict:
+    """The whole graph a dataset comes from: datasets, and at the end the agency systems (`system:...`)."""
+    nodes, edges, todo = {}, [], [d.id]
+    while todo:
+        current = todo.pop()
+        if current in nodes:
+            continue
+        dataset = None if current.startswith("system:") else s.get(Dataset, current)
+        nodes[current] = {"id": current, "kind": dataset.kind if dataset else "system",
+                          "title": dataset.title if dataset else current.split(":", 2)[-1],
+                          "agency": dataset.agency_code if dataset else current.split(":")[1]}
+        for e in s.scalars(select(LineageEdge).where(LineageEdge.dataset_id == current).order_by(LineageEdge.upstream)):
+            edges.append({"from": e.upstream, "to": current, "relation": e.relation})
+            todo.append(e.upstream)
+    return {"dataset": d.id, "nodes": list(nodes.values()), "edges": edges}
+
+
+def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int = 100, offset: int = 0) -> dict:
+    """A run's rejected rows (default: the last run that staged any): counts by reason, then each row's reasons."""
+    if run_id is None:
+        run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
+                        .order_by(Run.id.desc()).limit(1)).first()
+    else:
+        run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.run_id == run_id)).first()
+    if run is None:
+        return {"dataset": d.id, "run_id": run_id, "rows_in": 0, "rows_quarantined": 0, "reasons": [], "rows": []}
+    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons)
+                         .where(QuarantinedRow.dataset_id == d.id, QuarantinedRow.run_id == run.run_id)
+                         .order_by(QuarantinedRow.row_number)).all()
+    counts: dict[str, int] = {}
+    for _, reasons in rejected:
+        for code in reasons:
+            counts[code] = counts.get(code, 0) + 1
+    return {
+        "dataset": d.id, "run_id": run.run_id, "finished_at": _time(run.finished_at), "rows_in": run.rows_in,
+        "rows_quarantined": run.rows_quarantined,
+        "reasons": [{"code": code, "field": code.partition(":")[0], "rule": code.partition(":")[2], "rows": n}
+                    for code, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))],
+        "rows": [{"row": row, "reasons": reasons} for row, reasons in rejected[offset:offset + limit]],
     }

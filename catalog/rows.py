@@ -1,0 +1,132 @@
+"""A page of a dataset's rows: filters, full-text match, sort, chosen fields, personal data masked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from catalog import masking
+from catalog.query import connect
+from hub.errors import QueryError
+
+__all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort"]
+
+# Longer operators first: `>=` must not be read as `>` followed by a value starting with `=`.
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
+_SQL_OPERATOR = {"=": "=", "!=": "<>", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`field op value`; `=` with several values matches any of them."""
+
+    field: str
+    op: str
+    values: tuple[str, ...]
+
+
+def parse_filter(text: str) -> Condition:
+    """`kode_wilayah=32.71.01.1001`, `tanggal_lahir>=1990-01-01`, `agama!=1`."""
+    positions = [(text.find(op), op) for op in OPERATORS if text.find(op) > 0]
+    if not positions:
+        raise QueryError(f"filter {text!r}: write FIELD OP VALUE with OP one of {' '.join(OPERATORS)}")
+    at, op = min(positions, key=lambda p: (p[0], -len(p[1])))
+    return Condition(text[:at].strip(), op, (text[at + len(op):],))
+
+
+def parse_sort(text: str) -> list[tuple[str, bool]]:
+    """`tanggal_lahir,-kode_wilayah` or CKAN's `tanggal_lahir asc, kode_wilayah desc`: (field, descending)."""
+    order = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        words = part.split()
+        if len(words) == 2 and words[1].lower() in ("asc", "desc"):
+            order.append((words[0], words[1].lower() == "desc"))
+        elif len(words) == 1:
+            order.append((words[0].lstrip("-"), words[0].startswith("-")))
+        else:
+            raise QueryError(f"sort {part!r}: write FIELD, -FIELD, FIELD asc or FIELD desc")
+    return order
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_value(value):
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+def page(settings, dataset, standard, *, snapshot_id: int | None = None, where: list[Condition] = (),
+         q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
+         limit: int = 100, offset: int = 0) -> dict:
+    """One page of `dataset` (a catalog Dataset built on `standard`) at `snapshot_id` (default: current).
+
+    Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
+    Personal-data fields are masked and cannot be filtered, searched or sorted on.
+    """
+    personal = masking.personal_fields(standard)
+    con = connect(settings, {dataset.id: snapshot_id} if snapshot_id is not None else None)
+    try:
+        types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {_quoted(dataset.id)}").fetchall()}
+
+        def known(field: str, use: str) -> str:
+            if field not in types:
+                raise QueryError(f"dataset {dataset.id}: no field {field!r} to {use}; fields: {', '.join(types)}")
+            if field in personal:
+                raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data and cannot be used to {use}")
+            return _quoted(field)
+
+        clauses, params = [], {}
+        for i, c in enumerate(where):
+            column = known(c.field, "filter")
+            if c.op not in _SQL_OPERATOR or not c.values:
+                raise QueryError(f"filter on {c.field!r}: operator {c.op!r} with values {len(c.values)}")
+            names = []
+            for j, value in enumerate(c.values):
+                name = f"v{i}_{j}"
+                typed = con.execute(f"SELECT TRY_CAST($v AS {types[c.field]})", {"v": value}).fetchall()[0][0]
+                if typed is None:
+                    raise QueryError(f"filter on {c.field!r}: {value!r} is not a value of type {types[c.field]}")
+                params[name] = typed
+                names.append(f"${name}")
+            if len(names) > 1 and c.op in ("=", "!="):
+                clauses.append(f"{column} {'NOT ' if c.op == '!=' else ''}IN ({', '.join(names)})")
+            else:
+                clauses += [f"{column} {_SQL_OPERATOR[c.op]} {n}" for n in names]
+        if q:
+            text = [_quoted(f) for f, kind in types.items() if kind == "VARCHAR" and f not in personal]
+            if text:
+                params["q"] = f"%{q}%"
+                clauses.append("(" + " OR ".join(f"{c} ILIKE $q" for c in text) + ")")
+            else:
+                clauses.append("false")
+        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        for f in fields or ():
+            if f not in types:
+                raise QueryError(f"dataset {dataset.id}: no field {f!r}; fields: {', '.join(types)}")
+        select = ", ".join(map(_quoted, fields)) if fields else "*"
+        relation = _quoted(dataset.id)
+        total = con.execute(f"SELECT count(*) FROM {relation}{condition}", params).fetchall()[0][0]
+        params.update(limit=limit, offset=offset)
+        if sort:
+            # Ties keep the stored order, so pages never repeat or skip a row.
+            order = ", ".join(f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort)
+            sql = (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM (SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}) "
+                   f"ORDER BY {order}, _stored LIMIT $limit OFFSET $offset")
+        else:
+            sql = f"SELECT {select} FROM {relation}{condition} LIMIT $limit OFFSET $offset"
+        result = con.execute(sql, params)
+        columns = [d[0] for d in result.description]
+        rows = [dict(zip(columns, map(_json_value, r))) for r in result.fetchall()]
+    except duckdb.Error as e:
+        raise QueryError(f"dataset {dataset.id}: {e}") from None
+    finally:
+        con.close()
+    return {
+        "dataset": dataset.id, "snapshot_id": snapshot_id if snapshot_id is not None else dataset.snapshot_id,
+        "total": total, "limit": limit, "offset": offset,
+        "fields": [{"name": c, "type": types[c]} for c in columns],
+        "masked_fields": sorted(f for f in personal if f in columns), "rows": rows,
+    }

@@ -1,0 +1,96 @@
+"""Analysts' SQL over the catalog: one read-only SELECT, on masked views, within a time and a row limit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import duckdb
+import pyarrow as pa
+
+from catalog.query import connect
+from hub.errors import QueryError
+
+__all__ = ["MAX_ROWS", "TIMEOUT_SECONDS", "run_sql"]
+
+MAX_ROWS = 10_000
+TIMEOUT_SECONDS = 30.0
+# Table functions that only make values; every other one (read_parquet, read_csv, glob, query, ...) could
+# reach past the datasets' views.
+_SAFE_TABLE_FUNCTIONS = {"range", "generate_series", "unnest"}
+
+
+def _references(node, tables: set[str], functions: set[str], ctes: set[str]) -> None:
+    """Every table, table function and CTE name in a parsed statement (DuckDB's JSON syntax tree)."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            tables.add(".".join(filter(None, (node.get("catalog_name"), node.get("schema_name"),
+                                              node.get("table_name")))))
+        elif kind == "TABLE_FUNCTION":
+            functions.add(node["function"]["function_name"].lower())
+        for entry in (node.get("cte_map") or {}).get("map", []):
+            ctes.add(entry["key"])
+        for value in node.values():
+            _references(value, tables, functions, ctes)
+    elif isinstance(node, list):
+        for value in node:
+            _references(value, tables, functions, ctes)
+
+
+def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> None:
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from None
+    if len(statements) != 1:
+        raise QueryError(f"send exactly one SELECT statement, not {len(statements)}")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise QueryError(f"only SELECT is allowed, not {statements[0].type.name}")
+    tree = json.loads(con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()[0][0])
+    if tree.get("error"):
+        raise QueryError(f"this SELECT cannot be checked: {tree.get('error_message', 'unsupported syntax')}")
+    tables, functions, ctes = set(), set(), set()
+    _references(tree["statements"], tables, functions, ctes)
+    unknown = sorted(tables - datasets - ctes)
+    if unknown:
+        raise QueryError(f"unknown dataset {unknown[0]!r}; datasets: {', '.join(sorted(datasets))}")
+    refused = sorted(functions - _SAFE_TABLE_FUNCTIONS)
+    if refused:
+        raise QueryError(f"table function {refused[0]}() is not allowed: select from the datasets by name")
+
+
+def run_sql(settings, sql: str, *, max_rows: int = MAX_ROWS, timeout: float = TIMEOUT_SECONDS) -> dict:
+    """The result of `sql` over every dataset's current version, personal-data fields masked.
+
+    At most `max_rows` rows come back (`truncated` says whether there were more); a query still running
+    after `timeout` seconds is stopped.
+    """
+    con = connect(settings, sandboxed=True)
+    try:
+        datasets = {name for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        _check(con, sql, datasets)
+        timer = threading.Timer(timeout, con.interrupt)
+        started = time.perf_counter()
+        timer.start()
+        try:
+            reader = con.sql(sql).to_arrow_reader(batch_size=min(max_rows + 1, 100_000))
+            batches, count = [], 0
+            for batch in reader:
+                batches.append(batch)
+                count += batch.num_rows
+                if count > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+        except duckdb.InterruptException:
+            raise QueryError(f"the query was stopped after its time limit of {timeout:g} s") from None
+        except duckdb.Error as e:
+            raise QueryError(str(e)) from None
+        finally:
+            timer.cancel()
+        return {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema], "table": table,
+                "truncated": count > max_rows, "seconds": round(time.perf_counter() - started, 3)}
+    finally:
+        con.close()
