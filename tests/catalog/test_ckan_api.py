@@ -1,0 +1,359 @@
+"""The CKAN-compatible Action API read by the real `ckanapi` client, and by a harvester's calls, on `hub serve`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import Counter
+
+import ckanapi
+import httpx
+import pytest
+
+RAW_NIK = re.compile(r"(?<![\d.])\d{16}(?![\d.])")
+ALL = 1000
+
+
+@pytest.fixture(scope="module")
+def ckan(api):
+    with ckanapi.RemoteCKAN(api) as remote:
+        yield remote
+
+
+@pytest.fixture(scope="module")
+def ckan_get(api):
+    """ckanapi sending GET with query parameters, as CKAN allows for reading actions."""
+    with ckanapi.RemoteCKAN(api, get_only=True) as remote:
+        yield remote
+
+
+@pytest.fixture(scope="module")
+def described(api) -> dict:
+    """Every dataset's native description (/api/datasets/{id}), by id."""
+    ids = [d["id"] for d in httpx.get(f"{api}/api/datasets").json()["datasets"]]
+    return {i: httpx.get(f"{api}/api/datasets/{i}").json() for i in ids}
+
+
+def organization_of(d: dict) -> str:
+    return d["agency"] or re.sub(r"[^a-z0-9]+", "-", d["walidata"].lower()).strip("-")
+
+
+def native_search(api, **params) -> dict:
+    return httpx.get(f"{api}/api/search", params={"rows": ALL, **params}).json()
+
+
+def sql(ckan, query: str) -> list[dict]:
+    return ckan.action.datastore_search_sql(sql=query)["records"]
+
+
+def test_status_show_says_which_ckan_it_answers_like(ckan, api):
+    status = ckan.action.status_show()
+    assert status["ckan_version"].startswith("2.10")
+    assert status["extensions"] == ["datastore"]
+    assert status["site_url"] == api
+
+
+def test_the_envelope_and_the_versioned_path(api):
+    answer = httpx.get(f"{api}/api/3/action/package_list").json()
+    assert answer["success"] is True
+    assert answer["help"] == f"{api}/api/3/action/help_show?name=package_list"
+    help_text = httpx.get(answer["help"]).json()["result"]
+    assert "names of every dataset" in help_text
+
+
+def test_package_list_is_the_dataset_ids(ckan, described):
+    assert ckan.action.package_list() == sorted(described)
+    assert ckan.action.package_list(limit=1, offset=1) == sorted(described)[1:2]
+
+
+def test_package_show_says_what_the_native_api_says(ckan, api, described):
+    for dataset_id, d in described.items():
+        p = ckan.action.package_show(id=dataset_id)
+        assert (p["id"], p["name"], p["title"], p["notes"]) == (dataset_id, dataset_id, d["title"], d["description"])
+        assert p["license_title"] == d["license"]
+        assert [t["name"] for t in p["tags"]] == d["tags"]
+        assert p["organization"]["name"] == p["owner_org"] == organization_of(d)
+        assert p["organization"]["title"] == (d["agency_name"] or d["walidata"])
+        assert p["metadata_modified"] == d["modified"].removesuffix("Z")
+        assert p["metadata_created"] == d["issued"].removesuffix("Z")
+        extras = {e["key"]: e["value"] for e in p["extras"]}
+        assert all(isinstance(v, str) for v in extras.values())
+        assert extras["standard"] == d["standard"] and extras["standard_version"] == d["standard_version"]
+        assert extras["classification"] == d["classification"] and extras["walidata"] == d["walidata"]
+        assert json.loads(extras["produsen_data"]) == d["produsen_data"]
+        assert extras["frequency"] == d["frequency"] and extras["versions"] == str(len(d["versions"]))
+        assert float(extras["quality_score"]) == d["quality"]["score"]
+        assert p["num_resources"] == len(p["resources"]) == len(d["distributions"])
+        assert [(r["format"], r["url"], r["mimetype"]) for r in p["resources"]] == [
+            (x["format"], api + x["url"], x["media_type"]) for x in d["distributions"]]
+        in_datastore = [r["id"] for r in p["resources"] if r["datastore_active"]]
+        assert in_datastore == [dataset_id]
+        assert {r["id"] for r in p["resources"]} == {dataset_id} | {
+            f"{dataset_id}.{fmt}" for fmt in ("csv", "json", "parquet")}
+        for r in p["resources"]:
+            assert r["package_id"] == dataset_id
+            assert ckan.action.resource_show(id=r["id"]) == r
+            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None).status_code == 200
+
+
+def test_package_search_finds_what_the_native_search_finds(ckan, api, described):
+    for q in ("", "penduduk", "sosial", "nik", "kelurahan bogor", "tidakada"):
+        native = native_search(api, q=q)
+        found = ckan.action.package_search(q=q, rows=ALL)
+        assert found["count"] == native["count"] == len(found["results"])
+        assert native["count"] > 0 or q == "tidakada"
+        assert {p["name"] for p in found["results"]} == {d["id"] for d in native["results"]}
+    assert ckan.action.package_search(q="*:*")["count"] == len(described)
+
+
+def test_filter_queries_as_ckan_clients_write_them(ckan, api, described):
+    def names(fq: str) -> set[str]:
+        return {p["name"] for p in ckan.action.package_search(fq=fq, rows=ALL)["results"]}
+
+    everything = set(described)
+    by_org = {i: organization_of(d) for i, d in described.items()}
+    for dataset_id, org in by_org.items():
+        expected = {i for i, o in by_org.items() if o == org}
+        assert names(f"organization:{org}") == names(f'organization:"{org}"') == expected
+        assert names(f"-organization:{org}") == everything - expected
+        assert names(f"owner_org:{org}") == expected
+    for facet, field in (("tag", "tags"), ("classification", "classification"), ("standard", "standard")):
+        for value, count in native_search(api)["facets"][facet].items():
+            expected = {d["id"] for d in native_search(api, **{facet: value})["results"]}
+            assert len(expected) == count
+            assert names(f'{field}:"{value}"') == expected
+    assert names("res_format:CSV") == names("res_format:Parquet") == everything
+    assert names("res_format:XLSX") == set()
+    two = sorted(everything)[:2]
+    assert names(f"name:{two[0]} OR name:{two[1]}") == set(two)
+    assert names(f"name:{two[0]} AND name:{two[1]}") == set()
+    assert names(f"+name:{two[0]} +tags:*") == {two[0]}
+
+
+def test_filter_query_on_modification_time(ckan, described):
+    modified = sorted(dt.datetime.fromisoformat(d["modified"].removesuffix("Z")) for d in described.values())
+
+    def count(fq: str) -> int:
+        return ckan.action.package_search(fq=fq)["count"]
+
+    assert count("metadata_modified:[* TO NOW]") == len(described)
+    assert count(f"metadata_modified:[{modified[-1].isoformat()}Z TO *]") == sum(m == modified[-1] for m in modified)
+    assert count(f"metadata_modified:{{{modified[-1].isoformat()}Z TO *]") == 0
+    assert count(f"metadata_modified:[{(modified[-1] + dt.timedelta(seconds=1)).isoformat()}Z TO *]") == 0
+    with pytest.raises(ckanapi.SearchQueryError):
+        count("metadata_modified:[yesterday TO *]")
+    with pytest.raises(ckanapi.SearchQueryError):
+        count("nosuchfield:x")
+
+
+def test_rows_start_and_sort_page_through_every_package_once(ckan, described):
+    for sort, key, reverse in (("name asc", lambda d: d["id"], False), ("name desc", lambda d: d["id"], True),
+                               ("title_string asc", lambda d: d["title"].casefold(), False),
+                               ("metadata_modified desc", lambda d: dt.datetime.fromisoformat(d["modified"][:-1]), True)):
+        pages = [ckan.action.package_search(rows=1, start=start, sort=sort) for start in range(len(described) + 1)]
+        assert [len(p["results"]) for p in pages] == [1] * len(described) + [0]
+        assert {p["count"] for p in pages} == {len(described)}
+        assert [p["results"][0]["name"] for p in pages[:-1]] == [
+            d["id"] for d in sorted(described.values(), key=key, reverse=reverse)]
+    with pytest.raises(ckanapi.SearchQueryError):
+        ckan.action.package_search(sort="rows desc")
+
+
+def test_facets_count_what_the_native_search_counts(ckan, api, described):
+    found = ckan.action.package_search(q="penduduk", **{"facet.field": [
+        "organization", "tags", "classification", "standard", "res_format"]})
+    native = native_search(api, q="penduduk")["facets"]
+    assert found["facets"]["tags"] == native["tag"]
+    assert found["facets"]["classification"] == native["classification"]
+    assert found["facets"]["standard"] == native["standard"]
+    for agency, count in native["agency"].items():
+        assert found["facets"]["organization"][agency] == count
+    assert sum(found["facets"]["organization"].values()) == found["count"]
+    assert found["facets"]["res_format"] == {fmt: found["count"] for fmt in ("API", "CSV", "JSON", "Parquet")}
+    for field, counts in found["facets"].items():
+        items = found["search_facets"][field]["items"]
+        assert {i["name"]: i["count"] for i in items} == counts
+    org_items = found["search_facets"]["organization"]["items"]
+    titles = {organization_of(d): d["agency_name"] or d["walidata"] for d in described.values()}
+    assert all(i["display_name"] == titles[i["name"]] for i in org_items)
+    limited = ckan.action.package_search(**{"facet.field": ["tags"], "facet.limit": 1})
+    assert len(limited["facets"]["tags"]) == 1
+
+
+def test_get_takes_json_text_where_ckan_takes_a_list_or_a_dict(ckan, ckan_get):
+    facets = {"facet.field": ["organization", "tags"]}
+    assert (ckan_get.action.package_search(**{"facet.field": json.dumps(facets["facet.field"])})["facets"]
+            == ckan.action.package_search(**facets)["facets"])
+    filters = {"jenis_kelamin": "2"}
+    by_get = ckan_get.action.datastore_search(resource_id="penduduk", filters=json.dumps(filters), limit=5)
+    by_post = ckan.action.datastore_search(resource_id="penduduk", filters=filters, limit=5)
+    assert by_get["records"] == by_post["records"] and by_get["total"] == by_post["total"]
+
+
+def test_organizations(ckan, described):
+    orgs = {o["name"]: o for o in ckan.action.organization_list(all_fields=True)}
+    assert set(orgs) == set(ckan.action.organization_list()) == {organization_of(d) for d in described.values()}
+    assert sum(o["package_count"] for o in orgs.values()) == len(described)
+    for name, org in orgs.items():
+        shown = ckan.action.organization_show(id=name, include_datasets=True)
+        assert shown["title"] == org["title"] and shown["package_count"] == org["package_count"]
+        assert sorted(p["name"] for p in shown["packages"]) == sorted(
+            i for i, d in described.items() if organization_of(d) == name)
+        assert "packages" not in ckan.action.organization_show(id=name)
+    by_count = ckan.action.organization_list(sort="package_count desc", all_fields=True)
+    assert [o["package_count"] for o in by_count] == sorted((o["package_count"] for o in orgs.values()), reverse=True)
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.organization_show(id="tidak-ada")
+
+
+def test_tags(ckan, described):
+    assert ckan.action.tag_list() == sorted({t for d in described.values() for t in d["tags"]})
+    assert ckan.action.tag_list(query="kependu") == ["kependudukan"]
+
+
+def test_datastore_search_pages_cover_every_row_once(ckan, api, described):
+    """Following `_links.next` as a client does, the pages hold the same rows as a SELECT of the table."""
+    first = ckan.action.datastore_search(resource_id="penduduk", limit=150)
+    assert first["total"] == described["penduduk"]["rows"] and first["total"] > 150
+    assert first["_links"]["start"].startswith("/api/") and "resource_id=penduduk" in first["_links"]["start"]
+    records, page = list(first["records"]), first
+    while page["records"]:
+        page = httpx.get(api + page["_links"]["next"]).json()["result"]
+        assert page["limit"] == 150
+        records += page["records"]
+    assert len(records) == first["total"]
+    assert Counter(json.dumps(r, sort_keys=True) for r in records) == Counter(
+        json.dumps(r, sort_keys=True) for r in sql(ckan, "SELECT * FROM penduduk"))
+    offsets = [ckan.action.datastore_search(resource_id="penduduk", limit=100, offset=o, sort="kode_wilayah asc")
+               for o in range(0, first["total"], 100)]
+    assert sum(len(p["records"]) for p in offsets) == first["total"]
+
+
+def test_datastore_search_filters_q_sort_and_fields(ckan, api):
+    total = sql(ckan, "SELECT count(*) AS n FROM penduduk WHERE jenis_kelamin = '2'")[0]["n"]
+    women = ckan.action.datastore_search(resource_id="penduduk", filters={"jenis_kelamin": "2"}, limit=ALL)
+    assert women["total"] == len(women["records"]) == total > 0
+    assert {r["jenis_kelamin"] for r in women["records"]} == {"2"}
+    either = ckan.action.datastore_search(resource_id="penduduk", filters={"agama": ["1", "2"]}, limit=0)
+    assert either["records"] == [] and either["total"] == sql(
+        ckan, "SELECT count(*) AS n FROM penduduk WHERE agama IN ('1', '2')")[0]["n"]
+    kelurahan = women["records"][0]["kode_wilayah"]
+    found = ckan.action.datastore_search(resource_id="penduduk", q=kelurahan, limit=ALL)
+    native = httpx.get(f"{api}/api/datasets/penduduk/rows", params={"q": kelurahan, "limit": ALL}).json()
+    assert found["total"] == native["total"] > 0
+    assert all(kelurahan in r["kode_wilayah"] for r in found["records"])
+    ordered = ckan.action.datastore_search(resource_id="penduduk", sort="kode_wilayah desc, jenis_kelamin asc",
+                                           fields=["kode_wilayah", "jenis_kelamin"], limit=ALL)
+    keys = [(r["kode_wilayah"], r["jenis_kelamin"]) for r in ordered["records"]]
+    assert keys == sorted(keys, key=lambda k: (k[0], -int(k[1])), reverse=True)
+    assert [f["id"] for f in ordered["fields"]] == ["kode_wilayah", "jenis_kelamin"]
+    assert all(set(r) == {"kode_wilayah", "jenis_kelamin"} for r in ordered["records"])
+    comma = ckan.action.datastore_search(resource_id="penduduk", fields="kode_wilayah,jenis_kelamin", limit=3)
+    assert list(comma["records"][0]) == ["kode_wilayah", "jenis_kelamin"]
+    lists = ckan.action.datastore_search(resource_id="penduduk", sort="kode_wilayah desc, jenis_kelamin asc",
+                                         fields=["kode_wilayah", "jenis_kelamin"], limit=5, records_format="lists")
+    assert lists["records"] == [list(k) for k in keys[:5]]
+    fields = {f["id"]: f for f in ckan.action.datastore_search(resource_id="penduduk", limit=0)["fields"]}
+    assert fields["nik"]["type"] == "text" and fields["nik"]["info"]["label"] == "NIK"
+    assert "total" not in ckan.action.datastore_search(resource_id="penduduk", include_total=False, limit=1)
+
+
+def test_no_unmasked_nik_leaves_the_datastore(ckan, api, described):
+    for dataset_id in described:
+        answer = httpx.post(f"{api}/api/3/action/datastore_search",
+                            json={"resource_id": dataset_id, "limit": 32000})
+        assert answer.status_code == 200
+        assert not RAW_NIK.search(answer.text)
+        records = answer.json()["result"]["records"]
+        if any(f["name"] == "nik" for f in described[dataset_id]["schema"]):
+            assert records and all(r["nik"].endswith("*" * 10) for r in records)
+    selected = httpx.post(f"{api}/api/3/action/datastore_search_sql", json={
+        "sql": "SELECT nik, nama FROM disdukcapil_siak UNION ALL SELECT nik, nama FROM dinsos_dtks"})
+    assert selected.status_code == 200 and not RAW_NIK.search(selected.text)
+    assert all(r["nik"].endswith("*" * 10) for r in selected.json()["result"]["records"])
+
+
+def test_datastore_search_sql_joins_datasets(ckan):
+    query = ("SELECT s.kode_wilayah, s.penduduk, coalesce(d.dtks, 0) AS dtks "
+             "FROM (SELECT kode_wilayah, count(*) AS penduduk FROM disdukcapil_siak GROUP BY 1) s "
+             "LEFT JOIN (SELECT kode_wilayah, count(*) AS dtks FROM dinsos_dtks GROUP BY 1) d USING (kode_wilayah) "
+             "ORDER BY 1")
+    result = ckan.action.datastore_search_sql(sql=query)
+    assert result["sql"] == query and "records_truncated" not in result
+    assert [(f["id"], f["type"]) for f in result["fields"]] == [
+        ("kode_wilayah", "text"), ("penduduk", "int"), ("dtks", "int")]
+    siak = sql(ckan, "SELECT count(*) AS n FROM disdukcapil_siak")[0]["n"]
+    dtks = sql(ckan, "SELECT count(*) AS n FROM dinsos_dtks")[0]["n"]
+    assert sum(r["penduduk"] for r in result["records"]) == siak
+    assert 0 < sum(r["dtks"] for r in result["records"]) <= dtks
+
+
+def test_errors_are_the_ones_ckanapi_knows(ckan, api):
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.package_show(id="tidak_ada")
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.datastore_search(resource_id="tidak_ada")
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.resource_show(id="penduduk.xlsx")
+    with pytest.raises(ckanapi.ValidationError) as refused:
+        ckan.action.datastore_search_sql(sql="DELETE FROM penduduk")
+    assert "SELECT" in refused.value.error_dict["message"]
+    assert refused.value.error_dict["query"]
+    for params in ({"filters": {"nik": "3271010101900001"}}, {"sort": "nama asc"}, {"filters": {"x": "1"}}):
+        with pytest.raises(ckanapi.ValidationError) as invalid:
+            ckan.action.datastore_search(resource_id="penduduk", **params)
+        assert "3271010101900001" not in str(invalid.value)
+    with pytest.raises(ckanapi.ValidationError):
+        ckan.action.package_search(rows=-1)
+    answer = httpx.post(f"{api}/api/3/action/datastore_search_sql", json={"sql": "SELECT * FROM nowhere"})
+    assert answer.status_code == 409
+    assert answer.json()["success"] is False and answer.json()["error"]["__type"] == "Validation Error"
+    missing = httpx.get(f"{api}/api/3/action/package_show", params={"id": "tidak_ada"})
+    assert missing.status_code == 404 and missing.json()["error"]["__type"] == "Not Found Error"
+    unknown = httpx.get(f"{api}/api/3/action/package_delete")
+    assert unknown.status_code == 400 and unknown.json() == "Bad request - Action name not known: package_delete"
+    bad_json = httpx.post(f"{api}/api/3/action/package_show", content=b"{not json")
+    assert bad_json.status_code == 400 and bad_json.json().startswith("Bad request - JSON Error")
+
+
+def test_a_harvester_gathers_every_dataset_once(ckan, api, described):
+    """What ckanext-harvest's CKANHarvester does: package_search for what changed since its last run (an
+    hour before it, in UTC), sorted by id, paged with rows and start until a page is empty; then it reads
+    each package's resources and organization."""
+    def gather(since: dt.datetime | None, rows: int) -> list[dict]:
+        fq = f"metadata_modified:[{since.isoformat()}Z TO *]" if since else ""
+        packages, start = [], 0
+        while page := ckan.action.package_search(fq=fq, rows=rows, start=start, sort="id asc")["results"]:
+            packages += page
+            start += rows
+        return packages
+
+    last_run = min(dt.datetime.fromisoformat(d["modified"].removesuffix("Z")) for d in described.values())
+    for since in (None, last_run - dt.timedelta(hours=1)):
+        for rows in (1, 2, 100):
+            gathered = gather(since, rows)
+            assert sorted(p["id"] for p in gathered) == sorted(described)  # each once
+            assert [p["id"] for p in gathered] == sorted(described)
+    assert gather(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), 100) == []
+
+    # The harvester's own request, as it builds it.
+    since = (last_run - dt.timedelta(hours=1)).isoformat()
+    answer = httpx.get(f"{api}/api/3/action/package_search", params={
+        "rows": "100", "start": "0", "sort": "id asc", "fq": f"metadata_modified:[{since}Z TO *]"}).json()
+    assert sorted(p["id"] for p in answer["result"]["results"]) == sorted(described)
+    for p in answer["result"]["results"]:
+        assert httpx.get(f"{api}/api/3/action/organization_show", params={"id": p["owner_org"]}).json()["success"]
+        for r in p["resources"]:
+            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None).status_code == 200
+        rows = ckan.action.datastore_search(resource_id=p["id"], limit=1)
+        assert rows["total"] == described[p["id"]]["rows"]
+
+
+def test_current_package_list_with_resources(ckan, described):
+    packages = ckan.action.current_package_list_with_resources()
+    assert sorted(p["name"] for p in packages) == sorted(described)
+    modified = [p["metadata_modified"] for p in packages]
+    assert modified == sorted(modified, reverse=True)
+    assert all(p["resources"] for p in packages)
+    assert len(ckan.action.current_package_list_with_resources(limit=1, offset=1)) == 1
