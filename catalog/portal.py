@@ -2,10 +2,603 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+import math
+import textwrap
+from functools import cache
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["router"]
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+
+from catalog.db import Dataset, Run, session
+from hub.errors import HubError, QueryError
+
+__all__ = ["LABELS", "LANGUAGES", "router"]
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("id", "en")
+PAGE_SIZE = 10
+PREVIEW_ROWS = 20
+SQL_PAGE_ROWS = 1000
+_STATIC = Path(__file__).parent / "static"
+_TEMPLATES = Path(__file__).parent / "templates" / "portal"
+
+# Every label of the portal: key -> (Indonesian, English). One line per label keeps the two languages in step.
+LABELS = {
+    "site": ("Portal Data Kota Bogor", "Kota Bogor Data Portal"),
+    "skip": ("Langsung ke isi", "Skip to content"),
+    "nav_search": ("Cari data", "Find data"),
+    "nav_sql": ("Kueri SQL", "SQL query"),
+    "nav_agencies": ("Instansi", "Agencies"),
+    "nav_api": ("Dokumentasi API", "API documentation"),
+    "switch_language": ("English", "Bahasa Indonesia"),
+    "footer": ("Data terbuka Kota Bogor menurut Satu Data Indonesia (Perpres 39/2019).",
+               "Kota Bogor's data, published under Satu Data Indonesia (Presidential Regulation 39/2019)."),
+    "not_found": ("Halaman tidak ditemukan", "Page not found"),
+    "no_dataset": ("Tidak ada dataset bernama", "There is no dataset named"),
+    "no_agency": ("Tidak ada instansi berkode", "There is no agency with the code"),
+    "back_home": ("Kembali ke pencarian", "Back to the search"),
+    # search
+    "search_title": ("Cari dataset", "Find datasets"),
+    "search_label": ("Kata pencarian", "Search words"),
+    "search_hint": ("Judul, deskripsi, kata kunci atau nama kolom", "Title, description, tags or field names"),
+    "search_button": ("Cari", "Search"),
+    "sort": ("Urutkan", "Sort by"),
+    "sort_relevance": ("Relevansi", "Relevance"),
+    "sort_title": ("Judul", "Title"),
+    "sort_modified": ("Terbaru", "Most recent"),
+    "filters": ("Saring", "Filter"),
+    "facet_agency": ("Instansi", "Agency"),
+    "facet_standard": ("Standar data", "Data standard"),
+    "facet_tag": ("Kata kunci", "Tag"),
+    "facet_classification": ("Klasifikasi", "Classification"),
+    "clear_filters": ("Hapus semua saringan", "Clear all filters"),
+    "results_count": ("dataset ditemukan", "datasets found"),
+    "no_results": ("Tidak ada dataset yang cocok.", "No dataset matches."),
+    "previous": ("Sebelumnya", "Previous"),
+    "next": ("Berikutnya", "Next"),
+    "page": ("Halaman", "Page"),
+    "of": ("dari", "of"),
+    "selected": ("terpilih", "selected"),
+    # dataset facts
+    "agency": ("Instansi", "Agency"),
+    "standard": ("Standar", "Standard"),
+    "classification": ("Klasifikasi", "Classification"),
+    "last_update": ("Pembaruan terakhir", "Last update"),
+    "rows": ("Baris", "Rows"),
+    "quality": ("Kualitas", "Quality"),
+    "kind": ("Jenis", "Kind"),
+    "all_agencies": ("seluruh instansi", "all agencies"),
+    # dataset page
+    "contents": ("Isi halaman", "On this page"),
+    "sec_metadata": ("Metadata", "Metadata"),
+    "sec_dictionary": ("Kamus data", "Data dictionary"),
+    "sec_quality": ("Kualitas data", "Data quality"),
+    "sec_lineage": ("Silsilah data", "Lineage"),
+    "sec_versions": ("Versi", "Versions"),
+    "sec_preview": ("Pratinjau", "Preview"),
+    "sec_downloads": ("Unduh", "Download"),
+    "sec_api": ("Contoh pemanggilan API", "Example API calls"),
+    "walidata": ("Walidata", "Data steward (walidata)"),
+    "produsen_data": ("Produsen data", "Data producers"),
+    "license": ("Lisensi", "Licence"),
+    "frequency": ("Frekuensi pembaruan", "Update frequency"),
+    "spatial_coverage": ("Cakupan wilayah", "Spatial coverage"),
+    "temporal_coverage": ("Cakupan waktu", "Temporal coverage"),
+    "tags": ("Kata kunci", "Tags"),
+    "issued": ("Pertama terbit", "First issued"),
+    "table": ("Tabel", "Table"),
+    "sql_name": ("Nama di SQL", "Name in SQL"),
+    "primary_key": ("Kunci utama", "Primary key"),
+    "current_snapshot": ("Snapshot saat ini", "Current snapshot"),
+    "field": ("Kolom", "Field"),
+    "title": ("Judul", "Title"),
+    "description": ("Deskripsi", "Description"),
+    "type": ("Tipe", "Type"),
+    "required": ("Wajib", "Required"),
+    "personal_data": ("Data pribadi", "Personal data"),
+    "rules": ("Aturan", "Rules"),
+    "code_list": ("Daftar kode", "Code list"),
+    "codes": ("kode", "codes"),
+    "yes": ("ya", "yes"),
+    "no": ("tidak", "no"),
+    "masked": ("disamarkan", "masked"),
+    "full_dictionary": ("Kamus data lengkap (HTML, dua bahasa)", "The full data dictionary (HTML, bilingual)"),
+    "quality_score": ("Skor kualitas", "Quality score"),
+    "last_run": ("Proses terakhir", "Last run"),
+    "rows_in": ("Baris masuk", "Rows in"),
+    "rows_published": ("Baris terbit", "Rows published"),
+    "rows_quarantined": ("Baris dikarantina", "Rows quarantined"),
+    "validation": ("Hasil validasi Great Expectations", "Great Expectations validation results"),
+    "validation_note": ("Setiap ekspektasi dari suite yang dikompilasi dari standar, seperti Data Docs Great "
+                        "Expectations menampilkannya, untuk proses terakhir.",
+                        "Each expectation of the suite compiled from the standard, as Great Expectations Data "
+                        "Docs show it, for the last run."),
+    "suite": ("Suite", "Suite"),
+    "status": ("Status", "Status"),
+    "expectation": ("Ekspektasi", "Expectation"),
+    "rule": ("Aturan", "Rule"),
+    "reason_code": ("Kode alasan", "Reason code"),
+    "checked": ("Diperiksa", "Checked"),
+    "unexpected": ("Tidak sesuai", "Unexpected"),
+    "passed": ("lolos", "passed"),
+    "failed": ("gagal", "failed"),
+    "all_passed": ("Semua ekspektasi lolos.", "Every expectation passed."),
+    "some_failed": ("Sebagian ekspektasi gagal; baris yang gagal dikarantina, tidak diterbitkan.",
+                    "Some expectations failed; the failing rows were quarantined, not published."),
+    "integrated_quality": ("Dataset terintegrasi: skornya adalah rata-rata skor sumbernya (berbobot jumlah baris). "
+                           "Masukan versi ini:",
+                           "An integrated dataset: its score is the mean of its sources' scores (weighted by "
+                           "rows). The inputs of this version:"),
+    "no_run": ("Belum ada proses.", "No run yet."),
+    "quarantine": ("Karantina menurut alasan", "Quarantine by reason"),
+    "quarantine_note": ("Nilai baris yang dikarantina tidak ditampilkan: bisa memuat data pribadi.",
+                        "Quarantined values are not shown: they may hold personal data."),
+    "no_quarantine": ("Tidak ada baris yang dikarantina.", "No row was quarantined."),
+    "lineage_note": ("Dari sistem instansi (kiri) ke dataset ini (kanan).",
+                     "From the agency systems (left) to this dataset (right)."),
+    "lineage_picture": ("Gambar silsilah", "Lineage picture"),
+    "committed_at": ("Waktu", "Time"),
+    "snapshot": ("Snapshot", "Snapshot"),
+    "run": ("Proses", "Run"),
+    "show_version": ("Pratinjau versi ini", "Preview this version"),
+    "current": ("saat ini", "current"),
+    "preview_of": ("Baris pertama dari versi", "The first rows of version"),
+    "preview_filter": ("Saring (KOLOM OP NILAI)", "Filter (FIELD OP VALUE)"),
+    "preview_filter_hint": ("mis. kode_wilayah=32.71.01.1001", "e.g. kode_wilayah=32.71.01.1001"),
+    "preview_q": ("Teks di kolom mana pun", "Text in any field"),
+    "preview_sort": ("Urutkan (kolom, - untuk menurun)", "Sort (fields, - for descending)"),
+    "apply": ("Terapkan", "Apply"),
+    "of_rows": ("baris cocok", "matching rows"),
+    "shown": ("ditampilkan", "shown"),
+    "masked_note": ("Kolom data pribadi disamarkan:", "Personal-data fields are masked:"),
+    "preview_error": ("Pratinjau tidak dapat ditampilkan", "The preview cannot be shown"),
+    "no_version": ("Dataset ini tidak memiliki versi", "This dataset has no version"),
+    "download_note": ("Seluruh dataset versi saat ini, kolom data pribadi disamarkan.",
+                      "The whole dataset at its current version, personal-data fields masked."),
+    "api_rows": ("Baris lewat API", "Rows through the API"),
+    "api_sql": ("SQL lewat API", "SQL through the API"),
+    "api_ckan": ("API CKAN (datastore_search, mis. untuk ckanapi)", "CKAN API (datastore_search, e.g. for ckanapi)"),
+    # SQL page
+    "sql_title": ("Kueri SQL", "SQL query"),
+    "sql_intro": ("Satu pernyataan SELECT (DuckDB) atas dataset versi saat ini; nama tabel adalah id dataset. "
+                  "Kolom data pribadi disamarkan.",
+                  "One SELECT statement (DuckDB) over the datasets' current versions; a table's name is the "
+                  "dataset's id. Personal-data fields are masked."),
+    "sql_label": ("Pernyataan SQL", "SQL statement"),
+    "sql_run": ("Jalankan", "Run"),
+    "sql_examples": ("Contoh kueri", "Example queries"),
+    "sql_try": ("Jalankan contoh ini", "Run this example"),
+    "sql_tables": ("Tabel yang tersedia", "Available tables"),
+    "sql_error": ("Kueri gagal", "The query failed"),
+    "sql_result": ("Hasil", "Result"),
+    "sql_rows": ("baris", "rows"),
+    "sql_seconds": ("detik", "seconds"),
+    "sql_truncated": ("Hasil dipotong: hanya baris pertama yang ditampilkan.",
+                      "The result was cut: only the first rows are shown."),
+    "sql_csv": ("Unduh hasil sebagai CSV", "Download the result as CSV"),
+    # agencies
+    "agencies_title": ("Instansi", "Agencies"),
+    "agency_sources": ("Sumber data", "Sources"),
+    "agency_datasets": ("Dataset", "Datasets"),
+    "source": ("Sumber", "Source"),
+    "connector": ("Konektor", "Connector"),
+    "schedule": ("Jadwal", "Schedule"),
+    "finished_at": ("Selesai", "Finished"),
+    "dataset": ("Dataset", "Dataset"),
+    "never_run": ("belum pernah diproses", "never run"),
+    "not_published": ("belum terbit", "not published"),
+    "no_sources": ("Instansi ini belum mendaftarkan sumber.", "This agency has registered no source."),
+    "run_error": ("Galat", "Error"),
+}
+KINDS = {"harmonized": ("terharmonisasi", "harmonized"), "integrated": ("terintegrasi", "integrated"),
+         "indicator": ("indikator", "indicator"), "system": ("sistem instansi", "agency system")}
+CLASSIFICATIONS = {"publik": ("publik", "public"), "terbatas": ("terbatas", "restricted"),
+                   "rahasia": ("rahasia", "confidential")}
+FREQUENCIES = {"harian": ("harian", "daily"), "mingguan": ("mingguan", "weekly"), "bulanan": ("bulanan", "monthly"),
+               "triwulanan": ("triwulanan", "quarterly"), "semesteran": ("semesteran", "half-yearly"),
+               "tahunan": ("tahunan", "yearly"), "tidak_tetap": ("tidak tetap", "irregular")}
+RUN_STATUSES = {"published": ("terbit", "published"), "unchanged": ("tidak berubah", "unchanged"),
+                "failed": ("gagal", "failed")}
+FACET_NAMES = ("agency", "standard", "tag", "classification")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(number=_number, percent=_percent, when=_when)
+    return env
+
+
+def _number(value, lang: str) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,}"
+    # Indonesian writes 6.199, English 6,199.
+    return text.replace(",", ".") if lang == "id" else text
+
+
+def _percent(value, lang: str) -> str:
+    if value is None:
+        return "–"
+    text = f"{value * 100:.1f}%"
+    return text.replace(".", ",") if lang == "id" else text
+
+
+def _when(value: str | None) -> str:
+    """An ISO time from the catalog (UTC) as `2026-11-29 09:05 UTC`."""
+    return f"{value[:10]} {value[11:16]} UTC" if value else "–"
+
+
+class _Page:
+    """What every template sees of the request: the language, its labels, and links that keep the language."""
+
+    def __init__(self, request: Request):
+        self.request, self.lang = request, _language(request)
+        self.other = LANGUAGES[1 - LANGUAGES.index(self.lang)]
+
+    def t(self, key: str) -> str:
+        return LABELS[key][LANGUAGES.index(self.lang)]
+
+    def pick(self, table: dict, key: str | None) -> str:
+        """`key` translated through one of the small tables (kinds, classifications, ...); unknown keys as is."""
+        return table[key][LANGUAGES.index(self.lang)] if key in table else (key or "–")
+
+    def href(self, path: str, query: list[tuple[str, str]] | dict | None = None, fragment: str = "") -> str:
+        pairs = list(query.items()) if isinstance(query, dict) else list(query or [])
+        pairs = [(k, v) for k, v in pairs if v not in (None, "")] + [("lang", self.lang)]
+        return f"{path}?{urlencode(pairs)}" + (f"#{fragment}" if fragment else "")
+
+    def switch(self) -> str:
+        """The language switch link: it sets the cookie, then comes back to this page in the other language."""
+        here = [(k, v) for k, v in self.request.query_params.multi_items() if k != "lang"]
+        back = self.request.url.path + (f"?{urlencode(here)}" if here else "")
+        return f"/language/{self.other}?{urlencode({'next': back})}"
+
+
+def _language(request: Request) -> str:
+    for candidate in (request.query_params.get("lang"), request.cookies.get("lang")):
+        if candidate in LANGUAGES:
+            return candidate
+    return LANGUAGES[0]
+
+
+def _localized(d: Dataset, lang: str) -> tuple[str, str]:
+    """A dataset's title and description in `lang`. An integrated dataset is described by its standard, which
+    may have them in English; a source's own title and description exist in Indonesian only."""
+    if lang != "en" or d.kind != "integrated":
+        return d.title, d.description
+    schema = _standard_of(d).schema
+    title_en = schema.get("x-title-en")
+    return (f"{title_en} (integrated)" if title_en else d.title), schema.get("x-description-en") or d.description
+
+
+def _on_this_site(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """The path and query of `url` if it is a page of this site, else the home page: the language switch must
+    not become a way to send people elsewhere (browsers read `//host` and `/\\host` as another site)."""
+    target = urlsplit(url)
+    if target.scheme or target.netloc or not target.path.startswith("/") or target.path.startswith("//") \
+            or "\\" in target.path:
+        return "/", []
+    return target.path, parse_qsl(target.query, keep_blank_values=True)
+
+
+def _standard_of(d: Dataset):
+    from schemas import load_standard
+
+    return load_standard(f"{d.standard}@{d.standard_version}")
+
+
+# --- lineage picture ------------------------------------------------------------------------------------
+
+_BOX_WIDTH, _BOX_HEIGHT, _COLUMN_GAP, _ROW_GAP, _MARGIN = 230, 66, 64, 18, 8
+_LINE_CHARACTERS = 26  # of a bold 13px label that fit in a box
+
+
+def _lineage_picture(graph: dict, page: _Page) -> dict:
+    """Boxes and arrows of a lineage graph, layered left to right: each node one column right of its inputs."""
+    upstream: dict[str, list[str]] = {n["id"]: [] for n in graph["nodes"]}
+    for e in graph["edges"]:
+        upstream[e["to"]].append(e["from"])
+    layers: dict[str, int] = {}
+
+    def layer(node: str, seen: frozenset = frozenset()) -> int:
+        if node not in layers:
+            inputs = [u for u in upstream.get(node, []) if u not in seen]  # a cycle would be a catalog bug
+            layers[node] = 1 + max((layer(u, seen | {node}) for u in inputs), default=-1)
+        return layers[node]
+
+    columns: dict[int, list[dict]] = {}
+    for n in sorted(graph["nodes"], key=lambda n: (n["agency"] or "", n["id"])):
+        columns.setdefault(layer(n["id"]), []).append(n)
+    tallest = max((len(c) for c in columns.values()), default=0)
+    height = tallest * (_BOX_HEIGHT + _ROW_GAP) - _ROW_GAP + 2 * _MARGIN
+    boxes = {}
+    for column, nodes in columns.items():
+        top = (height - len(nodes) * (_BOX_HEIGHT + _ROW_GAP) + _ROW_GAP) / 2  # centred in its column
+        for row, n in enumerate(nodes):
+            lines = textwrap.wrap(n["title"], _LINE_CHARACTERS, max_lines=2, placeholder="…")
+            caption = page.pick(KINDS, n["kind"]) + (f" · {n['agency']}" if n["agency"] else "")
+            boxes[n["id"]] = {
+                **n, "x": _MARGIN + column * (_BOX_WIDTH + _COLUMN_GAP), "y": top + row * (_BOX_HEIGHT + _ROW_GAP),
+                "lines": lines, "caption": caption, "current": n["id"] == graph["dataset"],
+                "href": None if n["kind"] == "system" else page.href(f"/dataset/{n['id']}"),
+            }
+    arrows = []
+    for e in graph["edges"]:
+        a, b = boxes[e["from"]], boxes[e["to"]]
+        x1, y1 = a["x"] + _BOX_WIDTH, a["y"] + _BOX_HEIGHT / 2
+        x2, y2 = b["x"] - 4, b["y"] + _BOX_HEIGHT / 2  # stop short: the arrow head sits outside the box
+        bend = (x2 - x1) / 2
+        arrows.append({"d": f"M{x1:g},{y1:g} C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2:g},{y2:g}",
+                       "relation": e["relation"]})
+    width = len(columns) * (_BOX_WIDTH + _COLUMN_GAP) - _COLUMN_GAP + 2 * _MARGIN
+    return {"width": width, "height": height, "box_width": _BOX_WIDTH, "box_height": _BOX_HEIGHT,
+            "boxes": list(boxes.values()), "arrows": arrows}
+
+
+# --- dataset page parts ---------------------------------------------------------------------------------
+
+
+@cache
+def _dictionary(ref: str) -> dict:
+    """The data dictionary of standard `ref` (name@version): a published version never changes, so it is kept."""
+    from schemas import load_standard
+    from schemas.dictionary import dictionary
+
+    return dictionary(load_standard(ref))
+
+
+def _validation_rows(validation: dict) -> list[dict]:
+    """The last run's checks, one per expectation in the suite's order, with each rule in words."""
+    words = {r["reason"]: r for f in _dictionary(validation["suite"])["fields"] for r in f["rules"]}
+    rows = []
+    for reason, check in validation.get("checks", {}).items():
+        rule = words.get(reason, {})
+        rows.append({"reason": reason, "column": reason.partition(":")[0], "expectation": check["expectation"],
+                     "text": rule.get("text", reason), "text_en": rule.get("text_en", reason),
+                     "checked": check["element_count"], "unexpected": check["unexpected_count"],
+                     "share": check["unexpected_count"] / check["element_count"] if check["element_count"] else 0,
+                     "success": check["unexpected_count"] == 0})
+    return rows
+
+
+def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
+             q: str, sort: str) -> dict:
+    """The first rows of a version (masked by construction in catalog.rows), or the reason they cannot be shown."""
+    from catalog.rows import page, parse_filter, parse_sort
+
+    if version and not (version.isdigit() and int(version) in snapshot_ids):
+        return {"page": None, "error": None, "missing_version": version}
+    try:
+        where = [parse_filter(filter_text)] if filter_text else []
+        rows = page(settings, d, standard, snapshot_id=int(version) if version else None, where=where,
+                    q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
+        return {"page": rows, "error": None, "missing_version": None}
+    except QueryError as e:
+        return {"page": None, "error": str(e), "missing_version": None}
+
+
+def _api_examples(base: str, d: Dataset) -> dict:
+    sql = f'{{"sql": "SELECT count(*) AS n FROM {d.id}"}}'
+    return {
+        "rows": f"curl '{base}/api/datasets/{d.id}/rows?limit=5'",
+        "sql": f"curl -X POST '{base}/api/sql' -H 'Content-Type: application/json' -d '{sql}'",
+        "ckan": f"{base}/api/3/action/datastore_search?{urlencode({'resource_id': d.id, 'limit': 5})}",
+    }
+
+
+# --- SQL page -------------------------------------------------------------------------------------------
+
+
+def _example_queries(datasets: list[Dataset]) -> list[str]:
+    """Queries that run on this catalog: a look at a table, a count by a coded field, and a join of two sources."""
+    if not datasets:
+        return []
+    first = next((d for d in datasets if d.kind == "integrated"), datasets[0])
+    examples = [f"SELECT * FROM {first.id} LIMIT 10"]
+    column = next((f.name for f in _standard_of(first).fields if f.code_list and not f.personal_data), None)
+    if column is None:
+        return examples
+    examples.append(f"SELECT {column}, count(*) AS n FROM {first.id} GROUP BY {column} ORDER BY n DESC")
+    siblings = [d for d in datasets if d.kind == "harmonized" and d.standard == first.standard][:2]
+    if len(siblings) == 2:
+        a, b = siblings
+        examples.append(
+            f"SELECT a.{column}, a.n AS {a.id}, b.n AS {b.id}\n"
+            f"FROM (SELECT {column}, count(*) AS n FROM {a.id} GROUP BY {column}) AS a\n"
+            f"JOIN (SELECT {column}, count(*) AS n FROM {b.id} GROUP BY {column}) AS b USING ({column})\n"
+            f"ORDER BY a.n DESC")
+    return examples
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+# --- agencies -------------------------------------------------------------------------------------------
+
+
+def _registered_sources(settings) -> list:
+    from connectors.registry import load_sources
+
+    try:
+        return load_sources(settings.registry, settings.home)
+    except HubError as e:
+        # The catalog still knows every source that ever published; the page shows those.
+        log.warning("portal: the source registry cannot be read: %s", e)
+        return []
+
+
+def _agencies(settings, s) -> dict[str, dict]:
+    """Every agency the registry or the catalog knows: code -> name, its source ids and its dataset ids."""
+    agencies: dict[str, dict] = {}
+    for source in _registered_sources(settings):
+        entry = agencies.setdefault(source.agency_code, {"code": source.agency_code, "name": source.agency_name,
+                                                         "sources": {}, "datasets": set()})
+        entry["sources"][source.id] = source
+    for d in s.scalars(select(Dataset).where(Dataset.agency_code.is_not(None))):
+        entry = agencies.setdefault(d.agency_code, {"code": d.agency_code, "name": d.agency_name,
+                                                    "sources": {}, "datasets": set()})
+        entry["datasets"].add(d.id)
+    return dict(sorted(agencies.items()))
+
+
+# --- routes ---------------------------------------------------------------------------------------------
 
 
 def router(settings) -> APIRouter:
-    return APIRouter()
+    from catalog.metadata import describe, lineage, quarantine_summary, summary
+    from catalog.search import search
+
+    templates = _environment()
+    r = APIRouter(include_in_schema=False)
+
+    def render(page: _Page, template: str, status_code: int = 200, **context) -> HTMLResponse:
+        html = templates.get_template(template).render(p=page, lang=page.lang, **context)
+        return HTMLResponse(html, status_code=status_code)
+
+    def not_found(page: _Page, message_key: str, name: str) -> HTMLResponse:
+        return render(page, "not_found.html", 404, message_key=message_key, name=name)
+
+    @r.get("/static/portal.css")
+    def stylesheet() -> FileResponse:
+        return FileResponse(_STATIC / "portal.css", media_type="text/css")
+
+    @r.get("/language/{lang}")
+    def set_language(lang: str, next: str = "/") -> Response:
+        if lang not in LANGUAGES:
+            lang = LANGUAGES[0]
+        path, query = _on_this_site(next)
+        query = [(k, v) for k, v in query if k != "lang"] + [("lang", lang)]
+        response = RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
+        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax", httponly=True)
+        return response
+
+    @r.get("/", response_class=HTMLResponse)
+    def search_page(request: Request, q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
+                    tag: list[str] = Query([]), classification: list[str] = Query([]),
+                    sort: str = Query("relevance", pattern="^(relevance|title|modified)$"),
+                    page: int = Query(1, ge=1)) -> HTMLResponse:
+        p = _Page(request)
+        chosen = {"agency": agency, "standard": standard, "tag": tag, "classification": classification}
+        found = search(settings, q, {k: v for k, v in chosen.items() if v}, rows=PAGE_SIZE,
+                       start=(page - 1) * PAGE_SIZE, sort=sort)
+        with session(settings.catalog_url) as s:
+            by_id = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}
+            agency_names = dict(s.execute(select(Dataset.agency_code, Dataset.agency_name)
+                                          .where(Dataset.agency_code.is_not(None))).all())
+        results = []
+        for dataset_id in found["results"]:
+            d = by_id.get(dataset_id)
+            if d is not None:
+                title, description = _localized(d, p.lang)
+                results.append({**summary(d), "title": title, "description": description})
+        base = [("q", q), *[(f, v) for f in FACET_NAMES for v in chosen[f]], ("sort", sort)]
+
+        def toggled(facet: str, value: str) -> list[tuple[str, str]]:
+            pair = (facet, value)
+            return [x for x in base if x != pair] if pair in base else [*base, pair]
+
+        facets = [{"name": f, "values": [{"value": v, "count": n, "selected": v in chosen[f], "toggle": toggled(f, v),
+                                          "label": agency_names.get(v, v) if f == "agency" else v}
+                                         for v, n in found["facets"].get(f, {}).items()]}
+                  for f in FACET_NAMES]
+        pages = max(1, math.ceil(found["count"] / PAGE_SIZE))
+        return render(p, "search.html", q=q, sort=sort, base=base, facets=facets, results=results,
+                      count=found["count"], page_number=page, pages=pages,
+                      any_filter=any(chosen.values()), classifications=CLASSIFICATIONS, kinds=KINDS)
+
+    @r.get("/dataset/{dataset_id}", response_class=HTMLResponse)
+    def dataset_page(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
+                     sort: str = "") -> HTMLResponse:
+        p = _Page(request)
+        with session(settings.catalog_url) as s:
+            d = s.get(Dataset, dataset_id)
+            if d is None:
+                return not_found(p, "no_dataset", dataset_id)
+            about = describe(s, d)
+            graph = lineage(s, d)
+            quarantine = quarantine_summary(s, d, limit=0)
+        standard = _standard_of(d)
+        title, description = _localized(d, p.lang)
+        validation = about["quality"]["validation"] or {}
+        preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
+                           filter, q, sort)
+        return render(p, "dataset.html", d=about, title=title, description=description,
+                      dictionary=_dictionary(standard.ref), validation=validation,
+                      checks=_validation_rows(validation) if "checks" in validation else [],
+                      quarantine=quarantine, picture=_lineage_picture(graph, p),
+                      preview=preview, version=version, filter=filter, q=q, sort=sort,
+                      api=_api_examples(str(request.base_url).rstrip("/"), d),
+                      kinds=KINDS, classifications=CLASSIFICATIONS, frequencies=FREQUENCIES, statuses=RUN_STATUSES)
+
+    def sql_page(request: Request, sql: str) -> HTMLResponse:
+        from catalog.sql import run_sql
+
+        result = error = None
+        if sql.strip():
+            try:
+                result = run_sql(settings, sql, max_rows=SQL_PAGE_ROWS)
+                result["rows"] = [[_cell(v) for v in row.values()] for row in result.pop("table").to_pylist()]
+            except QueryError as e:
+                error = str(e)
+        with session(settings.catalog_url) as s:
+            datasets = s.scalars(select(Dataset).order_by(Dataset.id)).all()
+        return render(_Page(request), "sql.html", 400 if error else 200, sql=sql, result=result, error=error,
+                      examples=_example_queries(datasets), datasets=datasets)
+
+    @r.get("/sql", response_class=HTMLResponse)
+    def sql_form(request: Request, sql: str = "") -> HTMLResponse:
+        return sql_page(request, sql)
+
+    @r.post("/sql", response_class=HTMLResponse)
+    def sql_posted(request: Request, sql: str = Form("")) -> HTMLResponse:
+        return sql_page(request, sql)
+
+    @r.post("/sql.csv")
+    def sql_csv(request: Request, sql: str = Form("")) -> Response:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        from catalog.sql import run_sql
+
+        try:
+            table = run_sql(settings, sql)["table"]
+        except QueryError:
+            return sql_page(request, sql)
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        return Response(sink.getvalue().to_pybytes(), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="query.csv"'})
+
+    @r.get("/agencies", response_class=HTMLResponse)
+    def agencies_page(request: Request) -> HTMLResponse:
+        with session(settings.catalog_url) as s:
+            agencies = _agencies(settings, s)
+        return render(_Page(request), "agencies.html", agencies=agencies.values())
+
+    @r.get("/agency/{code}", response_class=HTMLResponse)
+    def agency_page(request: Request, code: str) -> HTMLResponse:
+        with session(settings.catalog_url) as s:
+            agency = _agencies(settings, s).get(code)
+            if agency is None:
+                return not_found(_Page(request), "no_agency", code)
+            rows = []
+            for source_id in sorted(set(agency["sources"]) | agency["datasets"]):
+                source, d = agency["sources"].get(source_id), s.get(Dataset, source_id)
+                last = s.scalars(select(Run).where(Run.dataset_id == source_id).order_by(Run.id.desc()).limit(1)).first()
+                rows.append({"id": source_id, "title": source.title if source else d.title,
+                             "standard": source.standard_ref if source else f"{d.standard}@{d.standard_version}",
+                             "kind": source.kind if source else None, "schedule": source.schedule if source else None,
+                             "dataset": d is not None, "run": last})
+        return render(_Page(request), "agency.html", agency=agency, rows=rows, statuses=RUN_STATUSES)
+
+    return r

@@ -1,0 +1,270 @@
+"""The web portal on a served demo catalog: plain HTTP, then Debian's headless Chromium with JavaScript off."""
+
+from __future__ import annotations
+
+import csv
+import re
+import sqlite3
+
+import httpx
+import pytest
+
+from hub.settings import ROOT
+
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+PAGES = ["/", "/?q=penduduk&agency=dinsos&sort=title", "/dataset/penduduk", "/dataset/dinsos_dtks",
+         "/dataset/disdukcapil_siak?filter=jenis_kelamin%3D2&sort=-tanggal_lahir", "/sql",
+         "/sql?sql=SELECT+nik%2C+nama+FROM+penduduk+LIMIT+50", "/agencies", "/agency/dinsos", "/agency/disdukcapil"]
+JOIN = """SELECT s.kode_wilayah, s.n AS siak, d.n AS dtks
+FROM (SELECT kode_wilayah, count(*) AS n FROM disdukcapil_siak GROUP BY 1) AS s
+JOIN (SELECT kode_wilayah, count(*) AS n FROM dinsos_dtks GROUP BY 1) AS d USING (kode_wilayah)
+ORDER BY s.kode_wilayah"""
+
+
+def _personal_values(home) -> set[str]:
+    """NIKs, names and addresses as Disdukcapil's system holds them: none may reach a page."""
+    with sqlite3.connect(home / "demo" / "disdukcapil" / "siak.db") as con:
+        rows = con.execute("SELECT nik, nama_lengkap, alamat FROM penduduk").fetchall()
+    return {value for row in rows for value in row if value}
+
+
+# --- plain HTTP -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_is_html_without_script_or_personal_data(api, home, path):
+    page = httpx.get(api + path, timeout=60)
+    assert page.status_code == 200, page.text[-2000:]
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<html lang="id">' in page.text
+    assert "<script" not in page.text.lower()
+    assert 'href="/static/portal.css"' in page.text
+    leaked = [v for v in _personal_values(home) if v in page.text]
+    assert not leaked, f"{len(leaked)} personal values shown unmasked on {path}"
+
+
+def test_stylesheet_is_served(api):
+    css = httpx.get(api + "/static/portal.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ":focus-visible" in css.text and "@media" in css.text
+
+
+@pytest.mark.parametrize("path, name", [("/dataset/no_such_dataset", "no_such_dataset"), ("/agency/nobody", "nobody")])
+def test_unknown_dataset_or_agency_is_a_404_page(api, path, name):
+    page = httpx.get(api + path + "?lang=en")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text and f"<code>{name}</code>" in page.text
+
+
+def test_user_text_is_escaped(api):
+    page = httpx.get(api + "/", params={"q": '<script>alert("x")</script>'})
+    assert "<script" not in page.text
+    assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in page.text
+
+
+def test_language_cookie_and_switch_stay_on_site(api):
+    with httpx.Client(base_url=api) as client:
+        switched = client.get("/language/en", params={"next": "/sql?sql=SELECT+1&lang=id"})
+        assert switched.status_code == 303
+        assert switched.headers["location"] == "/sql?sql=SELECT+1&lang=en"
+        assert client.cookies["lang"] == "en"
+        english = client.get("/agencies")  # no ?lang: the cookie decides
+        assert '<html lang="en">' in english.text and "Agencies" in english.text
+        assert 'href="/agency/dinsos?lang=en"' in english.text
+        assert '<html lang="id">' in client.get("/agencies?lang=id").text
+        for elsewhere in ("//elsewhere.example/x", "/\\elsewhere.example", "https://elsewhere.example/"):
+            away = client.get("/language/en", params={"next": elsewhere})
+            assert away.headers["location"] == "/?lang=en", elsewhere
+
+
+def test_search_page_filters_by_facet_and_pages(api):
+    page = httpx.get(api + "/", params={"q": "penduduk", "agency": "dinsos"}).text
+    assert 'href="/dataset/dinsos_dtks?lang=id"' in page
+    assert 'href="/dataset/disdukcapil_siak?lang=id"' not in page
+    assert re.search(r'class="result-count">1<', page)
+    everything = httpx.get(api + "/api/search", params={"rows": 1000}).json()
+    assert re.search(rf'class="result-count">{everything["count"]}<', httpx.get(api + "/").text)
+
+
+def test_dataset_preview_filter_matches_the_api_and_refuses_personal_data(api):
+    rows = httpx.get(api + "/api/datasets/disdukcapil_siak/rows", params={"filter": "jenis_kelamin=2"}).json()
+    page = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "jenis_kelamin=2"}).text
+    assert f'class="preview-total">{rows["total"]:,}<'.replace(",", ".") in page
+    refused = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "nik=3271030710720001"}).text
+    alert = re.search(r'role="alert">(.*?)</div>', refused, re.S).group(1)
+    assert "personal data" in alert and "3271030710720001" not in alert
+
+
+def test_dataset_version_links_preview_that_version(api):
+    versions = httpx.get(api + "/api/datasets/dinsos_dtks/versions").json()["versions"]
+    snapshot = str(versions[-1]["snapshot_id"])
+    page = httpx.get(api + "/dataset/dinsos_dtks").text
+    assert f'href="/dataset/dinsos_dtks?version={snapshot}&amp;lang=id#preview"' in page
+    shown = httpx.get(api + "/dataset/dinsos_dtks", params={"version": snapshot}).text
+    assert f'<code class="snapshot">{snapshot}</code>' in shown
+    missing = httpx.get(api + "/dataset/dinsos_dtks", params={"version": "123"}).text
+    assert "tidak memiliki versi <code>123</code>" in missing
+
+
+def test_sql_csv_download_and_refusals(api):
+    result = httpx.post(api + "/api/sql", json={"sql": JOIN}).json()
+    download = httpx.post(api + "/sql.csv", data={"sql": JOIN})
+    assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+    lines = list(csv.reader(download.text.splitlines()))
+    assert lines[0] == ["kode_wilayah", "siak", "dtks"] and len(lines) - 1 == len(result["rows"])
+    refused = httpx.post(api + "/sql", data={"sql": "DELETE FROM penduduk"})
+    assert refused.status_code == 400 and "only SELECT is allowed" in refused.text
+
+
+# --- headless Chromium, JavaScript off ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from _browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(java_script_enabled=False, accept_downloads=True,
+                                  viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_browser_search_then_filter_by_facet(api, page):
+    page.goto(api + "/")
+    page.get_by_label("Kata pencarian").fill("penduduk")
+    page.get_by_role("button", name="Cari").click()
+    assert page.locator("li.result").count() == 3
+    page.locator(".facet a", has_text="Dinas Sosial Kota Bogor").click()
+    assert page.locator("li.result h3 a").all_inner_texts() == ["Penduduk terdaftar DTKS Dinas Sosial Kota Bogor"]
+    assert page.locator(".facet a.selected").count() == 1
+    assert page.get_by_label("Kata pencarian").input_value() == "penduduk"
+    _screenshot(page, "search-id")
+
+
+def test_browser_dataset_page_sections(api, page):
+    page.goto(api + "/?q=penduduk")
+    page.locator("li.result h3 a", has_text="Penduduk (terintegrasi)").click()
+    assert page.url.startswith(api + "/dataset/penduduk")
+    assert page.locator("h1").inner_text() == "Penduduk (terintegrasi)"
+    for section in ("Metadata", "Kamus data", "Kualitas data", "Silsilah data", "Versi", "Pratinjau", "Unduh"):
+        assert page.get_by_role("heading", name=section, exact=True).count() == 1, section
+    assert page.locator("table.dictionary th code", has_text="kode_wilayah").count() == 1
+    # Lineage: the integrated dataset, its two harmonized sources, and their two agency systems.
+    svg = page.locator("svg.lineage")
+    assert svg.locator("g.kind-system").count() == 2 and svg.locator("g.kind-harmonized").count() == 2
+    assert svg.locator("path.edge").count() == 4
+    assert "dtks_penduduk.csv" in svg.text_content() and "sql sqlite penduduk" in svg.text_content()
+    versions = httpx.get(api + "/api/datasets/penduduk/versions").json()["versions"]
+    assert page.locator("table.versions tbody tr").count() == len(versions)
+    niks = page.locator('table.rows td[data-field="nik"]').all_inner_texts()
+    assert len(niks) == 20 and all(re.fullmatch(r"\d{6}\*{10}", n) for n in niks)
+    assert set(page.locator('table.rows td[data-field="nama"]').all_inner_texts()) == {"***"}
+    assert [a.inner_text() for a in page.locator("ul.downloads a").all()] == ["CSV", "JSON", "Parquet"]
+    api_section = page.locator("#api").inner_text()
+    assert "curl" in api_section and "/api/sql" in api_section and "datastore_search?resource_id=penduduk" in api_section
+    _screenshot(page, "dataset-id")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _screenshot(page, "dataset-phone-id")
+
+
+def test_browser_dataset_quality_shows_each_rule(api, page, published):
+    page.goto(api + "/dataset/dinsos_dtks#quality")
+    quality = published["dinsos_dtks"]
+    numbers = page.locator("#quality dl.numbers dd").all_inner_texts()
+    assert numbers[1:] == [str(quality["rows_in"]), str(quality["rows_published"]), str(quality["rows_quarantined"])]
+    checks = httpx.get(api + "/api/datasets/dinsos_dtks/quality").json()["validation"]["checks"]
+    rows = page.locator("table.validation tbody tr")
+    assert rows.count() == len(checks)
+    assert page.locator("table.validation tr.failed").count() == sum(1 for c in checks.values() if c["unexpected_count"])
+    assert "expect_column_values_to_be_unique" in page.locator("table.validation").inner_text()
+    assert page.locator("table.quarantine td code", has_text="nik:duplicate_key").count() == 1
+
+
+def test_browser_downloads_csv_with_every_row(api, page, tmp_path):
+    page.goto(api + "/dataset/disdukcapil_siak")
+    with page.expect_download() as info:
+        page.locator("ul.downloads a", has_text="CSV").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "disdukcapil_siak.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == httpx.get(api + "/api/datasets/disdukcapil_siak/rows?limit=1").json()["total"]
+    assert all(re.fullmatch(r"\d{6}\*{10}", r["nik"]) for r in rows)
+
+
+def test_browser_sql_join_and_error(api, page):
+    page.goto(api + "/sql")
+    assert page.locator("ul.examples pre").count() == 3
+    page.get_by_label("Pernyataan SQL").fill(JOIN)
+    page.get_by_role("button", name="Jalankan").click()
+    table = page.locator("table.sql-result")
+    expected = httpx.post(api + "/api/sql", json={"sql": JOIN}).json()["rows"]
+    cells = [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()]
+    assert cells == [[r["kode_wilayah"], str(r["siak"]), str(r["dtks"])] for r in expected]
+    assert page.get_by_label("Pernyataan SQL").input_value() == JOIN
+    _screenshot(page, "sql-id")
+    page.get_by_label("Pernyataan SQL").fill("SELECT nope FROM penduduk")
+    page.get_by_role("button", name="Jalankan").click()
+    alert = page.get_by_role("alert")
+    assert "Kueri gagal" in alert.inner_text() and "nope" in alert.inner_text()
+    assert page.locator("table.sql-result").count() == 0
+
+
+def test_browser_agency_lists_sources_with_last_runs(api, page, published):
+    page.goto(api + "/agencies")
+    page.get_by_role("link", name="Dinas Sosial Kota Bogor").click()
+    assert page.locator("h1").inner_text() == "Dinas Sosial Kota Bogor"
+    run = published["dinsos_dtks"]
+    row = page.locator('tr[data-source="dinsos_dtks"]')
+    assert row.locator("td.status").inner_text() == "terbit"
+    assert row.locator("td.num").all_inner_texts() == [str(run["rows_in"]), str(run["rows_published"]),
+                                                        str(run["rows_quarantined"])]
+    # Registered but not run in this catalog: listed all the same.
+    assert page.locator('tr[data-source="dinsos_bansos"] td.status').inner_text() == "belum pernah diproses"
+    _screenshot(page, "agency-id")
+    row.get_by_role("link").click()
+    assert page.url.startswith(api + "/dataset/dinsos_dtks")
+
+
+def test_browser_english_switch(api, page):
+    page.goto(api + "/?q=penduduk")
+    page.get_by_role("link", name="English").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.get_by_role("heading", name="Find datasets").count() == 1
+    assert page.get_by_label("Search words").input_value() == "penduduk"
+    _screenshot(page, "search-en")
+    # The choice holds on every page reached by links from here.
+    page.locator("li.result h3 a", has_text="Residents (integrated)").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.get_by_role("heading", name="Data dictionary", exact=True).count() == 1
+    assert page.locator("table.dictionary", has_text="National identity number").count() == 1
+    _screenshot(page, "dataset-en")
+    page.get_by_role("link", name="SQL query").click()
+    page.get_by_role("link", name="Run this example").first.click()
+    assert page.locator("table.sql-result tbody tr").count() == 10
+    _screenshot(page, "sql-en")
+    page.get_by_role("link", name="Agencies").first.click()
+    page.get_by_role("link", name="Dinas Kependudukan dan Pencatatan Sipil Kota Bogor").click()
+    assert page.locator("table.sources thead th").all_inner_texts()[:2] == ["Source", "Standard"]
+    assert page.locator("td.status").first.inner_text() == "published"
+    _screenshot(page, "agency-en")
+    page.get_by_role("link", name="Bahasa Indonesia").click()
+    assert page.locator("html").get_attribute("lang") == "id"
