@@ -227,8 +227,9 @@ def create_app(settings) -> FastAPI:
         """The catalog as DCAT-AP RDF in JSON-LD."""
         return Response(dcat_graph(request).serialize(format="json-ld"), media_type="application/ld+json")
 
-    from catalog import ckan_api, portal
+    from catalog import ckan_api, portal, subscriptions
 
     app.include_router(ckan_api.router(settings))
+    app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))
     return app

@@ -25,11 +25,11 @@ class Base(DeclarativeBase):
 
 
 class Dataset(Base):
-    """A published table: one per source (harmonized) and one per standard (integrated)."""
+    """A published table: one per source (harmonized), one per standard (integrated), one per indicator."""
 
     __tablename__ = "hub_datasets"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # also its name in SQL
-    kind: Mapped[str] = mapped_column(String(16))  # harmonized | integrated
+    kind: Mapped[str] = mapped_column(String(16))  # harmonized | integrated | indicator
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     standard: Mapped[str] = mapped_column(String(64))
@@ -63,7 +63,7 @@ class Run(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(250), index=True)
     dataset_id: Mapped[str] = mapped_column(String(64), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # source | integration
+    kind: Mapped[str] = mapped_column(String(16))  # source | integration | indicator
     status: Mapped[str] = mapped_column(String(16))  # published | unchanged | failed
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -165,6 +165,8 @@ def init_db(url: str) -> None:
     eng = engine(url)
     if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
         Path(eng.url.database).parent.mkdir(parents=True, exist_ok=True)
+    import catalog.subscriptions  # noqa: F401  (its tables join Base.metadata; imported here to avoid a cycle)
+
     Base.metadata.create_all(eng)
 
 

@@ -195,6 +195,60 @@ LABELS = {
     "not_published": ("belum terbit", "not published"),
     "no_sources": ("Instansi ini belum mendaftarkan sumber.", "This agency has registered no source."),
     "run_error": ("Galat", "Error"),
+    # subscriptions
+    "sec_subscribe": ("Berlangganan", "Subscribe"),
+    "subscribe_intro": ("Dapatkan pemberitahuan saat dataset ini memiliki versi baru atau sumbernya gagal diproses. "
+                        "Pemberitahuan hanya memuat metadata dan jumlah baris, tidak pernah isi data.",
+                        "Be told when this dataset gets a new version or when one of its sources fails. "
+                        "Notifications carry metadata and counts only, never the data."),
+    "channel": ("Saluran", "Channel"),
+    "channel_email": ("E-mail", "E-mail"),
+    "channel_webhook": ("Webhook (POST JSON bertanda tangan ke URL Anda)", "Webhook (a signed JSON POST to your URL)"),
+    "no_email": ("hub ini tidak mengirim e-mail", "this hub sends no e-mail"),
+    "target": ("Alamat e-mail atau URL webhook", "E-mail address or webhook URL"),
+    "target_hint": ("mis. nama@instansi.go.id atau https://contoh.go.id/hook",
+                    "e.g. name@agency.go.id or https://example.org/hook"),
+    "events": ("Beri tahu saya tentang", "Tell me about"),
+    "event_published": ("versi baru", "new versions"),
+    "event_failed": ("kegagalan sumber", "source failures"),
+    "subscribe_button": ("Berlangganan", "Subscribe"),
+    "subscribe_error": ("Langganan tidak dapat dibuat", "The subscription cannot be made"),
+    "check_inbox": ("Periksa kotak masuk Anda", "Check your inbox"),
+    "email_sent": ("Kami mengirim surat konfirmasi ke alamat itu. Buka tautan di dalamnya dan tekan tombol "
+                   "konfirmasi dalam 7 hari; sebelum itu Anda tidak menerima pemberitahuan apa pun.",
+                   "We sent a confirmation mail to that address. Open its link and press the confirm button "
+                   "within 7 days; until then you get no notification."),
+    "webhook_active": ("Webhook aktif", "Webhook active"),
+    "secret": ("Kunci penanda tangan (secret)", "Signing secret"),
+    "secret_once": ("Simpan kunci ini sekarang: kunci hanya ditampilkan kali ini dan tidak dapat dilihat lagi.",
+                    "Keep this secret now: it is shown only this once and cannot be shown again."),
+    "verify_title": ("Cara memeriksa tanda tangan", "How to verify the signature"),
+    "verify_text": ("Setiap pemberitahuan adalah POST berisi JSON. Header X-Hub-Signature-256 berisi \"sha256=\" "
+                    "diikuti HMAC-SHA256 (heksadesimal) dari badan permintaan mentah, dengan kunci di atas sebagai "
+                    "teks. Hitung ulang dan bandingkan sebelum memercayai isinya. X-Hub-Delivery sama pada setiap "
+                    "pengulangan satu pesan: pakai untuk mengabaikan pesan ganda.",
+                    "Each notification is a POST of JSON. The X-Hub-Signature-256 header holds \"sha256=\" and the "
+                    "HMAC-SHA256 (hex) of the raw request body, keyed with the secret above as text. Compute it "
+                    "again and compare before trusting the body. X-Hub-Delivery is the same on every retry of one "
+                    "message: use it to ignore duplicates."),
+    "webhook_stop": ("Untuk berhenti, kirim POST ke URL ini (juga hanya ditampilkan kali ini):",
+                     "To stop, send a POST to this URL (also shown only this once):"),
+    "back_to_dataset": ("Kembali ke dataset", "Back to the dataset"),
+    "link_note": ("Membuka tautan saja tidak mengubah apa pun, agar pemindai surat yang membuka tautan tidak "
+                  "bertindak atas nama Anda.",
+                  "Opening the link alone changes nothing, so that mail scanners that open links cannot act for you."),
+    "confirm_title": ("Konfirmasi langganan", "Confirm the subscription"),
+    "confirm_text": ("Tekan tombol untuk mulai menerima pemberitahuan dataset ini lewat e-mail.",
+                     "Press the button to start receiving this dataset's notifications by e-mail."),
+    "confirm_button": ("Konfirmasi langganan", "Confirm the subscription"),
+    "confirmed": ("Langganan dikonfirmasi. Setiap surat pemberitahuan memuat tautan untuk berhenti.",
+                  "Subscription confirmed. Every notification mail holds a link to stop."),
+    "unsubscribe_title": ("Berhenti berlangganan", "Unsubscribe"),
+    "unsubscribe_text": ("Tekan tombol untuk berhenti menerima pemberitahuan; langganan dan alamat Anda dihapus.",
+                         "Press the button to stop the notifications; the subscription and your address are deleted."),
+    "unsubscribe_button": ("Berhenti berlangganan", "Unsubscribe"),
+    "unsubscribed": ("Langganan dihentikan dan alamat Anda dihapus.", "Unsubscribed: your address was deleted."),
+    "bad_token": ("Tautan ini tidak dikenal atau sudah dipakai.", "This link is unknown or was already used."),
 }
 KINDS = {"harmonized": ("terharmonisasi", "harmonized"), "integrated": ("terintegrasi", "integrated"),
          "indicator": ("indikator", "indicator"), "system": ("sistem instansi", "agency system")}
@@ -454,9 +508,18 @@ def _agencies(settings, s) -> dict[str, dict]:
 # --- routes ---------------------------------------------------------------------------------------------
 
 
+def _private(response: HTMLResponse) -> HTMLResponse:
+    """A page with a secret, a token or an address on it: never cached, and its URL never sent on as a Referer."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def router(settings) -> APIRouter:
     from catalog.metadata import describe, lineage, quarantine_summary, summary
     from catalog.search import search
+    from catalog.subscriptions import (EVENTS, NotFound, SubscriptionError, confirm, smtp_settings, subscribe,
+                                       unsubscribe)
 
     templates = _environment()
     r = APIRouter(include_in_schema=False)
@@ -519,7 +582,15 @@ def router(settings) -> APIRouter:
     @r.get("/dataset/{dataset_id}", response_class=HTMLResponse)
     def dataset_page(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
                      sort: str = "") -> HTMLResponse:
+        return dataset_view(request, dataset_id, version, filter, q, sort)
+
+    def dataset_view(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
+                     sort: str = "", subscription: dict | None = None) -> HTMLResponse:
+        """The dataset page; `subscription` is the subscription form as posted, with the reason it was refused."""
         p = _Page(request)
+        email = smtp_settings().host is not None
+        form = subscription or {"channel": "email" if email else "webhook", "target": "", "events": list(EVENTS),
+                                "error": None, "field": None}
         with session(settings.catalog_url) as s:
             d = s.get(Dataset, dataset_id)
             if d is None:
@@ -537,8 +608,51 @@ def router(settings) -> APIRouter:
                       checks=_validation_rows(validation) if "checks" in validation else [],
                       quarantine=quarantine, picture=_lineage_picture(graph, p),
                       preview=preview, version=version, filter=filter, q=q, sort=sort,
-                      api=_api_examples(str(request.base_url).rstrip("/"), d),
+                      api=_api_examples(str(request.base_url).rstrip("/"), d), subscription=form,
+                      email_available=email, events=EVENTS, status_code=422 if form["error"] else 200,
                       kinds=KINDS, classifications=CLASSIFICATIONS, frequencies=FREQUENCIES, statuses=RUN_STATUSES)
+
+    @r.post("/dataset/{dataset_id}/subscribe", response_class=HTMLResponse)
+    def subscribe_posted(request: Request, dataset_id: str, channel: str = Form(""), target: str = Form(""),
+                         events: list[str] = Form([])) -> HTMLResponse:
+        p = _Page(request)
+        try:
+            answer = subscribe(settings, dataset_id, channel, target, events)
+        except NotFound:
+            return not_found(p, "no_dataset", dataset_id)
+        except SubscriptionError as e:
+            refused = {"channel": channel, "target": target, "events": events, "error": str(e), "field": e.field}
+            return _private(dataset_view(request, dataset_id, subscription=refused))
+        with session(settings.catalog_url) as s:
+            title, _ = _localized(s.get(Dataset, dataset_id), p.lang)
+        return _private(render(p, "subscribed.html", answer=answer, title=title))
+
+    def link_page(request: Request, action: str, token: str, act: bool = False) -> HTMLResponse:
+        """The page a mail's link opens: a button to press (GET changes nothing), or what pressing it did."""
+        outcome, unknown = None, not token
+        if act and not unknown:
+            try:
+                outcome = {"confirm": confirm, "unsubscribe": unsubscribe}[action](settings, token)
+            except NotFound:
+                unknown = True
+        return _private(render(_Page(request), "subscription_link.html", 404 if unknown else 200, action=action,
+                               token=token, outcome=outcome, unknown=unknown))
+
+    @r.get("/subscriptions/confirm", response_class=HTMLResponse)
+    def confirm_page(request: Request, token: str = "") -> HTMLResponse:
+        return link_page(request, "confirm", token)
+
+    @r.post("/subscriptions/confirm", response_class=HTMLResponse)
+    def confirm_posted(request: Request, token: str = Form("")) -> HTMLResponse:
+        return link_page(request, "confirm", token, act=True)
+
+    @r.get("/subscriptions/unsubscribe", response_class=HTMLResponse)
+    def unsubscribe_page(request: Request, token: str = "") -> HTMLResponse:
+        return link_page(request, "unsubscribe", token)
+
+    @r.post("/subscriptions/unsubscribe", response_class=HTMLResponse)
+    def unsubscribe_posted(request: Request, token: str = Form("")) -> HTMLResponse:
+        return link_page(request, "unsubscribe", token, act=True)
 
     def sql_page(request: Request, sql: str) -> HTMLResponse:
         from catalog.sql import run_sql

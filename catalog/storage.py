@@ -11,13 +11,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
-    "HARMONIZED", "INTEGRATED", "SOURCE_COLUMN",
-    "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
+    "HARMONIZED", "INDICATOR", "INTEGRATED", "SOURCE_COLUMN",
+    "commit_indicator", "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
     "snapshot_rows",
 ]
 
 HARMONIZED = "harmonized"
 INTEGRATED = "integrated"
+INDICATOR = "indicator"
 SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
@@ -29,7 +30,7 @@ def iceberg_catalog(url: str, warehouse: str):
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog("hub", uri=url, warehouse=warehouse)
-    for namespace in (HARMONIZED, INTEGRATED):
+    for namespace in (HARMONIZED, INTEGRATED, INDICATOR):
         catalog.create_namespace_if_not_exists(namespace)
     return catalog
 
@@ -184,6 +185,30 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         parts.append(conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
     _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
+    return table.refresh().current_snapshot().snapshot_id
+
+
+def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str) -> int | None:
+    """Replace the indicator table `name` with `data` (records shaped like `standard`); return its snapshot id.
+
+    An indicator is small: its content, in key order, is hashed, and a result equal to the current
+    snapshot's makes no new snapshot.
+    """
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    table = _table(settings, INDICATOR, name, standard, with_source=False)
+    records = conform(data, _arrow_schema(table))
+    if standard.primary_key:
+        records = records.sort_by([(key, "ascending") for key in standard.primary_key])
+    content = pa.BufferOutputStream()
+    pq.write_table(records, content, compression="none")
+    digest = hashlib.sha256(content.getvalue().to_pybytes() + standard.ref.encode()).hexdigest()
+    snapshot, props = _current(table)
+    if snapshot is not None and props.get(_CONTENT) == digest:
+        return snapshot.snapshot_id
+    _overwrite(table, records, {_RUN: run_id, _CONTENT: digest})
     return table.refresh().current_snapshot().snapshot_id
 
 

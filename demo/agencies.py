@@ -1,10 +1,12 @@
-"""Deterministic synthetic Disdukcapil and Dinsos systems holding the same people of Kota Bogor."""
+"""Deterministic synthetic agency systems of Kota Bogor: Disdukcapil and Dinsos registers of the same people,
+Dinsos's social-assistance payments to some of them, Disdik's schools and Dinkes's health facilities."""
 
 from __future__ import annotations
 
 import bisect
 import csv
 import io
+import json
 import random
 import sqlite3
 import zlib
@@ -19,6 +21,9 @@ __all__ = [
     "people",
     "build_disdukcapil",
     "build_dinsos",
+    "build_bansos",
+    "build_disdik",
+    "build_dinkes",
     "build",
     "write_population_csv",
     "DINSOS_HEADER",
@@ -110,15 +115,21 @@ _RT_RW = [f" RT {rt:02d}/RW {rw:02d}" for rt in range(1, 13) for rw in range(1, 
 @lru_cache(maxsize=4)
 def _kota_bogor_kelurahan(path: Path = KODE_WILAYAH_CSV) -> tuple[str, ...]:
     """Dotted kelurahan codes of Kota Bogor (32.71) from a kode_wilayah CSV."""
-    with open(path, encoding="utf-8", newline="") as f:
-        codes = tuple(
-            row["kode"]
-            for row in csv.DictReader(f)
-            if row["tingkat"] == "desa_kelurahan" and row["kode"].startswith("32.71.")
-        )
+    codes = tuple(_kota_bogor_names(path))
     if not codes:
         raise ValueError(f"no Kota Bogor kelurahan in {path}")
     return codes
+
+
+@lru_cache(maxsize=4)
+def _kota_bogor_names(path: Path = KODE_WILAYAH_CSV) -> dict[str, str]:
+    """Dotted kelurahan code of Kota Bogor -> its name, from a kode_wilayah CSV."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return {
+            row["kode"]: row["nama"]
+            for row in csv.DictReader(f)
+            if row["tingkat"] == "desa_kelurahan" and row["kode"].startswith("32.71.")
+        }
 
 
 def people(n: int, seed: int = 2024) -> Iterator[dict]:
@@ -303,15 +314,185 @@ def write_population_csv(path: Path, rows: int, seed: int = 2024) -> None:
 
 
 def build(home: Path, people_count: int = 5000, dinsos_count: int = 1200) -> dict[str, Path]:
-    """Build both demo agency systems under home/demo and return their paths."""
+    """Build every demo agency system under home/demo and return their paths."""
     demo = Path(home) / "demo"
     paths = {
         "disdukcapil": demo / "disdukcapil" / "siak.db",
         "dinsos": demo / "dinsos" / "dtks_penduduk.csv",
+        "bansos": demo / "dinsos" / "penyaluran_bansos.csv",
+        "disdik": demo / "disdik" / "satuan_pendidikan.xlsx",
+        "dinkes": demo / "dinkes" / "faskes.json",
     }
     build_disdukcapil(paths["disdukcapil"], people_count)
     build_dinsos(paths["dinsos"], dinsos_count)
+    build_bansos(paths["bansos"], dinsos_count)
+    build_disdik(paths["disdik"])
+    build_dinkes(paths["dinkes"])
     return paths
+
+
+BANSOS_HEADER = ["NIK", "NAMA PENERIMA", "PROGRAM", "PERIODE", "NOMINAL", "KODE KELURAHAN"]
+_BANSOS_PERIODS = ["2025-01", "2025-02", "2025-03"]
+# Monthly amounts in rupiah: the PBI-JK contribution and the Sembako (BPNT) benefit. PKH is paid per tahap,
+# three months at once, in the first month; its amount depends on the family's components.
+_PBI_JK, _BPNT = 42_000, 200_000
+_PKH_TAHAP = [750_000, 900_000, 1_125_000, 1_500_000, 2_400_000]
+
+
+def build_bansos(path: Path, dtks_count: int = 1200, seed: int = 2024) -> int:
+    """Write Dinsos's social-assistance payments (SIKS-NG export, UTF-8 CSV) to people of its DTKS export.
+
+    About half of the DTKS registrants receive something (PBI-JK, often with Sembako, some with PKH), over
+    three months; then 5 wrong rows. Returns the number of rows written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rand = random.Random(f"bansos:{seed}").random
+    stream = islice(people(4 * (dtks_count + 5), seed), 0, None, 4)
+    rows = []
+    for p in islice(stream, dtks_count):
+        r = rand()
+        programmes = ["PBI_JK"] if r < 0.30 else ["PBI_JK", "BPNT"] if r < 0.45 else \
+            ["PKH", "BPNT", "PBI_JK"] if r < 0.55 else []
+        pkh = _PKH_TAHAP[int(rand() * len(_PKH_TAHAP))]
+        for periode in _BANSOS_PERIODS:
+            for programme in programmes:
+                if programme == "PKH" and periode != _BANSOS_PERIODS[0]:
+                    continue
+                nominal = {"PBI_JK": _PBI_JK, "BPNT": _BPNT, "PKH": pkh}[programme]
+                rows.append([p["nik"], p["nama"], programme, periode, str(nominal), _digits(p["kode_wilayah"])])
+    # Five more registrants, each payment wrong in one field; the last repeats the first payment's key.
+    wrong = [[p["nik"], p["nama"], "BPNT", "2025-02", str(_BPNT), _digits(p["kode_wilayah"])] for p in stream]
+    wrong[0][0] = wrong[0][0][:15]
+    wrong[1][2] = "PKH LANSIA"
+    wrong[2][3] = "Maret 2025"
+    wrong[3][4] = "Rp 200.000"
+    wrong[4] = list(rows[0])
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(BANSOS_HEADER)
+        writer.writerows(rows)
+        writer.writerows(wrong)
+    return len(rows) + len(wrong)
+
+
+DISDIK_HEADER = ["NPSN", "Nama Sekolah", "Bentuk Pendidikan", "Status", "Kode Wilayah", "Kelurahan",
+                 "Peserta Didik"]
+_YAYASAN = ["Al-Hidayah", "Al-Ikhlas", "Nurul Iman", "Bina Insani", "Pembangunan", "Mardi Waluya", "Regina Pacis",
+            "Budi Mulia", "Taruna Andigha", "Wiyata Mandala", "Darul Falah", "Pakuan", "Kesatuan", "Insan Kamil"]
+
+
+def build_disdik(path: Path, seed: int = 2024) -> int:
+    """Write Disdik's Dapodik export of schools as .xlsx: a title row, a blank row, the header, ~150 schools
+    (SD and TK or MI in each kelurahan, SMP, MTs, SMA and SMK in each kecamatan) and 5 wrong rows."""
+    from openpyxl import Workbook
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rand = random.Random(f"disdik:{seed}").random
+    names = _kota_bogor_names()
+    numbers: dict[str, int] = {}
+
+    def school(bentuk: str, status: str, kode: str, low: int, high: int, name: str | None = None) -> list:
+        madrasah = bentuk in ("MI", "MTs", "MA")
+        serial = len(rows)
+        npsn = str((69725000 if madrasah else 20218000) + 7 * serial + int(rand() * 7))
+        if name is None:
+            numbers[bentuk] = numbers.get(bentuk, 0) + 1
+            name = f"{bentuk} {'Negeri' if status == 'NEGERI' else _YAYASAN[int(rand() * len(_YAYASAN))]} " \
+                   f"{numbers[bentuk]} Bogor"
+        return [npsn, name, bentuk, status, kode, names[kode], low + int(rand() * (high - low))]
+
+    rows: list[list] = []
+    kecamatan: dict[str, list[str]] = {}
+    for kode, nama in names.items():
+        kecamatan.setdefault(kode[:8], []).append(kode)
+        rows.append(school("SD", "NEGERI", kode, 150, 450, f"SD Negeri {nama} 1"))
+        if rand() < 0.5:
+            rows.append(school("SD", "NEGERI", kode, 120, 400, f"SD Negeri {nama} 2"))
+        rows.append(school("TK", "SWASTA", kode, 20, 90) if rand() < 0.6 else school("MI", "SWASTA", kode, 80, 320))
+    for codes in kecamatan.values():
+        for bentuk, status, low, high in (("SMP", "NEGERI", 500, 1000), ("SMP", "SWASTA", 150, 500),
+                                          ("MTs", "SWASTA", 100, 450), ("SMA", "NEGERI", 700, 1150),
+                                          ("SMK", "SWASTA", 200, 1200)):
+            rows.append(school(bentuk, status, codes[int(rand() * len(codes))], low, high))
+    # Five more schools, each wrong in one field; the last repeats the first school's NPSN.
+    codes = list(names)
+    wrong = [school("SD", "SWASTA", codes[int(rand() * len(codes))], 100, 300) for _ in range(4)]
+    wrong[0][0] = wrong[0][0][:7]  # a digit lost while typing
+    wrong[1][2] = "SD/MI"
+    wrong[2][4] = "32.01.28.2001"  # a kelurahan of Kabupaten Bogor
+    wrong[3][6] = "belum diisi"
+    wrong.append(list(rows[0]))
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Satuan Pendidikan")
+    sheet.append(["Data Satuan Pendidikan Kota Bogor, Semester Genap 2024/2025"])
+    sheet.append([])
+    sheet.append(DISDIK_HEADER)
+    for row in [*rows, *wrong]:
+        sheet.append(row)
+    workbook.save(path)
+    return len(rows) + len(wrong)
+
+
+# Where each kecamatan's facilities stand, roughly: (latitude, longitude) of its middle.
+_KECAMATAN_CENTRE = {
+    "32.71.01": (-6.628, 106.809), "32.71.02": (-6.612, 106.826), "32.71.03": (-6.597, 106.797),
+    "32.71.04": (-6.578, 106.770), "32.71.05": (-6.571, 106.811), "32.71.06": (-6.548, 106.784),
+}
+_PHARMACY = ["Kimia Farma", "K-24", "Sehat", "Bunda", "Sentosa", "Medika", "Pakuan Farma", "Mitra"]
+
+
+def build_dinkes(path: Path, seed: int = 2024) -> int:
+    """Write Dinkes's facility register as its API returns it (JSON, records under data.faskes): ~110 puskesmas,
+    hospitals, clinics, pharmacies and laboratories, then 5 wrong records."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rand = random.Random(f"dinkes:{seed}").random
+    names = _kota_bogor_names()
+    records: list[dict] = []
+
+    def facility(code: str, name: str, jenis: str, kode: str, beds: int | None) -> dict:
+        lat, lng = _KECAMATAN_CENTRE[kode[:8]]
+        mapped = rand() >= 0.1
+        return {"kode": code, "nama": name, "jenis": jenis,
+                "wilayah": {"kode_kelurahan": _digits(kode), "kelurahan": names[kode]},
+                "koordinat": {"lat": round(lat + (rand() - 0.5) * 0.02, 6) if mapped else None,
+                              "lng": round(lng + (rand() - 0.5) * 0.02, 6) if mapped else None},
+                "tempat_tidur": beds}
+
+    for i, (kode, nama) in enumerate(names.items()):
+        digits = _digits(kode)
+        if i % 3 == 0:
+            inpatient = rand() < 0.3
+            records.append(facility(f"P{digits}", f"Puskesmas {nama}", "Puskesmas", kode,
+                                    10 + int(rand() * 10) if inpatient else None))
+        if rand() < 0.5:
+            records.append(facility(f"K{digits}", f"Klinik Pratama {nama}", "Klinik Pratama", kode, None))
+        if rand() < 0.45:
+            records.append(facility(f"A{digits}", f"Apotek {_PHARMACY[int(rand() * len(_PHARMACY))]} {nama}",
+                                    "Apotek", kode, None))
+        if i % 6 == 1:
+            specialist = i % 12 == 1
+            records.append(facility(f"3271{i:03d}", f"RS {'Ibu dan Anak' if specialist else 'Umum'} {nama}",
+                                    "Rumah Sakit Khusus" if specialist else "Rumah Sakit Umum", kode,
+                                    40 + int(rand() * 60) if specialist else 100 + int(rand() * 250)))
+        if i % 17 == 2:
+            records.append(facility(f"L{digits}", f"Laboratorium Klinik {nama}", "Laboratorium Klinik", kode, None))
+    # Five more records, each wrong in one field; the last repeats the first facility's code.
+    wrong = [facility("Y3271031005", "Posyandu Melati Babakan", "Posyandu", "32.71.03.1005", None),
+             facility("k-3271021003", "Klinik Pratama Sehati Katulampa", "Klinik Pratama", "32.71.02.1003", None),
+             facility("A3271051004", "Apotek Sentosa Ciparigi", "Apotek", "32.71.05.1004", None),
+             facility("L3271041002", "Laboratorium Klinik Sindang Barang", "Laboratorium Klinik", "32.71.04.1002", None),
+             dict(records[0])]
+    wrong[2]["koordinat"] = {"lat": 106.8012, "lng": -6.5641}  # entered the wrong way round
+    wrong[3]["wilayah"] = {"kode_kelurahan": None, "kelurahan": "Sindang Barang"}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"status": "success", "dihasilkan": "2025-03-31T07:00:00+07:00",
+                   "data": {"jumlah": len(records) + len(wrong), "faskes": [*records, *wrong]}},
+                  f, ensure_ascii=False, indent=1)
+    return len(records) + len(wrong)
 
 
 def _dinsos_rng(seed: int):

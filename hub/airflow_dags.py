@@ -1,4 +1,4 @@
-"""Build Airflow DAGs from the source registry: one per source, one integration DAG per standard.
+"""Build Airflow DAGs: one per registered source, one integration DAG per standard, one per indicator.
 
 Parse time is a budget: only YAML and JSON are read here; the pipeline is imported inside tasks.
 """
@@ -6,14 +6,19 @@ Parse time is a budget: only YAML and JSON are read here; the pipeline is import
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from airflow.sdk import Asset, dag, task
 
 from hub.errors import ConfigError, DataQualityError, FatalSourceError
 from hub.settings import load_settings
 
-__all__ = ["build_dags", "harmonized_asset", "integrated_asset", "source_dag_id", "standard_dag_id"]
+__all__ = [
+    "build_dags", "harmonized_asset", "indicator_asset", "indicator_dag_id", "integrated_asset", "source_dag_id",
+    "standard_dag_id",
+]
 
+log = logging.getLogger(__name__)
 _START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 # Errors that a retry cannot fix fail the task at once; others (a source that is down) are retried.
 _NOT_RETRIABLE = (ConfigError, FatalSourceError, DataQualityError)
@@ -27,12 +32,20 @@ def standard_dag_id(standard: str) -> str:
     return f"standard__{standard}"
 
 
+def indicator_dag_id(indicator_id: str) -> str:
+    return f"indicator__{indicator_id}"
+
+
 def harmonized_asset(source_id: str) -> Asset:
     return Asset(name=f"harmonized.{source_id}", uri=f"iceberg://hub/harmonized/{source_id}", group="hub")
 
 
 def integrated_asset(standard: str) -> Asset:
     return Asset(name=f"integrated.{standard}", uri=f"iceberg://hub/integrated/{standard}", group="hub")
+
+
+def indicator_asset(indicator_id: str) -> Asset:
+    return Asset(name=f"indicator.{indicator_id}", uri=f"iceberg://hub/indicator/{indicator_id}", group="hub")
 
 
 def _fail_fast(error: Exception):
@@ -104,11 +117,13 @@ def standard_dag(standard: str, source_ids: list[str]):
     def integration():
         @task(task_id="integrate", outlets=[integrated_asset(standard)])
         def integrate_task(run_id=None) -> dict:
-            from hub.pipeline import integrate
+            from hub.pipeline import integrate, record_failure
 
+            settings = load_settings()
             try:
-                return integrate(load_settings(), standard, run_id)
+                return integrate(settings, standard, run_id)
             except Exception as e:
+                record_failure(settings, standard, run_id, e, kind="integration")
                 _fail_fast(e)
 
         integrate_task()
@@ -116,9 +131,77 @@ def standard_dag(standard: str, source_ids: list[str]):
     return integration()
 
 
+def indicator_dag(indicator, assets: list[Asset]):
+    schedule = assets[0]
+    for asset in assets[1:]:
+        schedule = schedule | asset
+
+    @dag(
+        dag_id=indicator_dag_id(indicator.id),
+        description=f"Indicator dataset {indicator.id}",
+        schedule=schedule,
+        start_date=_START,
+        catchup=False,
+        max_active_runs=1,
+        tags=[indicator.id, "indicator"],
+        doc_md=f"Rebuild `indicator.{indicator.id}` (declared in `indicators/{indicator.path.name}`) whenever one "
+        f"of its inputs changes: {', '.join(indicator.inputs)}.",
+    )
+    def indicator_build():
+        @task(task_id="build", outlets=[indicator_asset(indicator.id)])
+        def build_task(run_id=None) -> dict:
+            from hub.indicators import build_indicator
+
+            try:
+                return build_indicator(load_settings(), indicator.id, run_id)
+            except Exception as e:
+                _fail_fast(e)
+
+        build_task()
+
+    return indicator_build()
+
+
+def _input_asset(dataset_id: str, source_ids: set[str], standards: set[str]) -> Asset | None:
+    """The Asset whose events mean an indicator's input changed: an integrated or a harmonized dataset."""
+    if dataset_id in standards:
+        return integrated_asset(dataset_id)
+    if dataset_id in source_ids:
+        return harmonized_asset(dataset_id)
+    return None
+
+
+DELIVERIES_DAG_ID = "subscriptions__deliver"
+
+
+def deliveries_dag():
+    """Retry the subscription messages a receiver or mail server did not take at once (backoff per message)."""
+
+    @dag(
+        dag_id=DELIVERIES_DAG_ID,
+        description="Retry pending subscription messages (webhooks and e-mail)",
+        schedule=dt.timedelta(minutes=10),
+        start_date=_START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["subscriptions"],
+    )
+    def deliveries():
+        @task(task_id="deliver")
+        def deliver_task() -> dict:
+            from catalog.subscriptions import deliver_pending
+
+            return deliver_pending(load_settings())
+
+        deliver_task()
+
+    return deliveries()
+
+
 def build_dags() -> dict:
-    """Every DAG of the registry, by dag id."""
+    """Every DAG of the registry and the indicator declarations, by dag id."""
     from connectors import load_sources
+    from hub.indicators import load_indicators
 
     settings = load_settings()
     sources = load_sources(settings.registry, settings.home)
@@ -128,4 +211,16 @@ def build_dags() -> dict:
         by_standard.setdefault(s.standard_name, []).append(s.id)
     for standard, ids in sorted(by_standard.items()):
         dags[standard_dag_id(standard)] = standard_dag(standard, ids)
+    source_ids = {s.id for s in sources}
+    for indicator in load_indicators():
+        assets = {i: _input_asset(i, source_ids, set(by_standard)) for i in indicator.inputs}
+        unfed = [i for i, asset in assets.items() if asset is None]
+        if unfed:
+            # The indicators are the hub's, the registry may be a city's own: one it cannot feed waits, and
+            # every other DAG still runs.
+            log.warning("indicator %s gets no DAG: no registered source feeds its input %s (%s)", indicator.id,
+                        ", ".join(unfed), indicator.path.name)
+            continue
+        dags[indicator_dag_id(indicator.id)] = indicator_dag(indicator, list(assets.values()))
+    dags[DELIVERIES_DAG_ID] = deliveries_dag()
     return dags

@@ -66,13 +66,16 @@ def cmd_demo(settings: Settings, args) -> None:
 
     cmd_init(settings, argparse.Namespace(quiet=True))
     build(settings.home, people_count=args.people)
-    results, integrated = run_all_through_airflow(settings)
+    results, integrated, indicators = run_all_through_airflow(settings)
     if args.json:
-        _print_json({"sources": results, "integrated": integrated})
+        _print_json({"sources": results, "integrated": integrated, "indicators": indicators})
         return
     _summary_table(results)
     for item in integrated:
         print(f"integrated dataset {item['dataset']}: {item['rows']} rows from {', '.join(item['sources'])}"
+              f" (snapshot {item['snapshot_id']})")
+    for item in indicators:
+        print(f"indicator dataset {item['dataset']}: {item['rows']} rows from {', '.join(item['inputs'])}"
               f" (snapshot {item['snapshot_id']})")
 
 
@@ -149,6 +152,20 @@ def cmd_sources_test(settings: Settings, args) -> None:
         print(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
 
 
+def cmd_indicators_list(settings: Settings, args) -> None:
+    from hub.indicators import load_indicators
+
+    indicators = [{"id": i.id, "standard": i.standard_ref, "inputs": list(i.inputs), "file": str(i.path)}
+                  for i in load_indicators()]
+    _print_list(indicators, args.json, lambda i: f"{i['id']:<34} {i['standard']:<42} {', '.join(i['inputs'])}")
+
+
+def cmd_indicators_build(settings: Settings, args) -> None:
+    from hub.indicators import build_indicator
+
+    _print_json(build_indicator(settings, args.indicator))
+
+
 def cmd_catalog_list(settings: Settings, args) -> None:
     from catalog.db import Dataset, init_db, session
 
@@ -167,6 +184,23 @@ def cmd_catalog_reindex(settings: Settings, args) -> None:
     from catalog.search import reindex
 
     print(f"re-indexed {reindex(settings)} datasets for search")
+
+
+def cmd_subscriptions_list(settings: Settings, args) -> None:
+    from catalog.subscriptions import list_subscriptions
+
+    _print_list(list_subscriptions(settings), args.json,
+                lambda s: f"{s['id']}  {s['dataset']:<20} {s['channel']:<7} {s['target']:<32} "
+                          f"{','.join(s['events']):<16} {'confirmed' if s['confirmed'] else 'unconfirmed':<11} "
+                          f"{s['delivered']} delivered, {s['pending']} pending, {s['failed']} failed")
+
+
+def cmd_subscriptions_deliver(settings: Settings, args) -> None:
+    """Try again the notifications still pending (retried with backoff; failed for good after many tries)."""
+    from catalog.subscriptions import deliver_pending
+
+    counts = deliver_pending(settings, due_only=not args.all)
+    print(f"{counts['delivered']} delivered, {counts['pending']} still pending, {counts['failed']} failed for good")
 
 
 def cmd_query(settings: Settings, args) -> None:
@@ -345,7 +379,8 @@ def cmd_serve(settings: Settings, args) -> None:
 
     from catalog.api import create_app
 
-    print(f"catalog API on http://{args.host}:{args.port}/api/datasets (Ctrl-C to stop)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
 
 
@@ -395,6 +430,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sources_test)
 
+    indicators = sub.add_parser("indicators", help="the indicator datasets (declared SQL models)")
+    indicators = indicators.add_subparsers(dest="action", required=True)
+    s = indicators.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_indicators_list)
+    s = indicators.add_parser("build", help="rebuild an indicator dataset now, without Airflow")
+    s.add_argument("indicator")
+    s.set_defaults(func=cmd_indicators_build)
+
     catalog = sub.add_parser("catalog", help="the published datasets").add_subparsers(dest="action", required=True)
     s = catalog.add_parser("list")
     s.add_argument("--json", action="store_true")
@@ -443,6 +487,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("new")
     s.add_argument("--output", help="a file, or - for stdout (default: the registered file)")
     s.set_defaults(func=cmd_codelists_crosswalk)
+
+    subscriptions = sub.add_parser("subscriptions", help="webhooks and e-mails told of new versions and failures")
+    subscriptions = subscriptions.add_subparsers(dest="action", required=True)
+    s = subscriptions.add_parser("list", help="the subscriptions (targets masked) and their deliveries")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_subscriptions_list)
+    s = subscriptions.add_parser("deliver", help="try again the pending notifications whose next attempt is due")
+    s.add_argument("--all", action="store_true", help="also those whose next attempt is not due yet")
+    s.set_defaults(func=cmd_subscriptions_deliver)
 
     s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
     s.add_argument("sql")

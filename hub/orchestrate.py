@@ -73,8 +73,9 @@ def _consume_asset_events(dag_id: str) -> None:
         s.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == dag_id))
 
 
-def run_all_through_airflow(settings: Settings) -> tuple[list[dict], list[dict]]:
-    """Every source DAG, then the integration DAGs their Assets triggered. Returns the catalog's run records.
+def run_all_through_airflow(settings: Settings) -> tuple[list[dict], list[dict], list[dict]]:
+    """Every source DAG, then the integration DAGs their Assets triggered, then the indicator DAGs those
+    triggered. Returns the catalog's records of the source runs, the integrations and the indicator builds.
 
     Without a scheduler running, this process plays its part for Asset-triggered DAGs: it runs those
     with waiting Asset events and uses the events up.
@@ -83,7 +84,8 @@ def run_all_through_airflow(settings: Settings) -> tuple[list[dict], list[dict]]
 
     from catalog.db import Run, session
     from connectors import load_sources
-    from hub.airflow_dags import source_dag_id, standard_dag_id
+    from hub.airflow_dags import indicator_dag_id, source_dag_id, standard_dag_id
+    from hub.indicators import load_indicators
     from hub.pipeline import _result
 
     log = settings.airflow_home / "logs" / "hub-runs.log"
@@ -109,4 +111,16 @@ def run_all_through_airflow(settings: Settings) -> tuple[list[dict], list[dict]]
             members = sorted(x.id for x in sources if x.standard_name == standard)
         integrated.append({"dataset": standard, "rows": run.rows_published, "snapshot_id": run.snapshot_id,
                            "sources": members})
-    return results, integrated
+    indicators = []
+    triggered = _triggered_by_assets()
+    for indicator in load_indicators():
+        dag_id = indicator_dag_id(indicator.id)
+        if dag_id not in triggered:
+            continue
+        run_id = run_dag(bag.dags[dag_id], log)
+        _consume_asset_events(dag_id)
+        with session(settings.catalog_url) as s:
+            run = s.scalars(select(Run).where(Run.run_id == run_id, Run.dataset_id == indicator.id)).one()
+        indicators.append({"dataset": indicator.id, "rows": run.rows_published, "snapshot_id": run.snapshot_id,
+                           "inputs": sorted(indicator.inputs)})
+    return results, integrated, indicators

@@ -394,6 +394,10 @@ def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
             s.add(state)
     shutil.rmtree(folder, ignore_errors=True)
     log.info("source %s: run %s %s as snapshot %s", source_id, run_id, run.status, snapshot_id)
+    if changed:
+        from catalog.subscriptions import notify
+
+        notify(settings, source_id, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
     return _result(run)
 
 
@@ -445,7 +449,8 @@ def run_source(settings: Settings, source_id: str, run_id: str | None = None) ->
         raise
 
 
-def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exception) -> None:
+def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exception, kind: str = "source") -> None:
+    """A failed run in the catalog (`kind`: source, integration or indicator), and its subscribers told."""
     from catalog.db import Run, init_db, session, utcnow
 
     init_db(settings.catalog_url)
@@ -453,8 +458,11 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
     # Only the error's class and message: hub errors never carry record values.
     message = f"{type(error).__name__}: {error}" if isinstance(error, HubError) else type(error).__name__
     with session(settings.catalog_url) as s, s.begin():
-        s.add(Run(run_id=run_id, dataset_id=dataset_id, kind="source", status="failed", started_at=now,
+        s.add(Run(run_id=run_id, dataset_id=dataset_id, kind=kind, status="failed", started_at=now,
                   finished_at=now, error=message))
+    from catalog.subscriptions import notify
+
+    notify(settings, dataset_id, "failed", {"run_id": run_id, "error": type(error).__name__})
 
 
 def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:
@@ -488,5 +496,9 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,
                   rows_in=rows, rows_published=rows, rows_quarantined=0, quality_score=quality,
                   validation={"suite": standard.ref, "inputs": inputs}, snapshot_id=snapshot_id))
+    if changed:
+        from catalog.subscriptions import notify
+
+        notify(settings, standard.name, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
     return {"standard": standard.name, "run_id": run_id, "dataset": standard.name, "snapshot_id": snapshot_id,
             "rows": rows, "sources": sorted(inputs)}

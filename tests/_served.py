@@ -12,27 +12,32 @@ from pathlib import Path
 HUB = str(Path(sys.executable).parent / "hub")
 
 
-def hub_env(home: Path) -> dict:
-    """The environment of a person whose hub lives in `home` (the test session's own hub settings removed)."""
+def hub_env(home: Path, extra: dict | None = None) -> dict:
+    """The environment of a person whose hub lives in `home` (the test session's own hub settings removed),
+    with their `extra` settings (e.g. HUB_CATALOG_URL, HUB_SMTP_HOST)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    return {**env, "HUB_HOME": str(home)}
+    return {**env, "HUB_HOME": str(home), **(extra or {})}
 
 
-def hub(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([HUB, *args], env=hub_env(home), capture_output=True, text=True, timeout=600)
+def hub(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([HUB, *args], env=hub_env(home, env), capture_output=True, text=True, timeout=600)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
-def serve(home: Path):
-    """`hub serve` on a free loopback port, once it answers: (process, base URL)."""
-    import httpx
-
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([HUB, "serve", "--port", str(port)], env=hub_env(home),
+        return s.getsockname()[1]
+
+
+def serve(home: Path, env: dict | None = None, port: int | None = None):
+    """`hub serve` on `port` (default: a free loopback port), once it answers: (process, base URL)."""
+    import httpx
+
+    port = port or free_port()
+    server = subprocess.Popen([HUB, "serve", "--port", str(port)], env=hub_env(home, env),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

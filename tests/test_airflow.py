@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from catalog.db import Dataset, session
 from catalog.query import query
-from hub.airflow_dags import harmonized_asset, source_dag_id, standard_dag_id
+from hub.airflow_dags import (
+    DELIVERIES_DAG_ID, harmonized_asset, indicator_asset, indicator_dag_id, integrated_asset, source_dag_id, standard_dag_id,
+)
 from hub.settings import load_settings
 
 
@@ -20,11 +22,15 @@ def bag(session_home):
     return dag_bag()
 
 
-def test_dag_bag_has_no_import_errors_and_one_dag_per_source_and_standard(bag):
+SOURCES = ("disdukcapil_siak", "dinsos_dtks", "dinsos_bansos", "disdik_dapodik", "dinkes_faskes")
+STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan")
+INDICATORS = ("penduduk_umur_jenis_kelamin", "penerima_bansos_kelurahan", "fasilitas_per_penduduk_kecamatan")
+
+
+def test_dag_bag_has_no_import_errors_and_one_dag_per_source_standard_and_indicator(bag):
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {
-        source_dag_id("disdukcapil_siak"), source_dag_id("dinsos_dtks"), standard_dag_id("penduduk"),
-    }
+    assert set(bag.dag_ids) == {*map(source_dag_id, SOURCES), *map(standard_dag_id, STANDARDS),
+                                *map(indicator_dag_id, INDICATORS), DELIVERIES_DAG_ID}
     source = bag.get_dag(source_dag_id("dinsos_dtks"))
     assert [t.task_id for t in source.topological_sort()] == ["stage", "publish"]
     assert source.get_task("publish").outlets == [harmonized_asset("dinsos_dtks")]
@@ -36,6 +42,27 @@ def test_integration_dag_is_scheduled_on_its_sources_assets(bag):
     assert type(condition).__name__ == "AssetAny"  # any one source publishing refreshes the integrated table
     uris = {a.uri for a in condition.objects}
     assert uris == {harmonized_asset("disdukcapil_siak").uri, harmonized_asset("dinsos_dtks").uri}
+
+
+def test_indicator_dags_are_scheduled_on_their_inputs_integrated_assets(bag):
+    dag = bag.get_dag(indicator_dag_id("fasilitas_per_penduduk_kecamatan"))
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny"  # any input changing refreshes the indicator
+    assert {a.uri for a in condition.objects} == {
+        integrated_asset(s).uri for s in ("penduduk", "satuan_pendidikan", "fasilitas_kesehatan")}
+    assert dag.get_task("build").outlets == [indicator_asset("fasilitas_per_penduduk_kecamatan")]
+    single = bag.get_dag(indicator_dag_id("penduduk_umur_jenis_kelamin")).timetable.asset_condition
+    assert single.uri == integrated_asset("penduduk").uri
+
+
+def test_pending_subscription_messages_are_retried_every_ten_minutes(bag, session_home):
+    import datetime as dt
+
+    from hub.orchestrate import run_dag
+
+    dag = bag.get_dag(DELIVERIES_DAG_ID)
+    assert dag.timetable.delta == dt.timedelta(minutes=10)
+    run_dag(dag, session_home / "airflow" / "logs" / "deliveries.log")
 
 
 def test_parsing_the_dag_files_is_cheap(session_home):
@@ -61,17 +88,28 @@ def test_demo_runs_every_source_through_airflow(session_home):
 
     settings = load_settings()
     build(settings.home, people_count=480, dinsos_count=120)
-    results, integrated = run_all_through_airflow(settings)
+    results, integrated, indicators = run_all_through_airflow(settings)
     by_source = {r["source"]: r for r in results}
-    assert set(by_source) == {"disdukcapil_siak", "dinsos_dtks"}
+    assert set(by_source) == set(SOURCES)
     for r in results:
         assert r["rows_in"] == r["rows_published"] + r["rows_quarantined"]
         assert r["snapshot_id"] is not None
     assert (by_source["disdukcapil_siak"]["rows_in"], by_source["disdukcapil_siak"]["rows_published"]) == (483, 480)
     assert (by_source["dinsos_dtks"]["rows_in"], by_source["dinsos_dtks"]["rows_published"]) == (125, 119)
-    assert integrated == [{"dataset": "penduduk", "rows": 599, "snapshot_id": integrated[0]["snapshot_id"],
-                           "sources": ["dinsos_dtks", "disdukcapil_siak"]}]
+    by_dataset = {i["dataset"]: i for i in integrated}
+    assert set(by_dataset) == set(STANDARDS)
+    assert by_dataset["penduduk"] == {"dataset": "penduduk", "rows": 599,
+                                      "snapshot_id": by_dataset["penduduk"]["snapshot_id"],
+                                      "sources": ["dinsos_dtks", "disdukcapil_siak"]}
     assert query(settings, "SELECT count(*) AS n FROM penduduk").to_pylist() == [{"n": 599}]
+    # The integrations' Assets triggered every indicator DAG, which built its dataset.
+    built = {i["dataset"]: i for i in indicators}
+    assert set(built) == set(INDICATORS)
+    assert built["fasilitas_per_penduduk_kecamatan"]["rows"] == 6
+    assert built["penerima_bansos_kelurahan"]["inputs"] == ["penduduk", "penerima_bantuan_sosial"]
+    assert all(i["snapshot_id"] is not None for i in indicators)
+    assert query(settings, "SELECT sum(jumlah_penduduk) AS n FROM fasilitas_per_penduduk_kecamatan").to_pylist() == \
+        [{"n": 480}]
 
     # Airflow recorded real DAG runs; the publish tasks emitted Asset events, which triggered the integration.
     from airflow.models.asset import AssetDagRunQueue, AssetEvent
@@ -83,9 +121,11 @@ def test_demo_runs_every_source_through_airflow(session_home):
         events = {e.asset.uri for e in s.scalars(select(AssetEvent))}
         waiting = s.scalars(select(AssetDagRunQueue)).all()
     assert {(source_dag_id("dinsos_dtks"), "success"), (source_dag_id("disdukcapil_siak"), "success"),
-            (standard_dag_id("penduduk"), "success")} <= states
-    assert harmonized_asset("dinsos_dtks").uri in events
-    assert waiting == []  # the integration run used its Asset events up
+            (standard_dag_id("penduduk"), "success"),
+            (indicator_dag_id("penerima_bansos_kelurahan"), "success")} <= states
+    assert {harmonized_asset("dinsos_dtks").uri, integrated_asset("penduduk").uri,
+            indicator_asset("penduduk_umur_jenis_kelamin").uri} <= events
+    assert waiting == []  # the integration and indicator runs used their Asset events up
 
     # Running everything again changes nothing in the catalog.
     with session(settings.catalog_url) as s:

@@ -126,7 +126,9 @@ def test_a_new_registration_is_a_dag_without_touching_dags(registered, tmp_path)
     done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (dags,) = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("DAGS ")]
-    assert dags == ["source__kelurahan_x", "standard__penduduk"]
+    # penduduk feeds an indicator, whose DAG follows the integrated dataset.
+    assert dags == ["indicator__penduduk_umur_jenis_kelamin", "source__kelurahan_x", "standard__penduduk",
+                    "subscriptions__deliver"]
 
 
 def test_a_kind_from_an_outside_package_is_found_by_its_entry_point(tmp_path):

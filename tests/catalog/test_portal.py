@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import re
 import sqlite3
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,7 +16,10 @@ from hub.settings import ROOT
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 PAGES = ["/", "/?q=penduduk&agency=dinsos&sort=title", "/dataset/penduduk", "/dataset/dinsos_dtks",
          "/dataset/disdukcapil_siak?filter=jenis_kelamin%3D2&sort=-tanggal_lahir", "/sql",
-         "/sql?sql=SELECT+nik%2C+nama+FROM+penduduk+LIMIT+50", "/agencies", "/agency/dinsos", "/agency/disdukcapil"]
+         "/sql?sql=SELECT+nik%2C+nama+FROM+penduduk+LIMIT+50", "/agencies", "/agency/dinsos", "/agency/disdukcapil",
+         "/subscriptions/confirm?token=x", "/subscriptions/unsubscribe?token=x"]
+# A public address as such: subscribing needs no name lookup (none here) and calls nothing.
+PUBLIC_HOOK = "https://93.184.215.14/hook"
 JOIN = """SELECT s.kode_wilayah, s.n AS siak, d.n AS dtks
 FROM (SELECT kode_wilayah, count(*) AS n FROM disdukcapil_siak GROUP BY 1) AS s
 JOIN (SELECT kode_wilayah, count(*) AS n FROM dinsos_dtks GROUP BY 1) AS d USING (kode_wilayah)
@@ -115,6 +120,72 @@ def test_sql_csv_download_and_refusals(api):
     assert lines[0] == ["kode_wilayah", "siak", "dtks"] and len(lines) - 1 == len(result["rows"])
     refused = httpx.post(api + "/sql", data={"sql": "DELETE FROM penduduk"})
     assert refused.status_code == 400 and "only SELECT is allowed" in refused.text
+
+
+def _subscribe(api: str, dataset: str, **form) -> httpx.Response:
+    return httpx.post(f"{api}/dataset/{dataset}/subscribe", params={"lang": "en"}, data=form, timeout=60)
+
+
+def _stop_webhook(api: str, page_text: str) -> httpx.Response:
+    """Press the unsubscribe button of the portal's page for the token the subscription page showed, then check
+    that it is used up. Its URL starts with HUB_PUBLIC_URL, which the served hub does not set."""
+    shown = html.unescape(re.search(r"curl -X POST '([^']+)'", page_text).group(1))
+    assert shown.startswith("http://127.0.0.1:8000/api/subscriptions/unsubscribe?token=")
+    token = shown.partition("?token=")[2]
+    opened = httpx.get(api + "/subscriptions/unsubscribe", params={"token": token, "lang": "en"})
+    assert opened.status_code == 200 and "Unsubscribe" in opened.text and "Referrer-Policy" in opened.headers
+    stopped = httpx.post(api + "/subscriptions/unsubscribe?lang=en", data={"token": token})
+    assert stopped.status_code == 200 and "Unsubscribed" in stopped.text, stopped.text[-2000:]
+    again = httpx.post(api + urlsplit(shown).path, params={"token": token})  # the API's one-click endpoint
+    assert again.status_code == 404
+    return stopped
+
+
+def test_webhook_subscription_shows_its_secret_once(api):
+    page = _subscribe(api, "dinsos_dtks", channel="webhook", target=PUBLIC_HOOK, events=["published", "failed"])
+    assert page.status_code == 200, page.text[-2000:]
+    assert page.headers["cache-control"] == "no-store" and "<script" not in page.text.lower()
+    secret = re.search(r'<code id="webhook-secret">([0-9a-f]{64})</code>', page.text).group(1)
+    assert "shown only this once" in page.text and "X-Hub-Signature-256" in page.text and "HMAC-SHA256" in page.text
+    assert "new versions, source failures" in page.text
+    assert secret not in httpx.get(api + "/dataset/dinsos_dtks").text
+    again = _subscribe(api, "dinsos_dtks", channel="webhook", target=PUBLIC_HOOK, events=["failed"])
+    assert secret not in again.text and "source failures)" in again.text
+    for shown in (page, again):
+        _stop_webhook(api, shown.text)
+
+
+@pytest.mark.parametrize("form, field, message", [
+    ({"channel": "webhook", "target": '<script>alert("x")</script>'}, "target", "must be an http or https URL"),
+    ({"channel": "webhook", "target": "http://127.0.0.1:9/hook"}, "target", "is not a public address"),
+    ({"channel": "webhook", "target": PUBLIC_HOOK, "events": []}, "events", "events must be one or more"),
+    ({"channel": "email", "target": "analis@bappeda.example.go.id"}, "channel", "sends no e-mail"),
+])
+def test_refused_subscription_is_shown_by_the_form(api, form, field, message):
+    page = _subscribe(api, "dinsos_dtks", **{"events": ["published"], **form})
+    assert page.status_code == 422
+    alert = re.search(r'<div id="subscribe-error" class="error" role="alert">(.*?)</div>', page.text, re.S).group(1)
+    assert "The subscription cannot be made" in alert and message in alert
+    assert re.search(rf'name="{field}"[^>]*aria-invalid="true"', page.text)
+    kept = html.escape(form["target"]).replace("&quot;", "&#34;").replace("&#x27;", "&#39;")
+    assert f'value="{kept}"' in page.text and "<script>alert" not in page.text
+    assert ('value="published" checked' in page.text) == ("published" in form.get("events", ["published"]))
+    assert "webhook-secret" not in page.text
+
+
+def test_subscribing_to_an_unknown_dataset_is_a_404_page(api):
+    page = _subscribe(api, "no_such_dataset", channel="webhook", target=PUBLIC_HOOK, events=["published"])
+    assert page.status_code == 404 and "Page not found" in page.text and "<code>no_such_dataset</code>" in page.text
+
+
+def test_a_mail_link_acts_only_when_its_button_is_pressed(api):
+    opened = httpx.get(api + "/subscriptions/confirm", params={"token": "not-a-token"})
+    assert opened.status_code == 200 and '<input type="hidden" name="token" value="not-a-token">' in opened.text
+    assert opened.headers["referrer-policy"] == "no-referrer"
+    pressed = httpx.post(api + "/subscriptions/confirm", data={"token": "not-a-token"})
+    assert pressed.status_code == 404 and "tidak dikenal atau sudah dipakai" in pressed.text
+    for path in ("/subscriptions/confirm", "/subscriptions/unsubscribe"):
+        assert httpx.get(api + path).status_code == 404
 
 
 # --- headless Chromium, JavaScript off ------------------------------------------------------------------
@@ -242,6 +313,27 @@ def test_browser_agency_lists_sources_with_last_runs(api, page, published):
     _screenshot(page, "agency-id")
     row.get_by_role("link").click()
     assert page.url.startswith(api + "/dataset/dinsos_dtks")
+
+
+def test_browser_subscribe_a_webhook(api, page):
+    page.goto(api + "/dataset/penduduk")
+    page.locator("nav.toc").get_by_role("link", name="Berlangganan").click()
+    assert page.url.endswith("#subscribe")
+    assert page.get_by_role("radio", name="E-mail").is_disabled()  # this hub has no SMTP server
+    page.get_by_role("radio", name="Webhook").check()
+    page.get_by_label("Alamat e-mail atau URL webhook").fill("example.org/hook")
+    page.get_by_role("checkbox", name="kegagalan sumber").uncheck()
+    page.get_by_role("button", name="Berlangganan").click()
+    assert "must be an http or https URL" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Alamat e-mail atau URL webhook").input_value() == "example.org/hook"
+    assert not page.get_by_role("checkbox", name="kegagalan sumber").is_checked()
+    page.get_by_label("Alamat e-mail atau URL webhook").fill(PUBLIC_HOOK)
+    page.get_by_role("button", name="Berlangganan").click()
+    assert page.get_by_role("heading", name="Webhook aktif").count() == 1
+    assert re.fullmatch(r"[0-9a-f]{64}", page.locator("#webhook-secret").inner_text())
+    assert "hanya ditampilkan kali ini" in page.locator("div.secret").inner_text()
+    _screenshot(page, "subscribe-id")
+    _stop_webhook(api, page.content())
 
 
 def test_browser_english_switch(api, page):

@@ -251,6 +251,9 @@ def test_build_layout(tmp_path):
     assert paths == {
         "disdukcapil": tmp_path / "demo" / "disdukcapil" / "siak.db",
         "dinsos": tmp_path / "demo" / "dinsos" / "dtks_penduduk.csv",
+        "bansos": tmp_path / "demo" / "dinsos" / "penyaluran_bansos.csv",
+        "disdik": tmp_path / "demo" / "disdik" / "satuan_pendidikan.xlsx",
+        "dinkes": tmp_path / "demo" / "dinkes" / "faskes.json",
     }
     assert fetch(paths["disdukcapil"], "SELECT count(*) FROM penduduk") == [(403,)]
     assert len(read_dinsos(paths["dinsos"])) == 106
@@ -274,3 +277,34 @@ def test_population_csv(tmp_path):
     assert {row[2] for row in body} == {"Laki-laki", "Perempuan", "LK", "PR"}
     assert all(re.fullmatch(r"'?\d{16}|\d{4}( \d{4}){3}", row[0]) for row in body)
     assert first.read_bytes().count(b"\r\n") == 25_001
+
+
+def test_bansos_recipients_are_dtks_registrants(tmp_path):
+    paths = build(tmp_path, people_count=400, dinsos_count=100)
+    rows = list(csv.reader(paths["bansos"].read_text(encoding="utf-8").splitlines()))
+    assert rows[0] == agencies.BANSOS_HEADER
+    dtks = {digits(row[0]) for row in read_dinsos(paths["dinsos"])[1:101]}
+    good, wrong = rows[1:-5], rows[-5:]
+    assert {r[0] for r in good} <= dtks
+    assert 0.3 < len({r[0] for r in good}) / len(dtks) < 0.8
+    assert {r[2] for r in good} == {"PKH", "BPNT", "PBI_JK"}
+    assert wrong[-1] == good[0]  # the repeated payment
+
+
+def test_school_and_facility_files_hold_kota_bogor_codes(tmp_path, kelurahan):
+    import json
+
+    from openpyxl import load_workbook
+
+    paths = build(tmp_path, people_count=40, dinsos_count=10)
+    sheet = load_workbook(paths["disdik"], read_only=True)["Satuan Pendidikan"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[2]) == agencies.DISDIK_HEADER
+    schools = rows[3:-5]
+    assert {r[4] for r in schools} == kelurahan  # at least one school in every kelurahan
+    assert len({r[0] for r in schools}) == len(schools)
+    facilities = json.loads(paths["dinkes"].read_text(encoding="utf-8"))["data"]["faskes"]
+    good = facilities[:-5]
+    assert {f["wilayah"]["kode_kelurahan"][:6] for f in good} == KECAMATAN
+    assert len({f["kode"] for f in good}) == len(good)
+    assert facilities[-1] == good[0]

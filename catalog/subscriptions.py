@@ -1,0 +1,544 @@
+"""Subscriptions to a dataset: webhooks and e-mail addresses told of its new versions and of its sources' failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from pydantic import BaseModel, Field
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
+from hub.errors import HubError
+
+__all__ = [
+    "CHANNELS", "EVENTS", "Delivery", "NotFound", "Subscription", "SubscriptionError", "SubscriptionRequest",
+    "SubscriptionToken",
+    "confirm", "deliver_pending", "list_subscriptions", "notify", "router", "smtp_settings", "subscribe",
+    "unsubscribe",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("webhook", "email")
+EVENTS = ("published", "failed")
+QUICK_RETRIES = (0.5, 1.0)  # seconds before the second and third try within one round
+TIMEOUT = 5.0  # seconds, per HTTP request or SMTP conversation
+MAX_ATTEMPTS = 24  # eight rounds of three tries, the later rounds spread over about two hours
+RETRY_AFTER = dt.timedelta(minutes=1)  # before the second round; doubles each round
+CONFIRM_WITHIN = dt.timedelta(days=7)  # an e-mail address not confirmed by then is forgotten
+EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+class Subscription(Base):
+    """Who is told what about one dataset: a webhook URL, or an e-mail address once its owner confirmed it."""
+
+    __tablename__ = "hub_subscriptions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email
+    target: Mapped[str] = mapped_column(String(2000))  # a URL, or an address (personal data: never logged)
+    events: Mapped[list] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(String(64))  # webhooks: the HMAC key, so it is kept as is
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # webhooks: at creation
+
+
+class SubscriptionToken(Base):
+    """The hash of a token sent in a link (purpose: confirm | unsubscribe); the token itself is never stored.
+
+    Every mail carries a token made when it is sent, so no stored value can rebuild a link.
+    """
+
+    __tablename__ = "hub_subscription_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("hub_subscriptions.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Delivery(Base):
+    """One message to one subscription (the outbox): metadata and counts only, never rows or personal data."""
+
+    __tablename__ = "hub_deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the receiver's idempotency key
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("hub_subscriptions.id"), index=True)
+    event: Mapped[str] = mapped_column(String(16))  # published | failed | confirm
+    payload: Mapped[dict] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | delivered | failed
+    last_error: Mapped[str | None] = mapped_column(Text)  # an error class or status code, never an address
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class SubscriptionError(HubError):
+    """A subscription request the hub refuses; `field` names what to fix."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(SubscriptionError):
+    """No such dataset, or a token that is unknown or already used."""
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str | None
+    port: int
+    sender: str
+    starttls: bool
+    user: str | None
+    password: str | None
+
+
+def smtp_settings() -> Smtp:
+    """The SMTP server from HUB_SMTP_*; without HUB_SMTP_HOST the hub sends no e-mail."""
+    env = os.environ
+    return Smtp(host=env.get("HUB_SMTP_HOST") or None, port=int(env.get("HUB_SMTP_PORT") or 25),
+                sender=env.get("HUB_SMTP_FROM") or "interop-hub@localhost",
+                starttls=_flag("HUB_SMTP_STARTTLS"), user=env.get("HUB_SMTP_USER") or None,
+                password=env.get("HUB_SMTP_PASSWORD") or None)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _public_url() -> str:
+    """Where people reach this hub's API, for the links in mails and payloads."""
+    return (os.environ.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _mint(settings, subscription_id: str, purpose: str) -> str:
+    token = secrets.token_urlsafe(32)
+    with session(settings.catalog_url) as s, s.begin():
+        s.add(SubscriptionToken(token_hash=_hash(token), subscription_id=subscription_id, purpose=purpose,
+                                created_at=utcnow()))
+    return token
+
+
+def _link(action: str, token: str) -> str:
+    """The portal page a mail links to: it acts only on its button, so a mail scanner opening links acts on none."""
+    return f"{_public_url()}/subscriptions/{action}?{urlencode({'token': token})}"
+
+
+def _api_link(action: str, token: str) -> str:
+    """The API endpoint that acts on a POST at once: for programs, and for one-click unsubscribe (RFC 8058)."""
+    return f"{_public_url()}/api/subscriptions/{action}?{urlencode({'token': token})}"
+
+
+def _check_webhook_target(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SubscriptionError("a webhook target must be an http or https URL, e.g. https://example.org/hook",
+                                "target")
+    if parts.username or parts.password:
+        raise SubscriptionError("a webhook URL must not hold credentials: check the signature header instead",
+                                "target")
+    _check_public_host(parts.hostname)
+
+
+def _check_public_host(host: str) -> None:
+    """Refuse hosts inside the hub's network: a public form must not make the hub call its neighbours."""
+    if _flag("HUB_WEBHOOK_ALLOW_PRIVATE"):
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        raise SubscriptionError(f"the webhook host {host!r} cannot be resolved", "target") from None
+    if not all(ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
+        raise SubscriptionError(f"the webhook host {host!r} is not a public address", "target")
+
+
+def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENTS) -> dict:
+    """Subscribe `target` to `events` of a dataset.
+
+    A webhook is active at once and its secret is returned here only. An e-mail address first gets a
+    confirmation mail and nothing else until its link is followed.
+    """
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        dataset = s.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"no dataset {dataset_id!r}", "dataset")
+    events = list(dict.fromkeys(events or ()))
+    target = (target or "").strip()
+    if channel not in CHANNELS:
+        raise SubscriptionError(f"unknown channel {channel!r}; channels: {', '.join(CHANNELS)}", "channel")
+    if not events or any(e not in EVENTS for e in events):
+        raise SubscriptionError(f"events must be one or more of: {', '.join(EVENTS)}", "events")
+    if channel == "webhook":
+        _check_webhook_target(target)
+    else:
+        if not (len(target) <= 254 and EMAIL.fullmatch(target)):
+            raise SubscriptionError("target is not an e-mail address", "target")
+        if smtp_settings().host is None:
+            raise SubscriptionError("this hub sends no e-mail (HUB_SMTP_HOST is not set); use a webhook", "channel")
+    now = utcnow()
+    with session(settings.catalog_url) as s, s.begin():
+        _forget_unconfirmed(s, now)
+        if channel == "email":
+            waiting = s.scalars(select(Subscription).where(
+                Subscription.dataset_id == dataset_id, Subscription.channel == "email",
+                Subscription.target == target, Subscription.confirmed_at.is_(None))).first()
+            if waiting is not None:  # one confirmation mail per address and dataset: no mail bombing
+                return {"id": waiting.id, "dataset": dataset_id, "channel": channel, "events": waiting.events,
+                        "status": "awaiting_confirmation"}
+        sub = Subscription(id=uuid.uuid4().hex, dataset_id=dataset_id, channel=channel, target=target,
+                           events=events, created_at=now, confirmed_at=now if channel == "webhook" else None,
+                           secret=secrets.token_hex(32) if channel == "webhook" else None)
+        s.add(sub)
+        s.flush()  # before its delivery: PostgreSQL checks the foreign key at once
+        if channel == "email":
+            confirmation = _new_delivery(sub, "confirm", {"event": "confirm", "dataset": dataset_id,
+                                                          "title": dataset.title, "events": events})
+            s.add(confirmation)
+    answer = {"id": sub.id, "dataset": dataset_id, "channel": channel, "events": events}
+    if channel == "webhook":
+        return {**answer, "status": "active", "secret": sub.secret,
+                "unsubscribe_url": _api_link("unsubscribe", _mint(settings, sub.id, "unsubscribe"))}
+    _deliver(settings, [confirmation.id])
+    return {**answer, "status": "awaiting_confirmation"}
+
+
+def _forget_unconfirmed(s, now: dt.datetime) -> None:
+    stale = select(Subscription.id).where(Subscription.confirmed_at.is_(None),
+                                          Subscription.created_at < now - CONFIRM_WITHIN)
+    _delete_subscriptions(s, list(s.scalars(stale)))
+
+
+def _delete_subscriptions(s, ids: list[str]) -> None:
+    if ids:
+        for table in (SubscriptionToken, Delivery):
+            s.execute(delete(table).where(table.subscription_id.in_(ids)))
+        s.execute(delete(Subscription).where(Subscription.id.in_(ids)))
+
+
+def _redeem(s, token: str, purpose: str) -> Subscription:
+    found = s.get(SubscriptionToken, _hash(token or ""))
+    if found is None or found.purpose != purpose:
+        raise NotFound("this link is unknown or was already used", "token")
+    return s.get(Subscription, found.subscription_id)
+
+
+def confirm(settings, token: str) -> dict:
+    """Follow a confirmation link: the address gets the dataset's notifications from now on."""
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        sub = _redeem(s, token, "confirm")
+        sub.confirmed_at = utcnow()
+        s.execute(delete(SubscriptionToken).where(SubscriptionToken.subscription_id == sub.id,
+                                                  SubscriptionToken.purpose == "confirm"))
+    return {"id": sub.id, "dataset": sub.dataset_id, "status": "confirmed",
+            "message": "Langganan dikonfirmasi. / Subscription confirmed."}
+
+
+def unsubscribe(settings, token: str) -> dict:
+    """Follow an unsubscribe link: the subscription, its tokens and its deliveries are deleted."""
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        sub = _redeem(s, token, "unsubscribe")
+        _delete_subscriptions(s, [sub.id])
+    return {"id": sub.id, "dataset": sub.dataset_id, "status": "unsubscribed",
+            "message": "Langganan dihentikan. / Unsubscribed."}
+
+
+def _new_delivery(sub: Subscription, event: str, payload: dict) -> Delivery:
+    now = utcnow()
+    return Delivery(id=uuid.uuid4().hex, subscription_id=sub.id, event=event, payload=payload, attempts=0,
+                    next_attempt_at=now, status="pending", created_at=now)
+
+
+def _downstream(s, dataset_id: str) -> list[str]:
+    """The datasets built from `dataset_id`, directly or not: a source's failure holds them back too."""
+    found, todo = [], [dataset_id]
+    while todo:
+        for child in s.scalars(select(LineageEdge.dataset_id).where(LineageEdge.upstream == todo.pop())):
+            if child not in found and child != dataset_id:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def _payload(s, dataset_id: str, event: str, details: dict, source: str) -> dict:
+    dataset = s.get(Dataset, dataset_id)
+    payload = {
+        "event": event, "dataset": dataset_id, "title": dataset.title if dataset else dataset_id,
+        "snapshot_id": details.get("snapshot_id") if dataset_id == source else None,
+        "run_id": details.get("run_id"),
+        "rows": dataset.row_count if dataset and event == "published" else None,
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "links": {"dataset": f"{_public_url()}/api/datasets/{dataset_id}"},
+    }
+    if event == "failed":
+        payload.update(source=source, error=details.get("error"))
+    return payload
+
+
+def notify(settings, dataset_id: str, event: str, details: dict) -> None:
+    """Queue a message for every subscription to `event` of the dataset (and, for a failure, of the datasets
+    built from it), then try to deliver them now.
+
+    `details` may hold `run_id`, `snapshot_id` and, for `failed`, `error` (an error class); nothing else of
+    it is sent. Never raises: a notification must not fail a publish; what is not delivered stays pending.
+    """
+    try:
+        init_db(settings.catalog_url)
+        with session(settings.catalog_url) as s, s.begin():
+            datasets = [dataset_id, *(_downstream(s, dataset_id) if event == "failed" else [])]
+            queued = [
+                _new_delivery(sub, event, _payload(s, sub.dataset_id, event, details, dataset_id))
+                for sub in s.scalars(select(Subscription).where(Subscription.dataset_id.in_(datasets)))
+                if event in sub.events and sub.confirmed_at is not None
+            ]
+            s.add_all(queued)
+        _deliver(settings, [d.id for d in queued])
+    except Exception as e:
+        log.warning("subscriptions: notifying %s of %s failed: %s", event, dataset_id, type(e).__name__)
+
+
+def deliver_pending(settings, due_only: bool = True) -> dict:
+    """Try again the deliveries still pending (only those whose next attempt is due, unless `due_only` is
+    False): how many were delivered and how many failed for good now, and how many are still pending."""
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        _forget_unconfirmed(s, utcnow())
+        query = select(Delivery.id).where(Delivery.status == "pending")
+        if due_only:
+            query = query.where(Delivery.next_attempt_at <= utcnow())
+        ids = list(s.scalars(query.order_by(Delivery.created_at)))
+    outcome = _deliver(settings, ids)
+    with session(settings.catalog_url) as s:
+        pending = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "pending"))
+    return {"delivered": outcome["delivered"], "failed": outcome["failed"], "pending": pending}
+
+
+def _deliver(settings, ids: list[str]) -> Counter:
+    """One round of up to three quick tries per delivery; what still fails waits for its next round."""
+    outcome: Counter = Counter()
+    smtp = smtp_settings()
+    for delivery_id in ids:
+        # Nothing stays open in the catalog while a receiver is waited for.
+        with session(settings.catalog_url) as s:
+            delivery = s.get(Delivery, delivery_id)
+            sub = s.get(Subscription, delivery.subscription_id) if delivery else None
+        if delivery is None or sub is None or delivery.status != "pending":
+            continue
+        attempts, error = _attempt(settings, smtp, sub, delivery)
+        with session(settings.catalog_url) as s, s.begin():
+            delivery = s.get(Delivery, delivery_id)
+            if delivery is None:  # unsubscribed meanwhile
+                continue
+            delivery.attempts += attempts
+            delivery.last_error = error
+            if error is None:
+                delivery.status = "delivered"
+            elif delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = "failed"
+            else:
+                rounds = math.ceil(delivery.attempts / (len(QUICK_RETRIES) + 1))
+                delivery.next_attempt_at = utcnow() + RETRY_AFTER * 2 ** (rounds - 1)
+        outcome[delivery.status] += 1
+        level = logging.INFO if error is None else logging.WARNING
+        log.log(level, "subscriptions: delivery %s (%s %s to subscription %s) %s after %d attempts%s",
+                delivery.id, delivery.event, sub.channel, sub.id, delivery.status, delivery.attempts,
+                f": {error}" if error else "")
+    return outcome
+
+
+def _attempt(settings, smtp: Smtp, sub: Subscription, delivery: Delivery) -> tuple[int, str | None]:
+    """Send, trying again after each wait of QUICK_RETRIES: the tries made, and None or the last error."""
+    try:
+        if sub.channel == "webhook":
+            send = _webhook_sender(sub, delivery)
+        else:
+            send = _mail_sender(settings, smtp, sub, delivery)
+    except Exception as e:  # e.g. no SMTP server set up in this process
+        return 1, _describe(e)
+    error = None
+    for tries, wait in enumerate((0, *QUICK_RETRIES), start=1):
+        time.sleep(wait)
+        try:
+            send()
+            return tries, None
+        except Exception as e:
+            error = _describe(e)
+    return tries, error
+
+
+class _Refused(Exception):
+    """The receiver answered, but not with success."""
+
+
+def _describe(e: Exception) -> str:
+    """An error as the outbox keeps it: its class and a status code, never an address or a URL."""
+    code = getattr(e, "smtp_code", None)
+    return str(e) if isinstance(e, (_Refused, SubscriptionError)) else type(e).__name__ + (f" {code}" if code else "")
+
+
+def _signature(secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 header of a body: what a receiver recomputes with its secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _webhook_sender(sub: Subscription, delivery: Delivery):
+    import httpx
+
+    body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "interop-hub",
+               "X-Hub-Event": delivery.event, "X-Hub-Delivery": delivery.id,
+               "X-Hub-Signature-256": _signature(sub.secret, body)}
+
+    def send() -> None:
+        _check_public_host(urlsplit(sub.target).hostname)  # the name may point elsewhere by now
+        answer = httpx.post(sub.target, content=body, timeout=TIMEOUT,
+                            headers={**headers, "X-Hub-Timestamp": str(int(time.time()))})
+        if not answer.is_success:
+            raise _Refused(f"HTTP {answer.status_code}")
+
+    return send
+
+
+def _mail_sender(settings, smtp: Smtp, sub: Subscription, delivery: Delivery):
+    import smtplib
+    import ssl
+
+    if smtp.host is None:
+        raise _Refused("no SMTP server (HUB_SMTP_HOST)")
+    purpose = "confirm" if delivery.event == "confirm" else "unsubscribe"
+    message = _mail(smtp.sender, sub.target, delivery, _mint(settings, sub.id, purpose))
+
+    def send() -> None:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT) as client:
+            if smtp.starttls:
+                client.starttls(context=ssl.create_default_context())
+            if smtp.user:
+                client.login(smtp.user, smtp.password or "")
+            client.send_message(message)
+
+    return send
+
+
+def _mail(sender: str, to: str, delivery: Delivery, token: str):
+    """Plain text in Indonesian with an English line; its link, with `token`, confirms or unsubscribes."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    link = _link("confirm" if delivery.event == "confirm" else "unsubscribe", token)
+    p = delivery.payload
+    name = f"\"{p['title']}\" ({p['dataset']})"
+    if delivery.event == "confirm":
+        wanted = " dan ".join({"published": "versi baru", "failed": "kegagalan sumber"}[e] for e in p["events"])
+        subject = f"Konfirmasi langganan: {p['title']}"
+        text = (f"Alamat ini diminta untuk menerima pemberitahuan ({wanted}) tentang dataset {name}.\n\n"
+                f"Konfirmasi langganan: {link}\n\n"
+                "Jika Anda tidak memintanya, abaikan surat ini: Anda tidak akan menerima surat lain.\n"
+                "English: confirm this subscription at the link above; if you did not ask for it, ignore this mail "
+                "and you will get no other.\n")
+    elif delivery.event == "published":
+        subject = f"Versi baru: {p['title']}"
+        text = (f"Dataset {name} memiliki versi baru.\n"
+                f"Snapshot: {p['snapshot_id']}\nJumlah baris: {p['rows']}\nWaktu: {p['at']}\n\n"
+                f"Lihat dataset: {p['links']['dataset']}\n\n"
+                f"English: dataset {p['dataset']} has a new version (snapshot {p['snapshot_id']}, {p['rows']} rows).\n")
+    else:
+        subject = f"Sumber gagal: {p['title']}"
+        text = (f"Sumber {p['source']} untuk dataset {name} gagal diproses pada run {p['run_id']} ({p['error']}).\n"
+                "Versi yang sudah terbit tetap tersedia.\n\n"
+                f"Lihat dataset: {p['links']['dataset']}\n\n"
+                f"English: source {p['source']} of dataset {p['dataset']} failed in run {p['run_id']} ({p['error']}); "
+                "the published version stays available.\n")
+    if delivery.event != "confirm":
+        text += f"\nBerhenti berlangganan / Unsubscribe: {link}\n"
+    message = EmailMessage()
+    message["Subject"] = f"[interop-hub] {subject}"
+    message["From"], message["To"] = sender, to
+    message["Message-ID"] = make_msgid(idstring=delivery.id)
+    message["Auto-Submitted"] = "auto-generated"
+    if delivery.event != "confirm":  # RFC 8058: mail clients POST `List-Unsubscribe=One-Click` to this URL
+        message["List-Unsubscribe"] = f"<{_api_link('unsubscribe', token)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text)
+    return message
+
+
+def _masked_target(sub: Subscription) -> str:
+    if sub.channel == "email":
+        local, _, domain = sub.target.partition("@")
+        return f"{local[:1]}***@{domain}"
+    parts = urlsplit(sub.target)  # a path or query may carry the receiver's own token
+    return f"{parts.scheme}://{parts.netloc}/..."
+
+
+def list_subscriptions(settings) -> list[dict]:
+    """Every subscription with its target masked, and how many of its deliveries are in each status."""
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        counts = Counter(s.execute(select(Delivery.subscription_id, Delivery.status)).tuples())
+        return [
+            {"id": sub.id, "dataset": sub.dataset_id, "channel": sub.channel, "target": _masked_target(sub),
+             "events": sub.events, "confirmed": sub.confirmed_at is not None, "created_at": sub.created_at,
+             **{status: counts[(sub.id, status)] for status in ("pending", "delivered", "failed")}}
+            for sub in s.scalars(select(Subscription).order_by(Subscription.dataset_id, Subscription.created_at))
+        ]
+
+
+class SubscriptionRequest(BaseModel):
+    channel: str = Field(description="webhook or email")
+    target: str = Field(max_length=2000, description="the webhook's URL, or the e-mail address")
+    events: list[str] = Field(default=list(EVENTS), description="published and/or failed")
+
+
+def router(settings):
+    """The subscription endpoints, for `app.include_router` in the catalog API."""
+    from fastapi import APIRouter, HTTPException
+
+    def answer(call, *args) -> dict:
+        try:
+            return call(settings, *args)
+        except NotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except SubscriptionError as e:
+            raise HTTPException(422, [{"loc": ["body", e.field], "msg": str(e), "type": "value_error"}]) from None
+
+    init_db(settings.catalog_url)
+    api = APIRouter(tags=["subscriptions"])
+
+    @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201)
+    def create_subscription(dataset_id: str, request: SubscriptionRequest) -> dict:
+        """Subscribe a webhook (active at once; its signing secret is shown in this answer only) or an e-mail
+        address (sent a confirmation link first) to a dataset's new versions and source failures."""
+        return answer(subscribe, dataset_id, request.channel, request.target, request.events)
+
+    # Both act only on POST: mail scanners and link previews open links with GET.
+    @api.post("/api/subscriptions/confirm")
+    def confirm_subscription(token: str) -> dict:
+        return answer(confirm, token)
+
+    @api.post("/api/subscriptions/unsubscribe")
+    def unsubscribe_subscription(token: str) -> dict:
+        return answer(unsubscribe, token)
+
+    return api

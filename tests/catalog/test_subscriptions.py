@@ -1,0 +1,327 @@
+"""Subscriptions: a real SMTP server and a real webhook receiver on loopback, told by `hub run` and `hub integrate`."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import hashlib
+import hmac
+import html
+import json
+import re
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from _served import free_port, hub, serve
+from catalog.subscriptions import SubscriptionError, subscribe
+from hub.settings import ROOT, Settings
+
+ADDRESS = "analis@bappeda.example.go.id"
+SMTP_USER, SMTP_PASSWORD = "hub", "rahasia-smtp"
+PAYLOAD_KEYS = {"event", "dataset", "title", "snapshot_id", "run_id", "rows", "at", "links"}
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content.decode("utf-8", "replace"))
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+def _authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    return AuthResult(success=(auth_data.login, auth_data.password) == (SMTP_USER.encode(), SMTP_PASSWORD.encode()))
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    # AUTH without TLS: loopback only, and it proves the hub logs in with HUB_SMTP_USER and HUB_SMTP_PASSWORD.
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=_authenticate,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+class Receiver:
+    """A webhook receiver: answers each path with the statuses planned for it, then 200; keeps every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.plans: dict[str, list[int]] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                plan = receiver.plans.get(self.path, [])
+                status = plan.pop(0) if plan else 200
+                receiver.requests.append({"path": self.path, "at": time.monotonic(), "headers": dict(self.headers),
+                                          "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def on(self, path: str) -> list[dict]:
+        return [r for r in self.requests if r["path"] == path]
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+class Hub:
+    """One person's hub: `hub` commands and `hub serve` with the SMTP server, public URL and catalog given."""
+
+    def __init__(self, home: Path, catalog_url: str, smtp_port: int) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {"HUB_CATALOG_URL": catalog_url, "HUB_PUBLIC_URL": self.base,
+                    "HUB_SMTP_HOST": "127.0.0.1", "HUB_SMTP_PORT": str(smtp_port),
+                    "HUB_SMTP_FROM": "walidata@kotabogor.example.go.id", "HUB_SMTP_USER": SMTP_USER,
+                    "HUB_SMTP_PASSWORD": SMTP_PASSWORD,
+                    "HUB_WEBHOOK_ALLOW_PRIVATE": "1"}  # the receiver is on loopback
+        self.outputs: list[str] = []  # everything the hub printed or logged
+        self.server = None
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = hub(self.home, *args, check=False, env=self.env)
+        self.outputs += [done.stdout, done.stderr]
+        if check:
+            assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    def run(self, source: str, check: bool = True) -> dict | None:
+        done = self("run", source, "--json", check=check)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def serve(self) -> None:
+        self.server, _ = serve(self.home, env=self.env, port=self.port)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.outputs.append(self.server.communicate(timeout=30)[0].decode("utf-8", "replace"))
+
+
+def _drop_a_record(csv_path: Path) -> None:
+    """Dinsos sends a new export: one registrant (the second good row) is gone, so the content changes."""
+    lines = csv_path.read_bytes().split(b"\r\n")
+    csv_path.write_bytes(b"\r\n".join(lines[:2] + lines[3:]))
+
+
+def _links(message, action: str) -> list[str]:
+    """The portal links in a mail's text (not the API's: people get a page with a button)."""
+    return re.findall(rf"https?://[^/\s]+/subscriptions/{action}\?token=[\w-]+", message.get_content())
+
+
+def _press(link: str) -> httpx.Response:
+    """Follow a mail's link as its reader does: open the page (which acts on nothing), then press its button."""
+    page = httpx.get(link, timeout=30)
+    assert page.status_code == 200, page.text[-2000:]
+    action = re.search(r'<form class="token" method="post" action="([^"]+)"', page.text).group(1)
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    base = link.split("/subscriptions/")[0]
+    return httpx.post(base + html.unescape(action), data={"token": html.unescape(token)}, timeout=30)
+
+
+def _verified(request: dict, secret: str) -> dict:
+    expected = "sha256=" + hmac.new(secret.encode(), request["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request["headers"]["X-Hub-Signature-256"], expected)
+    assert request["headers"]["X-Hub-Delivery"] and request["headers"]["X-Hub-Timestamp"].isdigit()
+    return json.loads(request["body"])
+
+
+def _personal_values(csv_path: Path) -> set[str]:
+    """Every NIK (as digits, and as Dinsos wrote it) and every name in the agency's export."""
+    with csv_path.open(encoding="cp1252", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    niks = {re.sub(r"\D", "", r["NIK"]) for r in rows} | {r["NIK"].strip() for r in rows}
+    return {v for v in niks if len(v) >= 8} | {r["Nama Lengkap"].strip() for r in rows if len(r["Nama Lengkap"]) > 3}
+
+
+def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url, mailbox, receiver):
+    from demo.agencies import build
+
+    home = tmp_path / "home"
+    export = build(home, people_count=400, dinsos_count=60)["dinsos"]
+    personal = _personal_values(export)
+    hub = Hub(home, catalog_url, mailbox.port)
+    first = hub.run("dinsos_dtks")
+    assert first["status"] == "published"
+    hub("integrate", "penduduk")
+    hub.serve()
+    try:
+        api = hub.base + "/api"
+
+        def subscribe_via_api(dataset: str, **body) -> httpx.Response:
+            return httpx.post(f"{api}/datasets/{dataset}/subscriptions", json=body, timeout=30)
+
+        # Requests the hub refuses, each with a message naming what to fix.
+        assert subscribe_via_api("tidak_ada", channel="webhook", target=receiver.url).status_code == 404
+        for body, field in [({"channel": "sms", "target": ADDRESS}, "channel"),
+                            ({"channel": "webhook", "target": "ftp://example.org/x"}, "target"),
+                            ({"channel": "email", "target": "bukan alamat"}, "target"),
+                            ({"channel": "email", "target": ADDRESS, "events": ["deleted"]}, "events"),
+                            ({"channel": "email", "target": ADDRESS, "events": []}, "events")]:
+            refused = subscribe_via_api("dinsos_dtks", **body)
+            assert refused.status_code == 422, body
+            assert refused.json()["detail"][0]["loc"] == ["body", field]
+        assert mailbox.messages == []
+
+        hook = subscribe_via_api("dinsos_dtks", channel="webhook", target=receiver.url + "/dinsos",
+                                 events=["published", "failed"])
+        assert hook.status_code == 201, hook.text
+        hook = hook.json()
+        assert hook["status"] == "active" and len(hook["secret"]) >= 32
+        integrated = subscribe_via_api("penduduk", channel="webhook", target=receiver.url + "/penduduk").json()
+        mail = subscribe_via_api("dinsos_dtks", channel="email", target=ADDRESS)
+        assert mail.status_code == 201 and mail.json()["status"] == "awaiting_confirmation"
+        assert "secret" not in mail.json() and ADDRESS not in mail.text
+        # Asking again sends no second confirmation mail: nobody can flood an inbox through the hub.
+        assert subscribe_via_api("dinsos_dtks", channel="email", target=ADDRESS).json()["id"] == mail.json()["id"]
+
+        # Double opt-in: only the confirmation mail, with its link, until the link is followed.
+        assert len(mailbox.messages) == 1
+        confirmation = mailbox.messages[0]
+        assert confirmation["X-Envelope-To"] == ADDRESS and "Konfirmasi" in confirmation["Subject"]
+        [confirm_link] = _links(confirmation, "confirm")
+        assert confirm_link.startswith(hub.base) and "English:" in confirmation.get_content()
+        # A mail scanner opens the link: it gets a page with a button, and confirms nothing (no mail below).
+        assert 'method="post"' in httpx.get(confirm_link, timeout=30).text
+
+        # A new version; the receiver fails twice, then accepts: three tries with growing waits between them.
+        receiver.plans["/dinsos"] = [500, 500]
+        _drop_a_record(export)
+        second = hub.run("dinsos_dtks")
+        assert second["status"] == "published"
+        tries = receiver.on("/dinsos")
+        assert [t["status"] for t in tries] == [500, 500, 200]
+        assert tries[1]["at"] - tries[0]["at"] >= 0.45 and tries[2]["at"] - tries[1]["at"] >= 0.95
+        assert len({t["headers"]["X-Hub-Delivery"] for t in tries}) == 1  # one delivery, retried
+        published = _verified(tries[-1], hook["secret"])
+        assert set(published) == PAYLOAD_KEYS
+        assert published["event"] == "published" and published["dataset"] == "dinsos_dtks"
+        assert published["snapshot_id"] == second["snapshot_id"] and published["run_id"] == second["run_id"]
+        assert published["rows"] == second["rows_published"] == first["rows_published"] - 1
+        assert published["links"]["dataset"] == f"{api}/datasets/dinsos_dtks"
+        with pytest.raises(AssertionError):  # a body changed on the way does not verify
+            _verified({**tries[-1], "body": tries[-1]["body"].replace(b"published", b"publishee")}, hook["secret"])
+        assert len(mailbox.messages) == 1  # not confirmed yet: no mail
+
+        confirmed = _press(confirm_link)
+        assert confirmed.status_code == 200 and "Langganan dikonfirmasi" in confirmed.text
+        used = _press(confirm_link)  # used once
+        assert used.status_code == 404 and "sudah dipakai" in used.text
+
+        # The agency's file is gone: the run fails, and the subscribers of the source and of what is built
+        # from it are told. The source's receiver is down for a whole round: that delivery stays pending.
+        export.rename(export.with_suffix(".moved"))
+        receiver.plans["/dinsos"] = [500, 500, 500]
+        assert hub.run("dinsos_dtks", check=False) is None
+        failing = receiver.on("/dinsos")[3:]
+        assert [t["status"] for t in failing] == [500, 500, 500]
+        failed = _verified(receiver.on("/penduduk")[-1], integrated["secret"])
+        assert failed["event"] == "failed" and failed["dataset"] == "penduduk" and failed["source"] == "dinsos_dtks"
+        assert re.fullmatch(r"\w+Error", failed["error"]) and failed["rows"] is None
+        assert len(mailbox.messages) == 2
+        failure_mail = mailbox.messages[1]
+        assert "gagal" in failure_mail.get_content() and failed["error"] in failure_mail.get_content()
+        [opened] = _links(failure_mail, "unsubscribe")
+        assert httpx.get(opened, timeout=30).status_code == 200  # opened, not pressed: the news below still come
+
+        listed = {s["id"]: s for s in json.loads(hub("subscriptions", "list", "--json").stdout)}
+        assert listed[hook["id"]]["pending"] == 1 and listed[hook["id"]]["delivered"] == 1
+        assert listed[mail.json()["id"]]["target"] == "a***@bappeda.example.go.id"
+        assert "0 delivered, 1 still pending" in hub("subscriptions", "deliver").stdout  # not due yet
+        assert "1 delivered, 0 still pending" in hub("subscriptions", "deliver", "--all").stdout
+        retried = receiver.on("/dinsos")[-1]
+        assert retried["status"] == 200
+        assert retried["headers"]["X-Hub-Delivery"] == failing[0]["headers"]["X-Hub-Delivery"]  # the same message
+        failed = _verified(retried, hook["secret"])
+        assert failed["event"] == "failed" and failed["dataset"] == "dinsos_dtks" and failed["run_id"]
+
+        # The file is back with one registrant fewer: a new version, by mail now too, then in the integration.
+        export.with_suffix(".moved").rename(export)
+        _drop_a_record(export)
+        third = hub.run("dinsos_dtks")
+        assert _verified(receiver.on("/dinsos")[-1], hook["secret"])["snapshot_id"] == third["snapshot_id"]
+        news = mailbox.messages[2]
+        assert news["X-Envelope-To"] == ADDRESS and "Versi baru" in news["Subject"]
+        assert f"{api}/datasets/dinsos_dtks" in news.get_content() and str(third["snapshot_id"]) in news.get_content()
+        [unsubscribe_link] = _links(news, "unsubscribe")
+        # One-click unsubscribe (RFC 8058) POSTs to the API endpoint, with the same token as the mail's link.
+        one_click = f"{api}/subscriptions/unsubscribe?token={unsubscribe_link.partition('?token=')[2]}"
+        assert news["List-Unsubscribe"] == f"<{one_click}>"
+        assert news["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        integration = json.loads(hub("integrate", "penduduk").stdout)
+        integrated_news = _verified(receiver.on("/penduduk")[-1], integrated["secret"])
+        assert integrated_news["event"] == "published" and integrated_news["snapshot_id"] == integration["snapshot_id"]
+
+        # Unsubscribing (by the mail's link, and by the webhook's own POST) stops everything.
+        assert "Langganan dihentikan" in _press(unsubscribe_link).text
+        assert httpx.post(hook["unsubscribe_url"], timeout=30).json()["status"] == "unsubscribed"
+        one_click_body = {"List-Unsubscribe": "One-Click"}  # what a mail client's button sends
+        assert httpx.post(integrated["unsubscribe_url"], data=one_click_body, timeout=30).status_code == 200
+        assert httpx.post(one_click, data=one_click_body, timeout=30).status_code == 404  # already gone
+        assert _press(unsubscribe_link).status_code == 404
+        seen = len(receiver.requests), len(mailbox.messages)
+        _drop_a_record(export)
+        assert hub.run("dinsos_dtks")["status"] == "published"
+        assert (len(receiver.requests), len(mailbox.messages)) == seen
+        assert json.loads(hub("subscriptions", "list", "--json").stdout) == []
+    finally:
+        hub.stop()
+
+    # No NIK and no name anywhere; the subscriber's address only in the mails sent to it.
+    bodies = [r["body"].decode() for r in receiver.requests]
+    for text in [*mailbox.raw, *bodies, *hub.outputs]:
+        assert not [v for v in personal if v in text]
+    assert not [text for text in [*bodies, *hub.outputs] if ADDRESS in text]
+
+
+def test_webhooks_to_the_hubs_own_network_are_refused(tmp_path, monkeypatch):
+    """A public form must not make the hub call hosts inside its network (SSRF)."""
+    from catalog.db import Dataset, init_db, session
+
+    monkeypatch.delenv("HUB_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    settings = Settings(home=tmp_path, catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}", registry=ROOT)
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        s.add(Dataset(id="penduduk", kind="integrated", title="Penduduk", standard="penduduk",
+                      standard_version="1.0.0", classification="terbatas", table_identifier="integrated.penduduk"))
+    for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/",
+                "http://[::1]/hook", "http://localhost/hook"):
+        with pytest.raises(SubscriptionError, match="not a public address"):
+            subscribe(settings, "penduduk", "webhook", url)
