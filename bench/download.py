@@ -10,6 +10,7 @@ seconds and the server's peak memory. The last line is one JSON object with thos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -31,59 +32,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def served(work: Path, rows: int, *commands: list[str]):
+    """An N-row Dinsos-format source published (then `commands` run with `hub`), served by `hub serve` in a
+    child process: (base URL, server process, the hub's environment)."""
+    import httpx
+
+    from pipeline import SOURCE_ID, prepare
+
+    prepare("file", rows, work)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))},
+           "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(work / "registry")}
+    hub = str(Path(sys.executable).parent / "hub")
+    for command in (["run", SOURCE_ID], *commands):
+        subprocess.run([hub, *command], env=env, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([hub, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(base + "/api/datasets", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base, server, env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     import httpx
     import psutil
 
-    from pipeline import SOURCE_ID, prepare
+    from pipeline import SOURCE_ID
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hub-bench-download-") as tmp:
-        work = Path(tmp)
-        prepare("file", args.rows, work)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))},
-               "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(work / "registry")}
-        hub = str(Path(sys.executable).parent / "hub")
-        subprocess.run([hub, "run", SOURCE_ID], env=env, check=True, capture_output=True)
-        port = free_port()
-        server = subprocess.Popen([hub, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    httpx.get(base + "/api/datasets", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            process = psutil.Process(server.pid)
-            figures = {"rows": args.rows, "server_rss_idle_mb": round(process.memory_info().rss / 2**20, 1)}
-            for fmt in ("csv", "json", "parquet"):
-                peak, done = [0.0], threading.Event()
+    with tempfile.TemporaryDirectory(prefix="hub-bench-download-") as tmp, \
+            served(Path(tmp), args.rows) as (base, server, _):
+        process = psutil.Process(server.pid)
+        figures = {"rows": args.rows, "server_rss_idle_mb": round(process.memory_info().rss / 2**20, 1)}
+        for fmt in ("csv", "json", "parquet"):
+            peak, done = [0.0], threading.Event()
 
-                def sample() -> None:
-                    while not done.is_set():
-                        peak[0] = max(peak[0], process.memory_info().rss / 2**20)
-                        time.sleep(0.05)
+            def sample() -> None:
+                while not done.is_set():
+                    peak[0] = max(peak[0], process.memory_info().rss / 2**20)
+                    time.sleep(0.05)
 
-                sampler = threading.Thread(target=sample)
-                sampler.start()
-                start, size = time.perf_counter(), 0
-                with httpx.stream("GET", f"{base}/api/datasets/{SOURCE_ID}/download.{fmt}", timeout=600) as r:
-                    r.raise_for_status()
-                    for chunk in r.iter_bytes():
-                        size += len(chunk)
-                seconds = time.perf_counter() - start
-                done.set()
-                sampler.join()
-                figures[fmt] = {"bytes": size, "seconds": round(seconds, 2),
-                                "server_peak_rss_mb": round(peak[0], 1)}
-                print(f"{fmt}: {size / 2**20:.1f} MB in {seconds:.2f} s, server peak RSS {peak[0]:.0f} MB")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            start, size = time.perf_counter(), 0
+            with httpx.stream("GET", f"{base}/api/datasets/{SOURCE_ID}/download.{fmt}", timeout=600) as r:
+                r.raise_for_status()
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+            seconds = time.perf_counter() - start
+            done.set()
+            sampler.join()
+            figures[fmt] = {"bytes": size, "seconds": round(seconds, 2),
+                            "server_peak_rss_mb": round(peak[0], 1)}
+            print(f"{fmt}: {size / 2**20:.1f} MB in {seconds:.2f} s, server peak RSS {peak[0]:.0f} MB")
         print(json.dumps(figures))
 
 

@@ -32,3 +32,14 @@ def test_download_benchmark_prints_its_figures():
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["rows"] == 3000 and set(figures) >= {"csv", "json", "parquet", "server_rss_idle_mb"}
     assert all(figures[f]["bytes"] > 0 and figures[f]["server_peak_rss_mb"] > 0 for f in ("csv", "json", "parquet"))
+
+
+def test_catalog_benchmark_prints_its_figures():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "catalog.py"), "--rows", "3000", "--clients", "2",
+                           "--requests", "5", "--repeat", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["rows"] == 3000
+    for name in ("search", "package_show"):
+        assert figures[name]["requests"] == 10 and 0 < figures[name]["median_ms"] <= figures[name]["p99_ms"]
+    assert figures["sql_group_by"]["result_rows"] > 0 and figures["sql_group_by"]["ratio"] > 0
