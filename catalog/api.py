@@ -161,6 +161,27 @@ def create_app(settings) -> FastAPI:
         with session(settings.catalog_url) as s:
             return {"dataset": dataset_id, **describe(s, get_dataset(s, dataset_id))["quality"]}
 
+    @app.get("/api/datasets/{dataset_id}/data-docs.html", response_class=HTMLResponse)
+    def dataset_data_docs(dataset_id: str, run_id: str | None = Query(None, description="default: the last run")) -> str:
+        """A run's validation as Great Expectations Data Docs: every expectation of the suite, with its counts."""
+        from catalog.db import Run
+        from schemas.data_docs import validation_page
+
+        with session(settings.catalog_url) as s:
+            d = get_dataset(s, dataset_id)
+            runs = select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
+            run = s.scalars(runs.where(Run.run_id == run_id) if run_id else runs.order_by(Run.id.desc())).first()
+            if run is None:
+                raise HTTPException(404, f"dataset {d.id!r} has no run {run_id!r}" if run_id
+                                    else f"dataset {d.id!r} has no run yet")
+            validation = run.validation or {}
+            if "checks" not in validation:
+                raise HTTPException(404, f"run {run.run_id!r} of {d.id!r} checked no rows itself: its sources' runs did")
+            # Stored in UTC without a zone: the Z keeps GE from reading it as local time.
+            about = {"dataset": d.id, "run_id": run.run_id,
+                     "finished_at": run.finished_at.isoformat() + "Z" if run.finished_at else None}
+        return validation_page(load_standard(validation["suite"]), validation, about)
+
     @app.get("/api/datasets/{dataset_id}/quarantine")
     def dataset_quarantine(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
                            limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0)) -> dict:

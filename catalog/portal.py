@@ -120,6 +120,7 @@ LABELS = {
                         "Each expectation of the suite compiled from the standard, as Great Expectations Data "
                         "Docs show it, for the last run."),
     "suite": ("Suite", "Suite"),
+    "data_docs": ("Data Docs Great Expectations", "Great Expectations Data Docs"),
     "status": ("Status", "Status"),
     "expectation": ("Ekspektasi", "Expectation"),
     "rule": ("Aturan", "Rule"),

@@ -141,7 +141,8 @@ def _build(settings: Settings, indicator: Indicator, run_id: str) -> dict:
         s.add(Run(run_id=run_id, dataset_id=indicator.id, kind="indicator", status=status, started_at=now,
                   finished_at=now, rows_in=result.num_rows, rows_published=rows, rows_quarantined=0,
                   quality_score=quality, snapshot_id=snapshot_id,
-                  validation={"suite": standard.ref, "success": True, "inputs": inputs, "checks": verdict.results}))
+                  validation={"suite": standard.ref, "success": True, "inputs": inputs,
+                              "checks": verdict.count_into({})}))
     if changed:
         from catalog.subscriptions import notify
 

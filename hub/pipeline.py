@@ -141,11 +141,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 extra = [r for r in found if _field_of(r) not in failed_fields]
                 if extra:
                     reasons.setdefault(position, []).extend(extra)
-            for result in verdict.results:
-                total = checks.setdefault(result["reason"], {"expectation": result["expectation"],
-                                                             "element_count": 0, "unexpected_count": 0})
-                total["element_count"] += result["element_count"]
-                total["unexpected_count"] += result["unexpected_count"]
+            verdict.count_into(checks)
             bad = sorted(reasons)
             log.info("source %s: read %d records up to row %s, %d quarantined", source_id, batch.records.num_rows,
                      batch.records[ROW][-1].as_py(), len(bad) + len(batch.rejected))

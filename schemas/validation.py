@@ -57,6 +57,16 @@ class Verdict:
     results: list[dict]
     success: bool
 
+    def count_into(self, checks: dict) -> dict:
+        """Add this verdict's rows checked and failed per rule to `checks` (reason code -> counts), as a run
+        records them across its batches; returns `checks`."""
+        for result in self.results:
+            total = checks.setdefault(result["reason"], {"expectation": result["expectation"],
+                                                         "element_count": 0, "unexpected_count": 0})
+            total["element_count"] += result["element_count"]
+            total["unexpected_count"] += result["unexpected_count"]
+        return checks
+
 
 @cache
 def _batch_definition(key: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 
 import pytest
@@ -13,6 +14,8 @@ from catalog.db import Dataset, DatasetVersion, LineageEdge, Run, session
 from hub.errors import ConfigError, DataQualityError
 from hub.indicators import build_indicator, load_indicators
 from hub.pipeline import integrate, run_source
+from schemas import load_standard
+from schemas.data_docs import validation_page
 
 SOURCES = ("disdukcapil_siak", "dinsos_dtks", "dinsos_bansos", "disdik_dapodik", "dinkes_faskes")
 STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan")
@@ -137,6 +140,13 @@ def test_an_unchanged_rebuild_makes_no_new_snapshot_and_lineage_reaches_the_sour
             assert len(s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == indicator_id)).all()) == 1
             runs = s.scalars(select(Run).where(Run.dataset_id == indicator_id).order_by(Run.id)).all()
             assert [(r.kind, r.status) for r in runs] == [("indicator", "published"), ("indicator", "unchanged")]
+            # Its checks are counted as a source run's are, so its Data Docs page shows every rule passed.
+            checks = runs[0].validation["checks"]
+            assert checks and all(c["unexpected_count"] == 0 and c["element_count"] > 0 for c in checks.values())
+            page = validation_page(load_standard(runs[0].validation["suite"]), runs[0].validation,
+                                   {"dataset": indicator_id, "run_id": runs[0].run_id, "finished_at": None})
+            assert "Expectation Validation Result" in page
+            assert re.search(r"Status:\s*Succeeded", re.sub(r"<[^>]+>", " ", page))
         upstream = defaultdict(set)
         for e in s.scalars(select(LineageEdge)):
             upstream[e.dataset_id].add(e.upstream)

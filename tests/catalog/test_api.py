@@ -165,3 +165,12 @@ def test_sql_stops_at_its_time_limit(home, published):
     with pytest.raises(QueryError, match="time limit of 0.5 s"):
         run_sql(settings, "SELECT count(*) FROM range(1000000000000)", timeout=0.5)
     assert run_sql(settings, "SELECT count(*) AS n FROM penduduk", timeout=30)["table"].to_pylist() == [{"n": 599}]
+
+
+def test_data_docs_of_a_run(api, published):
+    page = httpx.get(api + "/api/datasets/dinsos_dtks/data-docs.html", timeout=120)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Expectation Validation Result" in page.text and published["dinsos_dtks"]["run_id"] in page.text
+    assert not re.search(r"\d{16}", page.text)
+    assert httpx.get(api + "/api/datasets/dinsos_dtks/data-docs.html", params={"run_id": "nope"}).status_code == 404
+    assert httpx.get(api + "/api/datasets/penduduk/data-docs.html").status_code == 404  # its sources' runs checked

@@ -87,10 +87,15 @@ def test_hub_home_is_substituted_in_options(tmp_path):
     assert "${HUB_HOME}" not in str(source.options)
 
 
-def test_the_two_real_registrations_load(tmp_path):
+def test_the_real_registrations_load(tmp_path):
     sources = load_sources(ROOT / "connectors" / "registry", tmp_path)
-    assert [s.id for s in sources] == ["dinsos_dtks", "disdukcapil_siak"]
+    assert [s.id for s in sources] == ["dinkes_faskes", "dinsos_bansos", "dinsos_dtks", "disdik_dapodik",
+                                       "disdukcapil_siak"]
     by_id = {s.id: s for s in sources}
+    assert {s.id: s.standard_ref for s in sources if s.agency_code != "disdukcapil" and s.id != "dinsos_dtks"} == {
+        "dinkes_faskes": "fasilitas_kesehatan@1.0.0", "dinsos_bansos": "penerima_bantuan_sosial@1.0.0",
+        "disdik_dapodik": "satuan_pendidikan@1.0.0"}
+    sources = [by_id["dinsos_dtks"], by_id["disdukcapil_siak"]]
     assert by_id["dinsos_dtks"].options["path"] == f"{tmp_path}/demo/dinsos/dtks_penduduk.csv"
     assert by_id["disdukcapil_siak"].options["url"] == f"sqlite:///{tmp_path}/demo/disdukcapil/siak.db"
     assert {s.id: s.standard_ref for s in sources} == {"dinsos_dtks": "penduduk@1.0.0", "disdukcapil_siak": "penduduk@1.1.0"}

@@ -1,0 +1,79 @@
+"""Great Expectations Data Docs for a run's validation, rebuilt from the counts the hub stored for it."""
+
+from __future__ import annotations
+
+import html
+
+from schemas.standards import Standard
+
+__all__ = ["validation_page", "validation_result"]
+
+# The hub's own expectations (schemas.expectations) in Great Expectations' words; GE renders its built-in ones
+# itself and would show these as their class name and arguments.
+_WORDS = {
+    "expect_column_values_to_match_pattern": "values must match the JSON Schema pattern {pattern}.",
+    "expect_column_values_to_match_format": "values must be of the JSON Schema format {format}.",
+    "expect_column_values_to_be_multiple_of": "values must be a multiple of {value}.",
+}
+
+
+def validation_result(standard: Standard, validation: dict, run: dict):
+    """A run's validation as Great Expectations' ExpectationSuiteValidationResult.
+
+    The hub validates a run batch by batch and keeps, per expectation of the suite, the rows checked and the
+    rows failing (`validation["checks"]`, by reason code), never the failing values; the suite is compiled again
+    from the standard, which gives the same suite every time. `run` holds `run_id`, `finished_at` (ISO 8601 or
+    None) and `dataset`, shown as the data asset.
+    """
+    import great_expectations as gx
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.validator.validation_statistics import calc_validation_statistics
+
+    from schemas.suite import compile_suite
+
+    if validation.get("suite") != standard.ref:
+        raise ValueError(f"run {run['run_id']} was validated against {validation.get('suite')}, not {standard.ref}")
+    if "checks" not in validation:
+        # An integrated dataset's run checks no rows itself: its sources' runs did.
+        raise ValueError(f"run {run['run_id']} has no expectation results of its own")
+    results = []
+    for expectation in compile_suite(standard).expectations:
+        words = _WORDS.get(expectation.expectation_type)
+        if words:
+            # GE sets a description as markup, where its own texts escape their arguments.
+            expectation.description = html.escape(words.format(**expectation.configuration.kwargs))
+        # An expectation no batch reached (a run of no rows) checked nothing, and so found nothing wrong.
+        check = validation["checks"].get(expectation.meta["reason"], {"element_count": 0, "unexpected_count": 0})
+        checked, unexpected = check["element_count"], check["unexpected_count"]
+        results.append(ExpectationValidationResult(
+            success=unexpected == 0,  # the suite sets no `mostly`: one failing row fails the expectation
+            expectation_config=expectation.configuration,
+            # Counts only: the page can show no value of a record, personal data included.
+            result={"element_count": checked, "unexpected_count": unexpected,
+                    "unexpected_percent": 100 * unexpected / checked if checked else None,
+                    "partial_unexpected_list": []},
+            exception_info={"raised_exception": False, "exception_message": None, "exception_traceback": None},
+        ))
+    statistics = calc_validation_statistics(results)
+    return ExpectationSuiteValidationResult(
+        success=statistics.success,
+        results=results,
+        suite_name=standard.ref,
+        statistics=statistics._asdict(),
+        meta={"run_id": RunIdentifier(run_name=run["run_id"], run_time=run.get("finished_at")),
+              "great_expectations_version": gx.__version__,
+              "batch_spec": {"data_asset_name": run["dataset"]}},
+    )
+
+
+def validation_page(standard: Standard, validation: dict, run: dict) -> str:
+    """The run's validation as a Data Docs page (HTML), drawn by Great Expectations' own renderer and view."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    # Run info after the results, as a section of its own: in the overview it sits in a block only
+    # JavaScript opens.
+    document = ValidationResultsPageRenderer(run_info_at_end=True).render(validation_result(standard, validation, run))
+    # The how-to walkthrough belongs to a GE project's own site, not to a page served by the hub.
+    return DefaultJinjaPageView().render(document, show_how_to_buttons=False)
