@@ -507,10 +507,10 @@ def _condition(field: str, value):
 
 def datastore_search(call: _Call) -> dict:
     """Rows of the DataStore resource `resource_id` (a dataset id): `filters` ({field: value or [values]}),
-    `q` (text in any text field), `fields`, `sort` ("a asc, b desc"), `limit` (default 100), `offset`,
+    `q` (text in any text field, or {field: text}), `fields`, `sort` ("a asc, b desc"), `limit` (default 100), `offset`,
     `include_total`, `records_format` (objects or lists). Personal-data fields are masked and cannot be
     filtered, searched or sorted on."""
-    from catalog.rows import page, parse_sort
+    from catalog.rows import Condition, page, parse_sort
     from schemas import load_standard
 
     data = call.data
@@ -526,8 +526,10 @@ def datastore_search(call: _Call) -> dict:
     if not isinstance(filters, dict):
         raise _invalid("a JSON object of field: value", "filters")
     q = _decoded(data, "q")
-    if q is not None and not isinstance(q, str):
-        raise _invalid("text to find in any text field (a dict of field: text is not supported)", "q")
+    if q is not None and not isinstance(q, (str, dict)):
+        raise _invalid("text to find in any text field, or a JSON object of field: text", "q")
+    # A dict finds each text in its own field.
+    contains = [Condition(field, "~", (str(text),)) for field, text in q.items()] if isinstance(q, dict) else []
     records_format = _text(data, "records_format") or "objects"
     if records_format not in ("objects", "lists"):
         raise _invalid("objects or lists", "records_format")
@@ -535,7 +537,8 @@ def datastore_search(call: _Call) -> dict:
     offset = _integer(data, "offset", 0)
     try:
         found = page(call.settings, d, load_standard(f"{d.standard}@{d.standard_version}"),
-                     where=[_condition(field, value) for field, value in filters.items()], q=q or None,
+                     where=[_condition(field, value) for field, value in filters.items()] + contains,
+                     q=q if isinstance(q, str) and q else None,
                      sort=parse_sort(", ".join(_strings(data, "sort"))),
                      fields=_strings(data, "fields", comma_separated=True) or None, limit=limit, offset=offset)
     except QueryError as e:

@@ -13,9 +13,10 @@ from hub.errors import QueryError
 
 __all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort"]
 
-# Longer operators first: `>=` must not be read as `>` followed by a value starting with `=`.
-OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
-_SQL_OPERATOR = {"=": "=", "!=": "<>", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+# Longer operators first: `>=` must not be read as `>` followed by a value starting with `=`. `~` keeps
+# rows whose field contains the text, ignoring case.
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
+_SQL_OPERATOR = {"=": "=", "!=": "<>", ">=": ">=", "<=": "<=", ">": ">", "<": "<", "~": "ILIKE"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Condition:
 
 
 def parse_filter(text: str) -> Condition:
-    """`kode_wilayah=32.71.01.1001`, `tanggal_lahir>=1990-01-01`, `agama!=1`."""
+    """`kode_wilayah=32.71.01.1001`, `tanggal_lahir>=1990-01-01`, `agama!=1`, `nama~sekolah`."""
     positions = [(text.find(op), op) for op in OPERATORS if text.find(op) > 0]
     if not positions:
         raise QueryError(f"filter {text!r}: write FIELD OP VALUE with OP one of {' '.join(OPERATORS)}")
@@ -83,6 +84,10 @@ def page(settings, dataset, standard, *, snapshot_id: int | None = None, where: 
             column = known(c.field, "filter")
             if c.op not in _SQL_OPERATOR or not c.values:
                 raise QueryError(f"filter on {c.field!r}: operator {c.op!r} with values {len(c.values)}")
+            if c.op == "~":
+                clauses += [f"CAST({column} AS VARCHAR) ILIKE $v{i}_{j}" for j in range(len(c.values))]
+                params.update({f"v{i}_{j}": f"%{value}%" for j, value in enumerate(c.values)})
+                continue
             names = []
             for j, value in enumerate(c.values):
                 name = f"v{i}_{j}"

@@ -174,3 +174,10 @@ def test_data_docs_of_a_run(api, published):
     assert not re.search(r"\d{16}", page.text)
     assert httpx.get(api + "/api/datasets/dinsos_dtks/data-docs.html", params={"run_id": "nope"}).status_code == 404
     assert httpx.get(api + "/api/datasets/penduduk/data-docs.html").status_code == 404  # its sources' runs checked
+
+
+def test_a_contains_filter_ignores_case(api, home):
+    [n] = operator_sql(home, "SELECT count(*) AS n FROM penduduk WHERE _source ILIKE '%SIAK%'")
+    page = rows(api, "penduduk", filter="_source~SIAK", limit=1).json()
+    assert page["total"] == n["n"] > 0
+    assert rows(api, "penduduk", filter="nama~a").status_code == 400

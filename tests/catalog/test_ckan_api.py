@@ -243,6 +243,13 @@ def test_datastore_search_filters_q_sort_and_fields(ckan, api):
     native = httpx.get(f"{api}/api/datasets/penduduk/rows", params={"q": kelurahan, "limit": ALL}).json()
     assert found["total"] == native["total"] > 0
     assert all(kelurahan in r["kode_wilayah"] for r in found["records"])
+    kecamatan = kelurahan[:8]
+    per_field = ckan.action.datastore_search(resource_id="penduduk", q={"kode_wilayah": kecamatan, "_source": "DTKS"},
+                                             limit=ALL)
+    assert per_field["total"] == sql(ckan, f"SELECT count(*) AS n FROM penduduk WHERE kode_wilayah LIKE "
+                                           f"'{kecamatan}%' AND _source = 'dinsos_dtks'")[0]["n"] > 0
+    with pytest.raises(ckanapi.ValidationError):
+        ckan.action.datastore_search(resource_id="penduduk", q={"nama": "a"})
     ordered = ckan.action.datastore_search(resource_id="penduduk", sort="kode_wilayah desc, jenis_kelamin asc",
                                            fields=["kode_wilayah", "jenis_kelamin"], limit=ALL)
     keys = [(r["kode_wilayah"], r["jenis_kelamin"]) for r in ordered["records"]]
