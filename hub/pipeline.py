@@ -446,7 +446,10 @@ def run_source(settings: Settings, source_id: str, run_id: str | None = None) ->
 
 
 def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exception, kind: str = "source") -> None:
-    """A failed run in the catalog (`kind`: source, integration or indicator), and its subscribers told."""
+    """A failed run in the catalog (`kind`: source, integration or indicator), and its subscribers told once
+    per run: Airflow's retries of a task keep its run id."""
+    from sqlalchemy import select
+
     from catalog.db import Run, init_db, session, utcnow
 
     init_db(settings.catalog_url)
@@ -454,11 +457,14 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
     # Only the error's class and message: hub errors never carry record values.
     message = f"{type(error).__name__}: {error}" if isinstance(error, HubError) else type(error).__name__
     with session(settings.catalog_url) as s, s.begin():
+        told = s.scalars(select(Run.id).where(Run.run_id == run_id, Run.dataset_id == dataset_id,
+                                              Run.status == "failed")).first() is not None
         s.add(Run(run_id=run_id, dataset_id=dataset_id, kind=kind, status="failed", started_at=now,
                   finished_at=now, error=message))
-    from catalog.subscriptions import notify
+    if not told:
+        from catalog.subscriptions import notify
 
-    notify(settings, dataset_id, "failed", {"run_id": run_id, "error": type(error).__name__})
+        notify(settings, dataset_id, "failed", {"run_id": run_id, "error": type(error).__name__})
 
 
 def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:

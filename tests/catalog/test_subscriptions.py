@@ -325,3 +325,17 @@ def test_webhooks_to_the_hubs_own_network_are_refused(tmp_path, monkeypatch):
                 "http://[::1]/hook", "http://localhost/hook"):
         with pytest.raises(SubscriptionError, match="not a public address"):
             subscribe(settings, "penduduk", "webhook", url)
+
+
+def test_a_failed_run_is_told_once_whatever_its_retries(demo_settings, receiver, monkeypatch):
+    from hub.errors import RetriableSourceError
+    from hub.pipeline import record_failure, run_source
+
+    monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # the receiver is on loopback
+    run_source(demo_settings, "dinsos_dtks")
+    hook = subscribe(demo_settings, "dinsos_dtks", "webhook", receiver.url + "/dtks", ["failed"])
+    for _ in range(3):  # Airflow retries a task under the same run id
+        record_failure(demo_settings, "dinsos_dtks", "run-1", RetriableSourceError("source dinsos_dtks: timed out"))
+    record_failure(demo_settings, "dinsos_dtks", "run-2", RetriableSourceError("source dinsos_dtks: timed out"))
+    told = [_verified(r, hook["secret"]) for r in receiver.on("/dtks")]
+    assert [(t["event"], t["run_id"]) for t in told] == [("failed", "run-1"), ("failed", "run-2")]
