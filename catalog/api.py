@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from catalog.db import Dataset, DatasetVersion, init_db, session
+from catalog.identity import Identity, caller
 from catalog.metadata import describe, summary
 from catalog.query import connect
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
@@ -45,10 +46,15 @@ def _version(s, d: Dataset, version: str) -> int:
     return max(earlier, key=lambda v: (v.committed_at, v.id)).snapshot_id
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def create_app(settings) -> FastAPI:
     from schemas import load_standard
 
     init_db(settings.catalog_url)
+    current = caller(settings)  # who a request comes from: its Bearer token, or anonymous
     app = FastAPI(title="interop-hub catalog", version="0.1.0",
                   description="Datasets harmonized to Kota Bogor's data standards.")
 
@@ -118,6 +124,7 @@ def create_app(settings) -> FastAPI:
 
     @app.get("/api/datasets/{dataset_id}/rows")
     def dataset_rows(
+        request: Request,
         dataset_id: str,
         filter: list[str] = Query([], description="FIELD OP VALUE, OP one of = != >= <= > <; repeat to "
                                                   "combine (all must hold), e.g. kode_wilayah=32.71.01.1001"),
@@ -126,6 +133,7 @@ def create_app(settings) -> FastAPI:
         fields: str | None = Query(None, description="fields to return, comma-separated (default: all)"),
         limit: int = Query(100, ge=1, le=MAX_ROWS), offset: int = Query(0, ge=0),
         version: str | None = Query(None, description="a snapshot id, or a time (ISO 8601): the version current then"),
+        who: Identity = Depends(current),
     ) -> dict:
         """A page of rows, filtered and sorted; personal-data fields are masked and cannot be filtered on."""
         from catalog.rows import page, parse_filter, parse_sort
@@ -134,7 +142,8 @@ def create_app(settings) -> FastAPI:
             d = get_dataset(s, dataset_id)
             snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
         try:
-            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), snapshot_id=snapshot_id,
+            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), who, _client(request),
+                        snapshot_id=snapshot_id,
                         where=[parse_filter(f) for f in filter], q=q, sort=parse_sort(sort or ""),
                         fields=[f.strip() for f in fields.split(",") if f.strip()] if fields else None,
                         limit=limit, offset=offset)
@@ -195,7 +204,7 @@ def create_app(settings) -> FastAPI:
             return quarantine_summary(s, get_dataset(s, dataset_id), run_id, limit=limit, offset=offset)
 
     @app.post("/api/sql")
-    def run_query(body: SqlRequest) -> dict:
+    def run_query(body: SqlRequest, request: Request, who: Identity = Depends(current)) -> dict:
         """One read-only DuckDB SELECT over the datasets by name (joins included), personal data masked.
 
         It stops after its time limit and returns at most `limit` rows (`truncated` says if there were more).
@@ -203,7 +212,7 @@ def create_app(settings) -> FastAPI:
         from catalog.sql import run_sql
 
         try:
-            result = run_sql(settings, body.sql, max_rows=body.limit)
+            result = run_sql(settings, body.sql, who, _client(request), max_rows=body.limit)
         except QueryError as e:
             raise HTTPException(400, str(e)) from None
         rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
@@ -211,14 +220,17 @@ def create_app(settings) -> FastAPI:
         return {**result, "rows": rows}
 
     @app.get("/api/datasets/{dataset_id}/download.{fmt}")
-    def download(dataset_id: str, fmt: str) -> StreamingResponse:
+    def download(dataset_id: str, fmt: str, request: Request, who: Identity = Depends(current)) -> StreamingResponse:
         """The whole dataset, streamed (personal-data fields masked): CSV, JSON (an array) or Parquet."""
         from catalog.downloads import BATCH_ROWS, FORMATS, stream
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
+        from catalog import audit
+
         with session(settings.catalog_url) as s:
             get_dataset(s, dataset_id)
+        audit.read(settings, who, _client(request), "download", dataset_id, {"format": fmt})
         con = connect(settings)
         reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
 
@@ -248,8 +260,10 @@ def create_app(settings) -> FastAPI:
         """The catalog as DCAT-AP RDF in JSON-LD."""
         return Response(dcat_graph(request).serialize(format="json-ld"), media_type="application/ld+json")
 
-    from catalog import ckan_api, portal, subscriptions
+    from catalog import audit, ckan_api, identity, portal, subscriptions
 
+    app.include_router(identity.router(settings))
+    app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
     app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from catalog.db import Dataset, session
+from catalog.identity import AuthenticationError, Identity, TooManyAttempts, authenticate
 from catalog.metadata import describe
 from hub.errors import QueryError
 
@@ -78,6 +79,8 @@ class _Call:
     base: str
     path: str
     data: dict
+    who: Identity  # the caller, for the audit log
+    client: str | None
 
 
 # Parameters, read as CKAN's validators read them.
@@ -536,7 +539,7 @@ def datastore_search(call: _Call) -> dict:
     limit = _integer(data, "limit", 100, maximum=DATASTORE_ROWS_MAX)
     offset = _integer(data, "offset", 0)
     try:
-        found = page(call.settings, d, load_standard(f"{d.standard}@{d.standard_version}"),
+        found = page(call.settings, d, load_standard(f"{d.standard}@{d.standard_version}"), call.who, call.client,
                      where=[_condition(field, value) for field, value in filters.items()] + contains,
                      q=q if isinstance(q, str) and q else None,
                      sort=parse_sort(", ".join(_strings(data, "sort"))),
@@ -571,7 +574,7 @@ def datastore_search_sql(call: _Call) -> dict:
     if not isinstance(sql, str) or not sql.strip():
         raise _invalid("Missing value", "sql")
     try:
-        result = run_sql(call.settings, sql)
+        result = run_sql(call.settings, sql, call.who, call.client)
     except QueryError as e:
         raise _invalid(str(e), "query") from None
     fields = [{"id": c["name"], "type": _ckan_type(c["type"])} for c in result["columns"]]
@@ -617,8 +620,18 @@ def router(settings) -> APIRouter:
         except ValueError as e:
             return JSONResponse(f"Bad request - JSON Error: {e}", status_code=400)
         answer = {"help": f"{base}/api/3/action/help_show?name={name}"}
+        client = request.client.host if request.client else None
         try:
-            result = await run_in_threadpool(function, _Call(settings, base, request.url.path, data))
+            who = await run_in_threadpool(authenticate, settings, request.headers.get("Authorization"), client)
+        except TooManyAttempts as e:
+            return JSONResponse({**answer, "success": False, "error": {"__type": "Authorization Error",
+                                                                       "message": str(e)}},
+                                status_code=429, headers={"Retry-After": str(e.retry_after)})
+        except AuthenticationError as e:
+            return JSONResponse({**answer, "success": False, "error": {"__type": "Authorization Error",
+                                                                       "message": str(e)}}, status_code=403)
+        try:
+            result = await run_in_threadpool(function, _Call(settings, base, request.url.path, data, who, client))
         except ActionError as e:
             return JSONResponse({**answer, "success": False, "error": e.error}, status_code=e.status)
         return JSONResponse(jsonable_encoder({**answer, "success": True, "result": result}))

@@ -165,7 +165,9 @@ def init_db(url: str) -> None:
     eng = engine(url)
     if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
         Path(eng.url.database).parent.mkdir(parents=True, exist_ok=True)
-    import catalog.subscriptions  # noqa: F401  (its tables join Base.metadata; imported here to avoid a cycle)
+    import catalog.audit  # noqa: F401  (their tables join Base.metadata; imported here to avoid a cycle)
+    import catalog.identity  # noqa: F401
+    import catalog.subscriptions  # noqa: F401
 
     Base.metadata.create_all(eng)
 

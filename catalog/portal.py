@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from catalog.db import Dataset, Run, session
+from catalog.identity import Identity
 from hub.errors import HubError, QueryError
 
 __all__ = ["LABELS", "LANGUAGES", "router"]
@@ -423,8 +424,12 @@ def _validation_rows(validation: dict) -> list[dict]:
     return rows
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
-             q: str, sort: str) -> dict:
+             q: str, sort: str, client: str | None) -> dict:
     """The first rows of a version (masked by construction in catalog.rows), or the reason they cannot be shown."""
     from catalog.rows import page, parse_filter, parse_sort
 
@@ -432,7 +437,9 @@ def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: st
         return {"page": None, "error": None, "missing_version": version}
     try:
         where = [parse_filter(filter_text)] if filter_text else []
-        rows = page(settings, d, standard, snapshot_id=int(version) if version else None, where=where,
+        # The portal has no sign-in: its readers are anonymous.
+        rows = page(settings, d, standard, Identity.ANONYMOUS, client, snapshot_id=int(version) if version else None,
+                    where=where,
                     q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
         return {"page": rows, "error": None, "missing_version": None}
     except QueryError as e:
@@ -603,7 +610,7 @@ def router(settings) -> APIRouter:
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
         preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
-                           filter, q, sort)
+                           filter, q, sort, _client(request))
         return render(p, "dataset.html", d=about, title=title, description=description,
                       dictionary=_dictionary(standard.ref), validation=validation,
                       checks=_validation_rows(validation) if "checks" in validation else [],
@@ -661,7 +668,7 @@ def router(settings) -> APIRouter:
         result = error = None
         if sql.strip():
             try:
-                result = run_sql(settings, sql, max_rows=SQL_PAGE_ROWS)
+                result = run_sql(settings, sql, Identity.ANONYMOUS, _client(request), max_rows=SQL_PAGE_ROWS)
                 result["rows"] = [[_cell(v) for v in row.values()] for row in result.pop("table").to_pylist()]
             except QueryError as e:
                 error = str(e)
@@ -686,7 +693,7 @@ def router(settings) -> APIRouter:
         from catalog.sql import run_sql
 
         try:
-            table = run_sql(settings, sql)["table"]
+            table = run_sql(settings, sql, Identity.ANONYMOUS, _client(request))["table"]
         except QueryError:
             return sql_page(request, sql)
         sink = pa.BufferOutputStream()

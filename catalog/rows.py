@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from catalog import masking
+from catalog import audit, masking
+from catalog.identity import Identity
 from catalog.query import connect
 from hub.errors import QueryError
 
@@ -59,13 +60,15 @@ def _json_value(value):
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def page(settings, dataset, standard, *, snapshot_id: int | None = None, where: list[Condition] = (),
+def page(settings, dataset, standard, who: Identity, client: str | None, *, snapshot_id: int | None = None,
+         where: list[Condition] = (),
          q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
          limit: int = 100, offset: int = 0) -> dict:
     """One page of `dataset` (a catalog Dataset built on `standard`) at `snapshot_id` (default: current).
 
     Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
-    Personal-data fields are masked and cannot be filtered, searched or sorted on.
+    Personal-data fields are masked and cannot be filtered, searched or sorted on. A read of a dataset that is
+    not public is in the audit log as `who`'s, from `client`.
     """
     personal = masking.personal_fields(standard)
     con = connect(settings, {dataset.id: snapshot_id} if snapshot_id is not None else None)
@@ -129,6 +132,9 @@ def page(settings, dataset, standard, *, snapshot_id: int | None = None, where: 
         raise QueryError(f"dataset {dataset.id}: {e}") from None
     finally:
         con.close()
+    if dataset.classification != "publik":
+        audit.read(settings, who, client, "rows.read", dataset.id,
+                   {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
     return {
         "dataset": dataset.id, "snapshot_id": snapshot_id if snapshot_id is not None else dataset.snapshot_id,
         "total": total, "limit": limit, "offset": offset,

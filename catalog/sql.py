@@ -9,6 +9,8 @@ import time
 import duckdb
 import pyarrow as pa
 
+from catalog import audit
+from catalog.identity import Identity
 from catalog.query import connect
 from hub.errors import QueryError
 
@@ -39,7 +41,8 @@ def _references(node, tables: set[str], functions: set[str], ctes: set[str]) -> 
             _references(value, tables, functions, ctes)
 
 
-def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> None:
+def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> set[str]:
+    """The datasets `sql` reads, once it is known to be one SELECT that reads nothing else."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -59,25 +62,29 @@ def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> None
     refused = sorted(functions - _SAFE_TABLE_FUNCTIONS)
     if refused:
         raise QueryError(f"table function {refused[0]}() is not allowed: select from the datasets by name")
+    return tables & datasets
 
 
-def run_sql(settings, sql: str, *, max_rows: int = MAX_ROWS, timeout: float = TIMEOUT_SECONDS) -> dict:
-    """The result of `sql` over every dataset's current version, personal-data fields masked.
+def run_sql(settings, sql: str, who: Identity, client: str | None, *, max_rows: int = MAX_ROWS,
+            timeout: float = TIMEOUT_SECONDS) -> dict:
+    """The result of `sql` over every dataset's current version, personal-data fields masked, and the names of
+    the `datasets` it read. Every query, answered or refused, is in the audit log as `who`'s, from `client`.
 
     At most `max_rows` rows come back (`truncated` says whether there were more); a query still running
     after `timeout` seconds is stopped.
     """
+    read, count, outcome = set(), 0, "refused"
     con = connect(settings, sandboxed=True)
     try:
         datasets = {name for (name,) in con.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-        _check(con, sql, datasets)
+        read = _check(con, sql, datasets)
         timer = threading.Timer(timeout, con.interrupt)
         started = time.perf_counter()
         timer.start()
         try:
             reader = con.sql(sql).to_arrow_reader(batch_size=min(max_rows + 1, 100_000))
-            batches, count = [], 0
+            batches = []
             for batch in reader:
                 batches.append(batch)
                 count += batch.num_rows
@@ -85,12 +92,18 @@ def run_sql(settings, sql: str, *, max_rows: int = MAX_ROWS, timeout: float = TI
                     break
             table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
         except duckdb.InterruptException:
+            outcome = "stopped"
             raise QueryError(f"the query was stopped after its time limit of {timeout:g} s") from None
         except duckdb.Error as e:
             raise QueryError(str(e)) from None
         finally:
             timer.cancel()
+        outcome = "answered"
         return {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema], "table": table,
-                "truncated": count > max_rows, "seconds": round(time.perf_counter() - started, 3)}
+                "truncated": count > max_rows, "seconds": round(time.perf_counter() - started, 3),
+                "datasets": sorted(read)}
     finally:
         con.close()
+        # The audit log keeps the query's hash, never its text (`catalog.audit.record`).
+        audit.read(settings, who, client, "sql.query", None,
+                   {"sql": sql, "datasets": sorted(read), "rows": min(count, max_rows), "outcome": outcome})

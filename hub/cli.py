@@ -203,6 +203,86 @@ def cmd_subscriptions_deliver(settings: Settings, args) -> None:
     print(f"{counts['delivered']} delivered, {counts['pending']} still pending, {counts['failed']} failed for good")
 
 
+def _administered(settings: Settings, action: str, details: dict) -> None:
+    """An administrative act in the audit log, by the operator's login on this machine."""
+    import getpass
+
+    from catalog.audit import record
+
+    record(settings, getpass.getuser(), "operator", action, details=details, client="cli")
+
+
+def cmd_users_create(settings: Settings, args) -> None:
+    from catalog.identity import create_user
+
+    user, token = create_user(settings, args.name, args.role, args.agency, args.expires_days)
+    _administered(settings, "user.create", {"user": user["name"], "role": user["role"], "agency": user["agency"]})
+    _print_token(f"user {user['name']} ({user['role']}" + (f", agency {user['agency']}" if user["agency"] else "")
+                 + ") created", token, args.expires_days)
+
+
+def cmd_users_token(settings: Settings, args) -> None:
+    from catalog.identity import new_token
+
+    token = new_token(settings, args.name, args.expires_days)
+    _administered(settings, "user.token", {"user": args.name})
+    _print_token(f"new token for {args.name}", token, args.expires_days)
+
+
+def _print_token(done: str, token: str, expires_days: int | None) -> None:
+    expiry = f"expires in {expires_days} days" if expires_days else "does not expire"
+    print(f"{done}; its token ({expiry}):\n{token}\n"
+          "It will not be shown again: keep it now. Send it as `Authorization: Bearer TOKEN`.")
+
+
+def cmd_users_list(settings: Settings, args) -> None:
+    from catalog.identity import list_users
+
+    def line(u: dict) -> str:
+        live = [t for t in u["tokens"] if not t["revoked_at"]]
+        status = f"revoked {u['revoked_at']:%Y-%m-%d}" if u["revoked_at"] else f"{len(live)} active tokens"
+        return f"{u['name']:<24} {u['role']:<8} {u['agency'] or '-':<16} {status}"
+
+    _print_list(list_users(settings), args.json, line)
+
+
+def cmd_users_revoke(settings: Settings, args) -> None:
+    from catalog.identity import revoke
+
+    revoke(settings, args.name)
+    _administered(settings, "user.revoke", {"user": args.name})
+    print(f"user {args.name} and all its tokens revoked")
+
+
+def cmd_audit_verify(settings: Settings, args) -> int:
+    from catalog.audit import verify
+
+    found = verify(settings)
+    if found["ok"]:
+        print(f"audit log intact: {found['entries']} entries")
+        return 0
+    print(f"audit log broken at entry {found['first_bad']}: {found['problem']} ({found['entries']} entries)",
+          file=sys.stderr)
+    return 1
+
+
+def _audit_line(e: dict) -> str:
+    return (f"{e['seq']:>7} {e['at']} {e['actor']:<20} {e['role']:<12} {e['action']:<16} "
+            f"{e['dataset'] or '-':<20} {e['client'] or '-'}")
+
+
+def cmd_audit_who_accessed(settings: Settings, args) -> None:
+    from catalog.audit import who_accessed
+
+    _print_list(who_accessed(settings, args.dataset), args.json, _audit_line)
+
+
+def cmd_audit_list(settings: Settings, args) -> None:
+    from catalog.audit import recent
+
+    _print_list(recent(settings, args.limit), args.json, _audit_line)
+
+
 def cmd_query(settings: Settings, args) -> None:
     from catalog.query import query
 
@@ -496,6 +576,38 @@ def _parser() -> argparse.ArgumentParser:
     s = subscriptions.add_parser("deliver", help="try again the pending notifications whose next attempt is due")
     s.add_argument("--all", action="store_true", help="also those whose next attempt is not due yet")
     s.set_defaults(func=cmd_subscriptions_deliver)
+
+    users = sub.add_parser("users", help="the people and programs that call the API, and their tokens")
+    users = users.add_subparsers(dest="action", required=True)
+    s = users.add_parser("create", help="add a user and print its first API token (shown once)")
+    s.add_argument("name")
+    s.add_argument("--role", required=True, choices=["steward", "agency", "analyst"])
+    s.add_argument("--agency", help="the agency's code, e.g. dinsos (role agency only)")
+    s.add_argument("--expires-days", type=int, help="the token expires after this many days (default: never)")
+    s.set_defaults(func=cmd_users_create)
+    s = users.add_parser("token", help="print another API token for a user (shown once)")
+    s.add_argument("name")
+    s.add_argument("--expires-days", type=int, help="the token expires after this many days (default: never)")
+    s.set_defaults(func=cmd_users_token)
+    s = users.add_parser("list", help="the users and their tokens' prefixes (never the tokens)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_users_list)
+    s = users.add_parser("revoke", help="revoke a user and all its tokens")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_users_revoke)
+
+    audit = sub.add_parser("audit", help="the audit log of reads, downloads, queries and administration")
+    audit = audit.add_subparsers(dest="action", required=True)
+    s = audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad entry")
+    s.set_defaults(func=cmd_audit_verify)
+    s = audit.add_parser("who-accessed", help="who read, downloaded or queried a dataset")
+    s.add_argument("dataset")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit_who_accessed)
+    s = audit.add_parser("list", help="the latest entries")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit_list)
 
     s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
     s.add_argument("sql")

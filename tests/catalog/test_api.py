@@ -156,6 +156,7 @@ def test_sql_refuses_anything_but_a_select_over_the_datasets(api, text, message)
 
 
 def test_sql_stops_at_its_time_limit(home, published):
+    from catalog.identity import Identity
     from catalog.sql import run_sql
     from hub.errors import QueryError
     from hub.settings import ROOT, Settings
@@ -163,8 +164,9 @@ def test_sql_stops_at_its_time_limit(home, published):
     settings = Settings(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}",
                         registry=ROOT / "connectors" / "registry")
     with pytest.raises(QueryError, match="time limit of 0.5 s"):
-        run_sql(settings, "SELECT count(*) FROM range(1000000000000)", timeout=0.5)
-    assert run_sql(settings, "SELECT count(*) AS n FROM penduduk", timeout=30)["table"].to_pylist() == [{"n": 599}]
+        run_sql(settings, "SELECT count(*) FROM range(1000000000000)", Identity.ANONYMOUS, None, timeout=0.5)
+    answered = run_sql(settings, "SELECT count(*) AS n FROM penduduk", Identity.ANONYMOUS, None, timeout=30)
+    assert answered["table"].to_pylist() == [{"n": 599}] and answered["datasets"] == ["penduduk"]
 
 
 def test_data_docs_of_a_run(api, published):
@@ -181,3 +183,29 @@ def test_a_contains_filter_ignores_case(api, home):
     page = rows(api, "penduduk", filter="_source~SIAK", limit=1).json()
     assert page["total"] == n["n"] > 0
     assert rows(api, "penduduk", filter="nama~a").status_code == 400
+
+
+def test_reads_downloads_and_queries_are_in_the_audit_log(api, home):
+    token = re.search(r"hub_\w+_[\w-]+", hub(home, "users", "create", "analis-bappeda", "--role", "analyst").stdout)[0]
+    assert rows(api, "penduduk", limit=3).status_code == 200
+    assert httpx.get(f"{api}/api/datasets/penduduk/rows", params={"fields": "kode_wilayah"}, timeout=60,
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.get(f"{api}/api/datasets/dinsos_dtks/download.csv", timeout=60).status_code == 200
+    assert sql(api, "SELECT count(*) FROM penduduk WHERE nik = '3271010101010001'").status_code == 200
+    assert sql(api, "SELECT * FROM read_csv('/etc/passwd')").status_code == 400
+
+    accessed = json.loads(hub(home, "audit", "who-accessed", "penduduk", "--json").stdout)
+    reads = [(e["actor"], e["role"], e["action"], e["client"]) for e in accessed if e["action"] == "rows.read"]
+    assert ("anonymous", "public", "rows.read", "127.0.0.1") in reads
+    assert ("analis-bappeda", "analyst", "rows.read", "127.0.0.1") in reads
+    assert any(e["action"] == "sql.query" for e in accessed)
+    downloads = json.loads(hub(home, "audit", "who-accessed", "dinsos_dtks", "--json").stdout)
+    assert any(e["action"] == "download" and e["details"]["format"] == "csv" for e in downloads)
+    log = hub(home, "audit", "list", "--limit", "200", "--json").stdout
+    assert "3271010101010001" not in log and token not in log
+    refused = [e for e in json.loads(log) if e["action"] == "sql.query" and e["details"]["outcome"] == "refused"]
+    assert refused  # a refused query is a query too
+    created = [e for e in json.loads(log) if e["action"] == "user.create"]
+    assert [(e["role"], e["details"]["user"], e["details"]["role"]) for e in created] == [
+        ("operator", "analis-bappeda", "analyst")]
+    assert hub(home, "audit", "verify").returncode == 0
