@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from sqlalchemy import select
 
 from catalog.db import Dataset, DatasetVersion, init_db, session
-from catalog.identity import Identity, caller
+from catalog.identity import Identity, caller, client_of
 from catalog.metadata import describe, summary
 from catalog.query import connect
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
@@ -44,10 +44,6 @@ def _version(s, d: Dataset, version: str) -> int:
     if not earlier:
         raise HTTPException(404, f"dataset {d.id!r} had no version at {version}")
     return max(earlier, key=lambda v: (v.committed_at, v.id)).snapshot_id
-
-
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def create_app(settings) -> FastAPI:
@@ -142,7 +138,7 @@ def create_app(settings) -> FastAPI:
             d = get_dataset(s, dataset_id)
             snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
         try:
-            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), who, _client(request),
+            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), who, client_of(request),
                         snapshot_id=snapshot_id,
                         where=[parse_filter(f) for f in filter], q=q, sort=parse_sort(sort or ""),
                         fields=[f.strip() for f in fields.split(",") if f.strip()] if fields else None,
@@ -212,7 +208,7 @@ def create_app(settings) -> FastAPI:
         from catalog.sql import run_sql
 
         try:
-            result = run_sql(settings, body.sql, who, _client(request), max_rows=body.limit)
+            result = run_sql(settings, body.sql, who, client_of(request), max_rows=body.limit)
         except QueryError as e:
             raise HTTPException(400, str(e)) from None
         rows = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
@@ -230,7 +226,7 @@ def create_app(settings) -> FastAPI:
 
         with session(settings.catalog_url) as s:
             get_dataset(s, dataset_id)
-        audit.read(settings, who, _client(request), "download", dataset_id, {"format": fmt})
+        audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
         con = connect(settings)
         reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
 

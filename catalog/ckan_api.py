@@ -28,7 +28,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from catalog.db import Dataset, session
-from catalog.identity import AuthenticationError, Identity, TooManyAttempts, authenticate
+from catalog.identity import AuthenticationError, Identity, TooManyAttempts, authenticate, client_of
 from catalog.metadata import describe
 from hub.errors import QueryError
 
@@ -620,7 +620,7 @@ def router(settings) -> APIRouter:
         except ValueError as e:
             return JSONResponse(f"Bad request - JSON Error: {e}", status_code=400)
         answer = {"help": f"{base}/api/3/action/help_show?name={name}"}
-        client = request.client.host if request.client else None
+        client = client_of(request)
         try:
             who = await run_in_threadpool(authenticate, settings, request.headers.get("Authorization"), client)
         except TooManyAttempts as e:

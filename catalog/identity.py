@@ -21,7 +21,7 @@ from hub.errors import HubError
 __all__ = [
     "MAX_FAILURES", "ROLES", "FAILURE_WINDOW",
     "AuthFailure", "AuthenticationError", "Identity", "IdentityError", "Token", "TooManyAttempts", "User",
-    "authenticate", "caller", "create_user", "list_users", "may_see_agency", "new_token", "revoke", "revoke_token",
+    "authenticate", "caller", "client_of", "create_user", "list_users", "may_see_agency", "new_token", "revoke", "revoke_token",
     "router",
 ]
 
@@ -262,12 +262,17 @@ def may_see_agency(identity: Identity, agency_code: str | None) -> bool:
     return identity.role == "agency" and agency_code is not None and identity.agency == agency_code
 
 
+def client_of(request: Request) -> str | None:
+    """The address a request comes from, as the server sees it."""
+    return request.client.host if request.client else None
+
+
 def caller(settings):
     """A FastAPI dependency giving the request's Identity: 401 for a bad token, 429 after too many failures."""
     init_db(settings.catalog_url)
 
     def identity_of(request: Request) -> Identity:
-        client = request.client.host if request.client else "unknown"
+        client = client_of(request) or "unknown"
         try:
             return authenticate(settings, request.headers.get("Authorization"), client)
         except TooManyAttempts as e:

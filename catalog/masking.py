@@ -9,19 +9,20 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["mask_table", "masked_select", "personal_fields"]
+__all__ = ["mask_table", "masked_select", "personal_fields", "quoted"]
 
 
 def personal_fields(standard) -> dict[str, str]:
     return {f.name: f.personal_data for f in standard.fields if f.personal_data}
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
+    """`name` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def _masked(name: str, kind: str) -> str:
-    text = f"CAST({_quoted(name)} AS VARCHAR)"
+    text = f"CAST({quoted(name)} AS VARCHAR)"
     if kind == "nik":
         # The first six digits name the kecamatan of registration, which is not personal.
         value = f"left({text}, 6) || '**********'"
@@ -29,12 +30,12 @@ def _masked(name: str, kind: str) -> str:
         value = f"left({text}, 4) || '-**-**'"
     else:  # names, addresses, phones: nothing of the value survives
         value = "'***'"
-    return f"CASE WHEN {_quoted(name)} IS NULL THEN NULL ELSE {value} END AS {_quoted(name)}"
+    return f"CASE WHEN {quoted(name)} IS NULL THEN NULL ELSE {value} END AS {quoted(name)}"
 
 
 def masked_select(columns: list[str], fields: dict[str, str]) -> str:
     """The select list that gives `columns` with the personal-data `fields` among them masked."""
-    return ", ".join(_masked(c, fields[c]) if c in fields else _quoted(c) for c in columns)
+    return ", ".join(_masked(c, fields[c]) if c in fields else quoted(c) for c in columns)
 
 
 def mask_table(table: pa.Table, fields: dict[str, str]) -> pa.Table:

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from catalog.db import Dataset, Run, session
-from catalog.identity import Identity
+from catalog.identity import Identity, client_of
 from hub.errors import HubError, QueryError
 
 __all__ = ["LABELS", "LANGUAGES", "router"]
@@ -424,10 +424,6 @@ def _validation_rows(validation: dict) -> list[dict]:
     return rows
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
              q: str, sort: str, client: str | None) -> dict:
     """The first rows of a version (masked by construction in catalog.rows), or the reason they cannot be shown."""
@@ -610,7 +606,7 @@ def router(settings) -> APIRouter:
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
         preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
-                           filter, q, sort, _client(request))
+                           filter, q, sort, client_of(request))
         return render(p, "dataset.html", d=about, title=title, description=description,
                       dictionary=_dictionary(standard.ref), validation=validation,
                       checks=_validation_rows(validation) if "checks" in validation else [],
@@ -668,7 +664,7 @@ def router(settings) -> APIRouter:
         result = error = None
         if sql.strip():
             try:
-                result = run_sql(settings, sql, Identity.ANONYMOUS, _client(request), max_rows=SQL_PAGE_ROWS)
+                result = run_sql(settings, sql, Identity.ANONYMOUS, client_of(request), max_rows=SQL_PAGE_ROWS)
                 result["rows"] = [[_cell(v) for v in row.values()] for row in result.pop("table").to_pylist()]
             except QueryError as e:
                 error = str(e)
@@ -693,7 +689,7 @@ def router(settings) -> APIRouter:
         from catalog.sql import run_sql
 
         try:
-            table = run_sql(settings, sql, Identity.ANONYMOUS, _client(request))["table"]
+            table = run_sql(settings, sql, Identity.ANONYMOUS, client_of(request))["table"]
         except QueryError:
             return sql_page(request, sql)
         sink = pa.BufferOutputStream()

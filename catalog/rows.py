@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import duckdb
 
 from catalog import audit, masking
+from catalog.masking import quoted
 from catalog.identity import Identity
 from catalog.query import connect
 from hub.errors import QueryError
@@ -52,10 +53,6 @@ def parse_sort(text: str) -> list[tuple[str, bool]]:
     return order
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _json_value(value):
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
@@ -73,14 +70,14 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
     personal = masking.personal_fields(standard)
     con = connect(settings, {dataset.id: snapshot_id} if snapshot_id is not None else None)
     try:
-        types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {_quoted(dataset.id)}").fetchall()}
+        types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
 
         def known(field: str, use: str) -> str:
             if field not in types:
                 raise QueryError(f"dataset {dataset.id}: no field {field!r} to {use}; fields: {', '.join(types)}")
             if field in personal:
                 raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data and cannot be used to {use}")
-            return _quoted(field)
+            return quoted(field)
 
         clauses, params = [], {}
         for i, c in enumerate(where):
@@ -104,7 +101,7 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
             else:
                 clauses += [f"{column} {_SQL_OPERATOR[c.op]} {n}" for n in names]
         if q:
-            text = [_quoted(f) for f, kind in types.items() if kind == "VARCHAR" and f not in personal]
+            text = [quoted(f) for f, kind in types.items() if kind == "VARCHAR" and f not in personal]
             if text:
                 params["q"] = f"%{q}%"
                 clauses.append("(" + " OR ".join(f"{c} ILIKE $q" for c in text) + ")")
@@ -114,14 +111,15 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
         for f in fields or ():
             if f not in types:
                 raise QueryError(f"dataset {dataset.id}: no field {f!r}; fields: {', '.join(types)}")
-        select = ", ".join(map(_quoted, fields)) if fields else "*"
-        relation = _quoted(dataset.id)
+        select = ", ".join(map(quoted, fields)) if fields else "*"
+        relation = quoted(dataset.id)
         total = con.execute(f"SELECT count(*) FROM {relation}{condition}", params).fetchall()[0][0]
         params.update(limit=limit, offset=offset)
         if sort:
             # Ties keep the stored order, so pages never repeat or skip a row.
             order = ", ".join(f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort)
-            sql = (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM (SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}) "
+            stored = f"SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}"
+            sql = (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM ({stored}) "
                    f"ORDER BY {order}, _stored LIMIT $limit OFFSET $offset")
         else:
             sql = f"SELECT {select} FROM {relation}{condition} LIMIT $limit OFFSET $offset"
