@@ -14,7 +14,7 @@ from jsonschema.exceptions import SchemaError
 from hub.errors import ConfigError
 
 __all__ = [
-    "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
+    "ACCESS_ROLES", "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
     "Field", "Standard", "list_standards", "load_standard", "load_standard_file",
 ]
 
@@ -31,7 +31,7 @@ _STANDARD_KEYWORDS = {
     "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
     "x-name", "x-version", "x-title-en", "x-description-en", "x-primary-key", "x-classification",
     "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
-    "x-tags",
+    "x-tags", "x-access",
 }
 # Satu Data Indonesia metadata every standard carries.
 _REQUIRED_METADATA = (
@@ -39,6 +39,8 @@ _REQUIRED_METADATA = (
     "x-classification",
 )
 CLASSIFICATIONS = ("publik", "terbatas", "rahasia")
+# The roles a standard's x-access may name (an agency is named by its code in "agencies" instead).
+ACCESS_ROLES = ("steward", "analyst")
 FREQUENCIES = ("harian", "mingguan", "bulanan", "triwulanan", "semesteran", "tahunan", "tidak_tetap")
 PERSONAL_DATA = ("nik", "name", "address", "phone", "birth_date", "email")
 _TYPES = {"string", "integer", "number", "boolean"}
@@ -76,6 +78,9 @@ class Standard:
     fields: tuple[Field, ...]
     path: Path
     schema: dict
+    # Who is cleared for the data: its `rahasia` datasets and fields, and personal data unmasked.
+    access_agencies: frozenset[str] = frozenset()
+    access_roles: frozenset[str] = frozenset()
 
     @property
     def metadata(self) -> dict:
@@ -138,6 +143,7 @@ def _load_file(path: Path) -> Standard:
     _one_of(where, "x-frequency", schema["x-frequency"], FREQUENCIES)
     if schema.get("type") != "object" or schema.get("additionalProperties") is not False:
         raise ConfigError(f'{where}: a standard is "type": "object" with "additionalProperties": false')
+    agencies, roles = _access(where, schema.get("x-access", {}))
     required = set(schema.get("required", []))
     properties = schema.get("properties") or {}
     fields = tuple(_field(where, name, spec, name in required) for name, spec in properties.items())
@@ -155,7 +161,21 @@ def _load_file(path: Path) -> Standard:
         fields=fields,
         path=path,
         schema=schema,
+        access_agencies=agencies,
+        access_roles=roles,
     )
+
+
+def _access(where: str, access) -> tuple[frozenset[str], frozenset[str]]:
+    """The agencies (by code) and roles an `x-access` object clears: `{"agencies": [...], "roles": [...]}`."""
+    if not isinstance(access, dict) or set(access) - {"agencies", "roles"}:
+        raise ConfigError(f'{where}: x-access is an object with "agencies" (agency codes) and "roles" ({", ".join(ACCESS_ROLES)})')
+    agencies, roles = access.get("agencies", []), access.get("roles", [])
+    if not isinstance(agencies, list) or not all(isinstance(a, str) and re.fullmatch(r"[a-z][a-z0-9_]{0,63}", a) for a in agencies):
+        raise ConfigError(f"{where}: x-access agencies is a list of agency codes (lower case letters, digits, _)")
+    if not isinstance(roles, list) or not all(r in ACCESS_ROLES for r in roles):
+        raise ConfigError(f"{where}: x-access roles is a list of roles from {', '.join(ACCESS_ROLES)}")
+    return frozenset(agencies), frozenset(roles)
 
 
 def _one_of(where: str, keyword: str, value, allowed: tuple) -> None:

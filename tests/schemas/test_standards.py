@@ -251,3 +251,24 @@ def test_a_required_field_cannot_allow_null(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": ["string", "null"]}})
     with pytest.raises(ConfigError, match="'kode' is required but its type allows null"):
         list_standards(tmp_path)
+
+
+def test_x_access_names_the_cleared_agencies_and_roles(tmp_path):
+    kode = {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}}
+    write_standard(tmp_path, kode, **{"x-access": {"agencies": ["dinkes"], "roles": ["steward"]}})
+    standard = load_standard("x", tmp_path)
+    assert (standard.access_agencies, standard.access_roles) == ({"dinkes"}, {"steward"})
+    assert load_standard("penduduk@1.1.0").access_agencies == {"disdukcapil", "dinsos"}
+
+
+@pytest.mark.parametrize("access, message", [
+    ({"agencies": ["Dinkes Kota"]}, "agency codes"),
+    ({"roles": ["admin"]}, "roles from steward, analyst"),
+    ({"people": ["x"]}, "x-access is an object"),
+    (["dinkes"], "x-access is an object"),
+])
+def test_a_malformed_x_access_is_refused_saying_what_it_takes(tmp_path, access, message):
+    write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
+                   **{"x-access": access})
+    with pytest.raises(ConfigError, match=message):
+        list_standards(tmp_path)
