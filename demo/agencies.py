@@ -1,10 +1,12 @@
 """Deterministic synthetic agency systems of Kota Bogor: Disdukcapil and Dinsos registers of the same people,
-Dinsos's social-assistance payments to some of them, Disdik's schools and Dinkes's health facilities."""
+Dinsos's social-assistance payments to some of them, Disdik's schools, Dinkes's health facilities and the
+tuberculosis cases they notify, and DPMPTSP's register of businesses holding an NIB."""
 
 from __future__ import annotations
 
 import bisect
 import csv
+import heapq
 import io
 import json
 import random
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from itertools import islice
+from itertools import accumulate, islice
 from pathlib import Path
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "build_bansos",
     "build_disdik",
     "build_dinkes",
+    "build_sitb",
+    "build_oss",
     "build",
     "write_population_csv",
     "DINSOS_HEADER",
@@ -251,8 +255,6 @@ def _siak_row(p: dict) -> tuple[str, ...]:
     serial = zlib.crc32(p["nik"].encode())
     adult = (date(2025, 1, 1) - p["tanggal_lahir"]).days >= 17 * 365
     status = None if serial % 20 == 19 else ("1" if not adult else _STATUS_KAWIN[serial % len(_STATUS_KAWIN)])
-    alamat = (_STREETS[serial % len(_STREETS)] + _HOUSE_NUMBERS[serial % len(_HOUSE_NUMBERS)]
-              + _RT_RW[serial % len(_RT_RW)])
     return (
         p["nik"],
         p["nama"],
@@ -261,9 +263,16 @@ def _siak_row(p: dict) -> tuple[str, ...]:
         p["tanggal_lahir"].isoformat(),
         p["kode_wilayah"],
         status,
-        alamat,
+        _siak_alamat(p["nik"]),
         str(p["updated_at"]),
     )
+
+
+def _siak_alamat(nik: str) -> str:
+    """The address SIAK holds for a person: drawn from the NIK, so other agencies can hold the same one."""
+    serial = zlib.crc32(nik.encode())
+    return (_STREETS[serial % len(_STREETS)] + _HOUSE_NUMBERS[serial % len(_HOUSE_NUMBERS)]
+            + _RT_RW[serial % len(_RT_RW)])
 
 
 def build_dinsos(path: Path, n: int = 1200, seed: int = 2024) -> int:
@@ -322,12 +331,16 @@ def build(home: Path, people_count: int = 5000, dinsos_count: int = 1200) -> dic
         "bansos": demo / "dinsos" / "penyaluran_bansos.csv",
         "disdik": demo / "disdik" / "satuan_pendidikan.xlsx",
         "dinkes": demo / "dinkes" / "faskes.json",
+        "sitb": demo / "dinkes" / "sitb_kasus_tbc.jsonl",
+        "oss": demo / "dpmptsp" / "oss_nib.xlsx",
     }
     build_disdukcapil(paths["disdukcapil"], people_count)
     build_dinsos(paths["dinsos"], dinsos_count)
     build_bansos(paths["bansos"], dinsos_count)
     build_disdik(paths["disdik"])
     build_dinkes(paths["dinkes"])
+    build_sitb(paths["sitb"], people_count)
+    build_oss(paths["oss"], people_count)
     return paths
 
 
@@ -444,6 +457,28 @@ _KECAMATAN_CENTRE = {
 _PHARMACY = ["Kimia Farma", "K-24", "Sehat", "Bunda", "Sentosa", "Medika", "Pakuan Farma", "Mitra"]
 
 
+# Which kelurahan (by position in the code list) have a puskesmas or a hospital: the facility register and
+# the TB cases those facilities notify both follow these rules.
+def _has_puskesmas(i: int) -> bool:
+    return i % 3 == 0
+
+
+def _has_hospital(i: int) -> bool:
+    return i % 6 == 1
+
+
+def _is_specialist_hospital(i: int) -> bool:
+    return i % 12 == 1
+
+
+def _hospital_code(i: int) -> str:
+    return f"3271{i:03d}"
+
+
+def _hospital_name(i: int, kelurahan: str) -> str:
+    return f"RS {'Ibu dan Anak' if _is_specialist_hospital(i) else 'Umum'} {kelurahan}"
+
+
 def build_dinkes(path: Path, seed: int = 2024) -> int:
     """Write Dinkes's facility register as its API returns it (JSON, records under data.faskes): ~110 puskesmas,
     hospitals, clinics, pharmacies and laboratories, then 5 wrong records."""
@@ -464,7 +499,7 @@ def build_dinkes(path: Path, seed: int = 2024) -> int:
 
     for i, (kode, nama) in enumerate(names.items()):
         digits = _digits(kode)
-        if i % 3 == 0:
+        if _has_puskesmas(i):
             inpatient = rand() < 0.3
             records.append(facility(f"P{digits}", f"Puskesmas {nama}", "Puskesmas", kode,
                                     10 + int(rand() * 10) if inpatient else None))
@@ -473,9 +508,9 @@ def build_dinkes(path: Path, seed: int = 2024) -> int:
         if rand() < 0.45:
             records.append(facility(f"A{digits}", f"Apotek {_PHARMACY[int(rand() * len(_PHARMACY))]} {nama}",
                                     "Apotek", kode, None))
-        if i % 6 == 1:
-            specialist = i % 12 == 1
-            records.append(facility(f"3271{i:03d}", f"RS {'Ibu dan Anak' if specialist else 'Umum'} {nama}",
+        if _has_hospital(i):
+            specialist = _is_specialist_hospital(i)
+            records.append(facility(_hospital_code(i), _hospital_name(i, nama),
                                     "Rumah Sakit Khusus" if specialist else "Rumah Sakit Umum", kode,
                                     40 + int(rand() * 60) if specialist else 100 + int(rand() * 250)))
         if i % 17 == 2:
@@ -493,6 +528,256 @@ def build_dinkes(path: Path, seed: int = 2024) -> int:
                    "data": {"jumlah": len(records) + len(wrong), "faskes": [*records, *wrong]}},
                   f, ensure_ascii=False, indent=1)
     return len(records) + len(wrong)
+
+
+SITB_EXPORTED = date(2025, 3, 31)
+_TB_FIRST, _TB_LAST = date(2024, 1, 2), date(2025, 3, 28)
+_TB_START_WINDOW = 8  # days between diagnosis and the first dose, at most
+_TB_TREATMENT = timedelta(days=180)  # the six months of the standard regimen, after which an outcome is due
+_TIPE_DIAGNOSIS = {True: "Terkonfirmasi Bakteriologis", False: "Terdiagnosis Klinis"}
+_LOKASI_ANATOMI = {True: "Paru", False: "Ekstra Paru"}
+# SITB's treatment-history categories, with their cumulative share among notified cases.
+_RIWAYAT = [(0.90, "Baru"), (0.95, "Kambuh"), (0.97, "Diobati setelah putus berobat"),
+            (0.98, "Diobati setelah gagal"), (0.99, "Lain-lain"),
+            (1.00, "Riwayat pengobatan sebelumnya tidak diketahui")]
+# Kabupaten Bogor, next to the city: patients living there are counted by the kabupaten, not by Kota Bogor.
+_KABUPATEN_BOGOR_KELURAHAN = "3201292011"  # Ciomas Rahayu, Kecamatan Ciomas
+
+
+def build_sitb(path: Path, people_count: int = 5000, seed: int = 2024) -> int:
+    """Write Dinkes's export of tuberculosis cases from SITB as JSON Lines, one case per line with the patient under
+    `pasien`: cases diagnosed from January 2024 to March 2025 by the puskesmas and hospitals of the facility register.
+
+    Patients are 6% of the first `people_count` people of the demo population (a small sample: the rate is far
+    above the city's), more often adults and men, as in TB notifications; then 5 wrong lines. Returns the number
+    of lines written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rand = random.Random(f"sitb:{seed}").random
+    puskesmas: dict[str, list[tuple[str, str]]] = {}
+    hospitals: list[tuple[str, str]] = []
+    for i, (kode, nama) in enumerate(_kota_bogor_names().items()):
+        if _has_puskesmas(i):
+            puskesmas.setdefault(kode[:8], []).append((f"P{_digits(kode)}", f"Puskesmas {nama}"))
+        if _has_hospital(i):
+            hospitals.append((_hospital_code(i), _hospital_name(i, nama)))
+    count = people_count * 6 // 100
+    patients = _weighted_sample(people(people_count, seed), count + 4, rand, _tb_weight)
+    good_patients, wrong_patients = patients[:count], patients[count:]
+
+    def case(p: dict, diagnosed: date) -> dict:
+        child = _age(p["tanggal_lahir"], diagnosed) < 15
+        if rand() < 0.25:
+            facility = hospitals[int(rand() * len(hospitals))]
+        else:
+            nearby = puskesmas[p["kode_wilayah"][:8]]
+            facility = nearby[int(rand() * len(nearby))]
+        # Children are mostly diagnosed clinically: they rarely produce sputum.
+        bacteriological = rand() < (0.2 if child else 0.65)
+        pulmonary = rand() < 0.88
+        r = rand()
+        history = next(label for share, label in _RIWAYAT if r < share)
+        started = None if rand() < 0.03 else diagnosed + timedelta(days=int(rand() * _TB_START_WINDOW))
+        record = {
+            "id_tb03": None,
+            "pasien": {"nik": p["nik"], "nama": p["nama"].title() if rand() < 0.4 else p["nama"],
+                       "jenis_kelamin": "P" if p["jenis_kelamin"] == "2" else "L",
+                       "tgl_lahir": p["tanggal_lahir"].isoformat(), "alamat": _siak_alamat(p["nik"]),
+                       "kode_kelurahan": _digits(p["kode_wilayah"])},
+            "fasyankes": {"kode": facility[0], "nama": facility[1]},
+            "tgl_diagnosis": diagnosed.isoformat(),
+            "tipe_diagnosis": _TIPE_DIAGNOSIS[bacteriological],
+            "lokasi_anatomi": _LOKASI_ANATOMI[pulmonary],
+            "riwayat_pengobatan": history,
+        }
+        # SITB leaves out what is not known yet: the first dose, and the outcome until treatment ends.
+        if started is not None:
+            record["tgl_mulai_pengobatan"] = started.isoformat()
+            if started + _TB_TREATMENT <= SITB_EXPORTED:
+                record["hasil_akhir_pengobatan"] = _tb_outcome(rand(), bacteriological and pulmonary)
+        return record
+
+    cases = sorted(((_tb_diagnosis_date(p, rand), p["nik"], p) for p in good_patients), key=lambda c: c[:2])
+    records = [case(p, diagnosed) for diagnosed, _, p in cases]
+    # Four more cases, entered late in March 2025, each wrong in one field; then the first case again, registered
+    # a second time under its number by the hospital it was referred to.
+    wrong = [case(p, date(2025, 3, 3 + 4 * i)) for i, p in enumerate(wrong_patients)]
+    serials: dict[str, int] = {}
+    for record in [*records, *wrong]:
+        year = record["tgl_diagnosis"][:4]
+        serials[year] = serials.get(year, 0) + 1
+        record["id_tb03"] = f"3271-{year}-{serials[year]:05d}"
+    wrong[0]["pasien"]["nik"] = wrong[0]["pasien"]["nik"][:15]
+    wrong[1]["tgl_diagnosis"] = "2025-02-30"
+    wrong[2]["lokasi_anatomi"] = "Paru dan Ekstra Paru"
+    wrong[3]["pasien"]["kode_kelurahan"] = _KABUPATEN_BOGOR_KELURAHAN
+    again = json.loads(json.dumps(records[0]))
+    again["fasyankes"] = dict(zip(("kode", "nama"), next(h for h in hospitals if h[0] != again["fasyankes"]["kode"])))
+    again.pop("hasil_akhir_pengobatan", None)
+    wrong.append(again)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for record in [*records, *wrong]:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return len(records) + len(wrong)
+
+
+def _age(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _tb_weight(p: dict) -> float:
+    """How likely a person is among the TB cases: adults more than children, men more than women."""
+    if p["tanggal_lahir"] > _TB_LAST - timedelta(days=180):
+        return 0.0  # not yet six months old at the last diagnosis date
+    age = _age(p["tanggal_lahir"], _TB_FIRST)
+    weight = 0.25 if age < 15 else 1.0 if age < 65 else 1.3
+    return weight * (0.65 if p["jenis_kelamin"] == "2" else 1.0)
+
+
+def _tb_diagnosis_date(p: dict, rand) -> date:
+    first = max(_TB_FIRST, p["tanggal_lahir"] + timedelta(days=180)).toordinal()
+    return date.fromordinal(first + int(rand() * (_TB_LAST.toordinal() - first + 1)))
+
+
+def _tb_outcome(r: float, confirmed_pulmonary: bool) -> str:
+    """A finished treatment's outcome as SITB writes it; only a bacteriologically confirmed pulmonary case can be
+    declared cured (its last sputum test is negative)."""
+    if r < 0.05:
+        return "Meninggal"
+    if r < 0.13:
+        return "Putus Berobat (Lost to Follow Up)"
+    if r < 0.145:
+        return "Tidak Dievaluasi"
+    if r < 0.16:
+        return "Pindah"
+    if r < 0.17 and confirmed_pulmonary:
+        return "Gagal"
+    return "Sembuh" if confirmed_pulmonary and r < 0.75 else "Pengobatan Lengkap"
+
+
+def _weighted_sample(items, k: int, rand, weight) -> list:
+    """k items drawn without replacement, each as likely as its weight, in their original order."""
+    keyed = []
+    for position, item in enumerate(items):
+        w = weight(item)
+        u = rand()  # drawn for every item, so one item's weight never shifts the draws of the others
+        # Efraimidis-Spirakis: the k largest u ** (1 / w) are a weighted sample without replacement.
+        keyed.append((u ** (1 / w) if w > 0 else -1.0, position, item))
+    chosen = [c for c in heapq.nlargest(k, keyed, key=lambda c: c[:2]) if c[0] >= 0]
+    if len(chosen) < k:
+        raise ValueError(f"the demo population is too small to draw {k} people from")
+    return [item for _, _, item in sorted(chosen, key=lambda c: c[1])]
+
+
+OSS_HEADER = ["NIB", "Tanggal Terbit NIB", "Nama Usaha", "Jenis Pelaku Usaha", "Nama Pemilik/Penanggung Jawab",
+              "KBLI", "Judul KBLI", "Skala Usaha", "Jumlah Tenaga Kerja", "Alamat Usaha", "Kelurahan",
+              "Kode Wilayah"]
+# Main activities of the city's micro and small businesses (KBLI 2020, Peraturan BPS 2/2020): code, title, how
+# common, and how such businesses are named ({o} the owner's given name, {s} Bu or Pak, {t} the kelurahan).
+_KBLI = [
+    ("56102", "Rumah/Warung Makan", 14, ["Warung Nasi {s} {o}", "RM Sunda {t}", "Warung Makan {o}"]),
+    ("56103", "Kedai Makanan", 6, ["Bakso {o}", "Kedai {o}", "Martabak {t}"]),
+    ("56104", "Penyediaan Makanan Keliling/Tempat Tidak Tetap", 6, ["Soto Mie {o}", "Cilok {o}", "Gorengan {s} {o}"]),
+    ("56303", "Rumah Minum/Kafe", 4, ["Kopi {t}", "Kedai Kopi {o}"]),
+    ("56210", "Jasa Boga Untuk Suatu Event Tertentu (Event Catering)", 2, ["Catering {s} {o}", "Dapur {t}"]),
+    ("47112", "Perdagangan Eceran Berbagai Macam Barang Yang Utamanya Makanan, Minuman Atau Tembakau Bukan Di "
+              "Minimarket/Supermarket/Hypermarket (Tradisional)", 14,
+     ["Toko {o}", "Warung {s} {o}", "Toko Sembako {t}"]),
+    ("47711", "Perdagangan Eceran Pakaian", 4, ["Butik {o}", "Toko Pakaian {t}"]),
+    ("47242", "Perdagangan Eceran Roti, Kue Kering, serta Kue Basah dan Sejenisnya", 3, ["Toko Kue {o}"]),
+    ("47414", "Perdagangan Eceran Alat Telekomunikasi", 3, ["{o} Cell", "Counter {t} Cell"]),
+    ("47753", "Perdagangan Eceran Ikan Hias", 2, ["Ikan Hias {t}", "{o} Aquarium"]),
+    ("47762", "Perdagangan Eceran Tanaman Dan Bibit Tanaman", 2, ["Tanaman Hias {t}", "Nursery {o}"]),
+    ("47911", "Perdagangan Eceran Melalui Media Untuk Komoditi Makanan, Minuman, Tembakau, Kimia, Farmasi, Kosmetik "
+              "Dan Alat Laboratorium", 5, ["{o} Frozen Food", "Camilan {o}"]),
+    ("47912", "Perdagangan Eceran Melalui Media Untuk Komoditi Tekstil, Pakaian, Alas Kaki Dan Barang Keperluan "
+              "Pribadi", 4, ["{o} Hijab Store", "{o} Fashion"]),
+    ("10710", "Industri Produk Roti Dan Kue", 5, ["Roti {o}", "Bolu {t}", "Lapis Talas {o}"]),
+    ("10794", "Industri Kerupuk, Keripik, Peyek Dan Sejenisnya", 3, ["Keripik {o}", "Kerupuk {t}"]),
+    ("14111", "Industri Pakaian Jadi (Konveksi) Dari Tekstil", 3, ["Konveksi {o}", "{t} Garment"]),
+    ("14120", "Penjahitan Dan Pembuatan Pakaian Sesuai Pesanan", 2, ["Penjahit {o}", "Taylor {o}"]),
+    ("96111", "Aktivitas Pangkas Rambut", 3, ["Pangkas Rambut {o}", "{o} Barbershop"]),
+    ("96112", "Aktivitas Salon Kecantikan", 3, ["Salon {o}", "{o} Beauty"]),
+    ("96200", "Aktivitas Penatu", 4, ["Laundry {o}", "{t} Laundry"]),
+    ("01301", "Pertanian Tanaman Hias", 1, ["Kebun Anggrek {o}", "Tanaman Hias {o}"]),
+    ("01462", "Budidaya Ayam Ras Petelur", 1, ["Peternakan Ayam {o}", "Telur {t}"]),
+    ("62019", "Aktivitas Pemrograman Komputer Lainnya", 1, ["{o} Digital", "{t} Teknologi"]),
+]
+_KBLI_CUM_WEIGHTS = list(accumulate(k[2] for k in _KBLI))
+_KBLI_BY_CODE = {k[0]: k for k in _KBLI}
+_BADAN_USAHA_SUFFIX = ["Mandiri", "Berkah Jaya", "Sejahtera", "Abadi", "Makmur Sentosa"]
+_OSS_RBA = date(2021, 8, 9)  # OSS berbasis risiko (PP 5/2021) replaced OSS 1.1 and its NIB numbering
+_NIB_FIRST, _NIB_LAST = date(2019, 1, 2).toordinal(), date(2025, 3, 31).toordinal()
+
+
+def build_oss(path: Path, people_count: int = 5000, seed: int = 2024) -> int:
+    """Write DPMPTSP's export of NIB holders from OSS as .xlsx: the header on the first row, one row per business
+    and KBLI; NIBs partly typed as numbers and kelurahan codes all as numbers, as Excel keeps them.
+
+    Businesses are 7% of the first `people_count` people (their owners, adults of the demo population): mostly
+    micro, some small, a few medium; then 5 wrong rows. Returns the number of rows written.
+    """
+    from openpyxl import Workbook
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"oss:{seed}")
+    rand = rng.random
+    names = _kota_bogor_names()
+    codes = list(names)
+    count = people_count * 7 // 100
+    adults = [p for p in people(people_count, seed) if _age(p["tanggal_lahir"], date(2025, 1, 1)) >= 17]
+    if len(adults) < count + 4:
+        raise ValueError(f"the demo population is too small to draw {count + 4} business owners from")
+    owners = rng.sample(adults, count + 4)
+
+    def business(i: int, owner: dict, kbli: tuple | None = None) -> list:
+        kbli = kbli or _KBLI[bisect.bisect_right(_KBLI_CUM_WEIGHTS, int(rand() * _KBLI_CUM_WEIGHTS[-1]))]
+        r = rand()
+        skala, workers = ("Usaha Mikro", 1 + int(rand() * 4)) if r < 0.9 else \
+            ("Usaha Kecil", 5 + int(rand() * 15)) if r < 0.98 else ("Usaha Menengah", 20 + int(rand() * 80))
+        r = rand()
+        if skala == "Usaha Mikro":
+            jenis = "Orang Perseorangan" if r < 0.85 else "PT Perorangan" if r < 0.95 else "CV"
+        else:
+            jenis = "CV" if r < 0.4 else "PT" if r < 0.7 else "Orang Perseorangan"
+        kode = owner["kode_wilayah"] if rand() < 0.7 else codes[int(rand() * len(codes))]
+        # A badan usaha sometimes has no penanggung jawab on file.
+        named = jenis == "Orang Perseorangan" or rand() >= 0.1
+        given = next(w for w in owner["nama"].split() if w not in _MALE_PREFIX).capitalize()
+        pattern = kbli[3][int(rand() * len(kbli[3]))]
+        name = pattern.format(o=given, s="Bu" if owner["jenis_kelamin"] == "2" else "Pak", t=names[kode])
+        if jenis in ("CV", "PT", "PT Perorangan"):
+            name = f"{'CV' if jenis == 'CV' else 'PT'} {name} {_BADAN_USAHA_SUFFIX[int(rand() * 5)]}"
+        issued = date.fromordinal(_NIB_FIRST + int(rand() * (_NIB_LAST - _NIB_FIRST + 1)))
+        # OSS 1.1 numbers start 9120; OSS RBA numbers start 12. The step keeps every NIB distinct.
+        serial = 7919 * i + int(rand() * 7000)
+        nib = f"9120{10_000_000 + serial:09d}" if issued < _OSS_RBA else f"12{2_000_000_000 + serial:011d}"
+        alamat = (_STREETS[int(rand() * len(_STREETS))] + _HOUSE_NUMBERS[int(rand() * len(_HOUSE_NUMBERS))]
+                  + _RT_RW[int(rand() * len(_RT_RW))])
+        return [int(nib) if rand() < 0.2 else nib, issued, name, jenis, owner["nama"] if named else None,
+                kbli[0], kbli[1], skala, workers, alamat, names[kode], int(_digits(kode))]
+
+    rows = sorted((business(i, owner) for i, owner in enumerate(owners[:count])), key=lambda r: (r[1], str(r[0])))
+    # Four more businesses, each wrong in one field; then the first business's second KBLI, which OSS lists as
+    # another row of the same NIB.
+    wrong = [business(count + i, owner, _KBLI_BY_CODE["01301"] if i == 1 else None)
+             for i, owner in enumerate(owners[count:])]
+    wrong[0][0] = str(wrong[0][0])[:12]  # a digit lost while typing
+    wrong[1][5] = 1301  # typed as a number: the leading zero of 01301 is gone
+    wrong[2][7], wrong[2][8] = "Usaha Besar", 120  # not a UMKM: the register lists every NIB
+    wrong[3][8] = f"{wrong[3][8]} orang"
+    second = next(k for k in _KBLI if k[0] != rows[0][5])
+    wrong.append([*rows[0][:5], second[0], second[1], *rows[0][7:]])
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Data NIB")
+    sheet.append(OSS_HEADER)
+    for row in [*rows, *wrong]:
+        sheet.append(row)
+    workbook.save(path)
+    return len(rows) + len(wrong)
 
 
 def _dinsos_rng(seed: int):

@@ -22,8 +22,9 @@ def bag(session_home):
     return dag_bag()
 
 
-SOURCES = ("disdukcapil_siak", "dinsos_dtks", "dinsos_bansos", "disdik_dapodik", "dinkes_faskes")
-STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan")
+SOURCES = ("disdukcapil_siak", "dinsos_dtks", "dinsos_bansos", "disdik_dapodik", "dinkes_faskes", "dinkes_sitb",
+           "dpmptsp_oss")
+STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan", "kasus_tbc", "umkm")
 INDICATORS = ("penduduk_umur_jenis_kelamin", "penerima_bansos_kelurahan", "fasilitas_per_penduduk_kecamatan")
 
 
@@ -96,11 +97,15 @@ def test_demo_runs_every_source_through_airflow(session_home):
         assert r["snapshot_id"] is not None
     assert (by_source["disdukcapil_siak"]["rows_in"], by_source["disdukcapil_siak"]["rows_published"]) == (483, 480)
     assert (by_source["dinsos_dtks"]["rows_in"], by_source["dinsos_dtks"]["rows_published"]) == (125, 119)
+    assert (by_source["dinkes_sitb"]["rows_in"], by_source["dinkes_sitb"]["rows_published"]) == (33, 27)
+    assert (by_source["dpmptsp_oss"]["rows_in"], by_source["dpmptsp_oss"]["rows_published"]) == (38, 32)
     by_dataset = {i["dataset"]: i for i in integrated}
     assert set(by_dataset) == set(STANDARDS)
     assert by_dataset["penduduk"] == {"dataset": "penduduk", "rows": 599,
                                       "snapshot_id": by_dataset["penduduk"]["snapshot_id"],
                                       "sources": ["dinsos_dtks", "disdukcapil_siak"]}
+    assert (by_dataset["kasus_tbc"]["rows"], by_dataset["kasus_tbc"]["sources"]) == (27, ["dinkes_sitb"])
+    assert (by_dataset["umkm"]["rows"], by_dataset["umkm"]["sources"]) == (32, ["dpmptsp_oss"])
     assert query(settings, "SELECT count(*) AS n FROM penduduk").to_pylist() == [{"n": 599}]
     # The integrations' Assets triggered every indicator DAG, which built its dataset.
     built = {i["dataset"]: i for i in indicators}

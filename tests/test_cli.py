@@ -27,7 +27,8 @@ def test_unknown_source_is_a_clear_error(home):
 def test_sources_and_catalog_lists(home, published):
     sources = json.loads(hub(home, "sources", "list", "--json").stdout)
     assert {s["id"]: s["kind"] for s in sources} == {"dinsos_dtks": "file", "disdukcapil_siak": "sql", "dinsos_bansos": "file",
-                                                     "disdik_dapodik": "file", "dinkes_faskes": "file"}
+                                                     "disdik_dapodik": "file", "dinkes_faskes": "file",
+                                                     "dinkes_sitb": "file", "dpmptsp_oss": "file"}
     datasets = {d["id"]: d for d in json.loads(hub(home, "catalog", "list", "--json").stdout)}
     assert set(datasets) == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
     assert datasets["penduduk"]["rows"] == 599 and datasets["penduduk"]["kind"] == "integrated"

@@ -89,12 +89,17 @@ def test_hub_home_is_substituted_in_options(tmp_path):
 
 def test_the_real_registrations_load(tmp_path):
     sources = load_sources(ROOT / "connectors" / "registry", tmp_path)
-    assert [s.id for s in sources] == ["dinkes_faskes", "dinsos_bansos", "dinsos_dtks", "disdik_dapodik",
-                                       "disdukcapil_siak"]
+    assert [s.id for s in sources] == ["dinkes_faskes", "dinkes_sitb", "dinsos_bansos", "dinsos_dtks",
+                                       "disdik_dapodik", "disdukcapil_siak", "dpmptsp_oss"]
     by_id = {s.id: s for s in sources}
     assert {s.id: s.standard_ref for s in sources if s.agency_code != "disdukcapil" and s.id != "dinsos_dtks"} == {
-        "dinkes_faskes": "fasilitas_kesehatan@1.0.0", "dinsos_bansos": "penerima_bantuan_sosial@1.0.0",
-        "disdik_dapodik": "satuan_pendidikan@1.0.0"}
+        "dinkes_faskes": "fasilitas_kesehatan@1.0.0", "dinkes_sitb": "kasus_tbc@1.0.0",
+        "dinsos_bansos": "penerima_bantuan_sosial@1.0.0", "disdik_dapodik": "satuan_pendidikan@1.0.0",
+        "dpmptsp_oss": "umkm@1.0.0"}
+    # One agency, one name, whichever of its sources names it.
+    assert by_id["dinkes_sitb"].agency_name == by_id["dinkes_faskes"].agency_name == "Dinas Kesehatan Kota Bogor"
+    assert (by_id["dpmptsp_oss"].agency_code, by_id["dpmptsp_oss"].agency_name) == (
+        "dpmptsp", "Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu Kota Bogor")
     sources = [by_id["dinsos_dtks"], by_id["disdukcapil_siak"]]
     assert by_id["dinsos_dtks"].options["path"] == f"{tmp_path}/demo/dinsos/dtks_penduduk.csv"
     assert by_id["disdukcapil_siak"].options["url"] == f"sqlite:///{tmp_path}/demo/disdukcapil/siak.db"

@@ -1,8 +1,9 @@
 import csv
+import json
 import re
 import sqlite3
 from contextlib import closing
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import islice
 
 import pytest
@@ -10,8 +11,11 @@ import pytest
 from demo import agencies
 from demo.agencies import (
     build,
+    build_dinkes,
     build_dinsos,
     build_disdukcapil,
+    build_oss,
+    build_sitb,
     people,
     write_population_csv,
 )
@@ -254,6 +258,8 @@ def test_build_layout(tmp_path):
         "bansos": tmp_path / "demo" / "dinsos" / "penyaluran_bansos.csv",
         "disdik": tmp_path / "demo" / "disdik" / "satuan_pendidikan.xlsx",
         "dinkes": tmp_path / "demo" / "dinkes" / "faskes.json",
+        "sitb": tmp_path / "demo" / "dinkes" / "sitb_kasus_tbc.jsonl",
+        "oss": tmp_path / "demo" / "dpmptsp" / "oss_nib.xlsx",
     }
     assert fetch(paths["disdukcapil"], "SELECT count(*) FROM penduduk") == [(403,)]
     assert len(read_dinsos(paths["dinsos"])) == 106
@@ -261,6 +267,17 @@ def test_build_layout(tmp_path):
     registered = {r[0] for r in fetch(paths["disdukcapil"], "SELECT nik FROM penduduk")}
     dinsos_niks = {digits(row[0]) for row in read_dinsos(paths["dinsos"])[1:101]}
     assert dinsos_niks <= registered
+    # So is every TB patient (but the one whose NIK lost a digit), at the address SIAK has for them.
+    siak = {r[0]: r[1:] for r in fetch(paths["disdukcapil"], "SELECT nik, nama_lengkap, alamat FROM penduduk")}
+    cases = read_sitb(paths["sitb"])
+    assert len(cases) == 24 + 5  # 6% of 400 people, then the wrong lines
+    patients = [c["pasien"] for c in cases if c is not cases[-5]]
+    assert all(siak[p["nik"]] == (p["nama"].upper(), p["alamat"]) for p in patients)
+    # Business owners are residents too.
+    rows = read_oss(paths["oss"])
+    assert len(rows) == 28 + 5  # 7% of 400 people
+    names = {nama for nama, _ in siak.values()}
+    assert {r[4] for r in rows if r[4] is not None} <= names
 
 
 def test_population_csv(tmp_path):
@@ -308,3 +325,195 @@ def test_school_and_facility_files_hold_kota_bogor_codes(tmp_path, kelurahan):
     assert {f["wilayah"]["kode_kelurahan"][:6] for f in good} == KECAMATAN
     assert len({f["kode"] for f in good}) == len(good)
     assert facilities[-1] == good[0]
+
+
+# --- Dinkes: tuberculosis cases from SITB -------------------------------------------------------------
+
+
+def read_sitb(path):
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n") and "\r" not in text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def sitb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sitb") / "sitb_kasus_tbc.jsonl"
+    assert build_sitb(path) == 305
+    return path
+
+
+@pytest.fixture(scope="module")
+def facilities(tmp_path_factory):
+    """Dinkes's facility register (without its wrong records): code -> record."""
+    path = tmp_path_factory.mktemp("faskes") / "faskes.json"
+    build_dinkes(path)
+    return {f["kode"]: f for f in json.loads(path.read_text(encoding="utf-8"))["data"]["faskes"][:-5]}
+
+
+def test_sitb_is_deterministic(tmp_path, sitb):
+    again = tmp_path / "again.jsonl"
+    build_sitb(again)
+    assert again.read_bytes() == sitb.read_bytes()
+    other = tmp_path / "other.jsonl"
+    build_sitb(other, seed=7)
+    assert other.read_bytes() != sitb.read_bytes()
+
+
+def test_sitb_patients_are_people_of_the_demo_population(sitb, kelurahan):
+    cases = read_sitb(sitb)[:-5]
+    assert len(cases) == 300
+    residents = {p["nik"]: p for p in people(5000)}
+    niks = [c["pasien"]["nik"] for c in cases]
+    assert len(set(niks)) == len(niks)  # one notified episode per patient in these fifteen months
+    for c in cases:
+        p, person = c["pasien"], residents[c["pasien"]["nik"]]
+        assert p["nama"].upper() == person["nama"]
+        assert p["jenis_kelamin"] == ("P" if person["jenis_kelamin"] == "2" else "L")
+        assert p["tgl_lahir"] == person["tanggal_lahir"].isoformat()
+        assert p["kode_kelurahan"] == digits(person["kode_wilayah"])
+        assert re.fullmatch(r".+ No\. \d+ RT \d{2}/RW \d{2}", p["alamat"])
+    assert any(c["pasien"]["nama"] != c["pasien"]["nama"].upper() for c in cases)  # typed at the facility
+    # TB is notified more often among men, and mostly among adults.
+    assert sum(c["pasien"]["jenis_kelamin"] == "L" for c in cases) > 0.52 * len(cases)
+    adults = sum(date.fromisoformat(c["tgl_diagnosis"]).year - int(c["pasien"]["tgl_lahir"][:4]) >= 15
+                 for c in cases)
+    assert adults > 0.8 * len(cases)
+
+
+def test_sitb_cases_follow_the_register_rules(sitb, facilities):
+    cases = read_sitb(sitb)[:-5]
+    numbers = [c["id_tb03"] for c in cases]
+    assert len(set(numbers)) == len(numbers)
+    for year in ("2024", "2025"):
+        serials = [int(n[-5:]) for n in numbers if n[5:9] == year]
+        assert serials == list(range(1, len(serials) + 1))  # numbered in order of diagnosis, per year
+    assert all(re.fullmatch(r"3271-20(24|25)-\d{5}", n) for n in numbers)
+    for c in cases:
+        diagnosed = date.fromisoformat(c["tgl_diagnosis"])
+        assert date(2024, 1, 2) <= diagnosed <= date(2025, 3, 28)
+        assert diagnosed > date.fromisoformat(c["pasien"]["tgl_lahir"])
+        assert c["id_tb03"][5:9] == c["tgl_diagnosis"][:4]
+        # Puskesmas and hospitals of the facility register notify; a puskesmas its own kecamatan's residents.
+        facility = facilities[c["fasyankes"]["kode"]]
+        assert facility["nama"] == c["fasyankes"]["nama"]
+        assert facility["jenis"] in {"Puskesmas", "Rumah Sakit Umum", "Rumah Sakit Khusus"}
+        if facility["jenis"] == "Puskesmas":
+            assert facility["wilayah"]["kode_kelurahan"][:6] == c["pasien"]["kode_kelurahan"][:6]
+        assert c["tipe_diagnosis"] in {"Terkonfirmasi Bakteriologis", "Terdiagnosis Klinis"}
+        assert c["lokasi_anatomi"] in {"Paru", "Ekstra Paru"}
+        started = c.get("tgl_mulai_pengobatan")
+        outcome = c.get("hasil_akhir_pengobatan")
+        if started is None:
+            assert outcome is None
+            continue
+        assert 0 <= (date.fromisoformat(started) - diagnosed).days < 8
+        # An outcome only once the six months of treatment are over by the export date.
+        assert (outcome is not None) == (date.fromisoformat(started) + timedelta(days=180) <= date(2025, 3, 31))
+        if outcome == "Sembuh":
+            assert (c["tipe_diagnosis"], c["lokasi_anatomi"]) == ("Terkonfirmasi Bakteriologis", "Paru")
+    assert {c.get("hasil_akhir_pengobatan") for c in cases} >= {None, "Sembuh", "Pengobatan Lengkap", "Meninggal",
+                                                               "Putus Berobat (Lost to Follow Up)"}
+    assert {c["riwayat_pengobatan"] for c in cases} >= {"Baru", "Kambuh"}
+    assert any("tgl_mulai_pengobatan" not in c for c in cases)  # SITB leaves out what is not known yet
+
+
+def test_sitb_wrong_lines(sitb):
+    lines = read_sitb(sitb)
+    first, good, wrong = lines[0], lines[:-5], lines[-5:]
+    kota_bogor = set(agencies._kota_bogor_kelurahan())
+    assert re.fullmatch(r"\d{15}", wrong[0]["pasien"]["nik"])
+    assert wrong[1]["tgl_diagnosis"] == "2025-02-30"
+    assert wrong[2]["lokasi_anatomi"] == "Paru dan Ekstra Paru"
+    assert wrong[3]["pasien"]["kode_kelurahan"] == "3201292011"  # Ciomas Rahayu, Kabupaten Bogor
+    # The first case again, registered under the same number by the hospital it was referred to.
+    assert wrong[4]["id_tb03"] == first["id_tb03"] and wrong[4]["pasien"] == first["pasien"]
+    assert wrong[4]["fasyankes"] != first["fasyankes"]
+    # Each of the other four is wrong in that one field only, under a number of its own.
+    numbers = {c["id_tb03"] for c in good}
+    residents = {p["nik"] for p in people(5000)}
+    for i, c in enumerate(wrong[:4]):
+        assert c["id_tb03"] not in numbers
+        assert i == 0 or c["pasien"]["nik"] in residents
+        assert i == 1 or date.fromisoformat(c["tgl_diagnosis"])
+        assert i == 2 or c["lokasi_anatomi"] in {"Paru", "Ekstra Paru"}
+        kode = c["pasien"]["kode_kelurahan"]
+        assert i == 3 or f"{kode[:2]}.{kode[2:4]}.{kode[4:6]}.{kode[6:]}" in kota_bogor
+
+
+# --- DPMPTSP: NIB holders from OSS --------------------------------------------------------------------
+
+
+def read_oss(path):
+    from openpyxl import load_workbook
+
+    rows = list(load_workbook(path, read_only=True)["Data NIB"].iter_rows(values_only=True))
+    assert list(rows[0]) == agencies.OSS_HEADER  # the header on the first row, no title above it
+    return [list(r) for r in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def oss(tmp_path_factory):
+    path = tmp_path_factory.mktemp("oss") / "oss_nib.xlsx"
+    assert build_oss(path) == 355
+    return path
+
+
+def test_oss_is_deterministic(tmp_path, oss):
+    # The workbook's bytes carry its creation time; its cells do not change.
+    again = tmp_path / "again.xlsx"
+    build_oss(again)
+    assert read_oss(again) == read_oss(oss)
+    other = tmp_path / "other.xlsx"
+    build_oss(other, seed=7)
+    assert read_oss(other) != read_oss(oss)
+
+
+def test_oss_businesses(oss, kelurahan):
+    rows = read_oss(oss)[:-5]
+    assert len(rows) == 350
+    nibs = [str(r[0]) for r in rows]
+    assert len(set(nibs)) == len(nibs)
+    assert all(re.fullmatch(r"9120\d{9}|12\d{11}", n) for n in nibs)
+    # Excel keeps some NIBs and every kelurahan code as numbers (13 and 10 digits survive that).
+    assert any(isinstance(r[0], int) for r in rows) and any(isinstance(r[0], str) for r in rows)
+    assert all(isinstance(r[11], int) for r in rows)
+    assert {f"{str(r[11])[:2]}.{str(r[11])[2:4]}.{str(r[11])[4:6]}.{str(r[11])[6:]}" for r in rows} <= kelurahan
+    assert {r[10] for r in rows} <= set(agencies._kota_bogor_names().values())
+    kbli = {k[0]: k[1] for k in agencies._KBLI}
+    for r in rows:
+        assert isinstance(r[5], str) and re.fullmatch(r"\d{5}", r[5]) and kbli[r[5]] == r[6]
+        # OSS 1.1 issued NIBs until OSS RBA took over on 9 August 2021.
+        assert str(r[0]).startswith("9120") == (r[1].date() < date(2021, 8, 9))
+        low, high = {"Usaha Mikro": (1, 4), "Usaha Kecil": (5, 19), "Usaha Menengah": (20, 99)}[r[7]]
+        assert isinstance(r[8], int) and low <= r[8] <= high
+        assert r[4] is not None or r[3] != "Orang Perseorangan"  # only a badan usaha may lack a named owner
+        assert r[9] and r[2]
+    assert {r[5] for r in rows} >= {"56102", "47112", "01301"}  # a leading zero kept as text
+    scales = [r[7] for r in rows]
+    assert scales.count("Usaha Mikro") > 0.8 * len(rows) and "Usaha Menengah" in scales
+    assert {r[3] for r in rows} == {"Orang Perseorangan", "PT Perorangan", "CV", "PT"}
+
+
+def test_oss_owners_are_adults_of_the_demo_population(oss):
+    rows = read_oss(oss)
+    adults = {p["nama"] for p in people(5000) if p["tanggal_lahir"] <= date(2008, 1, 1)}  # 17 on 1 January 2025
+    owners = [r[4] for r in rows if r[4] is not None]
+    assert len(owners) > 0.95 * len(rows) and set(owners) <= adults
+
+
+def test_oss_wrong_rows(oss):
+    rows = read_oss(oss)
+    first, good, wrong = rows[0], rows[:-5], rows[-5:]
+    assert re.fullmatch(r"\d{12}", str(wrong[0][0]))
+    assert wrong[1][5] == 1301 and wrong[1][6] == "Pertanian Tanaman Hias"  # 01301 typed as a number
+    assert wrong[2][7] == "Usaha Besar"
+    assert re.fullmatch(r"\d+ orang", wrong[3][8])
+    # The first business again, under another main KBLI.
+    assert wrong[4][0] == first[0] and wrong[4][5] != first[5] and wrong[4][7:] == first[7:]
+    nibs = {str(r[0]) for r in good}
+    for i, r in enumerate(wrong[:4]):
+        assert str(r[0]) not in nibs
+        assert i == 1 or re.fullmatch(r"\d{5}", r[5])
+        assert i == 2 or r[7] in {"Usaha Mikro", "Usaha Kecil", "Usaha Menengah"}
+        assert i == 3 or isinstance(r[8], int)
