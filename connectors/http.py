@@ -288,6 +288,22 @@ def _origin(url: httpx.URL) -> tuple:
 
 def _read(response: httpx.Response) -> None:
     response.read()
+    if _cut_short(response):
+        raise httpx.RemoteProtocolError("the connection closed before the end of the answer (its JSON is cut off)")
+
+
+def _cut_short(response: httpx.Response) -> bool:
+    """True for a JSON answer without a length or chunks (it ends where the connection does) that does not parse:
+    the server's connection dropped mid-answer, which a retry may read whole."""
+    if "content-length" in response.headers or "chunked" in response.headers.get("transfer-encoding", "").lower():
+        return False
+    if "json" not in response.headers.get("content-type", "") or not response.content.strip():
+        return False
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return True
+    return False
 
 
 def _refusal(response: httpx.Response) -> str:

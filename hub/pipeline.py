@@ -6,9 +6,11 @@ Airflow tasks and the `hub` command line call these same functions.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
+import os
 import queue
 import re
 import shutil
@@ -79,9 +81,59 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
             state = s.get(SourceState, source_id)
             cursor = state.cursor if state else None
     folder = _staging_dir(settings, source_id, run_id)
+    _sweep_staging(settings, source_id, keep=folder)
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return stage_into(folder, source, run_id, cursor)
+    try:
+        folder.mkdir(parents=True)
+        return stage_into(folder, source, run_id, cursor)
+    except BaseException as e:
+        # Half-written staging files are never published (a retry stages again): they must not fill the disk.
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            raise _disk_full(source_id, run_id, e, "staging", settings.staging) from None
+        raise
+
+
+# A staging folder this old belongs to a run that was killed and never retried (Airflow retries within minutes).
+STALE_STAGING_SECONDS = 24 * 3600
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _sweep_staging(settings: Settings, source_id: str, keep: Path) -> None:
+    """Remove the source's staging folders no publish will ever read: those of runs the catalog already has
+    (a run killed after its catalog commit), and stale ones (a run killed and never retried)."""
+    import time
+
+    from sqlalchemy import select
+
+    from catalog.db import Run, session
+
+    parent = settings.staging / source_id
+    folders = [f for f in parent.iterdir() if f.is_dir() and f != keep] if parent.is_dir() else []
+    if not folders:
+        return
+    runs = {}
+    for folder in folders:
+        try:
+            runs[json.loads((folder / "stage.json").read_text())["run_id"]] = folder
+        except (OSError, ValueError, KeyError):
+            pass  # still being staged, or killed while staging: only its age tells
+    with session(settings.catalog_url) as s:
+        done = {runs[r] for r in s.scalars(select(Run.run_id).where(
+            Run.dataset_id == source_id, Run.run_id.in_(list(runs)), Run.status.in_(["published", "unchanged"])))}
+    for folder in folders:
+        try:
+            stale = time.time() - folder.stat().st_mtime > STALE_STAGING_SECONDS
+        except OSError:
+            continue
+        if stale or folder in done:
+            log.info("source %s: removing the staging folder %s, which no run will publish", source_id, folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _disk_full(source_id: str, run_id: str, error: OSError, step: str, where: Path) -> HubError:
+    return HubError(f"source {source_id}: run {run_id}: {os.strerror(error.errno)} while {step}; nothing was "
+                    f"published; free space for {where} and run again")
 
 
 def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None = None) -> dict:
@@ -333,6 +385,22 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashe
 
 def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     """Commit a staged run: one Iceberg commit, then its records in the catalog, then the cursor."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return _publish(settings, source_id, run_id)
+    except OSError as e:
+        if e.errno in _DISK_FULL:
+            raise _disk_full(source_id, run_id, e, "publishing", settings.warehouse) from None
+        raise
+    except DBAPIError as e:
+        # The driver's first line says what failed; the statement and its parameters (records) stay out.
+        reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        raise HubError(f"source {source_id}: run {run_id}: the catalog database failed while publishing "
+                       f"({reason}); the run is not published; run it again") from None
+
+
+def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     import pyarrow.parquet as pq
     from sqlalchemy import insert, select
 
@@ -441,6 +509,8 @@ def run_source(settings: Settings, source_id: str, run_id: str | None = None) ->
         stage(settings, source_id, run_id)
         return publish(settings, source_id, run_id)
     except Exception as e:
+        # Unlike Airflow, nothing retries this run's publish: its staged files are of no more use.
+        shutil.rmtree(_staging_dir(settings, source_id, run_id), ignore_errors=True)
         record_failure(settings, source_id, run_id, e)
         raise
 
@@ -452,15 +522,21 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
 
     from catalog.db import Run, init_db, session, utcnow
 
-    init_db(settings.catalog_url)
-    now = utcnow()
     # Only the error's class and message: hub errors never carry record values.
     message = f"{type(error).__name__}: {error}" if isinstance(error, HubError) else type(error).__name__
-    with session(settings.catalog_url) as s, s.begin():
-        told = s.scalars(select(Run.id).where(Run.run_id == run_id, Run.dataset_id == dataset_id,
-                                              Run.status == "failed")).first() is not None
-        s.add(Run(run_id=run_id, dataset_id=dataset_id, kind=kind, status="failed", started_at=now,
-                  finished_at=now, error=message))
+    try:
+        init_db(settings.catalog_url)
+        now = utcnow()
+        with session(settings.catalog_url) as s, s.begin():
+            told = s.scalars(select(Run.id).where(Run.run_id == run_id, Run.dataset_id == dataset_id,
+                                                  Run.status == "failed")).first() is not None
+            s.add(Run(run_id=run_id, dataset_id=dataset_id, kind=kind, status="failed", started_at=now,
+                      finished_at=now, error=message))
+    except Exception as e:
+        # The catalog itself may be what failed (a full disk): the run's own error must still reach the caller.
+        log.warning("%s %s: run %s failed (%s) and the catalog could not record it: %s", kind, dataset_id, run_id,
+                    type(error).__name__, type(e).__name__)
+        return
     if not told:
         from catalog.subscriptions import notify
 

@@ -1,0 +1,295 @@
+"""Helpers of the fault tests: agency systems that fail for real, child runs, and what the catalog shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from sqlalchemy import select
+
+from _postgres import PostgresServer
+from hub.settings import ROOT, Settings
+
+__all__ = [
+    "API_KEY", "CrashablePostgres", "FaultyApi", "PG_PASSWORD", "View", "changed", "child", "register", "residents",
+    "view",
+]
+
+API_KEY = "k3y-Gangguan-7f2a"  # the agency API's key, given to the hub through an environment variable
+PG_PASSWORD = "pa55-Gangguan-c41e"  # the agency database's password, in the URL an environment variable holds
+
+# An agency's table of residents (SIAK's columns) mapped to penduduk@1.0.0.
+MAPPING = {
+    "nik": {"from": "nik", "normalize": "nik"},
+    "nama": {"from": "nama_lengkap", "normalize": "name"},
+    "jenis_kelamin": {"from": "jenis_kelamin"},
+    "agama": {"from": "agama"},
+    "tanggal_lahir": {"from": "tgl_lahir", "date_formats": ["%Y-%m-%d"]},
+    "kode_wilayah": {"from": "kode_kelurahan", "normalize": "kode_wilayah"},
+}
+COLUMNS = ["nik", "nama_lengkap", "jenis_kelamin", "agama", "tgl_lahir", "kode_kelurahan", "updated_at"]
+
+
+def residents(n: int) -> list[dict]:
+    """n synthetic residents, every one valid, in the agency's columns; `updated_at` grows with the row."""
+    from demo.agencies import people
+
+    return [{"nik": p["nik"], "nama_lengkap": p["nama"], "jenis_kelamin": p["jenis_kelamin"], "agama": p["agama"],
+             "tgl_lahir": p["tanggal_lahir"].isoformat(), "kode_kelurahan": p["kode_wilayah"],
+             "updated_at": str(p["updated_at"])} for p in people(n)]
+
+
+def changed(records: list[dict], every: int = 10) -> list[dict]:
+    """The records after the agency changed every `every`-th one (another religion code); changed last."""
+    year = int(max(r["updated_at"] for r in records)[:4]) + 1
+    return [{**r, "agama": "2" if r["agama"] == "1" else "1",
+             "updated_at": f"{year}-01-01 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}"} if i % every == 0 else r
+            for i, r in enumerate(records)]
+
+
+def register(settings: Settings, source_id: str, kind: str, options: dict) -> None:
+    """Register an agency source of residents in the settings' registry folder."""
+    settings.registry.mkdir(parents=True, exist_ok=True)
+    spec = {"id": source_id, "title": f"Penduduk uji gangguan ({kind})",
+            "agency": {"code": "disdukcapil", "name": "Dinas Kependudukan dan Pencatatan Sipil Kota Bogor"},
+            "standard": "penduduk@1.0.0", "kind": kind, "options": options, "mapping": MAPPING}
+    (settings.registry / f"{source_id}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+
+
+# --- what the catalog shows ---------------------------------------------------------------------------
+
+
+@dataclass
+class View:
+    """A source's dataset as readers and the next run see it."""
+
+    snapshot_id: int | None  # hub_datasets
+    row_count: int | None
+    versions: list[int]  # hub_dataset_versions
+    table_snapshot: int | None  # the Iceberg table's current snapshot
+    rows: dict[str, str] | None  # what SQL over the dataset gives: NIK -> agama (None: no dataset)
+    row_total: int | None  # count(*) of the same, so a duplicated NIK shows
+    runs: list[tuple[str, str, str | None]] = field(default_factory=list)  # (run id, status, error) in order
+    quarantined: Counter = field(default_factory=Counter)  # run id -> rows in hub_quarantine
+    cursor: object = None  # hub_source_state
+
+
+def view(settings: Settings, source_id: str) -> View:
+    from catalog import storage
+    from catalog.db import Dataset, DatasetVersion, QuarantinedRow, Run, SourceState, init_db, session
+    from catalog.query import query
+    from pyiceberg.exceptions import NoSuchTableError
+
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        d = s.get(Dataset, source_id)
+        versions = list(s.scalars(select(DatasetVersion.snapshot_id).where(DatasetVersion.dataset_id == source_id)
+                                  .order_by(DatasetVersion.id)))
+        runs = [(r.run_id, r.status, r.error) for r in
+                s.scalars(select(Run).where(Run.dataset_id == source_id).order_by(Run.id))]
+        quarantined = Counter(s.scalars(select(QuarantinedRow.run_id).where(QuarantinedRow.dataset_id == source_id)))
+        state = s.get(SourceState, source_id)
+    try:
+        table = storage.iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri()).load_table(
+            (storage.HARMONIZED, source_id))
+        current = table.current_snapshot()
+        table_snapshot = current.snapshot_id if current else None
+    except NoSuchTableError:
+        table_snapshot = None
+    rows = total = None
+    if d is not None:
+        published = query(settings, f'SELECT nik, agama FROM "{source_id}"').to_pylist()
+        rows, total = {r["nik"]: r["agama"] for r in published}, len(published)
+    return View(snapshot_id=d.snapshot_id if d else None, row_count=d.row_count if d else None, versions=versions,
+                table_snapshot=table_snapshot, rows=rows, row_total=total, runs=runs, quarantined=quarantined,
+                cursor=state.cursor if state else None)
+
+
+def table_rows(settings: Settings, source_id: str, snapshot_id: int | None = None) -> dict[str, str]:
+    """NIK -> agama of the Iceberg table's snapshot (default: its current one), read by pyiceberg itself."""
+    from catalog import storage
+
+    table = storage.read_table(settings, storage.HARMONIZED, source_id, snapshot_id)
+    niks, agama = table["nik"].to_pylist(), table["agama"].to_pylist()
+    assert len(set(niks)) == len(niks), "a key appears twice in the Iceberg snapshot"
+    return dict(zip(niks, agama))
+
+
+# --- child runs -----------------------------------------------------------------------------------------
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
+           "HUB_REGISTRY": str(settings.registry), **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    return env
+
+
+def child(settings: Settings, program: str, *args: str, env: dict | None = None,
+          timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `program` (Python source; `args` in sys.argv[1:]) in a child process with the hub's settings."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(program), *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, env={**environment(settings), **(env or {})})
+
+
+# --- an agency API that fails ------------------------------------------------------------------------
+
+
+class FaultyApi:
+    """An agency's JSON API of residents on loopback, failing as real servers do, for as long as it is told.
+
+    GET /penduduk?page=P&limit=N&since=T&api_key=K: the records changed after T (by `updated_at`), in that
+    order, page P (from 1) of N; {"data": [...]}, an empty page after the last. `served` counts requests
+    per page since the last `fail(page, kind, times)`, which makes the next `times` requests for that page (None: all of them, until `heal()`) fail with `kind`:
+      slow          answers only after the client gave up (it waits for `heal()`)
+      500           HTTP 500, its body quoting a record, as some frameworks do
+      429           HTTP 429 with Retry-After: 1
+      drop-length   sends the headers (with Content-Length) and half the body, then closes the connection
+      drop-chunked  the same with Transfer-Encoding: chunked (a first chunk, then the connection closes)
+      drop-close    the same with a body delimited by the connection's end (no length, no chunks)
+    """
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = list(records)
+        self.faults: dict[int, list] = {}
+        self.served: Counter = Counter()  # page -> requests answered or failed
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                try:
+                    api.answer(self)
+                except (ConnectionError, OSError):
+                    pass  # the client gave up waiting
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def fail(self, page: int, kind: str, times: int | None = None) -> None:
+        with self.lock:
+            self.released.clear()
+            self.faults[page] = [kind, times]
+            self.served.clear()
+
+    def heal(self) -> None:
+        with self.lock:
+            self.faults.clear()
+        self.released.set()
+
+    def stop(self) -> None:
+        self.heal()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def page(self, query: dict) -> tuple[int, bytes]:
+        since, size, number = query.get("since", ""), int(query["limit"]), int(query.get("page", 1))
+        chosen = sorted((r for r in self.records if r["updated_at"] > since), key=lambda r: r["updated_at"])
+        return number, json.dumps({"data": chosen[(number - 1) * size:number * size]}).encode()
+
+    def answer(self, h: BaseHTTPRequestHandler) -> None:
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(h.path).query).items()}
+        if urlsplit(h.path).path != "/penduduk" or query.get("api_key") != API_KEY:
+            return self.send(h, 401, b'{"error": "unauthorized"}')
+        number, body = self.page(query)
+        with self.lock:
+            self.served[number] += 1
+            fault = self.faults.get(number)
+            kind = None
+            if fault is not None:
+                kind = fault[0]
+                if fault[1] is not None:
+                    fault[1] -= 1
+                    if fault[1] == 0:
+                        del self.faults[number]
+        if kind is None:
+            return self.send(h, 200, body)
+        if kind == "slow":
+            self.released.wait(60)
+            return self.send(h, 200, body)
+        if kind == "500":
+            quoted = self.records[0]
+            return self.send(h, 500, json.dumps({"error": f"gagal: {quoted['nik']} {quoted['nama_lengkap']}"}).encode())
+        if kind == "429":
+            return self.send(h, 429, b'{"error": "too many requests"}', {"Retry-After": "1"})
+        half = body[:len(body) // 2]
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if kind == "drop-length":
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(half)
+        elif kind == "drop-chunked":
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            h.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+        else:
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(half)
+        h.wfile.flush()
+        # Closed as a crashing server closes it: no more bytes, whatever the headers promised.
+        h.close_connection = True
+        h.connection.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict | None = None) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
+        h.end_headers()
+        h.wfile.write(body)
+
+
+# --- an agency database that disappears ---------------------------------------------------------------
+
+
+class CrashablePostgres(PostgresServer):
+    """A throwaway PostgreSQL cluster that can disappear at once (`pg_ctl stop -m immediate`: every backend
+    killed, no shutdown checkpoint, as when its machine loses power) and start again on the same port."""
+
+    def crash(self) -> None:
+        self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        # The options start_postgres gave it; the server recovers from its WAL as after a real crash.
+        options = f"-p {self.port} -k {shlex.quote(str(self._dir))} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-w", "-o", options, "start")
+        self._wait_for_connections()
+
+    def agency_url(self, database: str) -> str:
+        """The URL of `database` with the agency's password in it (trust authentication ignores it)."""
+        return self.create_database(database).replace(f"hub@", f"hub:{PG_PASSWORD}@", 1)
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "a condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
