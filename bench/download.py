@@ -42,7 +42,8 @@ def served(work: Path, rows: int, *commands: list[str]):
 
     prepare("file", rows, work)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))},
-           "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(work / "registry")}
+           "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(work / "registry"),
+           "HUB_DATA_DIRS": str(work)}  # the generated source file sits beside the home
     hub = str(Path(sys.executable).parent / "hub")
     for command in (["run", SOURCE_ID], *commands):
         subprocess.run([hub, *command], env=env, check=True, capture_output=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def main() -> None:
             done = subprocess.run(
                 [sys.executable, __file__, "--child", str(work / f"home{i}"), str(work / "registry")],
                 capture_output=True, text=True,
+                # The generated system is shared by the runs, outside their homes: a folder the hub may read.
+                env={**os.environ, "HUB_DATA_DIRS": str(work)},
             )
             if done.returncode:
                 sys.exit(f"hub run failed:\n{done.stderr[-4000:]}")

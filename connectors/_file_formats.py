@@ -15,6 +15,71 @@ from hub.errors import FatalSourceError
 _BLOCK_BYTES = 4 << 20
 _DELIMITERS = ",;\t|"
 _BOM = codecs.BOM_UTF8
+# Excel's own limit for one cell: nothing typed into a spreadsheet is longer.
+DEFAULT_MAX_FIELD_CHARS = 32_767
+DEFAULT_MAX_LINE_BYTES = _BLOCK_BYTES
+# Nesting of JSON values in one record; deeper is no agency's record, and would exhaust Python's stack.
+MAX_JSON_DEPTH = 64
+# The reason code of a record too big to keep: a value, a line or a nesting past the limits.
+TOO_LONG = "_record:too_long"
+# How much of a too-long value a quarantined record keeps: enough to find the row, never the whole value.
+_KEPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest value (characters) and line (bytes) a record may have; a record past them is rejected."""
+
+    field_chars: int = DEFAULT_MAX_FIELD_CHARS
+    line_bytes: int = DEFAULT_MAX_LINE_BYTES
+
+
+def _cut(text: str | None, limit: int = _KEPT_CHARS) -> str:
+    """A value as a quarantined record keeps it: whole when short, else its start and its length."""
+    if text is None:
+        return ""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _too_long(table, limits: Limits, line: bool):
+    """The rows of a table of text columns holding a value longer than the limit (or, with `line`, whose values
+    and separators are longer than a line may be), as a boolean mask; None when there is none. Byte lengths
+    settle the usual case: no value has more characters than bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [table[name] for name in table.column_names if name != ROW and pa.types.is_string(table[name].type)]
+    mask = None
+    total = None
+    for column in columns:
+        lengths = pc.fill_null(pc.binary_length(column), 0)
+        if line:
+            total = lengths if total is None else pc.add(total, lengths)
+        if (pc.max(lengths).as_py() or 0) > limits.field_chars:
+            long = pc.fill_null(pc.greater(pc.utf8_length(column), limits.field_chars), False)
+            mask = long if mask is None else pc.or_(mask, long)
+    if total is not None and (pc.max(total).as_py() or 0) + len(columns) - 1 > limits.line_bytes:
+        long = pc.greater(pc.add(total, len(columns) - 1), limits.line_bytes)
+        mask = long if mask is None else pc.or_(mask, long)
+    if mask is None or not pc.any(mask).as_py():
+        return None
+    return mask
+
+
+def _reject_too_long(batch: Batch, limits: Limits, separator: str, line: bool = False) -> Batch:
+    """The batch without its records past the limits, which join its rejections (their long values cut)."""
+    import pyarrow.compute as pc
+
+    mask = _too_long(batch.records, limits, line)
+    if mask is None:
+        return batch
+    long = batch.records.filter(mask)
+    names = [n for n in long.column_names if n != ROW]
+    texts = zip(*(long[n].to_pylist() for n in names)) if names else [() for _ in range(long.num_rows)]
+    rejected = [(row, TOO_LONG, separator.join(_cut(v) for v in values))
+                for row, values in zip(long[ROW].to_pylist(), texts)]
+    return Batch(records=batch.records.filter(pc.invert(mask)), cursor=batch.cursor,
+                 rejected=[*batch.rejected, *rejected])
 
 
 # --- delimited text ----------------------------------------------------------------------------------
@@ -29,30 +94,40 @@ class CsvDialect:
     header: list[str]
 
 
-def detect_csv(path: Path, where: str, delimiter: str | None, encoding: str | None) -> CsvDialect:
+def detect_csv(path: Path, where: str, delimiter: str | None, encoding: str | None,
+               limits: Limits = Limits()) -> CsvDialect:
     """The file's dialect; None means detect it (see docs/connectors.md, "Detection")."""
     with path.open("rb") as f:
-        sample = f.read(_BLOCK_BYTES)
+        sample = f.read(max(_BLOCK_BYTES, limits.line_bytes + 4))
     encoding = encoding or _detect_encoding(sample)
     try:
         first_line = next(iter(io.StringIO(codecs.getincrementaldecoder(encoding)().decode(sample))), "")
     except UnicodeDecodeError as e:
         raise FatalSourceError(f"{where}: bytes that are not {encoding} near byte {e.start}") from None
+    if len(first_line.encode("utf-8")) > limits.line_bytes:
+        raise FatalSourceError(f"{where}: the header line is longer than {limits.line_bytes} bytes "
+                               "(options/max_line_bytes)")
     delimiter = delimiter or _detect_delimiter(first_line)
     header = next(csv.reader([first_line.lstrip("\ufeff")], delimiter=delimiter), None)
     if not header:
         raise FatalSourceError(f"{where} is empty (no header row)")
     header = [h.strip() for h in header]
+    if any(len(h) > limits.field_chars for h in header):
+        raise FatalSourceError(f"{where}: a column name is longer than {limits.field_chars} characters "
+                               "(options/max_field_chars)")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise FatalSourceError(f"{where}: repeated column names {dupes}")
+        raise FatalSourceError(f"{where}: repeated column names {[_cut(d, 64) for d in dupes]}")
     return CsvDialect(delimiter=delimiter, encoding=encoding, header=header)
 
 
 def _detect_encoding(sample: bytes) -> str:
-    """UTF-8 when the sample starts with a byte order mark or decodes as UTF-8, else Windows-1252."""
+    """UTF-8 when the sample starts with a byte order mark or decodes as UTF-8, UTF-16 after its byte order
+    mark (Excel's "Unicode text"), else Windows-1252."""
     if sample.startswith(_BOM):
         return "utf-8"  # the header's leading U+FEFF is dropped from its first name
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # the codec reads the mark and drops it
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample)  # not final: a character cut at the end is fine
     except UnicodeDecodeError:
@@ -97,7 +172,8 @@ class _Utf8Stream(io.RawIOBase):
         return n
 
 
-def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> Iterator[Batch]:
+def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
+             limits: Limits = Limits()) -> Iterator[Batch]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -126,7 +202,7 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
         skipped = {r for r in skipped if r >= next_row}
         batch = Batch(records=table.append_column(ROW, pa.array(numbers)), rejected=list(rejected))
         rejected.clear()
-        return batch
+        return _reject_too_long(batch, limits, dialect.delimiter, line=True)
 
     # A Python file object, not a path: given a path (or its own transcoding stream), pyarrow reads the
     # whole file ahead of the parser, and memory grows with the file.
@@ -135,9 +211,14 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
         reader = pcsv.open_csv(
             raw if dialect.encoding == "utf-8" else _Utf8Stream(raw, dialect.encoding),
             read_options=pcsv.ReadOptions(
-                encoding="utf-8", column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES
+                encoding="utf-8", column_names=header, skip_rows=1, use_threads=False,
+                # A record must fit in a block: one as long as a line may be always does.
+                block_size=max(_BLOCK_BYTES, limits.line_bytes + 4),
             ),
-            parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=on_invalid),
+            # A quoted value may hold line breaks (an address typed in Excel): blocks must end between records,
+            # else a break near a block's end splits a record, and an unclosed quote swallows lines up to it.
+            parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=True,
+                                            invalid_row_handler=on_invalid),
             convert_options=pcsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
             ),
@@ -151,6 +232,11 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect) -> It
                 rest = table.slice(batch_rows)
                 pending, pending_rows = rest.to_batches(), rest.num_rows
     except pa.ArrowInvalid as e:
+        if "straddl" in str(e):
+            # A quoted value runs on past a whole block: its closing quote is missing, or the record is huge.
+            raise FatalSourceError(f"{where}: a record after row {next_row - 1 + pending_rows} does not end within "
+                                   f"{limits.line_bytes} bytes: a quote is not closed, or the line is longer "
+                                   "than options/max_line_bytes") from None
         # Keep Arrow's diagnosis, not the row text it may quote after a further colon (personal data).
         diagnosis = ":".join(str(e).splitlines()[0].split(":")[:2])
         if "invalid UTF8" in str(e):
@@ -177,10 +263,11 @@ class _Rejected:
 
 
 def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int,
-                columns: Iterable[str] = ()) -> Iterator[Batch]:
+                columns: Iterable[str] = (), limits: Limits = Limits()) -> Iterator[Batch]:
     """(row, record of text or rejection) in batches of at most `batch_rows` records (and rejections).
 
     A batch has `columns` and every column met so far, in the order first met, null where a record lacks it.
+    A record with a name or value longer than `limits.field_chars` is rejected as too long.
     """
     import pyarrow as pa
 
@@ -194,9 +281,13 @@ def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int,
                           ROW: pa.array(numbers, pa.int64())})
         return Batch(records=table, rejected=list(rejected))
 
+    limit = limits.field_chars
     for number, item in items:
+        if not isinstance(item, _Rejected) and any(len(k) > limit or (v is not None and len(v) > limit)
+                                                   for k, v in item.items()):
+            item = _Rejected(TOO_LONG, "\t".join(f"{_cut(k, 64)}={_cut(v)}" for k, v in item.items()))
         if isinstance(item, _Rejected):
-            rejected.append((number, item.reason, item.text))
+            rejected.append((number, item.reason, _cut(item.text, limit)))
         else:
             columns.update(dict.fromkeys(item))
             records.append(item)
@@ -212,7 +303,8 @@ _HEADER_SEARCH_ROWS = 100
 
 
 def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, header_row: int | None,
-              expected_columns: set[str]) -> Iterator[Batch]:
+              expected_columns: set[str], limits: Limits = Limits(),
+              max_unpacked_bytes: int | None = None) -> Iterator[Batch]:
     """A sheet's rows after its header row, streamed (openpyxl read-only mode)."""
     import zipfile
 
@@ -221,23 +313,54 @@ def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, 
     # A file object, not a path: given a path, openpyxl refuses a name not ending in .xlsx (a download's).
     with path.open("rb") as f:
         try:
+            # A workbook is a zip of XML: a small file may unpack to far more (a "zip bomb"). Python's zipfile
+            # never unpacks a member past the size its directory declares, so the declared sizes are the bound.
+            with zipfile.ZipFile(f) as archive:
+                unpacked = sum(member.file_size for member in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            raise FatalSourceError(f"{where}: not a readable .xlsx workbook ({type(e).__name__})") from None
+        if max_unpacked_bytes is not None and unpacked > max_unpacked_bytes:
+            raise FatalSourceError(f"{where}: the workbook unpacks to {unpacked} bytes, more than the limit of "
+                                   f"{max_unpacked_bytes} bytes (options/max_file_bytes)")
+        f.seek(0)
+        try:
             workbook = load_workbook(f, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, OSError) as e:
+        except Exception as e:  # openpyxl's errors on a damaged workbook are of many types (zip, XML, values)
             raise FatalSourceError(f"{where}: not a readable .xlsx workbook ({type(e).__name__})") from None
         try:
             worksheet = _worksheet(workbook, where, sheet)
-            worksheet.reset_dimensions()  # some writers record wrong dimensions; read the rows as they are
-            rows = enumerate(worksheet.iter_rows(values_only=True), 1)
+            try:
+                worksheet.reset_dimensions()  # some writers record wrong dimensions; read the rows as they are
+            except AttributeError:  # a chartsheet, not a worksheet: it has no cells
+                raise FatalSourceError(f"{where}: sheet {worksheet.title!r} holds no cells (a chart?)") from None
             where = f"{where}: sheet {worksheet.title!r}"
+            rows = enumerate(_xlsx_rows(worksheet, where), 1)
             at, names = _xlsx_header(rows, where, header_row, expected_columns)
             records = ((number - at, record) for number, record in _xlsx_records(rows, names))
-            yield from _in_batches(records, batch_rows)
+            yield from _in_batches(records, batch_rows, limits=limits)
         finally:
             workbook.close()
 
 
+def _xlsx_rows(worksheet, where: str) -> Iterator[tuple]:
+    """The sheet's rows of cell values; a sheet damaged past some row fails naming that row."""
+    rows = worksheet.iter_rows(values_only=True)
+    number = 0
+    while True:
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return
+        except Exception as e:  # openpyxl's errors on damaged XML or cell values are of many types
+            raise FatalSourceError(f"{where}: the sheet cannot be read after row {number} ({type(e).__name__})") from None
+        number += 1
+        yield cells
+
+
 def _worksheet(workbook, where: str, sheet: str | int | None):
     sheets = workbook.worksheets
+    if not sheets:
+        raise FatalSourceError(f"{where}: the workbook has no worksheet")
     if sheet is None:
         return sheets[0]
     if isinstance(sheet, int):
@@ -245,7 +368,7 @@ def _worksheet(workbook, where: str, sheet: str | int | None):
             raise FatalSourceError(f"{where}: no sheet {sheet}; the workbook has {len(sheets)}")
         return sheets[sheet - 1]
     if sheet not in workbook.sheetnames:
-        raise FatalSourceError(f"{where}: no sheet {sheet!r}; sheets: {workbook.sheetnames}")
+        raise FatalSourceError(f"{where}: no sheet {sheet!r}; sheets: {[_cut(n, 64) for n in workbook.sheetnames]}")
     return workbook[sheet]
 
 
@@ -266,7 +389,7 @@ def _xlsx_header(rows: Iterator[tuple[int, tuple]], where: str, header_row: int 
             continue
         dupes = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
         if dupes:
-            raise FatalSourceError(f"{where}: repeated column names {dupes} in row {number}")
+            raise FatalSourceError(f"{where}: repeated column names {[_cut(d, 64) for d in dupes]} in row {number}")
         return number, names
     if header_row is not None:
         raise FatalSourceError(f"{where}: has no row {header_row} (options/header_row)")
@@ -298,7 +421,7 @@ def _cell_text(cell) -> str | None:
 
 
 def read_json(path: Path, where: str, batch_rows: int, records_path: str | None,
-              columns: Iterable[str] = ()) -> Iterator[Batch]:
+              columns: Iterable[str] = (), limits: Limits = Limits()) -> Iterator[Batch]:
     """The items of the array at `records_path` (dotted keys; None: the file is the array), streamed by ijson.
 
     Every batch has `columns` (the ones the mapping reads), even before a record holding them: JSON leaves
@@ -318,10 +441,12 @@ def read_json(path: Path, where: str, batch_rows: int, records_path: str | None,
     with path.open("rb") as f:
         _skip_bom(f)
         try:
-            yield from _in_batches(items(), batch_rows, columns)
+            yield from _in_batches(items(), batch_rows, columns, limits)
         except ijson.JSONError as e:
             # The first line is the parser's diagnosis; the lines after it quote the file (personal data).
-            raise FatalSourceError(f"{where}: not valid JSON after record {read}: {str(e).splitlines()[0]}") from None
+            raise FatalSourceError(f"{where}: not valid JSON after record {read}: {_cut(str(e).splitlines()[0], 120)}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # a number or text ijson cannot convert
+            raise FatalSourceError(f"{where}: not valid JSON after record {read} ({type(e).__name__})") from None
 
 
 def _check_array_at(f, where: str, prefix: str) -> None:
@@ -340,29 +465,45 @@ def _check_array_at(f, where: str, prefix: str) -> None:
     raise FatalSourceError(f"{where}: nothing at {place} (options/records_path)")
 
 
-def read_jsonl(path: Path, where: str, batch_rows: int, columns: Iterable[str] = ()) -> Iterator[Batch]:
-    """One record per line; `_row` is the line number. A line that is not a JSON object is rejected.
+def read_jsonl(path: Path, where: str, batch_rows: int, columns: Iterable[str] = (),
+               limits: Limits = Limits()) -> Iterator[Batch]:
+    """One record per line; `_row` is the line number. A line that is not a JSON object is rejected, and so is
+    one longer than `limits.line_bytes` (skipped without being held in memory).
 
     Every batch has `columns`, as read_json's."""
     import json
     from decimal import Decimal
 
     decoder = json.JSONDecoder(parse_float=Decimal)  # Decimal keeps the number as written (2.50, not 2.5)
+    limit = limits.line_bytes
 
     def items() -> Iterator[tuple[int, dict | _Rejected]]:
         with path.open("rb") as f:
             _skip_bom(f)
-            for number, line in enumerate(f, 1):
+            number = 0
+            while line := f.readline(limit + 1):
+                number += 1
+                if len(line) > limit and not line.endswith(b"\n"):
+                    size = len(line)
+                    while (more := f.readline(_BLOCK_BYTES)) and not more.endswith(b"\n"):
+                        size += len(more)
+                    size += len(more)
+                    text = line[:_KEPT_CHARS].decode("utf-8", "replace")
+                    yield number, _Rejected(TOO_LONG, f"{text}... ({size} bytes)")
+                    continue
                 if not line.strip():
                     continue
                 try:
                     value = decoder.decode(line.decode("utf-8"))
                 except ValueError:  # not JSON, or not UTF-8
                     yield number, _Rejected("_record:json", line.decode("utf-8", "replace").rstrip("\r\n"))
+                except RecursionError:
+                    yield number, _Rejected(TOO_LONG, f"{line[:_KEPT_CHARS].decode('utf-8', 'replace')}... "
+                                                      f"(nested more than {MAX_JSON_DEPTH} levels)")
                 else:
                     yield number, _record(value)
 
-    yield from _in_batches(items(), batch_rows, columns)
+    yield from _in_batches(items(), batch_rows, columns, limits)
 
 
 def _skip_bom(f) -> None:
@@ -372,11 +513,24 @@ def _skip_bom(f) -> None:
 
 def _record(value) -> dict | _Rejected:
     """A JSON value as a record of text: an object, nested objects flattened to dotted names."""
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        return _Rejected(TOO_LONG, f"(a JSON value nested more than {MAX_JSON_DEPTH} levels)")
     if not isinstance(value, dict):
         return _Rejected("_record:not_object", _json_text(value))
     record: dict[str, str | None] = {}
     _flatten(value, "", record)
     return record
+
+
+def _deeper_than(value, depth: int) -> bool:
+    """Whether arrays and objects nest more than `depth` levels in `value` (walked without recursion)."""
+    level = [value]
+    for _ in range(depth + 1):
+        level = [inner for v in level if isinstance(v, (dict, list))
+                 for inner in (v.values() if isinstance(v, dict) else v)]
+        if not level:
+            return False
+    return True
 
 
 def _flatten(value: dict, prefix: str, into: dict) -> None:
@@ -401,24 +555,33 @@ def _json_text(value) -> str:
 # --- Parquet -----------------------------------------------------------------------------------------
 
 
-def read_parquet(path: Path, where: str, batch_rows: int) -> Iterator[Batch]:
+def read_parquet(path: Path, where: str, batch_rows: int, limits: Limits = Limits()) -> Iterator[Batch]:
     """Row groups streamed in batches of `batch_rows`; struct columns flattened to dotted names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise FatalSourceError(f"{where}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+    except (pa.ArrowException, OSError) as e:
+        raise FatalSourceError(f"{where}: not a readable Parquet file ({_cut(str(e).splitlines()[0], 120)})") from None
     next_row = 1
     with parquet:
-        for record_batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
+        batches = parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+        while True:
+            try:
+                record_batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as e:  # a damaged page or row group
+                raise FatalSourceError(f"{where}: the Parquet file cannot be read after row {next_row - 1} "
+                                       f"({_cut(str(e).splitlines()[0], 120)})") from None
             table = pa.Table.from_batches([record_batch])
             while any(pa.types.is_struct(f.type) for f in table.schema):
                 table = table.flatten()
             numbers = pa.array(range(next_row, next_row + table.num_rows), pa.int64())
             next_row += table.num_rows
-            yield Batch(records=pa.table({**{f.name: _text_array(table[f.name]) for f in table.schema}, ROW: numbers}))
+            batch = Batch(records=pa.table({**{f.name: _text_array(table[f.name]) for f in table.schema}, ROW: numbers}))
+            yield _reject_too_long(batch, limits, "\t")
 
 
 def _text_array(column):

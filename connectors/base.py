@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "mapped_columns", "text_array"]
+__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "local_file_of_url", "mapped_columns",
+           "text_array"]
 
 ROW = "_row"
 
 DEFAULT_BATCH_ROWS = 250_000
+# Decimals whose exponent is within this many digits are written without one (2.50, 1000000).
+_PLAIN_DIGITS = 100
 
 
 def as_text(value) -> str | None:
@@ -34,7 +40,8 @@ def as_text(value) -> str | None:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, Decimal):
-        return format(value, "f")
+        # Written out, 1E+999999999 would be a billion digits: far from everyday sizes, keep the exponent.
+        return format(value, "f") if value.is_finite() and -_PLAIN_DIGITS < value.adjusted() < _PLAIN_DIGITS else str(value)
     if isinstance(value, (bytes, memoryview)):
         return bytes(value).hex()
     return str(value)
@@ -101,3 +108,50 @@ class Connector(ABC):
     def describe(self) -> str:
         """Where the data comes from, for lineage (never includes secrets)."""
         return self.source.kind
+
+    def local_paths(self) -> dict[str, Path]:
+        """The local files the options name (option, e.g. `url` or `auth/token_url` -> path). The registry
+        refuses a registration naming one outside the folders the hub may read (HUB_HOME, HUB_DATA_DIRS).
+
+        This finds every `file:` URL and SQLite or DuckDB database URL in any text option, whatever the kind,
+        so a kind that reads a local file through a URL needs nothing of its own; a kind naming local files
+        another way (the file kind's `path`) adds them.
+        """
+        found: dict[str, Path] = {}
+
+        def walk(value, where: str) -> None:
+            if isinstance(value, str):
+                path = local_file_of_url(value)
+                if path is not None:
+                    found[where] = path
+            elif isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(inner, f"{where}/{key}" if where else str(key))
+            elif isinstance(value, list):
+                for i, inner in enumerate(value):
+                    walk(inner, f"{where}/{i}")
+
+        walk(self.options, "")
+        return found
+
+
+# SQLAlchemy URLs of databases that are local files: sqlite:///relative.db, sqlite:////absolute.db,
+# duckdb:///file.duckdb, with an optional driver (sqlite+pysqlite://...).
+_FILE_DATABASE_URL = re.compile(r"^(?:sqlite|duckdb)(?:\+[\w.]+)?://[^/]*/(?P<database>[^?]*)", re.IGNORECASE)
+
+
+def local_file_of_url(text: str) -> Path | None:
+    """The local file a `file:` URL or a file database's SQLAlchemy URL names; None for any other text
+    (an in-memory database included)."""
+    text = text.strip()
+    if text[:5].lower() == "file:":
+        return Path(unquote(urlsplit(text).path) or "/")
+    match = _FILE_DATABASE_URL.match(text)
+    if not match:
+        return None
+    database = unquote(match["database"])
+    if database.lower().startswith("file:"):  # SQLite's own URI form, sqlite:///file:path?uri=true
+        database = unquote(urlsplit(database).path)
+    if database in ("", ":memory:"):
+        return None
+    return Path(database)

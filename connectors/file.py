@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from connectors import _file_formats as formats
 from connectors.base import Batch, Connector, mapped_columns
 from connectors import http
-from hub.errors import ConfigError, RetriableSourceError
+from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
 __all__ = ["FileConnector"]
 
@@ -21,7 +21,16 @@ _FORMAT_OF_SUFFIX = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx
                      ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 # Options only some formats read; one given for another format is a mistake in the registration.
 _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"}, "header_row": {"xlsx"},
-                   "records_path": {"json"}}
+                   "records_path": {"json"}, "max_line_bytes": {"csv", "jsonl"}}
+# Limits on what an agency sends, so a wrong export (or a hostile one) is refused with a message instead of
+# filling memory or the catalog. Each is an option for an agency that really sends more.
+#: The file's size; for .xlsx, a zip of XML, the size of its content unpacked.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+#: One value: Excel's own limit for a cell, so nothing typed into a spreadsheet is refused.
+DEFAULT_MAX_FIELD_CHARS = formats.DEFAULT_MAX_FIELD_CHARS
+#: One line of CSV or JSON Lines (a CSV record with quoted line breaks counts whole): CSV is read a block of
+#: this many bytes at a time, and a record must fit in one.
+DEFAULT_MAX_LINE_BYTES = formats.DEFAULT_MAX_LINE_BYTES
 # Options of the HTTP client, for a path that is a URL.
 _URL_OPTIONS = {"auth": http.AUTH, **http.CLIENT_OPTIONS}
 
@@ -42,6 +51,14 @@ class FileConnector(Connector):
             "records_path": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$",
                              "description": "Dotted keys of the array of records, e.g. data.items."},
             "batch_rows": {"type": "integer", "minimum": 1},
+            "max_file_bytes": {"type": "integer", "minimum": 1,
+                               "description": f"The largest file read, in bytes (default {DEFAULT_MAX_FILE_BYTES})."},
+            "max_field_chars": {"type": "integer", "minimum": 1,
+                                "description": f"The longest value, in characters (default {DEFAULT_MAX_FIELD_CHARS}); "
+                                               "a record with a longer one is quarantined as _record:too_long."},
+            "max_line_bytes": {"type": "integer", "minimum": 1024,
+                               "description": f"The longest line of CSV or JSON Lines, in bytes "
+                                              f"(default {DEFAULT_MAX_LINE_BYTES})."},
             **_URL_OPTIONS,
         },
     }
@@ -49,8 +66,12 @@ class FileConnector(Connector):
     def __init__(self, source) -> None:
         super().__init__(source)
         location = self.options["path"]
-        self.url = location if urlsplit(location).scheme.lower() in ("http", "https") else None
+        scheme = urlsplit(location).scheme.lower()
+        self.url = location if scheme in ("http", "https") else None
         self.path: Path | None = None
+        if scheme == "file":
+            raise ConfigError(f"{source.path}: field options/path: write a local file as a path "
+                              "(${HUB_HOME}/incoming/x.csv), not as a file:// URL")
         if self.url:
             http.check_url(source, "path", self.url)
             self.name = http.where(self.url)
@@ -78,7 +99,13 @@ class FileConnector(Connector):
                 self.encoding = codecs.lookup(self.encoding).name
             except LookupError:
                 raise ConfigError(f"{source.path}: field options/encoding: unknown encoding {self.encoding!r}") from None
+        self.max_file_bytes = self.options.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+        self.limits = formats.Limits(field_chars=self.options.get("max_field_chars", DEFAULT_MAX_FIELD_CHARS),
+                                     line_bytes=self.options.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES))
         self._dialect: formats.CsvDialect | None = None
+
+    def local_paths(self) -> dict[str, Path]:
+        return {**super().local_paths(), **({"path": self.path} if self.path else {})}
 
     def describe(self) -> str:
         if self._dialect:  # known once a CSV has been read, declared or detected
@@ -91,24 +118,35 @@ class FileConnector(Connector):
                 client.download(self.url, Path(os.devnull))
         elif not self.path.is_file():
             raise RetriableSourceError(f"source {self.source.id}: file {self.path} not found")
+        else:
+            self._check_size(self.path)
+
+    def _check_size(self, path: Path) -> None:
+        size = path.stat().st_size
+        if size > self.max_file_bytes:
+            raise FatalSourceError(f"source {self.source.id}: file {self.name} is {size} bytes, more than the "
+                                   f"limit of {self.max_file_bytes} bytes (options/max_file_bytes)")
 
     def read(self, cursor=None) -> Iterator[Batch]:
         with self._local_file() as path:
+            self._check_size(path)
             where = f"source {self.source.id}: file {self.name}"
+            limits = self.limits
             if self.format == "csv":
-                self._dialect = formats.detect_csv(path, where, self.delimiter, self.encoding)
-                yield from formats.read_csv(path, where, self.batch_rows, self._dialect)
+                self._dialect = formats.detect_csv(path, where, self.delimiter, self.encoding, limits)
+                yield from formats.read_csv(path, where, self.batch_rows, self._dialect, limits)
             elif self.format == "xlsx":
                 mapped = {spec["from"] for spec in self.source.mapping.values() if "from" in spec}
                 yield from formats.read_xlsx(path, where, self.batch_rows, self.options.get("sheet"),
-                                             self.options.get("header_row"), mapped)
+                                             self.options.get("header_row"), mapped, limits,
+                                             max_unpacked_bytes=self.max_file_bytes)
             elif self.format == "json":
                 yield from formats.read_json(path, where, self.batch_rows, self.options.get("records_path"),
-                                                  mapped_columns(self.source))
+                                             mapped_columns(self.source), limits)
             elif self.format == "jsonl":
-                yield from formats.read_jsonl(path, where, self.batch_rows, mapped_columns(self.source))
+                yield from formats.read_jsonl(path, where, self.batch_rows, mapped_columns(self.source), limits)
             else:
-                yield from formats.read_parquet(path, where, self.batch_rows)
+                yield from formats.read_parquet(path, where, self.batch_rows, limits)
 
     @contextmanager
     def _local_file(self) -> Iterator[Path]:

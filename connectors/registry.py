@@ -11,9 +11,14 @@ import yaml
 
 from hub.errors import ConfigError
 
-__all__ = ["Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
+__all__ = ["MAX_REGISTRATION_BYTES", "Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
 
 SOURCE_SCHEMA = Path(__file__).resolve().parent / "source.schema.json"
+# A registration is a page of YAML; even one with a long crosswalk is a few kilobytes.
+MAX_REGISTRATION_BYTES = 1 << 20
+# Values of a registration counted with its aliases expanded: refuses "billion laughs" documents, whose few
+# lines of anchors and aliases stand for billions of values, before anything walks them.
+_MAX_YAML_VALUES = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,12 +47,30 @@ def _validator():
     return Draft202012Validator(json.loads(SOURCE_SCHEMA.read_text(encoding="utf-8")))
 
 
+# Options where a secret, or where it is, is written: a value there may be the secret itself, written where
+# only its name belongs ({env: s3cr3t}, url_env: postgresql://user:password@...), so it is never quoted.
+_SECRET_PLACES = {"auth", "api_key", "url", "url_env", "connection", "env", "token", "password", "key",
+                  "username", "client_id", "client_secret", "token_url"}
+# jsonschema messages that name keys or limits, never the value itself.
+_NAMES_NO_VALUE = {"required", "additionalProperties", "dependentRequired"}
+
+
 def _message(error) -> str:
     """What was expected. A value matching none of a field's forms is not quoted: it may be a secret written
-    where only its name belongs ({env: NAME}); the form's description says what to write instead."""
+    where only its name belongs ({env: NAME}); the form's description says what to write instead. Nor is a
+    value in a secret's place, or a whole mapping or list (options written as a list, say)."""
     if error.validator in ("oneOf", "anyOf"):
         return f"expected {error.schema.get('description') or 'one of the forms its schema allows'}"
-    return error.message
+    secret_place = bool(_SECRET_PLACES & {str(p) for p in error.absolute_path})
+    if error.validator not in _NAMES_NO_VALUE and (secret_place or isinstance(error.instance, (dict, list))):
+        got = {dict: "a mapping", list: "a list", str: "text", bool: "true or false", type(None): "null"}.get(
+            type(error.instance), "a number")
+        if error.validator == "type":
+            return f"expected {error.validator_value}, got {got}"
+        if error.validator == "pattern":
+            return f"{got} not of the form {error.validator_value!r}"
+        return f"{got} that fails {error.validator} {_cut(repr(error.validator_value), 100)}"
+    return _cut(error.message, 300)  # jsonschema quotes the value, which may be as long as the file
 
 
 def _where(error) -> str:
@@ -81,17 +104,101 @@ def _line(node, parts: list) -> int | None:
     return line
 
 
-def load_source(path: Path, home: Path) -> Source:
-    """Parse and check one registration; errors name the file and line, the field and what was expected."""
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What the YAML parser found and where, without the snippet of the file it quotes (a secret or personal
+    data may be written on that line)."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({error.context})" if error.context else ""
+        return f"{where}{error.problem}{context}"
+    return type(error).__name__
+
+
+def _read_yaml(path: Path):
+    """The registration's YAML, as data and as its composed document (for line numbers)."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        size = path.stat().st_size
+        if size > MAX_REGISTRATION_BYTES:
+            raise ConfigError(f"{path}: {size} bytes, more than a registration may have "
+                              f"({MAX_REGISTRATION_BYTES} bytes)")
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        document = loader.get_single_node()
+        if document is None:
+            return None, None
+        _check_document(path, document)
+        return loader.construct_document(document), document
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_document(path: Path, document) -> None:
+    """Refuse a key written twice in one mapping (YAML keeps the last silently: a field lost unseen), and a
+    document whose aliases expand to more than _MAX_YAML_VALUES values."""
+    sizes: dict[int, int] = {}  # node id -> values under it, aliases expanded
+    stack: list[tuple[yaml.Node, bool]] = [(document, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value))
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > _MAX_YAML_VALUES:
+                raise ConfigError(f"{path}:{node.start_mark.line + 1}: more than {_MAX_YAML_VALUES} values once its "
+                                  "aliases (*name) are expanded; write the registration out")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise ConfigError(f"{path}:{node.start_mark.line + 1}: an alias refers to a value that holds it")
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in seen:
+                        raise ConfigError(f"{path}:{key.start_mark.line + 1}: key {_cut(key.value)!r} is written "
+                                          f"twice in one mapping (first on line {seen[key.tag, key.value]})")
+                    seen[key.tag, key.value] = key.start_mark.line + 1
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _cut(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None = None) -> Source:
+    """Parse and check one registration; errors name the file and line, the field and what was expected.
+
+    Local files it names must lie in `home` or one of `data_dirs` (default: HUB_DATA_DIRS).
+    """
+    try:
+        return _load_source(path, home, data_dirs)
+    except RecursionError:  # a document nested deep enough to pass the parser still has no use
+        raise ConfigError(f"{path}: nested too deeply to be a registration") from None
+
+
+def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> Source:
+    data, document = _read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of fields (id, title, agency, ...), got {type(data).__name__}")
-    document = yaml.compose(text)
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = [f"{path}:{_line(document, list(e.absolute_path))}: field {_where(e)}: {_message(e)}" for e in errors]
         raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
@@ -110,11 +217,29 @@ def load_source(path: Path, home: Path) -> Source:
         mapping=data["mapping"],
         path=path,
     )
-    _check_kind_options(source, document)
+    connector = _check_kind_options(source, document)
+    _check_local_paths(source, connector, document, home, data_dirs)
     return source
 
 
-def _check_kind_options(source: Source, document) -> None:
+def _check_local_paths(source: Source, connector, document, home: Path, data_dirs: tuple[Path, ...] | None) -> None:
+    """Every local file the options name, once `..` and symbolic links are resolved, lies in a folder the hub may
+    read: its home or a folder of HUB_DATA_DIRS. A registration cannot make the hub read /etc/passwd."""
+    from hub.settings import data_dirs as configured_data_dirs
+
+    allowed = [Path(home).resolve(), *(configured_data_dirs() if data_dirs is None else
+                                       tuple(Path(d).resolve() for d in data_dirs))]
+    for option, named in connector.local_paths().items():
+        resolved = Path(named).expanduser().resolve()
+        if not any(resolved.is_relative_to(folder) for folder in allowed):
+            parts = ["options", *option.split("/")]
+            shown = f"{named} (which is {resolved})" if Path(named) != resolved else str(named)
+            raise ConfigError(f"{source.path}:{_line(document, parts)}: field {'/'.join(parts)}: {shown} is outside "
+                              f"the folders the hub may read ({', '.join(map(str, allowed))}); put the file under "
+                              "HUB_HOME or add its folder to HUB_DATA_DIRS")
+
+
+def _check_kind_options(source: Source, document):
     """The kind's own options schema, then its constructor, which refuses what the schema cannot say."""
     from jsonschema import Draft202012Validator
 
@@ -124,17 +249,24 @@ def _check_kind_options(source: Source, document) -> None:
         cls = kind_class(source.kind)
     except ConfigError as e:
         raise ConfigError(f"{source.path}:{_line(document, ['kind'])}: field kind: {e}") from None
-    errors = sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options), key=lambda e: list(e.absolute_path))
+    errors = sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options),
+                    key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         e = errors[0]
         parts = ["options", *e.absolute_path]
         where = "/".join(str(p) for p in parts)
         raise ConfigError(f"{source.path}:{_line(document, parts)}: field {where}: {_message(e)} (kind {source.kind})")
-    cls(source)  # constructors only check options; they never connect
+    try:
+        return cls(source)  # constructors only check options; they never connect
+    except ConfigError:
+        raise
+    except Exception as e:  # a kind's own parsing of an option failed; its message may quote a secret
+        raise ConfigError(f"{source.path}: field options: the {source.kind} kind cannot use these options "
+                          f"({type(e).__name__}); see docs/connectors.md") from None
 
 
-def load_sources(registry: Path, home: Path) -> list[Source]:
+def load_sources(registry: Path, home: Path, data_dirs: tuple[Path, ...] | None = None) -> list[Source]:
     """Every registration in the folder, sorted by id."""
     if not registry.is_dir():
         raise ConfigError(f"source registry folder {registry} does not exist (set HUB_REGISTRY)")
-    return [load_source(p, home) for p in sorted(registry.glob("*.yaml"))]
+    return [load_source(p, home, data_dirs) for p in sorted(registry.glob("*.yaml"))]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROOT", "Settings", "load_settings", "configure_airflow"]
+__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dirs() -> tuple[Path, ...]:
+    """HUB_DATA_DIRS: folders besides the home that file sources may read (os.pathsep-separated)."""
+    parts = (os.environ.get("HUB_DATA_DIRS") or "").split(os.pathsep)
+    return tuple(Path(p).resolve() for p in parts if p.strip())
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,8 @@ class Settings:
     home: Path
     catalog_url: str
     registry: Path
+    # Where registrations may point besides `home` (HUB_DATA_DIRS): an agency's drop folder, a mounted share.
+    data_dirs: tuple[Path, ...] = field(default_factory=data_dirs)
 
     @property
     def warehouse(self) -> Path:
@@ -35,11 +43,11 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read HUB_HOME, HUB_CATALOG_URL and HUB_REGISTRY; defaults keep everything under var/."""
+    """Read HUB_HOME, HUB_CATALOG_URL, HUB_REGISTRY and HUB_DATA_DIRS; defaults keep everything under var/."""
     home = Path(os.environ.get("HUB_HOME") or ROOT / "var").resolve()
     catalog_url = os.environ.get("HUB_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
     registry = Path(os.environ.get("HUB_REGISTRY") or ROOT / "connectors" / "registry").resolve()
-    return Settings(home=home, catalog_url=catalog_url, registry=registry)
+    return Settings(home=home, catalog_url=catalog_url, registry=registry, data_dirs=data_dirs())
 
 
 def configure_airflow(settings: Settings) -> None:
@@ -52,6 +60,7 @@ def configure_airflow(settings: Settings) -> None:
     os.environ["HUB_HOME"] = str(settings.home)
     os.environ["HUB_REGISTRY"] = str(settings.registry)
     os.environ["HUB_CATALOG_URL"] = settings.catalog_url
+    os.environ["HUB_DATA_DIRS"] = os.pathsep.join(str(p) for p in settings.data_dirs)
     os.environ["AIRFLOW_HOME"] = str(settings.airflow_home)
     os.environ["AIRFLOW_CONFIG"] = str(ROOT / "airflow.cfg")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

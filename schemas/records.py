@@ -12,9 +12,15 @@ import pyarrow as pa
 
 from hub.errors import ConfigError
 from schemas.standards import Standard
-from schemas.validation import json_array, json_field, validate
+from schemas.validation import JSON_COLUMN, json_array, json_field, validate
 
-__all__ = ["read_records", "records_table", "validate_file"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_FILE_BYTES", "TOO_LONG", "read_records", "records_table", "validate_file"]
+
+# `hub validate` holds the whole file in memory: a steward's sample or extract, not a city's register.
+MAX_FILE_BYTES = 256 << 20
+# As for a source's records (connectors/_file_formats.py): Excel's own limit for one cell.
+MAX_FIELD_CHARS = 32_767
+TOO_LONG = "_record:too_long"
 
 # A JSON number literal (RFC 8259): what CSV text must be to count as a number, so that "007", "+1", "1." or
 # " 1" stay text and fail the field's type instead of being read as something the agency did not write.
@@ -25,7 +31,10 @@ def _refuse_unknown(standard: Standard, names, where: str) -> None:
     # The standard has additionalProperties false: a file with other fields is not made for this standard.
     unknown = sorted(set(names) - {f.name for f in standard.fields})
     if unknown:
-        raise ConfigError(f"{where}: {', '.join(unknown)}: not fields of standard {standard.ref}")
+        # A file without its header has a record there: a name that looks like a NIK or a long text stays out.
+        shown = [n if len(n) <= 64 and not re.search(r"[0-9]{5}", n) else "<not shown>" for n in unknown[:20]]
+        more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+        raise ConfigError(f"{where}: {', '.join(shown)}{more}: not fields of standard {standard.ref}")
 
 
 def records_table(standard: Standard, records: list[dict], where: str = "records") -> pa.Table:
@@ -49,14 +58,21 @@ def _reject_constant(name: str):
 
 def _read_jsonl(standard: Standard, path: Path) -> pa.Table:
     records = []
-    with path.open(encoding="utf-8") as lines:
+    with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue  # a blank line (a trailing newline, say) is no record
             try:
-                records.append(json.loads(line, parse_constant=_reject_constant))
-            except ValueError as e:
-                raise ConfigError(f"{path.name}: line {number} is not JSON: {e}") from None
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+                records.append(json.loads(text, parse_constant=_reject_constant))
+            except UnicodeDecodeError as e:
+                raise ConfigError(f"{path.name}: line {number} is not UTF-8 (byte {e.start} of the line)") from None
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path.name}: line {number} is not JSON: {e.msg} (column {e.colno})") from None
+            except ValueError as e:  # NaN, or an integer of thousands of digits
+                raise ConfigError(f"{path.name}: line {number} is not JSON: {str(e)[:120]}") from None
+            except RecursionError:
+                raise ConfigError(f"{path.name}: line {number} is nested too deeply") from None
     return records_table(standard, records, path.name)
 
 
@@ -65,15 +81,26 @@ def _csv_value(text: str, json_type: str):
     if json_type == "boolean" and text.lower() in ("true", "false"):
         return text.lower() == "true"
     if json_type in ("integer", "number") and _JSON_NUMBER.fullmatch(text):
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except ValueError:  # an integer of thousands of digits: Python refuses to convert it
+            return text
         if value == value and value not in (float("inf"), float("-inf")):  # 1e999 overflows: not a number we can hold
             return value
     return text
 
 
 def _read_csv(standard: Standard, path: Path) -> pa.Table:
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        rows = list(csv.reader(file))
+    reader = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            reader = csv.reader(file)
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        line = f"after line {reader.line_num}" if reader else "at its start"
+        raise ConfigError(f"{path.name}: not UTF-8 {line} (a CSV for hub validate is UTF-8)") from None
+    except csv.Error as e:  # a value past the csv module's own limit (128 KiB), for one
+        raise ConfigError(f"{path.name}: line {reader.line_num}: {str(e)[:120]}") from None
     if not rows:
         raise ConfigError(f"{path.name}: empty file, expected a header line")
     header, rows = rows[0], [r for r in rows[1:] if r]
@@ -92,7 +119,10 @@ def _read_csv(standard: Standard, path: Path) -> pa.Table:
 def _read_parquet(standard: Standard, path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise ConfigError(f"{path.name}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
     _refuse_unknown(standard, table.column_names, path.name)
     columns = []
     for f in standard.fields:
@@ -123,20 +153,50 @@ def read_records(standard: Standard, path: Path) -> pa.Table:
         raise ConfigError(f"{path}: expected a .csv, .jsonl or .parquet file of records")
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"{path.name}: {size} bytes, more than hub validate reads ({MAX_FILE_BYTES} bytes); "
+                          "validate a part of it, or register it as a source")
     return reader(standard, path)
+
+
+def _too_long(table: pa.Table) -> list[int]:
+    """Positions of the records holding a value longer than MAX_FIELD_CHARS (as text, or as its JSON text)."""
+    import pyarrow.compute as pc
+
+    mask = None
+    for name in table.column_names:
+        column = table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        # A JSON text column holds a string with its quotes: "..." is two characters longer than the value.
+        limit = MAX_FIELD_CHARS + (2 if table.schema.field(name).metadata == JSON_COLUMN else 0)
+        if (pc.max(pc.binary_length(column)).as_py() or 0) <= limit:
+            continue
+        long = pc.fill_null(pc.greater(pc.utf8_length(column), limit), False)
+        mask = long if mask is None else pc.or_(mask, long)
+    if mask is None:
+        return []
+    return pc.indices_nonzero(mask).to_pylist()
 
 
 def validate_file(standard: Standard, path: Path) -> dict:
     """Validate every record of a file: a summary (with the rows failing each rule), and each invalid row
     (1 = first record) with its reasons."""
     table = read_records(standard, path)
-    verdict = validate(standard, table)
+    long = _too_long(table)
+    reasons: dict[int, list[str]] = {position: [TOO_LONG] for position in long}
+    # The suite sees the other records; its row positions are then those of the file again.
+    kept = [i for i in range(table.num_rows) if i not in reasons] if long else None
+    verdict = validate(standard, table.take(kept) if kept is not None else table)
+    for position, found in verdict.reasons.items():
+        reasons[kept[position] if kept is not None else position] = found
     invalid = [
         {"row": position + 1,
-         "reasons": [dict(zip(("field", "rule"), reason.split(":", 1))) for reason in verdict.reasons[position]]}
-        for position in sorted(verdict.reasons)
+         "reasons": [dict(zip(("field", "rule"), reason.split(":", 1))) for reason in reasons[position]]}
+        for position in sorted(reasons)
     ]
-    failures = Counter(reason for reasons in verdict.reasons.values() for reason in reasons)
+    failures = Counter(reason for found in reasons.values() for reason in found)
     return {
         "summary": {"rows": table.num_rows, "valid": table.num_rows - len(invalid), "invalid": len(invalid),
                     "standard": standard.ref, "reasons": dict(failures.most_common())},

@@ -46,6 +46,32 @@ PERSONAL_DATA = ("nik", "name", "address", "phone", "birth_date", "email")
 _TYPES = {"string", "integer", "number", "boolean"}
 _FORMATS = {"date", "date-time", "email"}
 _FILE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)-(?P<version>\d+\.\d+\.\d+)\.json$")
+# A standard is a page of JSON per field; the largest here is a few tens of kilobytes.
+MAX_STANDARD_BYTES = 1 << 20
+_TEXT = {"type": "string"}
+_TEXTS = {"type": "array", "items": _TEXT}
+# The JSON types of the keywords the hub reads itself (JSON Schema's own keywords are checked by jsonschema's
+# metaschema, per field): a value of another type is a steward's mistake, named, never a crash.
+_SHAPE = {
+    "type": "object",
+    "properties": {
+        **{key: _TEXT for key in ("$schema", "$id", "title", "description", "x-name", "x-version", "x-title-en",
+                                  "x-description-en", "x-walidata", "x-spatial-coverage", "x-temporal-coverage",
+                                  "x-license", "x-frequency", "x-classification")},
+        "x-produsen-data": {"anyOf": [_TEXT, _TEXTS]},
+        "required": _TEXTS, "x-primary-key": _TEXTS, "x-tags": _TEXTS,
+        "properties": {"type": "object", "additionalProperties": {
+            "type": "object",
+            "properties": {
+                **{key: _TEXT for key in ("title", "description", "format", "x-title-en", "x-description-en",
+                                          "x-concept", "x-unit", "x-personal-data", "x-classification")},
+                "type": {"anyOf": [_TEXT, _TEXTS]},
+                "x-code-list": {"type": "object", "required": ["name", "edition"], "additionalProperties": False,
+                                "properties": {"name": _TEXT, "edition": _TEXT, "level": _TEXT, "within": _TEXT}},
+            },
+        }},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,42 @@ def load_standard_file(path: Path) -> Standard:
     return _load_file(path.resolve())
 
 
+def _read(path: Path, where: str) -> dict:
+    """The standard's JSON object; anything else (too big, not UTF-8, not JSON, not an object) is refused."""
+    size = path.stat().st_size
+    if size > MAX_STANDARD_BYTES:
+        raise ConfigError(f"{where}: {size} bytes, more than a standard may have ({MAX_STANDARD_BYTES} bytes)")
+    try:
+        schema = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_not_json)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except ValueError as e:  # NaN or Infinity, or an integer of thousands of digits
+        raise ConfigError(f"{where}: not valid JSON: {str(e)[:120]}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid JSON: nested too deeply") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{where}: a standard is a JSON object, not {type(schema).__name__}")
+    try:
+        shape_errors = sorted(Draft202012Validator(_SHAPE).iter_errors(schema), key=lambda e: [str(p) for p in e.path])
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a standard") from None
+    if shape_errors:
+        e = shape_errors[0]
+        at = "/".join(map(str, e.absolute_path)) or "the top level"
+        raise ConfigError(f"{where}: at {at}: {_short(e.message)}")
+    return schema
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 @cache
 def _load_file(path: Path) -> Standard:
     where = path.name
@@ -128,9 +190,13 @@ def _load_file(path: Path) -> Standard:
     if not match:
         raise ConfigError(f"{where}: a standard's file is named NAME-MAJOR.MINOR.PATCH.json")
     try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON: {e}") from None
+        return _standard(path, where, match)
+    except RecursionError:  # a field's rules nested past the stack: no steward writes that
+        raise ConfigError(f"{where}: nested too deeply to be a standard") from None
+
+
+def _standard(path: Path, where: str, match) -> Standard:
+    schema = _read(path, where)
     for key in schema:
         if key not in _STANDARD_KEYWORDS:
             raise ConfigError(f"{where}: keyword {key!r} is not supported at the top level of a standard")
@@ -210,7 +276,7 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
         Draft202012Validator.check_schema(rules)
     except SchemaError as e:
         at = "/".join(map(str, e.path)) or "the field"
-        raise ConfigError(f"{where}: field {name!r}: {e.message} (at {at})") from None
+        raise ConfigError(f"{where}: field {name!r}: {_short(e.message)} (at {at})") from None
     lows = [spec[k] for k in ("minimum", "exclusiveMinimum") if k in spec]
     highs = [spec[k] for k in ("maximum", "exclusiveMaximum") if k in spec]
     if lows and highs and max(lows) > min(highs):

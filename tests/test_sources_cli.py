@@ -17,7 +17,8 @@ HUB = str(Path(sys.executable).parent / "hub")
 def hub(home: Path, registry: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """`hub` as an agency runs it, with its own home and registry folder."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    clean.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry), **env)
+    # The agency's exports sit beside the home, in a folder the hub is allowed to read.
+    clean.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry), HUB_DATA_DIRS=str(home.parent), **env)
     return subprocess.run([HUB, *args], env=clean, capture_output=True, text=True, timeout=600)
 
 
@@ -122,7 +123,7 @@ def test_a_new_registration_is_a_dag_without_touching_dags(registered, tmp_path)
                "from hub.orchestrate import dag_bag\n"
                "print('DAGS', ' '.join(sorted(dag_bag().dag_ids)))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))}
-    env.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry))
+    env.update(HUB_HOME=str(home), HUB_REGISTRY=str(registry), HUB_DATA_DIRS=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (dags,) = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("DAGS ")]
@@ -150,3 +151,12 @@ def test_a_kind_from_an_outside_package_is_found_by_its_entry_point(tmp_path):
                PYTHONPATH=str(Path(__file__).parent / "plugins"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["would_publish"] == 1
+
+
+def test_check_refuses_a_path_outside_the_folders_the_hub_may_read(registered, tmp_path):
+    home, registry = registered
+    path = registry / "kelurahan_x.yaml"
+    path.write_text(_filled(path.read_text(encoding="utf-8"), Path("/etc/dtks.csv")), encoding="utf-8")
+    done = hub(home, registry, "sources", "check", "kelurahan_x")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{path}:" in done.stderr and "field options/path: /etc/dtks.csv is outside the folders" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -61,9 +62,12 @@ def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats
     column = spec["from"]
     if column not in records.column_names:
         known = [c for c in records.column_names if c != ROW]
-        raise ConfigError(
-            f"{source.path}: field mapping/{field.name}/from: column {column!r} is not in the source; columns: {known}"
-        )
+        # A file without its header row has a record where the names belong: a name that looks like a NIK,
+        # a phone number or a long text is not shown, so the message carries no identifier.
+        shown = [c if len(c) <= 64 and not re.search(r"[0-9]{5}", c) else "<not shown>" for c in known[:50]]
+        more = f" and {len(known) - 50} more" if len(known) > 50 else ""
+        raise ConfigError(f"{source.path}: field mapping/{field.name}/from: column {column!r} is not in the source; "
+                          f"columns: {shown}{more}")
     text = records[column].combine_chunks()
     # Every step is a function of the value alone, so where values repeat (all but the key) it runs once
     # per distinct value: a column of a million rows often holds a few thousand dates or codes.

@@ -750,3 +750,165 @@ class TestHttpConformance(Conformance):
 
     def unreachable_source(self, tmp_path):
         return file_source(tmp_path, closed_port_url(), **FAST)
+
+
+# --- limits: oversized files, values and lines are refused with a message --------------------------
+
+from connectors._file_formats import DEFAULT_MAX_FIELD_CHARS, TOO_LONG  # noqa: E402
+from connectors.file import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINE_BYTES  # noqa: E402
+
+
+def rejected(batches) -> list[tuple[int, str, str]]:
+    return [r for b in batches for r in b.rejected]
+
+
+def test_the_default_limits():
+    assert (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FIELD_CHARS, DEFAULT_MAX_LINE_BYTES) == (1 << 30, 32_767, 4 << 20)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".xlsx", ".parquet"])
+def test_a_file_over_max_file_bytes_is_fatal_naming_source_file_and_limit(tmp_path, suffix):
+    path = tmp_path / f"big{suffix}"
+    path.write_bytes(b"NIK\n" + b"3271010101900001\n" * 100)
+    connector = FileConnector(file_source(tmp_path, path, max_file_bytes=1000))
+    for attempt in (connector.check, lambda: read_all(connector)):
+        with pytest.raises(FatalSourceError) as info:
+            attempt()
+        message = str(info.value)
+        assert "source dinsos_test" in message and f"big{suffix}" in message
+        assert "1000 bytes" in message and "options/max_file_bytes" in message and "1704 bytes" in message
+
+
+def test_a_csv_value_over_max_field_chars_quarantines_its_row_without_copying_the_value(tmp_path):
+    huge = "Jl. " + "Panjang " * 5000
+    path = write_lines(tmp_path / "dtks.csv", ["NIK;Nama;Alamat", "3271010101900001;Siti;Jl. Pendek",
+                                              f"3271010101900002;Agus;{huge}", "3271010101900003;Budi;Jl. Baru"],
+                       "cp1252")
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_field_chars=1000)))
+    assert [r["NIK"] for r in records(batches)] == ["3271010101900001", "3271010101900003"]
+    assert [r[ROW] for r in records(batches)] == [1, 3]
+    ((row, reason, text),) = rejected(batches)
+    assert (row, reason) == (2, TOO_LONG)
+    assert text.startswith("3271010101900002;Agus;Jl. Panjang") and len(text) < 400
+    assert f"({len(huge)} characters)" in text
+
+
+def test_the_default_field_limit_is_excels_cell_limit(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("NIK,Catatan\n1," + "a" * 32_767 + "\n2," + "a" * 32_768 + "\n", encoding="utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert [r["NIK"] for r in records(batches)] == ["1"]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG)]
+
+
+def test_a_csv_line_over_max_line_bytes_quarantines_its_row(tmp_path):
+    many = ",".join(["x" * 100] * 30)  # 30 short values: 3029 bytes in all
+    path = write_lines(tmp_path / "wide.csv", [",".join(f"c{i}" for i in range(30)), many, ",".join("y" * 30)],
+                       "utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_line_bytes=2048)))
+    assert [r[ROW] for r in records(batches)] == [2]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(1, TOO_LONG)]
+
+
+def test_an_unclosed_quote_makes_one_record_of_the_rest_as_csv_readers_do_and_it_is_quarantined(tmp_path):
+    import csv
+
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b'NIK,Nama\n3271010101900001,Siti\n3271010101900002,"Agus\n'
+                     + b"3271010101900003,Budi Santoso\n" * 200_000)  # 6 MB: more than one block
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    limit = csv.field_size_limit(1 << 30)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            assert len(list(csv.reader(f))) - 1 == 2  # Python's reader agrees: the rest is one value
+    finally:
+        csv.field_size_limit(limit)
+    assert [r[ROW] for r in records(batches)] == [1]
+    ((row, reason, text),) = rejected(batches)
+    assert (row, reason) == (2, TOO_LONG) and len(text) < 400
+
+
+def test_a_header_line_over_max_line_bytes_is_fatal(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_bytes(b"NIK," + b"x" * 5000 + b"\n1,2\n")
+    with pytest.raises(FatalSourceError, match="header line is longer than 2048 bytes"):
+        read_all(FileConnector(file_source(tmp_path, path, max_line_bytes=2048)))
+
+
+def test_a_json_lines_line_over_max_line_bytes_is_skipped_unread_and_quarantined(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"NIK": "1"}\n{"NIK": "' + b"9" * 100_000 + b'"}\n{"NIK": "3"}\n')
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_line_bytes=4096)))
+    assert [(r["NIK"], r[ROW]) for r in records(batches)] == [("1", 1), ("3", 3)]
+    ((row, reason, text),) = rejected(batches)
+    assert (row, reason) == (2, TOO_LONG) and len(text) < 400 and "100012 bytes" in text
+
+
+def test_a_json_value_over_max_field_chars_and_deep_nesting_are_quarantined(tmp_path):
+    path = tmp_path / "x.json"
+    deep = {"NIK": "3"}
+    for _ in range(70):
+        deep = {"x": deep}
+    path.write_text(json.dumps([{"NIK": "1"}, {"NIK": "2", "Catatan": "z" * 5000}, deep, {"NIK": "4"}]),
+                    encoding="utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_field_chars=1000)))
+    assert [r[ROW] for r in records(batches)] == [1, 4]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG), (3, TOO_LONG)]
+    assert all(len(r[2]) < 1000 for r in rejected(batches))
+
+
+def test_deep_json_lines_are_quarantined_not_a_crash(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"NIK": "1"}\n' + b"[" * 100_000 + b"]" * 100_000 + b'\n{"a": ' * 1 + b"[" * 80 + b"]" * 80
+                     + b'}\n{"NIK": "4"}\n')
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert [r[ROW] for r in records(batches)] == [1, 4]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG), (3, TOO_LONG)]
+
+
+def test_an_excel_cell_over_max_field_chars_quarantines_its_row(tmp_path):
+    path = write_xlsx(tmp_path / "x.xlsx", [["NIK", "Catatan"], ["1", "pendek"], ["2", "p" * 3000], ["3", None]])
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_field_chars=1000)))
+    assert [r[ROW] for r in records(batches)] == [1, 3]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG)]
+
+
+def test_a_workbook_that_unpacks_past_max_file_bytes_is_fatal(tmp_path):
+    path = write_xlsx(tmp_path / "bomb.xlsx", [["NIK"], *[["0" * 1000] for _ in range(2000)]])
+    assert path.stat().st_size < 200_000  # zeros pack well: the file is small, its XML is not
+    with pytest.raises(FatalSourceError) as info:
+        read_all(FileConnector(file_source(tmp_path, path, max_file_bytes=300_000)))
+    assert "unpacks to" in str(info.value) and "options/max_file_bytes" in str(info.value)
+
+
+def test_a_parquet_value_over_max_field_chars_quarantines_its_row(tmp_path):
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"NIK": ["1", "2", "3"], "Catatan": ["a", "b" * 2000, None]}), path)
+    batches = read_all(FileConnector(file_source(tmp_path, path, max_field_chars=1000)))
+    assert [r[ROW] for r in records(batches)] == [1, 3]
+    assert [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG)]
+
+
+def test_limit_options_are_checked_by_the_registration_schema(tmp_path):
+    def loaded(**options):
+        path = tmp_path / "dinsos_lim.yaml"
+        path.write_text(json.dumps({"id": "dinsos_lim", "title": "DTKS", "agency": {"code": "dinsos", "name": "Dinsos"},
+                                    "standard": "penduduk@1.0.0", "kind": "file",
+                                    "options": {"path": "x.csv", **options}, "mapping": {"nik": {"from": "NIK"}}}),
+                        encoding="utf-8")
+        return load_source(path, tmp_path)
+
+    assert loaded(max_file_bytes=5 << 30, max_field_chars=100_000, max_line_bytes=64 << 20)
+    for bad in ({"max_file_bytes": 0}, {"max_field_chars": "many"}, {"max_line_bytes": 10}):
+        with pytest.raises(ConfigError, match=f"options/{next(iter(bad))}"):
+            loaded(**bad)
+    with pytest.raises(ConfigError, match="max_line_bytes: applies to format csv or jsonl"):
+        path = tmp_path / "x.xlsx"
+        FileConnector(file_source(tmp_path, path, max_line_bytes=2048))
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "unicode.txt"  # Excel's "Unicode text": UTF-16 with a byte order mark, tab-separated
+    path.write_bytes("NIK\tNama\r\n3271010101900001\tDésirée\r\n".encode("utf-16"))
+    assert records(read_all(FileConnector(file_source(tmp_path, path)))) == [
+        {"NIK": "3271010101900001", "Nama": "Désirée", ROW: 1}]

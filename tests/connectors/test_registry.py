@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from connectors import kinds
 from connectors.base import Batch, Connector
 from connectors.file import FileConnector
 from connectors.kinds import connector_for, known_kinds, register_kind
-from connectors.registry import Source, load_source, load_sources
+from connectors.registry import MAX_REGISTRATION_BYTES, Source, load_source, load_sources
 from connectors.sql import SqlConnector
 from hub.errors import ConfigError
 from hub.settings import ROOT
@@ -320,3 +321,158 @@ def test_a_secret_written_in_the_registration_is_refused_without_being_quoted(tm
                                          "auth": {"type": "bearer", "token": "s3cr3t-t0ken-value"}})
     message = config_error(write(tmp_path, spec), tmp_path)
     assert "field options/auth" in message and "s3cr3t-t0ken-value" not in message
+
+
+# --- local paths stay inside the folders the hub may read -------------------------------------------
+
+
+def _outside_error(tmp_path: Path, options: dict, kind: str = "file", data_dirs=()) -> str:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    path = write(tmp_path, changed(kind=kind, options=options))
+    with pytest.raises(ConfigError) as info:
+        load_source(path, home, data_dirs=data_dirs)
+    message = str(info.value)
+    assert str(path) in message and "outside the folders the hub may read" in message
+    return message
+
+
+@pytest.mark.parametrize("written", ["${HUB_HOME}/../secret.csv", "/etc/passwd", "../../../../../../etc/passwd",
+                                     "${HUB_HOME}/demo/../../elsewhere/x.csv"],
+                         ids=["dot-dot-after-home", "absolute-elsewhere", "relative-dot-dots", "dot-dots-inside"])
+def test_a_file_path_outside_home_is_refused_naming_the_file_and_field(tmp_path, written):
+    message = _outside_error(tmp_path, {"path": written, "format": "csv"})
+    assert "field options/path" in message and "HUB_DATA_DIRS" in message
+
+
+def test_a_symbolic_link_pointing_out_of_home_is_refused(tmp_path):
+    home = tmp_path / "home"
+    (home / "incoming").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.csv").write_text("NIK\n", encoding="utf-8")
+    (home / "incoming" / "x.csv").symlink_to(tmp_path / "elsewhere" / "x.csv")
+    (home / "linked").symlink_to(tmp_path / "elsewhere")
+    for written in ("${HUB_HOME}/incoming/x.csv", "${HUB_HOME}/linked/x.csv", "${HUB_HOME}/linked/not_yet.csv"):
+        message = _outside_error(tmp_path, {"path": written})
+        assert str(tmp_path / "elsewhere") in message  # the place the link leads to is named
+
+
+def test_a_file_url_is_refused_as_a_path(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    for written in ("file:///etc/passwd", f"file://{home}/x.csv"):
+        message = config_error(write(tmp_path, changed(options={"path": written})), home)
+        assert "field options/path" in message and "file://" in message
+
+
+def test_a_path_inside_home_or_a_data_dir_is_accepted(tmp_path):
+    home, drop = tmp_path / "home", tmp_path / "drop"
+    home.mkdir()
+    drop.mkdir()
+    (home / "linked").symlink_to(home / "real")  # a link that stays inside is fine
+    for written in ("${HUB_HOME}/x.csv", "${HUB_HOME}/linked/x.csv", f"{home}/sub/../x.csv"):
+        source = load_source(write(tmp_path, changed(options={"path": written})), home, data_dirs=())
+        assert source.options["path"].endswith("x.csv")
+    source = load_source(write(tmp_path, changed(options={"path": f"{drop}/dtks.csv"})), home, data_dirs=(drop,))
+    assert source.options["path"] == f"{drop}/dtks.csv"
+    _outside_error(tmp_path, {"path": f"{drop}/dtks.csv"}, data_dirs=())
+
+
+def test_data_dirs_come_from_the_hub_data_dirs_setting(tmp_path, monkeypatch):
+    home, first, second = tmp_path / "home", tmp_path / "first", tmp_path / "second"
+    home.mkdir()
+    monkeypatch.setenv("HUB_DATA_DIRS", f"{first}{os.pathsep}{second}")
+    for folder in (first, second):
+        assert load_source(write(tmp_path, changed(options={"path": f"{folder}/x.csv"})), home)
+    monkeypatch.setenv("HUB_DATA_DIRS", str(first))
+    message = config_error(write(tmp_path, changed(options={"path": f"{second}/x.csv"})), home)
+    assert "outside the folders the hub may read" in message and str(first) in message
+
+
+def test_a_relative_path_resolves_next_to_the_registration_and_must_stay_inside(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    registry = home / "registry"
+    registry.mkdir()
+    assert load_source(write(registry, changed(options={"path": "x.csv"})), home)
+    with pytest.raises(ConfigError, match="outside the folders"):
+        load_source(write(registry, changed(options={"path": "../../x.csv"})), home)
+
+
+@pytest.mark.parametrize("url", ["sqlite:////etc/hub.db", "sqlite:///../../../../../etc/hub.db",
+                                 "sqlite+pysqlite:////etc/hub.db?mode=ro", "sqlite:///file:/etc/hub.db?uri=true"])
+def test_a_sqlite_database_outside_home_is_refused(tmp_path, url):
+    message = _outside_error(tmp_path, {"url": url, "table": "penduduk"}, kind="sql")
+    assert "field options/url" in message
+
+
+def test_a_sqlite_database_in_home_and_an_in_memory_one_are_accepted(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    for url in ("sqlite:///${HUB_HOME}/demo/siak.db", "sqlite://", "sqlite:///:memory:"):
+        assert load_source(write(tmp_path, changed(kind="sql", options={"url": url, "table": "t"})), home)
+
+
+def test_a_kind_from_outside_naming_a_file_url_in_any_option_is_refused(restore_kinds, tmp_path):
+    register_kind("memory", MemoryConnector)
+    message = _outside_error(tmp_path, {"rows": ["file:///etc/shadow"]}, kind="memory")
+    assert "field options/rows/0" in message
+
+
+# --- hostile YAML -----------------------------------------------------------------------------------
+
+
+def test_a_registration_larger_than_the_limit_is_refused_unread(tmp_path):
+    path = write(tmp_path, VALID)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("# " + "x" * MAX_REGISTRATION_BYTES + "\n")
+    message = config_error(path, tmp_path)
+    assert str(path) in message and str(MAX_REGISTRATION_BYTES) in message
+
+
+def test_a_python_tag_is_refused_without_running_anything(tmp_path):
+    text = yaml.safe_dump(VALID).replace("title: Penduduk DTKS (test)",
+                                         "title: !!python/object/apply:os.system ['touch pwned']")
+    message = config_error(write(tmp_path, text, name="dinsos_test"), tmp_path)
+    assert "not valid YAML" in message and "python/object" in message
+    assert not (Path.cwd() / "pwned").exists()
+
+
+def test_an_alias_bomb_is_refused(tmp_path):
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+              for i in range(1, 10)]
+    text = yaml.safe_dump(VALID) + "\n".join(lines) + "\n"
+    message = config_error(write(tmp_path, text, name="dinsos_test"), tmp_path)
+    assert "aliases" in message and str(tmp_path) in message
+
+
+def test_a_self_referring_alias_is_refused(tmp_path):
+    text = yaml.safe_dump(VALID) + "extra: &loop [*loop]\n"
+    with pytest.raises(ConfigError, match="dinsos_test.yaml"):
+        load_source(write(tmp_path, text, name="dinsos_test"), tmp_path)
+
+
+def test_a_key_written_twice_is_refused_naming_both_lines(tmp_path):
+    text = yaml.safe_dump(VALID, sort_keys=False).replace("mapping:\n", "mapping:\n  nik: {from: NIK_LAMA}\n", 1)
+    message = config_error(write(tmp_path, text, name="dinsos_test"), tmp_path)
+    assert "'nik' is written twice" in message and "first on line" in message
+
+
+def test_a_yaml_error_names_the_line_but_does_not_quote_it(tmp_path):
+    text = yaml.safe_dump(VALID) + 'secret_line: "3271010101900001 Siti Aminah s3cr3t\n  - [\n'
+    message = config_error(write(tmp_path, text, name="dinsos_test"), tmp_path)
+    assert "not valid YAML" in message and "line " in message
+    assert "3271010101900001" not in message and "s3cr3t" not in message and "Siti" not in message
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    text = yaml.safe_dump(VALID) + "deep: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ConfigError, match="dinsos_test.yaml"):
+        load_source(write(tmp_path, text, name="dinsos_test"), tmp_path)
+
+
+def test_a_kind_whose_constructor_fails_on_an_option_gives_a_config_error(tmp_path):
+    path = write(tmp_path, changed(kind="sql", options={"url": "not a url at all ::", "table": "t"}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "sql kind" in message
