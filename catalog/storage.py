@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import warnings
 from functools import cache
@@ -153,8 +154,18 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict, de
 
     # Named by content: a retried publish writes the same bytes to the same place.
     target = f"{table.location()}/data/hub-{digest[:32]}.parquet"
-    with data_file.open("rb") as staged, table.io.new_output(target).create(overwrite=True) as out:
-        shutil.copyfileobj(staged, out, 8 << 20)
+    existing = table.io.new_input(target)
+    # A whole file of that name is this content, maybe an older version's: rewriting it would put that version
+    # at risk for nothing. A shorter one is what a killed copy left.
+    if not (existing.exists() and len(existing) == data_file.stat().st_size):
+        try:
+            with data_file.open("rb") as staged, table.io.new_output(target).create(overwrite=True) as out:
+                shutil.copyfileobj(staged, out, 8 << 20)
+        except BaseException:
+            # A partial copy is no table's file; left behind it would hold the space the retry needs.
+            with contextlib.suppress(OSError):
+                table.io.delete(target)
+            raise
     with warnings.catch_warnings():
         # Replacing an empty table deletes nothing, which pyiceberg warns about.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
@@ -225,15 +236,29 @@ def read_table(settings, namespace: str, name: str, snapshot_id: int | None = No
 
 
 def data_files(settings, identifier: str, snapshot_id: int | None = None) -> tuple[list[str], pa.Schema]:
-    """The Parquet files of a snapshot (default: current) and the table's Arrow schema, for DuckDB."""
+    """The Parquet files of a snapshot and the table's Arrow schema, for DuckDB. The default snapshot is the
+    dataset's current version as the catalog records it, which is the table's current snapshot except after
+    a run that died between its Iceberg commit and its catalog commit: what it committed stays unseen (no
+    run, quarantine or cursor of the catalog describes it) until a run records it."""
     table = _catalog(settings).load_table(identifier)
-    if table.current_snapshot() is None:
+    if snapshot_id is None:
+        snapshot_id = _recorded_snapshot(settings, identifier)
+    if table.current_snapshot() is None or snapshot_id is None:
         return [], table.schema().as_arrow()
     tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
     # The hub writes copy-on-write (no delete files), so the data files are the whole snapshot.
     if any(task.delete_files for task in tasks):
         raise RuntimeError(f"{identifier} has delete files, which the DuckDB views do not apply")
     return [task.file.file_path.removeprefix("file://") for task in tasks], table.schema().as_arrow()
+
+
+def _recorded_snapshot(settings, identifier: str) -> int | None:
+    from sqlalchemy import select
+
+    from catalog.db import Dataset, session
+
+    with session(settings.catalog_url) as s:
+        return s.scalars(select(Dataset.snapshot_id).where(Dataset.table_identifier == identifier)).first()
 
 
 def snapshot_rows(settings, identifier: str) -> int:

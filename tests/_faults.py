@@ -24,8 +24,8 @@ from _postgres import PostgresServer
 from hub.settings import ROOT, Settings
 
 __all__ = [
-    "API_KEY", "CrashablePostgres", "FaultyApi", "PG_PASSWORD", "View", "changed", "child", "register", "residents",
-    "view",
+    "API_KEY", "CrashablePostgres", "CsvAgency", "FaultyApi", "KILLED_PUBLISH", "KILL_POINTS", "PG_PASSWORD",
+    "SqliteAgency", "View", "changed", "child", "register", "residents", "table_rows", "view", "wait_for",
 ]
 
 API_KEY = "k3y-Gangguan-7f2a"  # the agency API's key, given to the hub through an environment variable
@@ -293,3 +293,153 @@ def wait_for(condition, timeout: float = 30.0, what: str = "a condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+# --- agency systems on this machine ----------------------------------------------------------------------
+
+
+class SqliteAgency:
+    """An agency's SQLite database of residents (a `sql` source, incremental by `updated_at`)."""
+
+    kind = "sql"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def options(self) -> dict:
+        return {"url": f"sqlite:///{self.path}", "table": "penduduk", "cursor_column": "updated_at", "batch_rows": 1000}
+
+    def write(self, records: list[dict]) -> None:
+        """The table holds `records` (changed rows replaced in place, as the agency's system updates them)."""
+        import sqlite3
+        from contextlib import closing
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path)) as conn, conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS penduduk ({', '.join(c + ' TEXT' for c in COLUMNS)}, "
+                         "PRIMARY KEY (nik))")
+            conn.executemany(f"INSERT OR REPLACE INTO penduduk VALUES ({', '.join('?' * len(COLUMNS))})",
+                             [[r[c] for c in COLUMNS] for r in records])
+
+
+class CsvAgency:
+    """An agency's CSV export of every resident (a `file` source: each run reads the whole file)."""
+
+    kind = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def options(self) -> dict:
+        return {"path": str(self.path), "delimiter": ",", "encoding": "utf-8", "batch_rows": 1000}
+
+    def write(self, records: list[dict]) -> None:
+        import csv
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        part = self.path.with_suffix(".part")
+        with part.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            writer.writerows(records)
+        part.replace(self.path)
+
+
+# --- a publish killed at a point -------------------------------------------------------------------------
+
+#: Where `KILLED_PUBLISH` kills the publish of a staged run, in the order publishing passes them.
+KILL_POINTS = {
+    "data_file": "while the Iceberg data file is being written (512 bytes of it on disk)",
+    "manifest": "while the manifest listing the new data file is being written",
+    "metadata": "after the new table metadata is written, before the catalog points the table at it",
+    "iceberg_commit": "after the Iceberg commit, before the hub's catalog transaction",
+    "catalog_commit": "inside the catalog transaction, all of it sent to the database, before its COMMIT",
+    "catalog_committed": "after the catalog commit, before the staging folder is removed",
+}
+
+# argv: source id, run id, kill point. The pipeline runs unchanged; only the point where the process dies is
+# chosen, by wrapping the function that passes it.
+KILLED_PUBLISH = """
+import os, signal, sys
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.io import pyarrow as iceberg_io
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from catalog import storage
+from hub import pipeline
+from hub.settings import load_settings
+
+source_id, run_id, point = sys.argv[1:4]
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Cut:
+    # An output stream that lets 512 bytes through, then the process dies: a file half-written.
+    def __init__(self, stream):
+        self.stream, self.written = stream, 0
+
+    def write(self, data):
+        data = bytes(data)
+        if self.written + len(data) > 512:
+            self.stream.write(data[:512 - self.written])
+            self.stream.flush()
+            die()
+        self.written += len(data)
+        return self.stream.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stream.close()
+
+
+def cut_files(matches):
+    create = iceberg_io.PyArrowFile.create
+
+    def cut(self, overwrite=False):
+        stream = create(self, overwrite)
+        return Cut(stream) if matches(self.location) else stream
+
+    iceberg_io.PyArrowFile.create = cut
+
+
+if point == "data_file":
+    cut_files(lambda location: "/data/" in location)
+elif point == "manifest":
+    cut_files(lambda location: location.endswith(".avro"))
+elif point == "metadata":
+    owner = next(c for c in SqlCatalog.__mro__ if "_write_metadata" in vars(c))
+    write = owner._write_metadata
+
+    def then_die(*args, **kwargs):
+        write(*args, **kwargs)
+        die()
+
+    owner._write_metadata = staticmethod(then_die)
+else:
+    commit = storage.commit_source
+
+    def after_commit(*args, **kwargs):
+        snapshot = commit(*args, **kwargs)
+        if point == "iceberg_commit":
+            die()
+        elif point == "catalog_commit":
+            event.listen(Session, "before_commit", lambda s: (s.flush(), die()))
+        else:
+            event.listen(Session, "after_commit", lambda s: die())
+        return snapshot
+
+    storage.commit_source = after_commit
+
+pipeline.publish(load_settings(), source_id, run_id)
+print("the publish was not killed")
+"""

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 
 import pytest
 
-from _faults import API_KEY, PG_PASSWORD, FaultyApi, View, changed, register, residents, table_rows, view
+from _faults import (
+    API_KEY, KILL_POINTS, KILLED_PUBLISH, PG_PASSWORD, CsvAgency, FaultyApi, SqliteAgency, View, changed, child,
+    register, residents, table_rows, view,
+)
 from hub.errors import RetriableSourceError
-from hub.pipeline import run_source
+from hub.pipeline import publish, run_source, stage
 from hub.settings import Settings
 
 PEOPLE = residents(300)
@@ -71,17 +75,19 @@ def assert_failed(settings: Settings, source_id: str, run_id: str, error: type, 
     return message
 
 
-def assert_exactly_once(settings: Settings, source_id: str, records: list[dict], result) -> None:
-    """Every record of the source published once, in the catalog and in the Iceberg table, and the cursor at
-    the last change."""
+def assert_exactly_once(settings: Settings, source_id: str, records: list[dict], result=None,
+                        incremental: bool = True) -> None:
+    """Every record of the source published once, in the catalog and in the Iceberg table, as the run `result`
+    says, and an incremental source's cursor at the last change."""
     want = expected(records)
     now = view(settings, source_id)
-    assert result.status in ("published", "unchanged")
     assert (now.rows, now.row_total, now.row_count) == (want, len(want), len(want))
     assert table_rows(settings, source_id) == want
-    assert now.snapshot_id == now.table_snapshot == result.snapshot_id
+    assert now.snapshot_id == now.table_snapshot
+    if result is not None:
+        assert result.status in ("published", "unchanged") and result.snapshot_id == now.snapshot_id
     assert now.versions[-1] == now.snapshot_id
-    assert now.cursor == max(r["updated_at"] for r in records)
+    assert now.cursor == (max(r["updated_at"] for r in records) if incremental else None)
 
 
 # --- an agency API -------------------------------------------------------------------------------------
@@ -150,3 +156,70 @@ def test_an_agency_api_fault_is_retried_then_fails_the_run_then_the_next_run_rec
     assert result.rows_in == sum(1 for r in V3 if r["updated_at"] > before.cursor)
     assert_exactly_once(settings, source_id, V3, result)
     assert_clean(caplog.text)
+
+
+# --- a publish killed -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sql", "file"])
+def agency(request, settings):
+    """An incremental source (upserted by key) and a full extract (its file replaces the table's)."""
+    folder = settings.home / "agency"  # the hub reads local files only under its home
+    return SqliteAgency(folder / "siak.db") if request.param == "sql" else CsvAgency(folder / "dtks.csv")
+
+
+def staged_folders(settings: Settings, source_id: str) -> list[str]:
+    folder = settings.staging / source_id
+    return sorted(f.name for f in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_publish_killed_at_any_point_leaves_the_previous_version_and_its_retry_publishes_once(settings, agency,
+                                                                                                 point):
+    """SIGKILL of a child process running the publish step, at each point of KILL_POINTS."""
+    killed_then_retried(settings, agency, point)
+
+
+@pytest.mark.parametrize("point", ["metadata", "catalog_commit"])
+def test_a_publish_killed_on_a_postgresql_catalog_leaves_the_previous_version(tmp_path, postgres, point):
+    """The same on a PostgreSQL catalog, where the server sees the killed process's connection drop."""
+    home = tmp_path / "home"
+    settings = Settings(home=home, catalog_url=postgres.create_database(f"faults_kill_{point}"),
+                        registry=tmp_path / "registry")
+    killed_then_retried(settings, SqliteAgency(home / "agency" / "siak.db"), point)
+
+
+def killed_then_retried(settings: Settings, agency, point: str) -> None:
+    source_id = f"{agency.kind}_penduduk"
+    incremental = agency.kind == "sql"
+    register(settings, source_id, agency.kind, agency.options())
+    agency.write(V1)
+    run_source(settings, source_id)
+    before = view(settings, source_id)
+
+    agency.write(V2)
+    stage(settings, source_id, "killed")  # Airflow's stage task, done
+    done = child(settings, KILLED_PUBLISH, source_id, "killed", point)
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr[-3000:]
+
+    if point == "catalog_committed":
+        # The catalog commit landed: the version is whole; only the staging folder was left.
+        assert_exactly_once(settings, source_id, V2, incremental=incremental)
+        assert view(settings, source_id).runs[-1][:2] == ("killed", "published")
+    else:
+        assert_nothing_half_published(settings, source_id, before, "killed",
+                                      committed=expected(V2) if point in ("iceberg_commit", "catalog_commit") else None)
+        assert not [r for r in view(settings, source_id).runs if r[0] == "killed"]
+    assert staged_folders(settings, source_id) == ["killed"]
+
+    # Airflow retries the publish task of the same run, from the staged files.
+    retried = publish(settings, source_id, "killed")
+    assert_exactly_once(settings, source_id, V2, retried, incremental)
+    assert staged_folders(settings, source_id) == []
+
+    # The next run finds everything published: nothing new, nothing twice.
+    again = run_source(settings, source_id)
+    assert again.status == "unchanged"
+    if incremental:
+        assert again.rows_in == 0
+    assert_exactly_once(settings, source_id, V2, again, incremental)
