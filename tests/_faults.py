@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,8 +23,9 @@ from _postgres import PostgresServer
 from hub.settings import ROOT, Settings
 
 __all__ = [
-    "API_KEY", "CrashablePostgres", "CsvAgency", "FaultyApi", "KILLED_PUBLISH", "KILL_POINTS", "PG_PASSWORD",
-    "SqliteAgency", "View", "changed", "child", "register", "residents", "table_rows", "view", "wait_for",
+    "API_KEY", "CrashablePostgres", "CsvAgency", "DISK_POINTS", "FULL_DISK", "FaultyApi", "KILLED_PUBLISH",
+    "KILL_POINTS", "PG_PASSWORD", "SmallDisk", "SqliteAgency", "View", "can_mount_tmpfs", "changed", "child",
+    "register", "residents", "table_rows", "view",
 ]
 
 API_KEY = "k3y-Gangguan-7f2a"  # the agency API's key, given to the hub through an environment variable
@@ -131,18 +131,12 @@ def table_rows(settings: Settings, source_id: str, snapshot_id: int | None = Non
 # --- child runs -----------------------------------------------------------------------------------------
 
 
-def environment(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
-           "HUB_REGISTRY": str(settings.registry), **extra}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    return env
-
-
-def child(settings: Settings, program: str, *args: str, env: dict | None = None,
-          timeout: float = 300) -> subprocess.CompletedProcess:
+def child(settings: Settings, program: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `program` (Python source; `args` in sys.argv[1:]) in a child process with the hub's settings."""
+    env = {**os.environ, "HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
+           "HUB_REGISTRY": str(settings.registry), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(program), *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout, env={**environment(settings), **(env or {})})
+                          capture_output=True, timeout=timeout, env=env)
 
 
 # --- an agency API that fails ------------------------------------------------------------------------
@@ -152,8 +146,9 @@ class FaultyApi:
     """An agency's JSON API of residents on loopback, failing as real servers do, for as long as it is told.
 
     GET /penduduk?page=P&limit=N&since=T&api_key=K: the records changed after T (by `updated_at`), in that
-    order, page P (from 1) of N; {"data": [...]}, an empty page after the last. `served` counts requests
-    per page since the last `fail(page, kind, times)`, which makes the next `times` requests for that page (None: all of them, until `heal()`) fail with `kind`:
+    order, page P (from 1) of N; {"data": [...]}, an empty page after the last. `fail(page, kind, times)`
+    makes the next `times` requests for that page (None: all of them, until `heal()`) fail with `kind`, and
+    `served` counts the requests per page from then on:
       slow          answers only after the client gave up (it waits for `heal()`)
       500           HTTP 500, its body quoting a record, as some frameworks do
       429           HTTP 429 with Retry-After: 1
@@ -231,8 +226,8 @@ class FaultyApi:
             self.released.wait(60)
             return self.send(h, 200, body)
         if kind == "500":
-            quoted = self.records[0]
-            return self.send(h, 500, json.dumps({"error": f"gagal: {quoted['nik']} {quoted['nama_lengkap']}"}).encode())
+            quoted = f"gagal: {self.records[0]['nik']} {self.records[0]['nama_lengkap']}"
+            return self.send(h, 500, json.dumps({"error": quoted}).encode())
         if kind == "429":
             return self.send(h, 429, b'{"error": "too many requests"}', {"Retry-After": "1"})
         half = body[:len(body) // 2]
@@ -284,15 +279,7 @@ class CrashablePostgres(PostgresServer):
 
     def agency_url(self, database: str) -> str:
         """The URL of `database` with the agency's password in it (trust authentication ignores it)."""
-        return self.create_database(database).replace(f"hub@", f"hub:{PG_PASSWORD}@", 1)
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "a condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        return self.create_database(database).replace("hub@", f"hub:{PG_PASSWORD}@", 1)
 
 
 # --- agency systems on this machine ----------------------------------------------------------------------
@@ -307,7 +294,8 @@ class SqliteAgency:
         self.path = path
 
     def options(self) -> dict:
-        return {"url": f"sqlite:///{self.path}", "table": "penduduk", "cursor_column": "updated_at", "batch_rows": 1000}
+        return {"url": f"sqlite:///{self.path}", "table": "penduduk", "cursor_column": "updated_at",
+                "batch_rows": 1000}
 
     def write(self, records: list[dict]) -> None:
         """The table holds `records` (changed rows replaced in place, as the agency's system updates them)."""
@@ -442,4 +430,116 @@ else:
 
 pipeline.publish(load_settings(), source_id, run_id)
 print("the publish was not killed")
+"""
+
+
+# --- a full disk ----------------------------------------------------------------------------------------
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether this process may mount a filesystem (root with CAP_SYS_ADMIN; not in most containers)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hub-mount-probe-") as folder:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", folder], capture_output=True)
+        if done.returncode != 0:
+            return False
+        subprocess.run(["umount", folder], check=True)
+        return True
+
+
+class SmallDisk:
+    """A real filesystem of `size` mounted on `folder` (tmpfs), unmounted by `close()`."""
+
+    def __init__(self, folder: Path, size: str = "32m") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True,
+                       capture_output=True)
+        self.folder = folder
+
+    def free(self) -> None:
+        (self.folder / "ballast").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.folder)], check=True, capture_output=True)
+
+
+#: Where `FULL_DISK` runs out of space, and the function around whose writes it does.
+DISK_POINTS = {
+    "staging": "while the run's staging files are written (stage_into)",
+    "warehouse": "while the Iceberg data and metadata files are written (commit_source)",
+    "catalog": "after the Iceberg commit, while the catalog transaction is written (the catalog database)",
+}
+
+# argv: source id, mechanism (tmpfs | rlimit), point, the full filesystem's folder, and a run id already staged
+# (publish it, as the DAG's publish task does: a failure recorded, then raised) or "-" (`hub run SOURCE`).
+# tmpfs: the filesystem mounted on the folder is filled to its last byte with a ballast file (the test removes
+# it afterwards). rlimit: RLIMIT_FSIZE of this process drops to 2 KiB, so a write taking any file past that
+# fails with EFBIG (SIGXFSZ ignored); it is lifted again after staging or the Iceberg writes, which stand for
+# disks other than the catalog's, and kept for the catalog point, as a full catalog disk stays full.
+FULL_DISK = """
+import os, resource, signal, sys
+
+from catalog import storage
+from hub import pipeline
+from hub.cli import main
+from hub.settings import load_settings
+
+source_id, mechanism, point, folder, run_id = sys.argv[1:6]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+
+def fill():
+    if mechanism == "rlimit":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))
+        return
+    fd = os.open(os.path.join(folder, "ballast"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9, 1):
+        chunk = b"\\0" * size
+        try:
+            while True:
+                os.write(fd, chunk)
+        except OSError:
+            pass
+    os.close(fd)
+
+
+def lift():
+    if mechanism == "rlimit":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+
+
+def full_while(function):
+    def run(*args, **kwargs):
+        fill()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            lift()
+    return run
+
+
+def full_after(function):
+    def run(*args, **kwargs):
+        result = function(*args, **kwargs)
+        fill()
+        return result
+    return run
+
+
+if point == "staging":
+    pipeline.stage_into = full_while(pipeline.stage_into)
+elif point == "warehouse":
+    storage.commit_source = full_while(storage.commit_source)
+else:
+    storage.commit_source = full_after(storage.commit_source)
+if run_id == "-":
+    sys.exit(main(["run", source_id, "--json"]))
+settings = load_settings()
+try:
+    pipeline.publish(settings, source_id, run_id)
+except Exception as e:
+    pipeline.record_failure(settings, source_id, run_id, e)
+    raise
 """
