@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ DEFAULT_MAX_FIELD_CHARS = 32_767
 DEFAULT_MAX_LINE_BYTES = _BLOCK_BYTES
 # Nesting of JSON values in one record; deeper is no agency's record, and would exhaust Python's stack.
 MAX_JSON_DEPTH = 64
+# A JSON file nested deeper than this is refused whole: ijson's C parser crashes the process (it recurses)
+# somewhere past 50,000 levels, and no file of records comes near.
+MAX_JSON_FILE_DEPTH = 10_000
 # The reason code of a record too big to keep: a value, a line or a nesting past the limits.
 TOO_LONG = "_record:too_long"
 # How much of a too-long value a quarantined record keeps: enough to find the row, never the whole value.
@@ -101,14 +105,18 @@ def detect_csv(path: Path, where: str, delimiter: str | None, encoding: str | No
         sample = f.read(max(_BLOCK_BYTES, limits.line_bytes + 4))
     encoding = encoding or _detect_encoding(sample)
     try:
-        first_line = next(iter(io.StringIO(codecs.getincrementaldecoder(encoding)().decode(sample))), "")
+        # Universal newlines: a header line may end in \r alone (old Mac exports), as the reader accepts.
+        first_line = next(iter(io.StringIO(codecs.getincrementaldecoder(encoding)().decode(sample), newline=None)), "")
     except UnicodeDecodeError as e:
         raise FatalSourceError(f"{where}: bytes that are not {encoding} near byte {e.start}") from None
     if len(first_line.encode("utf-8")) > limits.line_bytes:
         raise FatalSourceError(f"{where}: the header line is longer than {limits.line_bytes} bytes "
                                "(options/max_line_bytes)")
     delimiter = delimiter or _detect_delimiter(first_line)
-    header = next(csv.reader([first_line.lstrip("\ufeff")], delimiter=delimiter), None)
+    try:
+        header = next(csv.reader([first_line.lstrip("\ufeff")], delimiter=delimiter), None)
+    except csv.Error as e:
+        raise FatalSourceError(f"{where}: the header line is not delimited text ({e})") from None
     if not header:
         raise FatalSourceError(f"{where} is empty (no header row)")
     header = [h.strip() for h in header]
@@ -438,15 +446,101 @@ def read_json(path: Path, where: str, batch_rows: int, records_path: str | None,
         if not read:
             _check_array_at(f, where, prefix)
 
+    # ijson's C parser crashes the whole process (no exception) on a value nested some 70,000 levels deep, and
+    # on an integer longer than Python converts (4300 digits): such a file is refused before it is parsed.
+    deepest, longest = _json_extent(path)
+    if deepest > MAX_JSON_FILE_DEPTH:
+        raise FatalSourceError(f"{where}: nested {deepest} levels deep, more than {MAX_JSON_FILE_DEPTH}: "
+                               "not a file of records")
+    max_digits = sys.get_int_max_str_digits() or longest
+    if longest > max_digits:
+        raise FatalSourceError(f"{where}: holds a number of {longest} digits, more than {max_digits}: "
+                               "not a value of a record")
     with path.open("rb") as f:
         _skip_bom(f)
         try:
             yield from _in_batches(items(), batch_rows, columns, limits)
         except ijson.JSONError as e:
-            # The first line is the parser's diagnosis; the lines after it quote the file (personal data).
-            raise FatalSourceError(f"{where}: not valid JSON after record {read}: {_cut(str(e).splitlines()[0], 120)}") from None
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # a number or text ijson cannot convert
+            raise FatalSourceError(f"{where}: not valid JSON after record {read}: {_diagnosis(e)}") from None
+        except UnicodeDecodeError:  # bytes not UTF-8, or a text escaping half of a surrogate pair ("\\ud800")
+            raise FatalSourceError(f"{where}: not valid JSON after record {read}: text that is not UTF-8 or "
+                                   "not Unicode") from None
+        except (ValueError, RecursionError) as e:  # a number ijson cannot convert
             raise FatalSourceError(f"{where}: not valid JSON after record {read} ({type(e).__name__})") from None
+
+
+def _json_extent(path: Path) -> tuple[int, int]:
+    """The deepest nesting of arrays and objects in a JSON file, and the most digits in a row outside its
+    strings (a number's), found block by block without parsing: brackets and digits count outside strings, and a
+    quote ends a string unless an odd run of backslashes comes before it. Exact for valid JSON, and for broken
+    JSON as far as a parser reads it (to the first mistake)."""
+    import numpy as np
+
+    depth = deepest = longest = 0
+    in_string = False
+    backslashes = 0  # the run of backslashes ending the previous block
+    digits = 0  # the run of digits outside strings ending the previous block
+    with path.open("rb") as f:
+        while block := f.read(_BLOCK_BYTES):
+            data = np.frombuffer(block, dtype=np.uint8)
+            quotes = np.flatnonzero(data == ord('"'))
+            if backslashes or b"\\" in block:  # rare: keep the quotes after an even run of backslashes
+                escaped = [q for q in quotes.tolist() if _backslashes_before(block, q, backslashes) % 2]
+                quotes = np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True)
+
+            def outside(positions):
+                # Outside a string when an even number of quotes (with the state carried in) precede it.
+                return (np.searchsorted(quotes, positions) + in_string) % 2 == 0
+
+            brackets = np.flatnonzero((data == ord("[")) | (data == ord("{")) | (data == ord("]")) | (data == ord("}")))
+            kinds = data[brackets[outside(brackets)]]
+            steps = np.where((kinds == ord("[")) | (kinds == ord("{")), 1, -1)
+            if len(steps):
+                levels = depth + np.cumsum(steps)
+                deepest, depth = max(deepest, int(levels.max()), depth), int(levels[-1])
+            lead = len(block) - len(block.lstrip(_DIGITS))
+            if digits and lead:
+                longest = max(longest, digits + lead)
+            # Runs of digits: where the digit mask turns on and off.
+            is_digit = (data >= ord("0")) & (data <= ord("9"))
+            edges = np.flatnonzero(is_digit[1:] != is_digit[:-1]) + 1
+            edges = np.concatenate((np.array([0] if len(data) and is_digit[0] else [], dtype=edges.dtype), edges,
+                                    np.array([len(data)] if len(data) and is_digit[-1] else [], dtype=edges.dtype)))
+            starts, ends = edges[0::2], edges[1::2]
+            long = (ends - starts) >= 64  # a few at most: a NIK has 16
+            for start, end in zip(starts[long].tolist(), ends[long].tolist()):
+                if outside(np.array([start]))[0]:
+                    longest = max(longest, end - start + (digits if start == 0 else 0))
+            trail = len(block) - len(block.rstrip(_DIGITS))
+            if trail == len(block):  # digits only: inside or outside a string as the block began
+                digits = 0 if in_string else digits + trail
+            else:
+                digits = trail if trail and outside(np.array([len(block) - trail]))[0] else 0
+            in_string = (len(quotes) + in_string) % 2 == 1
+            trailing = len(block) - len(block.rstrip(b"\\"))
+            backslashes = trailing + (backslashes if trailing == len(block) else 0)
+    return deepest, longest
+
+
+_DIGITS = b"0123456789"
+
+
+def _backslashes_before(block: bytes, at: int, carried: int) -> int:
+    """The run of backslashes right before position `at` (with the previous block's run, if it reaches back)."""
+    start = at
+    while start > 0 and block[start - 1] == 0x5C:
+        start -= 1
+    return at - start + (carried if start == 0 else 0)
+
+
+def _diagnosis(error) -> str:
+    """The parser's diagnosis alone: its first line. The lines after it quote the file (personal data), and
+    yajl gives the message as bytes, whose text shows its line breaks as \\n."""
+    message = error.args[0] if error.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    first = str(message).splitlines()[0] if str(message).strip() else type(error).__name__
+    return _cut(first.split("\\n")[0].strip(), 120)
 
 
 def _check_array_at(f, where: str, prefix: str) -> None:
@@ -519,7 +613,21 @@ def _record(value) -> dict | _Rejected:
         return _Rejected("_record:not_object", _json_text(value))
     record: dict[str, str | None] = {}
     _flatten(value, "", record)
+    if not all(_is_text(k) and (v is None or _is_text(v)) for k, v in record.items()):
+        # JSON may escape half of a surrogate pair ("\\ud800"), which is no character: not text to keep.
+        return _Rejected("_record:json", _json_text(value))
     return record
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is Unicode text (UTF-8 can write it): false for a lone surrogate."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _deeper_than(value, depth: int) -> bool:
@@ -549,7 +657,9 @@ def _json_text(value) -> str:
     import json
     from decimal import Decimal
 
-    return json.dumps(value, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else as_text(v))
+    text = json.dumps(value, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else as_text(v))
+    # A lone surrogate stays escaped, as the file wrote it: UTF-8 cannot write it as a character.
+    return text if _is_text(text) else json.dumps(value, default=lambda v: float(v) if isinstance(v, Decimal) else as_text(v))
 
 
 # --- Parquet -----------------------------------------------------------------------------------------

@@ -112,6 +112,8 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         context = f" ({error.context})" if error.context else ""
         return f"{where}{error.problem}{context}"
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"character {error.position + 1}: {error.reason} (a control character or an unpaired surrogate)"
     return type(error).__name__
 
 
@@ -127,7 +129,10 @@ def _read_yaml(path: Path):
         raise ConfigError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
     try:
         document = loader.get_single_node()
         if document is None:

@@ -912,3 +912,49 @@ def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
     path.write_bytes("NIK\tNama\r\n3271010101900001\tDésirée\r\n".encode("utf-16"))
     assert records(read_all(FileConnector(file_source(tmp_path, path)))) == [
         {"NIK": "3271010101900001", "Nama": "Désirée", ROW: 1}]
+
+
+def test_a_json_file_nested_past_what_the_parser_survives_is_refused_unread(tmp_path):
+    # ijson's C parser crashes the whole process building a value nested ~100,000 levels deep.
+    path = tmp_path / "x.json"
+    path.write_bytes(b'[{"NIK": "1"}, ' + b"[" * 200_000 + b"]" * 200_000 + b"]")
+    with pytest.raises(FatalSourceError, match="nested 200001 levels deep, more than 10000"):
+        read_all(FileConnector(file_source(tmp_path, path)))
+    path.write_bytes(b'[{"NIK": "[[[[\\"[[["}, ' + b"[" * 5000 + b"]" * 5000 + b"]")  # brackets in text do not count
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert [r[ROW] for r in records(batches)] == [1] and [(r[0], r[1]) for r in rejected(batches)] == [(2, TOO_LONG)]
+
+
+def test_a_json_number_longer_than_python_converts_is_refused_not_a_crash(tmp_path):
+    # ijson's C parser crashes the whole process on an integer of more than 4300 digits (Python's limit).
+    path = tmp_path / "x.json"
+    path.write_bytes(b'[{"NIK": "1"}, {"NIK": -' + b"9" * 5000 + b"}]")
+    with pytest.raises(FatalSourceError, match="a number of 5000 digits, more than 4300"):
+        read_all(FileConnector(file_source(tmp_path, path)))
+    path.write_bytes(b'[{"NIK": "1", "Catatan": "' + b"9" * 5000 + b'"}, {"NIK": ' + b"9" * 4300 + b"}]")
+    batches = read_all(FileConnector(file_source(tmp_path, path)))  # digits in a text, and 4300 digits, are fine
+    assert [r[ROW] for r in records(batches)] == [1, 2]
+
+
+def test_broken_json_is_fatal_without_quoting_the_file(tmp_path):
+    # yajl's message quotes the text around the mistake; the NIK there must not reach the error.
+    path = tmp_path / "x.json"
+    path.write_bytes(b'\xff[{"NIK": "3271014101900042", "Nama": "Kartini"}]')
+    with pytest.raises(FatalSourceError) as info:
+        read_all(FileConnector(file_source(tmp_path, path)))
+    assert "not valid JSON" in str(info.value) and "lexical error" in str(info.value)
+    assert "3271014101900042" not in str(info.value) and "Kartini" not in str(info.value)
+
+
+def test_a_lone_surrogate_in_json_lines_rejects_its_record_and_stops_a_json_array(tmp_path):
+    records_text = ['{"NIK": "1"}', '{"NIK": "\\ud800"}', '"\\udfff"', '{"NIK": "\\ud83d\\ude00"}']
+    path = tmp_path / "x.jsonl"
+    path.write_text("\n".join(records_text) + "\n", encoding="utf-8")
+    batches = read_all(FileConnector(file_source(tmp_path, path)))
+    assert [(r["NIK"], r[ROW]) for r in records(batches)] == [("1", 1), ("😀", 4)]  # a whole pair is a character
+    assert [(r[0], r[1], r[2]) for r in rejected(batches)] == [(2, "_record:json", '{"NIK": "\\ud800"}'),
+                                                              (3, "_record:not_object", '"\\udfff"')]
+    path = tmp_path / "x.json"  # ijson cannot read past it: the run stops, as for other broken JSON
+    path.write_text("[" + ",".join(records_text) + "]", encoding="utf-8")
+    with pytest.raises(FatalSourceError, match=r"after record \d: text that is not UTF-8 or not Unicode"):
+        read_all(FileConnector(file_source(tmp_path, path)))
