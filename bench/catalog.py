@@ -30,13 +30,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 GROUP_BY = "SELECT kode_wilayah, jenis_kelamin, count(*) AS penduduk FROM {table} GROUP BY 1, 2 ORDER BY 1, 2"
 
 
-def latency(base: str, paths: list[str], clients: int, requests: int) -> dict:
-    """Every client sends `requests` GETs, cycling through `paths`; milliseconds per request."""
+def latency(base: str, paths: list[str], clients: int, requests: int, headers: dict) -> dict:
+    """Every client sends `requests` GETs, cycling through `paths`, with `headers`; milliseconds per request."""
     import httpx
 
     def client(offset: int) -> list[float]:
         times = []
-        with httpx.Client(base_url=base, timeout=60) as http:
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
             for i in range(requests):
                 start = time.perf_counter()
                 http.get(paths[(offset + i) % len(paths)]).raise_for_status()
@@ -66,14 +66,15 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hub-bench-catalog-") as tmp, \
-            served(Path(tmp), args.rows, ["integrate", "penduduk"]) as (base, _, env):
+            served(Path(tmp), args.rows, ["integrate", "penduduk"]) as (base, _, env, headers):
         print(f"published, integrated and served {args.rows} rows in {time.perf_counter() - start:.1f} s")
         figures: dict = {"rows": args.rows}
         queries = ["penduduk", "dinas sosial", "nik", "kelurahan", "kependudukan bogor", "tidak ada"]
-        figures["search"] = latency(base, [f"/api/search?q={q}" for q in queries], args.clients, args.requests)
-        datasets = [d["id"] for d in httpx.get(base + "/api/datasets").json()["datasets"]]
+        figures["search"] = latency(base, [f"/api/search?q={q}" for q in queries], args.clients, args.requests,
+                                    headers)
+        datasets = [d["id"] for d in httpx.get(base + "/api/datasets", headers=headers).json()["datasets"]]
         figures["package_show"] = latency(base, [f"/api/3/action/package_show?id={d}" for d in datasets],
-                                          args.clients, args.requests)
+                                          args.clients, args.requests, headers)
         for name in ("search", "package_show"):
             f = figures[name]
             print(f"{name}: median {f['median_ms']} ms, p99 {f['p99_ms']} ms, {f['requests_per_second']} req/s "
@@ -81,7 +82,7 @@ def main() -> None:
 
         sql = GROUP_BY.format(table="penduduk")
         api_times, result = [], None
-        with httpx.Client(base_url=base, timeout=600) as http:
+        with httpx.Client(base_url=base, timeout=600, headers=headers) as http:
             for _ in range(args.repeat):
                 start = time.perf_counter()
                 done = http.post("/api/sql", json={"sql": sql, "limit": 10_000})

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def served(work: Path, rows: int, *commands: list[str]):
     """An N-row Dinsos-format source published (then `commands` run with `hub`), served by `hub serve` in a
-    child process: (base URL, server process, the hub's environment)."""
+    child process: (base URL, server process, the hub's environment, the headers of an analyst's token: the
+    data is `terbatas`)."""
     import httpx
 
     from pipeline import SOURCE_ID, prepare
@@ -47,6 +49,9 @@ def served(work: Path, rows: int, *commands: list[str]):
     hub = str(Path(sys.executable).parent / "hub")
     for command in (["run", SOURCE_ID], *commands):
         subprocess.run([hub, *command], env=env, check=True, capture_output=True)
+    created = subprocess.run([hub, "users", "create", "bench", "--role", "analyst"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+    headers = {"Authorization": "Bearer " + re.search(r"hub_[0-9a-f]{12}_[\w-]+", created)[0]}
     port = free_port()
     server = subprocess.Popen([hub, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -58,7 +63,7 @@ def served(work: Path, rows: int, *commands: list[str]):
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield base, server, env
+        yield base, server, env, headers
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -74,7 +79,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hub-bench-download-") as tmp, \
-            served(Path(tmp), args.rows) as (base, server, _):
+            served(Path(tmp), args.rows) as (base, server, _, headers):
         process = psutil.Process(server.pid)
         figures = {"rows": args.rows, "server_rss_idle_mb": round(process.memory_info().rss / 2**20, 1)}
         for fmt in ("csv", "json", "parquet"):
@@ -88,7 +93,8 @@ def main() -> None:
             sampler = threading.Thread(target=sample)
             sampler.start()
             start, size = time.perf_counter(), 0
-            with httpx.stream("GET", f"{base}/api/datasets/{SOURCE_ID}/download.{fmt}", timeout=600) as r:
+            with httpx.stream("GET", f"{base}/api/datasets/{SOURCE_ID}/download.{fmt}", headers=headers,
+                              timeout=600) as r:
                 r.raise_for_status()
                 for chunk in r.iter_bytes():
                     size += len(chunk)

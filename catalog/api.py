@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
+from catalog.access import Access, AccessDenied, access_to, listed
 from catalog.db import Dataset, DatasetVersion, init_db, session
-from catalog.identity import Identity, caller, client_of
+from catalog.identity import Identity, caller, client_of, may_see_agency
 from catalog.metadata import describe, summary
 from catalog.query import connect
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
@@ -54,11 +55,28 @@ def create_app(settings) -> FastAPI:
     app = FastAPI(title="interop-hub catalog", version="0.1.0",
                   description="Datasets harmonized to Kota Bogor's data standards.")
 
-    def get_dataset(s, dataset_id: str) -> Dataset:
+    @app.exception_handler(AccessDenied)
+    def access_denied(request: Request, e: AccessDenied) -> JSONResponse:
+        if e.needs_token:
+            return JSONResponse({"detail": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": str(e)}, status_code=403)
+
+    def get_dataset(s, dataset_id: str, who: Identity) -> tuple[Dataset, Access]:
+        """The dataset and what `who` may do with it; 404 for one it may not know of, as for one that is not."""
         d = s.get(Dataset, dataset_id)
-        if d is None:
+        seen = access_to(who, d, load_standard(f"{d.standard}@{d.standard_version}")) if d else None
+        if seen is None or not seen.listed:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
-        return d
+        return d, seen
+
+    def owner_or_steward(who: Identity, d: Dataset) -> None:
+        """Runs and quarantine are for stewards and the agency that owns the source."""
+        if who.anonymous:
+            raise AccessDenied(f"the runs and quarantine of {d.id} need a token (Authorization: Bearer TOKEN)",
+                               needs_token=True)
+        if not may_see_agency(who, d.agency_code):
+            raise AccessDenied(f"only stewards and the agency that owns {d.id} see its runs and quarantine",
+                               needs_token=False)
 
     @app.get("/api")
     def index() -> dict:
@@ -67,56 +85,65 @@ def create_app(settings) -> FastAPI:
                 "docs": "/docs", "portal": "/"}
 
     @app.get("/api/datasets")
-    def list_datasets() -> dict:
+    def list_datasets(who: Identity = Depends(current)) -> dict:
+        """The datasets the caller may know of (a `rahasia` one only to those cleared for it)."""
+        known = listed(settings, who)
         with session(settings.catalog_url) as s:
-            return {"datasets": [summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]}
+            return {"datasets": [summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))
+                                 if d.id in known]}
 
     @app.get("/api/search")
     def search_datasets(q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
                         tag: list[str] = Query([]), classification: list[str] = Query([]),
                         rows: int = Query(10, ge=1, le=1000), start: int = Query(0, ge=0),
-                        sort: str = Query("relevance", pattern="^(relevance|title|modified)$")) -> dict:
+                        sort: str = Query("relevance", pattern="^(relevance|title|modified)$"),
+                        who: Identity = Depends(current)) -> dict:
         """Full-text search over titles, descriptions, tags and fields; facets by agency, standard, tag and
         classification, counted over every match. Repeat a facet parameter to accept any of its values."""
         from catalog.search import search
 
         filters = {k: v for k, v in {"agency": agency, "standard": standard, "tag": tag,
                                       "classification": classification}.items() if v}
-        found = search(settings, q, filters, rows=rows, start=start, sort=sort)
+        found = search(settings, q, filters, rows=rows, start=start, sort=sort, among=set(listed(settings, who)))
         with session(settings.catalog_url) as s:
             datasets = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}
             results = [summary(datasets[i]) for i in found["results"] if i in datasets]
         return {"count": found["count"], "results": results, "facets": found["facets"]}
 
     @app.get("/api/datasets/{dataset_id}")
-    def show_dataset(dataset_id: str) -> dict:
-        """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage, runs."""
+    def show_dataset(dataset_id: str, who: Identity = Depends(current)) -> dict:
+        """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage; the runs
+        too, for stewards and the agency that owns the dataset."""
         with session(settings.catalog_url) as s:
-            return describe(s, get_dataset(s, dataset_id))
+            d, seen = get_dataset(s, dataset_id, who)
+            about = describe(s, d)
+        if not may_see_agency(who, d.agency_code):
+            del about["runs"]
+        return {**about, "access": {"readable": seen.readable, "cleared": seen.cleared}}
 
-    def dataset_standard(dataset_id: str):
+    def dataset_standard(dataset_id: str, who: Identity):
         with session(settings.catalog_url) as s:
-            d = get_dataset(s, dataset_id)
+            d, _ = get_dataset(s, dataset_id, who)
         return load_standard(f"{d.standard}@{d.standard_version}")
 
     @app.get("/api/datasets/{dataset_id}/dictionary")
-    def data_dictionary(dataset_id: str) -> dict:
+    def data_dictionary(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The data dictionary of the standard the dataset is built on."""
         from schemas.dictionary import dictionary
 
-        return dictionary(dataset_standard(dataset_id))
+        return dictionary(dataset_standard(dataset_id, who))
 
     @app.get("/api/datasets/{dataset_id}/dictionary.html", response_class=HTMLResponse)
-    def data_dictionary_html(dataset_id: str) -> str:
+    def data_dictionary_html(dataset_id: str, who: Identity = Depends(current)) -> str:
         from schemas.dictionary import to_html
 
-        return to_html(dataset_standard(dataset_id))
+        return to_html(dataset_standard(dataset_id, who))
 
     @app.get("/api/datasets/{dataset_id}/dictionary.md", response_class=PlainTextResponse)
-    def data_dictionary_markdown(dataset_id: str) -> str:
+    def data_dictionary_markdown(dataset_id: str, who: Identity = Depends(current)) -> str:
         from schemas.dictionary import to_markdown
 
-        return to_markdown(dataset_standard(dataset_id))
+        return to_markdown(dataset_standard(dataset_id, who))
 
     @app.get("/api/datasets/{dataset_id}/rows")
     def dataset_rows(
@@ -131,11 +158,12 @@ def create_app(settings) -> FastAPI:
         version: str | None = Query(None, description="a snapshot id, or a time (ISO 8601): the version current then"),
         who: Identity = Depends(current),
     ) -> dict:
-        """A page of rows, filtered and sorted; personal-data fields are masked and cannot be filtered on."""
+        """A page of rows, filtered and sorted, as the caller may see them: `terbatas` data needs a token,
+        `rahasia` data clearance; personal data is pseudonymized or masked for those not cleared."""
         from catalog.rows import page, parse_filter, parse_sort
 
         with session(settings.catalog_url) as s:
-            d = get_dataset(s, dataset_id)
+            d, _ = get_dataset(s, dataset_id, who)
             snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
         try:
             return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), who, client_of(request),
@@ -147,33 +175,35 @@ def create_app(settings) -> FastAPI:
             raise HTTPException(400, str(e)) from None
 
     @app.get("/api/datasets/{dataset_id}/versions")
-    def dataset_versions(dataset_id: str) -> dict:
+    def dataset_versions(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The dataset's versions (Iceberg snapshots), newest first, each with its time, run and rows."""
         with session(settings.catalog_url) as s:
-            return {"dataset": dataset_id, "versions": describe(s, get_dataset(s, dataset_id))["versions"]}
+            return {"dataset": dataset_id, "versions": describe(s, get_dataset(s, dataset_id, who)[0])["versions"]}
 
     @app.get("/api/datasets/{dataset_id}/lineage")
-    def dataset_lineage(dataset_id: str) -> dict:
+    def dataset_lineage(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """Where the dataset comes from, back to the agency systems."""
         from catalog.metadata import lineage
 
+        known = set(listed(settings, who))
         with session(settings.catalog_url) as s:
-            return lineage(s, get_dataset(s, dataset_id))
+            return lineage(s, get_dataset(s, dataset_id, who)[0], known)
 
     @app.get("/api/datasets/{dataset_id}/quality")
-    def dataset_quality(dataset_id: str) -> dict:
+    def dataset_quality(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The last run's counts, quality score and the result of each rule of the standard."""
         with session(settings.catalog_url) as s:
-            return {"dataset": dataset_id, **describe(s, get_dataset(s, dataset_id))["quality"]}
+            return {"dataset": dataset_id, **describe(s, get_dataset(s, dataset_id, who)[0])["quality"]}
 
     @app.get("/api/datasets/{dataset_id}/data-docs.html", response_class=HTMLResponse)
-    def dataset_data_docs(dataset_id: str, run_id: str | None = Query(None, description="default: the last run")) -> str:
+    def dataset_data_docs(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
+                          who: Identity = Depends(current)) -> str:
         """A run's validation as Great Expectations Data Docs: every expectation of the suite, with its counts."""
         from catalog.db import Run
         from schemas.data_docs import validation_page
 
         with session(settings.catalog_url) as s:
-            d = get_dataset(s, dataset_id)
+            d, _ = get_dataset(s, dataset_id, who)
             runs = select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
             run = s.scalars(runs.where(Run.run_id == run_id) if run_id else runs.order_by(Run.id.desc())).first()
             if run is None:
@@ -189,19 +219,23 @@ def create_app(settings) -> FastAPI:
 
     @app.get("/api/datasets/{dataset_id}/quarantine")
     def dataset_quarantine(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
-                           limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0)) -> dict:
-        """What a run did not publish: counts by reason (field:rule), then the rows with their reasons.
-
-        Values are not shown: rejected records are as the agency sent them, personal data included.
-        """
+                           limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0),
+                           who: Identity = Depends(current)) -> dict:
+        """What a run did not publish: counts by reason (field:rule), then the rows with their reasons; for
+        stewards and the agency that owns the source. The agency also gets each record as it sent it; nobody
+        else sees a quarantined value (records are as received, personal data included)."""
         from catalog.metadata import quarantine_summary
 
         with session(settings.catalog_url) as s:
-            return quarantine_summary(s, get_dataset(s, dataset_id), run_id, limit=limit, offset=offset)
+            d, _ = get_dataset(s, dataset_id, who)
+            owner_or_steward(who, d)
+            own = who.role == "agency" and who.agency == d.agency_code
+            return quarantine_summary(s, d, run_id, limit=limit, offset=offset, records=own)
 
     @app.post("/api/sql")
     def run_query(body: SqlRequest, request: Request, who: Identity = Depends(current)) -> dict:
-        """One read-only DuckDB SELECT over the datasets by name (joins included), personal data masked.
+        """One read-only DuckDB SELECT over the datasets the caller may read, by name (joins included), as it
+        may see them (personal data pseudonymized or masked for those not cleared).
 
         It stops after its time limit and returns at most `limit` rows (`truncated` says if there were more).
         """
@@ -217,17 +251,17 @@ def create_app(settings) -> FastAPI:
 
     @app.get("/api/datasets/{dataset_id}/download.{fmt}")
     def download(dataset_id: str, fmt: str, request: Request, who: Identity = Depends(current)) -> StreamingResponse:
-        """The whole dataset, streamed (personal-data fields masked): CSV, JSON (an array) or Parquet."""
+        """The whole dataset, streamed, as the caller may see it: CSV, JSON (an array) or Parquet."""
+        from catalog import audit
         from catalog.downloads import BATCH_ROWS, FORMATS, stream
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
-        from catalog import audit
-
         with session(settings.catalog_url) as s:
-            get_dataset(s, dataset_id)
+            _, seen = get_dataset(s, dataset_id, who)
+        seen.require_readable()
         audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
-        con = connect(settings)
+        con = connect(settings, who)
         reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
 
         def body():
@@ -239,22 +273,24 @@ def create_app(settings) -> FastAPI:
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
 
-    def dcat_graph(request: Request):
+    def dcat_graph(request: Request, who: Identity):
         from catalog.dcat import catalog_graph
 
+        known = listed(settings, who)
         with session(settings.catalog_url) as s:
-            datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id))]
+            datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in known]
         return catalog_graph(datasets, str(request.base_url))
 
     @app.get("/catalog.ttl", response_class=Response)
-    def catalog_turtle(request: Request) -> Response:
-        """The catalog as DCAT-AP RDF in Turtle: every dataset's metadata and distributions."""
-        return Response(dcat_graph(request).serialize(format="turtle"), media_type="text/turtle")
+    def catalog_turtle(request: Request, who: Identity = Depends(current)) -> Response:
+        """The catalog as DCAT-AP RDF in Turtle: the metadata and distributions of every dataset the caller may
+        know of."""
+        return Response(dcat_graph(request, who).serialize(format="turtle"), media_type="text/turtle")
 
     @app.get("/catalog.jsonld", response_class=Response)
-    def catalog_jsonld(request: Request) -> Response:
+    def catalog_jsonld(request: Request, who: Identity = Depends(current)) -> Response:
         """The catalog as DCAT-AP RDF in JSON-LD."""
-        return Response(dcat_graph(request).serialize(format="json-ld"), media_type="application/ld+json")
+        return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
 
     from catalog import audit, ckan_api, identity, portal, subscriptions
 

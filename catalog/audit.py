@@ -14,12 +14,16 @@ from catalog.db import Base, Dataset, engine, init_db, session, utcnow
 from catalog.identity import Identity, caller, may_see_agency
 
 __all__ = [
-    "GENESIS", "READ_ACTIONS", "AuditEntry", "AuditHead", "read", "recent", "record", "router", "verify", "who_accessed",
+    "CONFIGURATION_ACTIONS", "GENESIS", "READ_ACTIONS", "AuditEntry", "AuditHead", "configuration", "read", "recent",
+    "record", "router", "verify", "who_accessed",
 ]
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 READ_ACTIONS = ("rows.read", "download", "sql.query")  # what counts as accessing a dataset's data
 _LOCK_KEY = 0x6875_6261_7564  # "hubaud": the PostgreSQL advisory lock that serializes appends
+# A source registration or a standard, each a file: (added, changed, removed).
+CONFIGURATION_ACTIONS = {"source": ("source.register", "source.change", "source.remove"),
+                         "standard": ("standard.add", "standard.change", "standard.remove")}
 
 
 class AuditEntry(Base):
@@ -115,6 +119,41 @@ def read(settings, who: Identity, client: str | None, action: str, dataset: str 
                   details=details, client=client)
 
 
+def configuration(settings, actor: str, role: str, client: str | None = None) -> list[int]:
+    """Append an entry for each source registration (`HUB_REGISTRY`) and standard (`schemas/standards/`)
+    added, changed or removed since the log last saw it; return their seqs.
+
+    Registrations and standards are files, written and reviewed in git. The hub calls this whenever it is about
+    to act on them (a run, `hub serve`, `hub sources ...`), so the log holds each version of each file (its
+    SHA-256) from the first time it took effect, with who ran the hub then.
+    """
+    import hashlib as _hashlib
+
+    from schemas.standards import STANDARDS_DIR
+
+    _ready(settings.catalog_url)
+    files = {("source", p.name): p for p in sorted(settings.registry.glob("*.yaml"))}
+    files |= {("standard", p.name): p for p in sorted(STANDARDS_DIR.glob("*.json"))}
+    current = {key: _hashlib.sha256(path.read_bytes()).hexdigest() for key, path in files.items()}
+    kinds = {action: kind for kind, actions in CONFIGURATION_ACTIONS.items() for action in actions}
+    seen: dict[tuple[str, str], str | None] = {}
+    with session(settings.catalog_url) as s:
+        for action, details in s.execute(select(AuditEntry.action, AuditEntry.details)
+                                         .where(AuditEntry.action.in_(kinds)).order_by(AuditEntry.seq)):
+            seen[(kinds[action], details["file"])] = details.get("sha256")
+    appended = []
+    for key in sorted(set(current) | set(seen)):
+        kind, name = key
+        added, changed, removed = CONFIGURATION_ACTIONS[kind]
+        now, before = current.get(key), seen.get(key)
+        if now == before:
+            continue
+        action = removed if now is None else added if before is None else changed
+        details = {"file": name, "sha256": now, **({"previous_sha256": before} if before else {})}
+        appended.append(record(settings, actor, role, action, details=details, client=client))
+    return appended
+
+
 def verify(settings) -> dict:
     """Walk the chain in seq order: `{"ok": True, "entries": n}`, or the first bad entry and its problem.
 
@@ -186,6 +225,8 @@ def router(settings):
     agency its own datasets' (an integrated dataset has no agency: stewards only)."""
     from fastapi import APIRouter, Depends, HTTPException, Query
 
+    from catalog.access import listed
+
     _ready(settings.catalog_url)
     api = APIRouter(tags=["audit"])
     current = caller(settings)
@@ -199,7 +240,7 @@ def router(settings):
                                 headers={"WWW-Authenticate": "Bearer"})
         with session(settings.catalog_url) as s:
             d = s.get(Dataset, dataset_id)
-            if d is None:
+            if d is None or dataset_id not in listed(settings, identity):  # rahasia: unknown to the uncleared
                 raise HTTPException(404, f"no dataset {dataset_id!r}")
             agency = d.agency_code
         if not may_see_agency(identity, agency):

@@ -9,7 +9,8 @@ How the catalog maps to CKAN:
 - its organization is its agency, or for datasets without one (integrated, indicator) the walidata;
 - each distribution is a resource. The API one is in the DataStore and its resource id is the dataset id,
   which is also the table name in `datastore_search_sql`; the files are `<dataset>.csv`, `.json` and
-  `.parquet`. Rows come from the masked views, so personal data stays masked.
+  `.parquet`. Rows come from `catalog.rows` and `catalog.sql`, so each caller sees what `catalog.access`
+  lets it see; a `rahasia` dataset is not there at all for those not cleared for it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -27,8 +29,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from catalog.access import AccessDenied, listed
 from catalog.db import Dataset, session
-from catalog.identity import AuthenticationError, Identity, TooManyAttempts, authenticate, client_of
+from catalog.identity import (AuthenticationError, Identity, TooManyAttempts, authenticate, authorization_of,
+                              client_of)
 from catalog.metadata import describe
 from hub.errors import QueryError
 
@@ -67,6 +71,10 @@ def _invalid(message: str, parameter: str | None = None) -> ActionError:
     return ActionError(409, "Validation Error", message, parameter)
 
 
+def _not_authorized(e: AccessDenied) -> ActionError:
+    return ActionError(403, "Authorization Error", f"Access denied: {e}")
+
+
 def _bad_query(message: str) -> ActionError:
     return ActionError(400, "Search Query Error", f"Search Query is invalid: {message}")
 
@@ -79,8 +87,13 @@ class _Call:
     base: str
     path: str
     data: dict
-    who: Identity  # the caller, for the audit log
+    who: Identity  # the caller: what it may see, and who it is in the audit log
     client: str | None
+
+    @cached_property
+    def known(self) -> set[str]:
+        """The datasets the caller may know of."""
+        return set(listed(self.settings, self.who))
 
 
 # Parameters, read as CKAN's validators read them.
@@ -204,12 +217,13 @@ def package(description: dict, base: str) -> dict:
 
 
 def _packages(call: _Call, ids: list[str] | None = None) -> list[dict]:
-    """The packages of `ids` in that order (default: every dataset, by id)."""
+    """The packages of `ids` in that order (default: every dataset, by id), of those the caller may know of."""
+    known = call.known
     with session(call.settings.catalog_url) as s:
         query = select(Dataset).order_by(Dataset.id)
         if ids is not None:
             query = query.where(Dataset.id.in_(ids))
-        found = {d.id: package(describe(s, d), call.base) for d in s.scalars(query)}
+        found = {d.id: package(describe(s, d), call.base) for d in s.scalars(query) if d.id in known}
     return list(found.values()) if ids is None else [found[i] for i in ids if i in found]
 
 
@@ -374,8 +388,7 @@ def help_show(call: _Call) -> str:
 
 def package_list(call: _Call) -> list[str]:
     """The names of every dataset, in name order; `limit` and `offset` page them."""
-    with session(call.settings.catalog_url) as s:
-        names = list(s.scalars(select(Dataset.id).order_by(Dataset.id)))
+    names = sorted(call.known)
     offset = _integer(call.data, "offset", 0)
     return names[offset:offset + _integer(call.data, "limit", len(names))]
 
@@ -420,7 +433,7 @@ def package_search(call: _Call) -> dict:
     start = _integer(data, "start", 0)
     sort = _text(data, "sort") or DEFAULT_SORT
     order = _parse_sort(sort)
-    ranked = search(call.settings, "" if q == "*:*" else q, rows=sys.maxsize)["results"]
+    ranked = search(call.settings, "" if q == "*:*" else q, rows=sys.maxsize, among=call.known)["results"]
     rank = {dataset_id: i for i, dataset_id in enumerate(ranked)}
     packages = [p for p in _packages(call, ranked)
                 if all(any(term.holds(_values(p)[term.field]) for term in group) for group in groups)]
@@ -511,8 +524,8 @@ def _condition(field: str, value):
 def datastore_search(call: _Call) -> dict:
     """Rows of the DataStore resource `resource_id` (a dataset id): `filters` ({field: value or [values]}),
     `q` (text in any text field, or {field: text}), `fields`, `sort` ("a asc, b desc"), `limit` (default 100), `offset`,
-    `include_total`, `records_format` (objects or lists). Personal-data fields are masked and cannot be
-    filtered, searched or sorted on."""
+    `include_total`, `records_format` (objects or lists). Personal data is pseudonymized or masked for
+    callers not cleared for it; masked fields cannot be filtered, searched or sorted on."""
     from catalog.rows import Condition, page, parse_sort
     from schemas import load_standard
 
@@ -522,7 +535,7 @@ def datastore_search(call: _Call) -> dict:
         raise _invalid("Missing value", "resource_id")
     with session(call.settings.catalog_url) as s:
         d = s.get(Dataset, resource_id)
-        if d is None:
+        if d is None or d.id not in call.known:
             raise _not_found(f'Resource "{resource_id}" was not found.')
         schema = {f["name"]: f for f in describe(s, d)["schema"]}
     filters = _decoded(data, "filters") or {}
@@ -546,6 +559,8 @@ def datastore_search(call: _Call) -> dict:
                      fields=_strings(data, "fields", comma_separated=True) or None, limit=limit, offset=offset)
     except QueryError as e:
         raise _invalid(str(e)) from None
+    except AccessDenied as e:
+        raise _not_authorized(e) from None
     fields = [{"id": f["name"], "type": _ckan_type(f["type"]),
                **({"info": {"label": schema[f["name"]]["title"], "notes": schema[f["name"]]["description"]}}
                   if f["name"] in schema else {})} for f in found["fields"]]
@@ -566,8 +581,8 @@ def datastore_search(call: _Call) -> dict:
 
 
 def datastore_search_sql(call: _Call) -> dict:
-    """One SELECT in `sql` over the DataStore, tables named by resource id (the dataset ids), personal data
-    masked; `records_truncated` says when the row limit cut the result."""
+    """One SELECT in `sql` over the DataStore, tables named by resource id (the dataset ids), as the caller may
+    see them; `records_truncated` says when the row limit cut the result."""
     from catalog.sql import run_sql
 
     sql = call.data.get("sql")
@@ -577,6 +592,8 @@ def datastore_search_sql(call: _Call) -> dict:
         result = run_sql(call.settings, sql, call.who, call.client)
     except QueryError as e:
         raise _invalid(str(e), "query") from None
+    except AccessDenied as e:
+        raise _not_authorized(e) from None
     fields = [{"id": c["name"], "type": _ckan_type(c["type"])} for c in result["columns"]]
     answer = {"sql": sql, "fields": fields, "records": result["table"].to_pylist()}
     if result["truncated"]:
@@ -622,7 +639,7 @@ def router(settings) -> APIRouter:
         answer = {"help": f"{base}/api/3/action/help_show?name={name}"}
         client = client_of(request)
         try:
-            who = await run_in_threadpool(authenticate, settings, request.headers.get("Authorization"), client)
+            who = await run_in_threadpool(authenticate, settings, authorization_of(request), client)
         except TooManyAttempts as e:
             return JSONResponse({**answer, "success": False, "error": {"__type": "Authorization Error",
                                                                        "message": str(e)}},

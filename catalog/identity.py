@@ -21,8 +21,8 @@ from hub.errors import HubError
 __all__ = [
     "MAX_FAILURES", "ROLES", "FAILURE_WINDOW",
     "AuthFailure", "AuthenticationError", "Identity", "IdentityError", "Token", "TooManyAttempts", "User",
-    "authenticate", "caller", "client_of", "create_user", "list_users", "may_see_agency", "new_token", "revoke", "revoke_token",
-    "router",
+    "COOKIE", "authenticate", "authorization_of", "caller", "client_of", "create_user", "list_users",
+    "may_see_agency", "new_token", "revoke", "revoke_token", "router",
 ]
 
 ROLES = ("steward", "agency", "analyst")
@@ -31,6 +31,7 @@ FAILURE_WINDOW = dt.timedelta(minutes=5)
 TOUCH_EVERY = dt.timedelta(minutes=1)  # how stale last_used_at may get: not one write per request
 NAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 AGENCY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # as an agency's code in a source registration
+COOKIE = "hub_token"  # the portal keeps a signed-in person's token in this cookie (HttpOnly, SameSite=Strict)
 TOKEN = re.compile(r"^hub_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -235,7 +236,9 @@ def _refuse_if_locked(s, client: str, now: dt.datetime) -> None:
 
 def _verify(s, header: str, now: dt.datetime) -> Identity:
     scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
+    if TOKEN.match(scheme) and not credentials:
+        credentials = scheme  # the bare token, as CKAN clients (ckanapi) send it
+    elif scheme.lower() != "bearer":
         raise AuthenticationError("the Authorization header must be `Bearer TOKEN`")
     match = TOKEN.match(credentials.strip())
     if match is None:
@@ -262,6 +265,14 @@ def may_see_agency(identity: Identity, agency_code: str | None) -> bool:
     return identity.role == "agency" and agency_code is not None and identity.agency == agency_code
 
 
+def authorization_of(request: Request) -> str | None:
+    """The credentials a request carries: its Authorization header, else the portal's login cookie."""
+    header = request.headers.get("Authorization")
+    if header or not request.cookies.get(COOKIE):
+        return header
+    return f"Bearer {request.cookies[COOKIE]}"
+
+
 def client_of(request: Request) -> str | None:
     """The address a request comes from, as the server sees it."""
     return request.client.host if request.client else None
@@ -274,7 +285,7 @@ def caller(settings):
     def identity_of(request: Request) -> Identity:
         client = client_of(request) or "unknown"
         try:
-            return authenticate(settings, request.headers.get("Authorization"), client)
+            return authenticate(settings, authorization_of(request), client)
         except TooManyAttempts as e:
             raise HTTPException(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
         except AuthenticationError as e:

@@ -1,7 +1,8 @@
-"""Mask personal-data fields (NIK, names, birth dates, addresses) before rows leave the hub publicly.
+"""Mask or pseudonymize personal-data fields (NIK, names, birth dates, addresses) before rows leave the hub.
 
-The rule is written once, as SQL: the public views of `catalog.query` apply it, so rows, downloads, SQL
-and the CKAN API all see the same masked columns, and a query cannot reach around it.
+The rule is written once, as SQL: the views of `catalog.query` apply it, so rows, downloads, SQL and the
+CKAN API all see the same columns, and a query cannot reach around it. `catalog.access` says which rule
+each column gets for a caller.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["mask_table", "masked_select", "personal_fields", "quoted"]
+__all__ = ["PSEUDONYM_FUNCTION", "mask_table", "masked_select", "personal_fields", "quoted", "select_list"]
+
+# The DuckDB function `catalog.query` registers to give pseudonyms; analysts' SQL may not call it (`catalog.sql`).
+PSEUDONYM_FUNCTION = "_hub_pseudonym"
 
 
 def personal_fields(standard) -> dict[str, str]:
@@ -36,6 +40,23 @@ def _masked(name: str, kind: str) -> str:
 def masked_select(columns: list[str], fields: dict[str, str]) -> str:
     """The select list that gives `columns` with the personal-data `fields` among them masked."""
     return ", ".join(_masked(c, fields[c]) if c in fields else quoted(c) for c in columns)
+
+
+def select_list(columns: list[str], access) -> str:
+    """The select list that gives of `columns` what a caller with `access` (a `catalog.access.Access`) sees:
+    columns it may not see left out, personal data plain, pseudonymized or masked."""
+    from catalog.access import MASKED, PSEUDONYM
+
+    parts = []
+    for c in columns:
+        rule = access.column(c)
+        if rule == MASKED:
+            parts.append(_masked(c, access.fields[c][1]))
+        elif rule == PSEUDONYM:
+            parts.append(f"{PSEUDONYM_FUNCTION}(CAST({quoted(c)} AS VARCHAR)) AS {quoted(c)}")
+        elif rule is not None:
+            parts.append(quoted(c))
+    return ", ".join(parts)
 
 
 def mask_table(table: pa.Table, fields: dict[str, str]) -> pa.Table:

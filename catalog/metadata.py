@@ -98,14 +98,20 @@ def describe(s, d: Dataset) -> dict:
     }
 
 
-def lineage(s, d: Dataset) -> dict:
-    """The whole graph a dataset comes from: datasets, and at the end the agency systems (`system:...`)."""
+def lineage(s, d: Dataset, known: set[str] | None = None) -> dict:
+    """The whole graph a dataset comes from: datasets, and at the end the agency systems (`system:...`).
+
+    A dataset not in `known` (one the caller may not know of) is a node without its title or agency.
+    """
     nodes, edges, todo = {}, [], [d.id]
     while todo:
         current = todo.pop()
         if current in nodes:
             continue
         dataset = None if current.startswith("system:") else s.get(Dataset, current)
+        if dataset is not None and known is not None and current not in known:
+            nodes[current] = {"id": current, "kind": dataset.kind, "title": None, "agency": None}
+            continue  # nor where it comes from
         nodes[current] = {"id": current, "kind": dataset.kind if dataset else "system",
                           "title": dataset.title if dataset else current.split(":", 2)[-1],
                           "agency": dataset.agency_code if dataset else current.split(":")[1]}
@@ -115,8 +121,10 @@ def lineage(s, d: Dataset) -> dict:
     return {"dataset": d.id, "nodes": list(nodes.values()), "edges": edges}
 
 
-def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int = 100, offset: int = 0) -> dict:
-    """A run's rejected rows (default: the last run that staged any): counts by reason, then each row's reasons."""
+def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int = 100, offset: int = 0,
+                       records: bool = False) -> dict:
+    """A run's rejected rows (default: the last run that staged any): counts by reason, then each row's reasons,
+    and with `records` each record as received (for the agency that sent it only)."""
     if run_id is None:
         run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
                         .order_by(Run.id.desc()).limit(1)).first()
@@ -124,17 +132,21 @@ def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int =
         run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.run_id == run_id)).first()
     if run is None:
         return {"dataset": d.id, "run_id": run_id, "rows_in": 0, "rows_quarantined": 0, "reasons": [], "rows": []}
-    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons)
+    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.id)
                          .where(QuarantinedRow.dataset_id == d.id, QuarantinedRow.run_id == run.run_id)
                          .order_by(QuarantinedRow.row_number)).all()
     counts: dict[str, int] = {}
-    for _, reasons in rejected:
+    for _, reasons, _ in rejected:
         for code in reasons:
             counts[code] = counts.get(code, 0) + 1
+    shown = rejected[offset:offset + limit]
+    received = dict(s.execute(select(QuarantinedRow.id, QuarantinedRow.record)
+                              .where(QuarantinedRow.id.in_([i for *_, i in shown]))).tuples().all()) if records else {}
     return {
         "dataset": d.id, "run_id": run.run_id, "finished_at": _time(run.finished_at), "rows_in": run.rows_in,
         "rows_quarantined": run.rows_quarantined,
         "reasons": [{"code": code, "field": code.partition(":")[0], "rule": code.partition(":")[2], "rows": n}
                     for code, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))],
-        "rows": [{"row": row, "reasons": reasons} for row, reasons in rejected[offset:offset + limit]],
+        "rows": [{"row": row, "reasons": reasons, **({"record": received[i]} if records else {})}
+                 for row, reasons, i in shown],
     }

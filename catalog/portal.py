@@ -14,8 +14,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
+from catalog.access import AccessDenied, access_to, listed
 from catalog.db import Dataset, Run, session
-from catalog.identity import Identity, client_of
+from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAttempts, authenticate, client_of,
+                              may_see_agency)
 from hub.errors import HubError, QueryError
 
 __all__ = ["LABELS", "LANGUAGES", "router"]
@@ -26,6 +28,9 @@ LANGUAGES = ("id", "en")
 PAGE_SIZE = 10
 PREVIEW_ROWS = 20
 SQL_PAGE_ROWS = 1000
+QUARANTINE_PAGE_ROWS = 100
+ACCESS_PAGE_ROWS = 500  # the newest; `hub audit who-accessed` and the API give them all
+SIGN_IN_SECONDS = 8 * 3600  # how long the portal's sign-in cookie lasts (the token's own expiry still holds)
 _STATIC = Path(__file__).parent / "static"
 _TEMPLATES = Path(__file__).parent / "templates" / "portal"
 
@@ -161,17 +166,63 @@ LABELS = {
     "masked_note": ("Kolom data pribadi disamarkan:", "Personal-data fields are masked:"),
     "preview_error": ("Pratinjau tidak dapat ditampilkan", "The preview cannot be shown"),
     "no_version": ("Dataset ini tidak memiliki versi", "This dataset has no version"),
-    "download_note": ("Seluruh dataset versi saat ini, kolom data pribadi disamarkan.",
-                      "The whole dataset at its current version, personal-data fields masked."),
+    "download_note": ("Seluruh dataset versi saat ini, sebagaimana Anda boleh melihatnya: data pribadi disamarkan "
+                      "atau dipseudonimkan bila Anda tidak berwenang atasnya.",
+                      "The whole dataset at its current version, as you may see it: personal data masked or "
+                      "pseudonymized unless you are cleared for it."),
+    "pseudonym_note": ("NIK diganti pseudonimnya (sama di setiap dataset, tidak dapat dibalik):",
+                       "NIKs are replaced by their pseudonyms (the same in every dataset, not reversible):"),
+    "needs_token": ("Isi dataset ini terbatas untuk pengguna pemerintah. Masuk dengan token untuk melihat, "
+                    "mengunduh atau menanyainya.",
+                    "This dataset's rows are for government users. Sign in with a token to see, download or "
+                    "query them."),
+    "not_cleared": ("Token Anda tidak berwenang atas isi dataset ini.",
+                    "Your token is not cleared for this dataset's rows."),
+    # signing in
+    "nav_login": ("Masuk", "Sign in"),
+    "nav_logout": ("Keluar", "Sign out"),
+    "signed_in_as": ("Masuk sebagai", "Signed in as"),
+    "login_title": ("Masuk dengan token", "Sign in with a token"),
+    "login_intro": ("Pengguna pemerintah masuk dengan token API yang diberikan walidata (hub users create). "
+                    "Token disimpan dalam cookie sesi selama 8 jam dan tidak pernah ditampilkan.",
+                    "Government users sign in with the API token the walidata gave them (hub users create). "
+                    "The token is kept in a session cookie for 8 hours and never shown."),
+    "token": ("Token API", "API token"),
+    "login_button": ("Masuk", "Sign in"),
+    "login_failed": ("Token tidak diterima", "The token was not accepted"),
+    # quarantine and access log (stewards and the owning agency)
+    "quarantine_rows": ("Baris yang dikarantina", "Quarantined rows"),
+    "see_quarantine": ("Lihat setiap baris yang dikarantina", "See each quarantined row"),
+    "quarantined_of": ("baris masuk dikarantina", "rows in were quarantined"),
+    "quarantine_own": ("Data instansi Anda sendiri: setiap baris ditampilkan sebagaimana dikirim, agar dapat "
+                       "diperbaiki di sistem asalnya.",
+                       "Your agency's own data: each row is shown as it was sent, so it can be fixed in its system."),
+    "quarantine_steward": ("Nomor baris dan alasannya; nilainya hanya untuk instansi pemiliknya.",
+                           "Row numbers and their reasons; the values are for the owning agency only."),
+    "row": ("Baris", "Row"),
+    "record": ("Data sebagaimana dikirim", "The record as sent"),
+    "access_log": ("Siapa mengakses data ini", "Who accessed this data"),
+    "see_access_log": ("Siapa mengakses data ini", "Who accessed this data"),
+    "access_log_intro": ("Setiap pembacaan baris, unduhan dan kueri SQL atas dataset ini, dari log audit.",
+                         "Every read of the rows, download and SQL query of this dataset, from the audit log."),
+    "no_access": ("Belum ada yang mengakses data ini.", "Nobody has accessed this data yet."),
+    "who": ("Siapa", "Who"),
+    "role": ("Peran", "Role"),
+    "action": ("Tindakan", "Action"),
+    "from": ("Dari", "From"),
+    "details": ("Rincian", "Details"),
+    "owner_only": ("Halaman ini untuk walidata dan instansi pemilik data: masuk dengan token.",
+                   "This page is for stewards and the agency that owns the data: sign in with a token."),
     "api_rows": ("Baris lewat API", "Rows through the API"),
     "api_sql": ("SQL lewat API", "SQL through the API"),
     "api_ckan": ("API CKAN (datastore_search, mis. untuk ckanapi)", "CKAN API (datastore_search, e.g. for ckanapi)"),
     # SQL page
     "sql_title": ("Kueri SQL", "SQL query"),
-    "sql_intro": ("Satu pernyataan SELECT (DuckDB) atas dataset versi saat ini; nama tabel adalah id dataset. "
-                  "Kolom data pribadi disamarkan.",
-                  "One SELECT statement (DuckDB) over the datasets' current versions; a table's name is the "
-                  "dataset's id. Personal-data fields are masked."),
+    "sql_intro": ("Satu pernyataan SELECT (DuckDB) atas dataset versi saat ini yang boleh Anda baca; nama tabel "
+                  "adalah id dataset. Data pribadi disamarkan atau dipseudonimkan bila Anda tidak berwenang atasnya.",
+                  "One SELECT statement (DuckDB) over the current versions of the datasets you may read; a "
+                  "table's name is the dataset's id. Personal data is masked or pseudonymized unless you are "
+                  "cleared for it."),
     "sql_label": ("Pernyataan SQL", "SQL statement"),
     "sql_run": ("Jalankan", "Run"),
     "sql_examples": ("Contoh kueri", "Example queries"),
@@ -292,10 +343,11 @@ def _when(value: str | None) -> str:
 
 
 class _Page:
-    """What every template sees of the request: the language, its labels, and links that keep the language."""
+    """What every template sees of the request: the language, its labels, links that keep the language, and
+    who is signed in (`who`; `stale` when the sign-in cookie no longer names a valid token)."""
 
-    def __init__(self, request: Request):
-        self.request, self.lang = request, _language(request)
+    def __init__(self, request: Request, who: Identity = Identity.ANONYMOUS, stale: bool = False):
+        self.request, self.lang, self.who, self.stale = request, _language(request), who, stale
         self.other = LANGUAGES[1 - LANGUAGES.index(self.lang)]
 
     def t(self, key: str) -> str:
@@ -310,11 +362,27 @@ class _Page:
         pairs = [(k, v) for k, v in pairs if v not in (None, "")] + [("lang", self.lang)]
         return f"{path}?{urlencode(pairs)}" + (f"#{fragment}" if fragment else "")
 
+    def here(self) -> str:
+        """This page's path and query, to come back to (after signing in)."""
+        query = self.request.url.query
+        return self.request.url.path + (f"?{query}" if query else "")
+
     def switch(self) -> str:
         """The language switch link: it sets the cookie, then comes back to this page in the other language."""
         here = [(k, v) for k, v in self.request.query_params.multi_items() if k != "lang"]
         back = self.request.url.path + (f"?{urlencode(here)}" if here else "")
         return f"/language/{self.other}?{urlencode({'next': back})}"
+
+
+def _signed_in(settings, request: Request) -> tuple[Identity, bool]:
+    """Who the sign-in cookie names, and whether it is stale (expired, revoked: then the page drops it)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return Identity.ANONYMOUS, False
+    try:
+        return authenticate(settings, f"Bearer {token}", client_of(request) or "unknown"), False
+    except (AuthenticationError, TooManyAttempts):
+        return Identity.ANONYMOUS, True
 
 
 def _language(request: Request) -> str:
@@ -425,18 +493,16 @@ def _validation_rows(validation: dict) -> list[dict]:
 
 
 def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
-             q: str, sort: str, client: str | None) -> dict:
-    """The first rows of a version (masked by construction in catalog.rows), or the reason they cannot be shown."""
+             q: str, sort: str, who: Identity, client: str | None) -> dict:
+    """The first rows of a version as `who` may see them (catalog.rows), or the reason they cannot be shown."""
     from catalog.rows import page, parse_filter, parse_sort
 
     if version and not (version.isdigit() and int(version) in snapshot_ids):
         return {"page": None, "error": None, "missing_version": version}
     try:
         where = [parse_filter(filter_text)] if filter_text else []
-        # The portal has no sign-in: its readers are anonymous.
-        rows = page(settings, d, standard, Identity.ANONYMOUS, client, snapshot_id=int(version) if version else None,
-                    where=where,
-                    q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
+        rows = page(settings, d, standard, who, client, snapshot_id=int(version) if version else None,
+                    where=where, q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
         return {"page": rows, "error": None, "missing_version": None}
     except QueryError as e:
         return {"page": None, "error": str(e), "missing_version": None}
@@ -444,9 +510,10 @@ def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: st
 
 def _api_examples(base: str, d: Dataset) -> dict:
     sql = f'{{"sql": "SELECT count(*) AS n FROM {d.id}"}}'
+    token = "" if d.classification == "publik" else " -H \"Authorization: Bearer $HUB_TOKEN\""
     return {
-        "rows": f"curl '{base}/api/datasets/{d.id}/rows?limit=5'",
-        "sql": f"curl -X POST '{base}/api/sql' -H 'Content-Type: application/json' -d '{sql}'",
+        "rows": f"curl{token} '{base}/api/datasets/{d.id}/rows?limit=5'",
+        "sql": f"curl{token} -X POST '{base}/api/sql' -H 'Content-Type: application/json' -d '{sql}'",
         "ckan": f"{base}/api/3/action/datastore_search?{urlencode({'resource_id': d.id, 'limit': 5})}",
     }
 
@@ -495,17 +562,31 @@ def _registered_sources(settings) -> list:
         return []
 
 
-def _agencies(settings, s) -> dict[str, dict]:
-    """Every agency the registry or the catalog knows: code -> name, its source ids and its dataset ids."""
+def _agencies(settings, s, who: Identity) -> dict[str, dict]:
+    """Every agency the registry or the catalog knows: code -> name, its source ids and its dataset ids; of
+    those, only what `who` may know of (a source of `rahasia` data only for those cleared for it)."""
+    from schemas import load_standard
+
     agencies: dict[str, dict] = {}
+    datasets = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.agency_code.is_not(None)))}
     for source in _registered_sources(settings):
         entry = agencies.setdefault(source.agency_code, {"code": source.agency_code, "name": source.agency_name,
                                                          "sources": {}, "datasets": set()})
-        entry["sources"][source.id] = source
-    for d in s.scalars(select(Dataset).where(Dataset.agency_code.is_not(None))):
+        try:
+            standard = load_standard(source.standard_ref)
+        except HubError:
+            continue  # `hub sources check` names the problem; the portal shows the source once it publishes
+        # Not published yet: the source's standard says what its dataset will be.
+        shown = datasets.get(source.id) or Dataset(id=source.id, classification=standard.classification,
+                                                   agency_code=source.agency_code)
+        if access_to(who, shown, standard).listed:
+            entry["sources"][source.id] = source
+    known = listed(settings, who)
+    for d in datasets.values():
         entry = agencies.setdefault(d.agency_code, {"code": d.agency_code, "name": d.agency_name,
                                                     "sources": {}, "datasets": set()})
-        entry["datasets"].add(d.id)
+        if d.id in known:
+            entry["datasets"].add(d.id)
     return dict(sorted(agencies.items()))
 
 
@@ -530,7 +611,15 @@ def router(settings) -> APIRouter:
 
     def render(page: _Page, template: str, status_code: int = 200, **context) -> HTMLResponse:
         html = templates.get_template(template).render(p=page, lang=page.lang, **context)
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        if page.stale:
+            response.delete_cookie(COOKIE)
+        if not page.who.anonymous:
+            response.headers["Cache-Control"] = "no-store"  # a page for one signed-in person
+        return response
+
+    def page_of(request: Request) -> _Page:
+        return _Page(request, *_signed_in(settings, request))
 
     def not_found(page: _Page, message_key: str, name: str) -> HTMLResponse:
         return render(page, "not_found.html", 404, message_key=message_key, name=name)
@@ -554,10 +643,10 @@ def router(settings) -> APIRouter:
                     tag: list[str] = Query([]), classification: list[str] = Query([]),
                     sort: str = Query("relevance", pattern="^(relevance|title|modified)$"),
                     page: int = Query(1, ge=1)) -> HTMLResponse:
-        p = _Page(request)
+        p = page_of(request)
         chosen = {"agency": agency, "standard": standard, "tag": tag, "classification": classification}
         found = search(settings, q, {k: v for k, v in chosen.items() if v}, rows=PAGE_SIZE,
-                       start=(page - 1) * PAGE_SIZE, sort=sort)
+                       start=(page - 1) * PAGE_SIZE, sort=sort, among=set(listed(settings, p.who)))
         with session(settings.catalog_url) as s:
             by_id = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}
             agency_names = dict(s.execute(select(Dataset.agency_code, Dataset.agency_name)
@@ -591,36 +680,80 @@ def router(settings) -> APIRouter:
     def dataset_view(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
                      sort: str = "", subscription: dict | None = None) -> HTMLResponse:
         """The dataset page; `subscription` is the subscription form as posted, with the reason it was refused."""
-        p = _Page(request)
+        p = page_of(request)
         email = smtp_settings().host is not None
         form = subscription or {"channel": "email" if email else "webhook", "target": "", "events": list(EVENTS),
                                 "error": None, "field": None}
+        known = listed(settings, p.who)
         with session(settings.catalog_url) as s:
             d = s.get(Dataset, dataset_id)
-            if d is None:
+            if d is None or d.id not in known:
                 return not_found(p, "no_dataset", dataset_id)
             about = describe(s, d)
-            graph = lineage(s, d)
+            graph = lineage(s, d, set(known))
             quarantine = quarantine_summary(s, d, limit=0)
         standard = _standard_of(d)
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
+        seen = known[d.id]
         preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
-                           filter, q, sort, client_of(request))
+                           filter, q, sort, p.who, client_of(request)) if seen.readable else None
         return render(p, "dataset.html", d=about, title=title, description=description,
                       dictionary=_dictionary(standard.ref), validation=validation,
                       checks=_validation_rows(validation) if "checks" in validation else [],
                       quarantine=quarantine, picture=_lineage_picture(graph, p),
-                      preview=preview, version=version, filter=filter, q=q, sort=sort,
+                      preview=preview, access=seen, version=version, filter=filter, q=q, sort=sort,
                       api=_api_examples(str(request.base_url).rstrip("/"), d), subscription=form,
                       email_available=email, events=EVENTS, status_code=422 if form["error"] else 200,
-                      kinds=KINDS, classifications=CLASSIFICATIONS, frequencies=FREQUENCIES, statuses=RUN_STATUSES)
+                      kinds=KINDS, classifications=CLASSIFICATIONS, frequencies=FREQUENCIES, statuses=RUN_STATUSES,
+                      overseer=may_see_agency(p.who, d.agency_code))
+
+    def overseen(p: _Page, dataset_id: str):
+        """The dataset, if the signed-in person is a steward or its owning agency: else the page to show instead."""
+        with session(settings.catalog_url) as s:
+            d = s.get(Dataset, dataset_id)
+        if d is None or dataset_id not in listed(settings, p.who):
+            return None, not_found(p, "no_dataset", dataset_id)
+        if not may_see_agency(p.who, d.agency_code):
+            status = 401 if p.who.anonymous else 403
+            return None, render(p, "not_found.html", status, message_key="owner_only", name=dataset_id)
+        return d, None
+
+    @r.get("/dataset/{dataset_id}/quarantine", response_class=HTMLResponse)
+    def quarantine_page(request: Request, dataset_id: str, page: int = Query(1, ge=1)) -> HTMLResponse:
+        """A run's quarantined rows with their reasons; the values too for the agency that sent them."""
+        p = page_of(request)
+        d, refused = overseen(p, dataset_id)
+        if refused:
+            return refused
+        own = p.who.role == "agency" and p.who.agency == d.agency_code
+        with session(settings.catalog_url) as s:
+            q = quarantine_summary(s, d, limit=QUARANTINE_PAGE_ROWS, offset=(page - 1) * QUARANTINE_PAGE_ROWS,
+                                   records=own)
+        title, _ = _localized(d, p.lang)
+        return _private(render(p, "quarantine.html", d=d, q=q, own=own, title=title, page_number=page,
+                               pages=max(1, math.ceil(q["rows_quarantined"] / QUARANTINE_PAGE_ROWS))))
+
+    @r.get("/dataset/{dataset_id}/access", response_class=HTMLResponse)
+    def access_page(request: Request, dataset_id: str) -> HTMLResponse:
+        """Who read this dataset's rows, downloaded it or queried it, for stewards and its own agency."""
+        from catalog.audit import who_accessed
+
+        p = page_of(request)
+        d, refused = overseen(p, dataset_id)
+        if refused:
+            return refused
+        title, _ = _localized(d, p.lang)
+        entries = list(reversed(who_accessed(settings, d.id)))[:ACCESS_PAGE_ROWS]
+        return _private(render(p, "access_log.html", d=d, entries=entries, title=title))
 
     @r.post("/dataset/{dataset_id}/subscribe", response_class=HTMLResponse)
     def subscribe_posted(request: Request, dataset_id: str, channel: str = Form(""), target: str = Form(""),
                          events: list[str] = Form([])) -> HTMLResponse:
-        p = _Page(request)
+        p = page_of(request)
         try:
+            if dataset_id not in listed(settings, p.who):
+                raise NotFound(f"no dataset {dataset_id!r}", "dataset")
             answer = subscribe(settings, dataset_id, channel, target, events)
         except NotFound:
             return not_found(p, "no_dataset", dataset_id)
@@ -639,7 +772,7 @@ def router(settings) -> APIRouter:
                 outcome = {"confirm": confirm, "unsubscribe": unsubscribe}[action](settings, token)
             except NotFound:
                 unknown = True
-        return _private(render(_Page(request), "subscription_link.html", 404 if unknown else 200, action=action,
+        return _private(render(page_of(request), "subscription_link.html", 404 if unknown else 200, action=action,
                                token=token, outcome=outcome, unknown=unknown))
 
     @r.get("/subscriptions/confirm", response_class=HTMLResponse)
@@ -661,16 +794,18 @@ def router(settings) -> APIRouter:
     def sql_page(request: Request, sql: str) -> HTMLResponse:
         from catalog.sql import run_sql
 
+        p = page_of(request)
         result = error = None
         if sql.strip():
             try:
-                result = run_sql(settings, sql, Identity.ANONYMOUS, client_of(request), max_rows=SQL_PAGE_ROWS)
+                result = run_sql(settings, sql, p.who, client_of(request), max_rows=SQL_PAGE_ROWS)
                 result["rows"] = [[_cell(v) for v in row.values()] for row in result.pop("table").to_pylist()]
-            except QueryError as e:
+            except (QueryError, AccessDenied) as e:
                 error = str(e)
+        readable = {i for i, a in listed(settings, p.who).items() if a.readable}
         with session(settings.catalog_url) as s:
-            datasets = s.scalars(select(Dataset).order_by(Dataset.id)).all()
-        return render(_Page(request), "sql.html", 400 if error else 200, sql=sql, result=result, error=error,
+            datasets = [d for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in readable]
+        return render(p, "sql.html", 400 if error else 200, sql=sql, result=result, error=error,
                       examples=_example_queries(datasets), datasets=datasets)
 
     @r.get("/sql", response_class=HTMLResponse)
@@ -689,8 +824,8 @@ def router(settings) -> APIRouter:
         from catalog.sql import run_sql
 
         try:
-            table = run_sql(settings, sql, Identity.ANONYMOUS, client_of(request))["table"]
-        except QueryError:
+            table = run_sql(settings, sql, page_of(request).who, client_of(request))["table"]
+        except (QueryError, AccessDenied):
             return sql_page(request, sql)
         sink = pa.BufferOutputStream()
         pacsv.write_csv(table, sink)
@@ -699,16 +834,20 @@ def router(settings) -> APIRouter:
 
     @r.get("/agencies", response_class=HTMLResponse)
     def agencies_page(request: Request) -> HTMLResponse:
+        p = page_of(request)
         with session(settings.catalog_url) as s:
-            agencies = _agencies(settings, s)
-        return render(_Page(request), "agencies.html", agencies=agencies.values())
+            agencies = _agencies(settings, s, p.who)
+        return render(p, "agencies.html", agencies=agencies.values())
 
     @r.get("/agency/{code}", response_class=HTMLResponse)
     def agency_page(request: Request, code: str) -> HTMLResponse:
+        """An agency's sources with their last runs; a run's error only for stewards and the agency itself, and
+        a source of `rahasia` data only for those cleared for it."""
+        p = page_of(request)
         with session(settings.catalog_url) as s:
-            agency = _agencies(settings, s).get(code)
+            agency = _agencies(settings, s, p.who).get(code)
             if agency is None:
-                return not_found(_Page(request), "no_agency", code)
+                return not_found(p, "no_agency", code)
             rows = []
             for source_id in sorted(set(agency["sources"]) | agency["datasets"]):
                 source, d = agency["sources"].get(source_id), s.get(Dataset, source_id)
@@ -717,6 +856,35 @@ def router(settings) -> APIRouter:
                              "standard": source.standard_ref if source else f"{d.standard}@{d.standard_version}",
                              "kind": source.kind if source else None, "schedule": source.schedule if source else None,
                              "dataset": d is not None, "run": last})
-        return render(_Page(request), "agency.html", agency=agency, rows=rows, statuses=RUN_STATUSES)
+        return render(p, "agency.html", agency=agency, rows=rows, statuses=RUN_STATUSES,
+                      show_errors=may_see_agency(p.who, code))
+
+    @r.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/") -> HTMLResponse:
+        return _private(render(page_of(request), "login.html", next=next, error=None))
+
+    @r.post("/login", response_class=HTMLResponse)
+    def login_posted(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+        p = page_of(request)
+        try:
+            who = authenticate(settings, f"Bearer {token.strip()}", client_of(request) or "unknown")
+        except TooManyAttempts as e:
+            return _private(render(p, "login.html", 429, next=next, error=str(e)))
+        except AuthenticationError as e:
+            return _private(render(p, "login.html", 401, next=next, error=str(e)))
+        if who.anonymous:
+            return _private(render(p, "login.html", 401, next=next, error=p.t("login_failed")))
+        path, query = _on_this_site(next)
+        response = RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
+        # HttpOnly: no script reads it; SameSite=Strict: no other site's form or link sends it along.
+        response.set_cookie(COOKIE, token.strip(), max_age=SIGN_IN_SECONDS, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @r.post("/logout")
+    def logout_posted(request: Request) -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
 
     return r

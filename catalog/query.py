@@ -8,35 +8,50 @@ import duckdb
 import pyarrow as pa
 
 from catalog import masking, storage
+from catalog.access import access_to
 from catalog.db import Dataset, init_db, session
+from catalog.identity import Identity
 from hub.errors import QueryError
+from transforms import pseudonym
 
 __all__ = ["connect", "query"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+SANDBOX_MEMORY = "2GB"  # DuckDB's memory limit for analysts' SQL (a query needing more fails, it is not killed)
 
 
-def connect(settings, versions: dict[str, int] | None = None, *, masked: bool = True,
+def connect(settings, who: Identity | None, versions: dict[str, int] | None = None, *,
             sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per catalog dataset, named by the dataset id.
+    """An in-memory DuckDB connection with one view per dataset `who` may read, named by the dataset id.
 
-    A view reads the dataset's current snapshot, or the snapshot `versions` names for it (a past version).
-    `masked` views give personal-data fields masked, as every public output must; only the operator's
-    own `hub query` and the hub's internal builds read them unmasked. A `sandboxed` connection can then read
-    no file but those snapshots' own and its configuration is locked (see `catalog.sql`).
+    A view reads the dataset's current snapshot, or the snapshot `versions` names for it (a past version),
+    and gives only what `who` may see of it (`catalog.access`): columns it may not see left out, personal
+    data plain, pseudonymized or masked. `who` None is the operator on the machine that holds the warehouse
+    (`hub query`, indicator builds): every dataset, plain. A `sandboxed` connection can then read no file
+    but those snapshots' own and its configuration is locked (see `catalog.sql`).
     """
     from schemas import load_standard
 
     init_db(settings.catalog_url)
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False})
+    if who is not None:
+        secret = pseudonym.key(settings.home)
+        con.create_function(masking.PSEUDONYM_FUNCTION, lambda values: pseudonym.pseudonyms(values, secret),
+                            [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"), type="arrow")
     with session(settings.catalog_url) as s:
         datasets = s.query(Dataset).order_by(Dataset.id).all()
     readable: list[str] = []
     for d in datasets:
         if not _NAME.match(d.id):
             continue
-        files, schema = storage.data_files(settings, d.table_identifier, (versions or {}).get(d.id))
+        seen = None
+        if who is not None:
+            seen = access_to(who, d, load_standard(f"{d.standard}@{d.standard_version}"))
+            if not seen.readable:
+                continue
+        # The version the catalog records, not the table's newest snapshot (see `storage.data_files`).
+        files, schema = storage.data_files(settings, d.table_identifier, (versions or {}).get(d.id, d.snapshot_id))
         if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             # Files written before a compatible schema change lack the new columns: match columns by name.
@@ -46,9 +61,11 @@ def connect(settings, versions: dict[str, int] | None = None, *, masked: bool = 
         else:
             con.register(f"_{d.id}_empty", schema.empty_table())
             source, columns = f'"_{d.id}_empty"', schema.names
-        personal = masking.personal_fields(load_standard(f"{d.standard}@{d.standard_version}")) if masked else {}
-        con.execute(f'CREATE VIEW "{d.id}" AS SELECT {masking.masked_select(columns, personal)} FROM {source}')
+        select = masking.select_list(columns, seen) if seen else ", ".join(map(masking.quoted, columns))
+        if select:
+            con.execute(f'CREATE VIEW "{d.id}" AS SELECT {select} FROM {source}')
     if sandboxed:
+        con.execute(f"SET memory_limit = '{SANDBOX_MEMORY}'")  # one analyst's query cannot starve the server
         con.execute("SET allowed_paths = $paths", {"paths": readable})
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -57,7 +74,7 @@ def connect(settings, versions: dict[str, int] | None = None, *, masked: bool = 
 
 def query(settings, sql: str) -> pa.Table:
     """The operator's own SQL (`hub query`), on the machine that holds the warehouse: unmasked."""
-    con = connect(settings, masked=False)
+    con = connect(settings, None)
     try:
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as e:

@@ -1,4 +1,4 @@
-"""A page of a dataset's rows: filters, full-text match, sort, chosen fields, personal data masked."""
+"""A page of a dataset's rows: filters, full-text match, sort, chosen fields, as the caller may see them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from catalog import audit, masking
-from catalog.masking import quoted
+from catalog import audit
+from catalog.access import MASKED, PLAIN, PSEUDONYM, access_to
 from catalog.identity import Identity
+from catalog.masking import quoted
 from catalog.query import connect
 from hub.errors import QueryError
 
@@ -61,22 +62,25 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
          where: list[Condition] = (),
          q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
          limit: int = 100, offset: int = 0) -> dict:
-    """One page of `dataset` (a catalog Dataset built on `standard`) at `snapshot_id` (default: current).
+    """One page of `dataset` (a catalog Dataset built on `standard`) at `snapshot_id` (default: current), as
+    `who` may see it (`catalog.access`); `AccessDenied` if it may not read the dataset.
 
     Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
-    Personal-data fields are masked and cannot be filtered, searched or sorted on. A read of a dataset that is
-    not public is in the audit log as `who`'s, from `client`.
+    Masked fields cannot be filtered, searched or sorted on. A read of anything not `publik` is in the audit
+    log as `who`'s, from `client`.
     """
-    personal = masking.personal_fields(standard)
-    con = connect(settings, {dataset.id: snapshot_id} if snapshot_id is not None else None)
+    seen = access_to(who, dataset, standard)
+    seen.require_readable()
+    con = connect(settings, who, {dataset.id: snapshot_id} if snapshot_id is not None else None)
     try:
         types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
 
         def known(field: str, use: str) -> str:
             if field not in types:
                 raise QueryError(f"dataset {dataset.id}: no field {field!r} to {use}; fields: {', '.join(types)}")
-            if field in personal:
-                raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data and cannot be used to {use}")
+            if seen.column(field) == MASKED:
+                raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data, masked for you, and "
+                                 f"cannot be used to {use}")
             return quoted(field)
 
         clauses, params = [], {}
@@ -101,7 +105,8 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
             else:
                 clauses += [f"{column} {_SQL_OPERATOR[c.op]} {n}" for n in names]
         if q:
-            text = [quoted(f) for f, kind in types.items() if kind == "VARCHAR" and f not in personal]
+            # Only plain text: a masked or pseudonymized value would match what the caller cannot see.
+            text = [quoted(f) for f, kind in types.items() if kind == "VARCHAR" and seen.column(f) == PLAIN]
             if text:
                 params["q"] = f"%{q}%"
                 clauses.append("(" + " OR ".join(f"{c} ILIKE $q" for c in text) + ")")
@@ -130,12 +135,13 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
         raise QueryError(f"dataset {dataset.id}: {e}") from None
     finally:
         con.close()
-    if dataset.classification != "publik":
+    if seen.restricted(columns):
         audit.read(settings, who, client, "rows.read", dataset.id,
                    {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
     return {
         "dataset": dataset.id, "snapshot_id": snapshot_id if snapshot_id is not None else dataset.snapshot_id,
         "total": total, "limit": limit, "offset": offset,
         "fields": [{"name": c, "type": types[c]} for c in columns],
-        "masked_fields": sorted(f for f in personal if f in columns), "rows": rows,
+        "masked_fields": sorted(c for c in columns if seen.column(c) == MASKED),
+        "pseudonymized_fields": sorted(c for c in columns if seen.column(c) == PSEUDONYM), "rows": rows,
     }

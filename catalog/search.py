@@ -103,8 +103,9 @@ def _relevance(document: SearchDocument, query_words: list[str]) -> int:
 
 
 def search(settings, q: str = "", filters: dict[str, list[str]] | None = None, facets=FACETS, rows: int = 10,
-           start: int = 0, sort: str = "relevance") -> dict:
-    """Datasets matching `q` and every filter (a facet's listed values are alternatives), one page of them.
+           start: int = 0, sort: str = "relevance", among: set[str] | None = None) -> dict:
+    """Datasets matching `q` and every filter (a facet's listed values are alternatives), one page of them;
+    only datasets in `among`, where given (those the caller may know of).
 
     Returns `{"count": all matches, "results": dataset ids of the page, "facets": {facet: {value: count}}}`,
     with facet values counted over all matches, most frequent first.
@@ -118,6 +119,8 @@ def search(settings, q: str = "", filters: dict[str, list[str]] | None = None, f
     query_words = words(q)
     with session(settings.catalog_url) as s:
         matched = select(SearchDocument.dataset_id)
+        if among is not None:
+            matched = matched.where(SearchDocument.dataset_id.in_(sorted(among)))
         if query_words:
             matched = matched.where(_matching(s.get_bind().dialect.name, query_words))
         for facet, values in filters.items():

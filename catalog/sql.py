@@ -1,4 +1,4 @@
-"""Analysts' SQL over the catalog: one read-only SELECT, on masked views, within a time and a row limit."""
+"""Analysts' SQL over the catalog: one read-only SELECT over the views the caller may read, within a time and a row limit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import duckdb
 import pyarrow as pa
 
 from catalog import audit
+from catalog.access import listed
 from catalog.identity import Identity
+from catalog.masking import PSEUDONYM_FUNCTION
 from catalog.query import connect
 from hub.errors import QueryError
 
@@ -23,8 +25,8 @@ TIMEOUT_SECONDS = 30.0
 _SAFE_TABLE_FUNCTIONS = {"range", "generate_series", "unnest"}
 
 
-def _references(node, tables: set[str], functions: set[str], ctes: set[str]) -> None:
-    """Every table, table function and CTE name in a parsed statement (DuckDB's JSON syntax tree)."""
+def _references(node, tables: set[str], functions: set[str], ctes: set[str], calls: set[str]) -> None:
+    """Every table, table function, CTE and function name in a parsed statement (DuckDB's JSON syntax tree)."""
     if isinstance(node, dict):
         kind = node.get("type")
         if kind == "BASE_TABLE":
@@ -32,17 +34,23 @@ def _references(node, tables: set[str], functions: set[str], ctes: set[str]) -> 
                                               node.get("table_name")))))
         elif kind == "TABLE_FUNCTION":
             functions.add(node["function"]["function_name"].lower())
+        elif kind == "FUNCTION" and node.get("class") == "FUNCTION":
+            calls.add(str(node.get("function_name", "")).lower())
         for entry in (node.get("cte_map") or {}).get("map", []):
             ctes.add(entry["key"])
         for value in node.values():
-            _references(value, tables, functions, ctes)
+            _references(value, tables, functions, ctes, calls)
     elif isinstance(node, list):
         for value in node:
-            _references(value, tables, functions, ctes)
+            _references(value, tables, functions, ctes, calls)
 
 
-def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> set[str]:
-    """The datasets `sql` reads, once it is known to be one SELECT that reads nothing else."""
+def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str], unreadable: dict) -> set[str]:
+    """The datasets `sql` reads, once it is known to be one SELECT that reads nothing else.
+
+    `datasets` are the views of the caller's connection; `unreadable` the datasets it may know of but not read
+    (their Access), which are refused with the reason rather than as unknown.
+    """
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -54,31 +62,38 @@ def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str]) -> set[
     tree = json.loads(con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()[0][0])
     if tree.get("error"):
         raise QueryError(f"this SELECT cannot be checked: {tree.get('error_message', 'unsupported syntax')}")
-    tables, functions, ctes = set(), set(), set()
-    _references(tree["statements"], tables, functions, ctes)
+    tables, functions, ctes, calls = set(), set(), set(), set()
+    _references(tree["statements"], tables, functions, ctes, calls)
+    for name in sorted(tables - datasets - ctes):
+        if name in unreadable:
+            unreadable[name].require_readable()
     unknown = sorted(tables - datasets - ctes)
     if unknown:
         raise QueryError(f"unknown dataset {unknown[0]!r}; datasets: {', '.join(sorted(datasets))}")
     refused = sorted(functions - _SAFE_TABLE_FUNCTIONS)
     if refused:
         raise QueryError(f"table function {refused[0]}() is not allowed: select from the datasets by name")
+    if PSEUDONYM_FUNCTION in calls:
+        # Called on a NIK one knows, it would find that person's rows by pseudonym.
+        raise QueryError(f"function {PSEUDONYM_FUNCTION}() is the hub's own and cannot be called")
     return tables & datasets
 
 
 def run_sql(settings, sql: str, who: Identity, client: str | None, *, max_rows: int = MAX_ROWS,
             timeout: float = TIMEOUT_SECONDS) -> dict:
-    """The result of `sql` over every dataset's current version, personal-data fields masked, and the names of
-    the `datasets` it read. Every query, answered or refused, is in the audit log as `who`'s, from `client`.
+    """The result of `sql` over the current version of every dataset `who` may read, as it may see them
+    (`catalog.access`), and the names of the `datasets` it read. Every query, answered or refused, is in the
+    audit log as `who`'s, from `client`. A dataset `who` knows of but may not read raises AccessDenied.
 
     At most `max_rows` rows come back (`truncated` says whether there were more); a query still running
     after `timeout` seconds is stopped.
     """
     read, count, outcome = set(), 0, "refused"
-    con = connect(settings, sandboxed=True)
+    con = connect(settings, who, sandboxed=True)
     try:
         datasets = {name for (name,) in con.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-        read = _check(con, sql, datasets)
+        read = _check(con, sql, datasets, {i: a for i, a in listed(settings, who).items() if not a.readable})
         timer = threading.Timer(timeout, con.interrupt)
         started = time.perf_counter()
         timer.start()

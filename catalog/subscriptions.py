@@ -24,6 +24,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
+from catalog.identity import Identity, caller
 from hub.errors import HubError
 
 __all__ = [
@@ -513,7 +514,11 @@ class SubscriptionRequest(BaseModel):
 
 def router(settings):
     """The subscription endpoints, for `app.include_router` in the catalog API."""
-    from fastapi import APIRouter, HTTPException
+    from fastapi import APIRouter, Depends, HTTPException
+
+    from catalog.access import listed
+
+    current = caller(settings)
 
     def answer(call, *args) -> dict:
         try:
@@ -527,9 +532,12 @@ def router(settings):
     api = APIRouter(tags=["subscriptions"])
 
     @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201)
-    def create_subscription(dataset_id: str, request: SubscriptionRequest) -> dict:
+    def create_subscription(dataset_id: str, request: SubscriptionRequest,
+                            who: Identity = Depends(current)) -> dict:
         """Subscribe a webhook (active at once; its signing secret is shown in this answer only) or an e-mail
         address (sent a confirmation link first) to a dataset's new versions and source failures."""
+        if dataset_id not in listed(settings, who):  # a `rahasia` dataset only for those cleared for it
+            raise HTTPException(404, f"no dataset {dataset_id!r}")
         return answer(subscribe, dataset_id, request.channel, request.target, request.events)
 
     # Both act only on POST: mail scanners and link previews open links with GET.

@@ -72,10 +72,12 @@ def source_dag(source):
     def pipeline():
         @task(task_id="stage")
         def stage_task(run_id=None) -> dict:
+            from catalog.audit import configuration
             from hub.pipeline import record_failure, stage
 
             settings = load_settings()
             try:
+                configuration(settings, "airflow", "system", client=f"dag {source_dag_id(source.id)}")
                 summary = stage(settings, source.id, run_id)
             except Exception as e:
                 record_failure(settings, source.id, run_id, e)

@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError
 from hub.settings import Settings, configure_airflow, load_settings
 
 __all__ = ["main"]
@@ -212,6 +213,15 @@ def _administered(settings: Settings, action: str, details: dict) -> None:
     record(settings, getpass.getuser(), "operator", action, details=details, client="cli")
 
 
+def _configuration_audited(settings: Settings) -> None:
+    """New, changed and removed source registrations and standards in the audit log, by the operator's login."""
+    import getpass
+
+    from catalog.audit import configuration
+
+    configuration(settings, getpass.getuser(), "operator", client="cli")
+
+
 def cmd_users_create(settings: Settings, args) -> None:
     from catalog.identity import create_user
 
@@ -338,8 +348,6 @@ def cmd_standards_show(settings: Settings, args) -> None:
 
 def cmd_standards_check(settings: Settings, args) -> None:
     """Load every standard (or the files given) and compile its suite; report what is wrong."""
-    from pathlib import Path
-
     from schemas.standards import STANDARDS_DIR, load_standard_file
     from schemas.suite import expectation_specs
 
@@ -360,8 +368,6 @@ def cmd_standards_check(settings: Settings, args) -> None:
 
 def cmd_standards_docs(settings: Settings, args) -> None:
     """Write the HTML and Markdown data dictionary of every standard."""
-    from pathlib import Path
-
     from schemas.dictionary import write_all
 
     folder = Path(args.output or settings.home / "docs" / "standards")
@@ -371,8 +377,6 @@ def cmd_standards_docs(settings: Settings, args) -> None:
 
 def _standard_arg(text: str):
     """A standard given as NAME, NAME@VERSION or a path to its file."""
-    from pathlib import Path
-
     from schemas import load_standard
     from schemas.standards import load_standard_file
 
@@ -400,8 +404,6 @@ def cmd_standards_diff(settings: Settings, args) -> int:
 
 def cmd_validate(settings: Settings, args) -> int:
     """Validate a file of records against a standard; exit 1 when a row is invalid."""
-    from pathlib import Path
-
     from schemas.records import validate_file
 
     # A standard's file (a steward's draft, say), or a registered NAME or NAME@VERSION.
@@ -459,9 +461,17 @@ def cmd_serve(settings: Settings, args) -> None:
 
     from catalog.api import create_app
 
-    base = f"http://{args.host}:{args.port}"
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
+    for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"hub serve: {option} {path}: no such file")
+    base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     print(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    # Access lines stay off: a URL's query may hold what a person typed (a NIK in a filter); reads of data
+    # that is not public are in the audit log instead.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
 
 def cmd_airflow(settings: Settings, args) -> None:
@@ -617,6 +627,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the catalog API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM, chain included)")
+    s.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("airflow", help="Airflow's own command line, configured for this hub")
@@ -625,11 +637,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# The commands that act on source registrations and standards: before each, their changes go in the audit log.
+# (`hub sources new`, `check` and `test` are left out: an agency drafting a registration has no catalog.)
+_ACTING_ON_CONFIGURATION = {cmd_init, cmd_run, cmd_integrate, cmd_demo, cmd_indicators_build, cmd_serve}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     configure_airflow(settings)
     try:
+        if args.func in _ACTING_ON_CONFIGURATION:
+            _configuration_audited(settings)
         status = args.func(settings, args)
     except HubError as e:
         print(f"hub: error: {e}", file=sys.stderr)

@@ -86,3 +86,31 @@ def api(home, published):
     yield base
     server.terminate()
     server.wait(timeout=30)
+
+
+# One user of each kind in the served demo catalog: name -> (role, agency code).
+PERSONAS = {
+    "walidata": ("steward", None),
+    "analis": ("analyst", None),
+    "dinsos": ("agency", "dinsos"),
+    "disdukcapil": ("agency", "disdukcapil"),
+    "disdik": ("agency", "disdik"),
+}
+
+
+@pytest.fixture(scope="session")
+def tokens(home) -> dict[str, dict]:
+    """The request headers of each persona's token in the served demo catalog (`{}` for `anonim`)."""
+    import re
+
+    headers = {"anonim": {}}
+    for name, (role, agency) in PERSONAS.items():
+        created = hub(home, "users", "create", name, "--role", role, *(["--agency", agency] if agency else []))
+        headers[name] = {"Authorization": "Bearer " + re.search(r"hub_[0-9a-f]{12}_[\w-]+", created.stdout)[0]}
+    return headers
+
+
+@pytest.fixture(scope="session")
+def analyst(tokens) -> dict:
+    """The request headers of a government analyst: may read `terbatas` data, sees NIKs as pseudonyms."""
+    return tokens["analis"]

@@ -71,17 +71,17 @@ def test_api_shows_metadata_schema_versions_quality_and_lineage(api, published):
     assert httpx.get(api + "/api/datasets/nope").status_code == 404
 
 
-def test_api_rows_page_and_mask_personal_data(api):
-    first = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 0}).json()
-    second = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 5}).json()
+def test_api_rows_page_and_mask_personal_data(api, analyst):
+    first = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 0}, headers=analyst).json()
+    second = httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 5, "offset": 5}, headers=analyst).json()
     assert first["total"] == 599 and len(first["rows"]) == 5 and first["rows"] != second["rows"]
     # The integrated table follows penduduk@1.1.0, which adds the address.
-    assert set(first["masked_fields"]) == {"nik", "nama", "tanggal_lahir", "alamat"}
+    assert set(first["masked_fields"]) == {"nama", "tanggal_lahir", "alamat"} and first["pseudonymized_fields"] == ["nik"]
     text = json.dumps(first["rows"]) + json.dumps(second["rows"])
     assert not re.search(r"\d{16}", text), "a whole NIK left the hub"
-    assert all(r["nama"] == "***" and r["nik"].endswith("*" * 10) for r in first["rows"])
+    assert all(r["nama"] == "***" and r["nik"].startswith("psn_") for r in first["rows"])
     assert {r["alamat"] for r in first["rows"] + second["rows"]} <= {"***", None}
-    assert httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 100000}).status_code == 422
+    assert httpx.get(api + "/api/datasets/penduduk/rows", params={"limit": 100000}, headers=analyst).status_code == 422
 
 
 def test_api_serves_the_data_dictionary_of_every_dataset(api):
@@ -96,13 +96,13 @@ def test_api_serves_the_data_dictionary_of_every_dataset(api):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
-def test_api_downloads_a_whole_dataset_masked(api, fmt):
+def test_api_downloads_a_whole_dataset_masked(api, analyst, fmt):
     import csv
     import io
 
     import pyarrow.parquet as pq
 
-    done = httpx.get(api + f"/api/datasets/penduduk/download.{fmt}", timeout=60)
+    done = httpx.get(api + f"/api/datasets/penduduk/download.{fmt}", headers=analyst, timeout=60)
     assert done.status_code == 200 and 'filename="penduduk.' in done.headers["content-disposition"]
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(done.text)))
@@ -111,12 +111,12 @@ def test_api_downloads_a_whole_dataset_masked(api, fmt):
     else:
         rows = pq.read_table(io.BytesIO(done.content)).to_pylist()
     assert len(rows) == 599 and {r["_source"] for r in rows} == {"dinsos_dtks", "disdukcapil_siak"}
-    assert all(r["nik"].endswith("*" * 10) and r["nama"] == "***" for r in rows)
+    assert all(r["nik"].startswith("psn_") and r["nama"] == "***" for r in rows)
     assert not re.search(r"\d{16}", done.content.decode("latin-1"))
     assert httpx.get(api + "/api/datasets/penduduk/download.xml").status_code == 404
 
 
-def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributions(api):
+def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributions(api, analyst):
     d = httpx.get(api + "/api/datasets/dinsos_dtks").json()
     assert d["walidata"].startswith("Dinas Komunikasi") and d["produsen_data"] == ["Dinas Sosial Kota Bogor"]
     assert d["frequency"] == "bulanan" and d["license"] and d["spatial_coverage"].startswith("Kota Bogor")
@@ -124,7 +124,7 @@ def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributio
     assert d["issued"] and d["modified"] and d["standard_title"] == "Penduduk"
     assert [x["format"] for x in d["distributions"]] == ["CSV", "JSON", "Parquet", "API"]
     for distribution in d["distributions"]:
-        assert httpx.get(api + distribution["url"], timeout=60).status_code == 200, distribution
+        assert httpx.get(api + distribution["url"], headers=analyst, timeout=60).status_code == 200, distribution
 
 
 def test_api_searches_datasets_with_facets(api):
@@ -137,3 +137,59 @@ def test_api_searches_datasets_with_facets(api):
     assert facets["agency"] == {"dinsos": 1, "disdukcapil": 1} and facets["classification"] == {"terbatas": 3}
     assert httpx.get(api + "/api/search", params={"q": 'nik" OR *'}).status_code == 200
     assert httpx.get(api + "/api/search", params={"sort": "random"}).status_code == 422
+
+
+def _self_signed(folder) -> tuple:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "hub.crt", folder / "hub.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_serve_speaks_tls_with_a_certificate(home, published, tmp_path):
+    import ssl
+    import subprocess
+    import time
+
+    from _served import HUB, free_port, hub_env
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    server = subprocess.Popen([HUB, "serve", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)],
+                              env=hub_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        for _ in range(200):
+            try:
+                answer = httpx.get(f"https://127.0.0.1:{port}/api/datasets", verify=trusted, timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json()["datasets"]
+        with pytest.raises(httpx.ConnectError):  # a certificate the client does not trust
+            httpx.get(f"https://127.0.0.1:{port}/api/datasets", timeout=5)
+        with pytest.raises(httpx.TransportError):  # no plain HTTP on the TLS port
+            httpx.get(f"http://127.0.0.1:{port}/api/datasets", timeout=5).raise_for_status()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    refused = hub(home, "serve", "--tls-cert", str(cert), check=False)
+    assert refused.returncode != 0 and "both --tls-cert and --tls-key" in refused.stderr

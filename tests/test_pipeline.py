@@ -185,7 +185,10 @@ def test_the_api_reads_any_past_version_by_snapshot_or_time(demo_settings):
     second = run_source(demo_settings, "dinsos_dtks")
     assert (first.rows_published, second.rows_published) == (119, 109) and first.snapshot_id != second.snapshot_id
 
-    client = TestClient(create_app(demo_settings))
+    from catalog.identity import create_user
+
+    _, token = create_user(demo_settings, "analis", "analyst")
+    client = TestClient(create_app(demo_settings), headers={"Authorization": f"Bearer {token}"})
 
     def rows(**params):
         return client.get("/api/datasets/dinsos_dtks/rows", params={"limit": 1, **params})

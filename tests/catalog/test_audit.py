@@ -174,3 +174,35 @@ def test_access_log_endpoint_through_hub_serve(settings):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_registrations_and_standards_are_logged_when_added_changed_or_removed(tmp_path):
+    """Each version of a source registration (a file) is in the log from the first hub command that acts on it."""
+    import shutil
+
+    registry = tmp_path / "registry"
+    shutil.copytree(ROOT / "connectors" / "registry", registry)
+    env = {"HUB_REGISTRY": str(registry)}
+    hub(tmp_path, "init", "--quiet", env=env)
+
+    def logged() -> list[tuple]:
+        entries = json.loads(hub(tmp_path, "audit", "list", "--limit", "1000", "--json", env=env).stdout)
+        return [(e["action"], e["details"]["file"], e["actor"]) for e in entries
+                if e["action"].startswith(("source.", "standard."))]
+
+    first = logged()
+    registered = {f for action, f, _ in first if action == "source.register"}
+    assert registered == {p.name for p in registry.glob("*.yaml")}
+    assert {f for action, f, _ in first if action == "standard.add"} == {
+        p.name for p in (ROOT / "schemas" / "standards").glob("*.json")}
+    hub(tmp_path, "sources", "new", "file", "kelurahan_x", "--standard", "penduduk", "--agency", "kelurahan", env=env)
+    (registry / "dinkes_faskes.yaml").write_text((registry / "dinkes_faskes.yaml").read_text() + "\n# reviewed\n")
+    (registry / "dinsos_bansos.yaml").unlink()
+    hub(tmp_path, "init", "--quiet", env=env)
+    changes = logged()[len(first):]
+    assert sorted((a, f) for a, f, _ in changes) == [
+        ("source.change", "dinkes_faskes.yaml"), ("source.register", "kelurahan_x.yaml"),
+        ("source.remove", "dinsos_bansos.yaml")]
+    hub(tmp_path, "init", "--quiet", env=env)
+    assert len(logged()) == len(first) + 3  # nothing new: nothing logged twice
+    assert hub(tmp_path, "audit", "verify", env=env).returncode == 0

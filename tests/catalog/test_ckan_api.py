@@ -15,24 +15,30 @@ RAW_NIK = re.compile(r"(?<![\d.])\d{16}(?![\d.])")
 ALL = 1000
 
 
+def api_key(headers: dict) -> str:
+    """The token of request headers, as a CKAN client takes it (its `apikey`)."""
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
 @pytest.fixture(scope="module")
-def ckan(api):
-    with ckanapi.RemoteCKAN(api) as remote:
+def ckan(api, analyst):
+    """ckanapi with a government analyst's token as its API key."""
+    with ckanapi.RemoteCKAN(api, apikey=api_key(analyst)) as remote:
         yield remote
 
 
 @pytest.fixture(scope="module")
-def ckan_get(api):
+def ckan_get(api, analyst):
     """ckanapi sending GET with query parameters, as CKAN allows for reading actions."""
-    with ckanapi.RemoteCKAN(api, get_only=True) as remote:
+    with ckanapi.RemoteCKAN(api, apikey=api_key(analyst), get_only=True) as remote:
         yield remote
 
 
 @pytest.fixture(scope="module")
-def described(api) -> dict:
-    """Every dataset's native description (/api/datasets/{id}), by id."""
-    ids = [d["id"] for d in httpx.get(f"{api}/api/datasets").json()["datasets"]]
-    return {i: httpx.get(f"{api}/api/datasets/{i}").json() for i in ids}
+def described(api, analyst) -> dict:
+    """Every dataset's native description (/api/datasets/{id}) as the analyst sees it, by id."""
+    ids = [d["id"] for d in httpx.get(f"{api}/api/datasets", headers=analyst).json()["datasets"]]
+    return {i: httpx.get(f"{api}/api/datasets/{i}", headers=analyst).json() for i in ids}
 
 
 def organization_of(d: dict) -> str:
@@ -67,7 +73,7 @@ def test_package_list_is_the_dataset_ids(ckan, described):
     assert ckan.action.package_list(limit=1, offset=1) == sorted(described)[1:2]
 
 
-def test_package_show_says_what_the_native_api_says(ckan, api, described):
+def test_package_show_says_what_the_native_api_says(ckan, api, described, analyst):
     for dataset_id, d in described.items():
         p = ckan.action.package_show(id=dataset_id)
         assert (p["id"], p["name"], p["title"], p["notes"]) == (dataset_id, dataset_id, d["title"], d["description"])
@@ -94,7 +100,8 @@ def test_package_show_says_what_the_native_api_says(ckan, api, described):
         for r in p["resources"]:
             assert r["package_id"] == dataset_id
             assert ckan.action.resource_show(id=r["id"]) == r
-            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None).status_code == 200
+            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None,
+                             headers=analyst).status_code == 200
 
 
 def test_package_search_finds_what_the_native_search_finds(ckan, api, described):
@@ -212,14 +219,14 @@ def test_tags(ckan, described):
     assert ckan.action.tag_list(query="kependu") == ["kependudukan"]
 
 
-def test_datastore_search_pages_cover_every_row_once(ckan, api, described):
+def test_datastore_search_pages_cover_every_row_once(ckan, api, described, analyst):
     """Following `_links.next` as a client does, the pages hold the same rows as a SELECT of the table."""
     first = ckan.action.datastore_search(resource_id="penduduk", limit=150)
     assert first["total"] == described["penduduk"]["rows"] and first["total"] > 150
     assert first["_links"]["start"].startswith("/api/") and "resource_id=penduduk" in first["_links"]["start"]
     records, page = list(first["records"]), first
     while page["records"]:
-        page = httpx.get(api + page["_links"]["next"]).json()["result"]
+        page = httpx.get(api + page["_links"]["next"], headers=analyst).json()["result"]
         assert page["limit"] == 150
         records += page["records"]
     assert len(records) == first["total"]
@@ -230,7 +237,7 @@ def test_datastore_search_pages_cover_every_row_once(ckan, api, described):
     assert sum(len(p["records"]) for p in offsets) == first["total"]
 
 
-def test_datastore_search_filters_q_sort_and_fields(ckan, api):
+def test_datastore_search_filters_q_sort_and_fields(ckan, api, analyst):
     total = sql(ckan, "SELECT count(*) AS n FROM penduduk WHERE jenis_kelamin = '2'")[0]["n"]
     women = ckan.action.datastore_search(resource_id="penduduk", filters={"jenis_kelamin": "2"}, limit=ALL)
     assert women["total"] == len(women["records"]) == total > 0
@@ -240,7 +247,8 @@ def test_datastore_search_filters_q_sort_and_fields(ckan, api):
         ckan, "SELECT count(*) AS n FROM penduduk WHERE agama IN ('1', '2')")[0]["n"]
     kelurahan = women["records"][0]["kode_wilayah"]
     found = ckan.action.datastore_search(resource_id="penduduk", q=kelurahan, limit=ALL)
-    native = httpx.get(f"{api}/api/datasets/penduduk/rows", params={"q": kelurahan, "limit": ALL}).json()
+    native = httpx.get(f"{api}/api/datasets/penduduk/rows", params={"q": kelurahan, "limit": ALL},
+                       headers=analyst).json()
     assert found["total"] == native["total"] > 0
     assert all(kelurahan in r["kode_wilayah"] for r in found["records"])
     kecamatan = kelurahan[:8]
@@ -266,19 +274,28 @@ def test_datastore_search_filters_q_sort_and_fields(ckan, api):
     assert "total" not in ckan.action.datastore_search(resource_id="penduduk", include_total=False, limit=1)
 
 
-def test_no_unmasked_nik_leaves_the_datastore(ckan, api, described):
+def test_no_unmasked_nik_leaves_the_datastore(ckan, api, described, analyst):
     for dataset_id in described:
-        answer = httpx.post(f"{api}/api/3/action/datastore_search",
+        answer = httpx.post(f"{api}/api/3/action/datastore_search", headers=analyst,
                             json={"resource_id": dataset_id, "limit": 32000})
         assert answer.status_code == 200
         assert not RAW_NIK.search(answer.text)
         records = answer.json()["result"]["records"]
         if any(f["name"] == "nik" for f in described[dataset_id]["schema"]):
-            assert records and all(r["nik"].endswith("*" * 10) for r in records)
-    selected = httpx.post(f"{api}/api/3/action/datastore_search_sql", json={
+            assert records and all(r["nik"].startswith("psn_") for r in records)
+    selected = httpx.post(f"{api}/api/3/action/datastore_search_sql", headers=analyst, json={
         "sql": "SELECT nik, nama FROM disdukcapil_siak UNION ALL SELECT nik, nama FROM dinsos_dtks"})
     assert selected.status_code == 200 and not RAW_NIK.search(selected.text)
-    assert all(r["nik"].endswith("*" * 10) for r in selected.json()["result"]["records"])
+    assert all(r["nik"].startswith("psn_") for r in selected.json()["result"]["records"])
+
+
+def test_terbatas_rows_need_an_api_key(api):
+    with ckanapi.RemoteCKAN(api) as anonymous:
+        assert "penduduk" in anonymous.action.package_list()  # its metadata is public
+        with pytest.raises(ckanapi.NotAuthorized):
+            anonymous.action.datastore_search(resource_id="penduduk")
+        with pytest.raises(ckanapi.NotAuthorized):
+            anonymous.action.datastore_search_sql(sql="SELECT count(*) FROM penduduk")
 
 
 def test_datastore_search_sql_joins_datasets(ckan):
@@ -307,7 +324,7 @@ def test_errors_are_the_ones_ckanapi_knows(ckan, api):
         ckan.action.datastore_search_sql(sql="DELETE FROM penduduk")
     assert "SELECT" in refused.value.error_dict["message"]
     assert refused.value.error_dict["query"]
-    for params in ({"filters": {"nik": "3271010101900001"}}, {"sort": "nama asc"}, {"filters": {"x": "1"}}):
+    for params in ({"filters": {"nama": "3271010101900001"}}, {"sort": "nama asc"}, {"filters": {"x": "1"}}):
         with pytest.raises(ckanapi.ValidationError) as invalid:
             ckan.action.datastore_search(resource_id="penduduk", **params)
         assert "3271010101900001" not in str(invalid.value)
@@ -324,7 +341,7 @@ def test_errors_are_the_ones_ckanapi_knows(ckan, api):
     assert bad_json.status_code == 400 and bad_json.json().startswith("Bad request - JSON Error")
 
 
-def test_a_harvester_gathers_every_dataset_once(ckan, api, described):
+def test_a_harvester_gathers_every_dataset_once(ckan, api, described, analyst):
     """What ckanext-harvest's CKANHarvester does: package_search for what changed since its last run (an
     hour before it, in UTC), sorted by id, paged with rows and start until a page is empty; then it reads
     each package's resources and organization."""
@@ -352,7 +369,8 @@ def test_a_harvester_gathers_every_dataset_once(ckan, api, described):
     for p in answer["result"]["results"]:
         assert httpx.get(f"{api}/api/3/action/organization_show", params={"id": p["owner_org"]}).json()["success"]
         for r in p["resources"]:
-            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None).status_code == 200
+            assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None,
+                             headers=analyst).status_code == 200
         rows = ckan.action.datastore_search(resource_id=p["id"], limit=1)
         assert rows["total"] == described[p["id"]]["rows"]
 

@@ -69,7 +69,7 @@ def test_the_catalog_lists_every_dataset_with_its_dcat_ap_metadata(api, graphs):
     assert (by_id["penduduk"][7], ns.OWL.versionInfo, Literal("1.1.0")) in g
 
 
-def test_every_dataset_has_four_distributions_that_answer(api, graphs):
+def test_every_dataset_has_four_distributions_that_answer(api, graphs, analyst):
     rows = _rows(graphs["turtle"], """
         SELECT ?id ?title ?access ?download ?media ?format {
             ?d dct:identifier ?id ; dcat:distribution ?x .
@@ -87,7 +87,7 @@ def test_every_dataset_has_four_distributions_that_answer(api, graphs):
         for _, fmt, access, download, _, _ in mine.values():
             assert str(access).startswith(api + f"/api/datasets/{dataset}/")
             assert download in (None, access)
-            assert httpx.get(str(access), timeout=60).status_code == 200, (dataset, fmt)
+            assert httpx.get(str(access), headers=analyst, timeout=60).status_code == 200, (dataset, fmt)
 
 
 def test_lineage_and_no_personal_data(api, graphs):
@@ -99,7 +99,8 @@ def test_lineage_and_no_personal_data(api, graphs):
     # Metadata only: no NIK (16 digits) anywhere.
     import re
 
-    assert not re.search(r"\d{16}", graphs["turtle"].serialize(format="nt"))
+    triples = graphs["turtle"].serialize(format="nt")
+    assert not re.search(r"(?<![\w.])\d{16}(?![\w.])", re.sub(r"_:\w+", "_:b", triples))  # blank node ids aside
 
 
 DESCRIBED = {

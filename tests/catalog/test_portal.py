@@ -26,6 +26,12 @@ JOIN (SELECT kode_wilayah, count(*) AS n FROM dinsos_dtks GROUP BY 1) AS d USING
 ORDER BY s.kode_wilayah"""
 
 
+@pytest.fixture(scope="module")
+def cookies(analyst) -> dict:
+    """The portal's sign-in cookie of the government analyst."""
+    return {"hub_token": analyst["Authorization"].removeprefix("Bearer ")}
+
+
 def _personal_values(home) -> set[str]:
     """NIKs, names and addresses as Disdukcapil's system holds them: none may reach a page."""
     with sqlite3.connect(home / "demo" / "disdukcapil" / "siak.db") as con:
@@ -37,8 +43,8 @@ def _personal_values(home) -> set[str]:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_is_html_without_script_or_personal_data(api, home, path):
-    page = httpx.get(api + path, timeout=60)
+def test_every_page_is_html_without_script_or_personal_data(api, home, cookies, path):
+    page = httpx.get(api + path, cookies=cookies, timeout=60)
     assert page.status_code == 200, page.text[-2000:]
     assert page.headers["content-type"].startswith("text/html")
     assert '<html lang="id">' in page.text
@@ -92,34 +98,46 @@ def test_search_page_filters_by_facet_and_pages(api):
     assert re.search(rf'class="result-count">{everything["count"]}<', httpx.get(api + "/").text)
 
 
-def test_dataset_preview_filter_matches_the_api_and_refuses_personal_data(api):
-    rows = httpx.get(api + "/api/datasets/disdukcapil_siak/rows", params={"filter": "jenis_kelamin=2"}).json()
-    page = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "jenis_kelamin=2"}).text
+def test_dataset_preview_filter_matches_the_api_and_refuses_personal_data(api, analyst, cookies):
+    rows = httpx.get(api + "/api/datasets/disdukcapil_siak/rows", params={"filter": "jenis_kelamin=2"},
+                     headers=analyst).json()
+    page = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "jenis_kelamin=2"}, cookies=cookies).text
     assert f'class="preview-total">{rows["total"]:,}<'.replace(",", ".") in page
-    refused = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "nik=3271030710720001"}).text
+    refused = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "nama=Siti Rahayu"}, cookies=cookies).text
     alert = re.search(r'role="alert">(.*?)</div>', refused, re.S).group(1)
-    assert "personal data" in alert and "3271030710720001" not in alert
+    assert "personal data" in alert and "Siti Rahayu" not in alert
 
 
-def test_dataset_version_links_preview_that_version(api):
+def test_terbatas_rows_need_a_sign_in(api, cookies):
+    page = httpx.get(api + "/dataset/disdukcapil_siak").text
+    assert "Masuk dengan token" in page and 'class="warning access-denied"' in page
+    assert 'table class="rows"' not in page and 'ul class="downloads"' not in page
+    assert 'table class="rows"' in httpx.get(api + "/dataset/disdukcapil_siak", cookies=cookies).text
+    stale = httpx.get(api + "/dataset/disdukcapil_siak", cookies={"hub_token": "hub_000000000000_" + "x" * 30})
+    assert 'table class="rows"' not in stale.text and 'hub_token=""' in stale.headers["set-cookie"]
+
+
+def test_dataset_version_links_preview_that_version(api, cookies):
     versions = httpx.get(api + "/api/datasets/dinsos_dtks/versions").json()["versions"]
     snapshot = str(versions[-1]["snapshot_id"])
-    page = httpx.get(api + "/dataset/dinsos_dtks").text
+    page = httpx.get(api + "/dataset/dinsos_dtks", cookies=cookies).text
     assert f'href="/dataset/dinsos_dtks?version={snapshot}&amp;lang=id#preview"' in page
-    shown = httpx.get(api + "/dataset/dinsos_dtks", params={"version": snapshot}).text
+    shown = httpx.get(api + "/dataset/dinsos_dtks", params={"version": snapshot}, cookies=cookies).text
     assert f'<code class="snapshot">{snapshot}</code>' in shown
-    missing = httpx.get(api + "/dataset/dinsos_dtks", params={"version": "123"}).text
+    missing = httpx.get(api + "/dataset/dinsos_dtks", params={"version": "123"}, cookies=cookies).text
     assert "tidak memiliki versi <code>123</code>" in missing
 
 
-def test_sql_csv_download_and_refusals(api):
-    result = httpx.post(api + "/api/sql", json={"sql": JOIN}).json()
-    download = httpx.post(api + "/sql.csv", data={"sql": JOIN})
+def test_sql_csv_download_and_refusals(api, analyst, cookies):
+    result = httpx.post(api + "/api/sql", json={"sql": JOIN}, headers=analyst).json()
+    download = httpx.post(api + "/sql.csv", data={"sql": JOIN}, cookies=cookies)
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     lines = list(csv.reader(download.text.splitlines()))
     assert lines[0] == ["kode_wilayah", "siak", "dtks"] and len(lines) - 1 == len(result["rows"])
-    refused = httpx.post(api + "/sql", data={"sql": "DELETE FROM penduduk"})
+    refused = httpx.post(api + "/sql", data={"sql": "DELETE FROM penduduk"}, cookies=cookies)
     assert refused.status_code == 400 and "only SELECT is allowed" in refused.text
+    anonymous = httpx.post(api + "/sql", data={"sql": JOIN})
+    assert anonymous.status_code == 400 and "send a token" in anonymous.text
 
 
 def _subscribe(api: str, dataset: str, **form) -> httpx.Response:
@@ -211,6 +229,14 @@ def page(browser):
     context.close()
 
 
+def _sign_in(api: str, page, analyst: dict) -> None:
+    """Sign in to the portal as a person does: the header's link, the token typed in, the button."""
+    page.get_by_role("link", name="Masuk").first.click()
+    page.get_by_label("Token API").fill(analyst["Authorization"].removeprefix("Bearer "))
+    page.get_by_role("button", name="Masuk").click()
+    assert page.locator(".signed-in .who").inner_text() == "analis"
+
+
 def _screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
@@ -229,8 +255,27 @@ def test_browser_search_then_filter_by_facet(api, page):
     _screenshot(page, "search-id")
 
 
-def test_browser_dataset_page_sections(api, page):
+def test_browser_sign_in_shows_rows_then_sign_out_hides_them(api, page, analyst):
+    page.goto(api + "/dataset/penduduk")
+    assert "token" in page.locator("#preview .access-denied").inner_text()
+    assert page.locator("table.rows").count() == 0 and page.locator("ul.downloads").count() == 0
+    page.locator("#preview .access-denied").get_by_role("link", name="Masuk").click()
+    page.get_by_label("Token API").fill("hub_000000000000_not-a-real-token-at-all")
+    page.get_by_role("button", name="Masuk").click()
+    assert "Token tidak diterima" in page.get_by_role("alert").inner_text()
+    page.get_by_label("Token API").fill(analyst["Authorization"].removeprefix("Bearer "))
+    page.get_by_role("button", name="Masuk").click()
+    assert page.url.startswith(api + "/dataset/penduduk")
+    assert page.locator("table.rows tbody tr").count() == 20
+    _screenshot(page, "signed-in-id")
+    page.get_by_role("button", name="Keluar").click()
+    page.goto(api + "/dataset/penduduk")
+    assert page.locator("table.rows").count() == 0
+
+
+def test_browser_dataset_page_sections(api, page, analyst):
     page.goto(api + "/?q=penduduk")
+    _sign_in(api, page, analyst)
     page.locator("li.result h3 a", has_text="Penduduk (terintegrasi)").click()
     assert page.url.startswith(api + "/dataset/penduduk")
     assert page.locator("h1").inner_text() == "Penduduk (terintegrasi)"
@@ -245,7 +290,7 @@ def test_browser_dataset_page_sections(api, page):
     versions = httpx.get(api + "/api/datasets/penduduk/versions").json()["versions"]
     assert page.locator("table.versions tbody tr").count() == len(versions)
     niks = page.locator('table.rows td[data-field="nik"]').all_inner_texts()
-    assert len(niks) == 20 and all(re.fullmatch(r"\d{6}\*{10}", n) for n in niks)
+    assert len(niks) == 20 and all(re.fullmatch(r"psn_[a-z2-7]{13}", n) for n in niks)
     assert set(page.locator('table.rows td[data-field="nama"]').all_inner_texts()) == {"***"}
     assert [a.inner_text() for a in page.locator("ul.downloads a").all()] == ["CSV", "JSON", "Parquet"]
     api_section = page.locator("#api").inner_text()
@@ -268,8 +313,9 @@ def test_browser_dataset_quality_shows_each_rule(api, page, published):
     assert page.locator("table.quarantine td code", has_text="nik:duplicate_key").count() == 1
 
 
-def test_browser_downloads_csv_with_every_row(api, page, tmp_path):
+def test_browser_downloads_csv_with_every_row(api, page, analyst, tmp_path):
     page.goto(api + "/dataset/disdukcapil_siak")
+    _sign_in(api, page, analyst)
     with page.expect_download() as info:
         page.locator("ul.downloads a", has_text="CSV").click()
     path = tmp_path / info.value.suggested_filename
@@ -277,17 +323,18 @@ def test_browser_downloads_csv_with_every_row(api, page, tmp_path):
     assert path.name == "disdukcapil_siak.csv"
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == httpx.get(api + "/api/datasets/disdukcapil_siak/rows?limit=1").json()["total"]
-    assert all(re.fullmatch(r"\d{6}\*{10}", r["nik"]) for r in rows)
+    assert len(rows) == httpx.get(api + "/api/datasets/disdukcapil_siak/rows?limit=1", headers=analyst).json()["total"]
+    assert all(re.fullmatch(r"psn_[a-z2-7]{13}", r["nik"]) for r in rows)
 
 
-def test_browser_sql_join_and_error(api, page):
+def test_browser_sql_join_and_error(api, page, analyst):
     page.goto(api + "/sql")
+    _sign_in(api, page, analyst)
     assert page.locator("ul.examples pre").count() == 3
     page.get_by_label("Pernyataan SQL").fill(JOIN)
     page.get_by_role("button", name="Jalankan").click()
     table = page.locator("table.sql-result")
-    expected = httpx.post(api + "/api/sql", json={"sql": JOIN}).json()["rows"]
+    expected = httpx.post(api + "/api/sql", json={"sql": JOIN}, headers=analyst).json()["rows"]
     cells = [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()]
     assert cells == [[r["kode_wilayah"], str(r["siak"]), str(r["dtks"])] for r in expected]
     assert page.get_by_label("Pernyataan SQL").input_value() == JOIN
@@ -336,8 +383,9 @@ def test_browser_subscribe_a_webhook(api, page):
     _stop_webhook(api, page.content())
 
 
-def test_browser_english_switch(api, page):
+def test_browser_english_switch(api, page, analyst):
     page.goto(api + "/?q=penduduk")
+    _sign_in(api, page, analyst)
     page.get_by_role("link", name="English").click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("heading", name="Find datasets").count() == 1
@@ -360,3 +408,29 @@ def test_browser_english_switch(api, page):
     _screenshot(page, "agency-en")
     page.get_by_role("link", name="Bahasa Indonesia").click()
     assert page.locator("html").get_attribute("lang") == "id"
+
+
+def test_an_agency_sees_its_own_quarantined_rows_and_who_accessed_its_data(api, tokens, published):
+    def cookie(name: str) -> dict:
+        return {"hub_token": tokens[name]["Authorization"].removeprefix("Bearer ")}
+
+    quarantine = api + "/dataset/dinsos_dtks/quarantine"
+    own = httpx.get(quarantine, cookies=cookie("dinsos"))
+    assert own.status_code == 200 and own.headers["cache-control"] == "no-store"
+    rows = re.findall(r'<tr data-row="(\d+)">', own.text)
+    assert len(rows) == published["dinsos_dtks"]["rows_quarantined"] and "nik:duplicate_key" in own.text
+    assert own.text.count('<dl class="record">') == len(rows)  # the agency's own records, as it sent them
+    steward = httpx.get(quarantine, cookies=cookie("walidata"))
+    assert re.findall(r'<tr data-row="(\d+)">', steward.text) == rows and '<dl class="record">' not in steward.text
+    assert httpx.get(quarantine, cookies=cookie("analis")).status_code == 403
+    assert httpx.get(quarantine, cookies=cookie("disdukcapil")).status_code == 403
+    assert httpx.get(quarantine).status_code == 401
+    page = httpx.get(api + "/dataset/dinsos_dtks", cookies=cookie("dinsos")).text
+    assert 'class="see-quarantine"' in page and 'class="see-access-log"' in page
+    assert 'class="see-quarantine"' not in httpx.get(api + "/dataset/dinsos_dtks", cookies=cookie("analis")).text
+
+    httpx.get(api + "/api/datasets/dinsos_dtks/rows", params={"limit": 1}, headers=tokens["analis"])
+    access = httpx.get(api + "/dataset/dinsos_dtks/access", cookies=cookie("dinsos"))
+    assert access.status_code == 200 and "<td>analis</td>" in access.text and "rows.read" in access.text
+    assert httpx.get(api + "/dataset/dinsos_dtks/access", cookies=cookie("analis")).status_code == 403
+    assert not re.search(r"(?<!\d)\d{16}(?!\d)", access.text)  # no NIK (snapshot ids have 19 digits)

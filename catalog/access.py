@@ -1,0 +1,112 @@
+"""Who may see what: a dataset's and each field's classification against what the caller is cleared for.
+
+Every path out of the hub (rows, SQL, downloads, the CKAN API, DCAT, the portal, quarantine) asks `access_to`
+and nothing else, so one rule holds everywhere:
+
+- `publik` data is for anyone; `terbatas` for anyone with a token (government users); `rahasia` only for
+  those the standard's `x-access` clears (agencies by code, roles) and, for a source's own dataset, the agency
+  that owns it.
+- A field can be stricter than its dataset (`x-classification` on the field): whoever may not see the field
+  does not get the column at all.
+- Personal data (`x-personal-data`) is plain only for the cleared. Everyone else with a token sees a NIK as
+  its pseudonym (the same in every dataset, so data can be joined and people counted) and other personal
+  data masked; without a token it is masked.
+- A `rahasia` dataset is not even listed to those not cleared: to them it does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from catalog.identity import Identity
+from hub.errors import HubError
+
+__all__ = ["LEVELS", "MASKED", "PLAIN", "PSEUDONYM", "Access", "AccessDenied", "access_to", "cleared", "listed"]
+
+LEVELS = {"publik": 0, "terbatas": 1, "rahasia": 2}
+PLAIN, PSEUDONYM, MASKED = "plain", "pseudonym", "masked"
+
+
+class AccessDenied(HubError):
+    """The caller may not read a dataset: with `needs_token`, a token would do (401); else its token does not (403)."""
+
+    def __init__(self, message: str, needs_token: bool) -> None:
+        super().__init__(message)
+        self.needs_token = needs_token
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one caller may do with one dataset."""
+
+    dataset: str
+    classification: str
+    listed: bool  # may know the dataset exists: its metadata
+    readable: bool  # may read its rows
+    cleared: bool  # sees personal data and rahasia fields plain
+    anonymous: bool
+    fields: dict  # the standard's field name -> (classification level, personal-data kind or None)
+
+    def column(self, name: str) -> str | None:
+        """How the column `name` reaches this caller: PLAIN, PSEUDONYM or MASKED, or None when it does not."""
+        if name not in self.fields:
+            return PLAIN  # the hub's own columns (`_source`): never personal
+        level, personal = self.fields[name]
+        if level > self.level:
+            return None
+        if personal is None or self.cleared:
+            return PLAIN
+        return PSEUDONYM if personal == "nik" and not self.anonymous else MASKED
+
+    @property
+    def level(self) -> int:
+        """The highest classification this caller may see in this dataset."""
+        return LEVELS["rahasia"] if self.cleared else LEVELS["publik"] if self.anonymous else LEVELS["terbatas"]
+
+    def restricted(self, columns) -> bool:
+        """Whether reading `columns` reads anything not `publik` (such reads are audited)."""
+        return LEVELS[self.classification] > 0 or any(self.fields.get(c, (0, None))[0] > 0 for c in columns)
+
+    def require_readable(self) -> None:
+        if not self.readable:
+            if self.anonymous:
+                raise AccessDenied(f"dataset {self.dataset} is {self.classification}: send a token "
+                                   "(Authorization: Bearer TOKEN)", needs_token=True)
+            raise AccessDenied(f"dataset {self.dataset} is {self.classification}: your token is not cleared "
+                               "for it", needs_token=False)
+
+
+def cleared(who: Identity, dataset, standard) -> bool:
+    """Whether `who` is cleared for `dataset`'s data: its owner agency, or named by the standard's x-access."""
+    if who.anonymous:
+        return False
+    if who.role == "agency" and who.agency and (who.agency == dataset.agency_code
+                                               or who.agency in standard.access_agencies):
+        return True
+    return who.role in standard.access_roles
+
+
+def access_to(who: Identity, dataset, standard) -> Access:
+    """What `who` may do with `dataset` (a catalog Dataset) built on `standard`."""
+    level = LEVELS[dataset.classification]
+    clear = cleared(who, dataset, standard)
+    if who.anonymous:
+        readable = level == 0
+    else:
+        readable = level <= LEVELS["terbatas"] or clear
+    fields = {f.name: (max(level, LEVELS[f.classification or "publik"]), f.personal_data) for f in standard.fields}
+    return Access(dataset=dataset.id, classification=dataset.classification,
+                  listed=level < LEVELS["rahasia"] or clear, readable=readable, cleared=clear,
+                  anonymous=who.anonymous, fields=fields)
+
+
+def listed(settings, who: Identity) -> dict[str, Access]:
+    """Every dataset `who` may know of, by id, with what it may do with each."""
+    from catalog.db import Dataset, init_db, session
+    from schemas import load_standard
+
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        datasets = s.query(Dataset).order_by(Dataset.id).all()
+    found = {d.id: access_to(who, d, load_standard(f"{d.standard}@{d.standard_version}")) for d in datasets}
+    return {i: a for i, a in found.items() if a.listed}
