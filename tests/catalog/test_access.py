@@ -197,6 +197,26 @@ def portal_preview(catalog, persona, dataset):
     return 200, (columns, records, html_module.unescape(answer.text))
 
 
+def portal_sql(catalog, persona, dataset):
+    """The portal's SQL page, signed in with the persona's token as the portal's cookie."""
+    import html as html_module
+
+    token = catalog["headers"][persona].get("Authorization", "").removeprefix("Bearer ")
+    answer = httpx.post(f"{catalog['base']}/sql", data={"sql": f"SELECT * FROM {dataset}"},
+                        cookies={"hub_token": token} if token else None, timeout=60)
+    text = html_module.unescape(answer.text)
+    if answer.status_code != 200:
+        message = re.search(r'<pre class="message">(.*?)</pre>', text, re.S).group(1)
+        if "unknown dataset" in message:
+            return 404, None
+        return (401 if "send a token" in message else 403 if "not cleared" in message else answer.status_code), None
+    table = re.search(r'<table class="sql-result">(.*?)</table>', text, re.S).group(1)
+    columns = re.findall(r'<th scope="col">(\S+) <span', table)
+    records = [dict(zip(columns, re.findall(r"<td>(.*?)</td>", row))) for row in re.findall(r"<tr>(.*?)</tr>", table)
+               if "<td>" in row]
+    return 200, (columns, records, text)
+
+
 def _not_known_as_404(answer: httpx.Response, dataset: str) -> int:
     """SQL names a dataset the caller may not know of as unknown (400), like one that does not exist."""
     if answer.status_code == 400:
@@ -206,7 +226,8 @@ def _not_known_as_404(answer: httpx.Response, dataset: str) -> int:
     return answer.status_code
 
 
-ROW_PATHS = [api_rows, api_download, api_sql, ckan_datastore_search, ckan_datastore_search_sql, portal_preview]
+ROW_PATHS = [api_rows, api_download, api_sql, ckan_datastore_search, ckan_datastore_search_sql, portal_preview,
+             portal_sql]
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
