@@ -465,8 +465,9 @@ def read_json(path: Path, where: str, batch_rows: int, records_path: str | None,
         except UnicodeDecodeError:  # bytes not UTF-8, or a text escaping half of a surrogate pair ("\\ud800")
             raise FatalSourceError(f"{where}: not valid JSON after record {read}: text that is not UTF-8 or "
                                    "not Unicode") from None
-        except (ValueError, RecursionError) as e:  # a number ijson cannot convert
-            raise FatalSourceError(f"{where}: not valid JSON after record {read} ({type(e).__name__})") from None
+        except (ValueError, ArithmeticError, RecursionError) as e:  # a number ijson cannot convert (1e-99999...)
+            raise FatalSourceError(f"{where}: not valid JSON after record {read}: a number out of range "
+                                   f"({type(e).__name__})") from None
 
 
 def _json_extent(path: Path) -> tuple[int, int]:
@@ -509,7 +510,9 @@ def _json_extent(path: Path) -> tuple[int, int]:
             starts, ends = edges[0::2], edges[1::2]
             long = (ends - starts) >= 64  # a few at most: a NIK has 16
             for start, end in zip(starts[long].tolist(), ends[long].tolist()):
-                if outside(np.array([start]))[0]:
+                # Only an integer is converted by int(): digits of a fraction or an exponent, or before one, are
+                # a Decimal's, which has no such limit.
+                if outside(np.array([start]))[0] and not _part_of_decimal(block, start, end):
                     longest = max(longest, end - start + (digits if start == 0 else 0))
             trail = len(block) - len(block.rstrip(_DIGITS))
             if trail == len(block):  # digits only: inside or outside a string as the block began
@@ -523,6 +526,14 @@ def _json_extent(path: Path) -> tuple[int, int]:
 
 
 _DIGITS = b"0123456789"
+
+
+def _part_of_decimal(block: bytes, start: int, end: int) -> bool:
+    """Whether the digits block[start:end] are a number's fraction or exponent, or come before either."""
+    before = block[start - 1:start]
+    if before == b"." or before in (b"e", b"E") or (before in (b"+", b"-") and block[start - 2:start - 1] in (b"e", b"E")):
+        return True
+    return block[end:end + 1] in (b".", b"e", b"E")
 
 
 def _backslashes_before(block: bytes, at: int, carried: int) -> int:
@@ -589,7 +600,7 @@ def read_jsonl(path: Path, where: str, batch_rows: int, columns: Iterable[str] =
                     continue
                 try:
                     value = decoder.decode(line.decode("utf-8"))
-                except ValueError:  # not JSON, or not UTF-8
+                except (ValueError, ArithmeticError):  # not JSON, not UTF-8, or a number out of Decimal's range
                     yield number, _Rejected("_record:json", line.decode("utf-8", "replace").rstrip("\r\n"))
                 except RecursionError:
                     yield number, _Rejected(TOO_LONG, f"{line[:_KEPT_CHARS].decode('utf-8', 'replace')}... "

@@ -958,3 +958,25 @@ def test_a_lone_surrogate_in_json_lines_rejects_its_record_and_stops_a_json_arra
     path.write_text("[" + ",".join(records_text) + "]", encoding="utf-8")
     with pytest.raises(FatalSourceError, match=r"after record \d: text that is not UTF-8 or not Unicode"):
         read_all(FileConnector(file_source(tmp_path, path)))
+
+
+def test_long_fractions_and_exponents_are_not_refused_as_long_integers(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_bytes(b'[{"NIK": 0.' + b"0" * 5000 + b'1}, {"NIK": 1e-999999999}]')
+    assert [r[ROW] for r in records(read_all(FileConnector(file_source(tmp_path, path))))] == [1, 2]
+    path.write_bytes(b'[{"NIK": 1' + b"0" * 5000 + b'.5}]')  # 5000 digits before a point: a Decimal too
+    assert [r[ROW] for r in records(read_all(FileConnector(file_source(tmp_path, path))))] == [1]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_an_exponent_out_of_decimal_range_is_no_crash(tmp_path, suffix):
+    number = b"1e-" + b"1" * 5000
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".json":
+        path.write_bytes(b'[{"NIK": "1"}, {"NIK": ' + number + b"}]")
+        with pytest.raises(FatalSourceError, match="a number out of range"):
+            read_all(FileConnector(file_source(tmp_path, path)))
+    else:
+        path.write_bytes(b'{"NIK": "1"}\n{"NIK": ' + number + b"}\n")
+        batches = read_all(FileConnector(file_source(tmp_path, path)))
+        assert [r[ROW] for r in records(batches)] == [1] and [r[:2] for r in rejected(batches)] == [(2, "_record:json")]

@@ -254,7 +254,8 @@ def test_json(caplog, records, oddities, wrap, edits, bom):
     options = {"records_path": "data.items"} if wrap else {}
     summary, error = run_source(broken, "faskes.json", options, caplog)
     reference = None
-    if not edits:
+    # Python's reader also takes NaN and half a surrogate pair, which are not JSON (RFC 8259): no reference then.
+    if not edits and not {"NaN", '"\\ud800"'} & set(oddities):
         try:
             parsed = json.loads(text)
             reference = len(parsed["data"]["items"] if wrap else parsed)
