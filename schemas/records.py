@@ -96,9 +96,8 @@ def _read_csv(standard: Standard, path: Path) -> pa.Table:
         with path.open(encoding="utf-8-sig", newline="") as file:
             reader = csv.reader(file)
             rows = list(reader)
-    except UnicodeDecodeError as e:
-        line = f"after line {reader.line_num}" if reader else "at its start"
-        raise ConfigError(f"{path.name}: not UTF-8 {line} (a CSV for hub validate is UTF-8)") from None
+    except UnicodeDecodeError:  # decoded ahead a block at a time: the reader's line number says nothing here
+        raise ConfigError(f"{path.name}: not UTF-8 text (a CSV for hub validate is UTF-8)") from None
     except csv.Error as e:  # a value past the csv module's own limit (128 KiB), for one
         raise ConfigError(f"{path.name}: line {reader.line_num}: {str(e)[:120]}") from None
     if not rows:
@@ -188,7 +187,7 @@ def validate_file(standard: Standard, path: Path) -> dict:
     reasons: dict[int, list[str]] = {position: [TOO_LONG] for position in long}
     # The suite sees the other records; its row positions are then those of the file again.
     kept = [i for i in range(table.num_rows) if i not in reasons] if long else None
-    verdict = validate(standard, table.take(kept) if kept is not None else table)
+    verdict = validate(standard, table.take(pa.array(kept, pa.int64())) if kept is not None else table)
     for position, found in verdict.reasons.items():
         reasons[kept[position] if kept is not None else position] = found
     invalid = [

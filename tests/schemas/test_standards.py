@@ -272,3 +272,49 @@ def test_a_malformed_x_access_is_refused_saying_what_it_takes(tmp_path, access, 
                    **{"x-access": access})
     with pytest.raises(ConfigError, match=message):
         list_standards(tmp_path)
+
+
+# --- hostile standard files: clear refusals, never a crash ------------------------------------------
+
+from schemas.standards import MAX_STANDARD_BYTES, STANDARDS_DIR, load_standard_file  # noqa: E402
+
+
+def _draft(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "penduduk-9.0.0.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def test_a_standard_larger_than_the_limit_is_refused_unread(tmp_path):
+    path = _draft(tmp_path, b"{}")
+    with path.open("r+b") as f:
+        f.truncate(MAX_STANDARD_BYTES + 1)  # sparse: the size is what counts
+    with pytest.raises(ConfigError, match=f"penduduk-9.0.0.json: {MAX_STANDARD_BYTES + 1} bytes, more than"):
+        load_standard_file(path)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[]", "a standard is a JSON object, not list"), ("\"x\"", "not str"), (b"{\xff}", "not UTF-8"),
+    ("{" * 100_000, "nested too deeply|not valid JSON"), ('{"title": NaN}', "not valid JSON"),
+    ('{"title": 1' + "0" * 5000 + "}", "not valid JSON"),
+])
+def test_a_file_that_is_no_json_object_is_refused(tmp_path, text, says):
+    with pytest.raises(ConfigError, match=says):
+        load_standard_file(_draft(tmp_path, text))
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda s: s.update(required="nik"), "at required: 'nik' is not of type 'array'"),
+    (lambda s: s.update(properties=[1]), "at properties"),
+    (lambda s: s["properties"].update(nik=5), "at properties/nik"),
+    (lambda s: s["properties"]["nik"].update(type=["string", ["x"]]), "at properties/nik/type"),
+    (lambda s: s["properties"]["nik"].update(format={"a": 1}), "at properties/nik/format"),
+    (lambda s: s.update({"x-primary-key": [["nik"]]}), "at x-primary-key/0"),
+    (lambda s: s["properties"]["agama"].update({"x-code-list": "agama"}), "at properties/agama/x-code-list"),
+])
+def test_keywords_of_the_wrong_json_type_are_named_not_a_crash(tmp_path, change, says):
+    schema = json.loads((STANDARDS_DIR / "penduduk-1.0.0.json").read_text(encoding="utf-8"))
+    schema["x-version"] = "9.0.0"
+    change(schema)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_standard_file(_draft(tmp_path, json.dumps(schema)))
