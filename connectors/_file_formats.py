@@ -220,7 +220,7 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
             raw if dialect.encoding == "utf-8" else _Utf8Stream(raw, dialect.encoding),
             read_options=pcsv.ReadOptions(
                 encoding="utf-8", column_names=header, skip_rows=1, use_threads=False,
-                # A record must fit in a block: one as long as a line may be always does.
+                # Blocks hold a whole record as long as a line may be, so one never spans many of them.
                 block_size=max(_BLOCK_BYTES, limits.line_bytes + 4),
             ),
             # A quoted value may hold line breaks (an address typed in Excel): blocks must end between records,

@@ -28,8 +28,7 @@ _FORMAT_OPTIONS = {"delimiter": {"csv"}, "encoding": {"csv"}, "sheet": {"xlsx"},
 DEFAULT_MAX_FILE_BYTES = 1 << 30
 #: One value: Excel's own limit for a cell, so nothing typed into a spreadsheet is refused.
 DEFAULT_MAX_FIELD_CHARS = formats.DEFAULT_MAX_FIELD_CHARS
-#: One line of CSV or JSON Lines (a CSV record with quoted line breaks counts whole): CSV is read a block of
-#: this many bytes at a time, and a record must fit in one.
+#: One line of JSON Lines, or one CSV record: its values and separators (quoted line breaks included).
 DEFAULT_MAX_LINE_BYTES = formats.DEFAULT_MAX_LINE_BYTES
 # Options of the HTTP client, for a path that is a URL.
 _URL_OPTIONS = {"auth": http.AUTH, **http.CLIENT_OPTIONS}

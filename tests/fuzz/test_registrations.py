@@ -114,8 +114,9 @@ def test_registration(base, changes, secrets, drops, appended, cut, junk):
     path, error = load(data)
     if error is not None:
         assert_hub_error(error, str(path))
-        assert_no_leak([str(error)])
-        assert INLINE_SECRET not in str(error), error
+        # A registration holds no personal data (the fuzz may even write a NIK as one of its keys, which a
+        # message then names): what it must never show is a secret.
+        assert SECRET not in str(error) and INLINE_SECRET not in str(error), error
     assert not Path("pwned").exists()
 
 
