@@ -236,3 +236,19 @@ def test_reads_downloads_and_queries_are_in_the_audit_log(api, home, analyst):
     assert ("operator", "analis-bappeda", "analyst") in [(e["role"], e["details"]["user"], e["details"]["role"])
                                                           for e in created]
     assert hub(home, "audit", "verify").returncode == 0
+
+
+def test_an_oversized_request_body_is_refused_before_it_is_read(api, analyst):
+    big = json.dumps({"sql": "SELECT 1 -- " + "x" * (2 << 20)})
+    for path in ("/api/sql", "/api/3/action/datastore_search_sql", "/sql"):
+        answer = httpx.post(api + path, content=big, headers={**analyst, "Content-Type": "application/json"})
+        assert answer.status_code == 413 and "larger than 1048576 bytes" in answer.text, path
+
+    def chunks():  # no Content-Length: sent chunked
+        for _ in range(40):
+            yield b"x" * 65536
+
+    assert httpx.post(api + "/api/sql", content=chunks(), headers=analyst).status_code == 413
+    small = httpx.post(api + "/api/sql", content=(b'{"sql": "SELECT 1 AS n"}' for _ in range(1)),
+                       headers={**analyst, "Content-Type": "application/json"})
+    assert small.status_code == 200 and small.json()["rows"] == [{"n": 1}]
