@@ -109,7 +109,10 @@ class CkanConnector(Connector):
             body = client.json_of(response)
             if isinstance(body, dict) and body.get("success") is True and isinstance(body.get("result"), dict):
                 return body["result"]
-        raise FatalSourceError(f"source {self.source.id}: CKAN {action} at {where(self.portal)}: {_explain(response)}")
+        # CKAN's explanation is the portal's own text: a portal quoting the token it refused must not make the hub
+        # repeat it in a message, a log or the catalog.
+        raise FatalSourceError(f"source {self.source.id}: CKAN {action} at {where(self.portal)}: "
+                               f"{client.redact(_explain(response))}")
 
     # --- DataStore ----------------------------------------------------------------------------------------
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Collection
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -26,6 +29,7 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_SECONDS = 1.0
 # The longest the client sleeps before one retry, whatever the server asks: a longer wait is Airflow's retry.
 MAX_WAIT_SECONDS = 60.0
+MAX_REDIRECTS = 20
 _CHUNK_BYTES = 1 << 20
 
 
@@ -97,15 +101,37 @@ def where(url: str | httpx.URL) -> str:
 
 
 class _NoQueryStrings(logging.Filter):
-    """httpx logs every request's full URL; an API key in its query string must not reach a task log."""
+    """httpx logs every request's full URL; an API key in its query string (or a password in a URL a server
+    redirected to) must not reach a task log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
+            record.args = tuple(a.copy_with(query=None, userinfo=b"") if isinstance(a, httpx.URL) else a
+                                for a in record.args)
         return True
 
 
 logging.getLogger("httpx").addFilter(_NoQueryStrings())
+
+_HEADERS_RECEIVED = re.compile(r"^(receive_response_headers\.complete return_value=\(.*?), \[.*\]\)$", re.DOTALL)
+
+
+class _NoResponseHeaders(logging.Filter):
+    """httpcore logs every answer's headers at DEBUG, and a server may echo a credential in them: a Location
+    carrying the request's query string (its API key), a WWW-Authenticate quoting the refused token. Its
+    records are already formatted text; the status stays, the headers go."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("receive_response_headers.complete"):
+            found = _HEADERS_RECEIVED.match(record.msg)
+            record.msg = f"{found.group(1)}, [headers not logged])" if found else "receive_response_headers.complete"
+            record.args = ()
+        return True
+
+
+# A filter on a logger applies only to records of that very logger, not to those of its children.
+for _name in ("httpcore.http11", "httpcore.http2"):
+    logging.getLogger(_name).addFilter(_NoResponseHeaders())
 
 
 class HttpClient:
@@ -116,7 +142,9 @@ class HttpClient:
     exponential backoff and jitter, or after the server's Retry-After, up to `max_retries` times, then raise
     RetriableSourceError; other error answers and bodies that are not JSON raise FatalSourceError. Messages
     name the source and the URL's host and path, never a secret or a record. `secret_headers` are further
-    headers holding credentials (sent, like `auth`, only to the source's own origin).
+    headers holding credentials (sent, like `auth`, only to the source's own origin). Redirects are followed
+    by the client itself, so that the credentials go only to that origin on every hop (httpx keeps headers
+    such as X-API-Key on a redirect to another host); `redact` hides them in text a server sent back.
     """
 
     def __init__(self, source, options: dict, secret_headers: dict[str, str] | None = None) -> None:
@@ -133,9 +161,10 @@ class HttpClient:
         self._oauth2: dict | None = None
         self._token: str | None = None
         self._token_expires = 0.0
+        self._secrets: set[str] = set(self._headers.values())
         self._use(options.get("auth"))
         self._http = httpx.Client(timeout=options.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
-                                  follow_redirects=True, headers={"User-Agent": "interop-hub"})
+                                  follow_redirects=False, headers={"User-Agent": "interop-hub"})
 
     def _use(self, auth: dict | None) -> None:
         """Resolve the credentials `auth` names, now: a missing one is a ConfigError before any request."""
@@ -146,7 +175,9 @@ class HttpClient:
             value = auth[field]
             if text_allowed and isinstance(value, str):
                 return value
-            return secret_value(self.source, f"auth/{field}", value)
+            found = secret_value(self.source, f"auth/{field}", value)
+            self._secrets.add(found)
+            return found
 
         if auth["type"] == "api_key":
             (self._headers if auth["in"] == "header" else self._params)[auth["name"]] = secret("key")
@@ -154,9 +185,21 @@ class HttpClient:
             self._headers["Authorization"] = f"Bearer {secret('token')}"
         elif auth["type"] == "basic":
             self._basic = (secret("username", text_allowed=True), secret("password"))
+            self._secrets.add(":".join(self._basic))  # base64 of it is the Authorization header
         else:
             self._oauth2 = {"token_url": auth["token_url"], "scope": auth.get("scope"),
                             "client": (secret("client_id", text_allowed=True), secret("client_secret"))}
+            self._secrets.add(":".join(self._oauth2["client"]))
+
+    def redact(self, text: str) -> str:
+        """`text` (an agency's own explanation of an error, say) with each credential this client sends replaced
+        by ***, as written, URL-quoted or base64-encoded: servers quote what they were sent."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            encoded = base64.b64encode(secret.encode()).decode()
+            for form in {secret, quote(secret, safe=""), quote_plus(secret), encoded, encoded.rstrip("=")}:
+                if len(form) >= 4:  # a credential that short guards nothing; replacing it would garble the text
+                    text = text.replace(form, "***")
+        return text
 
     def __enter__(self) -> HttpClient:
         return self
@@ -211,7 +254,7 @@ class HttpClient:
             self._wait_turn()
             retry_after = None
             try:
-                response = self._http.send(request, auth=auth, stream=True)
+                response = self._follow(request, auth, credentials)
                 try:
                     status = response.status_code
                     if status == 401 and credentials and self._token and not token_renewed:
@@ -229,7 +272,7 @@ class HttpClient:
             except httpx.TimeoutException:
                 problem = "no answer within the timeout"
             except httpx.TransportError as e:
-                problem = f"{type(e).__name__}: {e}"
+                problem = self.redact(f"{type(e).__name__}: {e}")
             if attempt >= self._attempts:
                 raise RetriableSourceError(f"source {self.source.id}: {label}: {problem} "
                                            f"(gave up after {attempt} attempts)")
@@ -239,6 +282,27 @@ class HttpClient:
             log.warning("source %s: %s: %s; attempt %d of %d, next in %.1f s", self.source.id, label, problem,
                         attempt, self._attempts, wait)
             time.sleep(wait)
+
+    def _follow(self, request: httpx.Request, auth: httpx.Auth | None, credentials: bool) -> httpx.Response:
+        """Send `request` and follow its redirects, the answer at the end returned unread. With `credentials`, each
+        hop gets the source's credentials only if it goes to the source's origin; otherwise a hop keeps what
+        httpx keeps for it, less the source's credential headers."""
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                self._wait_turn()  # each hop is a request of its own under the rate limit
+            response = self._http.send(request, auth=auth, stream=True)
+            following = response.next_request
+            if following is None:
+                return response
+            response.close()
+            if credentials:
+                request, auth = self._request(following.method, following.url, None)
+            else:
+                for name in self._headers:
+                    following.headers.pop(name, None)
+                request, auth = following, None
+        raise FatalSourceError(f"source {self.source.id}: {request.method} {where(request.url)}: more than "
+                               f"{MAX_REDIRECTS} redirects")
 
     def _wait_turn(self) -> None:
         """Keep requests at least 1/rate_limit_per_second apart."""
@@ -250,7 +314,11 @@ class HttpClient:
 
     def _request(self, method: str, url: httpx.URL, data: dict | None) -> tuple[httpx.Request, httpx.Auth | None]:
         """A request with the source's credentials if it goes to the source's own origin, and its auth."""
-        if _origin(url) != self._origin:
+        if not self._own(url):
+            # A server may copy the query string, API key and all, into a link or a redirect to another host.
+            for name, value in self._params.items():
+                if url.params.get(name) == value:
+                    url = url.copy_remove_param(name)
             return self._http.build_request(method, url, data=data), None
         headers = dict(self._headers)
         if self._oauth2:
@@ -279,7 +347,14 @@ class HttpClient:
         # Renewed a little before it expires, so that no request carries a token expiring on the way.
         self._token_expires = asked_at + 0.9 * lifetime
         self._token = token
+        self._secrets.add(token)
         return token
+
+    def _own(self, url: httpx.URL) -> bool:
+        """Whether `url` is on the source's origin, or on its https version (a redirect from http to https)."""
+        scheme, host, port = self._origin
+        return _origin(url) == self._origin or (scheme, url.scheme, url.host) == ("http", "https", host) and \
+            port is None and url.port is None
 
 
 def _origin(url: httpx.URL) -> tuple:

@@ -52,7 +52,8 @@ class SqlConnector(Connector):
     def incremental(self) -> bool:
         return "cursor_column" in self.options
 
-    def _url(self) -> str:
+    def _url(self):
+        """The database's URL (text, or a SQLAlchemy URL for a connection's): it holds the password."""
         if "url" in self.options:
             return self.options["url"]
         if "url_env" in self.options:
@@ -60,9 +61,17 @@ class SqlConnector(Connector):
             if not os.environ.get(name):
                 raise ConfigError(f"{self.source.path}: field options/url_env: environment variable {name} is not set")
             return os.environ[name]
-        from airflow.sdk import BaseHook
+        from sqlalchemy.engine import make_url
 
-        return BaseHook.get_connection(self.options["connection"]).get_uri()
+        from connectors.secrets import resolve
+
+        # As every secret: a connection that is not defined is a ConfigError naming the option, never its value.
+        url = make_url(resolve(self.source, "connection", {"connection": self.options["connection"], "field": "uri"}))
+        # Airflow names PostgreSQL connections `postgres` (their URI scheme too), a name SQLAlchemy dropped; its
+        # PostgreSQL provider reads them with psycopg2, the driver the hub installs too.
+        if url.drivername == "postgres":
+            url = url.set(drivername="postgresql+psycopg2")
+        return url
 
     def _engine(self):
         from sqlalchemy import create_engine, exc
