@@ -200,14 +200,14 @@ class CkanConnector(Connector):
 
     def _read_file(self, client: HttpClient) -> Iterator[Batch]:
         """The resource's file, downloaded to a temporary folder and read by the file kind."""
-        from connectors.file import FileConnector
+        from connectors.file import DEFAULT_MAX_FILE_BYTES, FileConnector
 
         resource, file_format = self._file_resource(client)
         url = str(httpx.URL(self.portal + "/").join(resource["url"]))
         name = re.sub(r"[^\w.-]", "_", PurePosixPath(httpx.URL(url).path).name) or f"resource.{file_format}"
         with tempfile.TemporaryDirectory(prefix="hub-ckan-") as folder:
             path = Path(folder) / name
-            client.download(url, path)
+            client.download(url, path, DEFAULT_MAX_FILE_BYTES)
             options = {"path": str(path), "format": file_format, "batch_rows": self.batch_rows}
             yield from FileConnector(dataclasses.replace(self.source, kind="file", options=options)).read()
 

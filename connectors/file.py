@@ -157,7 +157,7 @@ class FileConnector(Connector):
         with tempfile.TemporaryDirectory(prefix="hub-download-") as folder:
             target = Path(folder) / "download"  # the format is known already; the URL's name may be anything
             with self._client() as client:
-                client.download(self.url, target)
+                client.download(self.url, target, self.max_file_bytes)
             yield target
 
     def _client(self) -> http.HttpClient:

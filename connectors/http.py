@@ -74,14 +74,30 @@ CLIENT_OPTIONS = {
 }
 
 
+# Query parameters that carry credentials: their value must come from a secret (options/auth), never the YAML.
+_CREDENTIAL_PARAMETER = re.compile(r"^(api[-_]?key|(access[-_]?|auth[-_]?|api[-_]?)?token|auth|authorization|"
+                                   r"(client[-_]?)?secret|password|passwd|pwd|signature)$", re.IGNORECASE)
+_USE_AUTH = ("use options/auth with a secret from an environment variable or an Airflow connection (e.g. "
+             "auth: {type: api_key, in: query, name: NAME, key: {env: VARIABLE}})")
+
+
 def check_url(source, option: str, url: str) -> None:
-    """Refuse a URL the client cannot or must not use: not http(s), or with a password written in it."""
+    """Refuse a URL the client cannot or must not use: not http(s), or with a credential written in it."""
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigError(f"{source.path}: field options/{option}: expected an http:// or https:// URL")
     if parsed.userinfo:
         raise ConfigError(f"{source.path}: field options/{option}: credentials must not be written in the URL; "
-                          "use options/auth with a secret from an environment variable or an Airflow connection")
+                          + _USE_AUTH)
+    check_parameters(source, option, dict(parsed.params))
+
+
+def check_parameters(source, option: str, params: dict) -> None:
+    """Refuse query parameters named like credentials (api_key, token, ...) whose value is written in place."""
+    for name in params:
+        if _CREDENTIAL_PARAMETER.match(str(name)):
+            raise ConfigError(f"{source.path}: field options/{option}: query parameter {name!r} looks like a "
+                              f"credential, which must not be written in the registration; " + _USE_AUTH)
 
 
 def secret_value(source, option: str, where_it_is) -> str:
@@ -228,12 +244,18 @@ class HttpClient:
             raise FatalSourceError(f"source {self.source.id}: {response.request.method} {where(response.url)}: "
                                    f"the answer is not JSON ({kind})") from None
 
-    def download(self, url: str, target: Path) -> None:
-        """Stream the body of GET `url` into the file `target` (a retry starts the file again)."""
+    def download(self, url: str, target: Path, max_bytes: int | None = None) -> None:
+        """Stream the body of GET `url` into the file `target` (a retry starts the file again); a body over
+        `max_bytes` stops the download as soon as it is passed, so a huge file never fills the disk first."""
 
         def save(response: httpx.Response) -> None:
+            size = 0
             with target.open("wb") as f:
                 for chunk in response.iter_bytes(_CHUNK_BYTES):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise FatalSourceError(f"source {self.source.id}: GET {where(httpx.URL(url))}: the file is "
+                                               f"more than the limit of {max_bytes} bytes (options/max_file_bytes)")
                     f.write(chunk)
 
         self._send("GET", httpx.URL(url), save)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 from connectors.base import ROW, Batch, Connector, as_text, mapped_columns
-from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_url, tagged_union, where
+from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_parameters, check_url, tagged_union, where
 from hub.errors import FatalSourceError
 
 __all__ = ["JsonBatches", "RestConnector"]
@@ -55,6 +55,7 @@ class RestConnector(Connector):
         super().__init__(source)
         self.url = self.options["url"]
         check_url(source, "url", self.url)
+        check_parameters(source, "params", self.options.get("params", {}))
         auth = self.options.get("auth") or {}
         if "token_url" in auth:
             check_url(source, "auth/token_url", auth["token_url"])

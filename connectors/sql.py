@@ -86,6 +86,9 @@ class SqlConnector(Connector):
         except exc.NoSuchModuleError:
             raise ConfigError(f"{self.source.path}: field options: SQLAlchemy knows no database "
                               f"{make_url(url).drivername!r}") from None
+        except exc.ArgumentError:  # the URL itself (never quoted: it holds the password)
+            raise ConfigError(f"{self.source.path}: field options: the database URL cannot be read; write it "
+                              "as dialect+driver://user:password@host/database") from None
 
     def describe(self) -> str:
         from sqlalchemy.engine import make_url

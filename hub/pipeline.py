@@ -54,7 +54,7 @@ def new_run_id(prefix: str = "cli") -> str:
 def find_source(settings: Settings, source_id: str):
     from connectors import load_sources
 
-    sources = {s.id: s for s in load_sources(settings.registry, settings.home)}
+    sources = {s.id: s for s in load_sources(settings.registry, settings.home, settings.data_dirs)}
     if source_id not in sources:
         raise ConfigError(f"unknown source {source_id!r}; registered: {', '.join(sorted(sources)) or 'none'}")
     return sources[source_id]
@@ -553,7 +553,7 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
     init_db(settings.catalog_url)
     run_id = run_id or new_run_id()
     standard = load_standard(standard_name)
-    sources = [s for s in load_sources(settings.registry, settings.home) if s.standard_name == standard.name]
+    sources = [s for s in load_sources(settings.registry, settings.home, settings.data_dirs) if s.standard_name == standard.name]
     with session(settings.catalog_url) as s:
         published = {d.id: d for d in s.query(Dataset).filter(Dataset.id.in_([x.id for x in sources]))}
     inputs = {x.id: published[x.id].snapshot_id for x in sources if x.id in published}

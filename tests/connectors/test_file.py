@@ -455,7 +455,7 @@ def closed_port_url() -> str:
 def test_a_file_at_a_url_is_downloaded_read_like_a_local_file_and_deleted(tmp_path, served, temp_folder):
     folder, url = served
     write_xlsx(folder / "dtks.xlsx", [["Laporan"], ["NIK", "Nama Lengkap"], [3271010101900001, "Désirée"]])
-    connector = FileConnector(file_source(tmp_path, f"{url}/dtks.xlsx?token=rahasia", DTKS_MAPPING))
+    connector = FileConnector(file_source(tmp_path, f"{url}/dtks.xlsx?edisi=rahasia", DTKS_MAPPING))
     connector.check()
     assert records(read_all(connector)) == [{"NIK": "3271010101900001", "Nama Lengkap": "Désirée", ROW: 1}]
     assert list(temp_folder.iterdir()) == []
@@ -476,7 +476,7 @@ def test_a_url_without_a_file_name_extension_needs_a_format(tmp_path, served):
                                            (503, RetriableSourceError)])
 def test_an_error_answer_is_retriable_only_when_the_server_may_answer_later(tmp_path, served, status, error):
     _, url = served
-    connector = FileConnector(file_source(tmp_path, f"{url}/status/{status}/dtks.csv?token=rahasia", **FAST))
+    connector = FileConnector(file_source(tmp_path, f"{url}/status/{status}/dtks.csv?edisi=rahasia", **FAST))
     for attempt in (connector.check, lambda: read_all(connector)):
         with pytest.raises(error, match=rf"source dinsos_test: .*/status/{status}/dtks.csv: HTTP {status}") as raised:
             attempt()
@@ -779,6 +779,19 @@ def test_a_file_over_max_file_bytes_is_fatal_naming_source_file_and_limit(tmp_pa
         assert "1000 bytes" in message and "options/max_file_bytes" in message and "1704 bytes" in message
 
 
+def test_a_download_over_max_file_bytes_stops_at_the_limit(tmp_path, served, temp_folder):
+    """A file at a URL is refused while it streams in: the disk holds at most the limit, never the whole file."""
+    folder, url = served
+    (folder / "big.csv").write_bytes(b"NIK\n" + b"3271010101900001\n" * 200_000)  # 3.4 MB
+    with pytest.raises(FatalSourceError) as info:
+        read_all(FileConnector(file_source(tmp_path, f"{url}/big.csv", max_file_bytes=100_000)))
+    message = str(info.value)
+    # Stopped while streaming (the size of the whole file was never known), not checked once it was all in.
+    assert "the file is more than the limit of 100000 bytes (options/max_file_bytes)" in message
+    assert "source dinsos_test" in message and "big.csv" in message and "3271010101900001" not in message
+    assert list(temp_folder.iterdir()) == []  # the partial download is gone with its folder
+
+
 def test_a_csv_value_over_max_field_chars_quarantines_its_row_without_copying_the_value(tmp_path):
     huge = "Jl. " + "Panjang " * 5000
     path = write_lines(tmp_path / "dtks.csv", ["NIK;Nama;Alamat", "3271010101900001;Siti;Jl. Pendek",
@@ -980,3 +993,9 @@ def test_an_exponent_out_of_decimal_range_is_no_crash(tmp_path, suffix):
         path.write_bytes(b'{"NIK": "1"}\n{"NIK": ' + number + b"}\n")
         batches = read_all(FileConnector(file_source(tmp_path, path)))
         assert [r[ROW] for r in records(batches)] == [1] and [r[:2] for r in rejected(batches)] == [(2, "_record:json")]
+
+
+def test_a_credential_in_a_file_url_is_refused_without_quoting_it(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        FileConnector(file_source(tmp_path, "https://data.kotabogor.go.id/dtks.csv?access_token=rahasia"))
+    assert "looks like a credential" in str(info.value) and "rahasia" not in str(info.value)

@@ -510,7 +510,7 @@ def test_the_example_options_of_a_new_registration_are_valid(tmp_path):
 
 
 def test_describe_names_host_and_path_only(tmp_path, secrets_in_env):
-    source = rest_source(tmp_path, "https://api.example.go.id/v1/penduduk?api_key=abc", auth=AUTHS["key-query"])
+    source = rest_source(tmp_path, "https://api.example.go.id/v1/penduduk?wilayah=abc", auth=AUTHS["key-query"])
     assert connector_for(source).describe() == "rest api.example.go.id/v1/penduduk"
 
 
@@ -617,3 +617,20 @@ class TestRestConformance(IncrementalConformance):
 
     def unreachable_source(self, tmp_path):
         return rest_source(tmp_path, f"http://127.0.0.1:{closed_port()}/v1/penduduk", max_retries=1)
+
+
+@pytest.mark.parametrize("options", [
+    {"url": "https://api.kotabogor.go.id/v1/faskes?api_key=abc123"},
+    {"url": "https://api.kotabogor.go.id/v1/faskes", "params": {"access_token": "abc123"}},
+    {"url": "https://api.kotabogor.go.id/v1/faskes", "params": {"Password": "abc123"}},
+])
+def test_a_credential_written_as_a_query_parameter_is_refused_without_quoting_it(tmp_path, options):
+    with pytest.raises(ConfigError) as info:
+        RestConnector(rest_source(tmp_path, **options))
+    message = str(info.value)
+    assert "looks like a credential" in message and "options/auth" in message and "abc123" not in message
+
+
+def test_ordinary_query_parameters_are_kept(tmp_path):
+    RestConnector(rest_source(tmp_path, url="https://api.kotabogor.go.id/v1/faskes?kecamatan=32.71.01",
+                              params={"status": "aktif", "key_field": "kode"}))

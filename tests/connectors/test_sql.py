@@ -205,6 +205,14 @@ def test_missing_url_env_variable_is_a_config_error(tmp_path, monkeypatch):
         read_all(connector)
 
 
+def test_an_unreadable_url_in_url_env_is_a_config_error_that_does_not_quote_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAK_TEST_URL", "postgresql//siak:rahasia-sekali@db/siak")  # the ':' forgotten
+    connector = SqlConnector(sql_source(tmp_path, url_env="SIAK_TEST_URL", table="penduduk"))
+    with pytest.raises(ConfigError) as info:
+        connector.check()
+    assert "cannot be read" in str(info.value) and "rahasia-sekali" not in str(info.value)
+
+
 def test_url_with_a_password_is_refused_pointing_to_url_env_or_connection(tmp_path):
     with pytest.raises(ConfigError, match="url_env") as info:
         SqlConnector(sql_source(tmp_path, url="postgresql+psycopg2://hub:s3cret@127.0.0.1/siak", table="penduduk"))
