@@ -108,5 +108,8 @@ def listed(settings, who: Identity) -> dict[str, Access]:
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s:
         datasets = s.query(Dataset).order_by(Dataset.id).all()
-    found = {d.id: access_to(who, d, load_standard(f"{d.standard}@{d.standard_version}")) for d in datasets}
+    standards: dict[str, object] = {}  # several datasets share a standard: each loaded once (every request asks)
+    for ref in {f"{d.standard}@{d.standard_version}" for d in datasets}:
+        standards[ref] = load_standard(ref)
+    found = {d.id: access_to(who, d, standards[f"{d.standard}@{d.standard_version}"]) for d in datasets}
     return {i: a for i, a in found.items() if a.listed}

@@ -162,15 +162,23 @@ def engine(url: str) -> Engine:
     return eng
 
 
+_created: set[str] = set()  # catalog URLs whose tables this process has made sure of
+
+
 def init_db(url: str) -> None:
+    """Create the catalog's tables where missing: once per process and database (every request asks)."""
     eng = engine(url)
-    if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
-        Path(eng.url.database).parent.mkdir(parents=True, exist_ok=True)
+    path = Path(eng.url.database) if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:") else None
+    if url in _created and (path is None or path.exists()):
+        return
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     import catalog.audit  # noqa: F401  (their tables join Base.metadata; imported here to avoid a cycle)
     import catalog.identity  # noqa: F401
     import catalog.subscriptions  # noqa: F401
 
     Base.metadata.create_all(eng)
+    _created.add(url)
 
 
 def session(url: str) -> Session:

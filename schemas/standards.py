@@ -125,7 +125,15 @@ class Standard:
 
 
 def list_standards(directory: Path = STANDARDS_DIR) -> list[Standard]:
-    return [_load_file(p) for p in sorted(directory.glob("*.json"))]
+    if not directory.is_dir():
+        return []
+    return [_load_file(p) for p in _standard_files(directory, directory.stat().st_mtime_ns)]
+
+
+@cache
+def _standard_files(directory: Path, mtime_ns: int) -> tuple[Path, ...]:
+    """The folder's standard files; asked again only when the folder changes (a file added or removed)."""
+    return tuple(sorted(directory.glob("*.json")))
 
 
 def load_standard(ref: str, directory: Path = STANDARDS_DIR) -> Standard:
