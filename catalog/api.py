@@ -308,7 +308,7 @@ def create_app(settings) -> FastAPI:
             _, seen = get_dataset(s, dataset_id, who)
         seen.require_readable()
         audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
-        con = connect(settings, who)
+        con = connect(settings, who, only={dataset_id})
         reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
 
         def body():

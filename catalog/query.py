@@ -21,14 +21,15 @@ SANDBOX_MEMORY = "2GB"  # DuckDB's memory limit for analysts' SQL (a query needi
 
 
 def connect(settings, who: Identity | None, versions: dict[str, int] | None = None, *,
-            sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
+            sandboxed: bool = False, only: set[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per dataset `who` may read, named by the dataset id.
 
     A view reads the dataset's current snapshot, or the snapshot `versions` names for it (a past version),
     and gives only what `who` may see of it (`catalog.access`): columns it may not see left out, personal
     data plain, pseudonymized or masked. `who` None is the operator on the machine that holds the warehouse
     (`hub query`, indicator builds): every dataset, plain. A `sandboxed` connection can then read no file
-    but those snapshots' own and its configuration is locked (see `catalog.sql`).
+    but those snapshots' own and its configuration is locked (see `catalog.sql`). With `only`, just those
+    datasets get a view (a request that reads one dataset need not open every table).
     """
     from schemas import load_standard
 
@@ -43,7 +44,7 @@ def connect(settings, who: Identity | None, versions: dict[str, int] | None = No
         datasets = s.query(Dataset).order_by(Dataset.id).all()
     readable: list[str] = []
     for d in datasets:
-        if not _NAME.match(d.id):
+        if not _NAME.match(d.id) or (only is not None and d.id not in only):
             continue
         seen = None
         if who is not None:

@@ -71,7 +71,7 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
     """
     seen = access_to(who, dataset, standard)
     seen.require_readable()
-    con = connect(settings, who, {dataset.id: snapshot_id} if snapshot_id is not None else None)
+    con = connect(settings, who, {dataset.id: snapshot_id} if snapshot_id is not None else None, only={dataset.id})
     try:
         types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
 

@@ -48,8 +48,8 @@ def _references(node, tables: set[str], functions: set[str], ctes: set[str], cal
 def _check(con: duckdb.DuckDBPyConnection, sql: str, datasets: set[str], unreadable: dict) -> set[str]:
     """The datasets `sql` reads, once it is known to be one SELECT that reads nothing else.
 
-    `datasets` are the views of the caller's connection; `unreadable` the datasets it may know of but not read
-    (their Access), which are refused with the reason rather than as unknown.
+    `datasets` are those the caller may read; `unreadable` those it may know of but not read (their Access),
+    which are refused with the reason rather than as unknown. `con` only parses.
     """
     try:
         statements = con.extract_statements(sql)
@@ -88,12 +88,14 @@ def run_sql(settings, sql: str, who: Identity, client: str | None, *, max_rows: 
     At most `max_rows` rows come back (`truncated` says whether there were more); a query still running
     after `timeout` seconds is stopped.
     """
-    read, count, outcome = set(), 0, "refused"
-    con = connect(settings, who, sandboxed=True)
+    read, count, outcome, con = set(), 0, "refused", None
     try:
-        datasets = {name for (name,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-        read = _check(con, sql, datasets, {i: a for i, a in listed(settings, who).items() if not a.readable})
+        known = listed(settings, who)
+        # The statement is checked before any dataset is opened; then only the datasets it reads get a view.
+        with duckdb.connect(":memory:", config={"autoload_known_extensions": False}) as parser:
+            read = _check(parser, sql, {i for i, a in known.items() if a.readable},
+                          {i: a for i, a in known.items() if not a.readable})
+        con = connect(settings, who, sandboxed=True, only=read)
         timer = threading.Timer(timeout, con.interrupt)
         started = time.perf_counter()
         timer.start()
@@ -118,7 +120,8 @@ def run_sql(settings, sql: str, who: Identity, client: str | None, *, max_rows: 
                 "truncated": count > max_rows, "seconds": round(time.perf_counter() - started, 3),
                 "datasets": sorted(read)}
     finally:
-        con.close()
+        if con is not None:
+            con.close()
         # The audit log keeps the query's hash, never its text (`catalog.audit.record`).
         audit.read(settings, who, client, "sql.query", None,
                    {"sql": sql, "datasets": sorted(read), "rows": min(count, max_rows), "outcome": outcome})
