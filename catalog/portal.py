@@ -172,6 +172,8 @@ LABELS = {
                       "pseudonymized unless you are cleared for it."),
     "pseudonym_note": ("NIK diganti pseudonimnya (sama di setiap dataset, tidak dapat dibalik):",
                        "NIKs are replaced by their pseudonyms (the same in every dataset, not reversible):"),
+    "withheld_note": ("Kolom dengan klasifikasi lebih tinggi tidak ditampilkan untuk Anda:",
+                      "Fields of a higher classification are withheld from you:"),
     "needs_token": ("Isi dataset ini terbatas untuk pengguna pemerintah. Masuk dengan token untuk melihat, "
                     "mengunduh atau menanyainya.",
                     "This dataset's rows are for government users. Sign in with a token to see, download or "

@@ -143,5 +143,6 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
         "total": total, "limit": limit, "offset": offset,
         "fields": [{"name": c, "type": types[c]} for c in columns],
         "masked_fields": sorted(c for c in columns if seen.column(c) == MASKED),
-        "pseudonymized_fields": sorted(c for c in columns if seen.column(c) == PSEUDONYM), "rows": rows,
+        "pseudonymized_fields": sorted(c for c in columns if seen.column(c) == PSEUDONYM),
+        "withheld_fields": sorted(f for f in seen.fields if seen.column(f) is None), "rows": rows,
     }

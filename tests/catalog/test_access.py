@@ -338,6 +338,11 @@ def test_errors_name_only_what_the_caller_may_see(catalog):
     owner = httpx.get(f"{base}/api/datasets/dpmptsp_oss/rows", params={"sort": "nama_pemilik", "limit": 5},
                       headers=headers["dpmptsp"])
     assert owner.status_code == 200
+    said = {who: httpx.get(f"{base}/api/datasets/dpmptsp_oss/rows", params={"limit": 1},
+                           headers=headers[who]).json()["withheld_fields"] for who in ("anonim", "analis")}
+    assert said == {"anonim": ["nama_pemilik"], "analis": []}  # what is left out is said, not silently dropped
+    page = httpx.get(f"{base}/dataset/dpmptsp_oss").text
+    assert re.search(r"tidak ditampilkan untuk Anda: <code>nama_pemilik</code>", page)
     unknown = httpx.post(f"{base}/api/sql", json={"sql": "SELECT * FROM dinkes_sitb"}, headers=headers["walidata"])
     assert unknown.status_code == 400 and "dinkes_sitb" not in unknown.json()["detail"].partition("datasets:")[2]
     needs = httpx.post(f"{base}/api/sql", json={"sql": "SELECT * FROM dinkes_faskes, disdukcapil_siak"})
