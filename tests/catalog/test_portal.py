@@ -103,6 +103,10 @@ def test_dataset_preview_filter_matches_the_api_and_refuses_personal_data(api, a
                      headers=analyst).json()
     page = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "jenis_kelamin=2"}, cookies=cookies).text
     assert f'class="preview-total">{rows["total"]:,}<'.replace(",", ".") in page
+    notes = re.findall(r'<p class="muted">([^<]*)((?:<code>\w+</code>(?:, )?)+)\.</p>', page)
+    said = {text.strip(): re.findall(r"<code>(\w+)</code>", codes) for text, codes in notes}
+    assert said["Kolom data pribadi disamarkan:"] == rows["masked_fields"] != []
+    assert said["NIK diganti pseudonimnya (sama di setiap dataset, tidak dapat dibalik):"] == ["nik"]
     refused = httpx.get(api + "/dataset/disdukcapil_siak", params={"filter": "nama=Siti Rahayu"}, cookies=cookies).text
     alert = re.search(r'role="alert">(.*?)</div>', refused, re.S).group(1)
     assert "personal data" in alert and "Siti Rahayu" not in alert
