@@ -265,19 +265,25 @@ def create_app(settings) -> FastAPI:
         return validation_page(load_standard(validation["suite"]), validation, about)
 
     @app.get("/api/datasets/{dataset_id}/quarantine")
-    def dataset_quarantine(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
+    def dataset_quarantine(request: Request, dataset_id: str,
+                           run_id: str | None = Query(None, description="default: the last run"),
                            limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0),
                            who: Identity = Depends(current)) -> dict:
         """What a run did not publish: counts by reason (field:rule), then the rows with their reasons; for
         stewards and the agency that owns the source. The agency also gets each record as it sent it; nobody
-        else sees a quarantined value (records are as received, personal data included)."""
+        else sees a quarantined value (records are as received, personal data included). Each read is in the
+        audit log (`quarantine.read`)."""
+        from catalog import audit
         from catalog.metadata import quarantine_summary
 
         with session(settings.catalog_url) as s:
             d, _ = get_dataset(s, dataset_id, who)
             owner_or_steward(who, d)
             own = who.role == "agency" and who.agency == d.agency_code
-            return quarantine_summary(s, d, run_id, limit=limit, offset=offset, records=own)
+            found = quarantine_summary(s, d, run_id, limit=limit, offset=offset, records=own)
+        audit.read(settings, who, client_of(request), "quarantine.read", dataset_id,
+                   {"run_id": found["run_id"], "rows": len(found["rows"]), "offset": offset, "records": own})
+        return found
 
     @app.post("/api/sql")
     def run_query(body: SqlRequest, request: Request, who: Identity = Depends(current)) -> dict:

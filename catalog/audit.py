@@ -1,33 +1,65 @@
-"""The audit log: who read, downloaded, queried or administered what, as a hash chain that shows tampering."""
+"""The audit log: who read, downloaded, queried or administered what, as a keyed chain that shows tampering."""
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
+import hmac
 import json
+import os
+from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, cast, func, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, cast, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, engine, init_db, session, utcnow
 from catalog.identity import Identity, caller, may_see_agency
+from hub.keys import home_key
 
 __all__ = [
-    "CONFIGURATION_ACTIONS", "GENESIS", "READ_ACTIONS", "AuditEntry", "AuditHead", "configuration", "read", "recent",
-    "record", "router", "verify", "who_accessed",
+    "CONFIGURATION_ACTIONS", "GENESIS", "KEY_ENV", "KEY_FILE", "PROBLEMS", "READ_ACTIONS", "AuditEntry", "AuditHead",
+    "configuration", "read", "recent", "record", "router", "verify", "who_accessed", "witness_path",
 ]
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
-READ_ACTIONS = ("rows.read", "download", "sql.query")  # what counts as accessing a dataset's data
+KEY_ENV = "HUB_AUDIT_KEY"
+KEY_FILE = "secrets/audit.key"  # in the hub home, made once (0600) when HUB_AUDIT_KEY is not set
+# What counts as accessing a dataset's data; the quarantine holds records as received, personal data included.
+READ_ACTIONS = ("rows.read", "download", "sql.query", "quarantine.read")
 _LOCK_KEY = 0x6875_6261_7564  # "hubaud": the PostgreSQL advisory lock that serializes appends
 # A source registration or a standard, each a file: (added, changed, removed).
 CONFIGURATION_ACTIONS = {"source": ("source.register", "source.change", "source.remove"),
                          "standard": ("standard.add", "standard.change", "standard.remove")}
+# What `verify` can find, and what each means (for people: `hub audit verify` prints it).
+PROBLEMS = {
+    "changed": "its fields do not match its MAC under this hub's audit key: the entry was edited, or the log was "
+               "written with another key (check HUB_AUDIT_KEY, or secrets/audit.key in the hub home)",
+    "moved": "its MAC was made for another position: entries were reordered, or deleted and renumbered",
+    "unkeyed": "a plain SHA-256 hash where a MAC under the audit key belongs: rewritten by someone without the key",
+    "missing before": "seq has a gap: entries before it were deleted",
+    "unlinked": "its prev_hash is not the previous entry's MAC: an entry before it was replaced or deleted",
+    "missing at end": "the log ends before the last entry the hub wrote: its tail was cut",
+    "head mismatch": "the head row does not name the last entry: entries were not written by the hub",
+    "head changed": "the head row's MAC does not match under the audit key: the head was rewritten",
+    "rewritten": "this is not the entry the witness file saw there: the log was cut and written again, or replaced",
+    "no key": "there is no audit key: set HUB_AUDIT_KEY, or restore secrets/audit.key in the hub home",
+    "no witness": "the witness file is missing from the hub home, so a cut tail cannot be seen: restore it (or let "
+                  "the next entry make a new one, if this home is new)",
+    "witness unreadable": "the witness file in the hub home cannot be read: restore it from a backup",
+}
 
 
 class AuditEntry(Base):
-    """One audited act. `hash` covers every other column, `prev_hash` included, so entries form one chain.
+    """One audited act. `hash` is the HMAC-SHA256 of every other column under the audit key, `prev_hash` (the
+    previous entry's) included, so entries form one chain that only the key's holder can write.
+
+    Entries written before the hub keyed its log carry a plain SHA-256 instead: `verify` accepts them only before
+    the first keyed entry, whose MAC then covers them all through its `prev_hash`.
 
     `details` never holds a SQL text: an analyst may type personal data (a NIK in a WHERE clause) into a
     query, so `record` keeps only the text's SHA-256 and length, next to the datasets the query read.
@@ -43,32 +75,116 @@ class AuditEntry(Base):
     details: Mapped[dict] = mapped_column(JSON)  # columns, row count, datasets read, query hash and length
     client: Mapped[str | None] = mapped_column(String(200))  # the address the request came from
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))  # the MAC (a plain SHA-256 in entries from before the key)
 
 
 class AuditHead(Base):
-    """The last entry's seq and hash (one row), written with every append.
+    """The last entry's seq and MAC (one row), written with every append, and its own MAC under the audit key.
 
-    The chain alone cannot show that its last entries were deleted; the head can. Someone who can write both
-    tables can still truncate the log and rewrite the head: against that, heads must be copied somewhere that
-    person cannot write.
+    The chain alone cannot show that its last entries were deleted; the head can, unless it is set back to an
+    earlier state the hub wrote: the witness file (`witness_path`) catches that.
     """
 
     __tablename__ = "hub_audit_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None in logs from before the key
 
 
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _hash(e: AuditEntry) -> str:
-    fields = {"seq": e.seq, "at": e.at.isoformat(timespec="microseconds"), "actor": e.actor, "role": e.role,
-              "action": e.action, "dataset": e.dataset, "details": e.details, "client": e.client,
-              "prev_hash": e.prev_hash}
-    return hashlib.sha256(_canonical(fields).encode()).hexdigest()
+def _fields(e: AuditEntry, seq=None) -> dict:
+    return {"seq": e.seq if seq is None else seq, "at": e.at.isoformat(timespec="microseconds"), "actor": e.actor,
+            "role": e.role, "action": e.action, "dataset": e.dataset, "details": e.details, "client": e.client,
+            "prev_hash": e.prev_hash}
+
+
+def _mac(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _entry_mac(key: bytes, e: AuditEntry) -> str:
+    return _mac(key, _canonical(_fields(e)))
+
+
+def _plain_hash(e: AuditEntry) -> str:
+    """What the hub wrote before its log was keyed, and what anyone can compute."""
+    return hashlib.sha256(_canonical(_fields(e)).encode()).hexdigest()
+
+
+def _head_mac(key: bytes, seq: int, last: str) -> str:
+    return _mac(key, _canonical({"head": {"seq": seq, "hash": last}}))
+
+
+def _written_as(key: bytes, e: AuditEntry, last_seq: int) -> int | None:
+    """The seq an entry's MAC was made for, when not its own: where a reordered entry came from."""
+    marker = "\x00seq\x00"
+    parts = _canonical(_fields(e, seq=marker)).split(json.dumps(marker))
+    if len(parts) != 2:  # the marker inside a field too: give up rather than guess
+        return None
+    for seq in range(1, last_seq + 1):
+        if hmac.compare_digest(_mac(key, f"{parts[0]}{seq}{parts[1]}"), e.hash):
+            return seq
+    return None
+
+
+def _key(settings, create: bool = True) -> bytes | None:
+    return home_key(Path(settings.home), KEY_ENV, KEY_FILE, create=create)
+
+
+def _catalog_name(url: str) -> str:
+    """The catalog database's URL without its password or query (where libpq also takes a password)."""
+    parsed = make_url(url)
+    return parsed.difference_update_query(list(parsed.query)).render_as_string(hide_password=True)
+
+
+def witness_path(settings) -> Path:
+    """The witness file of this catalog in the hub home: one per catalog database (named by a hash of its URL
+    without credentials), since a home may be pointed at several (HUB_CATALOG_URL)."""
+    name = hashlib.sha256(_catalog_name(settings.catalog_url).encode()).hexdigest()[:16]
+    return Path(settings.home) / "secrets" / f"audit-{name}.witness"
+
+
+def _read_witness(path: Path) -> tuple[int, str] | None | str:
+    """(seq, MAC) of the last entry the witness saw; None without a file; "unreadable" if it cannot be read."""
+    try:
+        found = json.loads(path.read_text())
+        return int(found["seq"]), str(found["mac"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unreadable"
+
+
+def _write_witness(settings, path: Path, seq: int, mac: str) -> None:
+    """Replace the witness atomically: a new 0600 file, flushed to disk, renamed over the old one."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"catalog": _catalog_name(settings.catalog_url), "seq": seq, "mac": mac}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _home_lock(path: Path):
+    """An exclusive lock on `path` (flock) for the processes of one hub home: held from before the database's lock
+    until the witness is written, so witnesses are written in the order of their entries."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _safe_details(details: dict | None) -> dict:
@@ -84,6 +200,15 @@ def _safe_details(details: dict | None) -> dict:
 @cache
 def _ready(url: str) -> None:
     init_db(url)  # creates the audit tables too: importing this module put them on Base.metadata
+    # A catalog made before the head had its MAC: add the column (create_all leaves existing tables alone).
+    eng = engine(url)
+    if "mac" not in {c["name"] for c in inspect(eng).get_columns(AuditHead.__tablename__)}:
+        try:
+            with eng.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {AuditHead.__tablename__} ADD COLUMN mac VARCHAR(64)")
+        except DBAPIError:  # another process added it first
+            if "mac" not in {c["name"] for c in inspect(engine(url)).get_columns(AuditHead.__tablename__)}:
+                raise
 
 
 def record(settings, actor: str, role: str, action: str, *, dataset: str | None = None,
@@ -91,25 +216,41 @@ def record(settings, actor: str, role: str, action: str, *, dataset: str | None 
     """Append one entry and return its seq. A `sql` key in `details` is stored as `sql_sha256` and `sql_length`.
 
     Appends from many processes (API workers, Airflow tasks) stay one chain: each holds a database-wide write
-    lock from reading the head to committing, so no two entries get the same seq or the same predecessor.
+    lock from reading the head to committing (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so no
+    two entries get the same seq or the same predecessor. The processes of one hub home also hold a lock file
+    around that, until the witness names the new entry.
+
+    The witness moves forward only from an entry the chain still holds: after a cut tail or a replaced log it
+    stays where it was, and `verify` keeps saying so however many entries come after.
     """
     _ready(settings.catalog_url)
-    with session(settings.catalog_url) as s:
-        if engine(settings.catalog_url).dialect.name == "sqlite":
-            s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first INSERT
-        else:
-            s.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-        head = s.get(AuditHead, 1)
-        entry = AuditEntry(seq=head.seq + 1 if head else 1, at=utcnow(), actor=actor, role=role, action=action,
-                           dataset=dataset, details=_safe_details(details), client=client,
-                           prev_hash=head.hash if head else GENESIS)
-        entry.hash = _hash(entry)
-        s.add(entry)
-        if head is None:
-            s.add(AuditHead(id=1, seq=entry.seq, hash=entry.hash))
-        else:
-            head.seq, head.hash = entry.seq, entry.hash
-        s.commit()
+    key = _key(settings)
+    witness = witness_path(settings)
+    with _home_lock(witness.with_suffix(".lock")):
+        witnessed = _read_witness(witness)
+        with session(settings.catalog_url) as s:
+            if engine(settings.catalog_url).dialect.name == "sqlite":
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first INSERT
+            else:
+                s.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+            head = s.get(AuditHead, 1)
+            entry = AuditEntry(seq=head.seq + 1 if head else 1, at=utcnow(), actor=actor, role=role, action=action,
+                               dataset=dataset, details=_safe_details(details), client=client,
+                               prev_hash=head.hash if head else GENESIS)
+            entry.hash = _entry_mac(key, entry)
+            s.add(entry)
+            if head is None:
+                head = AuditHead(id=1)
+                s.add(head)
+            head.seq, head.hash, head.mac = entry.seq, entry.hash, _head_mac(key, entry.seq, entry.hash)
+            forward = witnessed is None or (
+                isinstance(witnessed, tuple)
+                and s.scalar(select(AuditEntry.hash).where(AuditEntry.seq == witnessed[0])) == witnessed[1])
+            s.commit()
+        # After the commit: a witness ahead of the log would be a false alarm forever. A crash just here leaves
+        # it one entry behind, which the next append mends.
+        if forward:
+            _write_witness(settings, witness, entry.seq, entry.hash)
         return entry.seq
 
 
@@ -155,38 +296,98 @@ def configuration(settings, actor: str, role: str, client: str | None = None) ->
 
 
 def verify(settings) -> dict:
-    """Walk the chain in seq order: `{"ok": True, "entries": n}`, or the first bad entry and its problem.
+    """Walk the chain in seq order, then check the head and the witness. What each wall catches, and what not:
 
-    Problems: `changed` (its fields do not match its hash), `missing before` (a gap in seq: entries deleted),
-    `unlinked` (its prev_hash is not the previous entry's hash: that entry was rewritten, or entries were
-    deleted and renumbered), `missing at end` (the head names later entries), `head mismatch` (entries not
-    written through `record`, or a rewritten last entry).
+    1. Each entry's `hash` is an HMAC-SHA256 of all its fields, `seq` and `prev_hash` included, under a key that
+       is not in the catalog database (HUB_AUDIT_KEY, else `secrets/audit.key` in the hub home). Catches an
+       edited entry, an inserted or forged one, two entries swapped (`moved`), and any rewrite of the chain by
+       someone without the key, whether with plain SHA-256 (`unkeyed`) or with a key of their own (`changed`).
+    2. The chain (`prev_hash` inside the MAC, `seq` without gaps) catches an entry deleted from the middle.
+    3. The head row (last seq and MAC, itself MACed) catches the last entries deleted when the head is left as
+       it was or forged. It cannot catch a rollback to an earlier state the hub did write (entries cut and the
+       head row copied back from before): nothing inside the database tells an old consistent state from now.
+    4. The witness (`witness_path`), a 0600 file in the hub home next to the key, holds the last seq and MAC an
+       append wrote, and only moves forward; the chain must hold that entry. Catches the rollback above, the
+       whole log deleted, and a log replaced by another. It misses appends whose process died between its
+       commit and the witness write, and appends by processes of another hub home (each home has its own).
+
+    None of them stops someone who has the key and can write the catalog database (and, for the witness, the
+    home): they can rewrite everything consistently. Keep the key and the witness where the database's
+    administrators cannot write, and back them up apart from the database. A catalog restored from an older
+    backup, or made anew, is a cut or replaced log to the witness: move the witness file away once you know why.
+
+    Intact: `{"ok": True, "entries": n, "unkeyed": k}`, k the entries from before the hub keyed its log (sealed
+    by the first keyed one). Else `{"ok": False, "entries": n, "first_bad": seq or None, "problem": p,
+    "detail": text}`, p one of PROBLEMS; seq None when the fault is not in one entry (no key, no witness).
     """
     _ready(settings.catalog_url)
+    key = _key(settings, create=False)  # a new key here would only make every entry look changed
+    witness = witness_path(settings)
+    witnessed = _read_witness(witness)  # before the log: the chain only grows, so it must hold what this names
     with session(settings.catalog_url) as s:
+        # One snapshot for the entries and the head, while others append.
+        if engine(settings.catalog_url).dialect.name == "sqlite":
+            s.connection().exec_driver_sql("BEGIN")
+        else:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         count = s.scalar(select(func.count()).select_from(AuditEntry))
+        last_seq = s.scalar(select(func.max(AuditEntry.seq))) or 0
 
-        def bad(seq: int, problem: str) -> dict:
-            return {"ok": False, "entries": count, "first_bad": seq, "problem": problem}
+        def bad(seq: int | None, problem: str, detail: str | None = None) -> dict:
+            return {"ok": False, "entries": count, "first_bad": seq, "problem": problem,
+                    "detail": detail or PROBLEMS[problem]}
 
-        expected_seq, prev_hash = 1, GENESIS
+        expected_seq, prev_hash, keyed, unkeyed, at_witness = 1, GENESIS, 0, 0, None
         entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000))
         for e in entries:
-            if e.hash != _hash(e):
+            if key is not None and hmac.compare_digest(e.hash, _entry_mac(key, e)):
+                keyed += 1
+            elif e.hash == _plain_hash(e) and not keyed:
+                unkeyed += 1  # from before the key; the first keyed entry's MAC covers it through prev_hash
+            elif e.hash == _plain_hash(e):
+                return bad(e.seq, "unkeyed", PROBLEMS["unkeyed"] + ", after entries under the key")
+            elif key is None:
+                return bad(None, "no key")
+            elif (moved := _written_as(key, e, last_seq)) is not None:
+                return bad(e.seq, "moved", f"its MAC was made for entry {moved}: entries were reordered, or "
+                                           "deleted and renumbered")
+            else:
                 return bad(e.seq, "changed")
             if e.seq != expected_seq:
                 return bad(e.seq, "missing before")
             if e.prev_hash != prev_hash:
                 return bad(e.seq, "unlinked")
+            if isinstance(witnessed, tuple) and e.seq == witnessed[0]:
+                at_witness = e.hash
             expected_seq, prev_hash = e.seq + 1, e.hash
         last_seq = expected_seq - 1
+        if count and not keyed:
+            return bad(1, "unkeyed", "the whole log is a plain SHA-256 chain: "
+                       + ("yet this hub's witness saw entries under the audit key, so it was rewritten by someone "
+                          "without the key" if isinstance(witnessed, tuple) else
+                          "written before the hub keyed its audit log (the next entry the hub records seals it), "
+                          "or rewritten by someone without the audit key"))
         head = s.get(AuditHead, 1)
         head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
         if head_seq > last_seq:
-            return bad(last_seq + 1, "missing at end")
+            return bad(last_seq + 1, "missing at end",
+                       f"the head row names entry {head_seq}, the log ends at entry {last_seq}: its tail was cut")
         if (head_seq, head_hash) != (last_seq, prev_hash):
             return bad(min(head_seq + 1, last_seq), "head mismatch")
-    return {"ok": True, "entries": count}
+        # Past here, with keyed entries, the last one is keyed (no plain entry may follow a keyed one).
+        if keyed and not (head.mac and hmac.compare_digest(head.mac, _head_mac(key, head.seq, head.hash))):
+            return bad(last_seq, "head changed")
+    if witnessed == "unreadable":
+        return bad(None, "witness unreadable")
+    if witnessed is None:
+        return bad(None, "no witness") if keyed else {"ok": True, "entries": count, "unkeyed": unkeyed}
+    witnessed_seq, witnessed_mac = witnessed
+    if witnessed_seq > last_seq:
+        return bad(last_seq + 1, "missing at end", f"the witness file saw entry {witnessed_seq}, the log ends at "
+                                                   f"entry {last_seq}: its tail was cut")
+    if at_witness != witnessed_mac:
+        return bad(witnessed_seq, "rewritten")
+    return {"ok": True, "entries": count, "unkeyed": unkeyed}
 
 
 def _public(e: AuditEntry) -> dict:

@@ -728,10 +728,15 @@ def router(settings) -> APIRouter:
         d, refused = overseen(p, dataset_id)
         if refused:
             return refused
+        from catalog import audit
+
         own = p.who.role == "agency" and p.who.agency == d.agency_code
+        offset = (page - 1) * QUARANTINE_PAGE_ROWS
         with session(settings.catalog_url) as s:
-            q = quarantine_summary(s, d, limit=QUARANTINE_PAGE_ROWS, offset=(page - 1) * QUARANTINE_PAGE_ROWS,
-                                   records=own)
+            q = quarantine_summary(s, d, limit=QUARANTINE_PAGE_ROWS, offset=offset, records=own)
+        # Records as received hold personal data: each page read is in the audit log, as the API's is.
+        audit.read(settings, p.who, client_of(request), "quarantine.read", d.id,
+                   {"run_id": q["run_id"], "rows": len(q["rows"]), "offset": offset, "records": own})
         title, _ = _localized(d, p.lang)
         return _private(render(p, "quarantine.html", d=d, q=q, own=own, title=title, page_number=page,
                                pages=max(1, math.ceil(q["rows_quarantined"] / QUARANTINE_PAGE_ROWS))))

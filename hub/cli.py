@@ -269,9 +269,11 @@ def cmd_audit_verify(settings: Settings, args) -> int:
 
     found = verify(settings)
     if found["ok"]:
-        print(f"audit log intact: {found['entries']} entries")
+        before = f", the first {found['unkeyed']} written before the audit key" if found["unkeyed"] else ""
+        print(f"audit log intact: {found['entries']} entries{before}")
         return 0
-    print(f"audit log broken at entry {found['first_bad']}: {found['problem']} ({found['entries']} entries)",
+    where = f"broken at entry {found['first_bad']}" if found["first_bad"] is not None else "cannot be verified"
+    print(f"audit log {where}: {found['problem']} ({found['entries']} entries)\n  {found['detail']}",
           file=sys.stderr)
     return 1
 
@@ -608,7 +610,8 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log of reads, downloads, queries and administration")
     audit = audit.add_subparsers(dest="action", required=True)
-    s = audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad entry")
+    s = audit.add_parser("verify", help="check the keyed chain, its head and its witness; exit 1 naming the "
+                                        "first bad entry")
     s.set_defaults(func=cmd_audit_verify)
     s = audit.add_parser("who-accessed", help="who read, downloaded or queried a dataset")
     s.add_argument("dataset")

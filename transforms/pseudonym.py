@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
-import time
 from pathlib import Path
 
 import pyarrow as pa
+
+from hub.keys import home_key
 
 __all__ = ["KEY_ENV", "PREFIX", "key", "pseudonym", "pseudonyms"]
 
@@ -25,25 +24,7 @@ def key(home: Path) -> bytes:
     Every hub process of one home uses the same key, so a person has one pseudonym in every dataset and every
     run; a new key gives everyone new pseudonyms.
     """
-    given = os.environ.get(KEY_ENV)
-    if given:
-        return given.encode()
-    path = home / _KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            # O_EXCL: of two processes making the key at once, one writes it and both read that one.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-    value = path.read_text().strip()
-    while not value:  # the other process has created the file and not yet written it
-        time.sleep(0.01)
-        value = path.read_text().strip()
-    return value.encode()
+    return home_key(home, KEY_ENV, _KEY_FILE)
 
 
 def pseudonym(value: str, secret: bytes) -> str:

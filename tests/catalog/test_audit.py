@@ -1,24 +1,28 @@
-"""The audit log: appends form one hash chain, `hub audit verify` names tampering, who accessed a dataset."""
+"""The audit log: appends form one keyed chain, `hub audit verify` names tampering, who accessed a dataset."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import re
+import stat
 import subprocess
 import sys
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from _served import hub, serve
-from catalog.audit import AuditEntry, _hash, record, verify, who_accessed
+from catalog.audit import AuditEntry, record, verify, who_accessed
 from catalog.db import Dataset, engine, init_db, session
 from catalog.identity import create_user
 from hub.settings import ROOT, Settings
 
 NIK = "3271012304850007"
+GENESIS = "0" * 64
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,48 @@ def sql(settings: Settings, statement: str, **params) -> list:
     with engine(settings.catalog_url).begin() as conn:
         result = conn.execute(text(statement), params)
         return result.mappings().all() if result.returns_rows else []
+
+
+# --- what someone who can write the catalog database, but has not the key, does -----------------------------
+
+def canonical(value) -> str:
+    """An entry's fields as the hub serializes them before hashing (the code is public: catalog/audit.py)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fields(e: AuditEntry, prev_hash: str) -> dict:
+    return {"seq": e.seq, "at": e.at.isoformat(timespec="microseconds"), "actor": e.actor, "role": e.role,
+            "action": e.action, "dataset": e.dataset, "details": e.details, "client": e.client,
+            "prev_hash": prev_hash}
+
+
+def plain_sha256(message: bytes) -> str:
+    return hashlib.sha256(message).hexdigest()
+
+
+def another_key(message: bytes) -> str:
+    return hmac.new(b"a key of the intruder's own", message, hashlib.sha256).hexdigest()
+
+
+def entries_of(settings: Settings) -> list[AuditEntry]:
+    with session(settings.catalog_url) as s:
+        return s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+
+
+def rewrite_chain(settings: Settings, digest, edit_seq: int, start: int = 1, stop: int | None = None) -> None:
+    """Change entry `edit_seq`'s actor, then recompute the hash and link of every entry from `start` (to `stop`,
+    else to the end, and the head), in SQL: a chain as consistent as one can make it without the hub's key."""
+    entries = entries_of(settings)
+    prev = GENESIS if start == 1 else entries[start - 2].hash
+    for e in entries[start - 1:stop]:
+        if e.seq == edit_seq:
+            e.actor = "someone_else"
+        digest_of = digest(canonical(fields(e, prev)).encode())
+        sql(settings, "UPDATE hub_audit_log SET actor = :actor, prev_hash = :prev, hash = :h WHERE seq = :seq",
+            actor=e.actor, prev=prev, h=digest_of, seq=e.seq)
+        prev = digest_of
+    if stop is None:
+        sql(settings, "UPDATE hub_audit_head SET seq = :seq, hash = :h", seq=entries[-1].seq, h=prev)
 
 
 def test_verify_passes_an_intact_log_and_names_the_first_changed_or_missing_entry(settings):
@@ -72,29 +118,151 @@ def test_verify_passes_an_intact_log_and_names_the_first_changed_or_missing_entr
         assert audit(settings, "verify").returncode == 0
 
 
-def test_a_rewritten_entry_with_a_recomputed_hash_breaks_the_link_to_the_next(settings):
-    for _ in range(3):
-        record(settings, "walidata", "steward", "standard.change", details={"standard": "penduduk@1.1.0"})
+def test_entries_are_macs_under_a_key_kept_in_the_home_never_in_the_catalog(tmp_path, catalog_url):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+    for i in range(3):
+        record(settings, "walidata", "steward", "standard.change", details={"standard": f"penduduk@1.{i}.0"})
+
+    key_file = tmp_path / "secrets" / "audit.key"
+    assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip().encode()
+    entries = entries_of(settings)
+    for e in entries:
+        message = canonical(fields(e, e.prev_hash)).encode()
+        assert e.hash == hmac.new(key, message, hashlib.sha256).hexdigest() != plain_sha256(message)
+    stored = repr(sql(settings, "SELECT * FROM hub_audit_log")) + repr(sql(settings, "SELECT * FROM hub_audit_head"))
+    assert key.decode() not in stored
+    # The witness of the last entry, outside the catalog next to the key: what a cut tail is checked against.
+    [witness] = (tmp_path / "secrets").glob("audit-*.witness")
+    assert stat.S_IMODE(witness.stat().st_mode) == 0o600
+    assert json.loads(witness.read_text())["seq"] == 3 and json.loads(witness.read_text())["mac"] == entries[-1].hash
+
+
+def test_the_key_may_come_from_the_environment_and_verify_needs_that_key(tmp_path, catalog_url, monkeypatch):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+    monkeypatch.setenv("HUB_AUDIT_KEY", "k" * 64)
+    for _ in range(2):
+        record(settings, "walidata", "steward", "user.create", details={"user": "analis"})
+    assert not (tmp_path / "secrets" / "audit.key").exists()
+
+    def verified(key: str | None) -> subprocess.CompletedProcess:
+        return hub(tmp_path, "audit", "verify", check=False,
+                   env={"HUB_CATALOG_URL": catalog_url, **({"HUB_AUDIT_KEY": key} if key else {})})
+
+    done = verified("k" * 64)
+    assert done.returncode == 0, done.stderr
+    done = verified("x" * 64)
+    assert done.returncode == 1 and "entry 1: changed" in done.stderr and "HUB_AUDIT_KEY" in done.stderr
+    done = verified(None)  # no key anywhere: verify says so and makes none
+    assert done.returncode == 1 and "no key" in done.stderr, done.stderr
+    assert not (tmp_path / "secrets" / "audit.key").exists() and "k" * 64 not in done.stderr + done.stdout
+
+
+def test_verify_names_two_swapped_entries(settings):
+    for i in range(5):
+        record(settings, f"analis{i}", "analyst", "download", dataset="penduduk", details={"format": "csv"})
+    sql(settings, "UPDATE hub_audit_log SET seq = -seq WHERE seq IN (3, 4)")
+    sql(settings, "UPDATE hub_audit_log SET seq = CASE seq WHEN -3 THEN 4 ELSE 3 END WHERE seq < 0")
+
+    done = audit(settings, "verify")
+    assert done.returncode == 1
+    assert "entry 3: moved" in done.stderr and "entry 4" in done.stderr.partition("entry 3: moved")[2], done.stderr
+
+
+def test_a_cut_tail_with_the_head_set_back_to_an_earlier_genuine_state_is_caught(settings):
+    for i in range(4):
+        record(settings, "analis", "analyst", "rows.read", dataset="penduduk", details={"rows": i})
+    earlier = dict(sql(settings, "SELECT * FROM hub_audit_head")[0])  # the head as it was, copied by the intruder
+    for i in range(2):
+        record(settings, "analis", "analyst", "rows.read", dataset="penduduk", details={"rows": 10 + i})
+
+    # The last two entries deleted and the head set back: inside the catalog, a state the hub did write.
+    sql(settings, "DELETE FROM hub_audit_log WHERE seq > 4")
+    sql(settings, "UPDATE hub_audit_head SET " + ", ".join(f"{k} = :{k}" for k in earlier if k != "id"), **earlier)
+    done = audit(settings, "verify")
+    assert done.returncode == 1
+    assert "entry 5: missing at end" in done.stderr and "witness" in done.stderr, done.stderr
+
+    # Entries appended after the cut do not hide it: the witness never moves back nor onto another chain.
+    record(settings, "analis", "analyst", "rows.read", dataset="penduduk", details={"rows": 20})
+    record(settings, "analis", "analyst", "rows.read", dataset="penduduk", details={"rows": 21})
+    done = audit(settings, "verify")
+    assert done.returncode == 1 and "entry 6: rewritten" in done.stderr, done.stderr
+
+    # The whole log deleted.
+    sql(settings, "DELETE FROM hub_audit_log")
+    sql(settings, "DELETE FROM hub_audit_head")
+    done = audit(settings, "verify")
+    assert done.returncode == 1 and "entry 1: missing at end" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("digest", [plain_sha256, another_key], ids=["plain-sha256", "another-key"])
+def test_a_whole_chain_rewritten_without_the_key_is_caught(settings, digest):
+    for i in range(4):
+        record(settings, f"analis{i}", "analyst", "rows.read", dataset="penduduk", details={"rows": i})
+    rewrite_chain(settings, digest, edit_seq=2)
+
+    done = audit(settings, "verify")
+    assert done.returncode == 1
+    named = "entry 1: unkeyed" if digest is plain_sha256 else "entry 1: changed"
+    assert named in done.stderr and "audit key" in done.stderr, done.stderr
+
+
+def test_a_tail_rewritten_with_plain_hashes_is_caught(settings):
+    for i in range(4):
+        record(settings, f"analis{i}", "analyst", "rows.read", dataset="penduduk", details={"rows": i})
+    rewrite_chain(settings, plain_sha256, edit_seq=3, start=3)
+    assert verify(settings)["ok"] is False
+    done = audit(settings, "verify")
+    assert done.returncode == 1 and "entry 3: unkeyed" in done.stderr, done.stderr
+
+
+def test_a_log_written_before_the_key_is_named_then_sealed_by_the_next_entry(settings):
+    # The tables as the hub made them before its log was keyed (the head had no MAC), and three entries then.
+    sql(settings, "CREATE TABLE hub_audit_head (id INTEGER NOT NULL PRIMARY KEY, seq INTEGER, hash VARCHAR(64))")
+    init_db(settings.catalog_url)
+    prev = GENESIS
     with session(settings.catalog_url) as s:
-        entry = s.get(AuditEntry, 2)
-        entry.actor = "someone_else"
-        entry.hash = _hash(entry)
+        for i in range(1, 4):
+            e = AuditEntry(seq=i, at=dt.datetime(2025, 1, i, 8, 0, 0, 123456), actor="operator1", role="operator",
+                           action="user.create", dataset=None, details={"user": f"user{i}"}, client="cli",
+                           prev_hash=prev)
+            e.hash = prev = plain_sha256(canonical(fields(e, e.prev_hash)).encode())
+            s.add(e)
         s.commit()
-    assert verify(settings) == {"ok": False, "entries": 3, "first_bad": 3, "problem": "unlinked"}
+    sql(settings, "INSERT INTO hub_audit_head (id, seq, hash) VALUES (1, 3, :h)", h=prev)
+
+    done = audit(settings, "verify")
+    assert done.returncode == 1
+    assert "entry 1: unkeyed" in done.stderr and "before" in done.stderr, done.stderr
+
+    record(settings, "operator1", "operator", "user.token", details={"user": "user1"})  # seals the three before it
+    done = audit(settings, "verify")
+    assert done.returncode == 0, done.stderr
+    assert "4 entries" in done.stdout and "3 written before the audit key" in done.stdout
+
+    # The old entries stay covered: the first keyed entry's MAC holds the hash of the last one before it.
+    rewrite_chain(settings, plain_sha256, edit_seq=2, start=2, stop=3)
+    done = audit(settings, "verify")
+    assert done.returncode == 1 and "entry 4: unlinked" in done.stderr, done.stderr
 
 
 def test_concurrent_appends_from_four_processes_keep_one_chain(settings):
-    worker = ("import sys\nfrom catalog.audit import record\nfrom hub.settings import Settings\n"
-              "settings = Settings(home=None, catalog_url=sys.argv[1], registry=None)\n"
+    worker = ("import sys\nfrom pathlib import Path\n"
+              "from catalog.audit import record\nfrom hub.settings import Settings\n"
+              "settings = Settings(home=Path(sys.argv[3]), catalog_url=sys.argv[1], registry=None)\n"
               "for i in range(50):\n"
               "    record(settings, sys.argv[2], 'system', 'download', dataset='penduduk', details={'i': i})\n")
     record(settings, "system", "system", "source.register", details={"source": "disdukcapil_siak"})
-    workers = [subprocess.Popen([sys.executable, "-c", worker, settings.catalog_url, f"worker{n}"], cwd=ROOT,
+    workers = [subprocess.Popen([sys.executable, "-c", worker, settings.catalog_url, f"worker{n}",
+                                 str(settings.home)], cwd=ROOT,
                                 stderr=subprocess.PIPE, text=True) for n in range(4)]
     for w in workers:
         assert w.wait(timeout=300) == 0, w.stderr.read()[-3000:]
 
-    assert verify(settings) == {"ok": True, "entries": 201}
+    assert verify(settings)["ok"] and verify(settings)["entries"] == 201
+    done = audit(settings, "verify")
+    assert done.returncode == 0 and "201 entries" in done.stdout, done.stderr
     rows = sql(settings, "SELECT seq, actor FROM hub_audit_log ORDER BY seq")
     assert [r["seq"] for r in rows] == list(range(1, 202))
     assert sorted(r["actor"] for r in rows[1:]) == sorted(f"worker{n}" for n in range(4) for _ in range(50))
@@ -206,3 +374,31 @@ def test_registrations_and_standards_are_logged_when_added_changed_or_removed(tm
     hub(tmp_path, "init", "--quiet", env=env)
     assert len(logged()) == len(first) + 3  # nothing new: nothing logged twice
     assert hub(tmp_path, "audit", "verify", env=env).returncode == 0
+
+
+def test_quarantine_reads_are_audited_through_the_api_and_the_portal(api, home, tokens, published):
+    """The quarantine holds records as the agencies sent them, personal data included: each read is logged."""
+    def cookie(name: str) -> dict:
+        return {"hub_token": tokens[name]["Authorization"].removeprefix("Bearer ")}
+
+    url = api + "/api/datasets/dinsos_dtks/quarantine"
+    own = httpx.get(url, headers=tokens["dinsos"], timeout=60)
+    assert own.status_code == 200
+    assert httpx.get(url, params={"limit": 2}, headers=tokens["walidata"], timeout=60).status_code == 200
+    assert httpx.get(url, headers=tokens["analis"], timeout=60).status_code == 403  # refused: not a read
+    assert httpx.get(api + "/dataset/dinsos_dtks/quarantine", cookies=cookie("dinsos"), timeout=60).status_code == 200
+
+    quarantined = published["dinsos_dtks"]["rows_quarantined"]
+    accessed = json.loads(hub(home, "audit", "who-accessed", "dinsos_dtks", "--json").stdout)
+    reads = [e for e in accessed if e["action"] == "quarantine.read"]
+    said = [(e["actor"], e["role"], e["client"], e["details"]["rows"], e["details"]["records"]) for e in reads]
+    assert said[-3:] == [
+        ("dinsos", "agency", "127.0.0.1", quarantined, True), ("walidata", "steward", "127.0.0.1", 2, False),
+        ("dinsos", "agency", "127.0.0.1", quarantined, True)]
+    assert {e["details"]["run_id"] for e in reads} == {own.json()["run_id"]}
+    assert not any(e["actor"] == "analis" for e in reads)
+    # The log says that records were shown, never what they held.
+    log = hub(home, "audit", "list", "--limit", "1000", "--json").stdout
+    personal = {r["record"].get(f) for r in own.json()["rows"] for f in ("NIK", "Nama Lengkap")} - {None, ""}
+    assert personal and not any(str(value) in log for value in personal)
+    assert hub(home, "audit", "verify").returncode == 0
