@@ -761,12 +761,14 @@ def router(settings) -> APIRouter:
         try:
             if dataset_id not in listed(settings, p.who):
                 raise NotFound(f"no dataset {dataset_id!r}", "dataset")
-            answer = subscribe(settings, dataset_id, channel, target, events)
+            answer = subscribe(settings, dataset_id, channel, target, events, who=p.who)
         except NotFound:
             return not_found(p, "no_dataset", dataset_id)
         except SubscriptionError as e:
             refused = {"channel": channel, "target": target, "events": events, "error": str(e), "field": e.field}
-            return _private(dataset_view(request, dataset_id, subscription=refused))
+            page = dataset_view(request, dataset_id, subscription=refused)
+            page.status_code = e.status  # 401: a webhook needs signing in; 429: a limit; else 422
+            return _private(page)
         with session(settings.catalog_url) as s:
             title, _ = _localized(s.get(Dataset, dataset_id), p.lang)
         return _private(render(p, "subscribed.html", answer=answer, title=title))

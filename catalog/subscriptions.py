@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -13,24 +14,29 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, Field
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select
+from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, delete, event, func, inspect, select, text,
+                        update)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
 from catalog.identity import Identity, caller
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError
 
 __all__ = [
-    "CHANNELS", "EVENTS", "Delivery", "NotFound", "Subscription", "SubscriptionError", "SubscriptionRequest",
-    "SubscriptionToken",
-    "confirm", "deliver_pending", "list_subscriptions", "notify", "router", "smtp_settings", "subscribe",
+    "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
+    "SubscriptionRequest", "SubscriptionToken", "TooManySubscriptions",
+    "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
+    "max_per_caller", "max_unconfirmed_per_address", "notify", "router", "smtp_settings", "subscribe",
     "unsubscribe",
 ]
 
@@ -39,7 +45,7 @@ log = logging.getLogger(__name__)
 CHANNELS = ("webhook", "email")
 EVENTS = ("published", "failed")
 QUICK_RETRIES = (0.5, 1.0)  # seconds before the second and third try within one round
-TIMEOUT = 5.0  # seconds, per HTTP request or SMTP conversation
+TIMEOUT = 5.0  # seconds, at most, per HTTP request or SMTP conversation (less when the receiver's round ends sooner)
 MAX_ATTEMPTS = 24  # eight rounds of three tries, the later rounds spread over about two hours
 RETRY_AFTER = dt.timedelta(minutes=1)  # before the second round; doubles each round
 CONFIRM_WITHIN = dt.timedelta(days=7)  # an e-mail address not confirmed by then is forgotten
@@ -58,6 +64,28 @@ class Subscription(Base):
     secret: Mapped[str | None] = mapped_column(String(64))  # webhooks: the HMAC key, so it is kept as is
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # webhooks: at creation
+    # The user whose token made it: what HUB_MAX_SUBSCRIPTIONS_PER_CALLER counts. None for an anonymous e-mail
+    # (its address's owner confirms it) and for subscriptions made before owners were kept.
+    owner: Mapped[str | None] = mapped_column(String(64))
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _add_owner_column(metadata, connection, **kw) -> None:
+    """create_all makes missing tables but never adds a column to an existing one: a catalog made before
+    subscriptions had owners gets the column here, empty for its older subscriptions (which count for nobody)."""
+    tables = inspect(connection)
+    if not tables.has_table(Subscription.__tablename__):
+        return
+    if "owner" in {c["name"] for c in tables.get_columns(Subscription.__tablename__)}:
+        return
+    if connection.dialect.name == "postgresql":  # another process may add it at the same time
+        connection.execute(text("ALTER TABLE hub_subscriptions ADD COLUMN IF NOT EXISTS owner VARCHAR(64)"))
+        return
+    try:
+        connection.execute(text("ALTER TABLE hub_subscriptions ADD COLUMN owner VARCHAR(64)"))
+    except OperationalError as e:
+        if "duplicate column" not in str(e):
+            raise
 
 
 class SubscriptionToken(Base):
@@ -89,7 +117,9 @@ class Delivery(Base):
 
 
 class SubscriptionError(HubError):
-    """A subscription request the hub refuses; `field` names what to fix."""
+    """A subscription request the hub refuses; `field` names what to fix, `status` is the HTTP answer's."""
+
+    status = 422
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -98,6 +128,55 @@ class SubscriptionError(HubError):
 
 class NotFound(SubscriptionError):
     """No such dataset, or a token that is unknown or already used."""
+
+    status = 404
+
+
+class NeedsToken(SubscriptionError):
+    """What an anonymous caller may not subscribe: a webhook."""
+
+    status = 401
+
+
+class TooManySubscriptions(SubscriptionError):
+    """A caller holds its most subscriptions, or an address has its most confirmations waiting."""
+
+    status = 429
+
+
+def _number(name: str, default, kind=int):
+    """A positive number from the environment; a wrong one is a configuration error naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}")
+    return value
+
+
+def max_per_caller() -> int:
+    """HUB_MAX_SUBSCRIPTIONS_PER_CALLER: how many subscriptions one user's tokens may hold, on all datasets."""
+    return _number("HUB_MAX_SUBSCRIPTIONS_PER_CALLER", 20)
+
+
+def max_unconfirmed_per_address() -> int:
+    """HUB_MAX_UNCONFIRMED_PER_ADDRESS: how many subscriptions of one e-mail address may wait for confirmation,
+    that is how many confirmation mails anyone can make the hub send to one inbox within a week."""
+    return _number("HUB_MAX_UNCONFIRMED_PER_ADDRESS", 3)
+
+
+def delivery_timeout() -> float:
+    """HUB_DELIVERY_TIMEOUT: seconds one receiver's round (its messages, with their quick retries) may take."""
+    return _number("HUB_DELIVERY_TIMEOUT", 30.0, float)
+
+
+def delivery_concurrency() -> int:
+    """HUB_DELIVERY_CONCURRENCY: how many receivers one delivery round serves at once."""
+    return _number("HUB_DELIVERY_CONCURRENCY", 8)
 
 
 @dataclass(frozen=True)
@@ -173,11 +252,14 @@ def _check_public_host(host: str) -> None:
         raise SubscriptionError(f"the webhook host {host!r} is not a public address", "target")
 
 
-def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENTS) -> dict:
-    """Subscribe `target` to `events` of a dataset.
+def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENTS, *, who: Identity) -> dict:
+    """Subscribe `target` to `events` of a dataset on behalf of `who`, the caller.
 
-    A webhook is active at once and its secret is returned here only. An e-mail address first gets a
-    confirmation mail and nothing else until its link is followed.
+    A webhook needs a token (an anonymous caller gets NeedsToken); it is active at once and its secret is
+    returned here only. An e-mail address first gets a confirmation mail and nothing else until its link is
+    followed, whoever asked. A caller with a token holds at most HUB_MAX_SUBSCRIPTIONS_PER_CALLER
+    subscriptions, and an address at most HUB_MAX_UNCONFIRMED_PER_ADDRESS unconfirmed ones
+    (TooManySubscriptions).
     """
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s:
@@ -197,6 +279,11 @@ def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENT
             raise SubscriptionError("target is not an e-mail address", "target")
         if smtp_settings().host is None:
             raise SubscriptionError("this hub sends no e-mail (HUB_SMTP_HOST is not set); use a webhook", "channel")
+    if channel == "webhook" and who.anonymous:
+        # A webhook is active at once, so it must be someone's, whose allowance it uses up.
+        raise NeedsToken("a webhook needs a token: send Authorization: Bearer TOKEN, or sign in on the portal; "
+                         "without one, subscribe an e-mail address, which is told nothing until it confirms",
+                         "channel")
     now = utcnow()
     with session(settings.catalog_url) as s, s.begin():
         _forget_unconfirmed(s, now)
@@ -207,9 +294,28 @@ def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENT
             if waiting is not None:  # one confirmation mail per address and dataset: no mail bombing
                 return {"id": waiting.id, "dataset": dataset_id, "channel": channel, "events": waiting.events,
                         "status": "awaiting_confirmation"}
+            # Across datasets too: the hub must not become a way to fill someone's inbox.
+            limit = max_unconfirmed_per_address()
+            unconfirmed = s.scalar(select(func.count()).select_from(Subscription).where(
+                Subscription.channel == "email", func.lower(Subscription.target) == target.lower(),
+                Subscription.confirmed_at.is_(None)))
+            if unconfirmed >= limit:
+                raise TooManySubscriptions(
+                    f"this address already has {unconfirmed} subscriptions waiting for confirmation, the most "
+                    f"the hub keeps for one address (HUB_MAX_UNCONFIRMED_PER_ADDRESS={limit}): follow the link in "
+                    f"a confirmation mail already sent, or ask again once they expire ({CONFIRM_WITHIN.days} days)",
+                    "target")
+        if not who.anonymous:
+            limit = max_per_caller()
+            held = s.scalar(select(func.count()).select_from(Subscription).where(Subscription.owner == who.name))
+            if held >= limit:
+                raise TooManySubscriptions(
+                    f"{who.name} already holds {held} subscriptions, the most one caller may hold "
+                    f"(HUB_MAX_SUBSCRIPTIONS_PER_CALLER={limit}): unsubscribe one first")
         sub = Subscription(id=uuid.uuid4().hex, dataset_id=dataset_id, channel=channel, target=target,
                            events=events, created_at=now, confirmed_at=now if channel == "webhook" else None,
-                           secret=secrets.token_hex(32) if channel == "webhook" else None)
+                           secret=secrets.token_hex(32) if channel == "webhook" else None,
+                           owner=None if who.anonymous else who.name)
         s.add(sub)
         s.flush()  # before its delivery: PostgreSQL checks the foreign key at once
         if channel == "email":
@@ -300,10 +406,11 @@ def _payload(s, dataset_id: str, event: str, details: dict, source: str) -> dict
 
 def notify(settings, dataset_id: str, event: str, details: dict) -> None:
     """Queue a message for every subscription to `event` of the dataset (and, for a failure, of the datasets
-    built from it), then try to deliver them now.
+    built from it). Nothing is sent here: the delivery step after the run sends them (`deliver_pending`).
 
+    Called from inside a publish, so it contacts no receiver: a slow or dead one must not hold up a run.
     `details` may hold `run_id`, `snapshot_id` and, for `failed`, `error` (an error class); nothing else of
-    it is sent. Never raises: a notification must not fail a publish; what is not delivered stays pending.
+    it is sent. Never raises: a notification must not fail a publish.
     """
     try:
         init_db(settings.catalog_url)
@@ -315,14 +422,16 @@ def notify(settings, dataset_id: str, event: str, details: dict) -> None:
                 if event in sub.events and sub.confirmed_at is not None
             ]
             s.add_all(queued)
-        _deliver(settings, [d.id for d in queued])
+        if queued:
+            log.info("subscriptions: %d %s messages about %s queued", len(queued), event, dataset_id)
     except Exception as e:
-        log.warning("subscriptions: notifying %s of %s failed: %s", event, dataset_id, type(e).__name__)
+        log.warning("subscriptions: queueing %s of %s failed: %s", event, dataset_id, type(e).__name__)
 
 
 def deliver_pending(settings, due_only: bool = True) -> dict:
-    """Try again the deliveries still pending (only those whose next attempt is due, unless `due_only` is
-    False): how many were delivered and how many failed for good now, and how many are still pending."""
+    """The delivery step: one round for the messages still pending (only those whose next attempt is due,
+    unless `due_only` is False). How many were delivered and how many failed for good now, and how many are
+    still pending. Receivers are served concurrently, each cut off after HUB_DELIVERY_TIMEOUT."""
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s, s.begin():
         _forget_unconfirmed(s, utcnow())
@@ -330,63 +439,156 @@ def deliver_pending(settings, due_only: bool = True) -> dict:
         if due_only:
             query = query.where(Delivery.next_attempt_at <= utcnow())
         ids = list(s.scalars(query.order_by(Delivery.created_at)))
-    outcome = _deliver(settings, ids)
+    outcome = _deliver(settings, ids, due_only)
     with session(settings.catalog_url) as s:
         pending = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "pending"))
     return {"delivered": outcome["delivered"], "failed": outcome["failed"], "pending": pending}
 
 
-def _deliver(settings, ids: list[str]) -> Counter:
-    """One round of up to three quick tries per delivery; what still fails waits for its next round."""
-    outcome: Counter = Counter()
+def _receiver(sub: Subscription) -> tuple:
+    """Who a message waits on: a webhook's server (scheme, host and port), or an e-mail's address."""
+    if sub.channel == "webhook":
+        parts = urlsplit(sub.target)
+        return "webhook", parts.scheme, (parts.hostname or "").lower(), parts.port
+    return "email", sub.target.lower()
+
+
+class _Job:
+    """One message in a round: how to send it, and what came of it."""
+
+    def __init__(self, delivery: Delivery, sub: Subscription) -> None:
+        self.delivery, self.sub = delivery, sub
+        self.send = None  # async (client, deadline) -> None; raises if not delivered
+        self.tries = 0
+        self.error: str | None = None
+        self.done = False  # its tries are over (delivered or not)
+
+
+def _deliver(settings, ids: list[str], due_only: bool = True) -> Counter:
+    """One round for the messages `ids`, in their order for each receiver: up to three quick tries each.
+
+    Receivers are served at once (at most HUB_DELIVERY_CONCURRENCY together), and each receiver's round is cut
+    off after HUB_DELIVERY_TIMEOUT, so a receiver that never answers holds up no other for longer than that.
+    What is not delivered waits for its next round.
+    """
+    limit, workers = delivery_timeout(), delivery_concurrency()
+    with session(settings.catalog_url) as s:
+        rows = s.execute(select(Delivery, Subscription).join(Subscription, Delivery.subscription_id == Subscription.id)
+                         .where(Delivery.id.in_(ids), Delivery.status == "pending")).all() if ids else []
+    order = {delivery_id: i for i, delivery_id in enumerate(ids)}
+    rows.sort(key=lambda row: order[row[0].id])
+    receivers: dict[tuple, list[_Job]] = {}
+    for delivery, sub in rows:
+        receivers.setdefault(_receiver(sub), []).append(_Job(delivery, sub))
+    # Claimed until the round surely ended: another delivery step running now (Airflow runs one after each
+    # publish, and every ten minutes) leaves these alone instead of sending them twice.
+    lease = utcnow() + dt.timedelta(seconds=limit * math.ceil(len(receivers) / workers) + 60)
+    claimed = _claim(settings, [d.id for d, _ in rows], lease, due_only)
     smtp = smtp_settings()
-    for delivery_id in ids:
-        # Nothing stays open in the catalog while a receiver is waited for.
-        with session(settings.catalog_url) as s:
-            delivery = s.get(Delivery, delivery_id)
-            sub = s.get(Subscription, delivery.subscription_id) if delivery else None
-        if delivery is None or sub is None or delivery.status != "pending":
-            continue
-        attempts, error = _attempt(settings, smtp, sub, delivery)
-        with session(settings.catalog_url) as s, s.begin():
-            delivery = s.get(Delivery, delivery_id)
-            if delivery is None:  # unsubscribed meanwhile
-                continue
-            delivery.attempts += attempts
-            delivery.last_error = error
-            if error is None:
-                delivery.status = "delivered"
-            elif delivery.attempts >= MAX_ATTEMPTS:
-                delivery.status = "failed"
-            else:
-                rounds = math.ceil(delivery.attempts / (len(QUICK_RETRIES) + 1))
-                delivery.next_attempt_at = utcnow() + RETRY_AFTER * 2 ** (rounds - 1)
-        outcome[delivery.status] += 1
-        level = logging.INFO if error is None else logging.WARNING
-        log.log(level, "subscriptions: delivery %s (%s %s to subscription %s) %s after %d attempts%s",
-                delivery.id, delivery.event, sub.channel, sub.id, delivery.status, delivery.attempts,
-                f": {error}" if error else "")
+    rounds = []
+    for jobs in receivers.values():
+        jobs = [job for job in jobs if job.delivery.id in claimed]
+        for job in jobs:
+            try:
+                job.send = _webhook_sender(job.sub, job.delivery) if job.sub.channel == "webhook" \
+                    else _mail_sender(settings, smtp, job.sub, job.delivery)
+            except Exception as e:  # e.g. no SMTP server set up in this process
+                job.tries, job.error, job.done = 1, _describe(e), True
+        if jobs:
+            rounds.append(jobs)
+    if rounds:
+        _run(_round(rounds, limit, workers))
+    outcome: Counter = Counter()
+    for job in (job for jobs in rounds for job in jobs):
+        outcome[_record(settings, job)] += 1
     return outcome
 
 
-def _attempt(settings, smtp: Smtp, sub: Subscription, delivery: Delivery) -> tuple[int, str | None]:
-    """Send, trying again after each wait of QUICK_RETRIES: the tries made, and None or the last error."""
-    try:
-        if sub.channel == "webhook":
-            send = _webhook_sender(sub, delivery)
+def _claim(settings, ids: list[str], until: dt.datetime, due_only: bool) -> set[str]:
+    """Take the pending messages `ids` for this round (their next attempt moved to `until`): those taken."""
+    taken = set()
+    with session(settings.catalog_url) as s, s.begin():
+        for delivery_id in ids:
+            query = update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "pending")
+            if due_only:
+                query = query.where(Delivery.next_attempt_at <= utcnow())
+            if s.execute(query.values(next_attempt_at=until)).rowcount:
+                taken.add(delivery_id)
+    return taken
+
+
+def _record(settings, job: _Job) -> str:
+    """Write what came of one message to the outbox: its status now."""
+    with session(settings.catalog_url) as s, s.begin():
+        delivery = s.get(Delivery, job.delivery.id)
+        if delivery is None:  # unsubscribed meanwhile
+            return "gone"
+        if job.tries == 0:  # its receiver's round was cut before this message's turn: due again at once
+            delivery.next_attempt_at = utcnow()
+            return delivery.status
+        delivery.attempts += job.tries
+        delivery.last_error = job.error
+        if job.error is None:
+            delivery.status = "delivered"
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = "failed"
         else:
-            send = _mail_sender(settings, smtp, sub, delivery)
-    except Exception as e:  # e.g. no SMTP server set up in this process
-        return 1, _describe(e)
-    error = None
-    for tries, wait in enumerate((0, *QUICK_RETRIES), start=1):
-        time.sleep(wait)
+            rounds = math.ceil(delivery.attempts / (len(QUICK_RETRIES) + 1))
+            delivery.next_attempt_at = utcnow() + RETRY_AFTER * 2 ** (rounds - 1)
+    level = logging.INFO if job.error is None else logging.WARNING
+    log.log(level, "subscriptions: delivery %s (%s %s to subscription %s) %s after %d attempts%s",
+            delivery.id, delivery.event, job.sub.channel, job.sub.id, delivery.status, delivery.attempts,
+            f": {job.error}" if job.error else "")
+    return delivery.status
+
+
+def _run(coroutine):
+    """Run a coroutine to its end from synchronous code, also where this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _round(rounds: list[list[_Job]], limit: float, workers: int) -> None:
+    """Each receiver's messages in turn, receivers concurrently; a receiver's turn ends after `limit` s."""
+    import httpx
+
+    gate = asyncio.Semaphore(workers)
+
+    async def serve(jobs: list[_Job]) -> None:
+        async with gate:
+            deadline = time.monotonic() + limit
+            try:
+                async with asyncio.timeout(limit):
+                    for job in jobs:
+                        if not job.done:
+                            await _attempt(job, client, deadline)
+            except TimeoutError:  # the message being sent stays pending; those after it were not tried
+                for job in jobs:
+                    if job.tries and not job.done:
+                        job.error = f"timed out: the receiver's round took over {limit:g} s (HUB_DELIVERY_TIMEOUT)"
+                        job.done = True
+
+    # Redirects are not followed: the target was checked as a public address, where it points to was not.
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        await asyncio.gather(*(serve(jobs) for jobs in rounds))
+
+
+async def _attempt(job: _Job, client, deadline: float) -> None:
+    """Send, trying again after each wait of QUICK_RETRIES; `job` keeps the tries and the last error."""
+    for wait in (0, *QUICK_RETRIES):
+        await asyncio.sleep(wait)
+        job.tries += 1
         try:
-            send()
-            return tries, None
+            await job.send(client, deadline)
+            job.error, job.done = None, True
+            return
         except Exception as e:
-            error = _describe(e)
-    return tries, error
+            job.error = _describe(e)
+    job.done = True
 
 
 class _Refused(Exception):
@@ -404,18 +606,22 @@ def _signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _webhook_sender(sub: Subscription, delivery: Delivery):
-    import httpx
+def _remaining(deadline: float) -> float:
+    return max(0.05, min(TIMEOUT, deadline - time.monotonic()))
 
+
+def _webhook_sender(sub: Subscription, delivery: Delivery):
     body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "interop-hub",
                "X-Hub-Event": delivery.event, "X-Hub-Delivery": delivery.id,
                "X-Hub-Signature-256": _signature(sub.secret, body)}
 
-    def send() -> None:
-        _check_public_host(urlsplit(sub.target).hostname)  # the name may point elsewhere by now
-        answer = httpx.post(sub.target, content=body, timeout=TIMEOUT,
-                            headers={**headers, "X-Hub-Timestamp": str(int(time.time()))})
+    async def send(client, deadline: float) -> None:
+        # The name may point elsewhere by now. The lookup runs in a thread, which a cut round leaves to the
+        # resolver's own timeout; the request itself is cancelled at once.
+        await asyncio.to_thread(_check_public_host, urlsplit(sub.target).hostname)
+        answer = await client.post(sub.target, content=body, timeout=_remaining(deadline),
+                                   headers={**headers, "X-Hub-Timestamp": str(int(time.time()))})
         if not answer.is_success:
             raise _Refused(f"HTTP {answer.status_code}")
 
@@ -431,15 +637,34 @@ def _mail_sender(settings, smtp: Smtp, sub: Subscription, delivery: Delivery):
     purpose = "confirm" if delivery.event == "confirm" else "unsubscribe"
     message = _mail(smtp.sender, sub.target, delivery, _mint(settings, sub.id, purpose))
 
-    def send() -> None:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT) as client:
-            if smtp.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if smtp.user:
-                client.login(smtp.user, smtp.password or "")
-            client.send_message(message)
+    def converse(deadline: float) -> None:
+        with smtplib.SMTP(timeout=_remaining(deadline)) as client:
+            # smtplib blocks and a socket timeout bounds each read, not the conversation: at the deadline the
+            # socket is shut, which ends whatever the server is slowly answering.
+            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _hang_up, [client])
+            watchdog.start()
+            try:
+                client.connect(smtp.host, smtp.port)
+                if smtp.starttls:
+                    client.starttls(context=ssl.create_default_context())
+                if smtp.user:
+                    client.login(smtp.user, smtp.password or "")
+                client.send_message(message)
+            finally:
+                watchdog.cancel()
+
+    async def send(client, deadline: float) -> None:
+        await asyncio.to_thread(converse, deadline)
 
     return send
+
+
+def _hang_up(client) -> None:
+    if client.sock is not None:
+        try:
+            client.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _mail(sender: str, to: str, delivery: Delivery, token: str):
@@ -500,7 +725,8 @@ def list_subscriptions(settings) -> list[dict]:
         counts = Counter(s.execute(select(Delivery.subscription_id, Delivery.status)).tuples())
         return [
             {"id": sub.id, "dataset": sub.dataset_id, "channel": sub.channel, "target": _masked_target(sub),
-             "events": sub.events, "confirmed": sub.confirmed_at is not None, "created_at": sub.created_at,
+             "events": sub.events, "confirmed": sub.confirmed_at is not None, "owner": sub.owner,
+             "created_at": sub.created_at,
              **{status: counts[(sub.id, status)] for status in ("pending", "delivered", "failed")}}
             for sub in s.scalars(select(Subscription).order_by(Subscription.dataset_id, Subscription.created_at))
         ]
@@ -520,13 +746,14 @@ def router(settings):
 
     current = caller(settings)
 
-    def answer(call, *args) -> dict:
+    def answer(call, *args, **kwargs) -> dict:
         try:
-            return call(settings, *args)
-        except NotFound as e:
-            raise HTTPException(404, str(e)) from None
+            return call(settings, *args, **kwargs)
         except SubscriptionError as e:
-            raise HTTPException(422, [{"loc": ["body", e.field], "msg": str(e), "type": "value_error"}]) from None
+            if e.status == 422:  # shaped as FastAPI's own validation errors
+                raise HTTPException(422, [{"loc": ["body", e.field], "msg": str(e), "type": "value_error"}]) from None
+            raise HTTPException(e.status, str(e),
+                                headers={"WWW-Authenticate": "Bearer"} if e.status == 401 else None) from None
 
     init_db(settings.catalog_url)
     api = APIRouter(tags=["subscriptions"])
@@ -534,11 +761,13 @@ def router(settings):
     @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201)
     def create_subscription(dataset_id: str, request: SubscriptionRequest,
                             who: Identity = Depends(current)) -> dict:
-        """Subscribe a webhook (active at once; its signing secret is shown in this answer only) or an e-mail
-        address (sent a confirmation link first) to a dataset's new versions and source failures."""
+        """Subscribe a webhook (with a token only; active at once; its signing secret is shown in this answer
+        only) or an e-mail address (sent a confirmation link first) to a dataset's new versions and source
+        failures. 401: a webhook without a token; 429: the caller holds its most subscriptions, or the address
+        has its most confirmations waiting."""
         if dataset_id not in listed(settings, who):  # a `rahasia` dataset only for those cleared for it
             raise HTTPException(404, f"no dataset {dataset_id!r}")
-        return answer(subscribe, dataset_id, request.channel, request.target, request.events)
+        return answer(subscribe, dataset_id, request.channel, request.target, request.events, who=who)
 
     # Both act only on POST: mail scanners and link previews open links with GET.
     @api.post("/api/subscriptions/confirm")

@@ -56,6 +56,23 @@ def _fail_fast(error: Exception):
     raise error
 
 
+def _deliver_after(work) -> None:
+    """A `deliver` task after `work`: sends the subscription messages its publish (or failure) queued.
+
+    Publishing only queues them, so a slow receiver never holds up a publish or the Asset event after it.
+    A teardown task runs whether `work` succeeded or failed (failures are news too), and Airflow leaves it out
+    of the DAG run's state: a receiver that is down never fails the run.
+    """
+
+    @task(task_id="deliver", retries=0)  # what it does not deliver waits for the subscriptions__deliver DAG
+    def deliver_task() -> dict:
+        from catalog.subscriptions import deliver_pending
+
+        return deliver_pending(load_settings())
+
+    work >> deliver_task().as_teardown()
+
+
 def source_dag(source):
     @dag(
         dag_id=source_dag_id(source.id),
@@ -95,7 +112,7 @@ def source_dag(source):
                 record_failure(settings, source.id, run_id, e)
                 _fail_fast(e)
 
-        stage_task() >> publish_task()
+        _deliver_after(stage_task() >> publish_task())
 
     return pipeline()
 
@@ -128,7 +145,7 @@ def standard_dag(standard: str, source_ids: list[str]):
                 record_failure(settings, standard, run_id, e, kind="integration")
                 _fail_fast(e)
 
-        integrate_task()
+        _deliver_after(integrate_task())
 
     return integration()
 
@@ -159,7 +176,7 @@ def indicator_dag(indicator, assets: list[Asset]):
             except Exception as e:
                 _fail_fast(e)
 
-        build_task()
+        _deliver_after(build_task())
 
     return indicator_build()
 
@@ -177,7 +194,8 @@ DELIVERIES_DAG_ID = "subscriptions__deliver"
 
 
 def deliveries_dag():
-    """Retry the subscription messages a receiver or mail server did not take at once (backoff per message)."""
+    """Retry the subscription messages a receiver or mail server did not take in the `deliver` task after their
+    publish (backoff per message)."""
 
     @dag(
         dag_id=DELIVERIES_DAG_ID,

@@ -44,20 +44,43 @@ def cmd_init(settings: Settings, args) -> None:
         print(f"hub home {settings.home}: Airflow DB migrated, catalog and warehouse ready")
 
 
+def _deliver_queued(settings: Settings) -> None:
+    """The delivery step after a run: the subscription messages its publish or failure queued (and any other
+    due), sent once the run's outcome is committed and printed. Never fails the command."""
+    from catalog.subscriptions import deliver_pending
+
+    sys.stdout.flush()
+    try:
+        counts = deliver_pending(settings)
+    except Exception as e:  # the run's own outcome stands; the subscriptions__deliver DAG tries again
+        print(f"hub: subscription messages not sent now ({type(e).__name__}); `hub subscriptions deliver` "
+              "sends them later", file=sys.stderr)
+        return
+    if counts["delivered"] or counts["failed"] or counts["pending"]:
+        print(f"subscriptions: {counts['delivered']} delivered, {counts['pending']} still pending, "
+              f"{counts['failed']} failed for good", file=sys.stderr)
+
+
 def cmd_run(settings: Settings, args) -> None:
     from hub.pipeline import run_source
 
-    result = run_source(settings, args.source)
-    if args.json:
-        _print_json(result.as_dict())
-    else:
-        _summary_table([result.as_dict()])
+    try:
+        result = run_source(settings, args.source)
+        if args.json:
+            _print_json(result.as_dict())
+        else:
+            _summary_table([result.as_dict()])
+    finally:  # a failed run's subscribers are told too
+        _deliver_queued(settings)
 
 
 def cmd_integrate(settings: Settings, args) -> None:
     from hub.pipeline import integrate
 
-    _print_json(integrate(settings, args.standard))
+    try:
+        _print_json(integrate(settings, args.standard))
+    finally:
+        _deliver_queued(settings)
 
 
 def cmd_demo(settings: Settings, args) -> None:
@@ -164,7 +187,10 @@ def cmd_indicators_list(settings: Settings, args) -> None:
 def cmd_indicators_build(settings: Settings, args) -> None:
     from hub.indicators import build_indicator
 
-    _print_json(build_indicator(settings, args.indicator))
+    try:
+        _print_json(build_indicator(settings, args.indicator))
+    finally:
+        _deliver_queued(settings)
 
 
 def cmd_catalog_list(settings: Settings, args) -> None:
@@ -193,6 +219,7 @@ def cmd_subscriptions_list(settings: Settings, args) -> None:
     _print_list(list_subscriptions(settings), args.json,
                 lambda s: f"{s['id']}  {s['dataset']:<20} {s['channel']:<7} {s['target']:<32} "
                           f"{','.join(s['events']):<16} {'confirmed' if s['confirmed'] else 'unconfirmed':<11} "
+                          f"{s['owner'] or '(no token)':<16} "
                           f"{s['delivered']} delivered, {s['pending']} pending, {s['failed']} failed")
 
 

@@ -33,7 +33,8 @@ def test_dag_bag_has_no_import_errors_and_one_dag_per_source_standard_and_indica
     assert set(bag.dag_ids) == {*map(source_dag_id, SOURCES), *map(standard_dag_id, STANDARDS),
                                 *map(indicator_dag_id, INDICATORS), DELIVERIES_DAG_ID}
     source = bag.get_dag(source_dag_id("dinsos_dtks"))
-    assert [t.task_id for t in source.topological_sort()] == ["stage", "publish"]
+    assert [t.task_id for t in source.topological_sort()] == ["stage", "publish", "deliver"]
+    assert source.get_task("deliver").is_teardown  # runs after a failed publish too, and never fails the run
     assert source.get_task("publish").outlets == [harmonized_asset("dinsos_dtks")]
 
 
@@ -140,3 +141,82 @@ def test_demo_runs_every_source_through_airflow(session_home):
     with session(settings.catalog_url) as s:
         after = {d.id: (d.snapshot_id, d.row_count) for d in s.scalars(select(Dataset))}
     assert after == before
+
+
+def test_a_source_dag_delivers_after_its_publish_and_cuts_a_stalling_receiver(bag, session_home, monkeypatch):
+    """Through real DAG runs: the publish task only queues; the deliver task after it sends, and a receiver
+    that never answers is cut at its timeout while another gets its message. A failed run is told too."""
+    import datetime as dt
+    import json
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    from _webhooks import Receiver
+    from catalog.identity import Identity
+    from catalog.subscriptions import Delivery, subscribe, unsubscribe
+    from demo.agencies import build
+    from hub.errors import HubError
+    from hub.orchestrate import run_dag
+
+    monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers are on loopback
+    monkeypatch.setenv("HUB_DELIVERY_TIMEOUT", "1")
+    settings = load_settings()
+    export = build(settings.home, people_count=480, dinsos_count=120)["dinsos"]
+    dag = bag.get_dag(source_dag_id("dinsos_dtks"))
+    log = session_home / "airflow" / "logs" / "deliveries.log"
+    run_dag(dag, log)  # whatever ran before, the dataset exists now
+
+    def tasks_of(run_id: str) -> dict:
+        with create_session() as s:
+            return {t.task_id: t for t in s.scalars(select(TaskInstance).where(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id))}
+
+    with Receiver() as fast, Receiver(stall=60) as stalling:
+        analyst = Identity(name="analis", role="analyst", agency=None)
+        hooks = [subscribe(settings, "dinsos_dtks", "webhook", fast.url + "/fast", who=analyst),
+                 subscribe(settings, "dinsos_dtks", "webhook", stalling.url + "/slow", ["published"], who=analyst)]
+        delays = {task.task_id: task.retry_delay for task in dag.tasks}
+        try:
+            lines = export.read_bytes().split(b"\r\n")  # one registrant fewer: a new version
+            export.write_bytes(b"\r\n".join(lines[:2] + lines[3:]))
+            time.sleep(1)  # a distinct logical date
+            started = time.monotonic()
+            run_id = run_dag(dag, log)
+            took = time.monotonic() - started
+            tasks = tasks_of(run_id)
+            assert {k: t.state for k, t in tasks.items()} == {"stage": "success", "publish": "success",
+                                                             "deliver": "success"}
+            # Neither receiver heard anything before the publish task had ended.
+            [told], [held] = fast.on("/fast"), stalling.on("/slow")
+            assert told["wall"] > tasks["publish"].end_date and held["wall"] > tasks["publish"].end_date
+            assert told["wall"] >= tasks["deliver"].start_date
+            assert json.loads(told["body"])["event"] == "published"
+            assert took < 55, took  # the stalling receiver was cut at its 1 s, not waited for (60 s)
+            with session(settings.catalog_url) as s:
+                waiting = {d.subscription_id: d for d in s.scalars(select(Delivery))}
+            assert waiting[hooks[0]["id"]].status == "delivered"
+            assert waiting[hooks[1]["id"]].status == "pending" and "timed out" in waiting[hooks[1]["id"]].last_error
+
+            # The agency's file is gone: the run fails, its subscribers are told by the same deliver task, and
+            # the DAG run still ends failed.
+            export.rename(export.with_suffix(".moved"))
+            for task in dag.tasks:  # Airflow's retries of the stage, without their minutes of waiting
+                task.retry_delay = dt.timedelta(0)
+            time.sleep(1)
+            with pytest.raises(HubError, match="ended failed"):
+                run_dag(dag, log)
+            with create_session() as s:
+                failed = s.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id).order_by(DagRun.id.desc())).first()
+            assert {k: t.state for k, t in tasks_of(failed.run_id).items()} == {
+                "stage": "failed", "publish": "upstream_failed", "deliver": "success"}
+            news = json.loads(fast.on("/fast")[-1]["body"])
+            assert news["event"] == "failed" and news["run_id"] == failed.run_id
+        finally:
+            if export.with_suffix(".moved").exists():
+                export.with_suffix(".moved").rename(export)
+            for task in dag.tasks:
+                task.retry_delay = delays[task.task_id]
+            for hook in hooks:  # leave the session's catalog without receivers that are gone
+                unsubscribe(settings, hook["unsubscribe_url"].partition("token=")[2])

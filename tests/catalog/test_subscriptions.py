@@ -11,9 +11,8 @@ import html
 import json
 import re
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -22,12 +21,17 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from _served import free_port, hub, serve
-from catalog.subscriptions import SubscriptionError, subscribe
+from _webhooks import Receiver
+from catalog.identity import Identity
+from catalog.subscriptions import (NeedsToken, SubscriptionError, TooManySubscriptions, confirm, deliver_pending,
+                                   list_subscriptions, notify, subscribe, unsubscribe)
 from hub.settings import ROOT, Settings
 
 ADDRESS = "analis@bappeda.example.go.id"
 SMTP_USER, SMTP_PASSWORD = "hub", "rahasia-smtp"
 PAYLOAD_KEYS = {"event", "dataset", "title", "snapshot_id", "run_id", "rows", "at", "links"}
+ANALYST = Identity(name="analis", role="analyst", agency=None)
+STEWARD = Identity(name="walidata", role="steward", agency=None)
 
 
 class Mailbox:
@@ -61,43 +65,17 @@ def mailbox():
     controller.stop()
 
 
-class Receiver:
-    """A webhook receiver: answers each path with the statuses planned for it, then 200; keeps every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.plans: dict[str, list[int]] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                plan = receiver.plans.get(self.path, [])
-                status = plan.pop(0) if plan else 200
-                receiver.requests.append({"path": self.path, "at": time.monotonic(), "headers": dict(self.headers),
-                                          "body": body, "status": status})
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def on(self, path: str) -> list[dict]:
-        return [r for r in self.requests if r["path"] == path]
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+def stalling():
+    """A receiver that keeps every request waiting a minute, as a dead or overloaded one does."""
+    with Receiver(stall=60) as r:
+        yield r
 
 
 class Hub:
@@ -111,7 +89,8 @@ class Hub:
                     "HUB_SMTP_HOST": "127.0.0.1", "HUB_SMTP_PORT": str(smtp_port),
                     "HUB_SMTP_FROM": "walidata@kotabogor.example.go.id", "HUB_SMTP_USER": SMTP_USER,
                     "HUB_SMTP_PASSWORD": SMTP_PASSWORD,
-                    "HUB_WEBHOOK_ALLOW_PRIVATE": "1"}  # the receiver is on loopback
+                    "HUB_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on loopback
+                    "HUB_MAX_SUBSCRIPTIONS_PER_CALLER": "2"}
         self.outputs: list[str] = []  # everything the hub printed or logged
         self.server = None
 
@@ -181,12 +160,14 @@ def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url
     first = hub.run("dinsos_dtks")
     assert first["status"] == "published"
     hub("integrate", "penduduk")
+    token = re.search(r"hub_[0-9a-f]{12}_[\w-]+", hub("users", "create", "bappeda", "--role", "analyst").stdout)[0]
     hub.serve()
     try:
         api = hub.base + "/api"
 
-        def subscribe_via_api(dataset: str, **body) -> httpx.Response:
-            return httpx.post(f"{api}/datasets/{dataset}/subscriptions", json=body, timeout=30)
+        def subscribe_via_api(dataset: str, token: str | None = None, **body) -> httpx.Response:
+            return httpx.post(f"{api}/datasets/{dataset}/subscriptions", json=body, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"} if token else None)
 
         # Requests the hub refuses, each with a message naming what to fix.
         assert subscribe_via_api("tidak_ada", channel="webhook", target=receiver.url).status_code == 404
@@ -199,13 +180,19 @@ def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url
             assert refused.status_code == 422, body
             assert refused.json()["detail"][0]["loc"] == ["body", field]
         assert mailbox.messages == []
+        # A webhook is someone's: without a token, none.
+        anonymous = subscribe_via_api("dinsos_dtks", channel="webhook", target=receiver.url + "/dinsos")
+        assert anonymous.status_code == 401 and "a webhook needs a token" in anonymous.json()["detail"]
+        assert anonymous.headers["www-authenticate"] == "Bearer"
 
-        hook = subscribe_via_api("dinsos_dtks", channel="webhook", target=receiver.url + "/dinsos",
+        hook = subscribe_via_api("dinsos_dtks", token, channel="webhook", target=receiver.url + "/dinsos",
                                  events=["published", "failed"])
         assert hook.status_code == 201, hook.text
         hook = hook.json()
         assert hook["status"] == "active" and len(hook["secret"]) >= 32
-        integrated = subscribe_via_api("penduduk", channel="webhook", target=receiver.url + "/penduduk").json()
+        integrated = subscribe_via_api("penduduk", token, channel="webhook", target=receiver.url + "/penduduk").json()
+        over = subscribe_via_api("penduduk", token, channel="webhook", target=receiver.url + "/third")
+        assert over.status_code == 429 and "(HUB_MAX_SUBSCRIPTIONS_PER_CALLER=2)" in over.json()["detail"]
         mail = subscribe_via_api("dinsos_dtks", channel="email", target=ADDRESS)
         assert mail.status_code == 201 and mail.json()["status"] == "awaiting_confirmation"
         assert "secret" not in mail.json() and ADDRESS not in mail.text
@@ -263,6 +250,7 @@ def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url
 
         listed = {s["id"]: s for s in json.loads(hub("subscriptions", "list", "--json").stdout)}
         assert listed[hook["id"]]["pending"] == 1 and listed[hook["id"]]["delivered"] == 1
+        assert listed[hook["id"]]["owner"] == "bappeda" and listed[mail.json()["id"]]["owner"] is None
         assert listed[mail.json()["id"]]["target"] == "a***@bappeda.example.go.id"
         assert "0 delivered, 1 still pending" in hub("subscriptions", "deliver").stdout  # not due yet
         assert "1 delivered, 0 still pending" in hub("subscriptions", "deliver", "--all").stdout
@@ -311,20 +299,30 @@ def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url
     assert not [text for text in [*bodies, *hub.outputs] if ADDRESS in text]
 
 
-def test_webhooks_to_the_hubs_own_network_are_refused(tmp_path, monkeypatch):
-    """A public form must not make the hub call hosts inside its network (SSRF)."""
+def _catalog(tmp_path: Path, catalog_url: str, *datasets: str) -> Settings:
+    """A catalog holding only the entries of `datasets`: enough to subscribe to them."""
     from catalog.db import Dataset, init_db, session
 
-    monkeypatch.delenv("HUB_WEBHOOK_ALLOW_PRIVATE", raising=False)
-    settings = Settings(home=tmp_path, catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}", registry=ROOT)
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT)
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s, s.begin():
-        s.add(Dataset(id="penduduk", kind="integrated", title="Penduduk", standard="penduduk",
-                      standard_version="1.0.0", classification="terbatas", table_identifier="integrated.penduduk"))
+        s.add_all(Dataset(id=d, kind="integrated", title=d.title(), standard=d, standard_version="1.0.0",
+                          classification="terbatas", table_identifier=f"integrated.{d}") for d in datasets)
+    return settings
+
+
+def _token(link: str) -> str:
+    return link.partition("token=")[2]
+
+
+def test_webhooks_to_the_hubs_own_network_are_refused(tmp_path, monkeypatch):
+    """A public form must not make the hub call hosts inside its network (SSRF)."""
+    monkeypatch.delenv("HUB_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    settings = _catalog(tmp_path, f"sqlite:///{tmp_path / 'catalog.db'}", "penduduk")
     for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/",
                 "http://[::1]/hook", "http://localhost/hook"):
         with pytest.raises(SubscriptionError, match="not a public address"):
-            subscribe(settings, "penduduk", "webhook", url)
+            subscribe(settings, "penduduk", "webhook", url, who=ANALYST)
 
 
 def test_a_failed_run_is_told_once_whatever_its_retries(demo_settings, receiver, monkeypatch):
@@ -333,9 +331,172 @@ def test_a_failed_run_is_told_once_whatever_its_retries(demo_settings, receiver,
 
     monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # the receiver is on loopback
     run_source(demo_settings, "dinsos_dtks")
-    hook = subscribe(demo_settings, "dinsos_dtks", "webhook", receiver.url + "/dtks", ["failed"])
+    hook = subscribe(demo_settings, "dinsos_dtks", "webhook", receiver.url + "/dtks", ["failed"], who=ANALYST)
     for _ in range(3):  # Airflow retries a task under the same run id
         record_failure(demo_settings, "dinsos_dtks", "run-1", RetriableSourceError("source dinsos_dtks: timed out"))
     record_failure(demo_settings, "dinsos_dtks", "run-2", RetriableSourceError("source dinsos_dtks: timed out"))
+    assert receiver.requests == []  # queued only: the delivery step sends them
+    deliver_pending(demo_settings)
     told = [_verified(r, hook["secret"]) for r in receiver.on("/dtks")]
     assert [(t["event"], t["run_id"]) for t in told] == [("failed", "run-1"), ("failed", "run-2")]
+
+
+def _pending(settings) -> list:
+    from sqlalchemy import select
+
+    from catalog.db import session
+    from catalog.subscriptions import Delivery
+
+    with session(settings.catalog_url) as s:
+        return list(s.scalars(select(Delivery).where(Delivery.status == "pending")))
+
+
+def test_a_publish_only_queues_and_the_delivery_step_cuts_a_stalling_receiver(demo_settings, receiver, stalling,
+                                                                               monkeypatch):
+    """A receiver that never answers neither slows the publish nor keeps another receiver from its message."""
+    from hub.pipeline import run_source
+
+    monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers are on loopback
+    monkeypatch.setenv("HUB_DELIVERY_TIMEOUT", "1")  # seconds per receiver and round
+    run_source(demo_settings, "dinsos_dtks")
+    slow = subscribe(demo_settings, "dinsos_dtks", "webhook", stalling.url + "/slow", ["published"], who=ANALYST)
+    fast = subscribe(demo_settings, "dinsos_dtks", "webhook", receiver.url + "/fast", ["published"], who=ANALYST)
+
+    _drop_a_record(demo_settings.home / "demo" / "dinsos" / "dtks_penduduk.csv")
+    second = run_source(demo_settings, "dinsos_dtks")
+    assert second.status == "published"
+    # The publish queued both messages and called neither receiver.
+    assert stalling.requests == [] and receiver.requests == []
+    assert len(_pending(demo_settings)) == 2
+
+    started = time.monotonic()
+    outcome = deliver_pending(demo_settings)
+    took = time.monotonic() - started
+    assert took < 30, took  # the stalling receiver would hold a request for 60 s: it was cut at its timeout
+    assert outcome == {"delivered": 1, "failed": 0, "pending": 1}
+    [told] = receiver.on("/fast")
+    published = _verified(told, fast["secret"])
+    assert set(published) == PAYLOAD_KEYS and published["snapshot_id"] == second.snapshot_id
+    assert len(stalling.on("/slow")) == 1  # called once, then cut: the next round tries again
+    [waiting] = _pending(demo_settings)
+    assert waiting.subscription_id == slow["id"] and "timed out" in waiting.last_error
+    assert waiting.next_attempt_at > waiting.created_at  # backs off like any failed round
+
+
+def test_each_caller_holds_at_most_its_limit_and_an_anonymous_caller_no_webhook(tmp_path, catalog_url, monkeypatch):
+    monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # nothing is sent here
+    monkeypatch.setenv("HUB_MAX_SUBSCRIPTIONS_PER_CALLER", "3")
+    settings = _catalog(tmp_path, catalog_url, "penduduk", "umkm")
+    with pytest.raises(NeedsToken, match="a webhook needs a token") as anonymous:
+        subscribe(settings, "penduduk", "webhook", "http://127.0.0.1:9/hook", who=Identity.ANONYMOUS)
+    assert anonymous.value.status == 401
+
+    held = [subscribe(settings, dataset, "webhook", f"http://127.0.0.1:9/{i}", who=ANALYST)
+            for i, dataset in enumerate(("penduduk", "penduduk", "umkm"))]
+    with pytest.raises(TooManySubscriptions, match=r"analis already holds 3 subscriptions, the most one caller may "
+                                                   r"hold \(HUB_MAX_SUBSCRIPTIONS_PER_CALLER=3\)") as refused:
+        subscribe(settings, "umkm", "webhook", "http://127.0.0.1:9/4", who=ANALYST)
+    assert refused.value.status == 429
+    subscribe(settings, "umkm", "webhook", "http://127.0.0.1:9/5", who=STEWARD)  # another caller's own allowance
+    unsubscribe(settings, _token(held[0]["unsubscribe_url"]))  # unsubscribing gives the place back
+    subscribe(settings, "umkm", "webhook", "http://127.0.0.1:9/6", who=ANALYST)
+    assert Counter(s["owner"] for s in list_subscriptions(settings)) == {"analis": 3, "walidata": 1}
+
+
+def test_an_address_gets_few_confirmation_mails_and_nothing_else_until_it_confirms(tmp_path, catalog_url, mailbox,
+                                                                                 monkeypatch):
+    """Nobody can make the hub fill an inbox: an address has a few unconfirmed subscriptions at most."""
+    for name, value in {"HUB_SMTP_HOST": "127.0.0.1", "HUB_SMTP_PORT": str(mailbox.port), "HUB_SMTP_USER": SMTP_USER,
+                        "HUB_SMTP_PASSWORD": SMTP_PASSWORD, "HUB_MAX_UNCONFIRMED_PER_ADDRESS": "2"}.items():
+        monkeypatch.setenv(name, value)
+    settings = _catalog(tmp_path, catalog_url, "penduduk", "umkm", "kasus_tbc")
+    first = subscribe(settings, "penduduk", "email", ADDRESS, who=Identity.ANONYMOUS)
+    subscribe(settings, "umkm", "email", ADDRESS.upper(), who=Identity.ANONYMOUS)
+    # A token changes nothing: the address's owner has not agreed to any of it.
+    with pytest.raises(TooManySubscriptions, match=r"already has 2 subscriptions waiting for confirmation.*"
+                                                   r"HUB_MAX_UNCONFIRMED_PER_ADDRESS=2") as refused:
+        subscribe(settings, "kasus_tbc", "email", ADDRESS, who=ANALYST)
+    assert refused.value.status == 429 and ADDRESS not in str(refused.value)
+    assert [m["Subject"].startswith("[interop-hub] Konfirmasi") for m in mailbox.messages] == [True, True]
+    assert {s["owner"] for s in list_subscriptions(settings)} == {None}
+
+    notify(settings, "penduduk", "published", {"run_id": "run-1", "snapshot_id": 1})
+    assert deliver_pending(settings)["delivered"] == 0 and len(mailbox.messages) == 2  # not confirmed: nothing
+
+    [link] = _links(mailbox.messages[0], "confirm")
+    assert confirm(settings, _token(link))["id"] == first["id"]
+    subscribe(settings, "kasus_tbc", "email", ADDRESS, who=ANALYST)  # one fewer waiting: room for one more
+    assert len(mailbox.messages) == 3
+    notify(settings, "penduduk", "published", {"run_id": "run-2", "snapshot_id": 2})
+    assert deliver_pending(settings)["delivered"] == 1
+    assert "Versi baru" in mailbox.messages[3]["Subject"] and mailbox.messages[3]["X-Envelope-To"] == ADDRESS
+
+
+def test_a_catalog_made_before_subscriptions_had_owners_still_works(tmp_path, catalog_url, monkeypatch):
+    """create_all adds no column to an existing table: the subscriptions table of an older catalog gets its
+    owner column when the hub first opens it, and its subscriptions stay as they were."""
+    import sqlalchemy
+
+    monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")
+    older = sqlalchemy.create_engine(catalog_url)
+    with older.begin() as c:  # the table as the hub made it before
+        c.execute(sqlalchemy.text(
+            "CREATE TABLE hub_subscriptions (id VARCHAR(32) NOT NULL PRIMARY KEY, dataset_id VARCHAR(64) NOT NULL, "
+            "channel VARCHAR(16) NOT NULL, target VARCHAR(2000) NOT NULL, events JSON NOT NULL, secret VARCHAR(64), "
+            "created_at TIMESTAMP NOT NULL, confirmed_at TIMESTAMP)"))
+        c.execute(sqlalchemy.text(
+            "INSERT INTO hub_subscriptions VALUES ('old', 'penduduk', 'webhook', 'http://127.0.0.1:9/old', "
+            "'[\"published\"]', 'rahasia', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"))
+    older.dispose()
+    settings = _catalog(tmp_path, catalog_url, "penduduk")
+    made = subscribe(settings, "penduduk", "webhook", "http://127.0.0.1:9/new", who=ANALYST)
+    listed = {s["id"]: s for s in list_subscriptions(settings)}
+    assert listed["old"]["owner"] is None and listed["old"]["target"] == "http://127.0.0.1:9/..."
+    assert listed[made["id"]]["owner"] == "analis"
+    notify(settings, "penduduk", "published", {"run_id": "run-1", "snapshot_id": 1})
+    assert deliver_pending(settings)["pending"] == 2  # both queued; nobody listens on port 9
+
+
+@pytest.fixture
+def trickling_mail_server():
+    """An SMTP server that never finishes its greeting: a byte now and then, so no socket timeout ever fires."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle(connection: socket.socket) -> None:
+        with connection:
+            while not stop.wait(0.2):
+                try:
+                    connection.sendall(b"2")
+                except OSError:  # the hub hung up
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+
+
+def test_a_mail_server_that_trickles_is_cut_at_the_receivers_timeout(tmp_path, trickling_mail_server, monkeypatch):
+    for name, value in {"HUB_SMTP_HOST": "127.0.0.1", "HUB_SMTP_PORT": str(trickling_mail_server),
+                        "HUB_DELIVERY_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    settings = _catalog(tmp_path, f"sqlite:///{tmp_path / 'catalog.db'}", "penduduk")
+    started = time.monotonic()
+    made = subscribe(settings, "penduduk", "email", ADDRESS, who=Identity.ANONYMOUS)  # sends its confirmation
+    took = time.monotonic() - started
+    assert made["status"] == "awaiting_confirmation"
+    assert took < 30, took  # each read gets bytes in time: only the round's deadline ends the conversation
+    [waiting] = _pending(settings)
+    assert "timed out" in waiting.last_error and ADDRESS not in waiting.last_error
