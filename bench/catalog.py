@@ -95,7 +95,7 @@ def main() -> None:
         from catalog import storage
         from hub.settings import load_settings
 
-        files, _ = storage.data_files(load_settings(), f"{storage.INTEGRATED}.penduduk")
+        files = storage.data_files(load_settings(), f"{storage.INTEGRATED}.penduduk").files
         listing = ", ".join(f"'{f}'" for f in files)
         bare_times = []
         for _ in range(args.repeat):

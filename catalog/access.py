@@ -12,6 +12,10 @@ and nothing else, so one rule holds everywhere:
   its pseudonym (the same in every dataset, so data can be joined and people counted) and other personal
   data masked; without a token it is masked.
 - A `rahasia` dataset is not even listed to those not cleared: to them it does not exist.
+- A column takes its class and personal-data kind from the standard version the data was written with, or,
+  when that version no longer names it (a major version dropped the field), from the newest version that
+  did. A column that no version of the standard names is left out for everyone but stewards: nobody has
+  said what it holds.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from dataclasses import dataclass
 from catalog.identity import Identity
 from hub.errors import HubError
 
-__all__ = ["LEVELS", "MASKED", "PLAIN", "PSEUDONYM", "Access", "AccessDenied", "access_to", "cleared", "listed"]
+__all__ = ["HUB_COLUMNS", "LEVELS", "MASKED", "PLAIN", "PSEUDONYM", "Access", "AccessDenied", "access_to", "cleared",
+           "listed"]
 
 LEVELS = {"publik": 0, "terbatas": 1, "rahasia": 2}
 PLAIN, PSEUDONYM, MASKED = "plain", "pseudonym", "masked"
+HUB_COLUMNS = ("_source",)  # columns the hub itself writes (`catalog.storage.SOURCE_COLUMN`): public, never personal
 
 
 class AccessDenied(HubError):
@@ -45,12 +51,16 @@ class Access:
     readable: bool  # may read its rows
     cleared: bool  # sees personal data and rahasia fields plain
     anonymous: bool
-    fields: dict  # the standard's field name -> (classification level, personal-data kind or None)
+    # Every field any version of the standard names -> (classification level, personal-data kind or None)
+    fields: dict
+    steward: bool = False
 
     def column(self, name: str) -> str | None:
         """How the column `name` reaches this caller: PLAIN, PSEUDONYM or MASKED, or None when it does not."""
         if name not in self.fields:
-            return PLAIN  # the hub's own columns (`_source`): never personal
+            if name in HUB_COLUMNS:
+                return PLAIN
+            return PLAIN if self.steward else None  # unclassified: only stewards, to find out what it is
         level, personal = self.fields[name]
         if level > self.level:
             return None
@@ -87,17 +97,28 @@ def cleared(who: Identity, dataset, standard) -> bool:
 
 
 def access_to(who: Identity, dataset, standard) -> Access:
-    """What `who` may do with `dataset` (a catalog Dataset) built on `standard`."""
+    """What `who` may do with `dataset` (a catalog Dataset) whose data was written with `standard`."""
     level = LEVELS[dataset.classification]
     clear = cleared(who, dataset, standard)
     if who.anonymous:
         readable = level == 0
     else:
         readable = level <= LEVELS["terbatas"] or clear
-    fields = {f.name: (max(level, LEVELS[f.classification or "publik"]), f.personal_data) for f in standard.fields}
+    fields = {}
+    for version in _versions_newest_first(standard):  # the data's own version first, then the newest first
+        for f in version.fields:
+            fields.setdefault(f.name, (max(level, LEVELS[f.classification or "publik"]), f.personal_data))
     return Access(dataset=dataset.id, classification=dataset.classification,
                   listed=level < LEVELS["rahasia"] or clear, readable=readable, cleared=clear,
-                  anonymous=who.anonymous, fields=fields)
+                  anonymous=who.anonymous, fields=fields, steward=who.role == "steward")
+
+
+def _versions_newest_first(standard) -> list:
+    from schemas.standards import list_standards
+
+    others = [s for s in list_standards() if s.name == standard.name and s.version != standard.version]
+    others.sort(key=lambda s: tuple(int(p) for p in s.version.split(".")), reverse=True)
+    return [standard, *others]
 
 
 def listed(settings, who: Identity) -> dict[str, Access]:

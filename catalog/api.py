@@ -13,9 +13,9 @@ from catalog.access import Access, AccessDenied, access_to, listed
 from catalog.db import Dataset, DatasetVersion, init_db, session
 from catalog.identity import Identity, caller, client_of, may_see_agency
 from catalog.metadata import describe, summary
-from catalog.query import connect
+from catalog.views import visible
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
-from hub.errors import QueryError
+from hub.errors import Busy, QueryError
 
 __all__ = ["create_app"]
 
@@ -107,6 +107,10 @@ def create_app(settings) -> FastAPI:
         if e.needs_token:
             return JSONResponse({"detail": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return JSONResponse({"detail": str(e)}, status_code=403)
+
+    @app.exception_handler(Busy)
+    def busy(request: Request, e: Busy) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": str(e.retry_after)})
 
     def get_dataset(s, dataset_id: str, who: Identity) -> tuple[Dataset, Access]:
         """The dataset and what `who` may do with it; 404 for one it may not know of, as for one that is not."""
@@ -213,8 +217,7 @@ def create_app(settings) -> FastAPI:
             d, _ = get_dataset(s, dataset_id, who)
             snapshot_id = d.snapshot_id if version is None else _version(s, d, version)
         try:
-            return page(settings, d, load_standard(f"{d.standard}@{d.standard_version}"), who, client_of(request),
-                        snapshot_id=snapshot_id,
+            return page(settings, d, who, client_of(request), snapshot_id=snapshot_id,
                         where=[parse_filter(f) for f in filter], q=q, sort=parse_sort(sort or ""),
                         fields=[f.strip() for f in fields.split(",") if f.strip()] if fields else None,
                         limit=limit, offset=offset)
@@ -311,17 +314,14 @@ def create_app(settings) -> FastAPI:
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
         with session(settings.catalog_url) as s:
-            _, seen = get_dataset(s, dataset_id, who)
+            d, seen = get_dataset(s, dataset_id, who)
         seen.require_readable()
         audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
-        con = connect(settings, who, only={dataset_id})
-        reader = con.sql(f'SELECT * FROM "{dataset_id}"').to_arrow_reader(batch_size=BATCH_ROWS)
+        # Read by pyarrow from what the caller may see (`catalog.views`), a batch at a time: no query runs.
+        data = visible(settings, d, who).data
 
         def body():
-            try:
-                yield from stream(reader, fmt)
-            finally:
-                con.close()
+            yield from stream(data.scanner(batch_size=BATCH_ROWS).to_reader(), fmt)
 
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})

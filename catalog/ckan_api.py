@@ -527,7 +527,6 @@ def datastore_search(call: _Call) -> dict:
     `include_total`, `records_format` (objects or lists). Personal data is pseudonymized or masked for
     callers not cleared for it; masked fields cannot be filtered, searched or sorted on."""
     from catalog.rows import Condition, page, parse_sort
-    from schemas import load_standard
 
     data = call.data
     resource_id = data.get("resource_id") or data.get("id")
@@ -552,7 +551,7 @@ def datastore_search(call: _Call) -> dict:
     limit = _integer(data, "limit", 100, maximum=DATASTORE_ROWS_MAX)
     offset = _integer(data, "offset", 0)
     try:
-        found = page(call.settings, d, load_standard(f"{d.standard}@{d.standard_version}"), call.who, call.client,
+        found = page(call.settings, d, call.who, call.client,
                      where=[_condition(field, value) for field, value in filters.items()] + contains,
                      q=q if isinstance(q, str) and q else None,
                      sort=parse_sort(", ".join(_strings(data, "sort"))),

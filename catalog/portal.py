@@ -18,7 +18,7 @@ from catalog.access import AccessDenied, access_to, listed
 from catalog.db import Dataset, Run, session
 from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAttempts, authenticate, client_of,
                               may_see_agency)
-from hub.errors import HubError, QueryError
+from hub.errors import Busy, HubError, QueryError
 
 __all__ = ["LABELS", "LANGUAGES", "router"]
 
@@ -494,7 +494,7 @@ def _validation_rows(validation: dict) -> list[dict]:
     return rows
 
 
-def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
+def _preview(settings, d: Dataset, snapshot_ids: set[int], version: str | None, filter_text: str,
              q: str, sort: str, who: Identity, client: str | None) -> dict:
     """The first rows of a version as `who` may see them (catalog.rows), or the reason they cannot be shown."""
     from catalog.rows import page, parse_filter, parse_sort
@@ -503,10 +503,10 @@ def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: st
         return {"page": None, "error": None, "missing_version": version}
     try:
         where = [parse_filter(filter_text)] if filter_text else []
-        rows = page(settings, d, standard, who, client, snapshot_id=int(version) if version else None,
+        rows = page(settings, d, who, client, snapshot_id=int(version) if version else None,
                     where=where, q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
         return {"page": rows, "error": None, "missing_version": None}
-    except QueryError as e:
+    except (QueryError, Busy) as e:
         return {"page": None, "error": str(e), "missing_version": None}
 
 
@@ -698,7 +698,7 @@ def router(settings) -> APIRouter:
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
         seen = known[d.id]
-        preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
+        preview = _preview(settings, d, {v["snapshot_id"] for v in about["versions"]}, version,
                            filter, q, sort, p.who, client_of(request)) if seen.readable else None
         return render(p, "dataset.html", d=about, title=title, description=description,
                       dictionary=_dictionary(standard.ref), validation=validation,
@@ -804,18 +804,23 @@ def router(settings) -> APIRouter:
         from catalog.sql import run_sql
 
         p = page_of(request)
-        result = error = None
+        result = error = busy = None
         if sql.strip():
             try:
                 result = run_sql(settings, sql, p.who, client_of(request), max_rows=SQL_PAGE_ROWS)
                 result["rows"] = [[_cell(v) for v in row.values()] for row in result.pop("table").to_pylist()]
             except (QueryError, AccessDenied) as e:
                 error = str(e)
+            except Busy as e:
+                error, busy = str(e), e
         readable = {i for i, a in listed(settings, p.who).items() if a.readable}
         with session(settings.catalog_url) as s:
             datasets = [d for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in readable]
-        return render(p, "sql.html", 400 if error else 200, sql=sql, result=result, error=error,
-                      examples=_example_queries(datasets), datasets=datasets)
+        answer = render(p, "sql.html", 503 if busy else 400 if error else 200, sql=sql, result=result, error=error,
+                        examples=_example_queries(datasets), datasets=datasets)
+        if busy:
+            answer.headers["Retry-After"] = str(busy.retry_after)
+        return answer
 
     @r.get("/sql", response_class=HTMLResponse)
     def sql_form(request: Request, sql: str = "") -> HTMLResponse:
@@ -834,7 +839,7 @@ def router(settings) -> APIRouter:
 
         try:
             table = run_sql(settings, sql, page_of(request).who, client_of(request))["table"]
-        except (QueryError, AccessDenied):
+        except (QueryError, AccessDenied, Busy):
             return sql_page(request, sql)
         sink = pa.BufferOutputStream()
         pacsv.write_csv(table, sink)

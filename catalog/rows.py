@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import duckdb
 
 from catalog import audit
-from catalog.access import MASKED, PLAIN, PSEUDONYM, access_to
+from catalog.access import MASKED, PLAIN, PSEUDONYM
 from catalog.identity import Identity
 from catalog.masking import quoted
-from catalog.query import connect
+from catalog.query import sandbox
 from hub.errors import QueryError
 
 __all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort"]
@@ -58,20 +58,35 @@ def _json_value(value):
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def page(settings, dataset, standard, who: Identity, client: str | None, *, snapshot_id: int | None = None,
+def page(settings, dataset, who: Identity, client: str | None, *, snapshot_id: int | None = None,
          where: list[Condition] = (),
          q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
          limit: int = 100, offset: int = 0) -> dict:
-    """One page of `dataset` (a catalog Dataset built on `standard`) at `snapshot_id` (default: current), as
-    `who` may see it (`catalog.access`); `AccessDenied` if it may not read the dataset.
+    """One page of `dataset` (a catalog Dataset) at `snapshot_id` (default: current), as `who` may see it
+    (`catalog.views`); `AccessDenied` if it may not read the dataset, `Busy` if no query slot is free.
 
     Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
     Masked fields cannot be filtered, searched or sorted on. A read of anything not `publik` is in the audit
     log as `who`'s, from `client`.
     """
-    seen = access_to(who, dataset, standard)
-    seen.require_readable()
-    con = connect(settings, who, {dataset.id: snapshot_id} if snapshot_id is not None else None, only={dataset.id})
+    with sandbox(settings, who, {dataset.id: snapshot_id}) as (con, shown):
+        seen, withheld = shown[dataset.id].access, list(shown[dataset.id].withheld)
+        columns, rows, total, types = _page(con, dataset, seen, where, q, sort, fields, limit, offset)
+    if seen.restricted(columns):
+        audit.read(settings, who, client, "rows.read", dataset.id,
+                   {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
+    return {
+        "dataset": dataset.id, "snapshot_id": snapshot_id if snapshot_id is not None else dataset.snapshot_id,
+        "total": total, "limit": limit, "offset": offset,
+        "fields": [{"name": c, "type": types[c]} for c in columns],
+        "masked_fields": sorted(c for c in columns if seen.column(c) == MASKED),
+        "pseudonymized_fields": sorted(c for c in columns if seen.column(c) == PSEUDONYM),
+        "withheld_fields": withheld, "rows": rows,
+    }
+
+
+def _page(con, dataset, seen, where, q, sort, fields, limit, offset) -> tuple[list, list, int, dict]:
+    """The page's columns, rows, total count and column types, from the sandbox `con`."""
     try:
         types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
 
@@ -133,16 +148,4 @@ def page(settings, dataset, standard, who: Identity, client: str | None, *, snap
         rows = [dict(zip(columns, map(_json_value, r))) for r in result.fetchall()]
     except duckdb.Error as e:
         raise QueryError(f"dataset {dataset.id}: {e}") from None
-    finally:
-        con.close()
-    if seen.restricted(columns):
-        audit.read(settings, who, client, "rows.read", dataset.id,
-                   {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
-    return {
-        "dataset": dataset.id, "snapshot_id": snapshot_id if snapshot_id is not None else dataset.snapshot_id,
-        "total": total, "limit": limit, "offset": offset,
-        "fields": [{"name": c, "type": types[c]} for c in columns],
-        "masked_fields": sorted(c for c in columns if seen.column(c) == MASKED),
-        "pseudonymized_fields": sorted(c for c in columns if seen.column(c) == PSEUDONYM),
-        "withheld_fields": sorted(f for f in seen.fields if seen.column(f) is None), "rows": rows,
-    }
+    return columns, rows, total, types

@@ -7,6 +7,7 @@ import shutil
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 __all__ = [
     "HARMONIZED", "INDICATOR", "INTEGRATED", "SOURCE_COLUMN",
     "commit_indicator", "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
-    "snapshot_rows",
+    "snapshot_rows", "SnapshotFiles",
 ]
 
 HARMONIZED = "harmonized"
@@ -24,6 +25,7 @@ SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _CONTENT = "hub.content-sha256"
+_STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
 
 
 @cache
@@ -133,7 +135,7 @@ def commit_source(
 
     table = _table(settings, HARMONIZED, source_id, standard, with_source=False)
     snapshot, props = _current(table)
-    properties = {_RUN: run_id}
+    properties = {_RUN: run_id, _STANDARD: standard.ref}
     if snapshot is not None and props.get(_CONTENT) == digest:
         return snapshot.snapshot_id
     if not merge or snapshot is None:
@@ -195,7 +197,7 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
         parts.append(conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
-    _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature})
+    _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref})
     return table.refresh().current_snapshot().snapshot_id
 
 
@@ -219,7 +221,7 @@ def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str)
     snapshot, props = _current(table)
     if snapshot is not None and props.get(_CONTENT) == digest:
         return snapshot.snapshot_id
-    _overwrite(table, records, {_RUN: run_id, _CONTENT: digest})
+    _overwrite(table, records, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref})
     return table.refresh().current_snapshot().snapshot_id
 
 
@@ -235,21 +237,33 @@ def read_table(settings, namespace: str, name: str, snapshot_id: int | None = No
     return table.scan(snapshot_id=snapshot_id).to_arrow()
 
 
-def data_files(settings, identifier: str, snapshot_id: int | None = None) -> tuple[list[str], pa.Schema]:
-    """The Parquet files of a snapshot and the table's Arrow schema, for DuckDB. The default snapshot is the
-    dataset's current version as the catalog records it, which is the table's current snapshot except after
-    a run that died between its Iceberg commit and its catalog commit: what it committed stays unseen (no
-    run, quarantine or cursor of the catalog describes it) until a run records it."""
+class SnapshotFiles(NamedTuple):
+    """A dataset version as files: its Parquet files, the table's Arrow schema (every column any version had,
+    text as `string`) and the standard version it was written with (None if it predates that record)."""
+
+    files: list[str]
+    schema: pa.Schema
+    standard: str | None
+
+
+def data_files(settings, identifier: str, snapshot_id: int | None = None) -> SnapshotFiles:
+    """The files of a snapshot. The default snapshot is the dataset's current version as the catalog records
+    it, which is the table's current snapshot except after a run that died between its Iceberg commit and its
+    catalog commit: what it committed stays unseen (no run, quarantine or cursor of the catalog describes it)
+    until a run records it."""
     table = _catalog(settings).load_table(identifier)
+    schema = _arrow_schema(table)
     if snapshot_id is None:
         snapshot_id = _recorded_snapshot(settings, identifier)
-    if table.current_snapshot() is None or snapshot_id is None:
-        return [], table.schema().as_arrow()
+    snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+    if table.current_snapshot() is None or snapshot is None:
+        return SnapshotFiles([], schema, None)
     tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
     # The hub writes copy-on-write (no delete files), so the data files are the whole snapshot.
     if any(task.delete_files for task in tasks):
-        raise RuntimeError(f"{identifier} has delete files, which the DuckDB views do not apply")
-    return [task.file.file_path.removeprefix("file://") for task in tasks], table.schema().as_arrow()
+        raise RuntimeError(f"{identifier} has delete files, which the hub's readers do not apply")
+    return SnapshotFiles([task.file.file_path.removeprefix("file://") for task in tasks], schema,
+                         snapshot.summary.additional_properties.get(_STANDARD))
 
 
 def _recorded_snapshot(settings, identifier: str) -> int | None:

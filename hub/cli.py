@@ -377,10 +377,10 @@ def cmd_standards_show(settings: Settings, args) -> None:
 
 def cmd_standards_check(settings: Settings, args) -> None:
     """Load every standard (or the files given) and compile its suite; report what is wrong."""
-    from schemas.standards import STANDARDS_DIR, load_standard_file
+    from schemas.standards import load_standard_file, standards_dir
     from schemas.suite import expectation_specs
 
-    paths = [Path(p) for p in args.files] or sorted(STANDARDS_DIR.glob("*.json"))
+    paths = [Path(p) for p in args.files] or sorted(standards_dir().glob("*.json"))
     failed = 0
     for path in paths:
         try:

@@ -10,6 +10,7 @@ __all__ = [
     "FatalSourceError",
     "DataQualityError",
     "QueryError",
+    "Busy",
 ]
 
 
@@ -39,3 +40,11 @@ class DataQualityError(HubError):
 
 class QueryError(HubError):
     """An analyst's SQL is not valid over the published datasets: fix the query."""
+
+
+class Busy(HubError):
+    """The hub is at one of its limits for now (every query slot taken): try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -159,7 +159,7 @@ def _run_sql(settings: Settings, indicator: Indicator):
     where = f"{indicator.path.name}: field 'sql'"
     # The hub's own build: it needs the personal fields whole (NIKs to match people, birth dates for ages);
     # only aggregates leave it, suppressed where small.
-    con = connect(settings, None)
+    con = connect(settings)
     try:
         try:
             # Asked of an empty connection: on `con`, DuckDB would name the files behind the views instead.

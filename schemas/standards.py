@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field as dataclass_field
 from functools import cache
@@ -15,10 +16,16 @@ from hub.errors import ConfigError
 
 __all__ = [
     "ACCESS_ROLES", "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
-    "Field", "Standard", "list_standards", "load_standard", "load_standard_file",
+    "Field", "Standard", "list_standards", "load_standard", "load_standard_file", "standards_dir",
 ]
 
-STANDARDS_DIR = Path(__file__).resolve().parent / "standards"
+STANDARDS_DIR = Path(__file__).resolve().parent / "standards"  # the standards this checkout ships
+
+
+def standards_dir() -> Path:
+    """The folder of standards the hub follows: HUB_STANDARDS if set (a walidata's own repository of
+    standards, say), else the checkout's `schemas/standards`."""
+    return Path(os.environ.get("HUB_STANDARDS") or STANDARDS_DIR).resolve()
 
 # Keywords the hub enforces or that only document; anything else is refused so nothing is silently ignored.
 # docs/standards.md explains each one.
@@ -124,7 +131,8 @@ class Standard:
         raise KeyError(name)
 
 
-def list_standards(directory: Path = STANDARDS_DIR) -> list[Standard]:
+def list_standards(directory: Path | None = None) -> list[Standard]:
+    directory = directory or standards_dir()
     if not directory.is_dir():
         return []
     return [_load_file(p) for p in _standard_files(directory, directory.stat().st_mtime_ns)]
@@ -136,7 +144,7 @@ def _standard_files(directory: Path, mtime_ns: int) -> tuple[Path, ...]:
     return tuple(sorted(directory.glob("*.json")))
 
 
-def load_standard(ref: str, directory: Path = STANDARDS_DIR) -> Standard:
+def load_standard(ref: str, directory: Path | None = None) -> Standard:
     """Load `name` (newest version) or `name@version`."""
     name, _, version = ref.partition("@")
     candidates = [s for s in list_standards(directory) if s.name == name]

@@ -144,8 +144,9 @@ def test_sql_csv_download_and_refusals(api, analyst, cookies):
     assert anonymous.status_code == 400 and "send a token" in anonymous.text
 
 
-def _subscribe(api: str, dataset: str, **form) -> httpx.Response:
-    return httpx.post(f"{api}/dataset/{dataset}/subscribe", params={"lang": "en"}, data=form, timeout=60)
+def _subscribe(api: str, dataset: str, cookies: dict | None = None, **form) -> httpx.Response:
+    return httpx.post(f"{api}/dataset/{dataset}/subscribe", params={"lang": "en"}, data=form, cookies=cookies,
+                      timeout=60)
 
 
 def _stop_webhook(api: str, page_text: str) -> httpx.Response:
@@ -163,15 +164,18 @@ def _stop_webhook(api: str, page_text: str) -> httpx.Response:
     return stopped
 
 
-def test_webhook_subscription_shows_its_secret_once(api):
-    page = _subscribe(api, "dinsos_dtks", channel="webhook", target=PUBLIC_HOOK, events=["published", "failed"])
+def test_webhook_subscription_shows_its_secret_once(api, cookies):
+    anonymous = _subscribe(api, "dinsos_dtks", channel="webhook", target=PUBLIC_HOOK, events=["published"])
+    assert anonymous.status_code == 401 and "a webhook needs a token" in anonymous.text
+    page = _subscribe(api, "dinsos_dtks", cookies, channel="webhook", target=PUBLIC_HOOK,
+                      events=["published", "failed"])
     assert page.status_code == 200, page.text[-2000:]
     assert page.headers["cache-control"] == "no-store" and "<script" not in page.text.lower()
     secret = re.search(r'<code id="webhook-secret">([0-9a-f]{64})</code>', page.text).group(1)
     assert "shown only this once" in page.text and "X-Hub-Signature-256" in page.text and "HMAC-SHA256" in page.text
     assert "new versions, source failures" in page.text
     assert secret not in httpx.get(api + "/dataset/dinsos_dtks").text
-    again = _subscribe(api, "dinsos_dtks", channel="webhook", target=PUBLIC_HOOK, events=["failed"])
+    again = _subscribe(api, "dinsos_dtks", cookies, channel="webhook", target=PUBLIC_HOOK, events=["failed"])
     assert secret not in again.text and "source failures)" in again.text
     for shown in (page, again):
         _stop_webhook(api, shown.text)
@@ -366,8 +370,9 @@ def test_browser_agency_lists_sources_with_last_runs(api, page, published):
     assert page.url.startswith(api + "/dataset/dinsos_dtks")
 
 
-def test_browser_subscribe_a_webhook(api, page):
+def test_browser_subscribe_a_webhook(api, page, analyst):
     page.goto(api + "/dataset/penduduk")
+    _sign_in(api, page, analyst)  # a webhook is someone's: anonymous callers may subscribe an e-mail only
     page.locator("nav.toc").get_by_role("link", name="Berlangganan").click()
     assert page.url.endswith("#subscribe")
     assert page.get_by_role("radio", name="E-mail").is_disabled()  # this hub has no SMTP server

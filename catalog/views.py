@@ -1,0 +1,155 @@
+"""What a caller may see of a dataset version, as Arrow data: the only data that rows, SQL and downloads read.
+
+The access rule (`catalog.access`) is applied here, outside any connection that runs a caller's query:
+
+- Columns the caller may not see are not in the data at all: a dataset over the version's Parquet files
+  whose schema holds only the visible columns (pyarrow reads the files, and only those columns).
+- Where personal data must be masked or pseudonymized, the data is a masked copy of the version, written
+  once per version and per rule by a connection of the hub's own that never runs a caller's statement, and
+  kept under HUB_HOME/served. A caller's query reads the copy; the plain values are not within its reach.
+
+What comes out is a `pyarrow.dataset.Dataset`, read lazily (projection and filters pushed down), so a caller's
+DuckDB connection can be given it without any file access of its own (`catalog.query.sandbox`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from catalog import masking, storage
+from catalog.access import MASKED, PSEUDONYM, Access, access_to
+from catalog.identity import Identity
+
+__all__ = ["COPIES", "Visible", "visible"]
+
+COPIES = "served"  # the folder of HUB_HOME that holds the masked copies
+_FORMAT = 1  # part of every copy's name: a change of how copies are made retires the old ones
+_KEEP_OLD_VERSIONS_SECONDS = 24 * 3600  # copies of versions no longer current are removed after this
+
+
+@dataclass(frozen=True)
+class Visible:
+    """One dataset version as one caller may see it."""
+
+    dataset: str
+    snapshot_id: int | None
+    access: Access  # the rule for each column, from the standard version the data was written with
+    data: ds.Dataset  # the visible columns only, personal data already masked or pseudonymized
+    withheld: tuple[str, ...]  # the fields and columns left out for this caller
+
+    @property
+    def columns(self) -> list[str]:
+        return self.data.schema.names
+
+
+def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) -> Visible:
+    """What `who` may see of `dataset` (a catalog Dataset) at `snapshot_id` (default: its current version).
+
+    Raises `AccessDenied` when `who` may not read the dataset at all.
+    """
+    from hub.errors import ConfigError
+    from schemas import load_standard
+
+    snapshot_id = dataset.snapshot_id if snapshot_id is None else snapshot_id
+    files = storage.data_files(settings, dataset.table_identifier, snapshot_id)
+    try:
+        standard = load_standard(files.standard or f"{dataset.standard}@{dataset.standard_version}")
+    except ConfigError:  # that version's file is gone: the dataset's current version still classifies it
+        standard = load_standard(f"{dataset.standard}@{dataset.standard_version}")
+    access = access_to(who, dataset, standard)
+    access.require_readable()
+    plan = [(c, access.column(c)) for c in files.schema.names]
+    plan = [(c, rule) for c, rule in plan if rule is not None]
+    shown = pa.schema([files.schema.field(c) for c, _ in plan])
+    withheld = tuple(sorted(c for c in {*files.schema.names, *access.fields} if access.column(c) is None))
+    if not any(rule in (MASKED, PSEUDONYM) for _, rule in plan):
+        return Visible(dataset.id, snapshot_id, access, _scan(files.files, shown), withheld)
+    copy = _masked_copy(settings, dataset.id, snapshot_id, files, shown, access, plan)
+    return Visible(dataset.id, snapshot_id, access, ds.dataset(str(copy), format="parquet"), withheld)
+
+
+def _scan(files: list[str], schema: pa.Schema) -> ds.Dataset:
+    """The files as one dataset of `schema`: other columns are never read; a column a file lacks (written
+    before a standard version added it) is null."""
+    if not files:
+        return ds.dataset(schema.empty_table())
+    return ds.dataset(files, schema=schema, format="parquet")
+
+
+def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema, access: Access, plan) -> str:
+    """The Parquet file of the version with the plan's rules applied, written once (by one process at a time)."""
+    from transforms import pseudonym
+
+    rules = [(c, rule, access.fields.get(c, (0, None))[1]) for c, rule in plan]
+    recipe = {"format": _FORMAT, "files": sorted(files.files), "columns": rules}
+    if any(rule == PSEUDONYM for _, rule in plan):
+        # A new pseudonym key gives everyone new pseudonyms: copies made with the old one must not be used.
+        recipe["key"] = hmac.new(pseudonym.key(settings.home), b"served copies", hashlib.sha256).hexdigest()[:16]
+    name = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+    folder = settings.home / COPIES / dataset_id / str(snapshot_id)
+    target = folder / f"{name}.parquet"
+    if target.exists():
+        return str(target)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another request or worker may be writing the same copy
+        if not target.exists():
+            partial = folder / f"{name}.{uuid.uuid4().hex}.partial"
+            try:
+                _write_copy(settings, files.files, shown, access, partial)
+                os.replace(partial, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+    (folder / f"{name}.lock").unlink(missing_ok=True)
+    _retire_old_copies(settings, dataset_id, snapshot_id)
+    return str(target)
+
+
+def _write_copy(settings, paths: list[str], shown: pa.Schema, access: Access, out) -> None:
+    """Write the version's visible columns, masked as `access` says, to `out`: a DuckDB connection of the hub's
+    own, which reads only the snapshot given to it and runs only the statement made here."""
+    import duckdb
+
+    from catalog.query import hub_connection
+
+    con = hub_connection(settings, pseudonyms=True)
+    try:
+        con.register("version", _scan(paths, shown))
+        select = masking.select_list(shown.names, access)
+        target = str(out).replace("'", "''")
+        con.execute(f"COPY (SELECT {select} FROM version) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    except duckdb.Error as e:
+        raise RuntimeError(f"the masked copy of a dataset version could not be written: {e}") from None
+    finally:
+        con.close()
+
+
+def _retire_old_copies(settings, dataset_id: str, keep_snapshot) -> None:
+    """Remove the copies of versions that are not current any more, once they are a day old (a past version
+    read again is copied again)."""
+    from catalog.db import Dataset, session
+
+    with session(settings.catalog_url) as s:
+        d = s.get(Dataset, dataset_id)
+        current = str(d.snapshot_id) if d else None
+    root = settings.home / COPIES / dataset_id
+    cutoff = time.time() - _KEEP_OLD_VERSIONS_SECONDS
+    for folder in root.iterdir() if root.is_dir() else ():
+        if folder.name in (current, str(keep_snapshot)):
+            continue
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
