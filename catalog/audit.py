@@ -261,7 +261,7 @@ def read(settings, who: Identity, client: str | None, action: str, dataset: str 
 
 
 def configuration(settings, actor: str, role: str, client: str | None = None) -> list[int]:
-    """Append an entry for each source registration (`HUB_REGISTRY`) and standard (`schemas/standards/`)
+    """Append an entry for each source registration (`HUB_REGISTRY`) and standard (`HUB_STANDARDS`)
     added, changed or removed since the log last saw it; return their seqs.
 
     Registrations and standards are files, written and reviewed in git. The hub calls this whenever it is about
@@ -270,11 +270,11 @@ def configuration(settings, actor: str, role: str, client: str | None = None) ->
     """
     import hashlib as _hashlib
 
-    from schemas.standards import STANDARDS_DIR
+    from schemas.standards import standards_dir
 
     _ready(settings.catalog_url)
     files = {("source", p.name): p for p in sorted(settings.registry.glob("*.yaml"))}
-    files |= {("standard", p.name): p for p in sorted(STANDARDS_DIR.glob("*.json"))}
+    files |= {("standard", p.name): p for p in sorted(standards_dir().glob("*.json"))}
     current = {key: _hashlib.sha256(path.read_bytes()).hexdigest() for key, path in files.items()}
     kinds = {action: kind for kind, actions in CONFIGURATION_ACTIONS.items() for action in actions}
     seen: dict[tuple[str, str], str | None] = {}
