@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -20,50 +18,6 @@ from hub.errors import Busy, QueryError
 __all__ = ["create_app"]
 
 MAX_ROWS = 1000
-MAX_REQUEST_BYTES = 1 << 20  # a request body larger than this (a form, a SQL text, a CKAN call) is refused
-
-
-class _BodyLimit:
-    """ASGI middleware refusing a request body over `MAX_REQUEST_BYTES` with 413, before anything reads it."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
-            return await self._refuse(send)
-        if declared is not None:
-            return await self.app(scope, receive, send)
-        # No length given (chunked): read at most the limit first, then hand the body on as it came.
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return await self.app(scope, _replay([message]), send)
-            chunks.append(message)
-            size += len(message.get("body", b""))
-            if size > MAX_REQUEST_BYTES:
-                return await self._refuse(send)
-            more = message.get("more_body", False)
-        return await self.app(scope, _replay(chunks, receive), send)
-
-    @staticmethod
-    async def _refuse(send) -> None:
-        body = json.dumps({"detail": f"the request body is larger than {MAX_REQUEST_BYTES} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-def _replay(messages: list, then=None):
-    async def receive():
-        if messages:
-            return messages.pop(0)
-        return await then() if then else {"type": "http.disconnect"}
-    return receive
 
 
 class SqlRequest(BaseModel):
@@ -98,9 +52,12 @@ def create_app(settings) -> FastAPI:
 
     init_db(settings.catalog_url)
     current = caller(settings)  # who a request comes from: its Bearer token, or anonymous
-    app = FastAPI(title="interop-hub catalog", version="0.1.0",
+    from catalog import apidocs, guard
+
+    app = FastAPI(title="interop-hub catalog", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Datasets harmonized to Kota Bogor's data standards.")
-    app.add_middleware(_BodyLimit)
+    guard.install(app)  # request limits, the trusted-proxy rule, security headers
+    apidocs.install(app)  # /docs with its assets from this origin
 
     @app.exception_handler(AccessDenied)
     def access_denied(request: Request, e: AccessDenied) -> JSONResponse:

@@ -274,7 +274,8 @@ def authorization_of(request: Request) -> str | None:
 
 
 def client_of(request: Request) -> str | None:
-    """The address a request comes from, as the server sees it."""
+    """The address a request comes from: the peer's, or what X-Forwarded-For says when the peer is a proxy named
+    in HUB_TRUSTED_PROXIES (catalog.guard.TrustedProxies sets it; by default nobody's header is believed)."""
     return request.client.host if request.client else None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
@@ -192,6 +192,7 @@ LABELS = {
     "token": ("Token API", "API token"),
     "login_button": ("Masuk", "Sign in"),
     "login_failed": ("Token tidak diterima", "The token was not accepted"),
+    "login_refused": ("Masuk ditolak", "Sign-in refused"),
     # quarantine and access log (stewards and the owning agency)
     "quarantine_rows": ("Baris yang dikarantina", "Quarantined rows"),
     "see_quarantine": ("Lihat setiap baris yang dikarantina", "See each quarantined row"),
@@ -873,13 +874,46 @@ def router(settings) -> APIRouter:
         return render(p, "agency.html", agency=agency, rows=rows, statuses=RUN_STATUSES,
                       show_errors=may_see_agency(p.who, code))
 
+    def cross_site(request: Request) -> str | None:
+        """Why a sign-in or sign-out request comes from another site, or None. A browser says where a form was
+        sent from and no page can change what it says: current browsers in Sec-Fetch-Site, older ones in Origin
+        (which is "null" from a page with Referrer-Policy no-referrer, hence Sec-Fetch-Site first). A request
+        with neither comes from no browser (curl, a script): it carries nobody else's cookie, so it is let
+        through; the cookie's SameSite=Strict keeps other sites' requests from carrying it anyway."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None:
+            if site in ("same-origin", "none"):  # "none": the person's own doing (typed, bookmarked)
+                return None
+            return f"the browser says the form was sent from another site (Sec-Fetch-Site: {site[:30]})"
+        origin = request.headers.get("origin")
+        if origin is None:
+            return None
+        own, sent = request.url, urlsplit(origin)
+        defaults = {"http": 80, "https": 443}
+        try:
+            same = (sent.scheme, sent.hostname, sent.port or defaults.get(sent.scheme)) == \
+                   (own.scheme, own.hostname, own.port or defaults.get(own.scheme))
+        except ValueError:  # a port that is not a number
+            same = False
+        if same:
+            return None
+        return (f"the form was sent from another site ({origin[:100]}), not from this portal "
+                f"({own.scheme}://{own.netloc}); sign in and out from the portal's own pages")
+
     @r.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/") -> HTMLResponse:
-        return _private(render(page_of(request), "login.html", next=next, error=None))
+        page = _private(render(page_of(request), "login.html", next=next, error=None))
+        # Its URL holds no secret; same-origin lets a browser without Sec-Fetch-Site name this page's origin
+        # when it posts the form (no-referrer makes that Origin "null", which cross_site cannot tell apart).
+        page.headers["Referrer-Policy"] = "same-origin"
+        return page
 
     @r.post("/login", response_class=HTMLResponse)
     def login_posted(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
         p = page_of(request)
+        refused = cross_site(request)  # another site signing a visitor in to its own account, say
+        if refused:
+            return _private(render(p, "login.html", 403, next="/", error=refused, error_label="login_refused"))
         try:
             who = authenticate(settings, f"Bearer {token.strip()}", client_of(request) or "unknown")
         except TooManyAttempts as e:
@@ -897,8 +931,11 @@ def router(settings) -> APIRouter:
 
     @r.post("/logout")
     def logout_posted(request: Request) -> Response:
+        refused = cross_site(request)
+        if refused:
+            return _private(PlainTextResponse(f"Sign-out refused: {refused}.", status_code=403))
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     return r

@@ -489,18 +489,24 @@ def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
     from catalog.api import create_app
+    from catalog.guard import max_header_bytes, server_protocol
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
     for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path and not Path(path).is_file():
             raise ConfigError(f"hub serve: {option} {path}: no such file")
+    app = create_app(settings)  # a bad HUB_TRUSTED_PROXIES or HUB_MAX_HEADER_BYTES stops here, before listening
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     print(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
     # Access lines stay off: a URL's query may hold what a person typed (a NIK in a filter); reads of data
     # that is not public are in the audit log instead.
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
-                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1, any local process; the app
+    # believes it only from HUB_TRUSTED_PROXIES (catalog.guard).
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, http=server_protocol(max_header_bytes()),
+                proxy_headers=False, server_header=False)
 
 
 def cmd_airflow(settings: Settings, args) -> None:

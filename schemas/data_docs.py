@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 
 from schemas.standards import Standard
 
-__all__ = ["validation_page", "validation_result"]
+__all__ = ["STYLESHEET", "validation_page", "validation_result"]
+
+# The page's one stylesheet, served by the hub (catalog/static/docs): GE's own page loads Bootstrap, jQuery, Font
+# Awesome, Vega and more from public CDNs, which the hub's Content-Security-Policy refuses and which would tell
+# those CDNs who reads the hub's quality reports.
+STYLESHEET = "/static/docs/data-docs.css"
 
 # The hub's own expectations (schemas.expectations) in Great Expectations' words; GE renders its built-in ones
 # itself and would show these as their class name and arguments.
@@ -76,4 +82,76 @@ def validation_page(standard: Standard, validation: dict, run: dict) -> str:
     # JavaScript opens.
     document = ValidationResultsPageRenderer(run_info_at_end=True).render(validation_result(standard, validation, run))
     # The how-to walkthrough belongs to a GE project's own site, not to a page served by the hub.
-    return DefaultJinjaPageView().render(document, show_how_to_buttons=False)
+    return _own_origin_only(DefaultJinjaPageView().render(document, show_how_to_buttons=False))
+
+
+class _OwnOriginOnly(HTMLParser):
+    """GE's page rewritten to load nothing from elsewhere and to run nothing: its scripts (all jQuery and
+    Bootstrap behaviour, which the page's content does not need), inline styles and event handlers (the policy
+    refuses them), stylesheet links and images (CDNs, GE's logo) go; links into a GE site the hub does not have
+    lose their target. Every other tag is written back as GE wrote it."""
+
+    _DROPPED = ("script", "style")  # with what they hold
+    _VOID_DROPPED = ("link", "img")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.out: list[str] = []
+        self._inside: str | None = None
+
+    def _tag(self, tag: str, attrs: list, closed: bool) -> None:
+        if self._inside or tag in self._VOID_DROPPED:
+            return
+        if tag in self._DROPPED:
+            self._inside = None if closed else tag
+            return
+        kept = [(k, v) for k, v in attrs if k != "style" and not k.startswith("on")
+                and not (tag == "a" and k == "href" and v and not v.startswith(("#", "https://", "http://")))]
+        if tag == "html" and "lang" not in dict(kept):
+            kept.append(("lang", "en"))  # GE writes in English and does not say so
+        if kept == attrs:
+            self.out.append(self.get_starttag_text())
+        else:
+            written = "".join(f" {k}" if v is None else f' {k}="{html.escape(v)}"' for k, v in kept)
+            self.out.append(f"<{tag}{written}{' /' if closed else ''}>")
+
+    def handle_starttag(self, tag, attrs):
+        self._tag(tag, attrs, closed=False)
+
+    def handle_startendtag(self, tag, attrs):
+        self._tag(tag, attrs, closed=True)
+
+    def handle_endtag(self, tag):
+        if self._inside:
+            if tag == self._inside:
+                self._inside = None
+            return
+        if tag == "head":
+            self.out.append(f'<link rel="stylesheet" href="{STYLESHEET}">\n')
+        if tag not in self._VOID_DROPPED:
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data):
+        if not self._inside:
+            self.out.append(data)
+
+    def handle_entityref(self, name):
+        if not self._inside:
+            self.out.append(f"&{name};")
+
+    def handle_charref(self, name):
+        if not self._inside:
+            self.out.append(f"&#{name};")
+
+    def handle_comment(self, data):
+        pass  # GE's comments are notes to its template authors
+
+    def handle_decl(self, decl):
+        self.out.append(f"<!{decl}>")
+
+
+def _own_origin_only(page: str) -> str:
+    parser = _OwnOriginOnly()
+    parser.feed(page)
+    parser.close()
+    return "".join(parser.out)

@@ -205,3 +205,67 @@ def test_api_me_through_hub_serve(tmp_path, catalog_url):
     for secret in (token.split("_", 2)[2], wrong.split("_", 2)[2]):
         assert secret not in output
         assert not any(secret in answer.text or secret in str(answer.headers) for answer in answers)
+
+
+def _forged_then_real(base: str, token: str, forged: str) -> list[int]:
+    """MAX_FAILURES bad tokens sent with `X-Forwarded-For: forged`, then the good token with no header, with the
+    same forged address, and with another one: the statuses of the last three."""
+    wrong = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    for _ in range(MAX_FAILURES):
+        failed = httpx.get(base + "/api/me", headers={"Authorization": _bearer(wrong), "X-Forwarded-For": forged})
+        assert failed.status_code == 401
+    return [httpx.get(base + "/api/me", headers={"Authorization": _bearer(token), **extra}).status_code
+            for extra in ({}, {"X-Forwarded-For": forged}, {"X-Forwarded-For": "198.51.100.20"})]
+
+
+def _audited_client(home, base: str, headers: dict) -> str:
+    """The address the audit log gives to one SQL query sent with `headers`."""
+    httpx.post(base + "/api/sql", json={"sql": "SELECT 1 AS one"}, headers=headers, timeout=60)
+    [entry] = json.loads(hub(home, "audit", "list", "--limit", "1", "--json").stdout)
+    assert entry["action"].startswith("sql")
+    return entry["client"]
+
+
+def test_a_forged_x_forwarded_for_from_loopback_is_not_believed(tmp_path):
+    """No proxy is trusted by default: the audit log and the failure limit see the loopback address, so a forged
+    address neither hides the caller nor locks a real person at that address out."""
+    token = _token_of(hub(tmp_path, "users", "create", "bappeda", "--role", "analyst").stdout)
+    server, base = serve(tmp_path)
+    try:
+        assert _audited_client(tmp_path, base, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
+        assert _forged_then_real(base, token, "203.0.113.9") == [429, 429, 429]  # loopback is locked, whatever it says
+        tls = httpx.get(base + "/api", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in tls.headers  # nor does it pass for TLS
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_x_forwarded_for_is_honoured_from_a_configured_proxy(tmp_path):
+    token = _token_of(hub(tmp_path, "users", "create", "bappeda", "--role", "analyst").stdout)
+    server, base = serve(tmp_path, env={"HUB_TRUSTED_PROXIES": "10.9.8.0/24, 127.0.0.1"})
+    try:
+        assert _audited_client(tmp_path, base, {"X-Forwarded-For": "203.0.113.9"}) == "203.0.113.9"
+        # A chain: the nearest address no trusted proxy owns is the client; what it claimed before is not.
+        assert _audited_client(tmp_path, base, {"X-Forwarded-For": "192.0.2.66, 203.0.113.10, 10.9.8.7"}) \
+            == "203.0.113.10"
+        # Not an address: the proxy's own is kept.
+        assert _audited_client(tmp_path, base, {"X-Forwarded-For": "somewhere"}) == "127.0.0.1"
+        # The forwarded address is locked out; the proxy's other clients are not.
+        assert _forged_then_real(base, token, "203.0.113.9") == [200, 429, 200]
+        tls = httpx.get(base + "/api", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.11"})
+        assert tls.headers["strict-transport-security"] == "max-age=31536000"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_trusted_proxy_setting_that_is_not_an_address_is_a_configuration_error(tmp_path):
+    import subprocess
+
+    from _served import HUB, free_port, hub_env
+
+    refused = subprocess.run([HUB, "serve", "--port", str(free_port())], capture_output=True, text=True, timeout=120,
+                             env=hub_env(tmp_path, {"HUB_TRUSTED_PROXIES": "127.0.0.1, proxy.internal"}))
+    assert refused.returncode == 2
+    assert "HUB_TRUSTED_PROXIES" in refused.stderr and "proxy.internal" in refused.stderr

@@ -89,6 +89,37 @@ def test_language_cookie_and_switch_stay_on_site(api):
             assert away.headers["location"] == "/?lang=en", elsewhere
 
 
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://elsewhere.example"},
+    {"Origin": "null"},  # a sandboxed frame or a data: page
+    {"Origin": "http://127.0.0.1:1"},  # the same host on another port is another origin
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "http://portal.127.0.0.1.example"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+])
+def test_sign_in_and_out_refuse_requests_from_another_site(api, cookies, headers):
+    form = {"token": cookies["hub_token"], "next": "/"}
+    login = httpx.post(api + "/login?lang=en", data=form, headers=headers)
+    assert login.status_code == 403 and "set-cookie" not in login.headers
+    assert "Sign-in refused" in login.text and "another site" in login.text and 'role="alert"' in login.text
+    logout = httpx.post(api + "/logout", cookies=cookies, headers=headers)
+    assert logout.status_code == 403 and "set-cookie" not in logout.headers
+    assert "another site" in logout.text
+
+
+def test_sign_in_and_out_from_the_portal_itself(api, cookies):
+    form = {"token": cookies["hub_token"], "next": "/dataset/penduduk"}
+    for headers in ({"Origin": api, "Sec-Fetch-Site": "same-origin"}, {"Origin": api},
+                    {"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # from a no-referrer page of the portal
+                    {}):  # no Origin at all: not a browser (curl), which holds no one's cookie to abuse
+        login = httpx.post(api + "/login", data=form, headers=headers)
+        assert login.status_code == 303 and login.headers["location"] == "/dataset/penduduk"
+        cookie = login.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie  # no TLS here
+        logout = httpx.post(api + "/logout", cookies=cookies, headers=headers)
+        assert logout.status_code == 303 and 'hub_token=""' in logout.headers["set-cookie"]
+
 def test_search_page_filters_by_facet_and_pages(api):
     page = httpx.get(api + "/", params={"q": "penduduk", "agency": "dinsos"}).text
     assert 'href="/dataset/dinsos_dtks?lang=id"' in page
