@@ -48,11 +48,13 @@ def _version(s, d: Dataset, version: str) -> int:
 
 
 def create_app(settings) -> FastAPI:
+    from catalog import apidocs, guard
+    from catalog.query import Limits
     from schemas import load_standard
 
     init_db(settings.catalog_url)
     current = caller(settings)  # who a request comes from: its Bearer token, or anonymous
-    from catalog import apidocs, guard
+    Limits.from_env()  # a bad HUB_QUERY_* setting stops `hub serve` here, not at its first query
 
     app = FastAPI(title="interop-hub catalog", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Datasets harmonized to Kota Bogor's data standards.")

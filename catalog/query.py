@@ -49,14 +49,15 @@ def _size(name: str, default: str) -> int:
     return int(float(match[1]) * _UNITS[(match[2] or "B").upper()])
 
 
-def _number(name: str, default: float, kind=int):
+def _number(name: str, default: float, kind=int, minimum: float = 1):
     text = os.environ.get(name) or str(default)
     try:
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or value <= 0:
-        raise ConfigError(f"setting {name}={text!r}: write a positive {'whole ' if kind is int else ''}number")
+    if value is None or value < minimum:
+        raise ConfigError(f"setting {name}={text!r}: write a {'whole ' if kind is int else ''}number of at least "
+                          f"{minimum:g}")
     return value
 
 
@@ -74,10 +75,10 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        return cls(slots=_number("HUB_QUERY_SLOTS", 4), queue=_number("HUB_QUERY_QUEUE", 16),
-                   wait_seconds=_number("HUB_QUERY_WAIT_SECONDS", 10.0, float),
+        return cls(slots=_number("HUB_QUERY_SLOTS", 4), queue=_number("HUB_QUERY_QUEUE", 16, minimum=0),
+                   wait_seconds=_number("HUB_QUERY_WAIT_SECONDS", 10.0, float, minimum=0),
                    memory_bytes=_size("HUB_QUERY_MEMORY", "4GB"), spill_bytes=_size("HUB_QUERY_SPILL", "16GB"),
-                   timeout_seconds=_number("HUB_QUERY_TIMEOUT_SECONDS", 30.0, float),
+                   timeout_seconds=_number("HUB_QUERY_TIMEOUT_SECONDS", 30.0, float, minimum=0.1),
                    answer_bytes=_size("HUB_MAX_ANSWER_BYTES", "32MB"))
 
 

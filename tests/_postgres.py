@@ -129,16 +129,25 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         """Create an empty database `name` (dropping any old one) and return its URL."""
+        self._administer(name, create=True)
+        return self._url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database `name`, closing the connections still open to it: the pools of engines a test left
+        cached would otherwise hold the server's connection slots until the session ends."""
+        self._administer(name, create=False)
+
+    def _administer(self, name: str, create: bool) -> None:
         engine = create_engine(self._url_for("postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
         quoted = engine.dialect.identifier_preparer.quote_identifier(name)
         try:
             with engine.connect() as conn:
                 # FORCE: a test that leaked a connection must not block the next test's fresh database.
                 conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-                conn.execute(text(f"CREATE DATABASE {quoted}"))
+                if create:
+                    conn.execute(text(f"CREATE DATABASE {quoted}"))
         finally:
             engine.dispose()
-        return self._url_for(name)
 
     def __enter__(self) -> PostgresServer:
         return self.start()

@@ -45,9 +45,12 @@ def postgres():
 def catalog_url(request, tmp_path) -> str:
     """A fresh, empty catalog database of each kind the hub supports."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.db'}"
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
     server = request.getfixturevalue("postgres")
-    return server.create_database(f"catalog_{abs(hash(request.node.nodeid)) % 10**8}")
+    name = f"catalog_{abs(hash(request.node.nodeid)) % 10**8}"
+    yield server.create_database(name)
+    server.drop_database(name)
 
 
 @pytest.fixture

@@ -260,3 +260,43 @@ def test_every_refusal_is_in_the_audit_log_without_its_text(settings):
     assert (entry["actor"], entry["action"], entry["client"], entry["details"]["outcome"]) == (
         "analis", "sql.query", "10.1.2.3", "refused")
     assert "3271010101900001" not in json.dumps(entry) and "shadow" not in json.dumps(entry)
+
+
+def test_a_full_server_answers_503_with_retry_after_and_keeps_serving_others(home, published, tokens):
+    """`hub serve` with one query slot and no queue: while a slow query holds the slot, the next query on every
+    SQL path gets 503 and Retry-After at once, and other requests are answered."""
+    import time
+
+    import httpx
+
+    from _served import serve
+
+    server, base = serve(home, env={"HUB_QUERY_SLOTS": "1", "HUB_QUERY_QUEUE": "0", "HUB_QUERY_TIMEOUT_SECONDS": "20"})
+    try:
+        analyst = tokens["analis"]
+        slow = threading.Thread(target=lambda: httpx.post(
+            f"{base}/api/sql", headers=analyst, timeout=60,
+            json={"sql": "SELECT count(*) FROM range(10000000000) a, range(10) b"}))
+        slow.start()
+        time.sleep(2)  # the slow query has its slot
+        token = analyst["Authorization"].removeprefix("Bearer ")
+        answers = {
+            "api": httpx.post(f"{base}/api/sql", headers=analyst, json={"sql": "SELECT 1"}, timeout=60),
+            "rows": httpx.get(f"{base}/api/datasets/penduduk/rows", headers=analyst, timeout=60),
+            "ckan": httpx.post(f"{base}/api/3/action/datastore_search_sql", headers=analyst, timeout=60,
+                               json={"sql": "SELECT 1"}),
+            "portal": httpx.post(f"{base}/sql", data={"sql": "SELECT 1"}, cookies={"hub_token": token}, timeout=60),
+        }
+        for path, answer in answers.items():
+            assert answer.status_code == 503, (path, answer.status_code, answer.text[:300])
+            assert int(answer.headers["retry-after"]) >= 1, path
+            assert "try again" in answer.text, path
+        assert httpx.get(f"{base}/api/datasets", headers=analyst, timeout=60).status_code == 200
+        preview = httpx.get(f"{base}/dataset/penduduk", cookies={"hub_token": token}, timeout=60)
+        assert preview.status_code == 200 and "try again" in preview.text  # the page, with the preview's reason
+        slow.join()
+        assert httpx.post(f"{base}/api/sql", headers=analyst, json={"sql": "SELECT 1 AS n"},
+                          timeout=60).json()["rows"] == [{"n": 1}]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
