@@ -117,3 +117,16 @@ def tokens(home) -> dict[str, dict]:
 def analyst(tokens) -> dict:
     """The request headers of a government analyst: may read `terbatas` data, sees NIKs as pseudonyms."""
     return tokens["analis"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by Playwright (`_browser.launch`), for one test module."""
+    from playwright.sync_api import sync_playwright
+
+    from _browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()

@@ -365,18 +365,6 @@ def test_vendored_assets_come_with_their_licences():
 # --- in a browser: the pages work under the policy -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from _browser import launch
-
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
 def _watched(browser, api: str):
     """A page with JavaScript on that records every request to another origin and every console complaint."""
     context = browser.new_context()

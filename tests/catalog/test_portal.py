@@ -248,18 +248,6 @@ def test_a_mail_link_acts_only_when_its_button_is_pressed(api):
 # --- headless Chromium, JavaScript off ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from _browser import launch
-
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser):
     context = browser.new_context(java_script_enabled=False, accept_downloads=True,
