@@ -277,10 +277,10 @@ def create_app(settings) -> FastAPI:
         seen.require_readable()
         audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
         # Read by pyarrow from what the caller may see (`catalog.views`), a batch at a time: no query runs.
-        data = visible(settings, d, who).data
+        shown = visible(settings, d, who)
 
         def body():
-            yield from stream(data.scanner(batch_size=BATCH_ROWS).to_reader(), fmt)
+            yield from stream(shown.reader(BATCH_ROWS), fmt)
 
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})

@@ -10,10 +10,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["PSEUDONYM_FUNCTION", "mask_table", "masked_select", "personal_fields", "quoted", "select_list"]
-
-# The DuckDB function `catalog.query` registers to give pseudonyms; analysts' SQL may not call it (`catalog.sql`).
-PSEUDONYM_FUNCTION = "_hub_pseudonym"
+__all__ = ["mask_table", "masked_select", "personal_fields", "quoted", "select_list"]
 
 
 def personal_fields(standard) -> dict[str, str]:
@@ -42,10 +39,12 @@ def masked_select(columns: list[str], fields: dict[str, str]) -> str:
     return ", ".join(_masked(c, fields[c]) if c in fields else quoted(c) for c in columns)
 
 
-def select_list(columns: list[str], access) -> str:
+def select_list(columns: list[str], access, secret: bytes) -> str:
     """The select list that gives of `columns` what a caller with `access` (a `catalog.access.Access`) sees:
-    columns it may not see left out, personal data plain, pseudonymized or masked."""
+    columns it may not see left out, personal data plain, pseudonymized (with the pseudonym key `secret`) or
+    masked. It holds the key: for the hub's own connections only (`catalog.views`)."""
     from catalog.access import MASKED, PSEUDONYM
+    from transforms.pseudonym import sql_pseudonym
 
     parts = []
     for c in columns:
@@ -53,7 +52,7 @@ def select_list(columns: list[str], access) -> str:
         if rule == MASKED:
             parts.append(_masked(c, access.fields[c][1]))
         elif rule == PSEUDONYM:
-            parts.append(f"{PSEUDONYM_FUNCTION}(CAST({quoted(c)} AS VARCHAR)) AS {quoted(c)}")
+            parts.append(f"{sql_pseudonym(f'CAST({quoted(c)} AS VARCHAR)', secret)} AS {quoted(c)}")
         elif rule is not None:
             parts.append(quoted(c))
     return ", ".join(parts)

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from catalog import masking, storage
+from catalog import storage
 from catalog.db import Dataset, init_db, session
 from catalog.identity import Identity
 from hub.errors import Busy, ConfigError, QueryError
-from transforms import pseudonym
 
 __all__ = ["Limits", "connect", "hub_connection", "query", "sandbox"]
 
@@ -121,16 +120,10 @@ class _Slots:
 _SLOTS = _Slots()
 
 
-def hub_connection(settings, *, pseudonyms: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for the hub's own statements (never a caller's): with `pseudonyms`, the
-    function that gives a NIK's pseudonym (`catalog.masking.PSEUDONYM_FUNCTION`)."""
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False})
-    if pseudonyms:
-        secret = pseudonym.key(settings.home)
-        con.create_function(masking.PSEUDONYM_FUNCTION, lambda values: pseudonym.pseudonyms(values, secret),
-                            [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"), type="arrow")
-    return con
+def hub_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for the hub's own statements, never a caller's."""
+    return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                              "autoload_known_extensions": False})
 
 
 def connect(settings, versions: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
@@ -138,7 +131,7 @@ def connect(settings, versions: dict[str, int] | None = None) -> duckdb.DuckDBPy
     view per dataset, named by its id, over its current snapshot or the one `versions` names; every column,
     plain. Never given a caller's statement: callers get a `sandbox`."""
     init_db(settings.catalog_url)
-    con = hub_connection(settings)
+    con = hub_connection()
     with session(settings.catalog_url) as s:
         datasets = s.query(Dataset).order_by(Dataset.id).all()
     for d in datasets:

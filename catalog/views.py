@@ -29,13 +29,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from catalog import masking, storage
-from catalog.access import MASKED, PSEUDONYM, Access, access_to
+from catalog.access import HUB_COLUMNS, MASKED, PSEUDONYM, Access, access_to
 from catalog.identity import Identity
 
 __all__ = ["COPIES", "Visible", "visible"]
 
 COPIES = "served"  # the folder of HUB_HOME that holds the masked copies
-_FORMAT = 1  # part of every copy's name: a change of how copies are made retires the old ones
+_FORMAT = 2  # part of every copy's name: a change of how copies are made retires the old ones
 _KEEP_OLD_VERSIONS_SECONDS = 24 * 3600  # copies of versions no longer current are removed after this
 
 
@@ -52,6 +52,13 @@ class Visible:
     @property
     def columns(self) -> list[str]:
         return self.data.schema.names
+
+    def reader(self, batch_size: int) -> pa.RecordBatchReader:
+        """The rows a batch at a time, codes read as dictionaries turned back into plain text (a download)."""
+        plain = pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                           for f in self.data.schema])
+        batches = self.data.scanner(batch_size=batch_size).to_batches()
+        return pa.RecordBatchReader.from_batches(plain, (b.cast(plain) for b in batches))
 
 
 def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) -> Visible:
@@ -74,18 +81,21 @@ def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) ->
     plan = [(c, rule) for c, rule in plan if rule is not None]
     shown = pa.schema([files.schema.field(c) for c, _ in plan])
     withheld = tuple(sorted(c for c in {*files.schema.names, *access.fields} if access.column(c) is None))
+    # Codes repeat: read as dictionaries, they reach a query several times faster than as plain text.
+    codes = [c for c in (*(f.name for f in standard.fields if f.code_list), *HUB_COLUMNS) if c in shown.names]
     if not any(rule in (MASKED, PSEUDONYM) for _, rule in plan):
-        return Visible(dataset.id, snapshot_id, access, _scan(files.files, shown), withheld)
+        return Visible(dataset.id, snapshot_id, access, _scan(files.files, shown, codes), withheld)
     copy = _masked_copy(settings, dataset.id, snapshot_id, files, shown, access, plan)
-    return Visible(dataset.id, snapshot_id, access, ds.dataset(str(copy), format="parquet"), withheld)
+    return Visible(dataset.id, snapshot_id, access, _scan([copy], None, codes), withheld)
 
 
-def _scan(files: list[str], schema: pa.Schema) -> ds.Dataset:
-    """The files as one dataset of `schema`: other columns are never read; a column a file lacks (written
-    before a standard version added it) is null."""
+def _scan(files: list[str], schema: pa.Schema | None, codes: list[str] = ()) -> ds.Dataset:
+    """The files as one dataset of `schema` (default: the files' own), the columns `codes` read as dictionaries:
+    other columns are never read; a column a file lacks (written before a standard version added it) is null."""
     if not files:
         return ds.dataset(schema.empty_table())
-    return ds.dataset(files, schema=schema, format="parquet")
+    form = ds.ParquetFileFormat(read_options={"dictionary_columns": list(codes)})
+    return ds.dataset(files, schema=schema, format=form)
 
 
 def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema, access: Access, plan) -> str:
@@ -124,13 +134,14 @@ def _write_copy(settings, paths: list[str], shown: pa.Schema, access: Access, ou
     import duckdb
 
     from catalog.query import hub_connection
+    from transforms import pseudonym
 
-    con = hub_connection(settings, pseudonyms=True)
+    con = hub_connection()
     try:
         con.register("version", _scan(paths, shown))
-        select = masking.select_list(shown.names, access)
+        select = masking.select_list(shown.names, access, pseudonym.key(settings.home))
         target = str(out).replace("'", "''")
-        con.execute(f"COPY (SELECT {select} FROM version) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY (SELECT {select} FROM version) TO '{target}' (FORMAT parquet)")
     except duckdb.Error as e:
         raise RuntimeError(f"the masked copy of a dataset version could not be written: {e}") from None
     finally:
