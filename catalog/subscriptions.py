@@ -272,6 +272,12 @@ def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENT
         raise SubscriptionError(f"unknown channel {channel!r}; channels: {', '.join(CHANNELS)}", "channel")
     if not events or any(e not in EVENTS for e in events):
         raise SubscriptionError(f"events must be one or more of: {', '.join(EVENTS)}", "events")
+    if channel == "webhook" and who.anonymous:
+        # A webhook is active at once, so it must be someone's, whose allowance it uses up. Asked before the
+        # target is looked at: the hub resolves no host name for an anonymous caller.
+        raise NeedsToken("a webhook needs a token: send Authorization: Bearer TOKEN, or sign in on the portal; "
+                         "without one, subscribe an e-mail address, which is told nothing until it confirms",
+                         "channel")
     if channel == "webhook":
         _check_webhook_target(target)
     else:
@@ -279,11 +285,6 @@ def subscribe(settings, dataset_id: str, channel: str, target: str, events=EVENT
             raise SubscriptionError("target is not an e-mail address", "target")
         if smtp_settings().host is None:
             raise SubscriptionError("this hub sends no e-mail (HUB_SMTP_HOST is not set); use a webhook", "channel")
-    if channel == "webhook" and who.anonymous:
-        # A webhook is active at once, so it must be someone's, whose allowance it uses up.
-        raise NeedsToken("a webhook needs a token: send Authorization: Bearer TOKEN, or sign in on the portal; "
-                         "without one, subscribe an e-mail address, which is told nothing until it confirms",
-                         "channel")
     now = utcnow()
     with session(settings.catalog_url) as s, s.begin():
         _forget_unconfirmed(s, now)

@@ -390,6 +390,9 @@ def test_each_caller_holds_at_most_its_limit_and_an_anonymous_caller_no_webhook(
     with pytest.raises(NeedsToken, match="a webhook needs a token") as anonymous:
         subscribe(settings, "penduduk", "webhook", "http://127.0.0.1:9/hook", who=Identity.ANONYMOUS)
     assert anonymous.value.status == 401
+    # Asked before the target is looked at: an anonymous caller cannot make the hub resolve a host name.
+    with pytest.raises(NeedsToken):
+        subscribe(settings, "penduduk", "webhook", "https://no-such-host.invalid/hook", who=Identity.ANONYMOUS)
 
     held = [subscribe(settings, dataset, "webhook", f"http://127.0.0.1:9/{i}", who=ANALYST)
             for i, dataset in enumerate(("penduduk", "penduduk", "umkm"))]
