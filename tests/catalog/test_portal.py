@@ -218,8 +218,8 @@ def test_webhook_subscription_shows_its_secret_once(api, cookies):
     ({"channel": "webhook", "target": PUBLIC_HOOK, "events": []}, "events", "events must be one or more"),
     ({"channel": "email", "target": "analis@bappeda.example.go.id"}, "channel", "sends no e-mail"),
 ])
-def test_refused_subscription_is_shown_by_the_form(api, form, field, message):
-    page = _subscribe(api, "dinsos_dtks", **{"events": ["published"], **form})
+def test_refused_subscription_is_shown_by_the_form(api, cookies, form, field, message):
+    page = _subscribe(api, "dinsos_dtks", cookies, **{"events": ["published"], **form})
     assert page.status_code == 422
     alert = re.search(r'<div id="subscribe-error" class="error" role="alert">(.*?)</div>', page.text, re.S).group(1)
     assert "The subscription cannot be made" in alert and message in alert

@@ -176,7 +176,7 @@ def test_subscribers_are_told_of_new_versions_and_failures(tmp_path, catalog_url
                             ({"channel": "email", "target": "bukan alamat"}, "target"),
                             ({"channel": "email", "target": ADDRESS, "events": ["deleted"]}, "events"),
                             ({"channel": "email", "target": ADDRESS, "events": []}, "events")]:
-            refused = subscribe_via_api("dinsos_dtks", **body)
+            refused = subscribe_via_api("dinsos_dtks", token, **body)
             assert refused.status_code == 422, body
             assert refused.json()["detail"][0]["loc"] == ["body", field]
         assert mailbox.messages == []
