@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, cast, func, inspect, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, cast, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, engine, init_db, session, utcnow
@@ -199,16 +198,7 @@ def _safe_details(details: dict | None) -> dict:
 
 @cache
 def _ready(url: str) -> None:
-    init_db(url)  # creates the audit tables too: importing this module put them on Base.metadata
-    # A catalog made before the head had its MAC: add the column (create_all leaves existing tables alone).
-    eng = engine(url)
-    if "mac" not in {c["name"] for c in inspect(eng).get_columns(AuditHead.__tablename__)}:
-        try:
-            with eng.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE {AuditHead.__tablename__} ADD COLUMN mac VARCHAR(64)")
-        except DBAPIError:  # another process added it first
-            if "mac" not in {c["name"] for c in inspect(engine(url)).get_columns(AuditHead.__tablename__)}:
-                raise
+    init_db(url)  # creates the audit tables too (and a head's `mac` an older catalog lacks)
 
 
 def record(settings, actor: str, role: str, action: str, *, dataset: str | None = None,

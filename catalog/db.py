@@ -6,8 +6,10 @@ import datetime as dt
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import DDL, JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (DDL, JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event,
+                        inspect)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = [
@@ -178,7 +180,30 @@ def init_db(url: str) -> None:
     import catalog.subscriptions  # noqa: F401
 
     Base.metadata.create_all(eng)
+    _add_missing_columns(eng)
     _created.add(url)
+
+
+def _add_missing_columns(eng: Engine) -> None:
+    """create_all makes missing tables but never adds a column to an existing one: a catalog made by an older hub
+    gets each column it lacks here, null in its older rows (`hub_subscriptions.owner`, `hub_audit_head.mac`)."""
+    tables = inspect(eng)
+    for table in Base.metadata.sorted_tables:
+        if not tables.has_table(table.name):
+            continue
+        present = {c["name"] for c in tables.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:  # older rows would have no value for it: that takes a migration of its own
+                raise RuntimeError(f"the catalog's {table.name} lacks the column {column.name}, which may not be null")
+            try:
+                with eng.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                         f"{column.type.compile(eng.dialect)}")
+            except DBAPIError:  # another process added it first
+                if column.name not in {c["name"] for c in inspect(eng).get_columns(table.name)}:
+                    raise
 
 
 def session(url: str) -> Session:

@@ -163,8 +163,7 @@ def sandbox(settings, who: Identity, versions: dict[str, int | None],
     with _SLOTS.held(limits):
         spill = settings.home / SPILL / uuid.uuid4().hex
         spill.mkdir(parents=True, mode=0o700)
-        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                                 "autoload_known_extensions": False})
+        con = hub_connection()
         try:
             # All of it before the connection holds any data or sees any statement; the lock keeps it so.
             for setting, value in (("memory_limit", f"{limits.memory_bytes // limits.slots}B"),

@@ -31,8 +31,8 @@ _BATCH_ROWS = 1024  # rows taken from DuckDB at a time: the answer's size is che
 # reach past the datasets, and the duckdb_* ones describe the connection.
 _SAFE_TABLE_FUNCTIONS = {"range", "generate_series", "unnest"}
 _REFUSED_FUNCTIONS = {"current_setting"}  # settings name folders; nothing in them is for a caller
-# Parses statements, one cursor per check, and does nothing else: it holds no data and runs no statement. One
-# database for the process, because making one costs more than the rest of a small query.
+# Parses statements (and serializes them with json_serialize_sql), one cursor per check: it holds no data and never
+# runs a caller's statement. One database for the process: making one costs more than the rest of a small query.
 _PARSER = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False,
                                              "enable_external_access": False})
@@ -69,10 +69,9 @@ def _references(node, scope: frozenset[str], found: _Found) -> None:
     scope = before
     kind = node.get("type")
     if kind == "BASE_TABLE":
-        parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
         name = str(node.get("table_name") or "")
         if node.get("catalog_name") or node.get("schema_name"):
-            found.qualified.add(".".join(filter(None, parts)))
+            found.qualified.add(".".join(filter(None, (node.get("catalog_name"), node.get("schema_name"), name))))
         elif name.lower() not in scope:
             found.tables.add(name.lower())
     elif kind == "TABLE_FUNCTION":

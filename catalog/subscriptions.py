@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, Field
-from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, delete, event, func, inspect, select, text,
-                        update)
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
@@ -67,25 +65,6 @@ class Subscription(Base):
     # The user whose token made it: what HUB_MAX_SUBSCRIPTIONS_PER_CALLER counts. None for an anonymous e-mail
     # (its address's owner confirms it) and for subscriptions made before owners were kept.
     owner: Mapped[str | None] = mapped_column(String(64))
-
-
-@event.listens_for(Base.metadata, "after_create")
-def _add_owner_column(metadata, connection, **kw) -> None:
-    """create_all makes missing tables but never adds a column to an existing one: a catalog made before
-    subscriptions had owners gets the column here, empty for its older subscriptions (which count for nobody)."""
-    tables = inspect(connection)
-    if not tables.has_table(Subscription.__tablename__):
-        return
-    if "owner" in {c["name"] for c in tables.get_columns(Subscription.__tablename__)}:
-        return
-    if connection.dialect.name == "postgresql":  # another process may add it at the same time
-        connection.execute(text("ALTER TABLE hub_subscriptions ADD COLUMN IF NOT EXISTS owner VARCHAR(64)"))
-        return
-    try:
-        connection.execute(text("ALTER TABLE hub_subscriptions ADD COLUMN owner VARCHAR(64)"))
-    except OperationalError as e:
-        if "duplicate column" not in str(e):
-            raise
 
 
 class SubscriptionToken(Base):

@@ -43,15 +43,9 @@ _KEEP_OLD_VERSIONS_SECONDS = 24 * 3600  # copies of versions no longer current a
 class Visible:
     """One dataset version as one caller may see it."""
 
-    dataset: str
-    snapshot_id: int | None
     access: Access  # the rule for each column, from the standard version the data was written with
     data: ds.Dataset  # the visible columns only, personal data already masked or pseudonymized
     withheld: tuple[str, ...]  # the fields and columns left out for this caller
-
-    @property
-    def columns(self) -> list[str]:
-        return self.data.schema.names
 
     def reader(self, batch_size: int) -> pa.RecordBatchReader:
         """The rows a batch at a time, codes read as dictionaries turned back into plain text (a download)."""
@@ -84,9 +78,9 @@ def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) ->
     # Codes repeat: read as dictionaries, they reach a query several times faster than as plain text.
     codes = [c for c in (*(f.name for f in standard.fields if f.code_list), *HUB_COLUMNS) if c in shown.names]
     if not any(rule in (MASKED, PSEUDONYM) for _, rule in plan):
-        return Visible(dataset.id, snapshot_id, access, _scan(files.files, shown, codes), withheld)
+        return Visible(access, _scan(files.files, shown, codes), withheld)
     copy = _masked_copy(settings, dataset.id, snapshot_id, files, shown, access, plan)
-    return Visible(dataset.id, snapshot_id, access, _scan([copy], None, codes), withheld)
+    return Visible(access, _scan([copy], None, codes), withheld)
 
 
 def _scan(files: list[str], schema: pa.Schema | None, codes: list[str] = ()) -> ds.Dataset:
@@ -102,11 +96,12 @@ def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema
     """The Parquet file of the version with the plan's rules applied, written once (by one process at a time)."""
     from transforms import pseudonym
 
+    secret = pseudonym.key(settings.home)
     rules = [(c, rule, access.fields.get(c, (0, None))[1]) for c, rule in plan]
     recipe = {"format": _FORMAT, "files": sorted(files.files), "columns": rules}
     if any(rule == PSEUDONYM for _, rule in plan):
         # A new pseudonym key gives everyone new pseudonyms: copies made with the old one must not be used.
-        recipe["key"] = hmac.new(pseudonym.key(settings.home), b"served copies", hashlib.sha256).hexdigest()[:16]
+        recipe["key"] = hmac.new(secret, b"served copies", hashlib.sha256).hexdigest()[:16]
     name = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
     folder = settings.home / COPIES / dataset_id / str(snapshot_id)
     target = folder / f"{name}.parquet"
@@ -118,7 +113,7 @@ def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema
         if not target.exists():
             partial = folder / f"{name}.{uuid.uuid4().hex}.partial"
             try:
-                _write_copy(settings, files.files, shown, access, partial)
+                _write_copy(files.files, shown, access, secret, partial)
                 os.replace(partial, target)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -128,18 +123,18 @@ def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema
     return str(target)
 
 
-def _write_copy(settings, paths: list[str], shown: pa.Schema, access: Access, out) -> None:
-    """Write the version's visible columns, masked as `access` says, to `out`: a DuckDB connection of the hub's
-    own, which reads only the snapshot given to it and runs only the statement made here."""
+def _write_copy(paths: list[str], shown: pa.Schema, access: Access, secret: bytes, out) -> None:
+    """Write the version's visible columns, masked as `access` says (pseudonyms with the key `secret`), to `out`:
+    a DuckDB connection of the hub's own, which reads only the snapshot given to it and runs only the statement
+    made here."""
     import duckdb
 
     from catalog.query import hub_connection
-    from transforms import pseudonym
 
     con = hub_connection()
     try:
         con.register("version", _scan(paths, shown))
-        select = masking.select_list(shown.names, access, pseudonym.key(settings.home))
+        select = masking.select_list(shown.names, access, secret)
         target = str(out).replace("'", "''")
         con.execute(f"COPY (SELECT {select} FROM version) TO '{target}' (FORMAT parquet)")
     except duckdb.Error as e:
