@@ -655,8 +655,9 @@ def router(settings) -> APIRouter:
     description = ("CKAN's Action API (2.10): status_show, package_list, package_search, package_show, "
                    "organization_list, organization_show, datastore_search, datastore_search_sql and more; "
                    "GET with query parameters or POST with a JSON body.")
-    api.add_api_route("/api/3/action/{name}", action, methods=["GET", "POST"], summary="CKAN Action API",
-                      description=description, tags=["CKAN"])
+    for method in ("GET", "POST"):  # one route each: an OpenAPI operation id names one method
+        api.add_api_route("/api/3/action/{name}", action, methods=[method], summary="CKAN Action API",
+                          description=description, tags=["CKAN"], operation_id=f"ckan_action_{method.lower()}")
     # ckanapi and older clients call the unversioned path.
     api.add_api_route("/api/action/{name}", action, methods=["GET", "POST"], include_in_schema=False)
     return api
