@@ -6,17 +6,18 @@ import json
 import os
 import re
 from dataclasses import dataclass, field as dataclass_field
-from functools import cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from hub.errors import ConfigError
+from hub.followed import BrokenFile, Followed, Problem, problems
 
 __all__ = [
     "ACCESS_ROLES", "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
-    "Field", "Standard", "list_standards", "load_standard", "load_standard_file", "standards_dir",
+    "Field", "Standard", "files_of", "list_standards", "load_problems", "load_standard", "load_standard_file",
+    "standards_dir",
 ]
 
 STANDARDS_DIR = Path(__file__).resolve().parent / "standards"  # the standards this checkout ships
@@ -131,36 +132,102 @@ class Standard:
         raise KeyError(name)
 
 
-def list_standards(directory: Path | None = None) -> list[Standard]:
-    directory = directory or standards_dir()
+# Standards and the folder's list of files, each read again when its file changes (hub.followed): a running
+# process sees a standard added, changed or removed on its next call, and keeps the last good version of a file
+# that breaks.
+_cache = Followed("standard")
+
+
+def _files(directory: Path) -> tuple[Path, ...]:
+    """The folder's standard files; listed again only when the folder changes (a file added or removed)."""
+    return _cache.get("folder", [directory], lambda: tuple(sorted(directory.glob("*.json"))))
+
+
+def _scan(directory: Path) -> tuple[list[Standard], dict[Path, ConfigError]]:
+    """The folder's standards (each file's last good version), and the files never read well in this process."""
     if not directory.is_dir():
-        return []
-    return [_load_file(p) for p in _standard_files(directory, directory.stat().st_mtime_ns)]
+        return [], {}
+    good, broken = [], {}
+    for path in _files(directory):
+        try:
+            good.append(_cache.get("file", [path], lambda path=path: _load_file(path)))
+        except ConfigError as e:
+            broken[path] = e
+    return good, broken
 
 
-@cache
-def _standard_files(directory: Path, mtime_ns: int) -> tuple[Path, ...]:
-    """The folder's standard files; asked again only when the folder changes (a file added or removed)."""
-    return tuple(sorted(directory.glob("*.json")))
+def list_standards(directory: Path | None = None) -> list[Standard]:
+    """Every standard of the folder (default: `standards_dir()`). A file this process never read well is passed
+    over, so one bad file takes nothing from the others: `load_standard` names its problem when it is asked for,
+    and `load_problems` lists it."""
+    return _scan(directory or standards_dir())[0]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
 
 
 def load_standard(ref: str, directory: Path | None = None) -> Standard:
-    """Load `name` (newest version) or `name@version`."""
+    """Load `name` (newest version) or `name@version`.
+
+    A file changed into something broken keeps its last good version in this process. A file never read well
+    raises its problem (a BrokenFile) when it is the version asked for, or newer than every good one.
+    """
     name, _, version = ref.partition("@")
-    candidates = [s for s in list_standards(directory) if s.name == name]
-    if version:
-        candidates = [s for s in candidates if s.version == version]
-    if not candidates:
-        known = ", ".join(sorted({s.ref for s in list_standards(directory)})) or "none"
+    good, broken = _scan(directory or standards_dir())
+    candidates = [s for s in good if s.name == name and (not version or s.version == version)]
+    best = max(candidates, key=lambda s: _version_key(s.version), default=None)
+    for path, error in sorted(broken.items()):
+        match = _FILE_NAME.match(path.name)
+        if not match or match["name"] != name or (version and match["version"] != version):
+            continue
+        if best is None or _version_key(match["version"]) > _version_key(best.version):
+            raise error
+    if best is None:
+        known = ", ".join(sorted({s.ref for s in good})) or "none"
         raise ConfigError(f"unknown standard {ref!r}; known standards: {known}")
-    return max(candidates, key=lambda s: tuple(int(p) for p in s.version.split(".")))
+    return best
 
 
 def load_standard_file(path: Path) -> Standard:
-    """Load and check one standard file, wherever it is (a steward's draft, say)."""
+    """Load and check one standard file as it is now, wherever it is (a steward's draft, say), with the code
+    lists it names (schemas.codelists.check_references): what `hub standards check` runs."""
+    from schemas.codelists import check_references
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such standard file")
-    return _load_file(path.resolve())
+    path = path.resolve()
+    standard = _cache.get("file", [path], lambda: _load_file(path), strict=True)
+    found = check_references(standard)
+    if found:
+        raise BrokenFile(found)
+    return standard
+
+
+def files_of(standard: Standard) -> list[Path]:
+    """The files a standard's meaning is read from: its own, and the code lists it names (index and editions).
+    A cache of something made from a standard (its suite, its data dictionary) follows these."""
+    from schemas.codelists import files_of as codelist_files
+
+    return [standard.path, *codelist_files(f.code_list for f in standard.fields if f.code_list)]
+
+
+def load_problems(standard: Standard | None = None) -> list[Problem]:
+    """The standard and code-list files this process cannot use as they are now, each problem with its file, line,
+    column and message; the last good version of each stays in use meanwhile.
+
+    Without `standard`: every file of the standards folder (read now if it changed) and the code lists this
+    process has read. With it: the files of that standard's versions and of the code lists it names.
+    """
+    from schemas.codelists import known_files
+
+    directory = standards_dir()
+    if standard is None:
+        _scan(directory)
+        return problems([*_files(directory), *known_files()]) if directory.is_dir() else problems(known_files())
+    own = [p for p in (_files(directory) if directory.is_dir() else ())
+           if (m := _FILE_NAME.match(p.name)) and m["name"] == standard.name]
+    return problems([*own, *files_of(standard)])
 
 
 def _read(path: Path, where: str) -> dict:
@@ -168,12 +235,16 @@ def _read(path: Path, where: str) -> dict:
     size = path.stat().st_size
     if size > MAX_STANDARD_BYTES:
         raise ConfigError(f"{where}: {size} bytes, more than a standard may have ({MAX_STANDARD_BYTES} bytes)")
+    data = path.read_bytes()
     try:
-        schema = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_not_json)
+        schema = json.loads(data.decode("utf-8"), parse_constant=_not_json)
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{where}: not UTF-8 text (byte {e.start})") from None
+        before = data[:e.start]
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise BrokenFile([Problem(str(path), before.count(b"\n") + 1, column,
+                                  f"not UTF-8 text (byte {e.start})")]) from None
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        raise BrokenFile([Problem(str(path), e.lineno, e.colno, f"not valid JSON: {e.msg}")]) from None
     except ValueError as e:  # NaN or Infinity, or an integer of thousands of digits
         raise ConfigError(f"{where}: not valid JSON: {str(e)[:120]}") from None
     except RecursionError:
@@ -199,7 +270,6 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-@cache
 def _load_file(path: Path) -> Standard:
     where = path.name
     match = _FILE_NAME.match(path.name)
@@ -209,6 +279,8 @@ def _load_file(path: Path) -> Standard:
         return _standard(path, where, match)
     except RecursionError:  # a field's rules nested past the stack: no steward writes that
         raise ConfigError(f"{where}: nested too deeply to be a standard") from None
+    except OSError as e:  # removed or made unreadable since it was listed
+        raise ConfigError(f"{where}: cannot be read: {e.strerror}") from None
 
 
 def _standard(path: Path, where: str, match) -> Standard:

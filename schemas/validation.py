@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
-from functools import cache
 
 import pyarrow as pa
 
-from schemas.standards import Standard
+from hub.followed import Followed
+from schemas.standards import Standard, files_of
 from schemas.suite import compile_suite
 
 __all__ = ["JSON_COLUMN", "Validation", "Verdict", "json_array", "json_field", "validate"]
@@ -68,7 +69,6 @@ class Verdict:
         return checks
 
 
-@cache
 def _batch_definition(key: str):
     import great_expectations as gx
     import great_expectations.execution_engine.pandas_execution_engine as pandas_engine
@@ -112,70 +112,71 @@ class _Plan:
     types: set[str]  # the type checks' reasons: row reasons, not among the standard's rules in `results`
     whole: _Run | None  # the columns some expectation needs whole (the key)
     per_value: dict[str, _Run]  # every other column, run on its distinct values
+    batch: object  # the GE batch definition the suites run on (in the plan's own context)
 
 
-_plans: dict[str, _Plan] = {}
-
-
-def _key(standard: Standard) -> str:
-    # A steward's draft may share name and version with the registered standard: its file tells them apart.
-    return f"{standard.ref}:{standard.path}"
+# Compiled once per standard and read again when the standard's file or one of its code lists changes. A
+# steward's draft may share name and version with the registered standard: its file tells them apart.
+_plans = Followed("compiled suite")
+_compiled = itertools.count()
 
 
 def _plan(standard: Standard) -> _Plan:
-    key = _key(standard)
-    if key not in _plans:
-        import great_expectations as gx
+    return _plans.get(standard.ref, files_of(standard), lambda: _compile(standard))
 
-        context, _ = _batch_definition(key)
-        fields = [f.name for f in standard.fields]
-        expectations = compile_suite(standard, types=True).expectations
 
-        def columns(e) -> list[str]:
-            return [e.column] if getattr(e, "column", None) else list(getattr(e, "column_list", None) or fields)
+def _compile(standard: Standard) -> _Plan:
+    import great_expectations as gx
 
-        def run(name: str, cols: list[str], part: list) -> _Run:
-            def suite(kind: str, chosen: list):
-                # An expectation belongs to one suite: the others get copies.
-                return context.suites.add(gx.ExpectationSuite(
-                    name=f"{standard.ref}#{name}:{kind}", expectations=[copy.copy(e) for e in chosen],
-                    meta={"standard": standard.ref},
-                )) if chosen else None
+    context, batch = _batch_definition(f"{standard.ref}:{standard.path}:{next(_compiled)}")
+    fields = [f.name for f in standard.fields]
+    expectations = compile_suite(standard, types=True).expectations
 
-            raw = [e for e in part if type(e).__name__ in _RAW]
-            typed = [e for e in part if type(e).__name__ not in _RAW]
-            checked = [e for e in part if type(e).__name__ != "ExpectColumnValuesToHaveJsonType"]
-            return _Run(cols, suite("by_dtype", checked), suite("raw", raw), suite("typed", typed))
+    def columns(e) -> list[str]:
+        return [e.column] if getattr(e, "column", None) else list(getattr(e, "column_list", None) or fields)
 
-        def per_value(e) -> bool:
-            # With `mostly` below 1 success is a share of rows, which distinct values do not keep.
-            return type(e).__name__ in _PER_VALUE and getattr(e, "mostly", 1) == 1
+    def run(name: str, cols: list[str], part: list) -> _Run:
+        def suite(kind: str, chosen: list):
+            # An expectation belongs to one suite: the others get copies.
+            return context.suites.add(gx.ExpectationSuite(
+                name=f"{standard.ref}#{name}:{kind}", expectations=[copy.copy(e) for e in chosen],
+                meta={"standard": standard.ref},
+            )) if chosen else None
 
-        # A column some expectation needs whole (the key) is sent whole once, with all its expectations.
-        whole = {c for e in expectations if not per_value(e) for c in columns(e)}
-        rows = [e for e in expectations if set(columns(e)) & whole]
-        # The other columns get a GE run each: GE's cost is per expectation and per row, hardly per run, and
-        # alone a column is as long as its own distinct values.
-        by_column: dict[str, list] = {}
-        for e in expectations:
-            if not set(columns(e)) & whole:
-                by_column.setdefault(e.column, []).append(e)
+        raw = [e for e in part if type(e).__name__ in _RAW]
+        typed = [e for e in part if type(e).__name__ not in _RAW]
+        checked = [e for e in part if type(e).__name__ != "ExpectColumnValuesToHaveJsonType"]
+        return _Run(cols, suite("by_dtype", checked), suite("raw", raw), suite("typed", typed))
 
-        # GE reports a suite's results grouped by column, columns in order of first appearance
-        # (Validator.process_expectations_for_validation); the merged results keep that order.
-        groups: dict[str | None, list[str]] = {}
-        for e in expectations:
-            column = e.configuration.kwargs.get("column")
-            groups.setdefault(column if isinstance(column, str) else None, []).append(e.meta["reason"])
+    def per_value(e) -> bool:
+        # With `mostly` below 1 success is a share of rows, which distinct values do not keep.
+        return type(e).__name__ in _PER_VALUE and getattr(e, "mostly", 1) == 1
 
-        _plans[key] = _Plan(
-            order=[reason for group in groups.values() for reason in group],
-            kinds={e.meta["reason"]: e.expectation_type for e in expectations},
-            types={f"{f}:type" for f in fields},
-            whole=run("whole", [c for c in fields if c in whole], rows) if rows else None,
-            per_value={column: run(f"values:{column}", [column], part) for column, part in by_column.items()},
-        )
-    return _plans[key]
+    # A column some expectation needs whole (the key) is sent whole once, with all its expectations.
+    whole = {c for e in expectations if not per_value(e) for c in columns(e)}
+    rows = [e for e in expectations if set(columns(e)) & whole]
+    # The other columns get a GE run each: GE's cost is per expectation and per row, hardly per run, and
+    # alone a column is as long as its own distinct values.
+    by_column: dict[str, list] = {}
+    for e in expectations:
+        if not set(columns(e)) & whole:
+            by_column.setdefault(e.column, []).append(e)
+
+    # GE reports a suite's results grouped by column, columns in order of first appearance
+    # (Validator.process_expectations_for_validation); the merged results keep that order.
+    groups: dict[str | None, list[str]] = {}
+    for e in expectations:
+        column = e.configuration.kwargs.get("column")
+        groups.setdefault(column if isinstance(column, str) else None, []).append(e.meta["reason"])
+
+    return _Plan(
+        order=[reason for group in groups.values() for reason in group],
+        kinds={e.meta["reason"]: e.expectation_type for e in expectations},
+        types={f"{f}:type" for f in fields},
+        whole=run("whole", [c for c in fields if c in whole], rows) if rows else None,
+        per_value={column: run(f"values:{column}", [column], part) for column, part in by_column.items()},
+        batch=batch,
+    )
 
 
 def _frame(table: pa.Table):
@@ -226,18 +227,17 @@ def _of_type(column, json_type: str):
     return (column if keep.all() else column.astype(object).where(keep, None)), False
 
 
-def _run(standard: Standard, run: _Run, frame) -> list:
+def _run(standard: Standard, batch, run: _Run, frame) -> list:
     """Run a group's suites on its frame; the results of every expectation, from whichever run did it."""
     views = {c: _of_type(frame[c], standard.field(c).type) for c in run.columns}
     if all(static for _, static in views.values()):
-        return _validate(standard, run.by_dtype, frame) if run.by_dtype else []
+        return _validate(batch, run.by_dtype, frame) if run.by_dtype else []
     typed = frame.assign(**{c: view for c, (view, _) in views.items()})
-    return [*(_validate(standard, run.raw, frame) if run.raw else []),
-            *(_validate(standard, run.typed, typed) if run.typed else [])]
+    return [*(_validate(batch, run.raw, frame) if run.raw else []),
+            *(_validate(batch, run.typed, typed) if run.typed else [])]
 
 
-def _validate(standard: Standard, suite, frame) -> list:
-    _, batch_definition = _batch_definition(_key(standard))
+def _validate(batch_definition, suite, frame) -> list:
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     for r in result.results:
@@ -284,7 +284,7 @@ class Validation:
                     "element_count": element_count, "unexpected_count": unexpected_count}
 
         if plan.whole is not None:
-            for r in _run(standard, plan.whole, _frame(table.select(plan.whole.columns))):
+            for r in _run(standard, plan.batch, plan.whole, _frame(table.select(plan.whole.columns))):
                 rows = r.result.get("unexpected_index_list") or []
                 counts = int(r.result.get("element_count", n)), int(r.result.get("unexpected_count", len(rows)) or 0)
                 reason = r.expectation_config.meta["reason"]
@@ -329,7 +329,7 @@ class Validation:
             fresh = domain.filter(pc.invert(pc.is_in(domain, value_set=known[0], skip_nulls=False)))
         failing: dict[str, pa.Array] = {}
         if known is None or len(fresh):
-            for r in _run(self.standard, run, _frame(pa.table([fresh], schema=pa.schema([field])))):
+            for r in _run(self.standard, self.plan.batch, run, _frame(pa.table([fresh], schema=pa.schema([field])))):
                 bad = pa.array(r.result.get("unexpected_index_list") or [], pa.int64())
                 failing[r.expectation_config.meta["reason"]] = fresh.take(bad)
         judged = fresh

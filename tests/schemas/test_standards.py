@@ -137,7 +137,7 @@ def test_a_small_standard_in_a_folder_loads(tmp_path):
 def test_unsupported_field_keyword_is_refused_naming_keyword_and_field(tmp_path):
     write_standard(tmp_path, {"umur": {"title": "Umur", "description": "Umur.", "type": "integer", "uniqueItems": 1}})
     with pytest.raises(ConfigError) as info:
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
     message = str(info.value)
     assert "x-1.0.0.json" in message and "'umur'" in message and "'uniqueItems'" in message
 
@@ -146,27 +146,27 @@ def test_unsupported_top_level_keyword_is_refused_naming_it(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
                    allOf=[{"required": ["kode"]}])
     with pytest.raises(ConfigError, match="'allOf'"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 def test_field_without_a_description_is_refused(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "type": "string"}})
     with pytest.raises(ConfigError) as info:
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
     assert "'kode'" in str(info.value) and "description" in str(info.value)
 
 
 def test_field_with_two_types_is_refused(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": ["string", "integer"]}})
     with pytest.raises(ConfigError, match="'kode'"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 def test_file_name_must_match_x_name_and_version(tmp_path):
     path = write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}})
     path.rename(tmp_path / "x-1.0.1.json")
     with pytest.raises(ConfigError, match="must match the file name"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 # --- validation, row by row ---------------------------------------------------------------------------
@@ -230,14 +230,14 @@ def test_a_standard_without_its_satu_data_metadata_is_refused(tmp_path, missing)
     del schema[missing]
     path.write_text(json.dumps(schema))
     with pytest.raises(ConfigError, match=f"'{missing}' is required"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 def test_classification_and_frequency_take_their_listed_values(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
                    **{"x-classification": "rahasia-sekali"})
     with pytest.raises(ConfigError, match="x-classification.*publik, terbatas, rahasia"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 def test_penduduk_carries_its_metadata_and_english_texts():
@@ -250,7 +250,7 @@ def test_penduduk_carries_its_metadata_and_english_texts():
 def test_a_required_field_cannot_allow_null(tmp_path):
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": ["string", "null"]}})
     with pytest.raises(ConfigError, match="'kode' is required but its type allows null"):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 def test_x_access_names_the_cleared_agencies_and_roles(tmp_path):
@@ -271,7 +271,7 @@ def test_a_malformed_x_access_is_refused_saying_what_it_takes(tmp_path, access, 
     write_standard(tmp_path, {"kode": {"title": "Kode", "description": "Kode.", "type": "string"}},
                    **{"x-access": access})
     with pytest.raises(ConfigError, match=message):
-        list_standards(tmp_path)
+        load_standard("x", tmp_path)
 
 
 # --- hostile standard files: clear refusals, never a crash ------------------------------------------
