@@ -20,16 +20,19 @@ and nothing else, so one rule holds everywhere:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from catalog.identity import Identity
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError
 
 __all__ = ["HUB_COLUMNS", "LEVELS", "MASKED", "PLAIN", "PSEUDONYM", "Access", "AccessDenied", "access_to", "cleared",
            "listed"]
 
 LEVELS = {"publik": 0, "terbatas": 1, "rahasia": 2}
 PLAIN, PSEUDONYM, MASKED = "plain", "pseudonym", "masked"
+log = logging.getLogger(__name__)
+
 HUB_COLUMNS = ("_source",)  # columns the hub itself writes (`catalog.storage.SOURCE_COLUMN`): public, never personal
 
 
@@ -131,6 +134,12 @@ def listed(settings, who: Identity) -> dict[str, Access]:
         datasets = s.query(Dataset).order_by(Dataset.id).all()
     standards: dict[str, object] = {}  # several datasets share a standard: each loaded once (every request asks)
     for ref in {f"{d.standard}@{d.standard_version}" for d in datasets}:
-        standards[ref] = load_standard(ref)
-    found = {d.id: access_to(who, d, standards[f"{d.standard}@{d.standard_version}"]) for d in datasets}
+        try:
+            standards[ref] = load_standard(ref)
+        except ConfigError as e:
+            # No version of its file ever loaded in this process: what its datasets hold and who may see it is
+            # the standard's to say, so they are known to nobody meanwhile; every other dataset stays.
+            log.warning("datasets of %s are left out until its standard loads: %s", ref, e)
+    found = {d.id: access_to(who, d, standards[f"{d.standard}@{d.standard_version}"]) for d in datasets
+             if f"{d.standard}@{d.standard_version}" in standards}
     return {i: a for i, a in found.items() if a.listed}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -13,9 +15,12 @@ from catalog.identity import Identity, caller, client_of, may_see_agency
 from catalog.metadata import describe, summary
 from catalog.views import visible
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
-from hub.errors import Busy, QueryError
+from hub.errors import Busy, ConfigError, QueryError
+from hub.followed import BrokenFile
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS = 1000
 
@@ -71,11 +76,34 @@ def create_app(settings) -> FastAPI:
     def busy(request: Request, e: Busy) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": str(e.retry_after)})
 
+    @app.exception_handler(ConfigError)
+    def config_error(request: Request, e: ConfigError) -> Response:
+        """A standard, code list or setting this process has no good version of: a clear answer, never a traceback.
+        503: the same request answers once the walidata fixes the file. A file's problem is named by the file's
+        name, place and message; anything else stays in the log."""
+        from catalog.portal import problem_page
+
+        log.warning("%s %s: %s", request.method, request.url.path, e)
+        if not request.url.path.startswith(("/api", "/catalog.")):
+            return problem_page(request, e)
+        problems = e.problems if isinstance(e, BrokenFile) else []
+        detail = ("a standard could not be loaded: " + "; ".join(map(str, problems)) if problems else
+                  "the hub's configuration has a problem; the walidata can see it in the server's log")
+        return JSONResponse({"detail": detail, "problems": [p.public() for p in problems]}, status_code=503)
+
     def get_dataset(s, dataset_id: str, who: Identity) -> tuple[Dataset, Access]:
         """The dataset and what `who` may do with it; 404 for one it may not know of, as for one that is not."""
         d = s.get(Dataset, dataset_id)
-        seen = access_to(who, d, load_standard(f"{d.standard}@{d.standard_version}")) if d else None
-        if seen is None or not seen.listed:
+        if d is None:
+            raise HTTPException(404, f"no dataset {dataset_id!r}")
+        try:
+            standard = load_standard(f"{d.standard}@{d.standard_version}")
+        except ConfigError:
+            if d.classification == "rahasia":  # who may know of it is the standard's to say: nobody, meanwhile
+                raise HTTPException(404, f"no dataset {dataset_id!r}") from None
+            raise
+        seen = access_to(who, d, standard)
+        if not seen.listed:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
         return d, seen
 
@@ -124,12 +152,19 @@ def create_app(settings) -> FastAPI:
     def show_dataset(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage; the runs
         too, for stewards and the agency that owns the dataset."""
+        from schemas import load_problems
+
         with session(settings.catalog_url) as s:
             d, seen = get_dataset(s, dataset_id, who)
             about = describe(s, d)
         if not may_see_agency(who, d.agency_code):
             del about["runs"]
-        return {**about, "access": {"readable": seen.readable, "cleared": seen.cleared}}
+        answer = {**about, "access": {"readable": seen.readable, "cleared": seen.cleared}}
+        # Files of its standard or code lists that broke: this answer is from their last good version.
+        problems = load_problems(load_standard(f"{d.standard}@{d.standard_version}"))
+        if problems:
+            answer["load_problems"] = [p.public() for p in problems]
+        return answer
 
     def dataset_standard(dataset_id: str, who: Identity):
         with session(settings.catalog_url) as s:

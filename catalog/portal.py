@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import textwrap
-from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -18,9 +17,10 @@ from catalog.access import AccessDenied, access_to, listed
 from catalog.db import Dataset, Run, session
 from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAttempts, authenticate, client_of,
                               may_see_agency)
-from hub.errors import Busy, HubError, QueryError
+from hub.errors import Busy, ConfigError, HubError, QueryError
+from hub.followed import BrokenFile, Followed, Problem
 
-__all__ = ["LABELS", "LANGUAGES", "router"]
+__all__ = ["LABELS", "LANGUAGES", "problem_page", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,21 @@ LABELS = {
     "no_dataset": ("Tidak ada dataset bernama", "There is no dataset named"),
     "no_agency": ("Tidak ada instansi berkode", "There is no agency with the code"),
     "back_home": ("Kembali ke pencarian", "Back to the search"),
+    "unavailable": ("Halaman tidak dapat ditampilkan", "The page cannot be shown"),
+    "standard_problem": ("Standar data atau daftar kode tidak dapat dimuat:",
+                         "A standard could not be loaded:"),
+    "standard_problem_kept": ("Halaman ini memakai versi terakhir yang berhasil dimuat. Walidata perlu memperbaiki "
+                              "berkasnya (hub standards check, hub codelists check).",
+                              "This page uses the last version that loaded. The walidata needs to fix the file "
+                              "(hub standards check, hub codelists check)."),
+    "standard_problem_none": ("Belum ada versi yang berhasil dimuat, jadi halaman ini tidak dapat ditampilkan sampai "
+                              "walidata memperbaiki berkasnya.",
+                              "No version of it has loaded yet, so this page cannot be shown until the walidata "
+                              "fixes the file."),
+    "config_problem": ("Konfigurasi hub bermasalah; walidata dapat melihat rinciannya di log server.",
+                       "The hub's configuration has a problem; the walidata can see it in the server's log."),
+    "line": ("baris", "line"),
+    "column": ("kolom", "column"),
     # search
     "search_title": ("Cari dataset", "Find datasets"),
     "search_label": ("Kata pencarian", "Search words"),
@@ -472,18 +487,33 @@ def _lineage_picture(graph: dict, page: _Page) -> dict:
 # --- dataset page parts ---------------------------------------------------------------------------------
 
 
-@cache
+# Made again when the standard's file or one of its code lists changes (hub.followed).
+_dictionaries = Followed("data dictionary")
+
+
 def _dictionary(ref: str) -> dict:
-    """The data dictionary of standard `ref` (name@version): a published version never changes, so it is kept."""
+    """The data dictionary of standard `ref` (name@version), as its files are (or their last good version)."""
     from schemas import load_standard
     from schemas.dictionary import dictionary
+    from schemas.standards import files_of
 
-    return dictionary(load_standard(ref))
+    standard = load_standard(ref)
+    return _dictionaries.get(ref, files_of(standard), lambda: dictionary(standard))
+
+
+def _problems(error: ConfigError, standard=None) -> list[Problem]:
+    """A ConfigError as problems: a BrokenFile's own, else one on the standard's file (by name only)."""
+    if isinstance(error, BrokenFile):
+        return error.problems
+    return [Problem(str(standard.path) if standard else "", None, None, str(error))]
 
 
 def _validation_rows(validation: dict) -> list[dict]:
     """The last run's checks, one per expectation in the suite's order, with each rule in words."""
-    words = {r["reason"]: r for f in _dictionary(validation["suite"])["fields"] for r in f["rules"]}
+    try:
+        words = {r["reason"]: r for f in _dictionary(validation["suite"])["fields"] for r in f["rules"]}
+    except ConfigError:  # that version's file is gone or broken: the checks keep their reason codes
+        words = {}
     rows = []
     for reason, check in validation.get("checks", {}).items():
         rule = words.get(reason, {})
@@ -596,6 +626,18 @@ def _agencies(settings, s, who: Identity) -> dict[str, dict]:
 # --- routes ---------------------------------------------------------------------------------------------
 
 
+def problem_page(request: Request, error: ConfigError) -> HTMLResponse:
+    """The page of a request that needs a standard, code list or setting that cannot be loaded (503: it answers
+    again once the file is fixed). A file's problem is shown by the file's name, place and message; any other
+    configuration error only in the server's log. Never a traceback."""
+    page = _Page(request)
+    problems = [x.public() for x in error.problems] if isinstance(error, BrokenFile) else []
+    html = _environment().get_template("unavailable.html").render(p=page, lang=page.lang, problems=problems)
+    response = HTMLResponse(html, status_code=503)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _private(response: HTMLResponse) -> HTMLResponse:
     """A page with a secret, a token or an address on it: never cached, and its URL never sent on as a Referer."""
     response.headers["Cache-Control"] = "no-store"
@@ -690,19 +732,29 @@ def router(settings) -> APIRouter:
         known = listed(settings, p.who)
         with session(settings.catalog_url) as s:
             d = s.get(Dataset, dataset_id)
+            if d is not None and d.id not in known and d.classification != "rahasia":
+                _standard_of(d)  # left out of `known` because its standard never loaded: the problem page says so
             if d is None or d.id not in known:
                 return not_found(p, "no_dataset", dataset_id)
             about = describe(s, d)
             graph = lineage(s, d, set(known))
             quarantine = quarantine_summary(s, d, limit=0)
+        from schemas import load_problems
+
         standard = _standard_of(d)
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
         seen = known[d.id]
         preview = _preview(settings, d, {v["snapshot_id"] for v in about["versions"]}, version,
                            filter, q, sort, p.who, client_of(request)) if seen.readable else None
+        try:
+            dictionary, problems = _dictionary(standard.ref), []
+        except ConfigError as e:  # a code list it names never loaded: the rest of the page still shows
+            dictionary, problems = None, _problems(e, standard)
+        # Files of this standard or its code lists that broke: the page shows their last good version, and says so.
+        problems = sorted({*problems, *load_problems(standard)}, key=Problem.sort_key)
         return render(p, "dataset.html", d=about, title=title, description=description,
-                      dictionary=_dictionary(standard.ref), validation=validation,
+                      dictionary=dictionary, problems=[x.public() for x in problems], validation=validation,
                       checks=_validation_rows(validation) if "checks" in validation else [],
                       quarantine=quarantine, picture=_lineage_picture(graph, p),
                       preview=preview, access=seen, version=version, filter=filter, q=q, sort=sort,

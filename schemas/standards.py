@@ -216,14 +216,20 @@ def load_problems(standard: Standard | None = None) -> list[Problem]:
     """The standard and code-list files this process cannot use as they are now, each problem with its file, line,
     column and message; the last good version of each stays in use meanwhile.
 
-    Without `standard`: every file of the standards folder (read now if it changed) and the code lists this
-    process has read. With it: the files of that standard's versions and of the code lists it names.
+    Without `standard`: every file of the standards folder and of the code lists the standards name (each read
+    now if it changed). With it: the files of that standard's versions and of the code lists it names.
     """
-    from schemas.codelists import known_files
+    from schemas.codelists import known_files, rows
 
     directory = standards_dir()
+    for s in [standard] if standard is not None else _scan(directory)[0]:
+        for f in s.fields:
+            if f.code_list:
+                try:
+                    rows(f.code_list["name"], f.code_list["edition"])  # read now if changed: its problem on record
+                except ConfigError:
+                    pass
     if standard is None:
-        _scan(directory)
         return problems([*_files(directory), *known_files()]) if directory.is_dir() else problems(known_files())
     own = [p for p in (_files(directory) if directory.is_dir() else ())
            if (m := _FILE_NAME.match(p.name)) and m["name"] == standard.name]
