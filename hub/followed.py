@@ -136,11 +136,13 @@ class Followed:
             try:
                 value = load()
             except ConfigError as e:
-                entry.bad, entry.error = now, _broken(e, files)
+                entry.error = _broken(e, files)  # before `bad`: a call that finds `bad` current reads it unlocked
+                entry.bad = now
                 if entry.good is not None:
                     log.warning("%s: %s; the last good version stays in use", self.what, entry.error)
                 return self._answer(entry, strict)
-            entry.value, entry.good, entry.bad, entry.error = value, now, None, None
+            entry.value, entry.good, entry.bad = value, now, None  # in this order, for the same reason
+            entry.error = None
             return value
 
     @staticmethod
