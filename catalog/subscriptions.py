@@ -34,7 +34,7 @@ __all__ = [
     "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
     "SubscriptionRequest", "SubscriptionToken", "TooManySubscriptions",
     "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
-    "max_per_caller", "max_unconfirmed_per_address", "notify", "router", "smtp_settings", "subscribe",
+    "max_per_caller", "max_unconfirmed_per_address", "notify", "queue", "router", "smtp_settings", "subscribe",
     "unsubscribe",
 ]
 
@@ -384,26 +384,36 @@ def _payload(s, dataset_id: str, event: str, details: dict, source: str) -> dict
     return payload
 
 
-def notify(settings, dataset_id: str, event: str, details: dict) -> None:
-    """Queue a message for every subscription to `event` of the dataset (and, for a failure, of the datasets
-    built from it). Nothing is sent here: the delivery step after the run sends them (`deliver_pending`).
+def queue(s, dataset_id: str, event: str, details: dict) -> int:
+    """Add to the caller's transaction `s` a message for every subscription to `event` of the dataset (and, for a
+    failure, of the datasets built from it); return how many. Nothing is sent here: the delivery step after the
+    run sends them (`deliver_pending`).
 
-    Called from inside a publish, so it contacts no receiver: a slow or dead one must not hold up a run.
-    `details` may hold `run_id`, `snapshot_id` and, for `failed`, `error` (an error class); nothing else of
-    it is sent. Never raises: a notification must not fail a publish.
+    The transaction that commits a new version (or records a failed run) queues its messages itself: they are
+    committed with it or not at all, so a process killed right after that commit still leaves exactly one
+    message per subscriber for the next delivery step, and a retried publish that finds its version already
+    committed queues none. `details` may hold `run_id`, `snapshot_id` and, for `failed`, `error` (an error
+    class); nothing else of it is sent.
     """
+    datasets = [dataset_id, *(_downstream(s, dataset_id) if event == "failed" else [])]
+    queued = [
+        _new_delivery(sub, event, _payload(s, sub.dataset_id, event, details, dataset_id))
+        for sub in s.scalars(select(Subscription).where(Subscription.dataset_id.in_(datasets)))
+        if event in sub.events and sub.confirmed_at is not None
+    ]
+    s.add_all(queued)
+    if queued:
+        log.info("subscriptions: %d %s messages about %s queued", len(queued), event, dataset_id)
+    return len(queued)
+
+
+def notify(settings, dataset_id: str, event: str, details: dict) -> None:
+    """`queue` in a transaction of its own, for an event no catalog transaction records (the pipeline queues
+    its messages in the transaction that commits the version or the failure). Never raises."""
     try:
         init_db(settings.catalog_url)
         with session(settings.catalog_url) as s, s.begin():
-            datasets = [dataset_id, *(_downstream(s, dataset_id) if event == "failed" else [])]
-            queued = [
-                _new_delivery(sub, event, _payload(s, sub.dataset_id, event, details, dataset_id))
-                for sub in s.scalars(select(Subscription).where(Subscription.dataset_id.in_(datasets)))
-                if event in sub.events and sub.confirmed_at is not None
-            ]
-            s.add_all(queued)
-        if queued:
-            log.info("subscriptions: %d %s messages about %s queued", len(queued), event, dataset_id)
+            queue(s, dataset_id, event, details)
     except Exception as e:
         log.warning("subscriptions: queueing %s of %s failed: %s", event, dataset_id, type(e).__name__)
 

@@ -384,7 +384,8 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashe
 
 
 def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
-    """Commit a staged run: one Iceberg commit, then its records in the catalog, then the cursor."""
+    """Commit a staged run: one Iceberg commit, then one catalog transaction with its records, the cursor and
+    its subscribers' messages."""
     from sqlalchemy.exc import DBAPIError
 
     try:
@@ -456,13 +457,20 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
                 state.cursor = summary["cursor"]
             state.run_id, state.updated_at = run_id, now
             s.add(state)
+        if changed:
+            _queue_messages(s, source_id, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
     shutil.rmtree(folder, ignore_errors=True)
     log.info("source %s: run %s %s as snapshot %s", source_id, run_id, run.status, snapshot_id)
-    if changed:
-        from catalog.subscriptions import notify
-
-        notify(settings, source_id, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
     return _result(run)
+
+
+def _queue_messages(s, dataset_id: str, event: str, details: dict) -> None:
+    """The subscribers' messages about a version or a failure, queued in the transaction `s` that records it: a
+    process killed after that commit leaves them for the delivery step, one per subscriber, and a retry that
+    finds the version committed queues none (the subscription outbox)."""
+    from catalog.subscriptions import queue
+
+    queue(s, dataset_id, event, details)
 
 
 def _record_dataset(s, dataset_id: str, kind: str, standard, snapshot_id, run_id: str, now, *, rows: int,
@@ -532,15 +540,13 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
                                                   Run.status == "failed")).first() is not None
             s.add(Run(run_id=run_id, dataset_id=dataset_id, kind=kind, status="failed", started_at=now,
                       finished_at=now, error=message))
+            if not told:
+                _queue_messages(s, dataset_id, "failed", {"run_id": run_id, "error": type(error).__name__})
     except Exception as e:
         # The catalog itself may be what failed (a full disk): the run's own error must still reach the caller.
         log.warning("%s %s: run %s failed (%s) and the catalog could not record it: %s", kind, dataset_id, run_id,
                     type(error).__name__, type(e).__name__)
         return
-    if not told:
-        from catalog.subscriptions import notify
-
-        notify(settings, dataset_id, "failed", {"run_id": run_id, "error": type(error).__name__})
 
 
 def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:
@@ -574,9 +580,7 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,
                   rows_in=rows, rows_published=rows, rows_quarantined=0, quality_score=quality,
                   validation={"suite": standard.ref, "inputs": inputs}, snapshot_id=snapshot_id))
-    if changed:
-        from catalog.subscriptions import notify
-
-        notify(settings, standard.name, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
+        if changed:
+            _queue_messages(s, standard.name, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
     return {"standard": standard.name, "run_id": run_id, "dataset": standard.name, "snapshot_id": snapshot_id,
             "rows": rows, "sources": sorted(inputs)}

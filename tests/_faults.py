@@ -24,8 +24,8 @@ from hub.settings import ROOT, Settings
 
 __all__ = [
     "API_KEY", "CrashablePostgres", "CsvAgency", "DISK_POINTS", "FULL_DISK", "FaultyApi", "KILLED_PUBLISH",
-    "KILL_POINTS", "PG_PASSWORD", "SmallDisk", "SqliteAgency", "View", "can_mount_tmpfs", "changed", "child",
-    "register", "residents", "table_rows", "view",
+    "KILLED_RUN", "KILL_POINTS", "PG_PASSWORD", "RUN_KILL_POINTS", "SmallDisk", "SqliteAgency", "View",
+    "can_mount_tmpfs", "changed", "child", "register", "residents", "table_rows", "view",
 ]
 
 API_KEY = "k3y-Gangguan-7f2a"  # the agency API's key, given to the hub through an environment variable
@@ -430,6 +430,55 @@ else:
 
 pipeline.publish(load_settings(), source_id, run_id)
 print("the publish was not killed")
+"""
+
+
+#: Where `KILLED_RUN` kills `hub run SOURCE`, in the order the run passes them.
+RUN_KILL_POINTS = {
+    "iceberg_commit": "after the Iceberg commit, before the catalog transaction that records the version",
+    "catalog_commit": "inside that catalog transaction, all of it sent to the database, before its COMMIT",
+    "catalog_committed": "after that commit (the version and its subscribers' messages), before any is sent",
+    "delivered": "after a receiver took its message, before the outbox records it as delivered",
+}
+
+# argv: source id, kill point. `hub run SOURCE --json`, as the command line runs it; only the point where the
+# process dies is chosen, by wrapping the function that passes it.
+KILLED_RUN = """
+import os, signal, sys
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from catalog import storage, subscriptions
+from hub.cli import main
+
+source_id, point = sys.argv[1:3]
+
+
+def die(*args, **kwargs):
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if point == "delivered":
+    subscriptions._record = die  # called once a message's round is over, to record what came of it
+else:
+    commit = storage.commit_source
+
+    def after_commit(*args, **kwargs):
+        snapshot = commit(*args, **kwargs)
+        if point == "iceberg_commit":
+            die()
+        elif point == "catalog_commit":
+            event.listen(Session, "before_commit", lambda s: (s.flush(), die()))
+        else:
+            event.listen(Session, "after_commit", die)
+        return snapshot
+
+    storage.commit_source = after_commit
+
+main(["run", source_id, "--json"])
+print("the run was not killed")
 """
 
 
