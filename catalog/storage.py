@@ -137,6 +137,10 @@ def commit_source(
     snapshot, props = _current(table)
     properties = {_RUN: run_id, _STANDARD: standard.ref}
     if snapshot is not None and props.get(_CONTENT) == digest:
+        # The retry of a publish whose commit landed: its file is whole unless the rare case at the end of
+        # _replace_with_file failed half-way, which the staged file mends.
+        if not _whole(table, _content_file(table, digest), data_file.stat().st_size):
+            _copy_into(table, data_file, _content_file(table, digest))
         return snapshot.snapshot_id
     if not merge or snapshot is None:
         _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest}, delete=not merge)
@@ -154,20 +158,12 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict, de
     """Add `data_file` to the table, in one commit; with `delete`, as its only data file (a delete and an add)."""
     from pyiceberg.expressions import AlwaysTrue
 
-    # Named by content: a retried publish writes the same bytes to the same place.
-    target = f"{table.location()}/data/hub-{digest[:32]}.parquet"
-    existing = table.io.new_input(target)
+    target = _content_file(table, digest)
+    size = data_file.stat().st_size
     # A whole file of that name is this content, maybe an older version's: rewriting it would put that version
     # at risk for nothing. A shorter one is what a killed copy left.
-    if not (existing.exists() and len(existing) == data_file.stat().st_size):
-        try:
-            with data_file.open("rb") as staged, table.io.new_output(target).create(overwrite=True) as out:
-                shutil.copyfileobj(staged, out, 8 << 20)
-        except BaseException:
-            # A partial copy is no table's file; left behind it would hold the space the retry needs.
-            with contextlib.suppress(OSError):
-                table.io.delete(target)
-            raise
+    if not _whole(table, target, size):
+        _copy_into(table, data_file, target)
     with warnings.catch_warnings():
         # Replacing an empty table deletes nothing, which pyiceberg warns about.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
@@ -175,6 +171,32 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict, de
             if delete:
                 tx.delete(AlwaysTrue())
             tx.add_files([target], snapshot_properties=properties)
+    # The file found above may be an expired version's that `hub maintain` took for an orphan meanwhile (it puts
+    # back what a commit it sees refers to, and this checks for the rest): the new snapshot must not point at
+    # nothing, and the staged file is still here.
+    if not _whole(table, target, size):
+        _copy_into(table, data_file, target)
+
+
+def _content_file(table, digest: str) -> str:
+    # Named by content: a retried publish writes the same bytes to the same place.
+    return f"{table.location()}/data/hub-{digest[:32]}.parquet"
+
+
+def _whole(table, target: str, size: int) -> bool:
+    existing = table.io.new_input(target)
+    return existing.exists() and len(existing) == size
+
+
+def _copy_into(table, data_file: Path, target: str) -> None:
+    try:
+        with data_file.open("rb") as staged, table.io.new_output(target).create(overwrite=True) as out:
+            shutil.copyfileobj(staged, out, 8 << 20)
+    except BaseException:
+        # A partial copy is no table's file; left behind it would hold the space the retry needs.
+        with contextlib.suppress(OSError):
+            table.io.delete(target)
+        raise
 
 
 def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id: str) -> int | None:

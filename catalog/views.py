@@ -32,7 +32,7 @@ from catalog import masking, storage
 from catalog.access import HUB_COLUMNS, MASKED, PSEUDONYM, Access, access_to
 from catalog.identity import Identity
 
-__all__ = ["COPIES", "Visible", "visible"]
+__all__ = ["COPIES", "Visible", "retire_stale_copies", "visible"]
 
 COPIES = "served"  # the folder of HUB_HOME that holds the masked copies
 _FORMAT = 2  # part of every copy's name: a change of how copies are made retires the old ones
@@ -143,19 +143,44 @@ def _write_copy(paths: list[str], shown: pa.Schema, access: Access, secret: byte
         con.close()
 
 
-def _retire_old_copies(settings, dataset_id: str, keep_snapshot) -> None:
+def _retire_old_copies(settings, dataset_id: str, keep_snapshot, now: float | None = None,
+                       dry_run: bool = False) -> list:
     """Remove the copies of versions that are not current any more, once they are a day old (a past version
-    read again is copied again)."""
+    read again is copied again); return the folders removed."""
     from catalog.db import Dataset, session
 
     with session(settings.catalog_url) as s:
         d = s.get(Dataset, dataset_id)
         current = str(d.snapshot_id) if d else None
     root = settings.home / COPIES / dataset_id
-    cutoff = time.time() - _KEEP_OLD_VERSIONS_SECONDS
+    cutoff = (time.time() if now is None else now) - _KEEP_OLD_VERSIONS_SECONDS
+    removed = []
     for folder in root.iterdir() if root.is_dir() else ():
         if folder.name in (current, str(keep_snapshot)):
             continue
         with contextlib.suppress(OSError):
             if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+                if not dry_run:
+                    shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def retire_stale_copies(settings, now: float | None = None, dry_run: bool = False) -> list:
+    """For every dataset (also those no longer in the catalog), what `_retire_old_copies` removes after a new copy,
+    and the half-written files a killed copy left in the current version's folder, a day on (`hub maintain`):
+    copies of a dataset nobody reads any more are otherwise never looked at again. Returns the paths removed."""
+    root = settings.home / COPIES
+    cutoff = (time.time() if now is None else now) - _KEEP_OLD_VERSIONS_SECONDS
+    removed = []
+    for dataset in sorted(root.iterdir()) if root.is_dir() else ():
+        if not dataset.is_dir():
+            continue
+        removed += _retire_old_copies(settings, dataset.name, None, now, dry_run)
+        for left in (*dataset.glob("*/*.partial"), *dataset.glob("*/*.lock")):
+            with contextlib.suppress(OSError):
+                if left.stat().st_mtime < cutoff:
+                    if not dry_run:
+                        left.unlink()
+                    removed.append(left)
+    return removed

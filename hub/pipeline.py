@@ -24,7 +24,8 @@ from pathlib import Path
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings
 
-__all__ = ["RunResult", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id"]
+__all__ = ["RunResult", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id", "staging_retention",
+           "sweep_staging"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
             state = s.get(SourceState, source_id)
             cursor = state.cursor if state else None
     folder = _staging_dir(settings, source_id, run_id)
-    _sweep_staging(settings, source_id, keep=folder)
+    sweep_staging(settings, source_id, keep=folder)
     shutil.rmtree(folder, ignore_errors=True)
     try:
         folder.mkdir(parents=True)
@@ -94,41 +95,103 @@ def stage(settings: Settings, source_id: str, run_id: str) -> dict:
         raise
 
 
-# A staging folder this old belongs to a run that was killed and never retried (Airflow retries within minutes).
+# A staging folder this old belongs to a run that was killed and never retried (Airflow retries a publish within
+# minutes): the default of HUB_STAGING_RETENTION_HOURS.
 STALE_STAGING_SECONDS = 24 * 3600
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def _sweep_staging(settings: Settings, source_id: str, keep: Path) -> None:
-    """Remove the source's staging folders no publish will ever read: those of runs the catalog already has
-    (a run killed after its catalog commit), and stale ones (a run killed and never retried)."""
+def staging_retention() -> float:
+    """HUB_STAGING_RETENTION_HOURS, in seconds: how long the staging folder of a run that is neither finished
+    nor failed for good is kept for a retry of its publish (default 24 hours)."""
+    from hub.maintenance import positive_setting
+
+    return positive_setting("HUB_STAGING_RETENTION_HOURS", STALE_STAGING_SECONDS / 3600) * 3600
+
+
+def sweep_staging(settings: Settings, source_id: str | None = None, *, keep: Path | None = None,
+                  now: float | None = None, dry_run: bool = False) -> list[Path]:
+    """Remove the staging folders no publish will ever read, of one source or of all; return them.
+
+    Those are the folders of finished runs: published (a run killed after its catalog commit leaves its
+    folder), or failed with an error no retry fixes (a ConfigError, FatalSourceError or DataQualityError,
+    which Airflow does not retry); and folders whose newest file is older than HUB_STAGING_RETENTION_HOURS
+    (a run killed and never retried). The folder of a run that may still publish (staging now, or failed with
+    an error Airflow retries) is never touched before that. `now`: a Unix time instead of the clock's.
+    """
     import time
 
     from sqlalchemy import select
 
     from catalog.db import Run, session
 
-    parent = settings.staging / source_id
-    folders = [f for f in parent.iterdir() if f.is_dir() and f != keep] if parent.is_dir() else []
-    if not folders:
-        return
-    runs = {}
-    for folder in folders:
-        try:
-            runs[json.loads((folder / "stage.json").read_text())["run_id"]] = folder
-        except (OSError, ValueError, KeyError):
-            pass  # still being staged, or killed while staging: only its age tells
-    with session(settings.catalog_url) as s:
-        done = {runs[r] for r in s.scalars(select(Run.run_id).where(
-            Run.dataset_id == source_id, Run.run_id.in_(list(runs)), Run.status.in_(["published", "unchanged"])))}
-    for folder in folders:
-        try:
-            stale = time.time() - folder.stat().st_mtime > STALE_STAGING_SECONDS
-        except OSError:
+    if source_id is not None:
+        parents = [settings.staging / source_id]
+    else:
+        parents = sorted(p for p in settings.staging.iterdir() if p.is_dir()) if settings.staging.is_dir() else []
+    now = time.time() if now is None else now
+    retention = staging_retention()
+    removed = []
+    for parent in parents:
+        folders = sorted(f for f in parent.iterdir() if f.is_dir() and f != keep) if parent.is_dir() else []
+        if not folders:
             continue
-        if stale or folder in done:
-            log.info("source %s: removing the staging folder %s, which no run will publish", source_id, folder.name)
-            shutil.rmtree(folder, ignore_errors=True)
+        runs = {}
+        for folder in folders:
+            try:
+                runs[json.loads((folder / "stage.json").read_text())["run_id"]] = folder
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # still being staged, or killed while staging: only its age tells
+        finished = set()
+        if runs:
+            with session(settings.catalog_url) as s:
+                for run_id, status, error in s.execute(select(Run.run_id, Run.status, Run.error).where(
+                        Run.dataset_id == parent.name, Run.run_id.in_(list(runs)))):
+                    if status in ("published", "unchanged") or (status == "failed" and _failed_for_good(error)):
+                        finished.add(runs[run_id])
+        for folder in folders:
+            changed = _newest_change(folder)
+            if changed is None:  # removed meanwhile
+                continue
+            if folder in finished or now - changed > retention:
+                log.info("source %s: removing the staging folder %s, which no run will publish", parent.name,
+                         folder.name)
+                if not dry_run:
+                    shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def _newest_change(folder: Path) -> float | None:
+    """When the run last wrote to its staging folder; None if the folder is gone. A staged run's summary,
+    stage.json, is written last, so the folder's own time; a stage under way keeps writing into files it made
+    long ago, so the newest of the folder and its files."""
+    try:
+        newest = folder.stat().st_mtime
+        if (folder / "stage.json").exists():
+            return newest
+        for entry in os.scandir(folder):
+            try:
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+            except OSError:
+                pass
+        return newest
+    except OSError:
+        return None
+
+
+def _failed_for_good(error: str | None) -> bool:
+    """Whether a failed run's recorded error (`Class: message`) is one no retry fixes (Airflow fails its task at
+    once): its staged files will never be published."""
+    from hub import errors
+
+    final = set()
+    todo = [errors.ConfigError, errors.FatalSourceError, errors.DataQualityError]
+    while todo:
+        kind = todo.pop()
+        final.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return (error or "").split(":", 1)[0].strip() in final
 
 
 def _disk_full(source_id: str, run_id: str, error: OSError, step: str, where: Path) -> HubError:
