@@ -54,4 +54,9 @@ def kind_class(name: str) -> type[Connector]:
 
 
 def connector_for(source) -> Connector:
+    """The connector that reads `source`; a ConfigError if the source cannot run in this process (a
+    ${HUB_DEMO_URL} it names while that variable is unset: see connectors/registry.py)."""
+    unresolved = getattr(source, "unresolved", ())
+    if unresolved:
+        raise ConfigError(unresolved[0])
     return kind_class(source.kind)(source)

@@ -11,7 +11,7 @@ import yaml
 
 from hub.errors import ConfigError
 
-__all__ = ["MAX_REGISTRATION_BYTES", "Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
+__all__ = ["DEMO_URL_VARIABLE", "MAX_REGISTRATION_BYTES", "Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
 
 SOURCE_SCHEMA = Path(__file__).resolve().parent / "source.schema.json"
 # A registration is a page of YAML; even one with a long crosswalk is a few kilobytes.
@@ -19,6 +19,14 @@ MAX_REGISTRATION_BYTES = 1 << 20
 # Values of a registration counted with its aliases expanded: refuses "billion laughs" documents, whose few
 # lines of anchors and aliases stand for billions of values, before anything walks them.
 _MAX_YAML_VALUES = 100_000
+# The base URL of the demo agencies' live systems (demo/systems.py), which `hub up --demo` and the tests start on
+# a port chosen when they start: written ${HUB_DEMO_URL} at the start of an option's text. The one environment
+# variable a registration may name: others may hold secrets, which a registration must never pull into options.
+DEMO_URL_VARIABLE = "HUB_DEMO_URL"
+_DEMO_URL = "${" + DEMO_URL_VARIABLE + "}"
+# Stands in for an unset or unusable HUB_DEMO_URL while the options are checked, so that the registry still loads
+# and the other sources still run; the source itself cannot run (connectors.kinds.connector_for says why).
+_DEMO_URL_STAND_IN = "http://hub-demo-url.invalid"
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +42,9 @@ class Source:
     options: dict
     mapping: dict
     path: Path
+    # Why the source cannot run in this process although its registration is valid: a ${HUB_DEMO_URL} it names
+    # while that variable is unset or unusable. Each item is a message naming the file, line and field.
+    unresolved: tuple[str, ...] = ()
 
     @property
     def standard_name(self) -> str:
@@ -77,14 +88,42 @@ def _where(error) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def _substitute(value, home: Path):
+def _substitute(value, home: Path, demo_url: str | None, unresolved: list[tuple[str, ...]], where: tuple = ()):
+    """`value` with ${HUB_HOME} replaced by the home, and ${HUB_DEMO_URL} at the start of a text by `demo_url` (by
+    a stand-in when it is None, the option's path then added to `unresolved`)."""
     if isinstance(value, str):
+        if value.startswith(_DEMO_URL):
+            if demo_url is None:
+                unresolved.append(where)
+            value = (demo_url or _DEMO_URL_STAND_IN) + value[len(_DEMO_URL):]
         return value.replace("${HUB_HOME}", str(home))
     if isinstance(value, dict):
-        return {k: _substitute(v, home) for k, v in value.items()}
+        return {k: _substitute(v, home, demo_url, unresolved, (*where, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, home) for v in value]
+        return [_substitute(v, home, demo_url, unresolved, (*where, i)) for i, v in enumerate(value)]
     return value
+
+
+def _demo_url() -> tuple[str | None, str | None]:
+    """HUB_DEMO_URL without a trailing slash, or None and why it cannot be used. Its value is never quoted: an
+    operator may have written a password in it."""
+    import os
+    from urllib.parse import urlsplit
+
+    value = os.environ.get(DEMO_URL_VARIABLE, "").strip()
+    if not value:
+        return None, f"the environment variable {DEMO_URL_VARIABLE} is not set"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+        usable = (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+                  and not parts.password and not parts.query and not parts.fragment)
+    except ValueError:
+        usable = False
+    if not usable:
+        return None, (f"the environment variable {DEMO_URL_VARIABLE} is not a base URL "
+                      "(http://HOST:PORT, without credentials, query or fragment)")
+    return value.rstrip("/"), None
 
 
 def _line(node, parts: list) -> int | None:
@@ -209,6 +248,9 @@ def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> 
         raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
     if path.stem != data["id"]:
         raise ConfigError(f"{path}:{_line(document, ['id'])}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
+    demo_url, why = _demo_url()
+    unresolved: list[tuple[str, ...]] = []
+    options = _substitute(data["options"], home, demo_url, unresolved)
     source = Source(
         id=data["id"],
         title=data["title"],
@@ -218,9 +260,13 @@ def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> 
         standard_ref=data["standard"],
         kind=data["kind"],
         schedule=data.get("schedule"),
-        options=_substitute(data["options"], home),
+        options=options,
         mapping=data["mapping"],
         path=path,
+        unresolved=tuple(
+            f"{path}:{_line(document, ['options', *where])}: field {'/'.join(map(str, ['options', *where]))}: "
+            f"names {_DEMO_URL}, but {why}; it is the base URL of the demo agencies' systems "
+            "(`python -m demo.systems`, started by `hub up --demo`)" for where in unresolved),
     )
     connector = _check_kind_options(source, document)
     _check_local_paths(source, connector, document, home, data_dirs)

@@ -32,10 +32,8 @@ def resolve(source, option: str, where: dict) -> str:
         if not value:
             raise ConfigError(f"{source.path}: field options/{option}: environment variable {where['env']} is not set")
         return value
-    from airflow.sdk import BaseHook
-
     try:
-        connection = BaseHook.get_connection(where["connection"])
+        connection = _airflow_connection(where["connection"])
     except Exception:  # Airflow raises its own "not defined" error types, which vary by version
         raise ConfigError(f"{source.path}: field options/{option}: Airflow connection "
                           f"{where['connection']!r} is not defined") from None
@@ -50,3 +48,24 @@ def resolve(source, option: str, where: dict) -> str:
         raise ConfigError(f"{source.path}: field options/{option}: Airflow connection {where['connection']!r} "
                           f"has no {field}")
     return str(value)
+
+
+def _airflow_connection(conn_id: str):
+    """An Airflow connection, wherever Airflow keeps it: inside a task, through the Task SDK (environment
+    variables, secrets backends, then the API server, which reads Airflow's metadata database); in the hub's own
+    processes (`hub run`, `hub sources test`), the SDK looks only in environment variables and secrets backends,
+    so a connection added with `airflow connections add` or in the Airflow UI is then read from the metadata
+    database, as the scheduler reads it."""
+    import sys
+
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:
+        task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+        if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+            raise  # inside a task, the SDK's answer is the whole answer
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id)

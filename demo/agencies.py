@@ -1,6 +1,7 @@
 """Deterministic synthetic agency systems of Kota Bogor: Disdukcapil and Dinsos registers of the same people,
 Dinsos's social-assistance payments to some of them, Disdik's schools, Dinkes's health facilities and the
-tuberculosis cases they notify, and DPMPTSP's register of businesses holding an NIB."""
+tuberculosis cases they notify, DPMPTSP's register of businesses holding an NIB, and the posyandu counts the
+city's open-data portal publishes. demo/systems.py serves Dinkes's facility register and the portal live."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import csv
 import heapq
 import io
 import json
+import os
 import random
+import secrets
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -28,6 +31,8 @@ __all__ = [
     "build_dinkes",
     "build_sitb",
     "build_oss",
+    "build_posyandu",
+    "ensure_api_key",
     "build",
     "write_population_csv",
     "DINSOS_HEADER",
@@ -333,6 +338,8 @@ def build(home: Path, people_count: int = 5000, dinsos_count: int = 1200) -> dic
         "dinkes": demo / "dinkes" / "faskes.json",
         "sitb": demo / "dinkes" / "sitb_kasus_tbc.jsonl",
         "oss": demo / "dpmptsp" / "oss_nib.xlsx",
+        "dinkes_api_key": demo / "dinkes" / "api_key",
+        "posyandu": demo / "satudata" / "posyandu_strata_kelurahan.csv",
     }
     build_disdukcapil(paths["disdukcapil"], people_count)
     build_dinsos(paths["dinsos"], dinsos_count)
@@ -341,7 +348,30 @@ def build(home: Path, people_count: int = 5000, dinsos_count: int = 1200) -> dic
     build_dinkes(paths["dinkes"])
     build_sitb(paths["sitb"], people_count)
     build_oss(paths["oss"], people_count)
+    ensure_api_key(paths["dinkes_api_key"])
+    build_posyandu(paths["posyandu"])
     return paths
+
+
+def ensure_api_key(path: Path) -> str:
+    """The API key of Dinkes's facility API (demo/systems.py): made at random the first time, readable by its owner
+    only (0600), and kept when the demo is built again, so that the Airflow connection holding it stays valid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        key = ""
+    if key:
+        path.chmod(0o600)
+        return key
+    key = secrets.token_urlsafe(32)
+    path.unlink(missing_ok=True)
+    # Created with its mode: the key is never readable by others, not even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key
 
 
 BANSOS_HEADER = ["NIK", "NAMA PENERIMA", "PROGRAM", "PERIODE", "NOMINAL", "KODE KELURAHAN"]
@@ -841,3 +871,54 @@ def _dinsos_row(p: dict, rand) -> list[str]:
         p["kode_wilayah"].replace(".", ""),
         alamat,
     ]
+
+
+POSYANDU_HEADER = ["tahun", "kemendagri_kode_kecamatan", "nama_kecamatan", "kemendagri_kode_desa_kelurahan",
+                   "nama_desa_kelurahan", "strata_posyandu", "jumlah_posyandu", "satuan"]
+POSYANDU_YEARS = (2023, 2024)
+# Kemenkes's four strata of a posyandu's development, from the least to the most developed.
+_STRATA = ("PRATAMA", "MADYA", "PURNAMA", "MANDIRI")
+
+
+@lru_cache(maxsize=4)
+def _kota_bogor_kecamatan(path: Path = KODE_WILAYAH_CSV) -> dict[str, str]:
+    """Dotted kecamatan code of Kota Bogor -> its name, from a kode_wilayah CSV."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return {row["kode"]: row["nama"] for row in csv.DictReader(f)
+                if row["tingkat"] == "kecamatan" and row["kode"].startswith("32.71.")}
+
+
+def build_posyandu(path: Path, seed: int = 2024) -> int:
+    """Write the table the city's open-data portal publishes for Dinkes: posyandu per kelurahan, strata and year,
+    as UTF-8 CSV in the shape of Jawa Barat's Satu Data tables (one count per row, Kemendagri codes dotted, the
+    unit in `satuan`): every kelurahan of Kota Bogor, 2023 and 2024, then 4 wrong rows. Returns the rows written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rand = random.Random(f"posyandu:{seed}").random
+    kecamatan = _kota_bogor_kecamatan()
+    rows = []
+    for kode, nama in _kota_bogor_names().items():
+        total = 8 + int(rand() * 18)  # Kota Bogor has about a thousand posyandu in 68 kelurahan
+        for year in POSYANDU_YEARS:
+            if year > POSYANDU_YEARS[0] and rand() < 0.2:
+                total += 1
+            # Each year some posyandu move up a stratum: the shares of purnama and mandiri grow.
+            lift = 0.1 * (year - POSYANDU_YEARS[0])
+            mandiri = int(total * (0.15 + lift + 0.2 * rand()))
+            purnama = int(total * (0.35 + 0.2 * rand()))
+            madya = int((total - mandiri - purnama) * (0.6 + 0.3 * rand()))
+            counts = (total - mandiri - purnama - madya, madya, purnama, mandiri)
+            for strata, count in zip(_STRATA, counts):
+                rows.append([str(year), kode[:8], kecamatan[kode[:8]], kode, nama, strata, str(count), "UNIT"])
+    # Four more rows, each wrong in one field; the last is the first row uploaded a second time.
+    wrong = [["2024", "32.01.29", "Ciomas", "32.01.29.1003", "Padasuka", "MANDIRI", "4", "UNIT"],  # Kabupaten Bogor
+             [*rows[-1][:5], "MADYA", "-", "UNIT"],  # a dash for a count not reported
+             [*rows[-1][:5], "BELUM TERSTRATA", "2", "UNIT"],
+             list(rows[0])]
+    wrong[1][0] = wrong[2][0] = "2025"  # the first reports of a year still being counted
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(POSYANDU_HEADER)
+        writer.writerows(rows)
+        writer.writerows(wrong)
+    return len(rows) + len(wrong)

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HUB = str(Path(sys.executable).parent / "hub")
@@ -49,3 +51,18 @@ def serve(home: Path, env: dict | None = None, port: int | None = None):
             time.sleep(0.3)
     server.kill()
     raise RuntimeError(f"hub serve did not start: {server.stdout.read().decode()[-2000:]}")
+
+
+@contextmanager
+def demo_systems(home: Path, **options) -> Iterator[dict]:
+    """The demo agencies' live systems (demo/systems.py) serving `home`, whose demo is built, as `hub up --demo`
+    sets them up: the home initialised (`hub init`), the Airflow connection dinkes_api registered in its Airflow
+    database. Yields the environment `hub()` needs to reach them ({"HUB_DEMO_URL": ...})."""
+    from demo.systems import register_connections, running
+    from hub.settings import ROOT, Settings
+
+    hub(home, "init", "--quiet")
+    register_connections(Settings(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}",
+                                  registry=ROOT / "connectors" / "registry"))
+    with running(home, **options) as url:
+        yield {"HUB_DEMO_URL": url}

@@ -62,6 +62,40 @@ def demo_settings(tmp_path, catalog_url) -> Settings:
     return Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
 
 
+@pytest.fixture
+def live_demo(demo_settings, monkeypatch) -> str:
+    """The demo agencies' live systems (demo/systems.py) serving demo_settings' home, for runs in this process:
+    HUB_DEMO_URL set, and the dinkes_api connection given as Airflow's AIRFLOW_CONN_ variable (this process's
+    Airflow database is the session's, not the home's). Yields their base URL."""
+    import json
+
+    from demo.systems import running
+
+    key = (demo_settings.demo / "dinkes" / "api_key").read_text(encoding="ascii").strip()
+    monkeypatch.setenv("AIRFLOW_CONN_DINKES_API", json.dumps({"conn_type": "generic", "password": key}))
+    with running(demo_settings.home) as url:
+        monkeypatch.setenv("HUB_DEMO_URL", url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def session_demo_systems(session_home) -> str:
+    """The demo agencies' live systems serving the session's hub home, for DAG runs in this process: HUB_DEMO_URL
+    set here, the dinkes_api connection in the session's Airflow database (its key made now; building the demo
+    later keeps it). Yields their base URL."""
+    from demo.agencies import ensure_api_key
+    from demo.systems import register_connections, running
+
+    ensure_api_key(session_home / "demo" / "dinkes" / "api_key")
+    register_connections(load_settings())
+    with running(session_home) as url:
+        os.environ["HUB_DEMO_URL"] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop("HUB_DEMO_URL", None)
+
+
 @pytest.fixture(scope="session")
 def home(tmp_path_factory) -> Path:
     """A hub home with small demo agency systems, used through the `hub` command (read-only for tests)."""

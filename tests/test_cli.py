@@ -26,9 +26,11 @@ def test_unknown_source_is_a_clear_error(home):
 
 def test_sources_and_catalog_lists(home, published):
     sources = json.loads(hub(home, "sources", "list", "--json").stdout)
+    # The demo's sources use every connector kind; listing them needs none of their systems (no HUB_DEMO_URL).
     assert {s["id"]: s["kind"] for s in sources} == {"dinsos_dtks": "file", "disdukcapil_siak": "sql", "dinsos_bansos": "file",
-                                                     "disdik_dapodik": "file", "dinkes_faskes": "file",
-                                                     "dinkes_sitb": "file", "dpmptsp_oss": "file"}
+                                                     "disdik_dapodik": "file", "dinkes_faskes": "rest",
+                                                     "dinkes_sitb": "file", "dpmptsp_oss": "file",
+                                                     "satudata_posyandu": "ckan"}
     datasets = {d["id"]: d for d in json.loads(hub(home, "catalog", "list", "--json").stdout)}
     assert set(datasets) == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
     assert datasets["penduduk"]["rows"] == 599 and datasets["penduduk"]["kind"] == "integrated"

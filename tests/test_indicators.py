@@ -24,9 +24,9 @@ GROUPS = ("0-14", "15-64", "65+")
 
 
 @pytest.fixture
-def built(demo_settings):
-    """Every demo source run and integrated, then every indicator built; enough people that some cells of each
-    indicator pass the suppression threshold."""
+def built(demo_settings, live_demo):
+    """Every demo source run and integrated (Dinkes's facilities read from its live API), then every indicator
+    built; enough people that some cells of each indicator pass the suppression threshold."""
     from demo.agencies import build
 
     build(demo_settings.home, people_count=PEOPLE, dinsos_count=PEOPLE // 4)

@@ -17,7 +17,7 @@ import re
 import httpx
 import pytest
 
-from _served import hub, serve
+from _served import demo_systems, hub, serve
 
 SOURCES = ("dinkes_faskes", "disdukcapil_siak", "dinkes_sitb", "dpmptsp_oss")
 DATASETS = (*SOURCES, "kasus_tbc")
@@ -63,8 +63,9 @@ def catalog(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("access-home")
     build(home, people_count=480, dinsos_count=120)
-    for source in SOURCES:
-        hub(home, "run", source)
+    with demo_systems(home) as live:  # Dinkes's facilities come from its live API
+        for source in SOURCES:
+            hub(home, "run", source, env=live)
     hub(home, "integrate", "kasus_tbc")
     headers = {"anonim": {}}
     for name, (role, agency) in PERSONAS.items():

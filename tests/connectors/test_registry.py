@@ -88,15 +88,22 @@ def test_hub_home_is_substituted_in_options(tmp_path):
     assert "${HUB_HOME}" not in str(source.options)
 
 
-def test_the_real_registrations_load(tmp_path):
+def test_the_real_registrations_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_DEMO_URL", "http://127.0.0.1:8799/")
     sources = load_sources(ROOT / "connectors" / "registry", tmp_path)
     assert [s.id for s in sources] == ["dinkes_faskes", "dinkes_sitb", "dinsos_bansos", "dinsos_dtks",
-                                       "disdik_dapodik", "disdukcapil_siak", "dpmptsp_oss"]
+                                       "disdik_dapodik", "disdukcapil_siak", "dpmptsp_oss", "satudata_posyandu"]
     by_id = {s.id: s for s in sources}
     assert {s.id: s.standard_ref for s in sources if s.agency_code != "disdukcapil" and s.id != "dinsos_dtks"} == {
         "dinkes_faskes": "fasilitas_kesehatan@1.0.0", "dinkes_sitb": "kasus_tbc@1.0.0",
         "dinsos_bansos": "penerima_bantuan_sosial@1.0.0", "disdik_dapodik": "satuan_pendidikan@1.0.0",
-        "dpmptsp_oss": "umkm@1.0.0"}
+        "dpmptsp_oss": "umkm@1.0.0", "satudata_posyandu": "posyandu_kelurahan@1.0.0"}
+    # The demo exercises every built-in kind; the live systems are found through HUB_DEMO_URL.
+    assert {s.kind for s in sources} == {"file", "sql", "rest", "ckan"}
+    assert by_id["dinkes_faskes"].options["url"] == "http://127.0.0.1:8799/dinkes/api/v1/faskes"
+    assert by_id["satudata_posyandu"].options["url"] == "http://127.0.0.1:8799/satudata"
+    assert by_id["dinkes_faskes"].options["auth"]["key"] == {"connection": "dinkes_api"}
+    assert not any(s.unresolved for s in sources)
     # One agency, one name, whichever of its sources names it.
     assert by_id["dinkes_sitb"].agency_name == by_id["dinkes_faskes"].agency_name == "Dinas Kesehatan Kota Bogor"
     assert (by_id["dpmptsp_oss"].agency_code, by_id["dpmptsp_oss"].agency_name) == (
@@ -299,6 +306,56 @@ def test_registering_a_kind_first_keeps_the_builtin_kinds():
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.strip().split(",")) >= {"extra", "file", "sql"}
+
+
+# --- ${HUB_DEMO_URL}: the base URL of the demo agencies' live systems ---------------------------------
+
+DEMO_API = changed(id="dinkes_live", kind="rest", options={
+    "url": "${HUB_DEMO_URL}/dinkes/api/v1/faskes", "records": "data.faskes",
+    "auth": {"type": "api_key", "in": "header", "name": "X-API-Key", "key": {"connection": "dinkes_api"}}})
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:8799", "http://127.0.0.1:8799/", " https://demo.example/base/ "])
+def test_the_demo_url_is_substituted_from_its_environment_variable(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("HUB_DEMO_URL", value)
+    source = load_source(write(tmp_path, DEMO_API), tmp_path)
+    assert source.options["url"] == value.strip().rstrip("/") + "/dinkes/api/v1/faskes"
+    assert source.unresolved == () and connector_for(source).describe().startswith("rest ")
+
+
+@pytest.mark.parametrize("value, why", [(None, "is not set"), ("", "is not set"),
+                                        ("127.0.0.1:8799", "is not a base URL"),
+                                        ("ftp://127.0.0.1:8799", "is not a base URL"),
+                                        ("http://hub:s3cr3t@127.0.0.1:8799", "is not a base URL"),
+                                        ("http://127.0.0.1:8799/?key=s3cr3t", "is not a base URL"),
+                                        ("http://127.0.0.1:port", "is not a base URL")])
+def test_without_a_usable_demo_url_the_registry_loads_and_only_that_source_cannot_run(tmp_path, monkeypatch,
+                                                                                      value, why):
+    if value is None:
+        monkeypatch.delenv("HUB_DEMO_URL", raising=False)
+    else:
+        monkeypatch.setenv("HUB_DEMO_URL", value)
+    path = write(tmp_path, DEMO_API)
+    write(tmp_path, VALID)
+    sources = {s.id: s for s in load_sources(tmp_path, tmp_path)}  # every other source still loads and runs
+    assert isinstance(connector_for(sources["dinsos_test"]), FileConnector)
+    with pytest.raises(ConfigError) as info:
+        connector_for(sources["dinkes_live"])
+    message = str(info.value)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "HUB_DEMO_URL" in text)
+    assert message.startswith(f"{path}:{line}: field options/url: names ${{HUB_DEMO_URL}}, but the environment "
+                              f"variable HUB_DEMO_URL {why}")
+    assert "s3cr3t" not in message and "port" not in message.partition("HUB_DEMO_URL")[2][:30]
+
+
+def test_only_hub_home_and_the_demo_url_are_substituted(tmp_path, monkeypatch):
+    """A registration cannot pull any other environment value (a secret, say) into its options, nor the demo URL
+    anywhere but at the start of a text."""
+    monkeypatch.setenv("HUB_DEMO_URL", "http://127.0.0.1:8799")
+    monkeypatch.setenv("HUB_TEST_SECRET", "s3cr3t")
+    spec = changed(options={"path": "${HUB_HOME}/demo/${HUB_TEST_SECRET}-${HUB_DEMO_URL}.csv"})
+    source = load_source(write(tmp_path, spec), tmp_path)
+    assert source.options["path"] == f"{tmp_path}/demo/${{HUB_TEST_SECRET}}-${{HUB_DEMO_URL}}.csv"
 
 
 def test_errors_name_the_line_of_the_field(tmp_path):

@@ -39,3 +39,22 @@ def test_an_airflow_connection(monkeypatch):
 def test_a_missing_connection_is_a_config_error():
     with pytest.raises(ConfigError, match="Airflow connection 'hub_no_such_conn' is not defined"):
         resolve(SOURCE, "auth/password", {"connection": "hub_no_such_conn"})
+
+
+def test_a_connection_in_airflows_database_is_found_outside_a_task(session_home):
+    """`hub run` and `hub sources test` are no Airflow task: the Task SDK looks only in environment variables there,
+    yet a connection added with `airflow connections add` (or the UI) lives in Airflow's metadata database."""
+    from airflow.models.connection import Connection
+    from airflow.sdk import BaseHook
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        s.add(Connection(conn_id="hub_test_db_api", conn_type="generic", login="hub", password="db-pa55"))
+    try:
+        with pytest.raises(Exception):  # what the SDK alone answers outside a task
+            BaseHook.get_connection("hub_test_db_api")
+        assert resolve(SOURCE, "auth/password", {"connection": "hub_test_db_api"}) == "db-pa55"
+        assert resolve(SOURCE, "auth/username", {"connection": "hub_test_db_api", "field": "login"}) == "hub"
+    finally:
+        with create_session() as s:
+            s.query(Connection).filter(Connection.conn_id == "hub_test_db_api").delete()

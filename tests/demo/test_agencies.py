@@ -15,7 +15,9 @@ from demo.agencies import (
     build_dinsos,
     build_disdukcapil,
     build_oss,
+    build_posyandu,
     build_sitb,
+    ensure_api_key,
     people,
     write_population_csv,
 )
@@ -260,6 +262,8 @@ def test_build_layout(tmp_path):
         "dinkes": tmp_path / "demo" / "dinkes" / "faskes.json",
         "sitb": tmp_path / "demo" / "dinkes" / "sitb_kasus_tbc.jsonl",
         "oss": tmp_path / "demo" / "dpmptsp" / "oss_nib.xlsx",
+        "dinkes_api_key": tmp_path / "demo" / "dinkes" / "api_key",
+        "posyandu": tmp_path / "demo" / "satudata" / "posyandu_strata_kelurahan.csv",
     }
     assert fetch(paths["disdukcapil"], "SELECT count(*) FROM penduduk") == [(403,)]
     assert len(read_dinsos(paths["dinsos"])) == 106
@@ -517,3 +521,43 @@ def test_oss_wrong_rows(oss):
         assert i == 1 or re.fullmatch(r"\d{5}", r[5])
         assert i == 2 or r[7] in {"Usaha Mikro", "Usaha Kecil", "Usaha Menengah"}
         assert i == 3 or isinstance(r[8], int)
+
+
+# --- the live systems' data: Dinkes's API key and the portal's posyandu table ---------------------------------
+
+
+def test_the_api_key_is_random_private_and_kept_when_the_demo_is_built_again(tmp_path):
+    first, other = tmp_path / "a" / "api_key", tmp_path / "b" / "api_key"
+    key = ensure_api_key(first)
+    assert re.fullmatch(r"[\w-]{40,}", key) and first.read_text() == key + "\n"
+    assert first.stat().st_mode & 0o777 == 0o600
+    assert ensure_api_key(other) != key  # one key per home
+    first.chmod(0o644)
+    assert ensure_api_key(first) == key and first.stat().st_mode & 0o777 == 0o600
+    first.write_text("")
+    assert ensure_api_key(first) not in ("", key)
+
+
+def test_posyandu_table_covers_every_kelurahan_and_year_then_its_wrong_rows(tmp_path, kelurahan):
+    path = tmp_path / "posyandu.csv"
+    assert build_posyandu(path) == 68 * 4 * 2 + 4
+    again = tmp_path / "again.csv"
+    build_posyandu(again)
+    assert again.read_bytes() == path.read_bytes()
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    good, wrong = rows[:-4], rows[-4:]
+    assert {(r["kemendagri_kode_desa_kelurahan"], r["strata_posyandu"], r["tahun"]) for r in good} == {
+        (k, strata, year) for k in kelurahan for strata in ("PRATAMA", "MADYA", "PURNAMA", "MANDIRI")
+        for year in ("2023", "2024")}
+    assert all(r["satuan"] == "UNIT" and r["jumlah_posyandu"].isdigit() for r in good)
+    assert all(r["kemendagri_kode_kecamatan"] == r["kemendagri_kode_desa_kelurahan"][:8] for r in good)
+    per_kelurahan: dict = {}
+    for r in good:
+        key = (r["kemendagri_kode_desa_kelurahan"], r["tahun"])
+        per_kelurahan[key] = per_kelurahan.get(key, 0) + int(r["jumlah_posyandu"])
+    assert all(8 <= n <= 26 for n in per_kelurahan.values())
+    assert 900 <= sum(n for (_, year), n in per_kelurahan.items() if year == "2024") <= 1200
+    assert wrong[0]["kemendagri_kode_desa_kelurahan"].startswith("32.01.")  # Kabupaten Bogor
+    assert (wrong[1]["jumlah_posyandu"], wrong[2]["strata_posyandu"]) == ("-", "BELUM TERSTRATA")
+    assert wrong[3] == good[0]

@@ -322,6 +322,27 @@ def test_umkm_records_validate():
     }
 
 
+POSYANDU = {"tahun": 2024, "kode_wilayah": "32.71.01.1001", "strata": "mandiri", "jumlah_posyandu": 4}
+
+
+def test_posyandu_kelurahan_records_validate():
+    good = [POSYANDU, {**POSYANDU, "strata": "pratama", "jumlah_posyandu": 0}, {**POSYANDU, "tahun": 2023}]
+    assert reasons("posyandu_kelurahan", good) == {}
+    bad = [{**POSYANDU, "kode_wilayah": "32.01.29.1003"},  # Kabupaten Bogor
+           {**POSYANDU, "strata": "aktif"},
+           {**POSYANDU, "tahun": 2023, "strata": "madya", "jumlah_posyandu": -1},
+           {**POSYANDU, "tahun": 1999, "strata": "purnama"},
+           POSYANDU, POSYANDU]  # one kelurahan, stratum and year twice
+    assert reasons("posyandu_kelurahan", bad) == {
+        0: ["kode_wilayah:code_list"],
+        1: ["strata:enum"],
+        2: ["jumlah_posyandu:range"],
+        3: ["tahun:range"],
+        4: ["kode_wilayah+strata+tahun:duplicate_key"],
+        5: ["kode_wilayah+strata+tahun:duplicate_key"],
+    }
+
+
 def test_a_field_classification_is_stricter_than_its_datasets():
     order = {c: i for i, c in enumerate(CLASSIFICATIONS)}
     for standard in STANDARDS:
