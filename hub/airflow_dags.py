@@ -169,10 +169,15 @@ def indicator_dag(indicator, assets: list[Asset]):
     def indicator_build():
         @task(task_id="build", outlets=[indicator_asset(indicator.id)])
         def build_task(run_id=None) -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from hub.errors import NotReady
             from hub.indicators import build_indicator
 
             try:
                 return build_indicator(load_settings(), indicator.id, run_id)
+            except NotReady as e:  # the event of the missing input triggers the next run
+                raise AirflowSkipException(str(e)) from None
             except Exception as e:
                 _fail_fast(e)
 
@@ -219,12 +224,19 @@ def deliveries_dag():
 
 
 def build_dags() -> dict:
-    """Every DAG of the registry and the indicator declarations, by dag id."""
-    from connectors import load_sources
+    """Every DAG of the registry and the indicator declarations, by dag id.
+
+    A registration or indicator that does not load gets no DAG and an error in the DAG processor's log (and in
+    `hub status`); every other one keeps its DAG.
+    """
     from hub.indicators import load_indicators
+    from hub.maintenance import MAINTENANCE_DAG_ID, maintenance_dag
+    from hub.sources import load_registry
 
     settings = load_settings()
-    sources = load_sources(settings.registry, settings.home)
+    sources, problems = load_registry(settings)
+    for problem in problems:
+        log.error("registration %s gets no DAG: %s", problem["file"], problem["error"])
     dags = {source_dag_id(s.id): source_dag(s) for s in sources}
     by_standard: dict[str, list[str]] = {}
     for s in sources:
@@ -232,7 +244,11 @@ def build_dags() -> dict:
     for standard, ids in sorted(by_standard.items()):
         dags[standard_dag_id(standard)] = standard_dag(standard, ids)
     source_ids = {s.id for s in sources}
-    for indicator in load_indicators():
+    indicator_problems: list[dict] = []
+    indicators = load_indicators(problems=indicator_problems)
+    for problem in indicator_problems:
+        log.error("indicator %s gets no DAG: %s", problem["file"], problem["error"])
+    for indicator in indicators:
         assets = {i: _input_asset(i, source_ids, set(by_standard)) for i in indicator.inputs}
         unfed = [i for i, asset in assets.items() if asset is None]
         if unfed:
@@ -243,4 +259,5 @@ def build_dags() -> dict:
             continue
         dags[indicator_dag_id(indicator.id)] = indicator_dag(indicator, list(assets.values()))
     dags[DELIVERIES_DAG_ID] = deliveries_dag()
+    dags[MAINTENANCE_DAG_ID] = maintenance_dag()
     return dags

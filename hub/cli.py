@@ -15,8 +15,18 @@ from hub.settings import Settings, configure_airflow, load_settings
 __all__ = ["main"]
 
 
+# Where a command's own output goes: stdout. While a command runs, sys.stdout is stderr, so that what libraries
+# print or log there (Airflow's logging writes to stdout) never mixes with it (`--json` stays JSON).
+_output = [sys.stdout]
+
+
+def say(*values, file=None, **options) -> None:
+    """print(), to the command's output unless `file` says otherwise."""
+    print(*values, file=file or _output[0], **options)
+
+
 def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    say(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def _print_list(items: list[dict], as_json: bool, line) -> None:
@@ -25,7 +35,7 @@ def _print_list(items: list[dict], as_json: bool, line) -> None:
         _print_json(items)
     else:
         for item in items:
-            print(line(item))
+            say(line(item))
 
 
 def cmd_init(settings: Settings, args) -> None:
@@ -41,7 +51,7 @@ def cmd_init(settings: Settings, args) -> None:
     init_db(settings.catalog_url)
     iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri())
     if not args.quiet:
-        print(f"hub home {settings.home}: Airflow DB migrated, catalog and warehouse ready")
+        say(f"hub home {settings.home}: Airflow DB migrated, catalog and warehouse ready")
 
 
 def _deliver_queued(settings: Settings) -> None:
@@ -49,29 +59,61 @@ def _deliver_queued(settings: Settings) -> None:
     due), sent once the run's outcome is committed and printed. Never fails the command."""
     from catalog.subscriptions import deliver_pending
 
-    sys.stdout.flush()
+    _output[0].flush()
     try:
         counts = deliver_pending(settings)
     except Exception as e:  # the run's own outcome stands; the subscriptions__deliver DAG tries again
-        print(f"hub: subscription messages not sent now ({type(e).__name__}); `hub subscriptions deliver` "
+        say(f"hub: subscription messages not sent now ({type(e).__name__}); `hub subscriptions deliver` "
               "sends them later", file=sys.stderr)
         return
     if counts["delivered"] or counts["failed"] or counts["pending"]:
-        print(f"subscriptions: {counts['delivered']} delivered, {counts['pending']} still pending, "
+        say(f"subscriptions: {counts['delivered']} delivered, {counts['pending']} still pending, "
               f"{counts['failed']} failed for good", file=sys.stderr)
 
 
 def cmd_run(settings: Settings, args) -> None:
+    """Run one source now, then bring what is built on it up to date: its standard's integrated dataset and
+    the indicators that read either (what the Asset events would have triggered under `hub up`)."""
     from hub.pipeline import run_source
 
     try:
-        result = run_source(settings, args.source)
+        result = run_source(settings, args.source).as_dict()
+        if result["status"] != "failed":
+            result.update(_refresh_downstream(settings, args.source))
         if args.json:
-            _print_json(result.as_dict())
+            _print_json(result)
         else:
-            _summary_table([result.as_dict()])
+            _summary_table([result])
+            _print_downstream(result)
     finally:  # a failed run's subscribers are told too
         _deliver_queued(settings)
+
+
+def _refresh_downstream(settings: Settings, source_id: str) -> dict:
+    from hub.errors import NotReady
+    from hub.indicators import build_indicator, load_indicators
+    from hub.pipeline import find_source, integrate
+
+    standard = find_source(settings, source_id).standard_name
+    done = {"integrated": integrate(settings, standard), "indicators": []}
+    for indicator in load_indicators():
+        if standard in indicator.inputs or source_id in indicator.inputs:
+            try:
+                done["indicators"].append(build_indicator(settings, indicator.id))
+            except NotReady as e:
+                done["indicators"].append({"dataset": indicator.id, "status": "waiting", "reason": str(e)})
+    return done
+
+
+def _print_downstream(result: dict) -> None:
+    if "integrated" in result:
+        i = result["integrated"]
+        say(f"integrated dataset {i['dataset']}: {i['rows']} rows (snapshot {i['snapshot_id']})")
+    for i in result.get("indicators", []):
+        if i.get("status") == "waiting":
+            say(f"indicator dataset {i['dataset']}: not built yet: {i['reason']}")
+        else:
+            say(f"indicator dataset {i['dataset']}: {i['rows']} rows (snapshot {i['snapshot_id']})")
 
 
 def cmd_integrate(settings: Settings, args) -> None:
@@ -83,24 +125,41 @@ def cmd_integrate(settings: Settings, args) -> None:
         _deliver_queued(settings)
 
 
-def cmd_demo(settings: Settings, args) -> None:
-    """Build the demo agency systems and run every registered source through Airflow."""
-    from demo.agencies import build
-    from hub.orchestrate import run_all_through_airflow
+def cmd_up(settings: Settings, args) -> None:
+    """Start and supervise every component of the hub until Ctrl-C or SIGTERM."""
+    from hub.up import up
 
-    cmd_init(settings, argparse.Namespace(quiet=True))
-    build(settings.home, people_count=args.people)
-    results, integrated, indicators = run_all_through_airflow(settings)
+    up(settings, host=args.host, port=args.port, airflow_port=args.airflow_port, demo=args.demo,
+       people=args.people, celery_workers=args.celery_workers)
+
+
+def cmd_status(settings: Settings, args) -> int:
+    """Each component, each DAG's last and next run, failed runs and files the hub cannot use."""
+    from hub.status import status
+
+    report = status(settings)
     if args.json:
-        _print_json({"sources": results, "integrated": integrated, "indicators": indicators})
-        return
-    _summary_table(results)
-    for item in integrated:
-        print(f"integrated dataset {item['dataset']}: {item['rows']} rows from {', '.join(item['sources'])}"
-              f" (snapshot {item['snapshot_id']})")
-    for item in indicators:
-        print(f"indicator dataset {item['dataset']}: {item['rows']} rows from {', '.join(item['inputs'])}"
-              f" (snapshot {item['snapshot_id']})")
+        _print_json(report)
+    else:
+        say(f"hub home {report['home']}: " + (f"up since {report['started']} (pid {report['pid']}), portal "
+                                                f"{report['catalog_url']}, Airflow {report['airflow_url']}"
+                                                if report["up"] else "not running (start it with `hub up`)"))
+        for c in report["components"]:
+            extra = f" pid {c['pid']}, {c['restarts']} restarts, log {c['log']}" if c.get("pid") else ""
+            say(f"  {c['name']:<16} {c['state']}{extra}")
+        say("DAGs (last run, next run):")
+        for d in report["dags"]:
+            last = d["last_run"]
+            done = f"{last['state']} {last['ended'] or last['started'] or ''}".strip() if last else "never run"
+            say(f"  {d['dag_id']:<45} {done:<36} {'paused' if d['paused'] else d['next_run'] or '-'}")
+        if report["failed_runs"]:
+            say("failed runs (last 7 days):")
+            for r in report["failed_runs"]:
+                say(f"  {r['dag_id']} {r['run_id']} ended {r['ended']}: {r['error'] or 'see the task log'}")
+        for p in report["problems"]:
+            say(f"problem: {p['what']} {p['file']}: {p['error']}")
+    down = report["up"] and any(c["state"] != "up" for c in report["components"])
+    return 1 if report["problems"] or down else 0
 
 
 def _summary_table(results: list[dict]) -> None:
@@ -109,9 +168,9 @@ def _summary_table(results: list[dict]) -> None:
              r["status"]] for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for i, row in enumerate([header, *rows]):
-        print("  ".join(str(x).rjust(w) if isinstance(x, int) else str(x).ljust(w) for x, w in zip(row, widths)))
+        say("  ".join(str(x).rjust(w) if isinstance(x, int) else str(x).ljust(w) for x, w in zip(row, widths)))
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            say("  ".join("-" * w for w in widths))
 
 
 def cmd_sources_list(settings: Settings, args) -> None:
@@ -129,7 +188,7 @@ def cmd_sources_new(settings: Settings, args) -> None:
     from hub.sources import scaffold
 
     path = scaffold(settings, args.kind, args.source, args.standard, args.agency)
-    print(f"wrote {path}: replace its TODOs, then run `hub sources check {args.source}`")
+    say(f"wrote {path}: replace its TODOs, then run `hub sources check {args.source}`")
 
 
 def cmd_sources_check(settings: Settings, args) -> int | None:
@@ -139,14 +198,14 @@ def cmd_sources_check(settings: Settings, args) -> int | None:
     try:
         found = check(settings, args.source)
     except SourceError as e:  # the registration is fine; the system is not there
-        print(f"hub: the registration is valid, but the system cannot be read: {e}", file=sys.stderr)
+        say(f"hub: the registration is valid, but the system cannot be read: {e}", file=sys.stderr)
         return 1
     if args.json:
         _print_json(found)
         return
-    print(f"ok   {found['source']} ({found['file']}): registration valid, system reachable: {found['system']}")
+    say(f"ok   {found['source']} ({found['file']}): registration valid, system reachable: {found['system']}")
     if found["required_fields_not_mapped"]:
-        print(f"note every record will be quarantined until these required fields of {found['standard']} are "
+        say(f"note every record will be quarantined until these required fields of {found['standard']} are "
               f"mapped: {', '.join(found['required_fields_not_mapped'])}")
 
 
@@ -157,23 +216,23 @@ def cmd_sources_test(settings: Settings, args) -> None:
     if args.json:
         _print_json(found)
         return
-    print(f"{found['source']} ({found['standard']}): {found['rows_read']} records read, "
+    say(f"{found['source']} ({found['standard']}): {found['rows_read']} records read, "
           f"{found['would_publish']} would be published, {found['would_quarantine']} quarantined; "
           "nothing was written to the catalog")
     for code, count in found["reasons"].items():
-        print(f"  {count:>6}  {code}")
+        say(f"  {count:>6}  {code}")
     if found["published_preview"]:
-        print(f"first records as they would be published ({', '.join(found['masked_fields'])} masked):")
+        say(f"first records as they would be published ({', '.join(found['masked_fields'])} masked):")
         for record in found["published_preview"]:
-            print("  " + json.dumps(record, ensure_ascii=False))
+            say("  " + json.dumps(record, ensure_ascii=False))
     if found["rejected"]:
-        print("rejected rows (row 1 is the first record):")
+        say("rejected rows (row 1 is the first record):")
     for row in found["rejected"][:50]:
         why = "; ".join(f"{r['field']} {r['rule']}" + (f" (column {r['column']!r}: {r['value']!r})" if "column" in r
                                                         else "") for r in row["reasons"])
-        print(f"  row {row['row']}: {why}")
+        say(f"  row {row['row']}: {why}")
     if len(found["rejected"]) > 50:
-        print(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
+        say(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
 
 
 def cmd_indicators_list(settings: Settings, args) -> None:
@@ -210,7 +269,7 @@ def cmd_catalog_list(settings: Settings, args) -> None:
 def cmd_catalog_reindex(settings: Settings, args) -> None:
     from catalog.search import reindex
 
-    print(f"re-indexed {reindex(settings)} datasets for search")
+    say(f"re-indexed {reindex(settings)} datasets for search")
 
 
 def cmd_subscriptions_list(settings: Settings, args) -> None:
@@ -228,7 +287,7 @@ def cmd_subscriptions_deliver(settings: Settings, args) -> None:
     from catalog.subscriptions import deliver_pending
 
     counts = deliver_pending(settings, due_only=not args.all)
-    print(f"{counts['delivered']} delivered, {counts['pending']} still pending, {counts['failed']} failed for good")
+    say(f"{counts['delivered']} delivered, {counts['pending']} still pending, {counts['failed']} failed for good")
 
 
 def _administered(settings: Settings, action: str, details: dict) -> None:
@@ -268,7 +327,7 @@ def cmd_users_token(settings: Settings, args) -> None:
 
 def _print_token(done: str, token: str, expires_days: int | None) -> None:
     expiry = f"expires in {expires_days} days" if expires_days else "does not expire"
-    print(f"{done}; its token ({expiry}):\n{token}\n"
+    say(f"{done}; its token ({expiry}):\n{token}\n"
           "It will not be shown again: keep it now. Send it as `Authorization: Bearer TOKEN`.")
 
 
@@ -288,7 +347,7 @@ def cmd_users_revoke(settings: Settings, args) -> None:
 
     revoke(settings, args.name)
     _administered(settings, "user.revoke", {"user": args.name})
-    print(f"user {args.name} and all its tokens revoked")
+    say(f"user {args.name} and all its tokens revoked")
 
 
 def cmd_audit_verify(settings: Settings, args) -> int:
@@ -297,10 +356,10 @@ def cmd_audit_verify(settings: Settings, args) -> int:
     found = verify(settings)
     if found["ok"]:
         before = f", the first {found['unkeyed']} written before the audit key" if found["unkeyed"] else ""
-        print(f"audit log intact: {found['entries']} entries{before}")
+        say(f"audit log intact: {found['entries']} entries{before}")
         return 0
     where = f"broken at entry {found['first_bad']}" if found["first_bad"] is not None else "cannot be verified"
-    print(f"audit log {where}: {found['problem']} ({found['entries']} entries)\n  {found['detail']}",
+    say(f"audit log {where}: {found['problem']} ({found['entries']} entries)\n  {found['detail']}",
           file=sys.stderr)
     return 1
 
@@ -331,7 +390,7 @@ def cmd_query(settings: Settings, args) -> None:
     else:
         import pyarrow.csv as pcsv
 
-        sink = sys.stdout.buffer
+        sink = _output[0].buffer
         pcsv.write_csv(table, sink)
         sink.flush()
 
@@ -363,16 +422,16 @@ def cmd_standards_show(settings: Settings, args) -> None:
         _print_json({"name": s.name, "version": s.version, "title": s.title, "description": s.description,
                      "primary_key": list(s.primary_key), "metadata": s.metadata, "fields": fields})
         return
-    print(f"{s.title} ({s.ref})\n{s.description}\n")
+    say(f"{s.title} ({s.ref})\n{s.description}\n")
     for key, value in s.metadata.items():
-        print(f"  {key:<18} {', '.join(value) if isinstance(value, list) else value}")
-    print(f"  {'primary key':<18} {', '.join(s.primary_key) or '-'}\n")
+        say(f"  {key:<18} {', '.join(value) if isinstance(value, list) else value}")
+    say(f"  {'primary key':<18} {', '.join(s.primary_key) or '-'}\n")
     for f in fields:
         rules = ", ".join([f"{k}={v}" for k, v in f["rules"].items()] + ([f"format={f['format']}"] if f["format"] else []))
         if f["code_list"]:
             rules = ", ".join(filter(None, [rules, "code list " + " ".join(str(v) for v in f["code_list"].values())]))
         flags = " ".join(filter(None, ["required" if f["required"] else "", f["personal_data"] and "personal:" + f["personal_data"]]))
-        print(f"  {f['name']:<24} {f['type']:<16} {flags:<26} {f['title']}" + (f"  [{rules}]" if rules else ""))
+        say(f"  {f['name']:<24} {f['type']:<16} {flags:<26} {f['title']}" + (f"  [{rules}]" if rules else ""))
 
 
 def cmd_standards_check(settings: Settings, args) -> None:
@@ -388,9 +447,9 @@ def cmd_standards_check(settings: Settings, args) -> None:
             checks = len(expectation_specs(standard))
         except HubError as e:
             failed += 1
-            print(f"FAIL {path}: {e}")
+            say(f"FAIL {path}: {e}")
         else:
-            print(f"ok   {standard.ref}: {len(standard.fields)} fields, {checks} checks")
+            say(f"ok   {standard.ref}: {len(standard.fields)} fields, {checks} checks")
     if failed:
         raise HubError(f"{failed} of {len(paths)} standards have errors")
 
@@ -401,7 +460,7 @@ def cmd_standards_docs(settings: Settings, args) -> None:
 
     folder = Path(args.output or settings.home / "docs" / "standards")
     paths = write_all(folder)
-    print(f"wrote {len(paths)} files to {folder} (open {folder / 'index.html'})")
+    say(f"wrote {len(paths)} files to {folder} (open {folder / 'index.html'})")
 
 
 def _standard_arg(text: str):
@@ -423,11 +482,11 @@ def cmd_standards_diff(settings: Settings, args) -> int:
         _print_json({"old": old.ref, "new": new.ref, "problem": problem,
                      "changes": [{"field": c.field, "change": c.what, "breaking": c.breaking} for c in changes]})
     else:
-        print(f"{old.ref} -> {new.ref}: {len(changes)} changes, {sum(c.breaking for c in changes)} breaking")
+        say(f"{old.ref} -> {new.ref}: {len(changes)} changes, {sum(c.breaking for c in changes)} breaking")
         for change in changes:
-            print(f"  {change}")
+            say(f"  {change}")
         if problem:
-            print(f"error: {problem}")
+            say(f"error: {problem}")
     return 1 if problem else 0
 
 
@@ -442,9 +501,9 @@ def cmd_validate(settings: Settings, args) -> int:
         _print_json(report)
     else:
         summary = report["summary"]
-        print(f"{summary['standard']}: {summary['rows']} rows, {summary['valid']} valid, {summary['invalid']} invalid")
+        say(f"{summary['standard']}: {summary['rows']} rows, {summary['valid']} valid, {summary['invalid']} invalid")
         for row in report["invalid_rows"]:
-            print(f"  row {row['row']}: " + ", ".join(f"{r['field']}:{r['rule']}" for r in row["reasons"]))
+            say(f"  row {row['row']}: " + ", ".join(f"{r['field']}:{r['rule']}" for r in row["reasons"]))
     return 1 if report["summary"]["invalid"] else 0
 
 
@@ -463,26 +522,58 @@ def cmd_codelists_show(settings: Settings, args) -> None:
     if args.json:
         _print_json({**info, "rows": list(entries)})
         return
-    print(f"{info['title']} ({args.name}@{edition}), {info['owner']}")
+    say(f"{info['title']} ({args.name}@{edition}), {info['owner']}")
     for r in entries:
-        print("  " + "  ".join(str(v) for v in r.values()))
+        say("  " + "  ".join(str(v) for v in r.values()))
 
 
 def cmd_codelists_crosswalk(settings: Settings, args) -> None:
     """Rebuild the registered crosswalk OLD->NEW of a code list from its two editions."""
-    from schemas.codelists import CODELISTS_DIR, rows
+    from schemas.codelists import codelists_dir, rows
     from schemas.crosswalk import build_crosswalk, count_changes, crosswalk_file, write_crosswalk
 
     entry = crosswalk_file(args.name, args.old, args.new)
     crosswalk = build_crosswalk(rows(args.name, args.old), rows(args.name, args.new))
     if args.output == "-":
-        write_crosswalk(crosswalk, entry["columns"], sys.stdout)
+        write_crosswalk(crosswalk, entry["columns"], _output[0])
     else:
-        path = args.output or CODELISTS_DIR / entry["file"]
+        path = args.output or codelists_dir() / entry["file"]
         with open(path, "w", encoding="utf-8", newline="") as f:
             write_crosswalk(crosswalk, entry["columns"], f)
     for change, count in count_changes(crosswalk).items():
-        print(f"{change:<13} {count:>6}", file=sys.stderr)
+        say(f"{change:<13} {count:>6}", file=sys.stderr)
+
+
+def cmd_codelists_check(settings: Settings, args) -> int:
+    """Check the code lists' index and every file it names (or the files given); exit 1 when something is wrong."""
+    from schemas.codelists import check_codelists, index_path
+
+    paths = [Path(p) for p in args.files]
+    problems = check_codelists(paths or None)
+    if args.json:
+        _print_json({"checked": [str(p) for p in paths or [index_path()]],
+                     "problems": [{**p.public(), "path": p.path} for p in problems]})
+    else:
+        for problem in problems:
+            say(problem.located(full=True))
+        checked = ", ".join(map(str, paths)) or f"{index_path()} and the files it names"
+        say(f"{len(problems)} problems in {checked}" if problems else f"ok   {checked}")
+    return 1 if problems else 0
+
+
+def cmd_maintain(settings: Settings, args) -> None:
+    """Expire old snapshots by policy; remove orphan files after the grace period, staging folders no run will
+    publish and stale masked copies (what the daily hub__maintenance DAG does)."""
+    from hub.maintenance import maintain, report_lines
+
+    result = maintain(settings, dry_run=args.dry_run)
+    if args.json:
+        _print_json(result)
+    else:
+        for line in report_lines(result):
+            say(line)
+    if result["errors"]:
+        raise HubError(f"maintenance: {len(result['errors'])} step(s) failed (named above); the rest was done")
 
 
 def cmd_serve(settings: Settings, args) -> None:
@@ -498,7 +589,7 @@ def cmd_serve(settings: Settings, args) -> None:
             raise ConfigError(f"hub serve: {option} {path}: no such file")
     app = create_app(settings)  # a bad HUB_TRUSTED_PROXIES or HUB_MAX_HEADER_BYTES stops here, before listening
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
-    print(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
+    say(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
     # Access lines stay off: a URL's query may hold what a person typed (a NIK in a filter); reads of data
     # that is not public are in the audit log instead.
     # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
@@ -521,7 +612,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("run", help="run one source's pipeline now, without Airflow")
+    s = sub.add_parser("run", help="run one source now, without Airflow, then its integrated dataset and indicators")
     s.add_argument("source")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
@@ -530,10 +621,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("standard")
     s.set_defaults(func=cmd_integrate)
 
-    s = sub.add_parser("demo", help="build the demo agencies and run every source through Airflow")
+    s = sub.add_parser("up", help="start and supervise every component: Airflow, the catalog server (and the demo)")
+    s.add_argument("--demo", action="store_true", help="also build and serve the demo agency systems, and print "
+                   "the summary of their first runs")
+    s.add_argument("--host", default="127.0.0.1", help="address the portal and Airflow's UI listen on")
+    s.add_argument("--port", type=int, default=8000, help="port of the catalog portal and API")
+    s.add_argument("--airflow-port", type=int, default=8080, help="port of Airflow's API server and UI")
     s.add_argument("--people", type=int, default=5000, help="people in the demo population database")
+    s.add_argument("--celery-workers", type=int, default=0,
+                   help="Celery workers to start on this machine (with AIRFLOW__CORE__EXECUTOR=CeleryExecutor)")
+    s.set_defaults(func=cmd_up)
+
+    s = sub.add_parser("status", help="each component, each DAG's last and next run, failed runs, broken files")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_demo)
+    s.set_defaults(func=cmd_status)
 
     sources = sub.add_parser("sources", help="the agency source registry").add_subparsers(dest="action", required=True)
     s = sources.add_parser("list")
@@ -612,6 +713,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("new")
     s.add_argument("--output", help="a file, or - for stdout (default: the registered file)")
     s.set_defaults(func=cmd_codelists_crosswalk)
+    s = codelists.add_parser("check", help="check the code lists' index and files: each problem with file, line "
+                                           "and column")
+    s.add_argument("files", nargs="*", help="an index (codelists.yaml) or CSV files (default: the index and every "
+                   "file it names)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_codelists_check)
+
+    s = sub.add_parser("maintain", help="expire old snapshots, remove orphan files, finished runs' staging "
+                                        "and stale masked copies")
+    s.add_argument("--dry-run", action="store_true", help="say what would be expired and removed; change nothing")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_maintain)
 
     subscriptions = sub.add_parser("subscriptions", help="webhooks and e-mails told of new versions and failures")
     subscriptions = subscriptions.add_subparsers(dest="action", required=True)
@@ -675,22 +788,26 @@ def _parser() -> argparse.ArgumentParser:
 
 # The commands that act on source registrations and standards: before each, their changes go in the audit log.
 # (`hub sources new`, `check` and `test` are left out: an agency drafting a registration has no catalog.)
-_ACTING_ON_CONFIGURATION = {cmd_init, cmd_run, cmd_integrate, cmd_demo, cmd_indicators_build, cmd_serve}
+_ACTING_ON_CONFIGURATION = {cmd_init, cmd_run, cmd_integrate, cmd_up, cmd_indicators_build, cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     configure_airflow(settings)
+    _output[0], sys.stdout = sys.stdout, sys.stderr
     try:
         if args.func in _ACTING_ON_CONFIGURATION:
             _configuration_audited(settings)
         status = args.func(settings, args)
     except HubError as e:
-        print(f"hub: error: {e}", file=sys.stderr)
+        say(f"hub: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        _output[0].flush()
+        sys.stdout = _output[0]
     return status or 0
 
 

@@ -10,6 +10,7 @@ __all__ = [
     "FatalSourceError",
     "DataQualityError",
     "QueryError",
+    "NotReady",
     "Busy",
 ]
 
@@ -36,6 +37,10 @@ class FatalSourceError(SourceError):
 
 class DataQualityError(HubError):
     """The data broke a gate that stops publishing (for example no valid row at all)."""
+
+
+class NotReady(HubError):
+    """What a build needs is not published yet (an indicator's input): not a failure, it runs when it is."""
 
 
 class QueryError(HubError):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import ConfigError, DataQualityError, HubError
+from hub.errors import ConfigError, DataQualityError, NotReady
 from hub.settings import ROOT, Settings
 
 __all__ = ["INDICATORS_DIR", "Indicator", "build_indicator", "find_indicator", "load_indicators"]
@@ -29,9 +29,21 @@ class Indicator:
     path: Path
 
 
-def load_indicators(directory: Path = INDICATORS_DIR) -> list[Indicator]:
-    """Every declaration in `directory` (one YAML file per indicator, named after its id), checked."""
-    return [_load(path) for path in sorted(Path(directory).glob("*.yaml"))]
+def load_indicators(directory: Path = INDICATORS_DIR, problems: list[dict] | None = None) -> list[Indicator]:
+    """Every declaration in `directory` (one YAML file per indicator, named after its id), checked.
+
+    With a `problems` list, a declaration that does not load is left out and its error added to the list
+    (`{"file", "error"}`) instead of raised: one broken file never stops the others.
+    """
+    indicators = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            indicators.append(_load(path))
+        except ConfigError as e:
+            if problems is None:
+                raise
+            problems.append({"file": str(path), "error": str(e)})
+    return indicators
 
 
 def find_indicator(indicator_id: str, directory: Path = INDICATORS_DIR) -> Indicator:
@@ -89,6 +101,8 @@ def build_indicator(settings: Settings, indicator_id: str, run_id: str | None = 
     run_id = run_id or new_run_id()
     try:
         return _build(settings, find_indicator(indicator_id, directory), run_id)
+    except NotReady:
+        raise
     except Exception as e:
         record_failure(settings, indicator_id, run_id, e, kind="indicator")
         raise
@@ -111,7 +125,7 @@ def _build(settings: Settings, indicator: Indicator, run_id: str) -> dict:
                           f"{taken.kind} dataset")
     missing = [i for i in indicator.inputs if i not in published]
     if missing:
-        raise HubError(f"indicator {indicator.id}: input {', '.join(missing)} is not in the catalog yet; "
+        raise NotReady(f"indicator {indicator.id}: input {', '.join(missing)} is not in the catalog yet; "
                        "publish and integrate its sources first")
     inputs = {i: published[i].snapshot_id for i in indicator.inputs}
     result = _typed(indicator, standard, _run_sql(settings, indicator))

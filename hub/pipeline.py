@@ -53,10 +53,15 @@ def new_run_id(prefix: str = "cli") -> str:
 
 
 def find_source(settings: Settings, source_id: str):
-    from connectors import load_sources
+    """The source's registration; another registration that does not load never stops this one."""
+    from hub.sources import load_registry
 
-    sources = {s.id: s for s in load_sources(settings.registry, settings.home, settings.data_dirs)}
+    loaded, problems = load_registry(settings)
+    sources = {s.id: s for s in loaded}
     if source_id not in sources:
+        for problem in problems:
+            if Path(problem["file"]).stem == source_id:
+                raise ConfigError(problem["error"])
         raise ConfigError(f"unknown source {source_id!r}; registered: {', '.join(sorted(sources)) or 'none'}")
     return sources[source_id]
 
@@ -616,16 +621,21 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
     """Rebuild a standard's integrated dataset from the current snapshots of all its sources."""
     from catalog import storage
     from catalog.db import Dataset, Run, init_db, session, utcnow
-    from connectors import load_sources
+    from hub.sources import load_registry
     from schemas import load_standard
 
     init_db(settings.catalog_url)
     run_id = run_id or new_run_id()
     standard = load_standard(standard_name)
-    sources = [s for s in load_sources(settings.registry, settings.home, settings.data_dirs) if s.standard_name == standard.name]
+    loaded, problems = load_registry(settings)
+    members = {x.id for x in loaded if x.standard_name == standard.name}
+    # A registration that does not load now keeps the data it last published in (a typo is no withdrawal);
+    # a deleted one leaves.
+    unreadable = {Path(p["file"]).stem for p in problems}
     with session(settings.catalog_url) as s:
-        published = {d.id: d for d in s.query(Dataset).filter(Dataset.id.in_([x.id for x in sources]))}
-    inputs = {x.id: published[x.id].snapshot_id for x in sources if x.id in published}
+        published = {d.id: d for d in s.query(Dataset).filter(
+            Dataset.kind == "harmonized", Dataset.id.in_(members | unreadable), Dataset.standard == standard.name)}
+    inputs = {source_id: published[source_id].snapshot_id for source_id in sorted(published)}
     snapshot_id = storage.commit_integrated(settings, standard, inputs, run_id)
     identifier = f"{storage.INTEGRATED}.{standard.name}"
     now = utcnow()

@@ -64,3 +64,10 @@ def configure_airflow(settings: Settings) -> None:
     os.environ["AIRFLOW_HOME"] = str(settings.airflow_home)
     os.environ["AIRFLOW_CONFIG"] = str(ROOT / "airflow.cfg")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Every Airflow process of one home signs and checks task tokens and UI sessions with the same keys.
+    from hub.keys import home_key
+
+    os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = home_key(
+        settings.home, "AIRFLOW__API_AUTH__JWT_SECRET", "secrets/airflow-jwt.key").decode()
+    os.environ["AIRFLOW__API__SECRET_KEY"] = home_key(
+        settings.home, "AIRFLOW__API__SECRET_KEY", "secrets/airflow-api.key").decode()

@@ -9,7 +9,27 @@ from pathlib import Path
 from hub.errors import ConfigError
 from hub.settings import Settings
 
-__all__ = ["check", "sample", "scaffold"]
+__all__ = ["check", "load_registry", "sample", "scaffold"]
+
+
+def load_registry(settings: Settings) -> tuple[list, list[dict]]:
+    """The registrations that load, by id, and the problems of those that do not (`{"file", "error"}`).
+
+    What Airflow and `hub status` read: one broken registration (or the standard it names) never takes the
+    others' DAGs with it.
+    """
+    from connectors.registry import load_source
+
+    if not settings.registry.is_dir():
+        raise ConfigError(f"source registry folder {settings.registry} does not exist (set HUB_REGISTRY)")
+    sources, problems = [], []
+    for path in sorted(settings.registry.glob("*.yaml")):
+        try:
+            sources.append(load_source(path, settings.home, settings.data_dirs))
+        except Exception as e:  # a standard or code list it names may be what is broken
+            problems.append({"file": str(path), "error": str(e) if isinstance(e, ConfigError) else
+                             f"{type(e).__name__}: {e}"})
+    return sources, problems
 
 
 def scaffold(settings: Settings, kind: str, source_id: str, standard_ref: str, agency: str) -> Path:

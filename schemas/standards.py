@@ -13,6 +13,7 @@ from jsonschema.exceptions import SchemaError
 
 from hub.errors import ConfigError
 from hub.followed import BrokenFile, Followed, Problem, problems
+from schemas.retention import check_retention
 
 __all__ = [
     "ACCESS_ROLES", "CLASSIFICATIONS", "FREQUENCIES", "PERSONAL_DATA", "STANDARDS_DIR",
@@ -39,7 +40,7 @@ _STANDARD_KEYWORDS = {
     "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
     "x-name", "x-version", "x-title-en", "x-description-en", "x-primary-key", "x-classification",
     "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
-    "x-tags", "x-access",
+    "x-tags", "x-access", "x-retention",
 }
 # Satu Data Indonesia metadata every standard carries.
 _REQUIRED_METADATA = (
@@ -304,6 +305,7 @@ def _standard(path: Path, where: str, match) -> Standard:
     if schema.get("type") != "object" or schema.get("additionalProperties") is not False:
         raise ConfigError(f'{where}: a standard is "type": "object" with "additionalProperties": false')
     agencies, roles = _access(where, schema.get("x-access", {}))
+    check_retention(schema, where)  # applied by hub/maintenance.py; a malformed one is refused here
     required = set(schema.get("required", []))
     properties = schema.get("properties") or {}
     fields = tuple(_field(where, name, spec, name in required) for name, spec in properties.items())

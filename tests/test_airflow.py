@@ -1,4 +1,5 @@
-"""The DAG files parse, and the demo runs end to end through real Airflow DAG runs (`dag.test()`)."""
+"""The DAG files parse into the right DAGs, and single DAGs run for real (`dag.test()`); the whole hub running
+by itself under the scheduler is tests/test_hub_up.py."""
 
 from __future__ import annotations
 
@@ -7,31 +8,32 @@ import time
 import pytest
 from sqlalchemy import select
 
-from catalog.db import Dataset, session
-from catalog.query import query
+from catalog.db import session
 from hub.airflow_dags import (
     DELIVERIES_DAG_ID, harmonized_asset, indicator_asset, indicator_dag_id, integrated_asset, source_dag_id, standard_dag_id,
 )
+from hub.maintenance import MAINTENANCE_DAG_ID
 from hub.settings import load_settings
 
 
 @pytest.fixture(scope="module")
 def bag(session_home):
-    from hub.orchestrate import dag_bag
+    from _airflow import dag_bag
 
     return dag_bag()
 
 
 SOURCES = ("disdukcapil_siak", "dinsos_dtks", "dinsos_bansos", "disdik_dapodik", "dinkes_faskes", "dinkes_sitb",
-           "dpmptsp_oss")
-STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan", "kasus_tbc", "umkm")
+           "dpmptsp_oss", "satudata_posyandu")
+STANDARDS = ("penduduk", "penerima_bantuan_sosial", "satuan_pendidikan", "fasilitas_kesehatan", "kasus_tbc", "umkm",
+             "posyandu_kelurahan")
 INDICATORS = ("penduduk_umur_jenis_kelamin", "penerima_bansos_kelurahan", "fasilitas_per_penduduk_kecamatan")
 
 
 def test_dag_bag_has_no_import_errors_and_one_dag_per_source_standard_and_indicator(bag):
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {*map(source_dag_id, SOURCES), *map(standard_dag_id, STANDARDS),
-                                *map(indicator_dag_id, INDICATORS), DELIVERIES_DAG_ID}
+                                *map(indicator_dag_id, INDICATORS), DELIVERIES_DAG_ID, MAINTENANCE_DAG_ID}
     source = bag.get_dag(source_dag_id("dinsos_dtks"))
     assert [t.task_id for t in source.topological_sort()] == ["stage", "publish", "deliver"]
     assert source.get_task("deliver").is_teardown  # runs after a failed publish too, and never fails the run
@@ -60,7 +62,7 @@ def test_indicator_dags_are_scheduled_on_their_inputs_integrated_assets(bag):
 def test_pending_subscription_messages_are_retried_every_ten_minutes(bag, session_home):
     import datetime as dt
 
-    from hub.orchestrate import run_dag
+    from _airflow import run_dag
 
     dag = bag.get_dag(DELIVERIES_DAG_ID)
     assert dag.timetable.delta == dt.timedelta(minutes=10)
@@ -84,65 +86,6 @@ def test_parsing_the_dag_files_is_cheap(session_home):
     assert done.stdout.strip().splitlines()[-1:] in ([], [""]), done.stdout
 
 
-def test_demo_runs_every_source_through_airflow(session_home):
-    from demo.agencies import build
-    from hub.orchestrate import run_all_through_airflow
-
-    settings = load_settings()
-    build(settings.home, people_count=480, dinsos_count=120)
-    results, integrated, indicators = run_all_through_airflow(settings)
-    by_source = {r["source"]: r for r in results}
-    assert set(by_source) == set(SOURCES)
-    for r in results:
-        assert r["rows_in"] == r["rows_published"] + r["rows_quarantined"]
-        assert r["snapshot_id"] is not None
-    assert (by_source["disdukcapil_siak"]["rows_in"], by_source["disdukcapil_siak"]["rows_published"]) == (483, 480)
-    assert (by_source["dinsos_dtks"]["rows_in"], by_source["dinsos_dtks"]["rows_published"]) == (125, 119)
-    assert (by_source["dinkes_sitb"]["rows_in"], by_source["dinkes_sitb"]["rows_published"]) == (33, 27)
-    assert (by_source["dpmptsp_oss"]["rows_in"], by_source["dpmptsp_oss"]["rows_published"]) == (38, 32)
-    by_dataset = {i["dataset"]: i for i in integrated}
-    assert set(by_dataset) == set(STANDARDS)
-    assert by_dataset["penduduk"] == {"dataset": "penduduk", "rows": 599,
-                                      "snapshot_id": by_dataset["penduduk"]["snapshot_id"],
-                                      "sources": ["dinsos_dtks", "disdukcapil_siak"]}
-    assert (by_dataset["kasus_tbc"]["rows"], by_dataset["kasus_tbc"]["sources"]) == (27, ["dinkes_sitb"])
-    assert (by_dataset["umkm"]["rows"], by_dataset["umkm"]["sources"]) == (32, ["dpmptsp_oss"])
-    assert query(settings, "SELECT count(*) AS n FROM penduduk").to_pylist() == [{"n": 599}]
-    # The integrations' Assets triggered every indicator DAG, which built its dataset.
-    built = {i["dataset"]: i for i in indicators}
-    assert set(built) == set(INDICATORS)
-    assert built["fasilitas_per_penduduk_kecamatan"]["rows"] == 6
-    assert built["penerima_bansos_kelurahan"]["inputs"] == ["penduduk", "penerima_bantuan_sosial"]
-    assert all(i["snapshot_id"] is not None for i in indicators)
-    assert query(settings, "SELECT sum(jumlah_penduduk) AS n FROM fasilitas_per_penduduk_kecamatan").to_pylist() == \
-        [{"n": 480}]
-
-    # Airflow recorded real DAG runs; the publish tasks emitted Asset events, which triggered the integration.
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as s:
-        states = {(r.dag_id, r.state) for r in s.scalars(select(DagRun))}
-        events = {e.asset.uri for e in s.scalars(select(AssetEvent))}
-        waiting = s.scalars(select(AssetDagRunQueue)).all()
-    assert {(source_dag_id("dinsos_dtks"), "success"), (source_dag_id("disdukcapil_siak"), "success"),
-            (standard_dag_id("penduduk"), "success"),
-            (indicator_dag_id("penerima_bansos_kelurahan"), "success")} <= states
-    assert {harmonized_asset("dinsos_dtks").uri, integrated_asset("penduduk").uri,
-            indicator_asset("penduduk_umur_jenis_kelamin").uri} <= events
-    assert waiting == []  # the integration and indicator runs used their Asset events up
-
-    # Running everything again changes nothing in the catalog.
-    with session(settings.catalog_url) as s:
-        before = {d.id: (d.snapshot_id, d.row_count) for d in s.scalars(select(Dataset))}
-    time.sleep(1)  # distinct logical dates for the second set of DAG runs
-    run_all_through_airflow(settings)
-    with session(settings.catalog_url) as s:
-        after = {d.id: (d.snapshot_id, d.row_count) for d in s.scalars(select(Dataset))}
-    assert after == before
-
-
 def test_a_source_dag_delivers_after_its_publish_and_cuts_a_stalling_receiver(bag, session_home, monkeypatch):
     """Through real DAG runs: the publish task only queues; the deliver task after it sends, and a receiver
     that never answers is cut at its timeout while another gets its message. A failed run is told too."""
@@ -158,7 +101,7 @@ def test_a_source_dag_delivers_after_its_publish_and_cuts_a_stalling_receiver(ba
     from catalog.subscriptions import Delivery, subscribe, unsubscribe
     from demo.agencies import build
     from hub.errors import HubError
-    from hub.orchestrate import run_dag
+    from _airflow import run_dag
 
     monkeypatch.setenv("HUB_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers are on loopback
     monkeypatch.setenv("HUB_DELIVERY_TIMEOUT", "1")

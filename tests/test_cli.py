@@ -13,6 +13,14 @@ from _served import hub
 
 def test_run_prints_one_json_object_with_the_run_figures(published):
     result = published["dinsos_dtks"]
+    # ... and what it brought up to date: the integrated dataset and the indicators that read it.
+    assert (result["integrated"]["dataset"], result["integrated"]["rows"]) == ("penduduk", 599)
+    assert result["integrated"]["sources"] == ["dinsos_dtks", "disdukcapil_siak"]
+    indicators = {i["dataset"]: i for i in result["indicators"]}
+    assert indicators["penduduk_umur_jenis_kelamin"]["status"] in ("published", "unchanged")
+    # Those that also read a dataset not yet published say so, and wait for it.
+    waiting = indicators["fasilitas_per_penduduk_kecamatan"]
+    assert waiting["status"] == "waiting" and "fasilitas_kesehatan" in waiting["reason"]
     assert {"source", "rows_in", "rows_published", "rows_quarantined", "dataset", "snapshot_id"} <= set(result)
     assert (result["rows_in"], result["rows_published"], result["rows_quarantined"]) == (125, 119, 6)
     assert result["dataset"] == "dinsos_dtks" and isinstance(result["snapshot_id"], int)
@@ -32,7 +40,8 @@ def test_sources_and_catalog_lists(home, published):
                                                      "dinkes_sitb": "file", "dpmptsp_oss": "file",
                                                      "satudata_posyandu": "ckan"}
     datasets = {d["id"]: d for d in json.loads(hub(home, "catalog", "list", "--json").stdout)}
-    assert set(datasets) == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+    # Each `hub run` brought the integrated dataset and the indicator that reads it up to date.
+    assert set(datasets) == {"dinsos_dtks", "disdukcapil_siak", "penduduk", "penduduk_umur_jenis_kelamin"}
     assert datasets["penduduk"]["rows"] == 599 and datasets["penduduk"]["kind"] == "integrated"
 
 
@@ -51,7 +60,8 @@ def test_bad_sql_is_an_error_not_a_traceback(home, published):
 
 def test_api_lists_datasets(api):
     body = httpx.get(api + "/api/datasets").json()
-    assert {d["id"] for d in body["datasets"]} == {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+    assert {d["id"] for d in body["datasets"]} == {"dinsos_dtks", "disdukcapil_siak", "penduduk",
+                                                  "penduduk_umur_jenis_kelamin"}
 
 
 def test_api_shows_metadata_schema_versions_quality_and_lineage(api, published):
@@ -131,12 +141,13 @@ def test_api_dataset_carries_satu_data_and_dcat_metadata_and_working_distributio
 
 def test_api_searches_datasets_with_facets(api):
     found = httpx.get(api + "/api/search", params={"q": "penduduk dinas"}).json()
-    assert found["count"] >= 1 and all(r["id"] in {"dinsos_dtks", "disdukcapil_siak", "penduduk"}
+    assert found["count"] >= 1 and all(r["id"] in {"dinsos_dtks", "disdukcapil_siak", "penduduk",
+                                                                     "penduduk_umur_jenis_kelamin"}
                                        for r in found["results"])
     by_agency = httpx.get(api + "/api/search", params={"agency": "dinsos"}).json()
     assert [r["id"] for r in by_agency["results"]] == ["dinsos_dtks"]
     facets = httpx.get(api + "/api/search").json()["facets"]
-    assert facets["agency"] == {"dinsos": 1, "disdukcapil": 1} and facets["classification"] == {"terbatas": 3}
+    assert facets["agency"] == {"dinsos": 1, "disdukcapil": 1} and facets["classification"] == {"terbatas": 3, "publik": 1}
     assert httpx.get(api + "/api/search", params={"q": 'nik" OR *'}).status_code == 200
     assert httpx.get(api + "/api/search", params={"sort": "random"}).status_code == 422
 

@@ -190,7 +190,7 @@ def test_an_api_outage_outlasting_the_clients_retries_is_retried_by_airflow_and_
     from sqlalchemy import delete, select
 
     from hub.airflow_dags import harmonized_asset, source_dag_id
-    from hub.orchestrate import dag_bag
+    from _airflow import dag_bag
 
     for name, value in {"HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
                         "HUB_REGISTRY": str(settings.registry), "FAULT_API_KEY": API_KEY}.items():

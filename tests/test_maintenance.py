@@ -329,15 +329,6 @@ def test_the_keep_last_and_age_settings_change_the_default_policy(settings, monk
         maintain(settings)
 
 
-STANDARD_ACCEPTS_RETENTION = True
-try:  # schemas/standards.py lists the keywords a standard may use
-    from schemas import standards as _standards
-
-    STANDARD_ACCEPTS_RETENTION = "x-retention" in _standards._STANDARD_KEYWORDS
-except (ImportError, AttributeError):
-    STANDARD_ACCEPTS_RETENTION = False
-
-
 def standards_with(tmp_path: Path, retention: dict) -> Path:
     """A standards folder (HUB_STANDARDS) whose penduduk standard sets `retention`."""
     folder = tmp_path / "standards"
@@ -348,9 +339,6 @@ def standards_with(tmp_path: Path, retention: dict) -> Path:
     return folder
 
 
-@pytest.mark.xfail(not STANDARD_ACCEPTS_RETENTION, strict=True,
-                   reason="schemas/standards.py does not accept x-retention yet (the patch is in the maintenance "
-                          "report)")
 def test_a_standard_may_let_its_published_versions_expire(settings, tmp_path, monkeypatch):
     from catalog import metadata
 
@@ -508,14 +496,6 @@ def test_importing_the_maintenance_module_loads_no_heavy_module():
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
-def _cli_has_maintain() -> bool:
-    import hub.cli
-
-    return hasattr(hub.cli, "cmd_maintain")
-
-
-@pytest.mark.xfail(not _cli_has_maintain(), strict=True,
-                   reason="hub maintain is not wired into hub/cli.py yet (the snippet is in the maintenance report)")
 def test_hub_maintain_reports_as_json_and_a_dry_run_changes_nothing(tmp_path):
     from _served import hub
 

@@ -558,7 +558,7 @@ def run_through_airflow(world: World, dag, scenario: Scenario) -> Outcome:
     """A real DAG run of the source's DAG, as `hub demo` runs one: its output goes to the log file under the
     home's airflow/logs (dag.test() runs tasks in this process and prints their logs)."""
     from hub.errors import HubError
-    from hub.orchestrate import run_dag
+    from _airflow import run_dag
 
     before = last_run(world.catalog_url)
     try:
@@ -590,7 +590,7 @@ def world(tmp_path_factory, session_home):
     import datetime as dt
 
     from hub.airflow_dags import harmonized_asset, source_dag_id
-    from hub.orchestrate import dag_bag
+    from _airflow import dag_bag
 
     tmp = tmp_path_factory.mktemp("secrets")
     api = AgencyApi()

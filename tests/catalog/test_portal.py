@@ -274,7 +274,7 @@ def test_browser_search_then_filter_by_facet(api, page):
     page.goto(api + "/")
     page.get_by_label("Kata pencarian").fill("penduduk")
     page.get_by_role("button", name="Cari").click()
-    assert page.locator("li.result").count() == 3
+    assert page.locator("li.result").count() == 4  # both sources, the integrated dataset, an indicator
     page.locator(".facet a", has_text="Dinas Sosial Kota Bogor").click()
     assert page.locator("li.result h3 a").all_inner_texts() == ["Penduduk terdaftar DTKS Dinas Sosial Kota Bogor"]
     assert page.locator(".facet a.selected").count() == 1
