@@ -77,8 +77,8 @@ def test_every_dataset_has_four_distributions_that_answer(api, graphs, analyst):
                dct:format ?format .
             OPTIONAL { ?x dcat:downloadURL ?download }
         }""")
-    assert len(rows) == 12
-    for dataset in ("dinsos_dtks", "disdukcapil_siak", "penduduk"):
+    assert len(rows) == 16  # both sources, the integrated dataset and the indicator `hub run` built on it
+    for dataset in ("dinsos_dtks", "disdukcapil_siak", "penduduk", "penduduk_umur_jenis_kelamin"):
         mine = {str(r[1]): r for r in rows if str(r[0]) == dataset}
         assert set(mine) == {"CSV", "JSON", "Parquet", "API"}
         assert mine["CSV"][4] == URIRef("https://www.iana.org/assignments/media-types/text/csv")
