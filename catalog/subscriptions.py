@@ -28,7 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
 from catalog.identity import Identity, caller
-from hub.errors import ConfigError, HubError
+from hub.errors import HubError
+from hub.settings import positive_setting
 
 __all__ = [
     "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
@@ -123,39 +124,25 @@ class TooManySubscriptions(SubscriptionError):
     status = 429
 
 
-def _number(name: str, default, kind=int):
-    """A positive number from the environment; a wrong one is a configuration error naming the variable."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}")
-    return value
-
-
 def max_per_caller() -> int:
     """HUB_MAX_SUBSCRIPTIONS_PER_CALLER: how many subscriptions one user's tokens may hold, on all datasets."""
-    return _number("HUB_MAX_SUBSCRIPTIONS_PER_CALLER", 20)
+    return positive_setting("HUB_MAX_SUBSCRIPTIONS_PER_CALLER", 20, int)
 
 
 def max_unconfirmed_per_address() -> int:
     """HUB_MAX_UNCONFIRMED_PER_ADDRESS: how many subscriptions of one e-mail address may wait for confirmation,
     that is how many confirmation mails anyone can make the hub send to one inbox within a week."""
-    return _number("HUB_MAX_UNCONFIRMED_PER_ADDRESS", 3)
+    return positive_setting("HUB_MAX_UNCONFIRMED_PER_ADDRESS", 3, int)
 
 
 def delivery_timeout() -> float:
     """HUB_DELIVERY_TIMEOUT: seconds one receiver's round (its messages, with their quick retries) may take."""
-    return _number("HUB_DELIVERY_TIMEOUT", 30.0, float)
+    return positive_setting("HUB_DELIVERY_TIMEOUT", 30.0)
 
 
 def delivery_concurrency() -> int:
     """HUB_DELIVERY_CONCURRENCY: how many receivers one delivery round serves at once."""
-    return _number("HUB_DELIVERY_CONCURRENCY", 8)
+    return positive_setting("HUB_DELIVERY_CONCURRENCY", 8, int)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 from urllib.parse import urlsplit
 
-from hub.errors import ConfigError, HubError
+from hub.errors import HubError
+from hub.settings import positive_setting
 
 __all__ = [
     "IN_FLIGHT", "MAINTENANCE_DAG_ID", "TRASH", "maintain", "maintenance_dag", "orphan_grace", "positive_setting",
@@ -44,21 +44,6 @@ _START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)  # as hub.airflow_dags
 IN_FLIGHT = dt.timedelta(hours=1)
 TRASH = ".hub-orphan"  # the suffix of an orphan set aside until the table's latest metadata confirms it
 _PUBLISHED = ("published", "unchanged")
-
-
-def positive_setting(name: str, default, kind=float):
-    """A positive number from the environment variable `name` (`default` without it); a wrong one is a
-    ConfigError naming the variable."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}")
-    return value
 
 
 def snapshot_defaults():

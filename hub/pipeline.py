@@ -109,7 +109,7 @@ _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 def staging_retention() -> float:
     """HUB_STAGING_RETENTION_HOURS, in seconds: how long the staging folder of a run that is neither finished
     nor failed for good is kept for a retry of its publish (default 24 hours)."""
-    from hub.maintenance import positive_setting
+    from hub.settings import positive_setting
 
     return positive_setting("HUB_STAGING_RETENTION_HOURS", STALE_STAGING_SECONDS / 3600) * 3600
 

@@ -6,9 +6,28 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow"]
+__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow", "positive_setting"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def positive_setting(name: str, default, kind=float):
+    """A positive number from the environment variable `name` (`default` without it); a wrong one is a
+    ConfigError naming the variable."""
+    import math
+
+    from hub.errors import ConfigError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}")
+    return value
 
 
 def data_dirs() -> tuple[Path, ...]:
