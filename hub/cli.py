@@ -628,8 +628,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port of the catalog portal and API")
     s.add_argument("--airflow-port", type=int, default=8080, help="port of Airflow's API server and UI")
     s.add_argument("--people", type=int, default=5000, help="people in the demo population database")
-    s.add_argument("--celery-workers", type=int, default=0,
-                   help="Celery workers to start on this machine (with AIRFLOW__CORE__EXECUTOR=CeleryExecutor)")
+    s.add_argument("--celery-workers", type=int, default=None,
+                   help="Celery workers to start on this machine under the CeleryExecutor (default 1; 0 when they "
+                        "all run on other machines)")
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("status", help="each component, each DAG's last and next run, failed runs, broken files")

@@ -278,8 +278,26 @@ def _airflow_users(settings: Settings) -> str:
     return ",".join(f"{name}:admin" for name in stewards) or "admin:admin"
 
 
+def executor_setup(celery_workers: int | None) -> int:
+    """How many Celery workers `hub up` starts on this machine, checked against Airflow's configuration:
+    `celery_workers` if given, else one under the CeleryExecutor (none under any other)."""
+    from airflow.configuration import conf
+
+    executors = [name.strip().split(".")[-1] for name in conf.get("core", "executor").split(",")]
+    celery = "CeleryExecutor" in executors
+    if celery_workers and not celery:
+        raise ConfigError(f"--celery-workers needs the CeleryExecutor, and Airflow's executor is {','.join(executors)}"
+                          f"; set AIRFLOW__CORE__EXECUTOR=CeleryExecutor and AIRFLOW__CELERY__BROKER_URL")
+    if celery and conf.get("database", "sql_alchemy_conn").startswith("sqlite"):
+        raise ConfigError("the CeleryExecutor needs Airflow's database on a server every worker reaches, not SQLite; "
+                          "set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to a PostgreSQL URL (README: Running it for a city)")
+    if celery_workers is None:
+        return 1 if celery else 0
+    return celery_workers
+
+
 def up(settings: Settings, *, host: str, port: int, airflow_port: int, demo: bool, people: int,
-       celery_workers: int = 0, wave_timeout: float = 1800) -> None:
+       celery_workers: int | None = None, wave_timeout: float = 1800) -> None:
     """`hub up`: lock the home, set it up, start and supervise every component until SIGINT or SIGTERM.
 
     With `demo`, the demo agency systems are built and served too, and the summary of the first wave of runs
@@ -295,6 +313,7 @@ def up(settings: Settings, *, host: str, port: int, airflow_port: int, demo: boo
     try:
         ports = {"--port": port, "--airflow-port": airflow_port}
         check_ports(host, ports)
+        celery_workers = executor_setup(celery_workers)
         from hub.cli import cmd_init
 
         cmd_init(settings, _Quiet())
