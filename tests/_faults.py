@@ -345,17 +345,39 @@ KILL_POINTS = {
     "catalog_committed": "after the catalog commit, before the staging folder is removed",
 }
 
-# argv: source id, run id, kill point. The pipeline runs unchanged; only the point where the process dies is
-# chosen, by wrapping the function that passes it.
-KILLED_PUBLISH = """
-import os, signal, sys
-
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.io import pyarrow as iceberg_io
+# The part both programs share: die at `point` of the commit of a source's version, once Iceberg committed it
+# (iceberg_commit), inside the catalog transaction before its COMMIT (catalog_commit), or after it.
+_DIE_AT_COMMIT = """
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from catalog import storage
+
+
+def die_at_commit(point):
+    commit = storage.commit_source
+
+    def after_commit(*args, **kwargs):
+        snapshot = commit(*args, **kwargs)
+        if point == "iceberg_commit":
+            die()
+        elif point == "catalog_commit":
+            event.listen(Session, "before_commit", lambda s, *_: (s.flush(), die()))
+        else:
+            event.listen(Session, "after_commit", lambda s, *_: die())
+        return snapshot
+
+    storage.commit_source = after_commit
+"""
+
+# argv: source id, run id, kill point. The pipeline runs unchanged; only the point where the process dies is
+# chosen, by wrapping the function that passes it.
+KILLED_PUBLISH = _DIE_AT_COMMIT + """
+import os, signal, sys
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.io import pyarrow as iceberg_io
+
 from hub import pipeline
 from hub.settings import load_settings
 
@@ -414,19 +436,7 @@ elif point == "metadata":
 
     owner._write_metadata = staticmethod(then_die)
 else:
-    commit = storage.commit_source
-
-    def after_commit(*args, **kwargs):
-        snapshot = commit(*args, **kwargs)
-        if point == "iceberg_commit":
-            die()
-        elif point == "catalog_commit":
-            event.listen(Session, "before_commit", lambda s: (s.flush(), die()))
-        else:
-            event.listen(Session, "after_commit", lambda s: die())
-        return snapshot
-
-    storage.commit_source = after_commit
+    die_at_commit(point)
 
 pipeline.publish(load_settings(), source_id, run_id)
 print("the publish was not killed")
@@ -443,13 +453,10 @@ RUN_KILL_POINTS = {
 
 # argv: source id, kill point. `hub run SOURCE --json`, as the command line runs it; only the point where the
 # process dies is chosen, by wrapping the function that passes it.
-KILLED_RUN = """
+KILLED_RUN = _DIE_AT_COMMIT + """
 import os, signal, sys
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
-from catalog import storage, subscriptions
+from catalog import subscriptions
 from hub.cli import main
 
 source_id, point = sys.argv[1:3]
@@ -463,19 +470,7 @@ def die(*args, **kwargs):
 if point == "delivered":
     subscriptions._record = die  # called once a message's round is over, to record what came of it
 else:
-    commit = storage.commit_source
-
-    def after_commit(*args, **kwargs):
-        snapshot = commit(*args, **kwargs)
-        if point == "iceberg_commit":
-            die()
-        elif point == "catalog_commit":
-            event.listen(Session, "before_commit", lambda s: (s.flush(), die()))
-        else:
-            event.listen(Session, "after_commit", die)
-        return snapshot
-
-    storage.commit_source = after_commit
+    die_at_commit(point)
 
 main(["run", source_id, "--json"])
 print("the run was not killed")
