@@ -576,6 +576,56 @@ def cmd_maintain(settings: Settings, args) -> None:
         raise HubError(f"maintenance: {len(result['errors'])} step(s) failed (named above); the rest was done")
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} kB"
+
+
+def cmd_backup(settings: Settings, args) -> None:
+    """Back up the catalog database, the warehouse and the secrets into one archive; the hub may be running."""
+    from hub.backup import backup
+
+    result = backup(settings, Path(args.dest))
+    _administered(settings, "hub.backup", {"archive": result["archive"], "datasets": len(result["datasets"])})
+    if args.json:
+        _print_json(result)
+        return
+    say(f"backup written to {result['archive']} ({_size(result['archive_bytes'])}): catalog "
+        f"({result['source']['catalog_kind']}, {result['catalog']['how']}), {len(result['datasets'])} datasets, "
+        f"{result['warehouse']['files']} warehouse files ({_size(result['warehouse']['bytes'])}), "
+        f"{len(result['secrets'])} secrets")
+    for d in result["datasets"]:
+        say(f"  {d['id']:<34} {d['kind']:<11} {d['rows']:>9} rows  snapshot {d['snapshot_id']}  "
+            f"{d['versions']} versions")
+    for name in result["keys_from_environment"]:
+        say(f"note {name} is set in the environment: it is not in the backup; keep it with the backup")
+    say("not included: Airflow's database (run history; export its connections with `hub airflow connections "
+        "export FILE` and keep that file as a secret)")
+
+
+def cmd_restore(settings: Settings, args) -> None:
+    """Restore a backup into this new, empty home (and empty catalog database), wherever it is."""
+    from hub.backup import restore
+
+    result = restore(settings, Path(args.src))
+    _administered(settings, "hub.restore", {"archive": result["archive"], "backup_created": result["backup_created"],
+                                            "from_home": result["from_home"]})
+    if args.json:
+        _print_json(result)
+        return
+    checked = result["checked"]
+    say(f"restored {result['archive']} (made {result['backup_created']} from {result['from_home']}) into "
+        f"{result['home']}: catalog {result['catalog']['from']} -> {result['catalog']['to']}, "
+        f"{len(result['datasets'])} datasets, {result['warehouse']['files']} warehouse files, "
+        f"{len(result['secrets'])} secrets")
+    say(f"Iceberg locations moved from {result['relocated']['from']} to {result['relocated']['to']} "
+        f"({result['relocated']['metadata_files_rewritten']} metadata files rewritten); checked "
+        f"{checked['snapshots']} snapshots of {checked['iceberg_tables']} tables, {checked['data_files']} data files")
+    for name in result["keys_from_environment"]:
+        say(f"note the backup's hub took {name} from the environment: set the same value here")
+    say("next: `hub init` (a new Airflow database), then import the Airflow connections exported on the old "
+        "machine (`hub airflow connections import FILE`), then `hub up`")
+
+
 def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
@@ -726,6 +776,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="say what would be expired and removed; change nothing")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_maintain)
+
+    s = sub.add_parser("backup", help="back up the catalog database, warehouse and secrets into one archive "
+                                      "(the hub may be running)")
+    s.add_argument("dest", help="the archive to write: a new file ending in .tar.gz, .tgz or .tar, or a folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser("restore", help="restore a backup into this new, empty home, wherever it is")
+    s.add_argument("src", help="the archive `hub backup` wrote")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_restore)
 
     subscriptions = sub.add_parser("subscriptions", help="webhooks and e-mails told of new versions and failures")
     subscriptions = subscriptions.add_subparsers(dest="action", required=True)
