@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 # Airflow reads its configuration once, at import: point it at a private home first.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="hub-test-home-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)  # also when no test asked for it
 os.environ["HUB_HOME"] = str(_SESSION_HOME)
 os.environ.pop("HUB_CATALOG_URL", None)
 os.environ.pop("HUB_REGISTRY", None)
@@ -31,7 +33,6 @@ def session_home() -> Path:
     done = subprocess.run([sys.executable, "-m", "hub.cli", "init", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     yield _SESSION_HOME
-    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
