@@ -14,14 +14,17 @@ from hub.errors import ConfigError, DataQualityError, FatalSourceError
 from hub.settings import load_settings
 
 __all__ = [
-    "build_dags", "harmonized_asset", "indicator_asset", "indicator_dag_id", "integrated_asset", "source_dag_id",
-    "standard_dag_id",
+    "EDGE_EXECUTOR", "build_dags", "edge_executor_configured", "harmonized_asset", "indicator_asset",
+    "indicator_dag_id", "integrated_asset", "source_dag_id", "standard_dag_id",
 ]
 
 log = logging.getLogger(__name__)
 _START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 # Errors that a retry cannot fix fail the task at once; others (a source that is down) are retried.
 _NOT_RETRIABLE = (ConfigError, FatalSourceError, DataQualityError)
+# Airflow's Edge executor (the edge3 provider), by its class name: found whether `[core] executor` names it by its
+# module path (airflow.providers.edge3.executors.EdgeExecutor) or with an alias.
+EDGE_EXECUTOR = "EdgeExecutor"
 
 
 def source_dag_id(source_id: str) -> str:
@@ -56,24 +59,108 @@ def _fail_fast(error: Exception):
     raise error
 
 
-def _deliver_after(work) -> None:
+def _deliver_after(work, relayed_by: str | None = None) -> None:
     """A `deliver` task after `work`: sends the subscription messages its publish (or failure) queued.
 
     Publishing only queues them, so a slow receiver never holds up a publish or the Asset event after it.
     A teardown task runs whether `work` succeeded or failed (failures are news too), and Airflow leaves it out
-    of the DAG run's state: a receiver that is down never fails the run.
+    of the DAG run's state: a receiver that is down never fails the run. `relayed_by`: the task whose XCom holds
+    records relayed from an Edge worker, deleted first: once the run is over they have no use, and in Airflow's
+    metadata database its users could read them.
     """
 
     @task(task_id="deliver", retries=0)  # what it does not deliver waits for the subscriptions__deliver DAG
-    def deliver_task() -> dict:
+    def deliver_task(ti=None) -> dict:
         from catalog.subscriptions import deliver_pending
 
+        if relayed_by:
+            _forget_relayed(ti.dag_id, ti.run_id, relayed_by)
         return deliver_pending(load_settings())
 
     work >> deliver_task().as_teardown()
 
 
-def source_dag(source):
+def _forget_relayed(dag_id: str, run_id: str, task_id: str) -> None:
+    """Delete the records `task_id` relayed in this run (its XCom), through the Execution API like any XCom."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    try:
+        XCom.delete(key="return_value", task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=-1)
+    except Exception as e:  # the subscribers' messages still go; `airflow db clean` removes old XComs too
+        log.warning("%s: the records relayed by %s in run %s were not deleted from Airflow's database: %s", dag_id,
+                    task_id, run_id, type(e).__name__)
+
+
+def edge_executor_configured() -> bool:
+    """Whether Airflow's `[core] executor` lists the Edge executor, which runs tasks on Edge workers."""
+    from airflow.executors.executor_loader import ExecutorLoader
+
+    try:
+        ExecutorLoader.lookup_executor_name_by_str(EDGE_EXECUTOR, validate_teams=False)
+    except Exception:  # UnknownExecutorException, or a configuration Airflow cannot read (its own error says why)
+        return False
+    return True
+
+
+def _fetch_then_stage(source, queue: str, incremental: bool):
+    """`fetch` on an Edge worker inside the agency's network, then `stage` here from the records it relayed.
+
+    The Edge worker serving `queue` runs the source's connector and returns what it read as the task's XCom
+    (hub.relay): it calls out to Airflow's API server only, and reaches no catalog, warehouse or staging folder.
+    An incremental source's `cursor` task reads its committed cursor here first and hands it to `fetch`.
+    """
+
+    @task(task_id="cursor")
+    def cursor_task() -> dict:
+        from hub.pipeline import committed_cursor
+
+        return {"cursor": committed_cursor(load_settings(), source.id)}
+
+    # The records are its return value, one XCom (not one per key, as Airflow does for a dict), never written out
+    # in its log (Airflow prints a task's return value).
+    @task(task_id="fetch", executor=EDGE_EXECUTOR, queue=queue, multiple_outputs=False,
+          show_return_value_in_logs=False)
+    def fetch_task(start: dict | None = None, ti=None) -> dict:
+        from hub.relay import describe_failure, fetch
+
+        try:
+            return fetch(source, (start or {}).get("cursor"))
+        except Exception as e:
+            # No catalog here: `stage`, on the hub, records the failure once the retries are over.
+            ti.xcom_push(key="failure", value=describe_failure(e))
+            _fail_fast(e)
+
+    # Runs when `fetch` failed for good too, to record the failed run in the catalog as a local read would.
+    @task(task_id="stage", trigger_rule="all_done")
+    def stage_task(run_id=None, ti=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from catalog.audit import configuration
+        from hub.pipeline import record_failure, stage
+        from hub.relay import failure_error
+
+        settings = load_settings()
+        relayed = ti.xcom_pull(task_ids="fetch")
+        if relayed is None:
+            error = failure_error(source.id, ti.xcom_pull(task_ids="fetch", key="failure"))
+            record_failure(settings, source.id, run_id, error)
+            raise AirflowFailException(str(error))  # retrying `stage` does not fetch again
+        try:
+            configuration(settings, "airflow", "system", client=f"dag {source_dag_id(source.id)}")
+            summary = stage(settings, source.id, run_id, relayed=relayed)
+        except Exception as e:
+            record_failure(settings, source.id, run_id, e)
+            _fail_fast(e)
+        return {k: summary[k] for k in ("rows_in", "rows_valid", "rows_quarantined")}
+
+    fetched = fetch_task(cursor_task()) if incremental else fetch_task()
+    return fetched >> stage_task()
+
+
+def source_dag(source, edge_queue: str | None = None, incremental: bool = False):
+    """The DAG of one source: `stage` then `publish`; with `edge_queue`, `stage` takes what a `fetch` task on an
+    Edge worker serving that queue read inside the agency's network (`incremental`: after the committed cursor)."""
+
     @dag(
         dag_id=source_dag_id(source.id),
         description=source.title,
@@ -81,7 +168,7 @@ def source_dag(source):
         start_date=_START,
         catchup=False,
         max_active_runs=1,
-        tags=[source.agency_code, source.standard_name, source.kind],
+        tags=[source.agency_code, source.standard_name, source.kind, *([f"edge:{edge_queue}"] if edge_queue else [])],
         default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2), "retry_exponential_backoff": True},
         doc_md=f"Pull **{source.title}** ({source.agency_name}) into standard `{source.standard_ref}`. "
         f"Registered in `{source.path.name}`.",
@@ -112,7 +199,10 @@ def source_dag(source):
                 record_failure(settings, source.id, run_id, e)
                 _fail_fast(e)
 
-        _deliver_after(stage_task() >> publish_task())
+        if edge_queue is None:
+            _deliver_after(stage_task() >> publish_task())
+        else:
+            _deliver_after(_fetch_then_stage(source, edge_queue, incremental) >> publish_task(), relayed_by="fetch")
 
     return pipeline()
 
@@ -223,6 +313,33 @@ def deliveries_dag():
     return deliveries()
 
 
+def _placements(sources: list) -> dict[str, tuple[str | None, bool]]:
+    """Where each source's connector runs, by source id: (its Edge queue or None for the hub, incremental).
+
+    A source to be read on an Edge worker while Airflow has no Edge executor gets no DAG and an error naming the
+    file: Airflow would refuse its DAG, and reading it here instead cannot reach the agency's network.
+    """
+    from connectors.kinds import kind_class
+    from hub.sources import edge_queue
+
+    placed = {}
+    for source in sources:
+        try:
+            queue = edge_queue(source)
+        except ConfigError as e:
+            log.error("registration %s gets no DAG: %s", source.path, e)
+            continue
+        if queue is not None and not edge_executor_configured():
+            log.error("registration %s gets no DAG: field runs_on/edge_queue: it is read on an Edge worker of queue "
+                      "%r, but Airflow's [core] executor does not list the Edge executor (for example "
+                      "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor, with [edge] api_enabled and "
+                      "api_url set; README, 'An agency's connector inside its own network')", source.path, queue)
+            continue
+        # The registry has built the connector once already: its constructor only checks options.
+        placed[source.id] = (queue, queue is not None and kind_class(source.kind)(source).incremental)
+    return placed
+
+
 def build_dags() -> dict:
     """Every DAG of the registry and the indicator declarations, by dag id.
 
@@ -237,7 +354,9 @@ def build_dags() -> dict:
     sources, problems = load_registry(settings)
     for problem in problems:
         log.error("registration %s gets no DAG: %s", problem["file"], problem["error"])
-    dags = {source_dag_id(s.id): source_dag(s) for s in sources}
+    placed = _placements(sources)
+    sources = [s for s in sources if s.id in placed]
+    dags = {source_dag_id(s.id): source_dag(s, *placed[s.id]) for s in sources}
     by_standard: dict[str, list[str]] = {}
     for s in sources:
         by_standard.setdefault(s.standard_name, []).append(s.id)

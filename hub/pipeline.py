@@ -24,8 +24,8 @@ from pathlib import Path
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings
 
-__all__ = ["RunResult", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id", "staging_retention",
-           "sweep_staging"]
+__all__ = ["RunResult", "committed_cursor", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id",
+           "staging_retention", "sweep_staging"]
 
 log = logging.getLogger(__name__)
 
@@ -74,30 +74,46 @@ def _field_of(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def stage(settings: Settings, source_id: str, run_id: str) -> dict:
-    """Extract, harmonize and validate a source, from its committed cursor, into staging files; publish nothing."""
-    from catalog.db import SourceState, init_db, session
+def stage(settings: Settings, source_id: str, run_id: str, relayed: dict | None = None) -> dict:
+    """Extract, harmonize and validate a source, from its committed cursor, into staging files; publish nothing.
+
+    `relayed`: the records a `fetch` task read inside the agency's network (an Edge worker) and relayed through
+    Airflow's API server (hub.relay), from the cursor it was given; they are staged instead of reading the source.
+    """
+    from catalog.db import init_db
     from connectors import connector_for
 
     init_db(settings.catalog_url)
     source = find_source(settings, source_id)
-    cursor = None
-    if connector_for(source).incremental:
-        with session(settings.catalog_url) as s:
-            state = s.get(SourceState, source_id)
-            cursor = state.cursor if state else None
+    batches = None
+    if relayed is not None:
+        from hub.relay import decode
+
+        cursor, batches = relayed.get("cursor"), decode(relayed, source_id)
+    else:
+        cursor = committed_cursor(settings, source_id) if connector_for(source).incremental else None
     folder = _staging_dir(settings, source_id, run_id)
     sweep_staging(settings, source_id, keep=folder)
     shutil.rmtree(folder, ignore_errors=True)
     try:
         folder.mkdir(parents=True)
-        return stage_into(folder, source, run_id, cursor)
+        return stage_into(folder, source, run_id, cursor, batches=batches)
     except BaseException as e:
         # Half-written staging files are never published (a retry stages again): they must not fill the disk.
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
             raise _disk_full(source_id, run_id, e, "staging", settings.staging) from None
         raise
+
+
+def committed_cursor(settings: Settings, source_id: str):
+    """Where the next run of an incremental source starts: the cursor its last publish committed (None: the start)."""
+    from catalog.db import SourceState, init_db, session
+
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        state = s.get(SourceState, source_id)
+        return state.cursor if state else None
 
 
 # A staging folder this old belongs to a run that was killed and never retried (Airflow retries a publish within
@@ -204,12 +220,14 @@ def _disk_full(source_id: str, run_id: str, error: OSError, step: str, where: Pa
                     f"published; free space for {where} and run again")
 
 
-def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None = None) -> dict:
+def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None = None,
+               batches: Iterator | None = None) -> dict:
     """Read `source` after `cursor` (at most `limit` records), harmonize and validate it into `folder`.
 
     Every record read ends up in exactly one of data.parquet (valid records, as the table stores them: the
     file publish commits) or quarantine.parquet. rows.parquet has each valid record's row number and key.
-    Touches no catalog: `hub sources test` stages a sample this way.
+    Touches no catalog: `hub sources test` stages a sample this way. `batches`: the records the source's
+    connector read after `cursor` elsewhere (relayed from an Edge worker, hub.relay), staged instead of reading.
     """
     import numpy as np
     import pyarrow as pa
@@ -238,7 +256,10 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
 
     # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
     # works on this one. rows.parquet lives minutes: compressing it would cost more than the disk it saves.
-    batches = connector.read(cursor) if limit is None else _first(connector.read(cursor), limit)
+    if batches is None:
+        batches = connector.read(cursor)
+    if limit is not None:
+        batches = _first(batches, limit)
     with _ReadAhead(batches) as read, _ReadAhead(harmonized(read)) as batches, \
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:

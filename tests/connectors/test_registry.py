@@ -243,6 +243,34 @@ def test_loading_a_registration_with_a_password_in_the_sql_url_is_refused(tmp_pa
     assert "s3cret" not in message
 
 
+# --- runs_on: a connector inside the agency's own network (an Edge worker's queue) ------------------
+
+
+def test_a_source_may_run_on_an_edge_queue_and_one_without_runs_on_the_hub(tmp_path):
+    from hub.sources import edge_queue
+
+    source = load_source(write(tmp_path, changed(runs_on={"edge_queue": "dinsos-kantor_2"})), tmp_path)
+    assert edge_queue(source) == "dinsos-kantor_2"
+    assert edge_queue(load_source(write(tmp_path, changed(id="dinsos_hub")), tmp_path)) is None
+
+
+def test_a_wrong_runs_on_names_the_file_line_and_field(tmp_path):
+    lines = ["id: dinsos_edge", "title: DTKS", "agency: {code: dinsos, name: Dinas Sosial}",
+             "standard: penduduk@1.0.0", "kind: file", "runs_on:", "  edge_queue: Dinsos Kantor", "options:",
+             "  path: x.csv", "mapping:", "  nik: {from: NIK}"]
+    path = tmp_path / "dinsos_edge.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert f"{path}:7: field runs_on/edge_queue: 'Dinsos Kantor' does not match" in config_error(path, tmp_path)
+    lines[6] = "  queue: dinsos"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = config_error(path, tmp_path)
+    assert f"{path}:7: field runs_on: 'edge_queue' is a required property" in message
+    assert "Additional properties are not allowed ('queue' was unexpected)" in message
+    lines[5:7] = ["runs_on: dinsos"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert f"{path}:6: field runs_on: 'dinsos' is not of type 'object'" in config_error(path, tmp_path)
+
+
 # --- the registry of kinds ------------------------------------------------------------------------
 
 
