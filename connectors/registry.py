@@ -45,6 +45,9 @@ class Source:
     # Why the source cannot run in this process although its registration is valid: a ${HUB_DEMO_URL} it names
     # while that variable is unset or unusable. Each item is a message naming the file, line and field.
     unresolved: tuple[str, ...] = ()
+    # The Airflow queue of the Edge workers inside the agency's network that read this source (its registration's
+    # `runs_on: {edge_queue: NAME}`), or None when the hub reads the system itself.
+    edge_queue: str | None = None
 
     @property
     def standard_name(self) -> str:
@@ -263,6 +266,7 @@ def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> 
         options=options,
         mapping=data["mapping"],
         path=path,
+        edge_queue=(data.get("runs_on") or {}).get("edge_queue"),
         unresolved=tuple(
             f"{path}:{_line(document, ['options', *where])}: field {'/'.join(map(str, ['options', *where]))}: "
             f"names {_DEMO_URL}, but {why}; it is the base URL of the demo agencies' systems "

@@ -15,7 +15,7 @@ from hub.settings import load_settings
 
 __all__ = [
     "EDGE_EXECUTOR", "build_dags", "edge_executor_configured", "harmonized_asset", "indicator_asset",
-    "indicator_dag_id", "integrated_asset", "source_dag_id", "standard_dag_id",
+    "indicator_dag_id", "integrated_asset", "placement_problem", "source_dag_id", "standard_dag_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -313,28 +313,30 @@ def deliveries_dag():
     return deliveries()
 
 
+def placement_problem(source) -> str | None:
+    """Why `source` cannot get a DAG where its registration says it runs, or None: one to be read on an Edge
+    worker while Airflow has no Edge executor (Airflow would refuse its DAG, and reading it here instead cannot
+    reach the agency's network)."""
+    if source.edge_queue is None or edge_executor_configured():
+        return None
+    return (f"field runs_on/edge_queue: it is read on an Edge worker of queue {source.edge_queue!r}, but Airflow's "
+            "[core] executor does not list the Edge executor (for example "
+            "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor, with [edge] api_enabled and api_url set; "
+            "README, 'An agency's connector inside its own network')")
+
+
 def _placements(sources: list) -> dict[str, tuple[str | None, bool]]:
     """Where each source's connector runs, by source id: (its Edge queue or None for the hub, incremental).
-
-    A source to be read on an Edge worker while Airflow has no Edge executor gets no DAG and an error naming the
-    file: Airflow would refuse its DAG, and reading it here instead cannot reach the agency's network.
-    """
+    A source with a placement problem gets no DAG and an error naming the file."""
     from connectors.kinds import kind_class
-    from hub.sources import edge_queue
 
     placed = {}
     for source in sources:
-        try:
-            queue = edge_queue(source)
-        except ConfigError as e:
-            log.error("registration %s gets no DAG: %s", source.path, e)
+        problem = placement_problem(source)
+        if problem:
+            log.error("registration %s gets no DAG: %s", source.path, problem)
             continue
-        if queue is not None and not edge_executor_configured():
-            log.error("registration %s gets no DAG: field runs_on/edge_queue: it is read on an Edge worker of queue "
-                      "%r, but Airflow's [core] executor does not list the Edge executor (for example "
-                      "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor, with [edge] api_enabled and "
-                      "api_url set; README, 'An agency's connector inside its own network')", source.path, queue)
-            continue
+        queue = source.edge_queue
         # The registry has built the connector once already: its constructor only checks options.
         placed[source.id] = (queue, queue is not None and kind_class(source.kind)(source).incremental)
     return placed
@@ -344,12 +346,16 @@ def build_dags() -> dict:
     """Every DAG of the registry and the indicator declarations, by dag id.
 
     A registration or indicator that does not load gets no DAG and an error in the DAG processor's log (and in
-    `hub status`); every other one keeps its DAG.
+    `hub status`); every other one keeps its DAG. A standard or code list that does not load is logged too: the
+    sources of a broken standard lose their DAG until it is mended, every other source keeps its own.
     """
     from hub.indicators import load_indicators
     from hub.maintenance import MAINTENANCE_DAG_ID, maintenance_dag
     from hub.sources import load_registry
+    from schemas import load_problems
 
+    for problem in load_problems():
+        log.error("standard or code list does not load: %s", problem.located(full=True))
     settings = load_settings()
     sources, problems = load_registry(settings)
     for problem in problems:

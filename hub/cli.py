@@ -147,6 +147,9 @@ def cmd_status(settings: Settings, args) -> int:
         for c in report["components"]:
             extra = f" pid {c['pid']}, {c['restarts']} restarts, log {c['log']}" if c.get("pid") else ""
             say(f"  {c['name']:<16} {c['state']}{extra}")
+        for w in report["edge_workers"]:
+            say(f"  edge worker {w['name']}: {w['state']}, queues {', '.join(w['queues']) or '-'}, last heartbeat "
+                f"{w['last_heartbeat'] or 'never'}")
         say("DAGs (last run, next run):")
         for d in report["dags"]:
             last = d["last_run"]

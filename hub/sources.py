@@ -9,7 +9,7 @@ from pathlib import Path
 from hub.errors import ConfigError
 from hub.settings import Settings
 
-__all__ = ["check", "edge_queue", "load_registry", "sample", "scaffold"]
+__all__ = ["check", "load_registry", "sample", "scaffold"]
 
 
 def load_registry(settings: Settings) -> tuple[list, list[dict]]:
@@ -30,31 +30,6 @@ def load_registry(settings: Settings) -> tuple[list, list[dict]]:
             problems.append({"file": str(path), "error": str(e) if isinstance(e, ConfigError) else
                              f"{type(e).__name__}: {e}"})
     return sources, problems
-
-
-def edge_queue(source) -> str | None:
-    """The Airflow queue of the Edge workers inside the agency's network that read `source` (its registration's
-    `runs_on: {edge_queue: NAME}`), or None when the hub reads the system itself.
-
-    load_source has checked the key against source.schema.json (file, line and field in its errors); the file is
-    read again here because connectors.registry.Source does not carry it. A file changed in between is a
-    ConfigError: the next parse reads it whole again.
-    """
-    from jsonschema import Draft202012Validator
-
-    from connectors.registry import SOURCE_SCHEMA, _read_yaml
-
-    data, _ = _read_yaml(source.path)
-    changed = ConfigError(f"{source.path}: changed while it was being read; it is read again at the next parse")
-    if not isinstance(data, dict) or data.get("id") != source.id:
-        raise changed
-    runs_on = data.get("runs_on")
-    if runs_on is None:
-        return None
-    schema = json.loads(SOURCE_SCHEMA.read_text(encoding="utf-8"))["properties"]["runs_on"]
-    if not Draft202012Validator(schema).is_valid(runs_on):
-        raise changed
-    return runs_on["edge_queue"]
 
 
 def scaffold(settings: Settings, kind: str, source_id: str, standard_ref: str, agency: str) -> Path:

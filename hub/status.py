@@ -56,13 +56,16 @@ def problems(settings: Settings) -> list[dict]:
     from airflow.models.errors import ParseImportError
     from airflow.utils.session import create_session
 
+    from hub.airflow_dags import placement_problem
     from hub.indicators import load_indicators
     from hub.sources import load_registry
 
     found = []
     try:
-        _, registry = load_registry(settings)
+        sources, registry = load_registry(settings)
         found += [{"what": "registration", **p} for p in registry]
+        found += [{"what": "registration", "file": str(s.path), "error": f"{s.path}: {placement_problem(s)}"}
+                  for s in sources if placement_problem(s)]
     except Exception as e:  # the registry folder itself is missing
         found.append({"what": "registry", "file": str(settings.registry), "error": str(e)})
     indicators: list[dict] = []
@@ -132,6 +135,22 @@ def failed_runs(settings: Settings, days: int = 7) -> list[dict]:
             for dag_id, run_id, ended in runs]
 
 
+def edge_workers() -> list[dict]:
+    """The Edge workers known to Airflow (inside agencies' networks), when its executor lists the Edge executor:
+    name, state, queues and last heartbeat."""
+    from hub.airflow_dags import edge_executor_configured
+
+    if not edge_executor_configured():
+        return []
+    from airflow.providers.edge3.models.edge_worker import EdgeWorkerModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        return [{"name": w.worker_name, "state": str(getattr(w.state, "value", w.state)), "queues": w.queues or [],
+                 "last_heartbeat": _iso(w.last_update), "jobs_active": w.jobs_active}
+                for w in s.query(EdgeWorkerModel).order_by(EdgeWorkerModel.worker_name)]
+
+
 def status(settings: Settings) -> dict:
     running, parts = components(settings)
     return {
@@ -140,6 +159,7 @@ def status(settings: Settings) -> dict:
         **({k: running.get(k) for k in ("pid", "started", "catalog_url", "airflow_url", "demo_url")}
            if running else {}),
         "components": parts,
+        "edge_workers": edge_workers(),
         "dags": dags(settings),
         "failed_runs": failed_runs(settings),
         "problems": problems(settings),

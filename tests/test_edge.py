@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from _served import HUB, free_port, hub_env
+from _up import wait
 from hub.errors import ConfigError, FatalSourceError, HubError
 from hub.settings import ROOT, Settings
 
@@ -177,16 +178,6 @@ def test_the_source_dag_fetches_on_the_edge_queue_and_stages_here(tmp_path):
 # --- the hub and one Edge worker, running -------------------------------------------------------------------
 
 
-def _wait(what: str, condition, timeout: float, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"waited {timeout:.0f} s for {what}")
-
-
 def _airflow(home: Path, sql: str, *params) -> list[tuple]:
     with sqlite3.connect(home / "airflow" / "airflow.db", timeout=30) as db:
         return db.execute(sql, params).fetchall()
@@ -233,7 +224,7 @@ def edge(tmp_path_factory):
     worker, worker_log = None, agency / "worker.log"
     timings = {}
     try:
-        _wait("Airflow's API server", lambda: process.poll() is not None or _answers(f"{api}/api/v2/monitor/health"),
+        wait("Airflow's API server", lambda: process.poll() is not None or _answers(f"{api}/api/v2/monitor/health"),
               300)
         assert process.poll() is None, (home / "up.out").read_text()[-5000:]
         timings["api server up"] = time.monotonic() - started
@@ -259,7 +250,7 @@ def edge(tmp_path_factory):
                                       stderr=subprocess.STDOUT, start_new_session=True)
         timings["worker started"] = time.monotonic() - started
         events = home / "logs" / "hub-up.log"
-        _wait("the first runs to finish", lambda: process.poll() is not None or worker.poll() is not None or (
+        wait("the first runs to finish", lambda: process.poll() is not None or worker.poll() is not None or (
             events.exists() and "first runs finished" in events.read_text()), 1200, 3)
         assert process.poll() is None, (home / "up.out").read_text()[-5000:]
         assert worker.poll() is None, worker_log.read_text()[-5000:]
@@ -317,6 +308,11 @@ def test_fetch_ran_on_the_edge_worker_and_every_other_task_on_the_local_executor
         (dag_id, "fetch", QUEUE, WORKER, "success")]
     (queues,) = _airflow(home, "SELECT queues FROM edge_worker WHERE worker_name = ?", WORKER)[0]
     assert ast.literal_eval(queues) == [QUEUE]  # Airflow keeps the list as its Python text
+    # `hub status` shows the worker, its queue and its heartbeat.
+    done = subprocess.run([HUB, "status", "--json"], env=edge["env"], capture_output=True, text=True, timeout=120)
+    (shown,) = json.loads(done.stdout)["edge_workers"]
+    assert shown["name"] == WORKER and shown["queues"] == [QUEUE] and shown["state"] not in ("offline", "unknown")
+    assert shown["last_heartbeat"]
     # Its log came to the hub through the API server; the relayed records left Airflow's database after the run.
     logs = list((home / "airflow" / "logs").glob(f"dag_id={dag_id}/run_id=*/task_id=fetch/attempt=1.log"))
     text = logs[0].read_text() if logs else ""

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import re
 import stat
 import subprocess
 import sys

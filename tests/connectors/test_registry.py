@@ -247,11 +247,9 @@ def test_loading_a_registration_with_a_password_in_the_sql_url_is_refused(tmp_pa
 
 
 def test_a_source_may_run_on_an_edge_queue_and_one_without_runs_on_the_hub(tmp_path):
-    from hub.sources import edge_queue
-
     source = load_source(write(tmp_path, changed(runs_on={"edge_queue": "dinsos-kantor_2"})), tmp_path)
-    assert edge_queue(source) == "dinsos-kantor_2"
-    assert edge_queue(load_source(write(tmp_path, changed(id="dinsos_hub")), tmp_path)) is None
+    assert source.edge_queue == "dinsos-kantor_2"
+    assert load_source(write(tmp_path, changed(id="dinsos_hub")), tmp_path).edge_queue is None
 
 
 def test_a_wrong_runs_on_names_the_file_line_and_field(tmp_path):
