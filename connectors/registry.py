@@ -11,7 +11,9 @@ import yaml
 
 from hub.errors import ConfigError
 
-__all__ = ["DEMO_URL_VARIABLE", "MAX_REGISTRATION_BYTES", "Source", "load_source", "load_sources", "SOURCE_SCHEMA"]
+__all__ = ["DEMO_URL_VARIABLE", "MAX_REGISTRATION_BYTES", "Source", "load_source", "load_sources", "SOURCE_SCHEMA",
+           # generic, also read by exchange.registry for service registrations:
+           "read_yaml", "schema_message", "schema_path", "yaml_line"]
 
 SOURCE_SCHEMA = Path(__file__).resolve().parent / "source.schema.json"
 # A registration is a page of YAML; even one with a long crosswalk is a few kilobytes.
@@ -69,7 +71,7 @@ _SECRET_PLACES = {"auth", "api_key", "url", "url_env", "connection", "env", "tok
 _NAMES_NO_VALUE = {"required", "additionalProperties", "dependentRequired"}
 
 
-def _message(error) -> str:
+def schema_message(error) -> str:
     """What was expected. A value matching none of a field's forms is not quoted: it may be a secret written
     where only its name belongs ({env: NAME}); the form's description says what to write instead. Nor is a
     value in a secret's place, or a whole mapping or list (options written as a list, say)."""
@@ -87,7 +89,7 @@ def _message(error) -> str:
     return _cut(error.message, 300)  # jsonschema quotes the value, which may be as long as the file
 
 
-def _where(error) -> str:
+def schema_path(error) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
@@ -129,7 +131,7 @@ def _demo_url() -> tuple[str | None, str | None]:
     return value.rstrip("/"), None
 
 
-def _line(node, parts: list) -> int | None:
+def yaml_line(node, parts: list) -> int | None:
     """The line (from 1) where a field of a composed YAML document is written, or its nearest parent."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in parts:
@@ -159,7 +161,7 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return type(error).__name__
 
 
-def _read_yaml(path: Path):
+def read_yaml(path: Path):
     """The registration's YAML, as data and as its composed document (for line numbers)."""
     try:
         size = path.stat().st_size
@@ -242,15 +244,15 @@ def load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None = Non
 
 
 def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> Source:
-    data, document = _read_yaml(path)
+    data, document = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of fields (id, title, agency, ...), got {type(data).__name__}")
     errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = [f"{path}:{_line(document, list(e.absolute_path))}: field {_where(e)}: {_message(e)}" for e in errors]
+        lines = [f"{path}:{yaml_line(document, list(e.absolute_path))}: field {schema_path(e)}: {schema_message(e)}" for e in errors]
         raise ConfigError("invalid source registration\n  " + "\n  ".join(lines))
     if path.stem != data["id"]:
-        raise ConfigError(f"{path}:{_line(document, ['id'])}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
+        raise ConfigError(f"{path}:{yaml_line(document, ['id'])}: field id: expected the file name without .yaml ({path.stem!r}), got {data['id']!r}")
     demo_url, why = _demo_url()
     unresolved: list[tuple[str, ...]] = []
     options = _substitute(data["options"], home, demo_url, unresolved)
@@ -268,7 +270,7 @@ def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> 
         path=path,
         edge_queue=(data.get("runs_on") or {}).get("edge_queue"),
         unresolved=tuple(
-            f"{path}:{_line(document, ['options', *where])}: field {'/'.join(map(str, ['options', *where]))}: "
+            f"{path}:{yaml_line(document, ['options', *where])}: field {'/'.join(map(str, ['options', *where]))}: "
             f"names {_DEMO_URL}, but {why}; it is the base URL of the demo agencies' systems "
             "(`python -m demo.systems`, started by `hub up --demo`)" for where in unresolved),
     )
@@ -289,7 +291,7 @@ def _check_local_paths(source: Source, connector, document, home: Path, data_dir
         if not any(resolved.is_relative_to(folder) for folder in allowed):
             parts = ["options", *option.split("/")]
             shown = f"{named} (which is {resolved})" if Path(named) != resolved else str(named)
-            raise ConfigError(f"{source.path}:{_line(document, parts)}: field {'/'.join(parts)}: {shown} is outside "
+            raise ConfigError(f"{source.path}:{yaml_line(document, parts)}: field {'/'.join(parts)}: {shown} is outside "
                               f"the folders the hub may read ({', '.join(map(str, allowed))}); put the file under "
                               "HUB_HOME or add its folder to HUB_DATA_DIRS")
 
@@ -303,14 +305,14 @@ def _check_kind_options(source: Source, document):
     try:
         cls = kind_class(source.kind)
     except ConfigError as e:
-        raise ConfigError(f"{source.path}:{_line(document, ['kind'])}: field kind: {e}") from None
+        raise ConfigError(f"{source.path}:{yaml_line(document, ['kind'])}: field kind: {e}") from None
     errors = sorted(Draft202012Validator(cls.options_schema).iter_errors(source.options),
                     key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         e = errors[0]
         parts = ["options", *e.absolute_path]
         where = "/".join(str(p) for p in parts)
-        raise ConfigError(f"{source.path}:{_line(document, parts)}: field {where}: {_message(e)} (kind {source.kind})")
+        raise ConfigError(f"{source.path}:{yaml_line(document, parts)}: field {where}: {schema_message(e)} (kind {source.kind})")
     try:
         return cls(source)  # constructors only check options; they never connect
     except ConfigError:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow", "positive_setting"]
+__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow", "positive_setting", "services_dir"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,11 @@ def data_dirs() -> tuple[Path, ...]:
     return tuple(Path(p).resolve() for p in parts if p.strip())
 
 
+def services_dir() -> Path:
+    """HUB_SERVICES: the folder of exchange service registrations (default: the checkout's exchange/services)."""
+    return Path(os.environ.get("HUB_SERVICES") or ROOT / "exchange" / "services").resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -43,6 +48,8 @@ class Settings:
     registry: Path
     # Where registrations may point besides `home` (HUB_DATA_DIRS): an agency's drop folder, a mounted share.
     data_dirs: tuple[Path, ...] = field(default_factory=data_dirs)
+    # The exchange's service registrations (HUB_SERVICES), one YAML file per service.
+    services: Path = field(default_factory=services_dir)
 
     @property
     def warehouse(self) -> Path:
@@ -62,11 +69,13 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read HUB_HOME, HUB_CATALOG_URL, HUB_REGISTRY and HUB_DATA_DIRS; defaults keep everything under var/."""
+    """Read HUB_HOME, HUB_CATALOG_URL, HUB_REGISTRY, HUB_DATA_DIRS and HUB_SERVICES; defaults keep everything under
+    var/."""
     home = Path(os.environ.get("HUB_HOME") or ROOT / "var").resolve()
     catalog_url = os.environ.get("HUB_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
     registry = Path(os.environ.get("HUB_REGISTRY") or ROOT / "connectors" / "registry").resolve()
-    return Settings(home=home, catalog_url=catalog_url, registry=registry, data_dirs=data_dirs())
+    return Settings(home=home, catalog_url=catalog_url, registry=registry, data_dirs=data_dirs(),
+                    services=services_dir())
 
 
 def configure_airflow(settings: Settings) -> None:
@@ -80,6 +89,7 @@ def configure_airflow(settings: Settings) -> None:
     os.environ["HUB_REGISTRY"] = str(settings.registry)
     os.environ["HUB_CATALOG_URL"] = settings.catalog_url
     os.environ["HUB_DATA_DIRS"] = os.pathsep.join(str(p) for p in settings.data_dirs)
+    os.environ["HUB_SERVICES"] = str(settings.services)
     os.environ["AIRFLOW_HOME"] = str(settings.airflow_home)
     os.environ["AIRFLOW_CONFIG"] = str(ROOT / "airflow.cfg")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
