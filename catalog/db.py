@@ -178,6 +178,7 @@ def init_db(url: str) -> None:
     import catalog.audit  # noqa: F401  (their tables join Base.metadata; imported here to avoid a cycle)
     import catalog.identity  # noqa: F401
     import catalog.subscriptions  # noqa: F401
+    import exchange.clients  # noqa: F401  (the service bus's client credentials and grants)
 
     Base.metadata.create_all(eng)
     _add_missing_columns(eng)

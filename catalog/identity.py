@@ -23,6 +23,8 @@ __all__ = [
     "AuthFailure", "AuthenticationError", "Identity", "IdentityError", "Token", "TooManyAttempts", "User",
     "COOKIE", "authenticate", "authorization_of", "caller", "client_of", "create_user", "list_users",
     "may_see_agency", "new_token", "revoke", "revoke_token", "router",
+    # how any token of the hub is made and checked (also exchange.clients' credentials of client subsystems):
+    "hash_secret", "new_secret", "secret_matches",
 ]
 
 ROLES = ("steward", "agency", "analyst")
@@ -101,8 +103,20 @@ class Identity:
 Identity.ANONYMOUS = Identity(name=None, role=None, agency=None, anonymous=True)
 
 
-def _hash(secret: str) -> str:
+def hash_secret(secret: str) -> str:
+    """What the catalog keeps of a token's secret part: its SHA-256 (the secret is random, 256 bits)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> tuple[str, str]:
+    """A new token's public prefix (to find it by) and its secret part (to show once, then keep only hashed)."""
+    return secrets.token_hex(6), secrets.token_urlsafe(32)
+
+
+def secret_matches(stored_hash: str | None, secret: str) -> bool:
+    """Whether `secret` is the one `stored_hash` was made of; as slow when there is none (an unknown prefix), so
+    that the answer's time tells nothing."""
+    return hmac.compare_digest(stored_hash or "0" * 64, hash_secret(secret)) and stored_hash is not None
 
 
 def _checked_user(name: str, role: str, agency: str | None) -> None:
@@ -123,9 +137,9 @@ def _mint(s, user: User, expires_days: int | None) -> str:
     """Add a token for `user`; the plain token exists only in this return value."""
     if expires_days is not None and expires_days <= 0:
         raise IdentityError("expires_days must be a positive number of days")
-    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    prefix, secret = new_secret()
     now = utcnow()
-    s.add(Token(user_id=user.id, prefix=prefix, secret_hash=_hash(secret), created_at=now,
+    s.add(Token(user_id=user.id, prefix=prefix, secret_hash=hash_secret(secret), created_at=now,
                 expires_at=now + dt.timedelta(days=expires_days) if expires_days else None))
     return f"hub_{prefix}_{secret}"
 
@@ -245,8 +259,7 @@ def _verify(s, header: str, now: dt.datetime) -> Identity:
         raise AuthenticationError("the token is not valid")
     prefix, secret = match.groups()
     token = s.scalar(select(Token).where(Token.prefix == prefix))
-    # Compare even when the prefix is unknown, so the answer takes as long either way.
-    if not hmac.compare_digest(token.secret_hash if token else "0" * 64, _hash(secret)) or token is None:
+    if not secret_matches(token.secret_hash if token else None, secret):
         raise AuthenticationError("the token is not valid")
     user = s.get(User, token.user_id)
     if token.revoked_at is not None or user.revoked_at is not None:

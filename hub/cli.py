@@ -353,6 +353,100 @@ def cmd_users_revoke(settings: Settings, args) -> None:
     say(f"user {args.name} and all its tokens revoked")
 
 
+def cmd_exchange_services_list(settings: Settings, args) -> None:
+    from exchange.registry import load_services
+
+    services, problems = load_services(settings=settings)
+    for problem in problems:
+        say(f"hub: not loaded: {problem['error']}", file=sys.stderr)
+    rows = [{"service": str(s.id), "kind": s.kind, "title": s.title, "standard": s.standard_ref,
+             "personal_data": list(s.personal_data), "requires_issue": s.requires_issue, "file": str(s.path)}
+            for s in services]
+    _print_list(rows, args.json, lambda s: f"{s['service']:<44} {s['kind']:<8} {s['standard']:<18} "
+                                           f"{'X-Road-Issue required' if s['requires_issue'] else '-':<22} {s['title']}")
+
+
+def cmd_exchange_services_check(settings: Settings, args) -> int | None:
+    from exchange.registry import load_service, load_services
+
+    if args.files:
+        services, problems = [], []
+        for name in args.files:
+            try:
+                services.append(load_service(Path(name), settings))
+            except ConfigError as e:
+                problems.append({"file": name, "error": str(e)})
+    else:
+        services, problems = load_services(settings=settings)
+    for s in services:
+        personal = (f"returns personal data ({', '.join(s.personal_data)}): X-Road-Issue required"
+                    if s.requires_issue else "no personal data")
+        say(f"ok   {s.id} ({s.path}): {s.kind} service, {s.standard_ref}, {personal}")
+    for problem in problems:
+        say(f"FAIL {problem['error']}")
+    return 1 if problems else None
+
+
+def cmd_exchange_clients_add(settings: Settings, args) -> None:
+    from exchange.clients import add_client
+
+    client, token = add_client(settings, args.client, _operator())
+    _administered(settings, "exchange.client.add", {"client": str(client), "prefix": token.split("_")[1]})
+    say(f"client {client} registered. Its token follows on the last line; it will not be shown again: keep it now.\n"
+        "Send it as `Authorization: Bearer TOKEN` with `X-Road-Client: " + str(client) + "`.\n" + token)
+
+
+def cmd_exchange_clients_list(settings: Settings, args) -> None:
+    from exchange.clients import list_clients
+
+    def line(c: dict) -> str:
+        status = f"revoked {c['revoked_at']:%Y-%m-%d}" if c["revoked_at"] else f"since {c['created_at']:%Y-%m-%d}"
+        return f"{c['client']:<40} hubx_{c['prefix']}_...  {status}"
+
+    _print_list(list_clients(settings), args.json, line)
+
+
+def cmd_exchange_clients_revoke(settings: Settings, args) -> None:
+    from exchange.clients import revoke_client
+
+    client = revoke_client(settings, args.client)
+    _administered(settings, "exchange.client.revoke", {"client": str(client)})
+    say(f"the credential of client {client} is revoked")
+
+
+def cmd_exchange_grant(settings: Settings, args) -> None:
+    from exchange.clients import grant
+
+    given = grant(settings, args.service, args.client, args.purpose, _operator())
+    _administered(settings, "exchange.grant", {"service": str(given.service), "client": str(given.client),
+                                               "purpose": given.purpose})
+    say(f"{given.client} may call {given.service}" + (f" for: {given.purpose}" if given.purpose else ""))
+
+
+def cmd_exchange_revoke(settings: Settings, args) -> None:
+    from exchange.clients import revoke_grant
+
+    service, client = revoke_grant(settings, args.service, args.client, _operator())
+    _administered(settings, "exchange.revoke", {"service": str(service), "client": str(client)})
+    say(f"{client} may no longer call {service}")
+
+
+def cmd_exchange_grants(settings: Settings, args) -> None:
+    from exchange.clients import list_grants
+
+    def line(g: dict) -> str:
+        status = f" (revoked {g['revoked_at']:%Y-%m-%d})" if g["revoked_at"] else ""
+        return f"{g['service']:<44} {g['client']:<32} {g['purpose'] or '-'}{status}"
+
+    _print_list(list_grants(settings, include_revoked=args.all), args.json, line)
+
+
+def _operator() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 def cmd_audit_verify(settings: Settings, args) -> int:
     from catalog.audit import verify
 
@@ -818,6 +912,44 @@ def _parser() -> argparse.ArgumentParser:
     s = users.add_parser("revoke", help="revoke a user and all its tokens")
     s.add_argument("name")
     s.set_defaults(func=cmd_users_revoke)
+
+    exchange = sub.add_parser("exchange", help="the service bus (X-Road PR-REST): services, client subsystems, "
+                                               "grants")
+    exchange = exchange.add_subparsers(dest="area", required=True)
+    services = exchange.add_parser("services", help="the registered services (HUB_SERVICES)")
+    services = services.add_subparsers(dest="action", required=True)
+    s = services.add_parser("list", help="the services that load, their kind, standard and whether they need "
+                                         "X-Road-Issue")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_exchange_services_list)
+    s = services.add_parser("check", help="check the service registrations (or the files given): each problem "
+                                          "with file, line and field; exit 1 if any")
+    s.add_argument("files", nargs="*", metavar="FILE")
+    s.set_defaults(func=cmd_exchange_services_check)
+    clients = exchange.add_parser("clients", help="the client subsystems that call services, and their tokens")
+    clients = clients.add_subparsers(dest="action", required=True)
+    s = clients.add_parser("add", help="register a client subsystem and print its token (shown once, last line)")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.set_defaults(func=cmd_exchange_clients_add)
+    s = clients.add_parser("list", help="the clients and their tokens' prefixes (never the tokens)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_exchange_clients_list)
+    s = clients.add_parser("revoke", help="revoke a client subsystem's token")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.set_defaults(func=cmd_exchange_clients_revoke)
+    s = exchange.add_parser("grant", help="open a service to a client subsystem, for a purpose")
+    s.add_argument("service", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.add_argument("--purpose", help="why the client may call it (recorded with the grant)")
+    s.set_defaults(func=cmd_exchange_grant)
+    s = exchange.add_parser("revoke", help="close a service to a client subsystem")
+    s.add_argument("service", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.set_defaults(func=cmd_exchange_revoke)
+    s = exchange.add_parser("grants", help="the live grants (--all: revoked ones too)")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_exchange_grants)
 
     audit = sub.add_parser("audit", help="the audit log of reads, downloads, queries and administration")
     audit = audit.add_subparsers(dest="action", required=True)

@@ -1,0 +1,215 @@
+"""Client subsystems' credentials (tokens kept hashed) and the grants that open a service to a client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db import Base, init_db, session, utcnow
+from catalog.identity import hash_secret, new_secret, secret_matches
+from exchange.identifiers import ClientId, IdentifierError, ServiceId
+from hub.errors import HubError
+
+__all__ = [
+    "ClientAuthenticationError", "ClientCredential", "ExchangeError", "Grant", "GrantRecord",
+    "add_client", "allowed", "authenticate", "grant", "list_clients", "list_grants", "revoke_client", "revoke_grant",
+]
+
+# A client subsystem's token: `hubx_`, its public prefix, its secret. Not a user's `hub_` token: neither opens
+# what the other does, and a token sent to the wrong door is named as such.
+TOKEN = re.compile(r"^hubx_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+TOUCH_EVERY = dt.timedelta(minutes=1)  # how stale last_used_at may get: not one write per call
+_ID_CHARS = 1100  # four parts of at most 255 characters, percent-encoded where they hold `?`, and three /
+
+
+class ClientCredential(Base):
+    """One credential of a client subsystem: the token's public prefix, to find it, and its secret's SHA-256."""
+
+    __tablename__ = "hub_exchange_clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(String(_ID_CHARS), index=True)  # INSTANCE/CLASS/MEMBER/SUBSYSTEM
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class GrantRecord(Base):
+    """A service opened to a client subsystem, for a purpose; revoked grants stay, as history."""
+
+    __tablename__ = "hub_exchange_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(_ID_CHARS + 256), index=True)  # INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE
+    client: Mapped[str] = mapped_column(String(_ID_CHARS), index=True)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ExchangeError(HubError):
+    """A client or grant request the hub refuses (unknown service, client registered already, no such grant)."""
+
+
+class ClientAuthenticationError(HubError):
+    """The calling system did not prove it is the client it names; the message never repeats the token."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    service: ServiceId
+    client: ClientId
+    purpose: str | None
+    granted_at: dt.datetime
+    granted_by: str
+
+
+def _client(text) -> ClientId:
+    return text if isinstance(text, ClientId) else ClientId.parse(text)
+
+
+def _service(text) -> ServiceId:
+    return text if isinstance(text, ServiceId) else ServiceId.parse(text)
+
+
+def _active_credential(s, client: ClientId):
+    return s.scalar(select(ClientCredential).where(ClientCredential.client == str(client),
+                                                   ClientCredential.revoked_at.is_(None)))
+
+
+def add_client(settings, client, by: str) -> tuple[ClientId, str]:
+    """Register a client subsystem and issue its token: (the client, the token, to show once). A client holds one
+    live credential: revoke it before issuing another."""
+    client = _client(client)
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        if _active_credential(s, client) is not None:
+            raise ExchangeError(f"client {client} has a credential already; `hub exchange clients revoke {client}` "
+                                "first to issue a new one")
+        prefix, secret = new_secret()
+        s.add(ClientCredential(client=str(client), prefix=prefix, secret_hash=hash_secret(secret),
+                               created_at=utcnow(), created_by=by[:64]))
+    return client, f"hubx_{prefix}_{secret}"
+
+
+def revoke_client(settings, client) -> ClientId:
+    """Revoke a client subsystem's credential; its grants stay (a new credential finds them again)."""
+    client = _client(client)
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        credential = _active_credential(s, client)
+        if credential is None:
+            raise ExchangeError(f"client {client} has no live credential")
+        credential.revoked_at = utcnow()
+    return client
+
+
+def list_clients(settings) -> list[dict]:
+    """Every credential ever issued, by client: its prefix and dates, never a hash."""
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s:
+        return [{"client": c.client, "prefix": c.prefix, "created_at": c.created_at, "created_by": c.created_by,
+                 "revoked_at": c.revoked_at, "last_used_at": c.last_used_at}
+                for c in s.scalars(select(ClientCredential).order_by(ClientCredential.client, ClientCredential.id))]
+
+
+def authenticate(settings, client_header: str | None, token: str | None) -> ClientId:
+    """The client a call comes from: the X-Road-Client header's, once the token proves it is that client's.
+
+    The header alone is never trusted: a token of another client, a revoked, unknown or malformed token raises
+    ClientAuthenticationError, as does a malformed header. Expects the catalog's tables (init_db).
+    """
+    try:
+        client = ClientId.parse(client_header or "")
+    except IdentifierError as e:
+        raise ClientAuthenticationError(f"X-Road-Client: {e}") from None
+    match = TOKEN.match((token or "").strip())
+    if match is None:
+        raise ClientAuthenticationError("the client's token is missing or not a client token (hubx_...)")
+    prefix, secret = match.groups()
+    now = utcnow()
+    with session(settings.catalog_url) as s, s.begin():
+        credential = s.scalar(select(ClientCredential).where(ClientCredential.prefix == prefix))
+        if not secret_matches(credential.secret_hash if credential else None, secret):
+            raise ClientAuthenticationError("the client's token is not valid")
+        if credential.revoked_at is not None:
+            raise ClientAuthenticationError("the client's token was revoked")
+        if credential.client != str(client):
+            raise ClientAuthenticationError(f"the token is not one of client {client} (X-Road-Client)")
+        if credential.last_used_at is None or credential.last_used_at <= now - TOUCH_EVERY:
+            credential.last_used_at = now
+    return client
+
+
+def _known_service(settings, service: ServiceId) -> None:
+    from exchange.registry import load_services
+
+    services, _ = load_services(settings=settings)
+    if service not in {s.id for s in services}:
+        known = ", ".join(str(s.id) for s in services) or "none"
+        raise ExchangeError(f"no service {service} in {settings.services} (`hub exchange services check` names "
+                            f"broken files); known services: {known}")
+
+
+def _active_grant(s, service: ServiceId, client: ClientId):
+    return s.scalar(select(GrantRecord).where(GrantRecord.service == str(service), GrantRecord.client == str(client),
+                                              GrantRecord.revoked_at.is_(None)))
+
+
+def grant(settings, service, client, purpose: str | None, by: str) -> Grant:
+    """Open a registered service to a registered client subsystem, for a purpose (stated once, recorded)."""
+    service, client = _service(service), _client(client)
+    purpose = " ".join((purpose or "").split()) or None
+    if purpose is not None and len(purpose) > 500:
+        raise ExchangeError(f"the purpose has {len(purpose)} characters; say it in at most 500")
+    _known_service(settings, service)
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        if _active_credential(s, client) is None:
+            raise ExchangeError(f"no client {client} with a live credential (`hub exchange clients add {client}`)")
+        if _active_grant(s, service, client) is not None:
+            raise ExchangeError(f"{client} is granted {service} already (`hub exchange grants` lists it)")
+        record = GrantRecord(service=str(service), client=str(client), purpose=purpose, granted_at=utcnow(),
+                             granted_by=by[:64])
+        s.add(record)
+    return Grant(service, client, purpose, record.granted_at, record.granted_by)
+
+
+def revoke_grant(settings, service, client, by: str) -> tuple[ServiceId, ClientId]:
+    """Close a service to a client subsystem: its grant is kept, revoked, by whom and when."""
+    service, client = _service(service), _client(client)
+    init_db(settings.catalog_url)
+    with session(settings.catalog_url) as s, s.begin():
+        record = _active_grant(s, service, client)
+        if record is None:
+            raise ExchangeError(f"{client} holds no grant of {service}")
+        record.revoked_at, record.revoked_by = utcnow(), by[:64]
+    return service, client
+
+
+def allowed(settings, service_id, client_id) -> Grant | None:
+    """The live grant that opens `service_id` to `client_id`, or None."""
+    service, client = _service(service_id), _client(client_id)
+    with session(settings.catalog_url) as s:
+        record = _active_grant(s, service, client)
+        if record is None:
+            return None
+        return Grant(service, client, record.purpose, record.granted_at, record.granted_by)
+
+
+def list_grants(settings, include_revoked: bool = False) -> list[dict]:
+    init_db(settings.catalog_url)
+    query = select(GrantRecord).order_by(GrantRecord.service, GrantRecord.client, GrantRecord.id)
+    if not include_revoked:
+        query = query.where(GrantRecord.revoked_at.is_(None))
+    with session(settings.catalog_url) as s:
+        return [{"service": g.service, "client": g.client, "purpose": g.purpose, "granted_at": g.granted_at,
+                 "granted_by": g.granted_by, "revoked_at": g.revoked_at, "revoked_by": g.revoked_by}
+                for g in s.scalars(query)]
