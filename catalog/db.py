@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = [
     "Dataset", "DatasetVersion", "LineageEdge", "QuarantinedRow", "Run", "SearchDocument", "SearchFacet", "SourceState",
-    "engine", "init_db", "session", "utcnow",
+    "all_tables", "engine", "init_db", "session", "utcnow",
 ]
 
 
@@ -167,6 +167,17 @@ def engine(url: str) -> Engine:
 _created: set[str] = set()  # catalog URLs whose tables this process has made sure of
 
 
+def all_tables() -> list:
+    """Every table of the catalog database the hub declares, foreign keys first: the modules that declare tables
+    of their own join Base.metadata when imported, here (not at the top: they import this module)."""
+    import catalog.audit  # noqa: F401
+    import catalog.identity  # noqa: F401
+    import catalog.subscriptions  # noqa: F401
+    import exchange.clients  # noqa: F401  (the service bus's client credentials and grants)
+
+    return Base.metadata.sorted_tables
+
+
 def init_db(url: str) -> None:
     """Create the catalog's tables where missing: once per process and database (every request asks)."""
     eng = engine(url)
@@ -175,11 +186,7 @@ def init_db(url: str) -> None:
         return
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    import catalog.audit  # noqa: F401  (their tables join Base.metadata; imported here to avoid a cycle)
-    import catalog.identity  # noqa: F401
-    import catalog.subscriptions  # noqa: F401
-    import exchange.clients  # noqa: F401  (the service bus's client credentials and grants)
-
+    all_tables()
     Base.metadata.create_all(eng)
     _add_missing_columns(eng)
     _created.add(url)

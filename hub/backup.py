@@ -225,12 +225,9 @@ def _known_tables():
     """The catalog's tables in insertion order (foreign keys first), the hub's and pyiceberg's SqlCatalog's."""
     from pyiceberg.catalog.sql import SqlCatalogBaseTable
 
-    import catalog.audit  # noqa: F401  (as init_db: their tables join Base.metadata)
-    import catalog.identity  # noqa: F401
-    import catalog.subscriptions  # noqa: F401
-    from catalog.db import Base
+    from catalog.db import all_tables
 
-    return [*SqlCatalogBaseTable.metadata.sorted_tables, *Base.metadata.sorted_tables]
+    return [*SqlCatalogBaseTable.metadata.sorted_tables, *all_tables()]
 
 
 def _create_tables(conn) -> None:
