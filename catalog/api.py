@@ -340,10 +340,12 @@ def create_app(settings) -> FastAPI:
         return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
 
     from catalog import audit, ckan_api, identity, portal, subscriptions
+    from exchange import server as exchange_server
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
     app.include_router(subscriptions.router(settings))
+    app.include_router(exchange_server.router(settings))  # the service bus: /r1/... (X-Road PR-REST)
     app.include_router(portal.router(settings))
     return app

@@ -29,7 +29,9 @@ GENESIS = "0" * 64  # the prev_hash of the first entry
 KEY_ENV = "HUB_AUDIT_KEY"
 KEY_FILE = "secrets/audit.key"  # in the hub home, made once (0600) when HUB_AUDIT_KEY is not set
 # What counts as accessing a dataset's data; the quarantine holds records as received, personal data included.
-READ_ACTIONS = ("rows.read", "download", "sql.query", "quarantine.read")
+# `exchange.call`: a service bus call that read a dataset (exchange.server's message log; its dataset is set only
+# when the call reached the data, and a looked-up key is named by its pseudonym).
+READ_ACTIONS = ("rows.read", "download", "sql.query", "quarantine.read", "exchange.call")
 _LOCK_KEY = 0x6875_6261_7564  # "hubaud": the PostgreSQL advisory lock that serializes appends
 # A source registration or a standard, each a file: (added, changed, removed).
 CONFIGURATION_ACTIONS = {"source": ("source.register", "source.change", "source.remove"),
@@ -387,7 +389,8 @@ def _public(e: AuditEntry) -> dict:
 
 
 def who_accessed(settings, dataset_id: str, since: dt.datetime | None = None) -> list[dict]:
-    """Every read of the dataset's data (rows, downloads, SQL queries that read it), oldest first."""
+    """Every read of the dataset's data (rows, downloads, SQL queries that read it, service bus lookups), oldest
+    first."""
     _ready(settings.catalog_url)
     if since is not None and since.tzinfo is not None:  # the log keeps UTC without a zone
         since = since.astimezone(dt.timezone.utc).replace(tzinfo=None)

@@ -21,8 +21,8 @@ from hub.errors import HubError
 __all__ = [
     "MAX_FAILURES", "ROLES", "FAILURE_WINDOW",
     "AuthFailure", "AuthenticationError", "Identity", "IdentityError", "Token", "TooManyAttempts", "User",
-    "COOKIE", "authenticate", "authorization_of", "caller", "client_of", "create_user", "list_users",
-    "may_see_agency", "new_token", "revoke", "revoke_token", "router",
+    "COOKIE", "authenticate", "authorization_of", "caller", "client_of", "count_failure", "create_user", "list_users",
+    "may_see_agency", "new_token", "refuse_if_locked", "revoke", "revoke_token", "router",
     # how any token of the hub is made and checked (also exchange.clients' credentials of client subsystems):
     "hash_secret", "new_secret", "secret_matches",
 ]
@@ -233,10 +233,23 @@ def authenticate(settings, authorization_header: str | None, client: str) -> Ide
         except AuthenticationError as e:
             failure = e
     # Counted in a transaction of its own: raising inside the one above would roll the count back.
+    count_failure(settings, client, now)
+    raise failure
+
+
+def refuse_if_locked(settings, client: str) -> None:
+    """TooManyAttempts when address `client` made MAX_FAILURES failed authentications within FAILURE_WINDOW: the
+    same limit for every credential the hub checks (users' tokens here, client subsystems' in exchange.server)."""
+    with session(settings.catalog_url) as s:
+        _refuse_if_locked(s, (client or "unknown")[:64], utcnow())
+
+
+def count_failure(settings, client: str, now: dt.datetime | None = None) -> None:
+    """Count one failed authentication of address `client` (see refuse_if_locked)."""
+    now = now or utcnow()
     with session(settings.catalog_url) as s, s.begin():
         s.execute(delete(AuthFailure).where(AuthFailure.at <= now - FAILURE_WINDOW))
-        s.add(AuthFailure(client=client, at=now))
-    raise failure
+        s.add(AuthFailure(client=(client or "unknown")[:64], at=now))
 
 
 def _refuse_if_locked(s, client: str, now: dt.datetime) -> None:

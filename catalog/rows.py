@@ -61,18 +61,19 @@ def _json_value(value):
 def page(settings, dataset, who: Identity, client: str | None, *, snapshot_id: int | None = None,
          where: list[Condition] = (),
          q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
-         limit: int = 100, offset: int = 0) -> dict:
+         limit: int = 100, offset: int = 0, audited: bool = True) -> dict:
     """One page of `dataset` (a catalog Dataset) at `snapshot_id` (default: current), as `who` may see it
     (`catalog.views`); `AccessDenied` if it may not read the dataset, `Busy` if no query slot is free.
 
     Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
     Masked fields cannot be filtered, searched or sorted on. A read of anything not `publik` is in the audit
-    log as `who`'s, from `client`.
+    log as `who`'s, from `client`, unless the caller records the read itself (`audited=False`: the service bus's
+    message log, `exchange.call`).
     """
     with sandbox(settings, who, {dataset.id: snapshot_id}) as (con, shown):
         seen, withheld = shown[dataset.id].access, list(shown[dataset.id].withheld)
         columns, rows, total, types = _page(con, dataset, seen, where, q, sort, fields, limit, offset)
-    if seen.restricted(columns):
+    if audited and seen.restricted(columns):
         audit.read(settings, who, client, "rows.read", dataset.id,
                    {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
     return {

@@ -1,0 +1,548 @@
+"""The service bus's HTTP door: X-Road PR-REST calls (`METHOD /r1/{service id}/{path}`) and the metadata services.
+
+What a call goes through, in order, each refusal an X-Road error (`X-Road-Error` header, JSON `type`, `message`,
+`detail`; `detail` is the message's X-Road-Id, to find it in the message log):
+
+1. The calling system: its `X-Road-Client` header and its client token (`Authorization: Bearer hubx_...`, as users
+   send theirs), checked by `exchange.clients.authenticate`; failures count against the caller's address under the
+   same limit as users' tokens (`catalog.identity.refuse_if_locked`).
+2. The service, from the registry; a registration that does not load is `Server.ServerProxy.MalformedServerConf`.
+3. The grant (`exchange.clients.allowed`), then `X-Road-Issue` when the service returns personal data, then the
+   service's rate limit per consumer subsystem (kept in this process's memory: with several API workers each
+   counts its own calls, so the limit is per worker until it moves to the catalog or Redis).
+4. The answer. A dataset service reads the provider's dataset at its current version through `catalog.rows.page`
+   as the consumer may see it: the consumer subsystem is taken as a user of its member's agency (an `agency`
+   Identity with the member code), so `catalog.access` and `catalog.masking` decide its columns exactly as for that
+   agency's officers (cleared by the standard's x-access: personal data plain; not cleared: NIK pseudonymized,
+   other personal data masked, stricter fields left out). The grant opens the service, it never clears more than
+   that; the answer holds only the fields the service declares.
+
+Every call, answered or refused, is one `exchange.call` entry in the audit log's keyed chain (the message log):
+ids, consumer, provider, service, user id, purpose, status, duration and the SHA-256 of the request and of the
+answer; a looked-up key only as its pseudonym. No error message and no log line holds the path after the service
+id, the query's values or an answer: they may hold a NIK.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
+
+__all__ = ["RateLimiter", "XRoadError", "openapi_of", "router"]
+
+log = logging.getLogger(__name__)
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")  # a client's X-Road-Id we echo
+_TEXT_LIMIT = 500  # the most characters of X-Road-UserId and X-Road-Issue kept
+
+
+class XRoadError(Exception):
+    """A refusal or failure answered as PR-REST 4.6 says: `type` is X-Road's error code, `status` the HTTP status."""
+
+    def __init__(self, status: int, type_: str, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.type, self.message, self.headers = status, type_, message, headers or {}
+
+
+def _denied(message: str) -> XRoadError:
+    return XRoadError(403, "Server.ServerProxy.AccessDenied", message)
+
+
+def _bad(message: str) -> XRoadError:
+    return XRoadError(400, "Client.BadRequest", message)
+
+
+class RateLimiter:
+    """Calls per (consumer, service) within a sliding window, in this process's memory."""
+
+    def __init__(self) -> None:
+        self._calls: dict[tuple[str, str], deque] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, consumer: str, service: str, requests: int, seconds: float) -> float | None:
+        """None when the call is admitted (and counted), else the seconds until one more would be."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._calls.setdefault((consumer, service), deque())
+            while calls and calls[0] <= now - seconds:
+                calls.popleft()
+            if len(calls) >= requests:
+                return calls[0] + seconds - now
+            calls.append(now)
+            return None
+
+
+@dataclass
+class _Call:
+    """What the message log keeps of one call."""
+
+    message_id: str
+    request_id: str
+    request_hash: str  # PR-REST's X-Road-Request-Hash (base64 SHA-512)
+    request_sha256: str
+    method: str
+    address: str | None
+    started: float = field(default_factory=time.monotonic)
+    claimed_client: str | None = None
+    client: ClientId | None = None
+    service: ServiceId | None = None
+    user_id: str | None = None
+    issue: str | None = None
+    dataset: str | None = None  # set once the call reached the data
+    key_pseudonym: str | None = None
+    rows: int | None = None
+
+
+def _canonical_request(method: str, target: bytes, headers, body: bytes) -> tuple[bytes, bytes]:
+    """The request's head (request line and every header, lower-cased names, sorted) and body, as hashed."""
+    lines = [f"{method} {target.decode('latin-1')}"]
+    lines += sorted(f"{k.decode('latin-1').lower()}: {v.decode('latin-1')}" for k, v in headers)
+    return "\n".join(lines).encode("latin-1"), body
+
+
+def _request_hash(head: bytes, body: bytes) -> str:
+    """PR-REST 4.3: base64 SHA512(SHA512(headers) + SHA512(body)), or base64 SHA512(headers) without a body. The
+    head includes the Authorization header: only who holds the whole request can recompute it, so a hash of a
+    request naming a NIK cannot be reversed by trying NIKs."""
+    digest = (hashlib.sha512(hashlib.sha512(head).digest() + hashlib.sha512(body).digest()).digest() if body
+              else hashlib.sha512(head).digest())
+    return base64.b64encode(digest).decode()
+
+
+def _service_json(service) -> dict:
+    """One service as PR-MREST's listMethods / allowedMethods list it."""
+    sid = service.id
+    if service.kind == "dataset":
+        lookup = service.dataset
+        endpoints = ([{"method": "GET", "path": "/*"}] if lookup.key else []) + (
+            [{"method": "GET", "path": "/"}] if lookup.filters else [])
+        kind = "REST"
+    else:
+        endpoints = _proxy_endpoints(service)
+        kind = "OPENAPI"
+    return {"xroad_instance": sid.instance, "member_class": sid.member_class, "member_code": sid.member_code,
+            "subsystem_code": sid.subsystem, "service_code": sid.service_code, "object_type": "SERVICE",
+            "service_type": kind, "endpoint_list": endpoints}
+
+
+def _proxy_endpoints(service) -> list[dict]:
+    from connectors.registry import read_yaml
+
+    where = service.proxy.openapi
+    if where.startswith(("http://", "https://")):
+        return []  # fetched only when getOpenAPI is asked for it
+    document, _ = read_yaml(Path(where))
+    methods = ("get", "put", "post", "delete", "patch", "head", "options")
+    return [{"method": m.upper(), "path": re.sub(r"\{[^}]*\}", "*", path)}
+            for path, item in sorted((document.get("paths") or {}).items()) if isinstance(item, dict)
+            for m in methods if m in item]
+
+
+_OPENAPI_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
+                  "date": "string", "date-time": "string"}
+
+
+def openapi_of(service) -> dict:
+    """An OpenAPI 3 document of a dataset service's lookups, from its standard's fields: what getOpenAPI serves."""
+    from schemas import load_standard
+
+    standard = load_standard(service.standard_ref)
+    lookup = service.dataset
+    by_name = {f.name: f for f in standard.fields}
+
+    def schema(name: str) -> dict:
+        f = by_name[name]
+        out = {"type": _OPENAPI_TYPES.get(f.type, "string"), "description": f.description or f.title}
+        if f.format or f.type in ("date", "date-time"):
+            out["format"] = f.format or f.type
+        if f.personal_data:
+            out["x-personal-data"] = f.personal_data
+        return out
+
+    record = {"type": "object", "properties": {n: {**schema(n), "nullable": True} for n in lookup.fields}}
+    shown = {"dataset": {"type": "string"}, "snapshot_id": {"type": "integer"},
+             "masked_fields": {"type": "array", "items": {"type": "string"}},
+             "pseudonymized_fields": {"type": "array", "items": {"type": "string"}},
+             "withheld_fields": {"type": "array", "items": {"type": "string"}}}
+    issue = [{"name": "X-Road-Issue", "in": "header", "required": True,
+              "description": "the case or purpose of the call (this service returns personal data: "
+                             + ", ".join(service.personal_data) + ")", "schema": {"type": "string"}}
+             ] if service.requires_issue else []
+    errors = {"default": {"description": "an X-Road error (X-Road-Error header)", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}}
+    paths = {}
+    if lookup.key:
+        paths["/{" + lookup.key + "}"] = {"get": {
+            "operationId": "getByKey", "summary": f"one record by {lookup.key}",
+            "parameters": [{"name": lookup.key, "in": "path", "required": True, "schema": schema(lookup.key)},
+                           *issue],
+            "responses": {"200": {"description": "the record", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {**shown, "record": {"$ref": "#/components/schemas/Record"}}}}}},
+                "404": {"description": "no record with this key"}, **errors}}}
+    if lookup.filters:
+        paths["/"] = {"get": {
+            "operationId": "find", "summary": f"records matching every filter given (at most {lookup.max_rows})",
+            "parameters": [*({"name": n, "in": "query", "required": False, "schema": schema(n)}
+                             for n in lookup.filters), *issue],
+            "responses": {"200": {"description": "the records", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {**shown, "total": {"type": "integer"}, "records": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Record"}}}}}}}, **errors}}}
+    return {"openapi": "3.0.3",
+            "info": {"title": service.title, "description": service.description, "version": standard.version,
+                     "x-standard": service.standard_ref},
+            "servers": [{"url": f"/r1/{service.id}"}], "paths": paths,
+            "components": {"schemas": {"Record": record, "Error": {"type": "object", "properties": {
+                "type": {"type": "string"}, "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
+
+
+def router(settings):
+    """`/r1/...` and `/listClients`, for `app.include_router` in the catalog API."""
+    from catalog.db import init_db
+
+    init_db(settings.catalog_url)
+    api = APIRouter(tags=["exchange"])
+    limiter = RateLimiter()
+
+    async def handle(request: Request, metadata_root: bool = False) -> Response:
+        body = await request.body()
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string") or b""
+        target = raw_path + (b"?" + query if query else b"")
+        head, body = _canonical_request(request.method, target, request.scope.get("headers") or [], body)
+        sent_id = request.headers.get("X-Road-Id")
+        call = _Call(message_id=sent_id if sent_id and _SANE_ID.match(sent_id) else str(uuid.uuid4()),
+                     request_id=str(uuid.uuid4()), request_hash=_request_hash(head, body),
+                     request_sha256=hashlib.sha256(head + b"\n\n" + body).hexdigest(), method=request.method,
+                     address=request.client.host if request.client else None)
+        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root)
+
+    @api.get("/listClients", include_in_schema=False)
+    async def list_clients(request: Request) -> Response:
+        return await handle(request, metadata_root=True)
+
+    @api.api_route("/r1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    async def r1(request: Request, rest: str) -> Response:
+        return await handle(request)
+
+    return api
+
+
+def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_path: bytes, query: bytes,
+            metadata_root: bool) -> Response:
+    headers = request.headers
+    call.claimed_client = headers.get("X-Road-Client")
+    call.user_id = (headers.get("X-Road-UserId") or "").strip()[:_TEXT_LIMIT] or None
+    call.issue = " ".join((headers.get("X-Road-Issue") or "").split())[:_TEXT_LIMIT] or None
+    try:
+        call.client = _authenticated(settings, headers, call.address)
+        if metadata_root:
+            status, payload = 200, _list_clients(settings)
+        else:
+            status, payload = _route(settings, limiter, request.method, call, raw_path, query)
+        content, media = payload if isinstance(payload, tuple) else (
+            json.dumps(payload, ensure_ascii=False, default=str).encode(), "application/json; charset=utf-8")
+        error = None
+        extra = {}
+    except XRoadError as e:
+        status, error, extra = e.status, e.type, e.headers
+        content = json.dumps({"type": e.type, "message": e.message, "detail": call.message_id},
+                             ensure_ascii=False).encode()
+        media = "application/json; charset=utf-8"
+    except Exception:
+        log.exception("exchange call %s failed", call.message_id)  # the message id only: never the path or query
+        status, error, extra = 500, "Server.ServerProxy.InternalError", {}
+        content = json.dumps({"type": error, "message": "the hub failed to answer; the operator can find this "
+                              "call in the server's log by its detail", "detail": call.message_id}).encode()
+        media = "application/json; charset=utf-8"
+    out = {"X-Road-Id": call.message_id, "X-Road-Request-Id": call.request_id,
+           "X-Road-Request-Hash": call.request_hash, **extra}
+    if call.client is not None:
+        out["X-Road-Client"] = str(call.client)
+    if call.service is not None:
+        out["X-Road-Service"] = str(call.service)
+    if call.user_id:
+        out["X-Road-UserId"] = _header_safe(call.user_id)
+    if call.issue:
+        out["X-Road-Issue"] = _header_safe(call.issue)
+    if error:
+        out["X-Road-Error"] = error
+    answer_head = "\n".join([str(status), *(f"{k.lower()}: {v}" for k, v in sorted(out.items()))]).encode()
+    try:
+        _log(settings, call, status, error, hashlib.sha256(answer_head + b"\n\n" + content).hexdigest())
+    except Exception:
+        # X-Road answers nothing it could not log (LoggingFailed): neither does the hub.
+        log.exception("exchange call %s could not be written to the message log", call.message_id)
+        error = "Server.ServerProxy.LoggingFailed"
+        return Response(json.dumps({"type": error, "message": "the call could not be recorded in the message "
+                                    "log, so it is not answered", "detail": call.message_id}).encode(),
+                        status_code=500, media_type="application/json; charset=utf-8",
+                        headers={"X-Road-Id": call.message_id, "X-Road-Error": error})
+    return Response(content, status_code=status, media_type=media, headers=out)
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _log(settings, call: _Call, status: int, error: str | None, response_sha256: str) -> None:
+    from catalog import audit
+
+    details = {
+        "message_id": call.message_id, "request_id": call.request_id,
+        "consumer": str(call.client) if call.client else None,
+        "claimed_consumer": None if call.client else _claimed(call.claimed_client),
+        "provider": str(call.service.provider) if call.service else None,
+        "service": str(call.service) if call.service else None, "method": call.method,
+        "user_id": call.user_id, "purpose": call.issue, "status": status, "error": error,
+        "duration_ms": round((time.monotonic() - call.started) * 1000, 3),
+        "request_sha256": call.request_sha256, "response_sha256": response_sha256,
+    }
+    if call.key_pseudonym:
+        details["key_pseudonym"] = call.key_pseudonym
+    if call.rows is not None:
+        details["rows"] = call.rows
+    audit.record(settings, str(call.client) if call.client else "unauthenticated", "exchange", "exchange.call",
+                 dataset=call.dataset, details=details, client=call.address)
+
+
+def _claimed(header: str | None) -> str | None:
+    """The X-Road-Client an unauthenticated call named, when it is an identifier (nothing else is kept)."""
+    try:
+        return str(ClientId.parse(header or ""))
+    except IdentifierError:
+        return None
+
+
+def _authenticated(settings, headers, address: str | None) -> ClientId:
+    from catalog.identity import TooManyAttempts, count_failure, refuse_if_locked
+    from exchange.clients import ClientAuthenticationError, authenticate
+
+    claimed = headers.get("X-Road-Client")
+    if not claimed:
+        raise _bad("the X-Road-Client header is missing: name the calling subsystem, INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    try:
+        ClientId.parse(claimed)
+    except IdentifierError as e:
+        raise _bad(f"X-Road-Client: {e}") from None
+    try:
+        refuse_if_locked(settings, address or "unknown")
+    except TooManyAttempts as e:
+        raise XRoadError(429, "Server.ClientProxy.SslAuthenticationFailed", str(e),
+                         {"Retry-After": str(e.retry_after)}) from None
+    scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    try:
+        return authenticate(settings, claimed, token)
+    except ClientAuthenticationError as e:
+        count_failure(settings, address or "unknown")
+        raise XRoadError(401, "Server.ClientProxy.SslAuthenticationFailed",
+                         f"{e}; send the client's token as Authorization: Bearer hubx_...",
+                         {"WWW-Authenticate": "Bearer"}) from None
+
+
+def _services(settings) -> tuple[list, list]:
+    from exchange.registry import load_services
+
+    return load_services(settings=settings)
+
+
+def _broken(problems: list, service: ServiceId) -> bool:
+    """Whether one of the registrations that did not load names `service`."""
+    from connectors.registry import read_yaml
+
+    for problem in problems:
+        try:
+            data, _ = read_yaml(Path(problem["file"]))
+        except Exception:
+            continue
+        if isinstance(data, dict) and str(data.get("service", "")).strip() == str(service):
+            return True
+    return False
+
+
+def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes):
+    path = raw_path.decode("latin-1").removeprefix("/r1")
+    if "/" not in path.strip("/") and path.strip("/") == "listClients":
+        return 200, _list_clients(settings)
+    try:
+        parts = path.removeprefix("/").split("/")
+        if len(parts) == 5 and parts[4] in METADATA_SERVICES:
+            provider = ClientId.parse("/".join(parts[:4]))
+            call.service = ServiceId(provider.instance, provider.member_class, provider.member_code,
+                                     provider.subsystem, parts[4])
+            return _metadata(settings, method, call, provider, parts[4], query)
+        service_id, rest = split_service_path(path)
+    except IdentifierError as e:
+        raise _bad(f"the request path is not /r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]: {e}") from None
+    call.service = service_id
+    services, problems = _services(settings)
+    service = next((s for s in services if s.id == service_id), None)
+    if service is None:
+        if _broken(problems, service_id):
+            log.warning("exchange: the registration of %s does not load (`hub exchange services check`)", service_id)
+            raise XRoadError(503, "Server.ServerProxy.MalformedServerConf",
+                             f"service {service_id} is registered but its registration does not load; the hub's "
+                             "operator can see why with `hub exchange services check`")
+        raise XRoadError(404, "Server.ServerProxy.UnknownService", f"no service {service_id} is registered "
+                         f"(listMethods of {service_id.provider} lists its services)")
+    grant = _allowed(settings, service_id, call.client)
+    if grant is None:
+        raise _denied(f"{call.client} holds no grant of {service_id}; its provider or a steward grants it "
+                      f"(hub exchange grant {service_id} {call.client} --purpose TEXT)")
+    if service.requires_issue and not call.issue:
+        raise XRoadError(400, "Client.MissingHeader",
+                         f"{service_id} returns personal data ({', '.join(service.personal_data)}): send "
+                         "X-Road-Issue naming the case or purpose of this call (UU 27/2022, purpose limitation)")
+    if service.rate_limit:
+        requests, seconds = service.rate_limit
+        wait = limiter.admit(str(call.client), str(service_id), requests, seconds)
+        if wait is not None:
+            raise XRoadError(429, "Server.ServerProxy.RateLimitExceeded",
+                             f"{call.client} may call {service_id} {requests} times in {seconds:g} s",
+                             {"Retry-After": str(max(1, int(wait + 0.999)))})
+    if service.kind != "dataset":
+        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
+                         f"{service_id} is a proxied service: the hub does not forward calls to providers' APIs "
+                         "yet")
+    if method not in ("GET", "HEAD"):
+        raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
+    return _lookup(settings, call, service, rest, query)
+
+
+def _allowed(settings, service_id, client):
+    from exchange.clients import allowed
+
+    return allowed(settings, service_id, client)
+
+
+def _lookup(settings, call: _Call, service, rest: str, query: bytes):
+    """A dataset service's answer: one record by key (`/{key}`) or the records matching the filters (`?f=v`)."""
+    from catalog.access import AccessDenied
+    from catalog.db import Dataset, session
+    from catalog.identity import Identity
+    from catalog.rows import Condition, page
+    from hub.errors import Busy, QueryError
+    from transforms import pseudonym
+
+    lookup = service.dataset
+    segments = [s for s in rest.split("/") if s] if rest else []
+    if len(segments) > 1:
+        raise _bad(f"{service.id} takes at most one path segment, the {lookup.key or 'key'}")
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    names = [n for n, _ in pairs]
+    for name in names:
+        if name not in lookup.filters:
+            shown = name if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name) else "(not a field name)"
+            raise _bad(f"{service.id} has no filter {shown}; its filters: {', '.join(lookup.filters) or 'none'}")
+    if len(set(names)) != len(names):
+        raise _bad("a filter is given twice")  # HTTP parameter pollution (PR-REST 4.2)
+    where = [Condition(n, "=", (v,)) for n, v in pairs]
+    key = None
+    if segments:
+        if not lookup.key:
+            raise _bad(f"{service.id} is not looked up by key; its filters: {', '.join(lookup.filters)}")
+        try:
+            key = unquote(segments[0], errors="strict")
+        except UnicodeDecodeError:
+            raise _bad(f"the {lookup.key} in the path is not percent-encoded UTF-8") from None
+        call.key_pseudonym = pseudonym.pseudonym(key, pseudonym.key(settings.home))
+        where.append(Condition(lookup.key, "=", (key,)))
+    if not where:
+        raise _bad(f"{service.id} answers a lookup: give the {lookup.key} in the path" if lookup.key and not
+                   lookup.filters else f"{service.id} answers a lookup: give "
+                   + " or ".join(filter(None, [f"the {lookup.key} in the path" if lookup.key else None,
+                                               f"a filter ({', '.join(lookup.filters)})" if lookup.filters else None])))
+    with session(settings.catalog_url) as s:
+        dataset = s.get(Dataset, lookup.dataset)
+        if dataset is not None:
+            s.expunge(dataset)
+    if dataset is None or dataset.snapshot_id is None:
+        raise XRoadError(503, "Server.ServerProxy.ServiceFailed",
+                         f"{service.id} answers from dataset {lookup.dataset}, which is not published yet")
+    consumer = Identity(name=str(call.client)[:64], role="agency", agency=call.client.member_code)
+    try:
+        found = page(settings, dataset, consumer, call.address, where=where, limit=2 if key else lookup.max_rows,
+                     audited=False)
+    except AccessDenied:
+        raise _denied(f"dataset {lookup.dataset} is {dataset.classification}: agency {call.client.member_code} is "
+                      "not cleared for it, and a grant does not clear it") from None
+    except Busy as e:
+        raise XRoadError(503, "Server.ServerProxy.ServiceFailed", str(e), {"Retry-After": str(e.retry_after)}) \
+            from None
+    except QueryError:
+        raise _bad(f"a value given to {service.id} is not of its field's type, or the field is masked for "
+                   f"{call.client}") from None
+    call.dataset = lookup.dataset
+    records = [{f: row[f] for f in lookup.fields if f in row} for row in found["rows"]]
+    call.rows = len(records)
+    about = {"dataset": lookup.dataset, "snapshot_id": found["snapshot_id"],
+             "masked_fields": [f for f in found["masked_fields"] if f in lookup.fields],
+             "pseudonymized_fields": [f for f in found["pseudonymized_fields"] if f in lookup.fields],
+             "withheld_fields": [f for f in found["withheld_fields"] if f in lookup.fields]}
+    if key is not None:
+        if not records:
+            raise XRoadError(404, "Server.ServerProxy.NotFound", f"no record of {lookup.dataset} with this "
+                             f"{lookup.key}" + (" that you may look up" if about["pseudonymized_fields"] else ""))
+        if len(records) > 1:
+            raise XRoadError(500, "Server.ServerProxy.ServiceFailed",
+                             f"{lookup.dataset} holds more than one record with this {lookup.key}")
+        return 200, {**about, "record": records[0]}
+    return 200, {**about, "total": found["total"], "records": records}
+
+
+def _metadata(settings, method: str, call: _Call, provider: ClientId, code: str, query: bytes):
+    if method not in ("GET", "HEAD"):
+        raise XRoadError(405, "Client.InvalidHttpMethod", f"{code} answers GET only", {"Allow": "GET"})
+    services, _ = _services(settings)
+    own = [s for s in services if s.id.provider == provider]
+    if code == "listMethods":
+        return 200, {"service": [_service_json(s) for s in own]}
+    if code == "allowedMethods":
+        return 200, {"service": [_service_json(s) for s in own if _allowed(settings, s.id, call.client)]}
+    asked = [v for n, v in parse_qsl(query.decode("latin-1")) if n == "serviceCode"]
+    if len(asked) != 1:
+        raise _bad("getOpenAPI needs one query parameter serviceCode=SERVICE")
+    service = next((s for s in own if s.id.service_code == asked[0]), None)
+    if service is None:
+        raise XRoadError(404, "Server.ServerProxy.UnknownService", f"{provider} has no service of that code "
+                         "(listMethods lists them)")
+    if service.kind == "dataset":
+        return 200, openapi_of(service)
+    if service.proxy.openapi.startswith(("http://", "https://")):
+        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
+                         f"the OpenAPI document of {service.id} is at its provider's URL, which the hub does not "
+                         "fetch yet")
+    text = Path(service.proxy.openapi).read_bytes()
+    media = "application/json; charset=utf-8" if text.lstrip().startswith(b"{") else "text/yaml; charset=utf-8"
+    return 200, (text, media)
+
+
+def _list_clients(settings) -> dict:
+    """PR-META's listClients (JSON): every subsystem the hub knows, providers of services and clients with a live
+    credential."""
+    from exchange.clients import list_clients
+
+    known: set[ClientId] = {s.id.provider for s in _services(settings)[0]}
+    known |= {ClientId.parse(c["client"]) for c in list_clients(settings) if c["revoked_at"] is None}
+    return {"member": [{"id": {"object_type": "SUBSYSTEM", "xroad_instance": c.instance,
+                               "member_class": c.member_class, "member_code": c.member_code,
+                               "subsystem_code": c.subsystem}, "name": c.member_code}
+                       for c in sorted(known)]}
