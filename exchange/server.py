@@ -318,7 +318,8 @@ def _log(settings, call: _Call, status: int, error: str | None, response_sha256:
         details["key_pseudonym"] = call.key_pseudonym
     if call.rows is not None:
         details["rows"] = call.rows
-    audit.record(settings, str(call.client) if call.client else "unauthenticated", "exchange", "exchange.call",
+    # The actor column holds 200 characters; the details keep the whole identifier.
+    audit.record(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange", "exchange.call",
                  dataset=call.dataset, details=details, client=call.address)
 
 

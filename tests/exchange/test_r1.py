@@ -252,3 +252,15 @@ def test_the_message_log_keeps_hashes_and_pseudonyms_only(bus):
     assert any(e["action"] == "exchange.call" and e["details"]["message_id"] == "msg-0001" for e in who)
     verified = hub(home, "audit", "verify", env=env)
     assert "intact" in verified.stdout
+
+
+def test_failed_authentications_lock_the_address_out(bus):
+    """Last: it locks this test's address out of the served hub for FAILURE_WINDOW."""
+    from catalog.identity import MAX_FAILURES
+
+    statuses = [call(bus, "/listClients", token="hubx_000000000000_" + "A" * 43, issue=None).status_code
+                for _ in range(MAX_FAILURES + 1)]
+    assert statuses[-1] == 429 and 401 in statuses
+    locked = call(bus, "/listClients", issue=None)  # the right token too, meanwhile
+    _refused(locked, 429, "Server.ClientProxy.SslAuthenticationFailed")
+    assert int(locked.headers["Retry-After"]) > 0
