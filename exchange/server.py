@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -265,8 +266,10 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
         content = json.dumps({"type": e.type, "message": e.message, "detail": call.message_id},
                              ensure_ascii=False).encode()
         media = "application/json; charset=utf-8"
-    except Exception:
-        log.exception("exchange call %s failed", call.message_id)  # the message id only: never the path or query
+    except Exception as e:
+        # The message id, the exception's type and where it was raised: never its text, which may quote a value.
+        log.error("exchange call %s failed: %s\n%s", call.message_id, type(e).__name__,
+                  "".join(traceback.format_tb(e.__traceback__)))
         status, error, extra = 500, "Server.ServerProxy.InternalError", {}
         content = json.dumps({"type": error, "message": "the hub failed to answer; the operator can find this "
                               "call in the server's log by its detail", "detail": call.message_id}).encode()
@@ -286,9 +289,10 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
     answer_head = "\n".join([str(status), *(f"{k.lower()}: {v}" for k, v in sorted(out.items()))]).encode()
     try:
         _log(settings, call, status, error, hashlib.sha256(answer_head + b"\n\n" + content).hexdigest())
-    except Exception:
+    except Exception as e:
         # X-Road answers nothing it could not log (LoggingFailed): neither does the hub.
-        log.exception("exchange call %s could not be written to the message log", call.message_id)
+        log.error("exchange call %s could not be written to the message log: %s\n%s", call.message_id,
+                  type(e).__name__, "".join(traceback.format_tb(e.__traceback__)))
         error = "Server.ServerProxy.LoggingFailed"
         return Response(json.dumps({"type": error, "message": "the call could not be recorded in the message "
                                     "log, so it is not answered", "detail": call.message_id}).encode(),
