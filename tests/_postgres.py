@@ -20,6 +20,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from _apt import apt_install
+
 __all__ = ["PostgresServer", "start_postgres"]
 
 USER = "hub"
@@ -46,16 +48,7 @@ def _find_bin_dir() -> Path | None:
 
 
 def _install_postgres() -> Path:
-    if not _is_root():
-        raise RuntimeError(
-            "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin; install them with "
-            "`sudo apt-get update && sudo apt-get install -y postgresql`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"`{shlex.join(cmd)}` failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    apt_install("postgresql", "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin")
     bin_dir = _find_bin_dir()
     if bin_dir is None:
         raise RuntimeError("installed the postgresql package but found no initdb/pg_ctl in /usr/lib/postgresql/*/bin")

@@ -6,14 +6,14 @@ server is (tests/_postgres.py).
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from _apt import apt_install
 
 __all__ = ["RedisServer"]
 
@@ -24,13 +24,7 @@ def _redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    if os.geteuid() != 0:
-        raise RuntimeError("redis-server not found; install it with `sudo apt-get install -y redis-server`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"`{shlex.join(cmd)}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    apt_install("redis-server", "redis-server not found")
     # The package starts a system-wide server on 6379 where it can; the tests use their own, on a free port.
     subprocess.run(["service", "redis-server", "stop"], capture_output=True)
     found = shutil.which("redis-server")
