@@ -64,8 +64,9 @@ def problems(settings: Settings) -> list[dict]:
     try:
         sources, registry = load_registry(settings)
         found += [{"what": "registration", **p} for p in registry]
-        found += [{"what": "registration", "file": str(s.path), "error": f"{s.path}: {placement_problem(s)}"}
-                  for s in sources if placement_problem(s)]
+        placements = {s.path: placement_problem(s) for s in sources}
+        found += [{"what": "registration", "file": str(path), "error": f"{path}: {problem}"}
+                  for path, problem in placements.items() if problem]
     except Exception as e:  # the registry folder itself is missing
         found.append({"what": "registry", "file": str(settings.registry), "error": str(e)})
     indicators: list[dict] = []

@@ -4,6 +4,7 @@ runs of the demo are over, stopped with SIGTERM at the end; and what Airflow's d
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from _served import HUB, free_port, hub_env
 from hub.settings import ROOT
 
-__all__ = ["Up", "hub_up", "wait"]
+__all__ = ["Up", "hub_up", "stop_leaves_nothing", "wait"]
 
 
 def wait(what: str, condition, timeout: float, every: float = 2.0):
@@ -31,6 +33,16 @@ def wait(what: str, condition, timeout: float, every: float = 2.0):
             return found
         time.sleep(every)
     raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+def stop_leaves_nothing(process: subprocess.Popen, components: list[dict]) -> None:
+    """SIGTERM to `hub up`: it exits 0 and no process of its `components` (up.json's) is left."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0
+    time.sleep(1)
+    for component in components:
+        with pytest.raises(ProcessLookupError):
+            os.kill(component["pid"], 0)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from _served import HUB, free_port, hub_env
-from _up import wait
+from _up import stop_leaves_nothing, wait
 from hub.errors import ConfigError, FatalSourceError, HubError
 from hub.settings import ROOT, Settings
 
@@ -357,10 +357,5 @@ def test_sigterm_stops_the_worker_and_the_hub_with_nothing_left(edge):
     with pytest.raises(ProcessLookupError):
         os.killpg(worker.pid, 0)  # nothing of its session (task processes) is left
     assert _airflow(home, "SELECT state FROM edge_worker WHERE worker_name = ?", WORKER) == [("offline",)]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0
-    time.sleep(1)
-    for component in components:
-        with pytest.raises(ProcessLookupError):
-            os.kill(component["pid"], 0)
+    stop_leaves_nothing(process, components)
     print(f"the worker and the hub stopped {time.monotonic() - stopped:.1f} s after SIGTERM")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from _served import HUB, free_port, hub
-from _up import hub_up, wait
+from _up import hub_up, stop_leaves_nothing, wait
 from hub.settings import ROOT
 
 SOURCES = sorted(p.stem for p in (ROOT / "connectors" / "registry").glob("*.yaml"))
@@ -182,13 +182,7 @@ def test_a_broken_standard_and_code_list_are_reported_and_every_source_keeps_its
 
 def test_sigterm_stops_every_component(running):
     process, home = running.process, running.home
-    pids = running.state()["components"]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0
-    time.sleep(1)
-    for component in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(component["pid"], 0)
+    stop_leaves_nothing(process, running.state()["components"])
     assert "stopping every component" in (home / "logs" / "hub-up.log").read_text()
     assert not (home / "run" / "up.json").exists()
     assert json.loads(hub(home, "status", "--json", env=running.env).stdout)["up"] is False
