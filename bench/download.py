@@ -34,10 +34,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(work: Path, rows: int, *commands: list[str]):
-    """An N-row Dinsos-format source published (then `commands` run with `hub`), served by `hub serve` in a
-    child process: (base URL, server process, the hub's environment, the headers of an analyst's token: the
-    data is `terbatas`)."""
+def served(work: Path, rows: int, *commands: list[str], before_serving=None):
+    """An N-row Dinsos-format source published (then `commands` run with `hub`, then `before_serving(env)`
+    called, which may add to the environment), served by `hub serve` in a child process: (base URL, server
+    process, the hub's environment, the headers of an analyst's token: the data is `terbatas`)."""
     import httpx
 
     from pipeline import SOURCE_ID, prepare
@@ -52,6 +52,8 @@ def served(work: Path, rows: int, *commands: list[str]):
     created = subprocess.run([hub, "users", "create", "bench", "--role", "analyst"], env=env, check=True,
                              capture_output=True, text=True).stdout
     headers = {"Authorization": "Bearer " + re.search(r"hub_[0-9a-f]{12}_[\w-]+", created)[0]}
+    if before_serving:
+        before_serving(env)
     port = free_port()
     server = subprocess.Popen([hub, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

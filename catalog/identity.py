@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db import Base, init_db, session, utcnow
+from catalog.db import Base, engine, init_db, session, utcnow
 from hub.errors import HubError
 
 __all__ = [
@@ -240,8 +240,8 @@ def authenticate(settings, authorization_header: str | None, client: str) -> Ide
 def refuse_if_locked(settings, client: str) -> None:
     """TooManyAttempts when address `client` made MAX_FAILURES failed authentications within FAILURE_WINDOW: the
     same limit for every credential the hub checks (users' tokens here, client subsystems' in exchange.server)."""
-    with session(settings.catalog_url) as s:
-        _refuse_if_locked(s, (client or "unknown")[:64], utcnow())
+    with engine(settings.catalog_url).connect() as con:  # a plain connection: every call of the service bus asks
+        _refuse_if_locked(con, (client or "unknown")[:64], utcnow())
 
 
 def count_failure(settings, client: str, now: dt.datetime | None = None) -> None:

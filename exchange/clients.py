@@ -6,10 +6,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy import DateTime, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db import Base, init_db, session, utcnow
+from catalog.db import Base, engine, init_db, session, utcnow
 from catalog.identity import hash_secret, new_secret, secret_matches
 from exchange.identifiers import ClientId, IdentifierError, ServiceId
 from hub.errors import HubError
@@ -134,18 +134,75 @@ def authenticate(settings, client_header: str | None, token: str | None) -> Clie
     if match is None:
         raise ClientAuthenticationError("the client's token is missing or not a client token (hubx_...)")
     prefix, secret = match.groups()
-    now = utcnow()
-    with session(settings.catalog_url) as s, s.begin():
-        credential = s.scalar(select(ClientCredential).where(ClientCredential.prefix == prefix))
-        if not secret_matches(credential.secret_hash if credential else None, secret):
-            raise ClientAuthenticationError("the client's token is not valid")
-        if credential.revoked_at is not None:
-            raise ClientAuthenticationError("the client's token was revoked")
-        if credential.client != str(client):
-            raise ClientAuthenticationError(f"the token is not one of client {client} (X-Road-Client)")
-        if credential.last_used_at is None or credential.last_used_at <= now - TOUCH_EVERY:
-            credential.last_used_at = now
+    credential = _current(settings).credentials.get(prefix)
+    if not secret_matches(credential.secret_hash if credential else None, secret):
+        raise ClientAuthenticationError("the client's token is not valid")
+    if credential.revoked:
+        raise ClientAuthenticationError("the client's token was revoked")
+    if credential.client != str(client):
+        raise ClientAuthenticationError(f"the token is not one of client {client} (X-Road-Client)")
+    _touch(settings, prefix)
     return client
+
+
+@dataclass(frozen=True)
+class _Credential:
+    client: str
+    secret_hash: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class _View:
+    """Every credential and live grant, as the catalog held them when `fingerprint` was read."""
+
+    fingerprint: tuple
+    credentials: dict  # prefix -> _Credential
+    grants: dict  # (service, client) -> Grant
+
+
+# Credentials and grants are only ever added and revoked, never changed otherwise or deleted: the greatest id
+# and the number revoked of each table change with every change, and one query of them per call tells whether
+# the view of this process is still the catalog's (a revocation holds from the next call on).
+_FINGERPRINT = select(
+    select(func.max(ClientCredential.id)).scalar_subquery(), select(func.count(ClientCredential.revoked_at))
+    .scalar_subquery(), select(func.max(GrantRecord.id)).scalar_subquery(),
+    select(func.count(GrantRecord.revoked_at)).scalar_subquery())
+_VIEWS: dict[str, _View] = {}
+_TOUCHED: dict[tuple[str, str], dt.datetime] = {}  # (catalog, prefix) -> when this process last wrote last_used_at
+
+
+def _current(settings) -> _View:
+    url = settings.catalog_url
+    with engine(url).connect() as con:
+        fingerprint = tuple(con.execute(_FINGERPRINT).one())
+        view = _VIEWS.get(url)
+        if view is not None and view.fingerprint == fingerprint:
+            return view
+        credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None)
+                       for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
+                                                   ClientCredential.secret_hash, ClientCredential.revoked_at))}
+        grants = {}
+        for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
+            service, client = ServiceId.parse(g.service), ClientId.parse(g.client)
+            grants[(service, client)] = Grant(service, client, g.purpose, g.granted_at, g.granted_by)
+    # Read in one connection: the fingerprint and what it stands for come from the same state of the catalog.
+    _VIEWS[url] = view = _View(fingerprint, credentials, grants)
+    return view
+
+
+def _touch(settings, prefix: str) -> None:
+    """Keep last_used_at within TOUCH_EVERY of the truth, with one write per credential and minute at most."""
+    now = utcnow()
+    last = _TOUCHED.get((settings.catalog_url, prefix))
+    if last is not None and last > now - TOUCH_EVERY:
+        return
+    with session(settings.catalog_url) as s, s.begin():
+        s.execute(update(ClientCredential).where(
+            ClientCredential.prefix == prefix,
+            (ClientCredential.last_used_at.is_(None)) | (ClientCredential.last_used_at <= now - TOUCH_EVERY))
+            .values(last_used_at=now))
+    _TOUCHED[(settings.catalog_url, prefix)] = now
 
 
 def _known_service(settings, service: ServiceId) -> None:
@@ -196,12 +253,7 @@ def revoke_grant(settings, service, client, by: str) -> tuple[ServiceId, ClientI
 
 def allowed(settings, service_id, client_id) -> Grant | None:
     """The live grant that opens `service_id` to `client_id`, or None."""
-    service, client = _service(service_id), _client(client_id)
-    with session(settings.catalog_url) as s:
-        record = _active_grant(s, service, client)
-        if record is None:
-            return None
-        return Grant(service, client, record.purpose, record.granted_at, record.granted_by)
+    return _current(settings).grants.get((_service(service_id), _client(client_id)))
 
 
 def list_grants(settings, include_revoked: bool = False) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 from connectors.registry import SOURCE_SCHEMA, read_yaml, schema_message, schema_path, yaml_line
 from exchange.identifiers import METADATA_SERVICES, IdentifierError, ServiceId
 from hub.errors import ConfigError
+from hub.followed import Followed
 
-__all__ = ["SERVICE_SCHEMA", "DatasetLookup", "ProxyTarget", "Service", "load_service", "load_services"]
+__all__ = ["SERVICE_SCHEMA", "DatasetLookup", "ProxyTarget", "Service", "current_services", "load_service",
+           "load_services"]
 
 SERVICE_SCHEMA = Path(__file__).resolve().parent / "service.schema.json"
 DEFAULT_MAX_ROWS = 100
@@ -233,3 +236,27 @@ def load_services(folder: Path | None = None, settings=None) -> tuple[list[Servi
             continue
         services[service.id] = service
     return sorted(services.values(), key=lambda s: str(s.id)), problems
+
+
+_CURRENT = Followed("exchange services")
+_CHECKED: dict[tuple, tuple[float, tuple]] = {}  # scope -> (when its files were last looked at, the services)
+RECHECK_SECONDS = 1.0  # a changed registration is served within this long
+
+
+def current_services(settings) -> tuple[list[Service], list[dict]]:
+    """`load_services(settings=settings)`, read again only when a file it depends on changed: a service
+    registration, a source registration (a dataset service's dataset) or a standard, looked at no more than once
+    every RECHECK_SECONDS. Every call of the service bus asks; reading the registry each time would cost more
+    than the answer."""
+    from schemas.standards import standards_dir
+
+    scope = (str(settings.services), str(settings.registry), str(settings.home))
+    now = time.monotonic()
+    checked = _CHECKED.get(scope)
+    if checked is not None and now - checked[0] < RECHECK_SECONDS:
+        return checked[1]
+    folders = [Path(settings.services), Path(settings.registry), standards_dir()]
+    files = [*folders, *(f for folder in folders if folder.is_dir() for f in sorted(folder.iterdir()))]
+    found = _CURRENT.get(scope, files, lambda: load_services(settings=settings))
+    _CHECKED[scope] = (now, found)
+    return found

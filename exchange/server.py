@@ -306,7 +306,7 @@ def _header_safe(text: str) -> str:
 
 
 def _log(settings, call: _Call, status: int, error: str | None, response_sha256: str) -> None:
-    from catalog import audit
+    from exchange import messagelog
 
     details = {
         "message_id": call.message_id, "request_id": call.request_id,
@@ -323,8 +323,8 @@ def _log(settings, call: _Call, status: int, error: str | None, response_sha256:
     if call.rows is not None:
         details["rows"] = call.rows
     # The actor column holds 200 characters; the details keep the whole identifier.
-    audit.record(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange", "exchange.call",
-                 dataset=call.dataset, details=details, client=call.address)
+    messagelog.write(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange",
+                     "exchange.call", dataset=call.dataset, details=details, client=call.address)
 
 
 def _claimed(header: str | None) -> str | None:
@@ -364,9 +364,9 @@ def _authenticated(settings, headers, address: str | None) -> ClientId:
 
 
 def _services(settings) -> tuple[list, list]:
-    from exchange.registry import load_services
+    from exchange.registry import current_services
 
-    return load_services(settings=settings)
+    return current_services(settings)
 
 
 def _broken(problems: list, service: ServiceId) -> bool:
@@ -443,6 +443,7 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     from catalog.access import AccessDenied
     from catalog.db import Dataset, session
     from catalog.identity import Identity
+    from catalog.lookup import by_key
     from catalog.rows import Condition, page
     from hub.errors import Busy, QueryError
     from transforms import pseudonym
@@ -484,8 +485,11 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
                          f"{service.id} answers from dataset {lookup.dataset}, which is not published yet")
     consumer = Identity(name=str(call.client)[:64], role="agency", agency=call.client.member_code)
     try:
-        found = page(settings, dataset, consumer, call.address, where=where, limit=2 if key else lookup.max_rows,
-                     audited=False)
+        if key is not None and not pairs:  # the counter's lookup: from an index of what the consumer may see
+            found = by_key(settings, dataset, consumer, lookup.key, key, lookup.fields)
+        else:
+            found = page(settings, dataset, consumer, call.address, where=where, limit=2 if key else lookup.max_rows,
+                         audited=False)
     except AccessDenied:
         raise _denied(f"dataset {lookup.dataset} is {dataset.classification}: agency {call.client.member_code} is "
                       "not cleared for it, and a grant does not clear it") from None
