@@ -151,7 +151,9 @@ event.listen(SearchDocument.__table__, "after_create", DDL(
 @cache
 def engine(url: str) -> Engine:
     # hide_parameters: a failing statement's values (quarantined records, personal data) stay out of errors.
-    eng = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # pre_ping tests a pooled connection to a server before use (one round trip per checkout); a SQLite file has
+    # no server to have dropped it.
+    eng = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
     if eng.dialect.name == "sqlite":
         # Airflow tasks, the API and the CLI may touch the file at once.
         @event.listens_for(eng, "connect")

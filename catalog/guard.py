@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 from functools import cache
 
 import anyio
@@ -265,6 +266,16 @@ def install(app) -> None:
         app.add_middleware(TrustedProxies, proxies=proxies)
 
 
+CLIENT_CERTIFICATE = "tls_client_certificate"
+
+
+def client_certificate(request) -> tuple[bool, str | None]:
+    """(whether the server asks clients for TLS certificates, the SHA-256 of the one this request's connection
+    presented, None without one): set by `server_protocol`'s connections, so only `hub serve` can claim it."""
+    found = getattr(request.state, CLIENT_CERTIFICATE, None) or {}
+    return bool(found.get("required")), found.get("sha256")
+
+
 def server_protocol(max_header_bytes: int):
     """uvicorn's h11 HTTP protocol with the request head capped at `max_header_bytes`, answered with 431.
 
@@ -288,6 +299,16 @@ def server_protocol(max_header_bytes: int):
         def __init__(self, config, server_state, app_state, _loop=None) -> None:
             super().__init__(config, server_state, app_state, _loop)
             self.conn = _Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            # The connection's TLS client certificate, verified by the handshake, reaches each request of it as
+            # `request.state` (uvicorn copies app_state into every request's scope): see `client_certificate`.
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None and tls.context.verify_mode != ssl.CERT_NONE:
+                der = tls.getpeercert(binary_form=True)
+                self.app_state = {**self.app_state, CLIENT_CERTIFICATE: {
+                    "required": True, "sha256": hashlib.sha256(der).hexdigest() if der else None}}
 
         def send_400_response(self, msg: str) -> None:
             if self.conn.refused_with != 431:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ from hub.errors import HubError
 
 __all__ = [
     "ClientAuthenticationError", "ClientCredential", "ExchangeError", "Grant", "GrantRecord",
-    "add_client", "allowed", "authenticate", "grant", "list_clients", "list_grants", "revoke_client", "revoke_grant",
+    "add_client", "allowed", "authenticate", "certificate_fingerprint", "grant", "list_clients", "list_grants", "revoke_client", "revoke_grant",
 ]
 
 # A client subsystem's token: `hubx_`, its public prefix, its secret. Not a user's `hub_` token: neither opens
@@ -38,6 +40,9 @@ class ClientCredential(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The SHA-256 of the client system's TLS certificate (DER), when it has one: then a call is accepted only over
+    # a TLS connection that presented that certificate (`hub serve --tls-client-ca`), besides the token.
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class GrantRecord(Base):
@@ -84,10 +89,12 @@ def _active_credential(s, client: ClientId):
                                                    ClientCredential.revoked_at.is_(None)))
 
 
-def add_client(settings, client, by: str) -> tuple[ClientId, str]:
+def add_client(settings, client, by: str, certificate: bytes | None = None) -> tuple[ClientId, str]:
     """Register a client subsystem and issue its token: (the client, the token, to show once). A client holds one
-    live credential: revoke it before issuing another."""
+    live credential: revoke it before issuing another. With `certificate` (the system's TLS certificate, PEM or
+    DER), its calls must also come over mutual TLS presenting that certificate."""
     client = _client(client)
+    fingerprint = certificate_fingerprint(certificate) if certificate is not None else None
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s, s.begin():
         if _active_credential(s, client) is not None:
@@ -95,8 +102,21 @@ def add_client(settings, client, by: str) -> tuple[ClientId, str]:
                                 "first to issue a new one")
         prefix, secret = new_secret()
         s.add(ClientCredential(client=str(client), prefix=prefix, secret_hash=hash_secret(secret),
-                               created_at=utcnow(), created_by=by[:64]))
+                               created_at=utcnow(), created_by=by[:64], certificate_sha256=fingerprint))
     return client, f"hubx_{prefix}_{secret}"
+
+
+def certificate_fingerprint(certificate: bytes) -> str:
+    """The SHA-256 of a certificate's DER form (hex), from PEM or DER: what a TLS connection's peer is matched by."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        loaded = (x509.load_pem_x509_certificate(certificate) if b"-----BEGIN" in certificate
+                  else x509.load_der_x509_certificate(certificate))
+    except ValueError as e:
+        raise ExchangeError(f"not an X.509 certificate in PEM or DER: {e}") from None
+    return hashlib.sha256(loaded.public_bytes(Encoding.DER)).hexdigest()
 
 
 def revoke_client(settings, client) -> ClientId:
@@ -116,15 +136,21 @@ def list_clients(settings) -> list[dict]:
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s:
         return [{"client": c.client, "prefix": c.prefix, "created_at": c.created_at, "created_by": c.created_by,
-                 "revoked_at": c.revoked_at, "last_used_at": c.last_used_at}
+                 "revoked_at": c.revoked_at, "last_used_at": c.last_used_at,
+                 "certificate_sha256": c.certificate_sha256}
                 for c in s.scalars(select(ClientCredential).order_by(ClientCredential.client, ClientCredential.id))]
 
 
-def authenticate(settings, client_header: str | None, token: str | None) -> ClientId:
+def authenticate(settings, client_header: str | None, token: str | None, *, certificate_sha256: str | None = None,
+                 certificate_required: bool = False) -> ClientId:
     """The client a call comes from: the X-Road-Client header's, once the token proves it is that client's.
 
     The header alone is never trusted: a token of another client, a revoked, unknown or malformed token raises
-    ClientAuthenticationError, as does a malformed header. Expects the catalog's tables (init_db).
+    ClientAuthenticationError, as does a malformed header. `certificate_sha256` is the fingerprint of the
+    certificate the call's TLS connection presented (verified by the TLS layer against the hub's client CA), None
+    without one. A client registered with a certificate must present it; with `certificate_required` (the hub is
+    served with a client CA) every client must, so a client registered without one is refused. Expects the
+    catalog's tables (init_db).
     """
     try:
         client = ClientId.parse(client_header or "")
@@ -141,6 +167,14 @@ def authenticate(settings, client_header: str | None, token: str | None) -> Clie
         raise ClientAuthenticationError("the client's token was revoked")
     if credential.client != str(client):
         raise ClientAuthenticationError(f"the token is not one of client {client} (X-Road-Client)")
+    if credential.certificate_sha256 or certificate_required:
+        if certificate_sha256 is None:
+            raise ClientAuthenticationError(f"client {client} must call over TLS presenting its client certificate")
+        if credential.certificate_sha256 is None:
+            raise ClientAuthenticationError(f"client {client} has no certificate registered with the hub (`hub "
+                                            f"exchange clients add {client} --certificate FILE`, after a revoke)")
+        if not hmac.compare_digest(credential.certificate_sha256, certificate_sha256):
+            raise ClientAuthenticationError(f"the TLS client certificate is not the one registered for {client}")
     _touch(settings, prefix)
     return client
 
@@ -150,6 +184,7 @@ class _Credential:
     client: str
     secret_hash: str
     revoked: bool
+    certificate_sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -179,9 +214,10 @@ def _current(settings) -> _View:
         view = _VIEWS.get(url)
         if view is not None and view.fingerprint == fingerprint:
             return view
-        credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None)
+        credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None, c.certificate_sha256)
                        for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
-                                                   ClientCredential.secret_hash, ClientCredential.revoked_at))}
+                                                   ClientCredential.secret_hash, ClientCredential.revoked_at,
+                                                   ClientCredential.certificate_sha256))}
         grants = {}
         for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
             service, client = ServiceId.parse(g.service), ClientId.parse(g.client)

@@ -4,7 +4,8 @@ What a call goes through, in order, each refusal an X-Road error (`X-Road-Error`
 `detail`; `detail` is the message's X-Road-Id, to find it in the message log):
 
 1. The calling system: its `X-Road-Client` header and its client token (`Authorization: Bearer hubx_...`, as users
-   send theirs), checked by `exchange.clients.authenticate`; failures count against the caller's address under the
+   send theirs), and, where `hub serve` runs mutual TLS (`--tls-client-ca`), the certificate its connection
+   presented, checked by `exchange.clients.authenticate`; failures count against the caller's address under the
    same limit as users' tokens (`catalog.identity.refuse_if_locked`).
 2. The service, from the registry; a registration that does not load is `Server.ServerProxy.MalformedServerConf`.
 3. The grant (`exchange.clients.allowed`), then `X-Road-Issue` when the service returns personal data, then the
@@ -43,6 +44,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from catalog.guard import client_certificate
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
 __all__ = ["RateLimiter", "XRoadError", "openapi_of", "router"]
@@ -252,7 +254,7 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
     call.user_id = (headers.get("X-Road-UserId") or "").strip()[:_TEXT_LIMIT] or None
     call.issue = " ".join((headers.get("X-Road-Issue") or "").split())[:_TEXT_LIMIT] or None
     try:
-        call.client = _authenticated(settings, headers, call.address)
+        call.client = _authenticated(settings, headers, call.address, client_certificate(request))
         if metadata_root:
             status, payload = 200, _list_clients(settings)
         else:
@@ -335,7 +337,7 @@ def _claimed(header: str | None) -> str | None:
         return None
 
 
-def _authenticated(settings, headers, address: str | None) -> ClientId:
+def _authenticated(settings, headers, address: str | None, certificate: tuple[bool, str | None]) -> ClientId:
     from catalog.identity import TooManyAttempts, count_failure, refuse_if_locked
     from exchange.clients import ClientAuthenticationError, authenticate
 
@@ -355,7 +357,8 @@ def _authenticated(settings, headers, address: str | None) -> ClientId:
     if scheme.lower() != "bearer":
         token = ""
     try:
-        return authenticate(settings, claimed, token)
+        return authenticate(settings, claimed, token, certificate_required=certificate[0],
+                            certificate_sha256=certificate[1])
     except ClientAuthenticationError as e:
         count_failure(settings, address or "unknown")
         raise XRoadError(401, "Server.ClientProxy.SslAuthenticationFailed",

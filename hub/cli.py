@@ -388,12 +388,23 @@ def cmd_exchange_services_check(settings: Settings, args) -> int | None:
 
 
 def cmd_exchange_clients_add(settings: Settings, args) -> None:
-    from exchange.clients import add_client
+    from exchange.clients import add_client, certificate_fingerprint
 
-    client, token = add_client(settings, args.client, _operator())
-    _administered(settings, "exchange.client.add", {"client": str(client), "prefix": token.split("_")[1]})
+    certificate = None
+    if args.certificate:
+        try:
+            certificate = Path(args.certificate).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"--certificate {args.certificate}: {e.strerror}") from None
+    client, token = add_client(settings, args.client, _operator(), certificate)
+    details = {"client": str(client), "prefix": token.split("_")[1]}
+    if certificate is not None:
+        details["certificate_sha256"] = certificate_fingerprint(certificate)
+    _administered(settings, "exchange.client.add", details)
+    tls = (" over mutual TLS with its certificate (SHA-256 " + details["certificate_sha256"] + ")"
+           if certificate is not None else "")
     say(f"client {client} registered. Its token follows on the last line; it will not be shown again: keep it now.\n"
-        "Send it as `Authorization: Bearer TOKEN` with `X-Road-Client: " + str(client) + "`.\n" + token)
+        "Send it as `Authorization: Bearer TOKEN` with `X-Road-Client: " + str(client) + "`" + tls + ".\n" + token)
 
 
 def cmd_exchange_clients_list(settings: Settings, args) -> None:
@@ -724,6 +735,8 @@ def cmd_restore(settings: Settings, args) -> None:
 
 
 def cmd_serve(settings: Settings, args) -> None:
+    import ssl
+
     import uvicorn
 
     from catalog.api import create_app
@@ -731,7 +744,10 @@ def cmd_serve(settings: Settings, args) -> None:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
-    for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+    if args.tls_client_ca and not args.tls_cert:
+        raise ConfigError("hub serve: --tls-client-ca needs TLS (--tls-cert and --tls-key)")
+    for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                         ("--tls-client-ca", args.tls_client_ca)):
         if path and not Path(path).is_file():
             raise ConfigError(f"hub serve: {option} {path}: no such file")
     app = create_app(settings)  # a bad HUB_TRUSTED_PROXIES or HUB_MAX_HEADER_BYTES stops here, before listening
@@ -742,9 +758,12 @@ def cmd_serve(settings: Settings, args) -> None:
     # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1, any local process; the app
     # believes it only from HUB_TRUSTED_PROXIES (catalog.guard).
+    # With a client CA, a connection may present a certificate of it (browsers need not): the service bus then
+    # requires one of every client system (exchange.clients.authenticate), and TLS has verified it.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, http=server_protocol(max_header_bytes()),
-                proxy_headers=False, server_header=False)
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_ca_certs=args.tls_client_ca,
+                ssl_cert_reqs=ssl.CERT_OPTIONAL if args.tls_client_ca else ssl.CERT_NONE,
+                http=server_protocol(max_header_bytes()), proxy_headers=False, server_header=False)
 
 
 def cmd_airflow(settings: Settings, args) -> None:
@@ -930,6 +949,8 @@ def _parser() -> argparse.ArgumentParser:
     clients = clients.add_subparsers(dest="action", required=True)
     s = clients.add_parser("add", help="register a client subsystem and print its token (shown once, last line)")
     s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.add_argument("--certificate", metavar="FILE", help="the client system's TLS certificate (PEM or DER): its "
+                                                          "calls must then also present it over mutual TLS")
     s.set_defaults(func=cmd_exchange_clients_add)
     s = clients.add_parser("list", help="the clients and their tokens' prefixes (never the tokens)")
     s.add_argument("--json", action="store_true")
@@ -975,6 +996,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM, chain included)")
     s.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    s.add_argument("--tls-client-ca", metavar="FILE", help="the CA (PEM) of client systems' certificates: the service "
+                                                            "bus then requires mutual TLS of every client system")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("airflow", help="Airflow's own command line, configured for this hub")

@@ -1,0 +1,150 @@
+"""Mutual TLS on the service bus: `hub serve --tls-client-ca` asks every connection for a certificate of the client
+CA, and an X-Road call is answered only when its connection presented the certificate registered for the client it
+names (`hub exchange clients add CLIENT --certificate FILE`), besides that client's token. Browsers and the catalog
+API need no certificate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from _served import HUB, free_port, hub, hub_env
+from hub.settings import ROOT
+
+PENDUDUK = "BOGOR/GOV/disdukcapil/siak/penduduk"
+DINSOS, DINKES = "BOGOR/GOV/dinsos/siks", "BOGOR/GOV/dinkes/simpus"
+TOKEN = re.compile(r"hubx_[0-9a-f]{12}_[A-Za-z0-9_-]+")
+
+
+def _key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate(subject: str, key, issuer_name: str, issuer_key, *, ca: bool = False, server: bool = False):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+            ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(folder, name: str, certificate, key) -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture(scope="module")
+def bus(tmp_path_factory):
+    from demo.agencies import build
+
+    home = tmp_path_factory.mktemp("mtls-home")
+    pki = tmp_path_factory.mktemp("pki")
+    ca_key, other_ca_key = _key(), _key()
+    ca = _certificate("Hub client CA", ca_key, "Hub client CA", ca_key, ca=True)
+    other_ca = _certificate("Another CA", other_ca_key, "Another CA", other_ca_key, ca=True)
+    ca_file, _ = _write(pki, "client-ca", ca, ca_key)
+    server_key = _key()
+    server_cert, server_key_file = _write(pki, "server", _certificate("127.0.0.1", server_key, "127.0.0.1",
+                                                                       server_key, server=True), server_key)
+    certs = {}
+    for name, issuer, issuer_key in (("dinsos", "Hub client CA", ca_key), ("dinkes", "Hub client CA", ca_key),
+                                     ("stranger", "Another CA", other_ca_key)):
+        key = _key()
+        certs[name] = _write(pki, name, _certificate(name, key, issuer, issuer_key), key)
+    assert other_ca  # the stranger's issuer: never given to the hub
+
+    build(home, people_count=200, dinsos_count=40)
+    services = home / "services"
+    services.mkdir()
+    shutil.copy(ROOT / "exchange" / "services" / "disdukcapil-siak-penduduk.yaml", services)
+    env = {"HUB_SERVICES": str(services)}
+    hub(home, "run", "disdukcapil_siak", env=env)
+    tokens = {DINSOS: hub(home, "exchange", "clients", "add", DINSOS, "--certificate", certs["dinsos"][0],
+                          env=env).stdout.strip().splitlines()[-1],
+              DINKES: hub(home, "exchange", "clients", "add", DINKES, env=env).stdout.strip().splitlines()[-1]}
+    assert all(TOKEN.fullmatch(t) for t in tokens.values())
+    for client in (DINSOS, DINKES):
+        hub(home, "exchange", "grant", PENDUDUK, client, "--purpose", "verifikasi", env=env)
+    nik = json.loads(hub(home, "query", "SELECT nik FROM disdukcapil_siak ORDER BY nik LIMIT 1", "--format", "json",
+                         env=env).stdout)[0]["nik"]
+    port = free_port()
+    server = subprocess.Popen([HUB, "serve", "--port", str(port), "--tls-cert", server_cert, "--tls-key",
+                               server_key_file, "--tls-client-ca", ca_file], env=hub_env(home, env),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base + "/api/datasets", verify=server_cert, timeout=2)
+            break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    yield {"base": base, "server_cert": server_cert, "certs": certs, "tokens": tokens, "nik": nik}
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _call(bus, client: str, presented: str | None):
+    context = ssl.create_default_context(cafile=bus["server_cert"])
+    if presented:
+        context.load_cert_chain(*bus["certs"][presented])
+    return httpx.get(f"{bus['base']}/r1/{PENDUDUK}/{bus['nik']}", verify=context, timeout=30,
+                     headers={"X-Road-Client": client, "Authorization": f"Bearer {bus['tokens'][client]}",
+                              "X-Road-Issue": "verifikasi"})
+
+
+def _refused(answer: httpx.Response, text: str) -> None:
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["X-Road-Error"] == "Server.ClientProxy.SslAuthenticationFailed"
+    assert text in answer.json()["message"]
+
+
+def test_a_client_with_its_registered_certificate_and_token_is_answered(bus):
+    answer = _call(bus, DINSOS, "dinsos")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["record"]["nik"] == bus["nik"]
+
+
+def test_the_token_alone_or_another_clients_certificate_is_refused(bus):
+    _refused(_call(bus, DINSOS, None), "presenting its client certificate")
+    _refused(_call(bus, DINSOS, "dinkes"), "not the one registered")
+    # A client registered without a certificate cannot call a hub that requires mutual TLS, whatever it presents.
+    _refused(_call(bus, DINKES, "dinkes"), "no certificate registered")
+
+
+def test_a_certificate_of_another_ca_never_completes_the_handshake(bus):
+    with pytest.raises(httpx.TransportError):
+        _call(bus, DINSOS, "stranger")
+
+
+def test_browsers_and_the_catalog_api_need_no_certificate(bus):
+    answer = httpx.get(bus["base"] + "/api/datasets", verify=bus["server_cert"], timeout=30)
+    assert answer.status_code == 200
