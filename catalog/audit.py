@@ -22,7 +22,7 @@ from hub.keys import home_key
 
 __all__ = [
     "CONFIGURATION_ACTIONS", "GENESIS", "KEY_ENV", "KEY_FILE", "PROBLEMS", "READ_ACTIONS", "AuditEntry", "AuditHead",
-    "configuration", "read", "recent", "record", "record_many", "router", "verify", "who_accessed", "witness_path",
+    "configuration", "public_entry", "read", "recent", "record", "record_many", "router", "verify", "who_accessed", "witness_path",
 ]
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
@@ -395,7 +395,8 @@ def verify(settings) -> dict:
     return {"ok": True, "entries": count, "unkeyed": unkeyed}
 
 
-def _public(e: AuditEntry) -> dict:
+def public_entry(e: AuditEntry) -> dict:
+    """An entry as the hub shows it (API, portal): its fields, the details without a SQL text's hash and length."""
     details = {k: v for k, v in e.details.items() if k not in ("sql_sha256", "sql_length")}
     return {"seq": e.seq, "at": e.at.isoformat(timespec="seconds") + "Z", "actor": e.actor, "role": e.role,
             "action": e.action, "dataset": e.dataset, "client": e.client, "details": details}
@@ -415,7 +416,7 @@ def who_accessed(settings, dataset_id: str, since: dt.datetime | None = None) ->
         query = query.where(AuditEntry.at >= since)
     with session(settings.catalog_url) as s:
         found = s.scalars(query.order_by(AuditEntry.seq)).all()
-    return [_public(e) for e in found
+    return [public_entry(e) for e in found
             if e.dataset == dataset_id or dataset_id in (e.details.get("datasets") or [])]
 
 
@@ -424,7 +425,7 @@ def recent(settings, limit: int = 50) -> list[dict]:
     _ready(settings.catalog_url)
     with session(settings.catalog_url) as s:
         found = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)).all()
-    return [_public(e) for e in reversed(found)]
+    return [public_entry(e) for e in reversed(found)]
 
 
 def router(settings):

@@ -30,6 +30,7 @@ PREVIEW_ROWS = 20
 SQL_PAGE_ROWS = 1000
 QUARANTINE_PAGE_ROWS = 100
 ACCESS_PAGE_ROWS = 500  # the newest; `hub audit who-accessed` and the API give them all
+EXCHANGE_PAGE_CALLS = 200  # the newest calls of an agency's services; `hub audit` gives them all
 SIGN_IN_SECONDS = 8 * 3600  # how long the portal's sign-in cookie lasts (the token's own expiry still holds)
 _STATIC = Path(__file__).parent / "static"
 _TEMPLATES = Path(__file__).parent / "templates" / "portal"
@@ -266,6 +267,30 @@ LABELS = {
     "not_published": ("belum terbit", "not published"),
     "no_sources": ("Instansi ini belum mendaftarkan sumber.", "This agency has registered no source."),
     "run_error": ("Galat", "Error"),
+    # the service bus, for a provider agency
+    "exchange_title": ("Layanan pertukaran data", "Data exchange services"),
+    "see_exchange": ("Layanan pertukaran data instansi ini", "This agency's data exchange services"),
+    "exchange_intro": ("Layanan yang disediakan instansi ini bagi sistem instansi lain melalui hub (X-Road "
+                       "PR-REST), siapa yang diberi akses dan untuk tujuan apa, dan panggilan terakhir dari log pesan.",
+                       "The services this agency offers other agencies' systems through the hub (X-Road PR-REST), "
+                       "who is granted each and for what purpose, and the last calls from the message log."),
+    "provider_only": ("Halaman ini untuk walidata dan instansi penyedia layanan: masuk dengan token.",
+                      "This page is for stewards and the agency that provides the services: sign in with a token."),
+    "exchange_services": ("Layanan", "Services"),
+    "exchange_grants": ("Hak akses", "Grants"),
+    "exchange_calls": ("Panggilan terakhir", "Last calls"),
+    "no_services": ("Instansi ini belum menyediakan layanan.", "This agency offers no service."),
+    "no_grants": ("Belum ada hak akses yang diberikan.", "No grant has been given."),
+    "no_calls": ("Belum ada panggilan.", "No call yet."),
+    "service": ("Layanan", "Service"),
+    "kind": ("Jenis", "Kind"),
+    "personal_data": ("Data pribadi", "Personal data"),
+    "consumer": ("Sistem pemanggil", "Calling system"),
+    "purpose": ("Tujuan", "Purpose"),
+    "granted": ("Diberikan", "Granted"),
+    "revoked": ("Dicabut", "Revoked"),
+    "officer": ("Petugas", "Officer"),
+    "duration_ms": ("Durasi (ms)", "Duration (ms)"),
     # subscriptions
     "sec_subscribe": ("Berlangganan", "Subscribe"),
     "subscribe_intro": ("Dapatkan pemberitahuan saat dataset ini memiliki versi baru atau sumbernya gagal diproses. "
@@ -925,6 +950,25 @@ def router(settings) -> APIRouter:
                              "dataset": d is not None, "run": last})
         return render(p, "agency.html", agency=agency, rows=rows, statuses=RUN_STATUSES,
                       show_errors=may_see_agency(p.who, code))
+
+    @r.get("/agency/{code}/exchange", response_class=HTMLResponse)
+    def agency_exchange_page(request: Request, code: str) -> HTMLResponse:
+        """The services an agency offers on the service bus: who is granted each and why, and the last calls to
+        them from the message log. For stewards and the agency itself (a grant names other agencies' systems)."""
+        from exchange.clients import list_grants
+        from exchange.messagelog import calls_to
+        from exchange.registry import current_services
+
+        p = page_of(request)
+        if not may_see_agency(p.who, code):
+            status = 401 if p.who.anonymous else 403
+            return render(p, "not_found.html", status, message_key="provider_only", name=code)
+        services, _ = current_services(settings)
+        own = [s for s in services if s.id.member_code == code]
+        grants = [g for g in list_grants(settings, include_revoked=True)
+                  if any(g["service"] == str(s.id) for s in own)]
+        calls = calls_to(settings, code, EXCHANGE_PAGE_CALLS)
+        return _private(render(p, "agency_exchange.html", code=code, services=own, grants=grants, calls=calls))
 
     def cross_site(request: Request) -> str | None:
         """Why a sign-in or sign-out request comes from another site, or None. A browser says where a form was

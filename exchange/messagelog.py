@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["write"]
+__all__ = ["calls_to", "write"]
 
 MAX_GROUP = 256  # entries in one commit, at most
 
@@ -62,3 +62,35 @@ def write(settings, actor: str, role: str, action: str, *, dataset: str | None =
                 w.done = True
     if mine.error is not None:
         raise mine.error
+
+
+def calls_to(settings, member_code: str, limit: int = 100) -> list[dict]:
+    """The last `limit` calls of the services of agency `member_code` (its member code), newest first, as the
+    message log holds them (`catalog.audit`'s public form): who called which service, when, with which purpose,
+    user id and status. The provider's view of its exchanges."""
+    from sqlalchemy import Text, cast, select
+
+    from catalog.audit import AuditEntry, public_entry
+    from catalog.db import init_db, session
+    from exchange.identifiers import ClientId, IdentifierError
+
+    def provided(entry) -> bool:
+        try:
+            return ClientId.parse(str(entry.details.get("provider") or "")).member_code == member_code
+        except IdentifierError:
+            return False
+
+    init_db(settings.catalog_url)
+    # The provider's identifier is in the details: matched as text first (the same on SQLite and PostgreSQL),
+    # then exactly, a batch of the newest entries at a time.
+    query = (select(AuditEntry).where(AuditEntry.action == "exchange.call",
+                                      cast(AuditEntry.details, Text).like(f"%/{member_code}/%"))
+             .order_by(AuditEntry.seq.desc()))
+    found: list[dict] = []
+    with session(settings.catalog_url) as s:
+        for entry in s.scalars(query.execution_options(yield_per=500)):
+            if provided(entry):
+                found.append(public_entry(entry))
+                if len(found) >= limit:
+                    break
+    return found

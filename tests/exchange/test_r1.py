@@ -254,6 +254,36 @@ def test_the_message_log_keeps_hashes_and_pseudonyms_only(bus):
     assert "intact" in verified.stdout
 
 
+def test_the_provider_sees_its_services_grants_and_calls_in_the_portal(bus):
+    """Disdukcapil's own officers and stewards see who is granted its services, why, and who called them; other
+    agencies and anonymous visitors do not."""
+    home, env = bus["home"], bus["env"]
+    tokens = {}
+    for name, role, agency in (("petugas-capil", "agency", "disdukcapil"), ("petugas-dinsos", "agency", "dinsos"),
+                               ("walidata-kota", "steward", None)):
+        made = hub(home, "users", "create", name, "--role", role, *(["--agency", agency] if agency else []), env=env)
+        tokens[name] = re.search(r"hub_[0-9a-f]{12}_[\w-]+", made.stdout)[0]
+
+    def page(token: str | None) -> httpx.Response:  # signed in to the portal: its cookie holds the token
+        from catalog.portal import COOKIE
+
+        return httpx.get(bus["base"] + "/agency/disdukcapil/exchange", cookies={COOKIE: token} if token else {},
+                         timeout=30)
+
+    assert page(None).status_code == 401
+    assert page(tokens["petugas-dinsos"]).status_code == 403
+    for name in ("petugas-capil", "walidata-kota"):
+        answer = page(tokens[name])
+        assert answer.status_code == 200, answer.text
+        html = answer.text
+        assert f'data-service="{PENDUDUK}"' in html
+        assert f'data-grant="{PENDUDUK} {DINSOS}"' in html and "verifikasi bansos" in html
+        assert f'data-grant="{PENDUDUK} {BAPPEDA}"' in html  # revoked, kept as history
+        assert 'data-message="msg-0001"' in html and PURPOSE in html and "ID-petugas-7" in html
+        assert not any(p["nik"] in html for p in bus["people"])
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
 def test_failed_authentications_lock_the_address_out(bus):
     """Last: it locks this test's address out of the served hub for FAILURE_WINDOW."""
     from catalog.identity import MAX_FAILURES
@@ -277,3 +307,4 @@ def test_the_rate_limit_window_slides():
 
     time.sleep(0.31)
     assert limiter.admit("a", "s", 2, 0.3) is None
+
