@@ -283,8 +283,6 @@ LABELS = {
     "no_grants": ("Belum ada hak akses yang diberikan.", "No grant has been given."),
     "no_calls": ("Belum ada panggilan.", "No call yet."),
     "service": ("Layanan", "Service"),
-    "kind": ("Jenis", "Kind"),
-    "personal_data": ("Data pribadi", "Personal data"),
     "consumer": ("Sistem pemanggil", "Calling system"),
     "purpose": ("Tujuan", "Purpose"),
     "granted": ("Diberikan", "Granted"),
