@@ -108,6 +108,11 @@ class _Call:
     dataset: str | None = None  # set once the call reached the data
     key_pseudonym: str | None = None
     rows: int | None = None
+    # A proxied call, once sent to the provider (exchange.proxy): its last HTTP status (None: no answer), the
+    # milliseconds spent on it and the attempts made.
+    provider_status: int | None = None
+    provider_ms: float | None = None
+    attempts: int | None = None
 
 
 def _canonical_request(method: str, target: bytes, headers, body: bytes) -> tuple[bytes, bytes]:
@@ -231,7 +236,8 @@ def router(settings):
                      request_id=str(uuid.uuid4()), request_hash=_request_hash(head, body),
                      request_sha256=hashlib.sha256(head + b"\n\n" + body).hexdigest(), method=request.method,
                      address=request.client.host if request.client else None)
-        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root)
+        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root,
+                                       body)
 
     @api.get("/listClients", include_in_schema=False)
     async def list_clients(request: Request) -> Response:
@@ -246,7 +252,7 @@ def router(settings):
 
 
 def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_path: bytes, query: bytes,
-            metadata_root: bool) -> Response:
+            metadata_root: bool, body: bytes = b"") -> Response:
     headers = request.headers
     call.claimed_client = headers.get("X-Road-Client")
     call.user_id = (headers.get("X-Road-UserId") or "").strip()[:_TEXT_LIMIT] or None
@@ -256,7 +262,7 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
         if metadata_root:
             status, payload = 200, _list_clients(settings)
         else:
-            status, payload = _route(settings, limiter, request.method, call, raw_path, query)
+            status, payload = _route(settings, limiter, request.method, call, raw_path, query, body, headers)
         content, media = payload if isinstance(payload, tuple) else (
             json.dumps(payload, ensure_ascii=False, default=str).encode(), "application/json; charset=utf-8")
         error = None
@@ -322,6 +328,8 @@ def _log(settings, call: _Call, status: int, error: str | None, response_sha256:
         details["key_pseudonym"] = call.key_pseudonym
     if call.rows is not None:
         details["rows"] = call.rows
+    if call.attempts:
+        details.update(provider_status=call.provider_status, provider_ms=call.provider_ms, attempts=call.attempts)
     # The actor column holds 200 characters; the details keep the whole identifier.
     audit.record(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange", "exchange.call",
                  dataset=call.dataset, details=details, client=call.address)
@@ -383,7 +391,8 @@ def _broken(problems: list, service: ServiceId) -> bool:
     return False
 
 
-def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes):
+def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes, body: bytes = b"",
+           headers=None):
     path = raw_path.decode("latin-1").removeprefix("/r1")
     if "/" not in path.strip("/") and path.strip("/") == "listClients":
         return 200, _list_clients(settings)
@@ -423,10 +432,10 @@ def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: b
             raise XRoadError(429, "Server.ServerProxy.RateLimitExceeded",
                              f"{call.client} may call {service_id} {requests} times in {seconds:g} s",
                              {"Retry-After": str(max(1, int(wait + 0.999)))})
-    if service.kind != "dataset":
-        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
-                         f"{service_id} is a proxied service: the hub does not forward calls to providers' APIs "
-                         "yet")
+    if service.kind == "proxy":
+        from exchange.proxy import forward
+
+        return forward(settings, service, call, method, rest, query, body, headers or {})
     if method not in ("GET", "HEAD"):
         raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
     return _lookup(settings, call, service, rest, query)
@@ -531,13 +540,9 @@ def _metadata(settings, method: str, call: _Call, provider: ClientId, code: str,
                          "(listMethods lists them)")
     if service.kind == "dataset":
         return 200, openapi_of(service)
-    if service.proxy.openapi.startswith(("http://", "https://")):
-        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
-                         f"the OpenAPI document of {service.id} is at its provider's URL, which the hub does not "
-                         "fetch yet")
-    text = Path(service.proxy.openapi).read_bytes()
-    media = "application/json; charset=utf-8" if text.lstrip().startswith(b"{") else "text/yaml; charset=utf-8"
-    return 200, (text, media)
+    from exchange.proxy import openapi_document
+
+    return 200, openapi_document(service)  # a URL's document fetched (timeout: the service's), then kept a while
 
 
 def _list_clients(settings) -> dict:
