@@ -15,11 +15,35 @@ What a call goes through, in order, each refusal an X-Road error (`X-Road-Error`
    Identity with the member code), so `catalog.access` and `catalog.masking` decide its columns exactly as for that
    agency's officers (cleared by the standard's x-access: personal data plain; not cleared: NIK pseudonymized,
    other personal data masked, stricter fields left out). The grant opens the service, it never clears more than
-   that; the answer holds only the fields the service declares.
+   that; the answer holds only the fields the service declares. A proxied service forwards the call to its
+   provider's own API (exchange.proxy): only operations its OpenAPI document declares, with the provider's own
+   credential and never the consumer's token, within the service's timeout, tried again only for idempotent
+   methods, behind a circuit breaker per provider origin; the answer is mapped to the standard by the connectors'
+   mapping engine, checked against the standard and masked for the consumer by the same rule as a dataset's.
+
+The provider's failures are typed as X-Road's server proxy types them (Server.ServerProxy.ServiceFailed.X, X one of
+ErrorCodes' NetworkError, HttpError, InvalidBody, InvalidResponse, or the hub's own Timeout and CircuitOpen) with
+the status that says what the consumer can do:
+
+    no connection to the provider (refused, reset, unknown host)   502 ServiceFailed.NetworkError
+    no answer within the service's timeout_seconds                  504 ServiceFailed.Timeout
+    the provider's 5xx (after the retries), a redirect              502 ServiceFailed.HttpError
+    the provider's 401/403 (the hub's credential is wrong)          502 ServiceFailed.HttpError
+    the provider's 404                                              404 Server.ServerProxy.NotFound
+    the provider's 429                                              503 ServiceFailed.HttpError (its Retry-After)
+    the provider's other 4xx                                        the same status, ServiceFailed.HttpError
+    an answer that is not JSON, cut short, or lacks its records     502 ServiceFailed.InvalidBody
+    an answer whose records fail the standard (field:reason named)  502 ServiceFailed.InvalidResponse
+    the provider's circuit is open                                  503 ServiceFailed.CircuitOpen (Retry-After)
+    a method or path the OpenAPI document does not declare          405 Client.InvalidHttpMethod / 400 Client.BadRequest
+    the provider's address or credential is not configured         503 Server.ServerProxy.MalformedServerConf
+
+A provider's error body is never passed on: it may quote what the consumer sent.
 
 Every call, answered or refused, is one `exchange.call` entry in the audit log's keyed chain (the message log):
 ids, consumer, provider, service, user id, purpose, status, duration and the SHA-256 of the request and of the
-answer; a looked-up key only as its pseudonym. No error message and no log line holds the path after the service
+answer; a looked-up key only as its pseudonym; for a call sent to a provider, the provider's last status, the
+milliseconds spent on it and the attempts made. No error message and no log line holds the path after the service
 id, the query's values or an answer: they may hold a NIK.
 """
 

@@ -156,7 +156,9 @@ def bus(tmp_path_factory):
         send(handler, 200, {"content": _content(nik, date="kemarin")})
 
     def flip(handler, body):
-        send(handler, 503, {"respon_msg": "GANGGUAN"}) if down["down"] else send(handler, 200, {"content": _content(NIK)})
+        if down["down"]:
+            return send(handler, 503, {"respon_msg": "GANGGUAN"})
+        send(handler, 200, {"content": _content(NIK)})
 
     providers = {name: Provider(respond) for name, respond in
                  (("siak", siak), ("flaky", flaky), ("slow", slow), ("garbage", garbage), ("breaker", flip))}
@@ -455,7 +457,8 @@ def test_the_demo_siak_status_check_end_to_end(tmp_path):
             assert answer.status_code == 200, answer.text
             record = answer.json()["record"]
             assert record["nik"] == died[0] and record["status"] == "meninggal"
-            assert record["tanggal_peristiwa"] == died[1] and re.fullmatch(r"32\.71\.\d\d\.\d{4}", record["kode_wilayah"])
+            assert record["tanggal_peristiwa"] == died[1]
+            assert re.fullmatch(r"32\.71\.\d\d\.\d{4}", record["kode_wilayah"])  # where they lived
             record = status(moved[0]).json()["record"]
             assert record["status"] == "pindah" and record["kode_wilayah"] == moved[1]  # where they moved to
             assert status(alive[0]).json()["record"] == {"nik": alive[0], "status": "hidup",
