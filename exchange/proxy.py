@@ -171,13 +171,28 @@ def _fetch_openapi(service, url: str) -> bytes:
     return reply.content
 
 
+_parsed: dict[str, tuple[bytes, list]] = {}  # where the document is -> (its text, its operations)
+_parsed_lock = threading.Lock()
+
+
 def _operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
     """The provider's operations: per path template of its OpenAPI document, the pattern of the paths it stands for
-    (a `{parameter}` is one path segment) and the methods declared there."""
+    (a `{parameter}` is one path segment) and the methods declared there. Parsed again only when the text changes."""
+    text, _ = openapi_document(service)
+    with _parsed_lock:
+        cached = _parsed.get(service.proxy.openapi)
+    if cached and cached[0] == text:
+        return cached[1]
+    found = _parse_operations(service, text)
+    with _parsed_lock:
+        _parsed[service.proxy.openapi] = (text, found)
+    return found
+
+
+def _parse_operations(service, text: bytes) -> list[tuple[re.Pattern, frozenset[str]]]:
     from connectors.registry import read_yaml
     from hub.errors import ConfigError
 
-    text, _ = openapi_document(service)
     with tempfile.TemporaryDirectory() as folder:  # read_yaml's limits (size, aliases, duplicate keys) hold here too
         path = Path(folder) / "openapi.yaml"
         path.write_bytes(text)
@@ -272,16 +287,17 @@ class _SecretOwner:
     path: str
 
 
-_credentials_cache: dict[str, tuple[float, _Credentials]] = {}
+_credentials_cache: dict[tuple[str, str], tuple[float, _Credentials]] = {}
 _credentials_lock = threading.Lock()
 
 
 def _credentials(service) -> _Credentials:
-    """The service's resolved credential, kept CREDENTIAL_CACHE_SECONDS (an Airflow connection is a database read);
-    forgotten at once when the provider refuses it, so a rotated secret is read again on the next call."""
+    """The service's resolved credential, kept CREDENTIAL_CACHE_SECONDS (an Airflow connection is a database read)
+    while its registration names the same secret; forgotten at once when the provider refuses it, so a rotated
+    secret is read again on the next call."""
     from hub.errors import HubError
 
-    key = str(service.id)
+    key = _credentials_key(service)
     now = time.monotonic()
     with _credentials_lock:
         cached = _credentials_cache.get(key)
@@ -300,9 +316,13 @@ def _credentials(service) -> _Credentials:
     return credentials
 
 
+def _credentials_key(service) -> tuple[str, str]:
+    return str(service.id), json.dumps(service.proxy.auth, sort_keys=True)
+
+
 def _forget_credentials(service) -> None:
     with _credentials_lock:
-        _credentials_cache.pop(str(service.id), None)
+        _credentials_cache.pop(_credentials_key(service), None)
 
 
 # --- sending ------------------------------------------------------------------------------------------------------
@@ -571,7 +591,9 @@ def _harmonized(service, standard, items: list):
     harmonized = harmonize(owner, standard, records[0])
     for position, found in harmonized.reasons.items():
         reasons.setdefault(position, []).extend(found)
-    for position, found in validate(standard, harmonized.table).reasons.items():
+    with _validation_lock:
+        verdict = validate(standard, harmonized.table)
+    for position, found in verdict.reasons.items():
         already = {r.split(":", 1)[0] for r in reasons.get(position, [])}
         # Unmapped fields are not answered, so not checked; a value harmonization could not read is reported once.
         reasons.setdefault(position, []).extend(
@@ -580,6 +602,11 @@ def _harmonized(service, standard, items: list):
     if reasons:
         _invalid(service, standard, reasons)
     return harmonized.table.select([f.name for f in standard.fields if f.name in service.proxy.mapping])
+
+
+# Great Expectations' contexts, which the compiled suites keep, are not made to be used from several threads at once:
+# the server's worker threads check one answer at a time (about a tenth of a second each).
+_validation_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
