@@ -59,6 +59,21 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _JSON = "application/json; charset=utf-8"
 
 _http = httpx.Client(follow_redirects=False, headers={"User-Agent": "interop-hub exchange"})
+_sending = threading.local()  # `active` while this thread sends a request to a provider
+
+
+class _NoProxiedPaths(logging.Filter):
+    """httpx logs every request's URL at INFO. A proxied call's path and query are what the consumer sent (a NIK,
+    say): while a thread sends one, only the URL's origin is logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_sending, "active", False) and isinstance(record.args, tuple):
+            record.args = tuple(a.copy_with(path="/***", query=None, userinfo=b"") if isinstance(a, httpx.URL) else a
+                                for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_NoProxiedPaths())
 
 
 def _failed(status: int, reason: str, message: str, headers: dict | None = None) -> XRoadError:
@@ -354,6 +369,7 @@ def _receive(request: httpx.Request, auth, timeout: float, limit: int) -> _Reply
     stretch it), at most `limit` bytes of body."""
     started = time.monotonic()
     begun = False
+    _sending.active = True
     try:
         response = _http.send(request, auth=auth, stream=True)
         begun = True
@@ -375,6 +391,8 @@ def _receive(request: httpx.Request, auth, timeout: float, limit: int) -> _Reply
         if begun:
             raise _NoAnswer("the connection closed before the end of the answer", "cut_short") from None
         raise _NoAnswer(f"the connection failed ({type(e).__name__})", "network") from None
+    finally:
+        _sending.active = False
 
 
 def _send(service, method: str, url: httpx.URL, headers: dict, body: bytes, call) -> _Reply:

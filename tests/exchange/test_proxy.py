@@ -427,6 +427,22 @@ def test_the_message_log_keeps_the_providers_status_and_no_nik(bus):
     assert "intact" in hub(home, "audit", "verify", env=env).stdout
 
 
+def test_httpx_logs_no_proxied_path(caplog):
+    """httpx logs each request's URL at INFO: for a proxied call, its origin only (the path may hold a NIK)."""
+    import logging
+
+    from exchange import proxy
+
+    provider = Provider(lambda handler, body: send(handler, 200, {"content": _content(NIK)}))
+    try:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            request = proxy._http.build_request("GET", f"{provider.url}/status/{NIK}?nik={NIK}", timeout=5)
+            assert proxy._receive(request, None, 5, 1000).status == 200
+        assert "HTTP Request: GET" in caplog.text and provider.url in caplog.text and NIK not in caplog.text
+    finally:
+        provider.close()
+
+
 # --- the demo: SIAK's status check, through the demo systems ----------------------------------------------------
 
 
