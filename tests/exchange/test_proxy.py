@@ -427,6 +427,31 @@ def test_the_message_log_keeps_the_providers_status_and_no_nik(bus):
     assert "intact" in hub(home, "audit", "verify", env=env).stdout
 
 
+def test_the_registration_takes_the_connectors_auth_shapes_and_the_breakers_limits(tmp_path):
+    from exchange.registry import load_service
+    from hub.errors import ConfigError
+    from hub.settings import ROOT, Settings
+
+    settings = Settings(home=tmp_path, catalog_url="sqlite://", registry=ROOT / "connectors" / "registry",
+                        services=tmp_path)
+    (tmp_path / "siak.openapi.json").write_text(json.dumps(_OPENAPI))
+    path = tmp_path / "svc.yaml"
+    path.write_text(_service("status", "http://127.0.0.1:9/siak/", "  circuit_breaker: {failures: 2}\n  records: d\n"))
+    proxy = load_service(path, settings).proxy
+    assert proxy.auth == {"type": "api_key", "in": "header", "name": "X-API-Key", "key": {"env": "TEST_SIAK_KEY"}}
+    assert (proxy.base_url, proxy.breaker_failures, proxy.breaker_cooldown_seconds, proxy.records) == (
+        "http://127.0.0.1:9/siak", 2, 30.0, "d")
+    for auth, field in (("{type: api_key, in: header, name: X-API-Key, key: s3cr3t-written-here}", "proxy/auth/key"),
+                        ("{type: bearer}", "proxy/auth"), ("{type: kerberos}", "proxy/auth/type")):
+        path.write_text(_service("status", "http://127.0.0.1:9/siak", auth=auth))
+        with pytest.raises(ConfigError) as error:
+            load_service(path, settings)
+        assert f"svc.yaml:9: field {field}: " in str(error.value) and "s3cr3t" not in str(error.value), error.value
+    path.write_text(_service("status", "http://127.0.0.1:9/siak", "  circuit_breaker: {failures: 0}\n"))
+    with pytest.raises(ConfigError, match="field proxy/circuit_breaker/failures: 0 is less than the minimum of 1"):
+        load_service(path, settings)
+
+
 def test_httpx_logs_no_proxied_path(caplog):
     """httpx logs each request's URL at INFO: for a proxied call, its origin only (the path may hold a NIK)."""
     import logging
