@@ -1,7 +1,8 @@
-"""Deterministic synthetic agency systems of Kota Bogor: Disdukcapil and Dinsos registers of the same people,
-Dinsos's social-assistance payments to some of them, Disdik's schools, Dinkes's health facilities and the
-tuberculosis cases they notify, DPMPTSP's register of businesses holding an NIB, and the posyandu counts the
-city's open-data portal publishes. demo/systems.py serves Dinkes's facility register and the portal live."""
+"""Deterministic synthetic agency systems of Kota Bogor: Disdukcapil and Dinsos registers of the same people (with
+the deaths and moves SIAK recorded), Dinsos's social-assistance payments to some of them, Disdik's schools, Dinkes's
+health facilities and the tuberculosis cases they notify, DPMPTSP's register of businesses holding an NIB, and the
+posyandu counts the city's open-data portal publishes. demo/systems.py serves Dinkes's facility register, SIAK's
+status check and the portal live."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ __all__ = [
     "build_oss",
     "build_posyandu",
     "ensure_api_key",
+    "siak_event",
     "build",
     "write_population_csv",
     "DINSOS_HEADER",
@@ -119,6 +121,9 @@ _HOUSE_NUMBERS = [f" No. {i}" for i in range(1, 151)]
 # Dukcapil status perkawinan codes among adults, roughly as often as in a city's register.
 _STATUS_KAWIN = ["2"] * 6 + ["1"] * 2 + ["3", "4"]
 _RT_RW = [f" RT {rt:02d}/RW {rw:02d}" for rt in range(1, 13) for rw in range(1, 16)]
+# SIAK's record of deaths and moves out of a kelurahan: about 4% of residents each, in the first quarter of 2025.
+_EVENTS_START = date(2025, 1, 1)
+_EVENT_DAYS = 90
 
 
 @lru_cache(maxsize=4)
@@ -220,7 +225,17 @@ def build_disdukcapil(path: Path, n: int = 5000, seed: int = 2024) -> int:
     path.unlink(missing_ok=True)
 
     stream = people(n + 3, seed)
-    rows = (_siak_row(p) for p in islice(stream, n))
+    kelurahan = _kota_bogor_kelurahan()
+    events = []
+
+    def rows_and_events() -> Iterator[tuple]:
+        for p in islice(stream, n):
+            event = siak_event(p["nik"], kelurahan)
+            if event is not None:
+                events.append(event)
+            yield _siak_row(p)
+
+    rows = rows_and_events()
 
     with closing(sqlite3.connect(path)) as conn:
         # A throwaway file rebuilt from scratch: crash safety is not worth the time.
@@ -252,7 +267,26 @@ def build_disdukcapil(path: Path, n: int = 5000, seed: int = 2024) -> int:
                 (*bad_agama[:3], "9", *bad_agama[4:]),
             ]
             conn.executemany(insert, wrong)
+            # SIAK's own table of recorded events (jenis: MATI, PINDAH), which its status API answers from.
+            conn.execute("CREATE TABLE peristiwa (nik TEXT PRIMARY KEY, jenis TEXT NOT NULL, tgl_peristiwa TEXT NOT "
+                         "NULL, kode_kelurahan_tujuan TEXT)")
+            conn.executemany("INSERT INTO peristiwa VALUES (?, ?, ?, ?)", events)
     return n + len(wrong)
+
+
+def siak_event(nik: str, kelurahan: tuple[str, ...]) -> tuple[str, str, str, str | None] | None:
+    """The death or move SIAK recorded for a resident, drawn from the NIK (so the same people die or move whatever
+    the demo's size): (nik, MATI or PINDAH, ISO date, the destination kelurahan's code when the move stayed in Kota
+    Bogor, else None), or None for most residents. `kelurahan`: Kota Bogor's kelurahan codes."""
+    serial = zlib.crc32(b"peristiwa:" + nik.encode())
+    kind = serial % 25
+    if kind > 1:
+        return None
+    when = (_EVENTS_START + timedelta(days=(serial // 25) % _EVENT_DAYS)).isoformat()
+    if kind == 0:
+        return nik, "MATI", when, None
+    within_city = (serial // 2250) % 2 == 0
+    return nik, "PINDAH", when, kelurahan[(serial // 4500) % len(kelurahan)] if within_city else None
 
 
 def _siak_row(p: dict) -> tuple[str, ...]:
@@ -349,13 +383,15 @@ def build(home: Path, people_count: int = 5000, dinsos_count: int = 1200) -> dic
     build_sitb(paths["sitb"], people_count)
     build_oss(paths["oss"], people_count)
     ensure_api_key(paths["dinkes_api_key"])
+    ensure_api_key(demo / "disdukcapil" / "api_key")  # SIAK's status API (demo/systems.py)
     build_posyandu(paths["posyandu"])
     return paths
 
 
 def ensure_api_key(path: Path) -> str:
-    """The API key of Dinkes's facility API (demo/systems.py): made at random the first time, readable by its owner
-    only (0600), and kept when the demo is built again, so that the Airflow connection holding it stays valid."""
+    """The API key of a live system (Dinkes's facility API, SIAK's status API: demo/systems.py): made at random the
+    first time, readable by its owner only (0600), and kept when the demo is built again, so that the Airflow
+    connection holding it stays valid."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -1,11 +1,18 @@
-"""The demo agencies' live systems over HTTP: Dinkes's facility API and the city's CKAN open-data portal.
+"""The demo agencies' live systems over HTTP: Dinkes's facility API, SIAK's status check and the city's CKAN
+open-data portal.
 
-One server (the standard library's threading HTTP server) answers for both, reading what `demo.agencies.build()`
+One server (the standard library's threading HTTP server) answers for all, reading what `demo.agencies.build()`
 wrote under HUB_HOME/demo, on each request (a rebuilt demo is served at once):
 
 - Dinkes's facility register, `GET /dinkes/api/v1/faskes?page=N&limit=M`: pages of the records of
   demo/dinkes/faskes.json with paging metadata; the API key in the `X-API-Key` header (demo/dinkes/api_key,
   0600), else 401; at most `rate_limit` requests a second per key, else 429 with Retry-After.
+- Disdukcapil's SIAK status check, `GET /disdukcapil/siak/api/v1/status/{nik}`: whether a resident is alive, died
+  or moved away, the date of the event and the kelurahan (of residence, or the destination of a move within the
+  city), in SIAK's own field names (`content.STATUS_KEPENDUDUKAN`, `TGL_PERISTIWA` as DD-MM-YYYY, `KODE_KEL`
+  without dots), from demo/disdukcapil/siak.db; its own API key in `X-API-Key` (demo/disdukcapil/api_key), else
+  401; 400 for a NIK that is not 16 digits, 404 for one SIAK does not know. The hub offers it as the proxied
+  exchange service BOGOR/GOV/disdukcapil/siak/status-penduduk.
 - Satu Data Kota Bogor, a CKAN portal under `/satudata`: the Action API's `status_show`, `package_list`,
   `package_show`, `resource_show` and `datastore_search` (limit, offset, filters, sort, fields, `total`), with
   CKAN's envelopes and error shapes, and the resource's file at the download URL CKAN gives
@@ -14,8 +21,9 @@ wrote under HUB_HOME/demo, on each request (a rebuilt demo is served at once):
 
 `python -m demo.systems --home HOME --host 127.0.0.1 --port PORT` serves until SIGTERM or SIGINT; `running(home)`
 serves from a thread for tests. Sources reach it through `${HUB_DEMO_URL}` in their registrations, and read the
-API key from the Airflow connection `dinkes_api`, which `register_connections(settings)` puts in Airflow's
-metadata database. Requests are logged (logger `demo.systems`) without the key or unknown query parameters.
+API key from the Airflow connection `dinkes_api` (the hub's exchange reads SIAK's from `siak_api`), which
+`register_connections(settings)` puts in Airflow's metadata database. Requests are logged (logger `demo.systems`)
+without the key, unknown query parameters or a NIK in the path.
 """
 
 from __future__ import annotations
@@ -29,25 +37,30 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 __all__ = ["API_KEY_HEADER", "DINKES_CONNECTION", "FASKES_PATH", "PORTAL_PATH", "POSYANDU_DATASET",
-           "POSYANDU_RESOURCE_ID", "main", "make_server", "register_connections", "running"]
+           "POSYANDU_RESOURCE_ID", "SIAK_CONNECTION", "SIAK_STATUS_PATH", "main", "make_server", "register_connections",
+           "running"]
 
 log = logging.getLogger("demo.systems")
 
 #: The Airflow connection holding the API key of Dinkes's facility API (its password).
 DINKES_CONNECTION = "dinkes_api"
+#: The Airflow connection holding the API key of SIAK's status API (its password).
+SIAK_CONNECTION = "siak_api"
 API_KEY_HEADER = "X-API-Key"
 FASKES_PATH = "/dinkes/api/v1/faskes"
+SIAK_STATUS_PATH = "/disdukcapil/siak/api/v1/status/"  # followed by the NIK
 PORTAL_PATH = "/satudata"
 DEFAULT_RATE_LIMIT = 5.0  # requests a second per API key, as Dinkes's API documentation would say
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 25, 100
@@ -68,7 +81,8 @@ _LOGGED_PARAMETERS = {"page", "limit", "offset", "id", "resource_id", "include_t
 def _paths(home: Path) -> dict[str, Path]:
     demo = Path(home) / "demo"
     return {"faskes": demo / "dinkes" / "faskes.json", "api_key": demo / "dinkes" / "api_key",
-            "posyandu": demo / "satudata" / "posyandu_strata_kelurahan.csv"}
+            "posyandu": demo / "satudata" / "posyandu_strata_kelurahan.csv",
+            "siak": demo / "disdukcapil" / "siak.db", "siak_api_key": demo / "disdukcapil" / "api_key"}
 
 
 class _Unavailable(Exception):
@@ -99,8 +113,8 @@ class _Files:
             self._parsed[name] = (version, value)
         return value
 
-    def api_key(self) -> bytes:
-        return self.get("api_key", lambda p: p.read_text(encoding="ascii").strip().encode())
+    def api_key(self, name: str = "api_key") -> bytes:
+        return self.get(name, lambda p: p.read_text(encoding="ascii").strip().encode())
 
     def faskes(self) -> dict:
         return self.get("faskes", lambda p: json.loads(p.read_text(encoding="utf-8")))
@@ -176,11 +190,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         shown = "&".join(f"{k}={quote(v) if k in _LOGGED_PARAMETERS else '***'}" for k, v in query.items())
-        self._logged = url.path + (f"?{shown}" if shown else "")
+        status_check = url.path.startswith(SIAK_STATUS_PATH)
+        self._logged = (SIAK_STATUS_PATH + "***" if status_check else url.path) + (f"?{shown}" if shown else "")
         self._who = "-"
         try:
             if url.path == FASKES_PATH:
                 return self._faskes(query)
+            if status_check and self.command == "GET":
+                return self._siak_status(url.path.removeprefix(SIAK_STATUS_PATH))
             if url.path.startswith(PORTAL_PATH + "/"):
                 return self._portal(url.path.removeprefix(PORTAL_PATH), query, body)
             self._json(404, {"status": "error", "message": "tidak ditemukan"})
@@ -238,6 +255,34 @@ class _Handler(BaseHTTPRequestHandler):
                          "data": {"faskes": records[(page - 1) * limit:page * limit]},
                          "meta": {"page": page, "limit": limit, "total": total,
                                   "total_pages": math.ceil(total / limit)}})
+
+    # --- SIAK's status check -----------------------------------------------------------------------------
+
+    def _siak_status(self, nik: str) -> None:
+        """SIAK's answer about one NIK, in SIAK's own envelope and field names."""
+        sent = self.headers.get(API_KEY_HEADER)
+        if not sent or not hmac.compare_digest(sent.encode(), self.server.files.api_key("siak_api_key")):
+            self._who = "key=missing" if not sent else "key=refused"
+            return self._json(401, {"respon_code": "401", "respon_msg": "API KEY TIDAK VALID"})
+        self._who = "key=ok"
+        if not (len(nik) == 16 and nik.isascii() and nik.isdigit()):
+            return self._json(400, {"respon_code": "400", "respon_msg": "NIK HARUS 16 DIGIT"})
+        path = self.server.files.paths["siak"]
+        if not path.is_file():
+            raise _Unavailable("siak")
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT p.nik, p.nama_lengkap, p.kode_kelurahan, e.jenis, e.tgl_peristiwa, "
+                               "e.kode_kelurahan_tujuan FROM penduduk p LEFT JOIN peristiwa e ON e.nik = p.nik "
+                               "WHERE p.nik = ?", (nik,)).fetchone()
+        if found is None:
+            return self._json(404, {"respon_code": "404", "respon_msg": "NIK TIDAK DITEMUKAN"})
+        nik, nama, kelurahan, jenis, tanggal, tujuan = found
+        status = {None: "AKTIF", "MATI": "MATI", "PINDAH": "PINDAH KELUAR"}[jenis]
+        where = tujuan if jenis == "PINDAH" else kelurahan  # unknown for a move out of the city
+        self._json(200, {"respon_code": "00", "respon_msg": "DATA DITEMUKAN", "content": {
+            "NIK": nik, "NAMA_LGKP": nama, "STATUS_KEPENDUDUKAN": status,
+            "TGL_PERISTIWA": dt.date.fromisoformat(tanggal).strftime("%d-%m-%Y") if tanggal else None,
+            "KODE_KEL": where.replace(".", "") if where else None}})
 
     # --- the CKAN portal ----------------------------------------------------------------------------------
 
@@ -428,9 +473,10 @@ def running(home: Path, host: str = "127.0.0.1", port: int = 0,
 
 def register_connections(settings) -> list[str]:
     """Create or update, in the Airflow metadata database of `settings`' home, the connections the demo's sources
-    name: `dinkes_api`, whose password is the API key `demo.agencies.build()` made. Needs `hub init` (Airflow's
-    database migrated) and the demo built. Runs in a child process configured for that home, since Airflow reads
-    its configuration once per process; the key never appears on a command line. Returns the connection ids."""
+    and services name: `dinkes_api` and `siak_api`, whose passwords are the API keys `demo.agencies.build()` made.
+    Needs `hub init` (Airflow's database migrated) and the demo built. Runs in a child process configured for that
+    home, since Airflow reads its configuration once per process; a key never appears on a command line. Returns
+    the connection ids."""
     from hub.errors import HubError
 
     env = {**os.environ, "HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
@@ -439,7 +485,7 @@ def register_connections(settings) -> list[str]:
                            "--register-connections"], env=env, capture_output=True, text=True, timeout=300)
     if done.returncode:
         raise HubError(f"the demo's Airflow connections could not be registered: {done.stderr.strip()[-2000:]}")
-    return [DINKES_CONNECTION]
+    return [DINKES_CONNECTION, SIAK_CONNECTION]
 
 
 def _register_here(home: Path) -> None:
@@ -455,6 +501,12 @@ def _register_here(home: Path) -> None:
         key = ""
     if not key:
         raise HubError(f"no API key in {_paths(home)['api_key']}: build the demo first (demo.agencies.build)")
+    from demo.agencies import ensure_api_key
+
+    # Made here too when missing: a demo built before SIAK's status API existed has Dinkes's key only.
+    keys = {DINKES_CONNECTION: (key, "API key of Dinkes's facility API in the demo (demo/systems.py)"),
+            SIAK_CONNECTION: (ensure_api_key(_paths(home)["siak_api_key"]),
+                              "API key of SIAK's status API in the demo (demo/systems.py)")}
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -462,12 +514,13 @@ def _register_here(home: Path) -> None:
 
     try:
         with create_session() as s:
-            connection = s.scalar(select(Connection).where(Connection.conn_id == DINKES_CONNECTION))
-            if connection is None:
-                connection = Connection(conn_id=DINKES_CONNECTION, conn_type="generic")
-                s.add(connection)
-            connection.description = "API key of Dinkes's facility API in the demo (demo/systems.py)"
-            connection.password = key
+            for conn_id, (password, description) in keys.items():
+                connection = s.scalar(select(Connection).where(Connection.conn_id == conn_id))
+                if connection is None:
+                    connection = Connection(conn_id=conn_id, conn_type="generic")
+                    s.add(connection)
+                connection.description = description
+                connection.password = password
     except (OperationalError, ProgrammingError):
         raise HubError("Airflow's metadata database is not ready: run `hub init` first") from None
 
@@ -480,8 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=float, default=DEFAULT_RATE_LIMIT,
                         help="requests a second per API key on Dinkes's API")
     parser.add_argument("--register-connections", action="store_true",
-                        help="create or update the Airflow connection dinkes_api in the home's Airflow database, "
-                             "then exit")
+                        help="create or update the Airflow connections dinkes_api and siak_api in the home's Airflow "
+                             "database, then exit")
     args = parser.parse_args(argv)
     home = (args.home or Path(os.environ.get("HUB_HOME") or Path(__file__).resolve().parent.parent / "var")).resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -493,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         except HubError as e:
             print(f"demo.systems: {e}", file=sys.stderr)
             return 1
-        print(f"Airflow connection {DINKES_CONNECTION} registered for {home}")
+        print(f"Airflow connections {DINKES_CONNECTION} and {SIAK_CONNECTION} registered for {home}")
         return 0
 
     server = make_server(home, args.host, args.port, args.rate_limit)

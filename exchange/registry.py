@@ -19,6 +19,10 @@ __all__ = ["SERVICE_SCHEMA", "DatasetLookup", "ProxyTarget", "Service", "current
 SERVICE_SCHEMA = Path(__file__).resolve().parent / "service.schema.json"
 DEFAULT_MAX_ROWS = 100
 DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_BREAKER_FAILURES = 5
+DEFAULT_BREAKER_COOLDOWN_SECONDS = 30.0
+# A proxy's `auth` is the connectors' own AUTH definition (connectors.http), never a copy: its $id here.
+_AUTH_SCHEMA_ID = "https://data.kotabogor.go.id/schemas/http-auth.schema.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,13 @@ class ProxyTarget:
     openapi: str  # an absolute path beside the registration, or an http(s) URL
     mapping: dict
     timeout_seconds: float
+    records: str | None = None  # dotted path of the list of records in an answer; None: the answer is one record
+    auth: dict | None = None  # connectors.http.AUTH: the provider's own credential, its secrets named
+    breaker_failures: int = DEFAULT_BREAKER_FAILURES  # failed calls in a row that open the circuit
+    breaker_cooldown_seconds: float = DEFAULT_BREAKER_COOLDOWN_SECONDS
+    # Why base_url cannot be used in this process although the registration is valid: it names ${HUB_DEMO_URL}
+    # while that variable is unset or unusable (as a source's `unresolved`). Calls are refused meanwhile.
+    unresolved: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,9 +79,13 @@ def _validator():
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
+    from connectors.http import AUTH
+
     source_schema = json.loads(SOURCE_SCHEMA.read_text(encoding="utf-8"))
-    # The mapping is the connectors' own definition ($ref to source.schema.json), never a copy of it.
-    registry = Registry().with_resource(source_schema["$id"], Resource.from_contents(source_schema))
+    # The mapping is the connectors' own definition ($ref to source.schema.json), never a copy of it; so is auth.
+    auth_schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": _AUTH_SCHEMA_ID, **AUTH}
+    registry = Registry().with_resources([(source_schema["$id"], Resource.from_contents(source_schema)),
+                                          (_AUTH_SCHEMA_ID, Resource.from_contents(auth_schema))])
     return Draft202012Validator(json.loads(SERVICE_SCHEMA.read_text(encoding="utf-8")), registry=registry)
 
 
@@ -185,9 +200,32 @@ def _proxy_service(problems: _Problems, block: dict, common: dict) -> Service:
     _unknown_fields(problems, ["proxy", "mapping"], block["mapping"], standard)
     openapi = _openapi(problems, block["openapi"])
     personal = tuple(f.name for f in standard.fields if f.personal_data and f.name in block["mapping"])
-    target = ProxyTarget(base_url=block["base_url"].rstrip("/"), openapi=openapi, mapping=block["mapping"],
-                         timeout_seconds=float(block.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)))
+    base_url, unresolved = _base_url(problems, block["base_url"])
+    breaker = block.get("circuit_breaker", {})
+    target = ProxyTarget(base_url=base_url, openapi=openapi, mapping=block["mapping"],
+                         timeout_seconds=float(block.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+                         records=block.get("records") or None, auth=block.get("auth"),
+                         breaker_failures=breaker.get("failures", DEFAULT_BREAKER_FAILURES),
+                         breaker_cooldown_seconds=float(breaker.get("cooldown_seconds",
+                                                                    DEFAULT_BREAKER_COOLDOWN_SECONDS)),
+                         unresolved=unresolved)
     return Service(**common, standard_ref=standard.ref, personal_data=personal, proxy=target)
+
+
+def _base_url(problems: _Problems, written: str) -> tuple[str, str | None]:
+    """The base URL without its trailing slash, ${HUB_DEMO_URL} at its start replaced as in source registrations
+    (connectors.registry): when that variable is unset or unusable, the registration still loads, and the reason
+    is returned for the calls to be refused with (the value of the variable is never quoted)."""
+    from connectors.registry import DEMO_URL_VARIABLE, _demo_url
+
+    placeholder = "${" + DEMO_URL_VARIABLE + "}"
+    if not written.startswith(placeholder):
+        return written.rstrip("/"), None
+    demo_url, why = _demo_url()
+    if demo_url is None:
+        where = f"{problems.path}:{yaml_line(problems.document, ['proxy', 'base_url'])}"
+        return written.rstrip("/"), f"{where}: field proxy/base_url: names {placeholder}, but {why}"
+    return (demo_url + written[len(placeholder):]).rstrip("/"), None
 
 
 def _openapi(problems: _Problems, where: str) -> str:

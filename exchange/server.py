@@ -16,11 +16,35 @@ What a call goes through, in order, each refusal an X-Road error (`X-Road-Error`
    Identity with the member code), so `catalog.access` and `catalog.masking` decide its columns exactly as for that
    agency's officers (cleared by the standard's x-access: personal data plain; not cleared: NIK pseudonymized,
    other personal data masked, stricter fields left out). The grant opens the service, it never clears more than
-   that; the answer holds only the fields the service declares.
+   that; the answer holds only the fields the service declares. A proxied service forwards the call to its
+   provider's own API (exchange.proxy): only operations its OpenAPI document declares, with the provider's own
+   credential and never the consumer's token, within the service's timeout, tried again only for idempotent
+   methods, behind a circuit breaker per provider origin; the answer is mapped to the standard by the connectors'
+   mapping engine, checked against the standard and masked for the consumer by the same rule as a dataset's.
+
+The provider's failures are typed as X-Road's server proxy types them (Server.ServerProxy.ServiceFailed.X, X one of
+ErrorCodes' NetworkError, HttpError, InvalidBody, InvalidResponse, or the hub's own Timeout and CircuitOpen) with
+the status that says what the consumer can do:
+
+    no connection to the provider (refused, reset, unknown host)   502 ServiceFailed.NetworkError
+    no answer within the service's timeout_seconds                  504 ServiceFailed.Timeout
+    the provider's 5xx (after the retries), a redirect              502 ServiceFailed.HttpError
+    the provider's 401/403 (the hub's credential is wrong)          502 ServiceFailed.HttpError
+    the provider's 404                                              404 Server.ServerProxy.NotFound
+    the provider's 429                                              503 ServiceFailed.HttpError (its Retry-After)
+    the provider's other 4xx                                        the same status, ServiceFailed.HttpError
+    an answer that is not JSON, cut short, or lacks its records     502 ServiceFailed.InvalidBody
+    an answer whose records fail the standard (field:reason named)  502 ServiceFailed.InvalidResponse
+    the provider's circuit is open                                  503 ServiceFailed.CircuitOpen (Retry-After)
+    a method or path the OpenAPI document does not declare          405 Client.InvalidHttpMethod / 400 Client.BadRequest
+    the provider's address or credential is not configured         503 Server.ServerProxy.MalformedServerConf
+
+A provider's error body is never passed on: it may quote what the consumer sent.
 
 Every call, answered or refused, is one `exchange.call` entry in the audit log's keyed chain (the message log):
 ids, consumer, provider, service, user id, purpose, status, duration and the SHA-256 of the request and of the
-answer; a looked-up key only as its pseudonym. No error message and no log line holds the path after the service
+answer; a looked-up key only as its pseudonym; for a call sent to a provider, the provider's last status, the
+milliseconds spent on it and the attempts made. No error message and no log line holds the path after the service
 id, the query's values or an answer: they may hold a NIK.
 """
 
@@ -110,6 +134,11 @@ class _Call:
     dataset: str | None = None  # set once the call reached the data
     key_pseudonym: str | None = None
     rows: int | None = None
+    # A proxied call, once sent to the provider (exchange.proxy): its last HTTP status (None: no answer), the
+    # milliseconds spent on it and the attempts made.
+    provider_status: int | None = None
+    provider_ms: float | None = None
+    attempts: int | None = None
 
 
 def _canonical_request(method: str, target: bytes, headers, body: bytes) -> tuple[bytes, bytes]:
@@ -233,7 +262,8 @@ def router(settings):
                      request_id=str(uuid.uuid4()), request_hash=_request_hash(head, body),
                      request_sha256=hashlib.sha256(head + b"\n\n" + body).hexdigest(), method=request.method,
                      address=request.client.host if request.client else None)
-        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root)
+        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root,
+                                       body)
 
     @api.get("/listClients", include_in_schema=False)
     async def list_clients(request: Request) -> Response:
@@ -248,7 +278,7 @@ def router(settings):
 
 
 def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_path: bytes, query: bytes,
-            metadata_root: bool) -> Response:
+            metadata_root: bool, body: bytes = b"") -> Response:
     headers = request.headers
     call.claimed_client = headers.get("X-Road-Client")
     call.user_id = (headers.get("X-Road-UserId") or "").strip()[:_TEXT_LIMIT] or None
@@ -258,7 +288,7 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
         if metadata_root:
             status, payload = 200, _list_clients(settings)
         else:
-            status, payload = _route(settings, limiter, request.method, call, raw_path, query)
+            status, payload = _route(settings, limiter, request.method, call, raw_path, query, body, headers)
         content, media = payload if isinstance(payload, tuple) else (
             json.dumps(payload, ensure_ascii=False, default=str).encode(), "application/json; charset=utf-8")
         error = None
@@ -324,6 +354,8 @@ def _log(settings, call: _Call, status: int, error: str | None, response_sha256:
         details["key_pseudonym"] = call.key_pseudonym
     if call.rows is not None:
         details["rows"] = call.rows
+    if call.attempts:
+        details.update(provider_status=call.provider_status, provider_ms=call.provider_ms, attempts=call.attempts)
     # The actor column holds 200 characters; the details keep the whole identifier.
     messagelog.write(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange",
                      "exchange.call", dataset=call.dataset, details=details, client=call.address)
@@ -386,7 +418,8 @@ def _broken(problems: list, service: ServiceId) -> bool:
     return False
 
 
-def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes):
+def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes, body: bytes = b"",
+           headers=None):
     path = raw_path.decode("latin-1").removeprefix("/r1")
     if "/" not in path.strip("/") and path.strip("/") == "listClients":
         return 200, _list_clients(settings)
@@ -426,10 +459,10 @@ def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: b
             raise XRoadError(429, "Server.ServerProxy.RateLimitExceeded",
                              f"{call.client} may call {service_id} {requests} times in {seconds:g} s",
                              {"Retry-After": str(max(1, int(wait + 0.999)))})
-    if service.kind != "dataset":
-        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
-                         f"{service_id} is a proxied service: the hub does not forward calls to providers' APIs "
-                         "yet")
+    if service.kind == "proxy":
+        from exchange.proxy import forward
+
+        return forward(settings, service, call, method, rest, query, body, headers or {})
     if method not in ("GET", "HEAD"):
         raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
     return _lookup(settings, call, service, rest, query)
@@ -538,13 +571,9 @@ def _metadata(settings, method: str, call: _Call, provider: ClientId, code: str,
                          "(listMethods lists them)")
     if service.kind == "dataset":
         return 200, openapi_of(service)
-    if service.proxy.openapi.startswith(("http://", "https://")):
-        raise XRoadError(501, "Server.ServerProxy.ServiceFailed",
-                         f"the OpenAPI document of {service.id} is at its provider's URL, which the hub does not "
-                         "fetch yet")
-    text = Path(service.proxy.openapi).read_bytes()
-    media = "application/json; charset=utf-8" if text.lstrip().startswith(b"{") else "text/yaml; charset=utf-8"
-    return 200, (text, media)
+    from exchange.proxy import openapi_document
+
+    return 200, openapi_document(service)  # a URL's document fetched (timeout: the service's), then kept a while
 
 
 def _list_clients(settings) -> dict:

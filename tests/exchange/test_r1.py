@@ -23,7 +23,7 @@ TOKEN = re.compile(r"hubx_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 PURPOSE = "Verifikasi bansos loket 3"
 
 # A second service of Disdukcapil, by filter, without personal data, and with a small rate limit; a registration
-# that does not load; a proxied service (not forwarded yet).
+# that does not load; a proxied service whose provider does not listen.
 _WILAYAH = f"""service: {WILAYAH}
 title: Penduduk menurut kelurahan
 provider: Disdukcapil
@@ -185,7 +185,8 @@ def test_every_refusal_is_an_x_road_error_without_the_nik(bus):
     _refused(httpx.post(bus["base"] + f"/r1/{PENDUDUK}/{nik}", headers={
         "X-Road-Client": DINSOS, "Authorization": f"Bearer {bus['tokens'][DINSOS]}", "X-Road-Issue": PURPOSE}),
         405, "Client.InvalidHttpMethod", nik)
-    _refused(call(bus, f"/r1/{PROXIED}/kematian/{nik}"), 501, "Server.ServerProxy.ServiceFailed", nik)
+    # A proxied service whose provider does not listen (tests/exchange/test_proxy.py has the rest).
+    _refused(call(bus, f"/r1/{PROXIED}/kematian/{nik}"), 502, "Server.ServerProxy.ServiceFailed.NetworkError", nik)
 
 
 def test_filters_and_the_rate_limit(bus):
