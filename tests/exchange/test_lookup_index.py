@@ -70,7 +70,7 @@ def test_a_new_version_is_looked_up_at_once(published):
     from catalog.identity import Identity
     from catalog.lookup import by_key
 
-    settings, (nik, name) = _settings(published), _person(published)
+    settings, (nik, _) = _settings(published), _person(published)
     dinsos = Identity(name="BOGOR/GOV/dinsos/siks", role="agency", agency="dinsos")
     before = _dataset(settings)
     assert by_key(settings, before, dinsos, "nik", nik, FIELDS)["rows"][0]["nama"] != "SITI BARU NAMA"
