@@ -2,12 +2,18 @@
 
     .venv/bin/python bench/exchange.py --rows 1000000
 
-Publishes an N-row Dinsos-format source with the pipeline, registers a dataset service over it (lookup by NIK),
-adds a consumer subsystem with a grant, and serves the hub in a child process (`hub serve`). Then, at each
-concurrency, every consumer sends --requests X-Road calls (`GET /r1/{service}/{nik}`, NIKs drawn from the
-dataset) and the figures are the median and 99th percentile latency and the calls per second.
+Publishes an N-row Dinsos-format source with the pipeline, registers two services, adds a consumer subsystem
+granted both, and serves the hub in a child process (`hub serve`):
+- a dataset service over the published source, looked up by NIK (`GET /r1/{service}/{nik}`, NIKs drawn from
+  the dataset);
+- a proxied service in front of a provider's API (a status check by NIK, SIAK's field names, served by uvicorn in
+  a child process of its own), called directly and through the hub, the same NIKs: the difference is what the hub
+  adds (authentication, grant, rate limit, forwarding, mapping, the standard's check, masking, the message log).
+At each concurrency every consumer sends --requests calls, each consumer on its own keep-alive connection; the
+figures are the median and 99th percentile latency and the calls per second.
 
-The last line printed is one JSON object: rows, and per concurrency the lookup's figures.
+The last line printed is one JSON object: rows, and per concurrency the figures of `lookup`, `direct`, `proxied`
+and the hub's `added_p50_ms` and `added_p99_ms`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 LOOKUP = "BOGOR/GOV/dinsos/dtks/penduduk"
+PROXIED = "BOGOR/GOV/disdukcapil/siak/status"
 CONSUMER = "BOGOR/GOV/dinsos/siks"  # cleared for penduduk by its x-access: looks up by NIK
 PURPOSE = "benchmark"
 
@@ -96,8 +103,30 @@ def load(base: str, paths: list[str], consumers: int, requests: int, headers: di
         return pool.submit(_load, base, paths, consumers, requests, headers).result()
 
 
-def register_lookup(work: Path, env: dict) -> dict:
-    """The dataset service over the benchmark's source, a consumer subsystem and its grant: its call headers."""
+def provider_app():
+    """The provider's own API: a person's status by NIK, in its own field names (uvicorn --factory)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def status(request):
+        nik = request.path_params["nik"]
+        died = int(nik[-1]) % 5 == 0
+        return JSONResponse({"NIK": nik, "STATUS_KEPENDUDUKAN": "MATI" if died else "AKTIF",
+                             "TGL_PERISTIWA": "12-03-2024" if died else None, "KODE_KEL": "3271011001"})
+
+    return Starlette(routes=[Route("/api/status/{nik}", status)])
+
+
+_OPENAPI = {"openapi": "3.0.3", "info": {"title": "Status penduduk", "version": "1"},
+            "paths": {"/status/{nik}": {"get": {"parameters": [{"name": "nik", "in": "path", "required": True,
+                                                                "schema": {"type": "string"}}],
+                                                "responses": {"200": {"description": "the person's status"}}}}}}
+
+
+def register_services(work: Path, env: dict, provider: str) -> dict:
+    """The dataset service over the benchmark's source, the proxied service in front of `provider`, a consumer
+    subsystem granted both: the headers of its calls."""
     from pipeline import SOURCE_ID
 
     services = work / "services"
@@ -111,13 +140,29 @@ dataset:
   by_key: true
   fields: [nik, nama, jenis_kelamin, tanggal_lahir, kode_wilayah]
 """)
+    (services / "status.openapi.json").write_text(json.dumps(_OPENAPI))
+    (services / "status.yaml").write_text(f"""service: {PROXIED}
+title: Status penduduk menurut NIK (benchmark)
+provider: Dinas Kependudukan dan Pencatatan Sipil Kota Bogor
+kind: proxy
+proxy:
+  base_url: {provider}/api
+  openapi: status.openapi.json
+  standard: status_penduduk@1.0.0
+  mapping:
+    nik: {{from: NIK, normalize: nik}}
+    status: {{from: STATUS_KEPENDUDUKAN, crosswalk: {{AKTIF: hidup, MATI: meninggal}}}}
+    tanggal_peristiwa: {{from: TGL_PERISTIWA, date_formats: ["%d-%m-%Y"]}}
+    kode_wilayah: {{from: KODE_KEL, normalize: kode_wilayah}}
+""")
     env["HUB_SERVICES"] = str(services)
     hub = str(Path(sys.executable).parent / "hub")
     added = subprocess.run([hub, "exchange", "clients", "add", CONSUMER], env=env, check=True, capture_output=True,
                            text=True).stdout
     token = re.search(r"hubx_[0-9a-f]{12}_[\w-]+", added)[0]
-    subprocess.run([hub, "exchange", "grant", LOOKUP, CONSUMER, "--purpose", PURPOSE], env=env, check=True,
-                   capture_output=True)
+    for service in (LOOKUP, PROXIED):
+        subprocess.run([hub, "exchange", "grant", service, CONSUMER, "--purpose", PURPOSE], env=env, check=True,
+                       capture_output=True)
     return {"X-Road-Client": CONSUMER, "Authorization": f"Bearer {token}", "X-Road-Issue": PURPOSE}
 
 
@@ -135,28 +180,49 @@ def sample_niks(work: Path, count: int) -> list[str]:
 
 
 def main() -> None:
-    from download import served
+    from download import free_port, served
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--requests", type=int, default=200, help="calls per consumer and concurrency")
+    parser.add_argument("--requests", type=int, default=200, help="calls per consumer, concurrency and path")
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 10, 50])
     args = parser.parse_args()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hub-bench-exchange-") as tmp:
-        work = Path(tmp)
-        headers: dict = {}
-        with served(work, args.rows, before_serving=lambda env: headers.update(register_lookup(work, env))) \
-                as (base, _, _, _):
-            print(f"published and served {args.rows} rows in {time.perf_counter() - start:.1f} s", flush=True)
-            paths = [f"/r1/{LOOKUP}/{nik}" for nik in sample_niks(work, 2000)]
-            result: dict = {"rows": args.rows, "lookup": {}}
-            load(base, paths[:20], 1, 20, headers)  # the first call builds what later calls reuse
-            for consumers in args.consumers:
-                f = load(base, paths, consumers, args.requests, headers)
-                result["lookup"][str(consumers)] = f
-                print(f"lookup by key, {consumers} consumers: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, "
-                      f"{f['calls_per_second']} calls/s", flush=True)
+    port = free_port()
+    provider = f"http://127.0.0.1:{port}"
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "exchange:provider_app", "--port",
+                            str(port), "--log-level", "warning", "--no-access-log"], cwd=Path(__file__).parent)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-exchange-") as tmp:
+            work = Path(tmp)
+            headers: dict = {}
+            with served(work, args.rows,
+                        before_serving=lambda env: headers.update(register_services(work, env, provider))) \
+                    as (base, _, _, _):
+                print(f"published and served {args.rows} rows in {time.perf_counter() - start:.1f} s", flush=True)
+                niks = sample_niks(work, 2000)
+                lookups = [f"/r1/{LOOKUP}/{nik}" for nik in niks]
+                proxied = [f"/r1/{PROXIED}/status/{nik}" for nik in niks]
+                direct = [f"/api/status/{nik}" for nik in niks]
+                result: dict = {"rows": args.rows}
+                load(base, lookups[:20], 1, 20, headers)  # the first lookup builds the index later ones use
+                load(base, proxied[:20], 1, 20, headers)
+                for consumers in args.consumers:
+                    f = {"lookup": load(base, lookups, consumers, args.requests, headers),
+                         "direct": load(provider, direct, consumers, args.requests, {}),
+                         "proxied": load(base, proxied, consumers, args.requests, headers)}
+                    f["added_p50_ms"] = round(f["proxied"]["p50_ms"] - f["direct"]["p50_ms"], 2)
+                    f["added_p99_ms"] = round(f["proxied"]["p99_ms"] - f["direct"]["p99_ms"], 2)
+                    result[str(consumers)] = f
+                    for name in ("lookup", "direct", "proxied"):
+                        g = f[name]
+                        print(f"{consumers} consumers, {name}: p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
+                              f"{g['calls_per_second']} calls/s", flush=True)
+                    print(f"{consumers} consumers, the hub adds p50 {f['added_p50_ms']} ms, p99 "
+                          f"{f['added_p99_ms']} ms to a proxied call", flush=True)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
     print(json.dumps(result))
 
 
