@@ -72,10 +72,47 @@ def catalog(tmp_path_factory):
         if role:
             made = hub(home, "users", "create", name, "--role", role, *(["--agency", agency] if agency else []))
             headers[name] = {"Authorization": "Bearer " + re.search(r"hub_[0-9a-f]{12}_[\w-]+", made.stdout)[0]}
-    server, base = serve(home)
-    yield {"home": home, "base": base, "headers": headers, "raw": _raw(home)}
+    env = {"HUB_SERVICES": str(_exchange_services(home))}
+    clients = {}
+    for name, (role, agency) in PERSONAS.items():
+        if role == "agency":  # each agency's system is a client of the service bus, granted every service
+            client = f"BOGOR/GOV/{agency}/sistem"
+            clients[name] = (client, hub(home, "exchange", "clients", "add", client, env=env).stdout.split()[-1])
+            for service, _ in EXCHANGE.values():
+                hub(home, "exchange", "grant", service, client, "--purpose", "uji hak akses", env=env)
+    server, base = serve(home, env)
+    yield {"home": home, "base": base, "headers": headers, "raw": _raw(home), "clients": clients,
+           "keys": _keys(home)}
     server.terminate()
     server.wait(timeout=30)
+
+
+# The service bus's dataset services, one per source: (service, its key); each answers the dataset's personal fields.
+EXCHANGE = {"dinkes_faskes": ("BOGOR/GOV/dinkes/simpus/faskes", "kode_faskes"),
+            "disdukcapil_siak": ("BOGOR/GOV/disdukcapil/siak/penduduk", "nik"),
+            "dinkes_sitb": ("BOGOR/GOV/dinkes/sitb/kasus", "nomor_registrasi"),
+            "dpmptsp_oss": ("BOGOR/GOV/dpmptsp/oss/umkm", "nib")}
+
+
+def _exchange_services(home):
+    folder = home / "services"
+    folder.mkdir()
+    for dataset, (service, key) in EXCHANGE.items():
+        fields = [key, *(f for f in PERSONAL[dataset] if f != key)]
+        (folder / f"{dataset}.yaml").write_text(
+            f"service: {service}\ntitle: Layanan {dataset}\nprovider: {service.split('/')[2]}\nkind: dataset\n"
+            f"dataset: {{id: {dataset}, by_key: true, fields: [{', '.join(fields)}]}}\n")
+    return folder
+
+
+def _keys(home) -> dict[str, list[str]]:
+    """A few keys of each dataset of a service, as the operator reads them."""
+    found = {}
+    for dataset, (_, key) in EXCHANGE.items():
+        rows = json.loads(hub(home, "query", f"SELECT {key} FROM {dataset} ORDER BY {key} LIMIT 6", "--format",
+                              "json").stdout)
+        found[dataset] = [str(r[key]) for r in rows]
+    return found
 
 
 def _raw(home) -> dict[str, dict[str, set[str]]]:
@@ -239,6 +276,38 @@ def test_rows_reach_each_caller_as_the_rule_says(catalog, path, persona, dataset
     check_refused(status, persona, dataset)
     if answer is not None:
         check_rows(catalog, persona, dataset, *answer)
+
+
+@pytest.mark.parametrize("dataset", EXCHANGE)
+@pytest.mark.parametrize("persona", [p for p, (role, _) in PERSONAS.items() if role == "agency"])
+def test_service_bus_lookups_reach_each_agency_system_as_the_rule_says(catalog, persona, dataset):
+    """An agency's system, granted the service, sees a record exactly as the agency's officers see the dataset: a
+    grant opens the service and never clears more. Not cleared for a `rahasia` dataset: refused. A key the caller
+    sees pseudonymized is looked up by its pseudonym only."""
+    from transforms.pseudonym import key as pseudonym_key, pseudonym
+
+    service, key = EXCHANGE[dataset]
+    rule = expected(persona, dataset)
+    client, token = catalog["clients"][persona]
+    headers = {"X-Road-Client": client, "Authorization": f"Bearer {token}", "X-Road-Issue": "uji hak akses"}
+    by_pseudonym = isinstance(rule, dict) and rule.get(key) == "pseudonym"
+    records, text = [], ""
+    for value in catalog["keys"][dataset]:
+        asked = pseudonym(value, pseudonym_key(catalog["home"])) if by_pseudonym else value
+        answer = httpx.get(f"{catalog['base']}/r1/{service}/{asked}", headers=headers, timeout=60)
+        if isinstance(rule, int):  # may not know of the data: the service is refused, naming no value
+            assert answer.status_code == 403, (persona, dataset, answer.text)
+            assert answer.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
+            assert value not in answer.text
+            continue
+        assert answer.status_code == 200, (persona, dataset, answer.text)
+        records.append(answer.json()["record"])
+        text += answer.text
+        if by_pseudonym:
+            plain = httpx.get(f"{catalog['base']}/r1/{service}/{value}", headers=headers, timeout=60)
+            assert plain.status_code == 404 and value not in plain.text, (persona, dataset)
+    if records:
+        check_rows(catalog, persona, dataset, list(records[0]), records, text)
 
 
 # --- what the caller may know of: lists, search, metadata, DCAT, CKAN ---------------------------------------
