@@ -228,30 +228,34 @@ def record_many(settings, entries: list[dict]) -> list[int]:
     witness = witness_path(settings)
     with _home_lock(witness.with_suffix(".lock")):
         witnessed = _read_witness(witness)
-        with session(settings.catalog_url) as s:
-            if engine(settings.catalog_url).dialect.name == "sqlite":
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first INSERT
+        eng = engine(settings.catalog_url)
+        # Core statements on one connection, not the ORM: the service bus appends on every call.
+        with eng.connect() as con:
+            if eng.dialect.name == "sqlite":
+                con.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first INSERT
             else:
-                s.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-            head = s.get(AuditHead, 1)
+                con.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+            head = con.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
             forward = witnessed is None or (
                 isinstance(witnessed, tuple)
-                and s.scalar(select(AuditEntry.hash).where(AuditEntry.seq == witnessed[0])) == witnessed[1])
-            if head is None:
-                head = AuditHead(id=1, seq=0, hash=GENESIS)
-                s.add(head)
+                and con.scalar(select(AuditEntry.hash).where(AuditEntry.seq == witnessed[0])) == witnessed[1])
+            seq, last = (head.seq, head.hash) if head else (0, GENESIS)
             added = []
             for e in entries:
-                entry = AuditEntry(seq=head.seq + 1, at=utcnow(), actor=e["actor"], role=e["role"],
-                                   action=e["action"], dataset=e.get("dataset"),
-                                   details=_safe_details(e.get("details")), client=e.get("client"),
-                                   prev_hash=head.hash)
+                entry = AuditEntry(seq=seq + 1, at=utcnow(), actor=e["actor"], role=e["role"], action=e["action"],
+                                   dataset=e.get("dataset"), details=_safe_details(e.get("details")),
+                                   client=e.get("client"), prev_hash=last)
                 entry.hash = _entry_mac(key, entry)
-                s.add(entry)
-                head.seq, head.hash = entry.seq, entry.hash
+                seq, last = entry.seq, entry.hash
                 added.append(entry)
-            head.mac = _head_mac(key, head.seq, head.hash)
-            s.commit()
+            columns = [c.name for c in AuditEntry.__table__.columns]
+            con.execute(AuditEntry.__table__.insert(), [{c: getattr(entry, c) for c in columns} for entry in added])
+            moved = {"seq": seq, "hash": last, "mac": _head_mac(key, seq, last)}
+            if head is None:
+                con.execute(AuditHead.__table__.insert().values(id=1, **moved))
+            else:
+                con.execute(AuditHead.__table__.update().where(AuditHead.id == 1).values(**moved))
+            con.commit()
         # After the commit: a witness ahead of the log would be a false alarm forever. A crash just here leaves
         # it one entry behind, which the next append mends.
         if forward and added:

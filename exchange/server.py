@@ -477,7 +477,9 @@ def _allowed(settings, service_id, client):
 def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     """A dataset service's answer: one record by key (`/{key}`) or the records matching the filters (`?f=v`)."""
     from catalog.access import AccessDenied
-    from catalog.db import Dataset, session
+    from sqlalchemy import select
+
+    from catalog.db import Dataset, engine
     from catalog.identity import Identity
     from catalog.lookup import by_key
     from catalog.rows import Condition, page
@@ -512,10 +514,8 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
                    lookup.filters else f"{service.id} answers a lookup: give "
                    + " or ".join(filter(None, [f"the {lookup.key} in the path" if lookup.key else None,
                                                f"a filter ({', '.join(lookup.filters)})" if lookup.filters else None])))
-    with session(settings.catalog_url) as s:
-        dataset = s.get(Dataset, lookup.dataset)
-        if dataset is not None:
-            s.expunge(dataset)
+    with engine(settings.catalog_url).connect() as con:  # the row's columns as attributes: no ORM on every call
+        dataset = con.execute(select(Dataset.__table__).where(Dataset.id == lookup.dataset)).first()
     if dataset is None or dataset.snapshot_id is None:
         raise XRoadError(503, "Server.ServerProxy.ServiceFailed",
                          f"{service.id} answers from dataset {lookup.dataset}, which is not published yet")

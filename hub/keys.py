@@ -32,8 +32,24 @@ def home_key(home: Path, env: str, relative: str, *, create: bool = True) -> byt
         else:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
+    stamp = _stamp(path)
+    known = _READ.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
     value = path.read_text().strip()
     while not value:  # the other process has created the file and not yet written it
         time.sleep(0.01)
         value = path.read_text().strip()
+        stamp = _stamp(path)
+    _READ[path] = (stamp, value.encode())
     return value.encode()
+
+
+# Keys as read, by file, with the file's identity then: a key is asked for on every call of the service bus, and a
+# replaced file (a new key) is read again at once.
+_READ: dict[Path, tuple[tuple, bytes]] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
