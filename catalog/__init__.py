@@ -1,1 +1,2 @@
-"""The central catalog: metadata in SQL, data in Iceberg tables, SQL over them with DuckDB, and the HTTP API."""
+"""The central catalog: metadata in SQL, data in Iceberg tables, who may see what (access, masking, identity), the
+audit log, and SQL over the data with DuckDB. Its HTTP surfaces are in `serving`."""

@@ -301,7 +301,7 @@ def authorization_of(request: Request) -> str | None:
 
 def client_of(request: Request) -> str | None:
     """The address a request comes from: the peer's, or what X-Forwarded-For says when the peer is a proxy named
-    in HUB_TRUSTED_PROXIES (catalog.guard.TrustedProxies sets it; by default nobody's header is believed)."""
+    in HUB_TRUSTED_PROXIES (serving.guard.TrustedProxies sets it; by default nobody's header is believed)."""
     return request.client.host if request.client else None
 
 

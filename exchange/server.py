@@ -68,7 +68,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from catalog.guard import client_certificate
+from serving.guard import client_certificate
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
 __all__ = ["RateLimiter", "XRoadError", "openapi_of", "router"]

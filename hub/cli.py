@@ -739,8 +739,8 @@ def cmd_serve(settings: Settings, args) -> None:
 
     import uvicorn
 
-    from catalog.api import create_app
-    from catalog.guard import max_header_bytes, server_protocol
+    from serving.api import create_app
+    from serving.guard import max_header_bytes, server_protocol
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
@@ -757,7 +757,7 @@ def cmd_serve(settings: Settings, args) -> None:
     # that is not public are in the audit log instead.
     # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1, any local process; the app
-    # believes it only from HUB_TRUSTED_PROXIES (catalog.guard).
+    # believes it only from HUB_TRUSTED_PROXIES (serving.guard).
     # With a client CA, a connection may present a certificate of it (browsers need not): the service bus then
     # requires one of every client system (exchange.clients.authenticate), and TLS has verified it.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,

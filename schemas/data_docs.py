@@ -9,7 +9,7 @@ from schemas.standards import Standard
 
 __all__ = ["STYLESHEET", "validation_page", "validation_result"]
 
-# The page's one stylesheet, served by the hub (catalog/static/docs): GE's own page loads Bootstrap, jQuery, Font
+# The page's one stylesheet, served by the hub (serving/static/docs): GE's own page loads Bootstrap, jQuery, Font
 # Awesome, Vega and more from public CDNs, which the hub's Content-Security-Policy refuses and which would tell
 # those CDNs who reads the hub's quality reports.
 STYLESHEET = "/static/docs/data-docs.css"

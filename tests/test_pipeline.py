@@ -175,7 +175,7 @@ def test_the_api_reads_any_past_version_by_snapshot_or_time(demo_settings):
 
     from fastapi.testclient import TestClient
 
-    from catalog.api import create_app
+    from serving.api import create_app
 
     first = run_source(demo_settings, "dinsos_dtks")
     export = demo_settings.home / "demo" / "dinsos" / "dtks_penduduk.csv"

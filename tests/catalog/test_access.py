@@ -435,7 +435,7 @@ def test_sql_cannot_call_the_pseudonym_function_to_find_a_person(catalog):
 
 
 def test_pseudonyms_are_stable_distinct_and_say_nothing_of_the_nik(catalog):
-    """A person has the same pseudonym on every request (and in every dataset: tests/catalog/test_api.py), so
+    """A person has the same pseudonym on every request (and in every dataset: tests/serving/test_api.py), so
     an analyst can count people and link datasets without seeing a NIK."""
     base, analyst = catalog["base"], catalog["headers"]["analis"]
     ask = lambda: httpx.post(f"{base}/api/sql", headers=analyst,  # noqa: E731

@@ -266,7 +266,7 @@ def test_the_provider_sees_its_services_grants_and_calls_in_the_portal(bus):
         tokens[name] = re.search(r"hub_[0-9a-f]{12}_[\w-]+", made.stdout)[0]
 
     def page(token: str | None) -> httpx.Response:  # signed in to the portal: its cookie holds the token
-        from catalog.portal import COOKIE
+        from serving.portal import COOKIE
 
         return httpx.get(bus["base"] + "/agency/disdukcapil/exchange", cookies={COOKIE: token} if token else {},
                          timeout=30)

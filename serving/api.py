@@ -53,7 +53,7 @@ def _version(s, d: Dataset, version: str) -> int:
 
 
 def create_app(settings) -> FastAPI:
-    from catalog import apidocs, guard
+    from serving import apidocs, guard
     from catalog.query import Limits
     from schemas import load_standard
 
@@ -81,7 +81,7 @@ def create_app(settings) -> FastAPI:
         """A standard, code list or setting this process has no good version of: a clear answer, never a traceback.
         503: the same request answers once the walidata fixes the file. A file's problem is named by the file's
         name, place and message; anything else stays in the log."""
-        from catalog.portal import problem_page
+        from serving.portal import problem_page
 
         log.warning("%s %s: %s", request.method, request.url.path, e)
         if not request.url.path.startswith(("/api", "/catalog.")):
@@ -303,7 +303,7 @@ def create_app(settings) -> FastAPI:
     def download(dataset_id: str, fmt: str, request: Request, who: Identity = Depends(current)) -> StreamingResponse:
         """The whole dataset, streamed, as the caller may see it: CSV, JSON (an array) or Parquet."""
         from catalog import audit
-        from catalog.downloads import BATCH_ROWS, FORMATS, stream
+        from serving.downloads import BATCH_ROWS, FORMATS, stream
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
@@ -321,7 +321,7 @@ def create_app(settings) -> FastAPI:
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
 
     def dcat_graph(request: Request, who: Identity):
-        from catalog.dcat import catalog_graph
+        from serving.dcat import catalog_graph
 
         known = listed(settings, who)
         with session(settings.catalog_url) as s:
@@ -339,8 +339,9 @@ def create_app(settings) -> FastAPI:
         """The catalog as DCAT-AP RDF in JSON-LD."""
         return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
 
-    from catalog import audit, ckan_api, identity, portal, subscriptions
+    from catalog import audit, identity, subscriptions
     from exchange import server as exchange_server
+    from serving import ckan_api, portal
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))

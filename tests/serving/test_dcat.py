@@ -8,7 +8,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib import namespace as ns  # not `from rdflib.namespace import DCAT`: pytest collection pokes at those names
 from rdflib.compare import isomorphic
 
-from catalog.dcat import DQV, catalog_graph
+from serving.dcat import DQV, catalog_graph
 
 EU = "http://publications.europa.eu/resource/authority/"
 PREFIXES = """

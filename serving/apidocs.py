@@ -14,7 +14,7 @@ __all__ = ["STATIC", "install"]
 STATIC = Path(__file__).parent / "static" / "docs"
 
 # FastAPI's own page loads Swagger UI from a public CDN and starts it with an inline script; neither passes the
-# hub's Content-Security-Policy (catalog.guard), so the page is this one.
+# hub's Content-Security-Policy (serving.guard), so the page is this one.
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>

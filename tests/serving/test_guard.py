@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _served import serve
-from catalog.api import create_app
-from catalog.guard import MAX_JSON_DEPTH, MAX_REQUEST_BYTES
+from serving.api import create_app
+from serving.guard import MAX_JSON_DEPTH, MAX_REQUEST_BYTES
 from hub.settings import ROOT, Settings
 
 DEEP = "[" * 100_000 + "]" * 100_000  # 200 kB, under the body limit: only its depth is wrong
@@ -144,7 +144,7 @@ def test_a_route_may_keep_its_own_referrer_policy_and_cache_control(client):
 
 
 def test_headers_over_the_limit_get_431(client):
-    from catalog.guard import max_header_bytes
+    from serving.guard import max_header_bytes
 
     limit = max_header_bytes()
     assert client.get("/api", headers={"X-Fill": "x" * (limit // 2)}).status_code == 200
@@ -155,7 +155,7 @@ def test_headers_over_the_limit_get_431(client):
 
 
 def test_a_header_limit_setting_that_is_not_a_number_is_a_configuration_error(monkeypatch):
-    from catalog.guard import max_header_bytes
+    from serving.guard import max_header_bytes
     from hub.errors import ConfigError
 
     monkeypatch.setenv("HUB_MAX_HEADER_BYTES", "lots")
@@ -228,7 +228,7 @@ def test_the_real_server_refuses_a_200_mb_header_with_431_without_holding_it(ser
 
 
 def test_json_depth_counts_brackets_outside_strings():
-    from catalog.guard import json_depth
+    from serving.guard import json_depth
 
     assert json_depth(b'{"a": [1, {"b": []}]}') == 4
     assert json_depth(b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == 1
@@ -356,7 +356,7 @@ def test_redoc_is_not_served_and_the_api_index_names_only_what_is(api):
 
 
 def test_vendored_assets_come_with_their_licences():
-    vendor = ROOT / "catalog" / "static" / "docs" / "swagger-ui"
+    vendor = ROOT / "serving" / "static" / "docs" / "swagger-ui"
     assert "Apache License" in (vendor / "LICENSE").read_text()
     assert (vendor / "NOTICE").is_file() and (vendor / "swagger-ui-bundle.js").is_file()
     assert "swagger-ui-dist" in (vendor / "VERSION").read_text()
