@@ -12,6 +12,7 @@ Nothing here imports Great Expectations or pandas.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Callable, Iterable, Mapping
@@ -32,10 +33,17 @@ assert "date-time" in FORMAT_CHECKER.checkers, "rfc3339-validator must be instal
 
 
 def is_multiple_of(instance, divisor) -> bool:
-    """jsonschema's multipleOf arithmetic (jsonschema/_keywords.py), for a number instance."""
+    """jsonschema's multipleOf arithmetic (jsonschema/_keywords.py), for a number instance.
+
+    An infinite number (a text such as 1e999 read as a float) is the multiple of nothing, and an integer too large
+    for a float is judged exactly: jsonschema raises on both, which would stop a whole batch, or a live answer, on
+    one value.
+    """
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return False
     if isinstance(divisor, float):
-        quotient = instance / divisor
         try:
+            quotient = instance / divisor  # inside the try: an integer too large for a float overflows here
             return int(quotient) == quotient
         except OverflowError:  # a huge quotient: exact fractions, as jsonschema falls back to
             return (Fraction(instance) / Fraction(divisor)).denominator == 1
