@@ -367,6 +367,31 @@ def test_a_rule_the_check_does_not_know_is_refused(monkeypatch):
         RecordCheck(standard)
 
 
+def test_the_record_check_follows_the_files_it_was_read_from(tmp_path, monkeypatch):
+    """Compiled once, compiled again when the standard or one of its code lists changes (as test_reload shows for
+    the GE path), also for a caller that keeps the same standard object."""
+    from test_reload import RECORD, edit_standard, write
+
+    from schemas import load_standard
+    from schemas.codelists import CODELISTS_DIR
+
+    standards, lists = tmp_path / "standards", tmp_path / "codelists"
+    shutil.copytree(STANDARDS_DIR, standards)
+    shutil.copytree(CODELISTS_DIR, lists)
+    monkeypatch.setenv("HUB_STANDARDS", str(standards))
+    monkeypatch.setenv("HUB_CODELISTS", str(lists))
+    standard = load_standard("penduduk@1.1.0")
+    record = {**RECORD, "agama": "8"}
+    assert record_check(standard).reasons([record]) == {0: ["agama:code_list"]}
+    assert record_check(standard) is record_check(standard)
+    write(lists / "agama.csv", (lists / "agama.csv").read_text(encoding="utf-8") + "8,Lainnya\n")
+    assert load_standard("penduduk@1.1.0") is standard  # the standard's own file did not change
+    assert record_check(standard).reasons([record]) == {}
+    edit_standard(standards / "penduduk-1.1.0.json", lambda s: s["properties"]["nama"].update({"maxLength": 5}))
+    changed = load_standard("penduduk@1.1.0")
+    assert changed is not standard and record_check(changed).reasons([record]) == {0: ["nama:length"]}
+
+
 def test_the_record_check_imports_no_great_expectations():
     code = ("import sys; from schemas import load_standard; from schemas.record_check import record_check; "
             "record_check(load_standard('status_penduduk@1.0.0')).reasons([{'nik': '1'}]); "
