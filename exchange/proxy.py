@@ -5,7 +5,10 @@ What happens to `METHOD /r1/{service}/{path}?{query}`, once the server has authe
 grant and counted the rate limit (exchange.server):
 
 1. The consumer's clearance for the standard (catalog.access, as for the agency's officers): a consumer that may
-   not read the standard's data at all is refused before the provider is asked anything.
+   not read the standard's data at all is refused before the provider is asked anything. So is a consumer not
+   cleared for the standard's personal data calling a service that answers some, when its path, query or body
+   names a person by a plain identifier (a value the standard's NIK, phone or e-mail field accepts): it knows people
+   only by the pseudonym of their NIK.
 2. The method and path must be an operation of the provider's OpenAPI document (its paths are relative to
    `base_url`); dot segments and encoded slashes are refused, so a path cannot climb out of `base_url`.
 3. The circuit breaker of the provider's origin: open after `failures` failed calls in a row, it refuses calls at
@@ -17,8 +20,9 @@ grant and counted the rate limit (exchange.server):
    (MAX_ATTEMPTS in all, short backoff) only for idempotent methods: a POST or PATCH may have acted already.
 5. A 2xx answer is JSON: one record, or a list at the `records` path. Each record goes through the connectors'
    own path (connectors.rest.JsonBatches: fields flattened to dotted names, every value text), the mapping engine
-   (transforms.harmonize) and the standard's suite (schemas.validation); a record that fails is an invalid answer
-   named by field and reason code, never by value. Only the mapped fields are answered and checked.
+   (transforms.harmonize) and the standard's compiled suite evaluated record by record (schemas.record_check: the
+   reasons the pipeline's Great Expectations run gives, without its fixed cost per run); a record that fails is an
+   invalid answer named by field and reason code, never by value. Only the mapped fields are answered and checked.
 6. The records, masked for the consumer by catalog.masking.select_list with catalog.access's verdict per column.
 
 No error message and no log line holds the path after the service id, a query value, a body or an answer.
@@ -470,6 +474,9 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
         raise XRoadError(403, "Server.ServerProxy.AccessDenied",
                          f"{service.id} answers {standard.ref} data, which is {standard.classification}: agency "
                          f"{consumer.member_code} is not cleared for it, and a grant does not clear it")
+    if not access.cleared and service.personal_data:
+        _refuse_plain_identifiers(service, standard, consumer, rest, query,
+                                  body if method not in ("GET", "HEAD") else b"")
     _check_operation(service, method, rest)
     base = httpx.URL(proxy.base_url)
     origin = _origin(base)
@@ -511,6 +518,63 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
         call.rows = 0
         return reply.status, (b"", _JSON)
     return _answer(settings, service, standard, access, reply, call)
+
+
+# The personal-data kinds that name a person (x-personal-data), and the separators people write inside such a
+# number (transforms.normalize.nik drops the same ones before a NIK is checked).
+IDENTIFYING = ("nik", "phone", "email")
+_SEPARATORS = re.compile(r"[\s.\-'`\u2018\u2019()]")
+_TOKENS = re.compile(r"[^\s/?#&=,;|:\"'{}\[\]<>\\]+")  # what a provider may read as one value
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _refuse_plain_identifiers(service, standard, consumer, rest: str, query: bytes, body: bytes) -> None:
+    """Refuse a call naming a person by a plain identifier, from a consumer not cleared for the standard's personal
+    data (catalog.access): it knows people only by the pseudonym of their NIK, as a dataset service lets it look
+    records up by the pseudonym only. The provider knows people by their plain identifiers, so such a call would
+    tell this consumer about someone it may not know by that identifier (that the holder of a NIK died, say).
+
+    A value of the path, the query or the body sent (each token, also without the separators written inside
+    numbers, and each run of digits in it; other scripts' digits read as ASCII ones) is an identifier when one of
+    the standard's identifying fields (IDENTIFYING) would accept it, as the record check judges that field. Such a
+    field with no pattern or format accepts any text: then every call with a path, a query or a body is refused.
+    The message names the field, never the value.
+    """
+    from schemas.record_check import record_check
+
+    fields = [f for f in standard.fields if f.personal_data in IDENTIFYING]
+    if not fields:
+        return
+    check = record_check(standard)
+    texts = [rest, unquote(rest, errors="replace"), query.decode("latin-1"),
+             unquote(query.decode("latin-1").replace("+", " "), errors="replace"), body.decode("utf-8", "replace")]
+    for value in _values(texts):
+        for f in fields:
+            if check.field_accepts(f.name, value):
+                raise XRoadError(403, "Server.ServerProxy.AccessDenied", (
+                    f"{service.id} answers personal data of {standard.ref}, which agency {consumer.member_code} is "
+                    f"not cleared for: it knows a {f.name} only as its pseudonym, and this call holds a plain "
+                    f"{f.name} in its path, query or body; the standard's x-access clears agencies, a grant does not"))
+
+
+def _values(texts):
+    """The values a provider may read out of these texts (_refuse_plain_identifiers), as text and, for runs of
+    digits, as integers too (a field typed integer)."""
+    import unicodedata
+
+    for text in texts:
+        if not text:
+            continue
+        if not text.isascii():  # fullwidth forms, then every script's decimal digits, as ASCII
+            text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c
+                           for c in unicodedata.normalize("NFKC", text))
+        for form in (text, _SEPARATORS.sub("", text)):
+            for token in _TOKENS.findall(form):
+                yield token
+                for digits in _DIGITS.findall(token):
+                    yield digits
+                    if len(digits) <= 30:  # an identifier, not a number Python would refuse to read
+                        yield int(digits)
 
 
 def _refuse_unless_answered(service, reply: _Reply, call) -> None:
@@ -591,7 +655,7 @@ def _harmonized(service, standard, items: list):
     import pyarrow as pa
 
     from connectors.rest import JsonBatches
-    from schemas.validation import validate
+    from schemas.record_check import record_check
     from transforms import harmonize
 
     owner = _Mapping(id=str(service.id), path=str(service.path), mapping=service.proxy.mapping)
@@ -609,9 +673,9 @@ def _harmonized(service, standard, items: list):
     harmonized = harmonize(owner, standard, records[0])
     for position, found in harmonized.reasons.items():
         reasons.setdefault(position, []).extend(found)
-    with _validation_lock:
-        verdict = validate(standard, harmonized.table)
-    for position, found in verdict.reasons.items():
+    # The standard's compiled suite, record by record (schemas.record_check): the reasons GE's run gives, without
+    # its fixed cost per run or its lock.
+    for position, found in record_check(standard).reasons(harmonized.table.to_pylist()).items():
         already = {r.split(":", 1)[0] for r in reasons.get(position, [])}
         # Unmapped fields are not answered, so not checked; a value harmonization could not read is reported once.
         reasons.setdefault(position, []).extend(
@@ -620,11 +684,6 @@ def _harmonized(service, standard, items: list):
     if reasons:
         _invalid(service, standard, reasons)
     return harmonized.table.select([f.name for f in standard.fields if f.name in service.proxy.mapping])
-
-
-# Great Expectations' contexts, which the compiled suites keep, are not made to be used from several threads at once:
-# the server's worker threads check one answer at a time (about a tenth of a second each).
-_validation_lock = threading.Lock()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import ClassVar, Tuple, Union
 
 import numpy as np
@@ -13,9 +12,9 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
     column_condition_partial,
 )
-from jsonschema import Draft202012Validator
-
 from schemas.pattern import search
+from schemas.record_check import FORMAT_CHECKER as _FORMAT_CHECKER
+from schemas.record_check import is_multiple_of
 from schemas.suite import has_json_type
 
 __all__ = [
@@ -23,21 +22,8 @@ __all__ = [
     "ExpectColumnValuesToMatchPattern", "is_multiple_of",
 ]
 
-# jsonschema's own format checks (date: ASCII YYYY-MM-DD and a real calendar day; email: contains "@";
-# date-time: rfc3339_validator, which jsonschema only checks when that package is installed).
-_FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
-assert "date-time" in _FORMAT_CHECKER.checkers, "rfc3339-validator must be installed to check date-time"
-
-
-def is_multiple_of(instance, divisor) -> bool:
-    """jsonschema's multipleOf arithmetic (jsonschema/_keywords.py), for a number instance."""
-    if isinstance(divisor, float):
-        quotient = instance / divisor
-        try:
-            return int(quotient) == quotient
-        except OverflowError:  # a huge quotient: exact fractions, as jsonschema falls back to
-            return (Fraction(instance) / Fraction(divisor)).denominator == 1
-    return not instance % divisor
+# is_multiple_of and the format checker live in schemas.record_check, which judges one record at a time without
+# importing GE: both paths use the same functions.
 
 
 class ColumnValuesJsonType(ColumnMapMetricProvider):

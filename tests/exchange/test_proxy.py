@@ -187,7 +187,8 @@ def bus(tmp_path_factory):
         tokens[client] = hub(home, "exchange", "clients", "add", client, env=env).stdout.strip().splitlines()[-1]
     for code in registrations:
         hub(home, "exchange", "grant", f"{SIAK}/{code}", DINSOS, "--purpose", "verifikasi bansos", env=env)
-    hub(home, "exchange", "grant", STATUS, DINKES, "--purpose", "pelayanan kesehatan", env=env)
+    for code in (STATUS, LIST):
+        hub(home, "exchange", "grant", code, DINKES, "--purpose", "pelayanan kesehatan", env=env)
     server, base = serve(home, env)
     yield {"home": home, "env": env, "base": base, "tokens": tokens, "providers": providers, "scripted": scripted,
            "down": down}
@@ -237,15 +238,34 @@ def test_a_call_is_forwarded_mapped_to_the_standard_and_checked(bus):
     assert headers["accept"] == "application/json" and headers["accept-language"] == "id"
 
 
-def test_a_consumer_not_cleared_sees_the_nik_as_its_pseudonym(bus):
+def test_a_consumer_not_cleared_may_not_name_a_person_by_a_plain_nik(bus):
+    """Dinkes is granted the services but not cleared by status_penduduk's x-access: it knows a NIK only as its
+    pseudonym, so a call naming one plainly, however written, is refused before SIAK is asked."""
     from transforms.pseudonym import key, pseudonym
 
-    answer = call(bus, f"/r1/{STATUS}/status/{NIK}", client=DINKES)
+    siak = bus["providers"]["siak"]
+    before = siak.hits
+    spaced = " ".join(NIK[i:i + 4] for i in range(0, 16, 4))
+    arabic = NIK.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for path, method, body in ((f"/r1/{STATUS}/status/{NIK}", "GET", None),
+                               (f"/r1/{LIST}/cari?nik={spaced.replace(' ', '+')}", "GET", None),
+                               (f"/r1/{LIST}/cari?q=nik:{NIK[:8]}-{NIK[8:]}", "GET", None),
+                               (f"/r1/{LIST}/cari?nik={arabic}", "GET", None),
+                               (f"/r1/{STATUS}/laporan/1", "POST", {"catatan": "cek", "nik": NIK})):
+        answer = call(bus, path, method=method, client=DINKES, json=body)
+        message = refused(answer, 403, "Server.ServerProxy.AccessDenied", NIK, NIK[:8], NIK[8:], spaced, arabic)
+        assert "agency dinkes is not cleared" in message and "plain nik" in message, message
+    assert siak.hits == before  # none reached the provider
+    # A call naming nobody is answered, the NIKs as their pseudonyms.
+    answer = call(bus, f"/r1/{LIST}/cari?kode=3271011001", client=DINKES)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["record"]["nik"] == pseudonym(NIK, key(bus["home"])) and NIK not in answer.text
-    assert body["record"]["status"] == "meninggal" and body["pseudonymized_fields"] == ["nik"]
-    assert body["masked_fields"] == [] and body["withheld_fields"] == []
+    assert [r["nik"] for r in body["records"]] == [pseudonym(n, key(bus["home"])) for n in
+                                                   ("3271010101900001", "3271010101900002")]
+    assert "3271010101900001" not in answer.text and body["pseudonymized_fields"] == ["nik"]
+    assert [r["status"] for r in body["records"]] == ["hidup", "pindah"] and siak.hits == before + 1
+    # The cleared consumer still asks by NIK.
+    assert call(bus, f"/r1/{STATUS}/status/{NIK}").json()["record"]["nik"] == NIK
 
 
 def test_a_list_at_the_records_path(bus):
