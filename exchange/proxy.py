@@ -6,9 +6,8 @@ grant and counted the rate limit (exchange.server):
 
 1. The consumer's clearance for the standard (catalog.access, as for the agency's officers): a consumer that may
    not read the standard's data at all is refused before the provider is asked anything. So is a consumer not
-   cleared for the standard's personal data calling a service that answers some, when its path, query or body
-   names a person by a plain identifier (a value the standard's NIK, phone or e-mail field accepts): it knows people
-   only by the pseudonym of their NIK.
+   cleared for the standard's personal data, when the service answers some: it knows people only by the
+   pseudonym of their NIK, and a provider knows them by their plain identifiers.
 2. The method and path must be an operation of the provider's OpenAPI document (its paths are relative to
    `base_url`); dot segments and encoded slashes are refused, so a path cannot climb out of `base_url`.
 3. The circuit breaker of the provider's origin: open after `failures` failed calls in a row, it refuses calls at
@@ -30,12 +29,14 @@ No error message and no log line holds the path after the service id, a query va
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -475,8 +476,14 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
                          f"{service.id} answers {standard.ref} data, which is {standard.classification}: agency "
                          f"{consumer.member_code} is not cleared for it, and a grant does not clear it")
     if not access.cleared and service.personal_data:
-        _refuse_plain_identifiers(service, standard, consumer, rest, query,
-                                  body if method not in ("GET", "HEAD") else b"")
+        # A dataset service lets such a consumer look people up by the pseudonym of their NIK only; the provider
+        # knows people by their plain identifiers, and the hub cannot turn a pseudonym back into one. So the
+        # service is closed to it as a whole, whatever the call holds.
+        raise XRoadError(403, "Server.ServerProxy.AccessDenied",
+                         f"{service.id} answers personal data of {standard.ref} ({', '.join(service.personal_data)}), "
+                         f"which agency {consumer.member_code} is not cleared for by the standard's x-access; a "
+                         "proxied service asks the provider by plain identifiers, so it is open to cleared agencies "
+                         "only, and a grant does not clear")
     _check_operation(service, method, rest)
     base = httpx.URL(proxy.base_url)
     origin = _origin(base)
@@ -518,63 +525,6 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
         call.rows = 0
         return reply.status, (b"", _JSON)
     return _answer(settings, service, standard, access, reply, call)
-
-
-# The personal-data kinds that name a person (x-personal-data), and the separators people write inside such a
-# number (transforms.normalize.nik drops the same ones before a NIK is checked).
-IDENTIFYING = ("nik", "phone", "email")
-_SEPARATORS = re.compile(r"[\s.\-'`\u2018\u2019()]")
-_TOKENS = re.compile(r"[^\s/?#&=,;|:\"'{}\[\]<>\\]+")  # what a provider may read as one value
-_DIGITS = re.compile(r"[0-9]+")
-
-
-def _refuse_plain_identifiers(service, standard, consumer, rest: str, query: bytes, body: bytes) -> None:
-    """Refuse a call naming a person by a plain identifier, from a consumer not cleared for the standard's personal
-    data (catalog.access): it knows people only by the pseudonym of their NIK, as a dataset service lets it look
-    records up by the pseudonym only. The provider knows people by their plain identifiers, so such a call would
-    tell this consumer about someone it may not know by that identifier (that the holder of a NIK died, say).
-
-    A value of the path, the query or the body sent (each token, also without the separators written inside
-    numbers, and each run of digits in it; other scripts' digits read as ASCII ones) is an identifier when one of
-    the standard's identifying fields (IDENTIFYING) would accept it, as the record check judges that field. Such a
-    field with no pattern or format accepts any text: then every call with a path, a query or a body is refused.
-    The message names the field, never the value.
-    """
-    from schemas.record_check import record_check
-
-    fields = [f for f in standard.fields if f.personal_data in IDENTIFYING]
-    if not fields:
-        return
-    check = record_check(standard)
-    texts = [rest, unquote(rest, errors="replace"), query.decode("latin-1"),
-             unquote(query.decode("latin-1").replace("+", " "), errors="replace"), body.decode("utf-8", "replace")]
-    for value in _values(texts):
-        for f in fields:
-            if check.field_accepts(f.name, value):
-                raise XRoadError(403, "Server.ServerProxy.AccessDenied", (
-                    f"{service.id} answers personal data of {standard.ref}, which agency {consumer.member_code} is "
-                    f"not cleared for: it knows a {f.name} only as its pseudonym, and this call holds a plain "
-                    f"{f.name} in its path, query or body; the standard's x-access clears agencies, a grant does not"))
-
-
-def _values(texts):
-    """The values a provider may read out of these texts (_refuse_plain_identifiers), as text and, for runs of
-    digits, as integers too (a field typed integer)."""
-    import unicodedata
-
-    for text in texts:
-        if not text:
-            continue
-        if not text.isascii():  # fullwidth forms, then every script's decimal digits, as ASCII
-            text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c
-                           for c in unicodedata.normalize("NFKC", text))
-        for form in (text, _SEPARATORS.sub("", text)):
-            for token in _TOKENS.findall(form):
-                yield token
-                for digits in _DIGITS.findall(token):
-                    yield digits
-                    if len(digits) <= 30:  # an identifier, not a number Python would refuse to read
-                        yield int(digits)
 
 
 def _refuse_unless_answered(service, reply: _Reply, call) -> None:
@@ -705,8 +655,6 @@ def _invalid(service, standard, reasons: dict[int, list[str]]) -> None:
 def _masked(settings, service, standard, access, table) -> tuple[list[dict], dict]:
     """The records as the consumer may see them: catalog.masking.select_list applies catalog.access's verdict per
     column, the rule every path out of the hub applies."""
-    import duckdb
-
     from catalog.access import MASKED, PSEUDONYM
     from catalog.masking import select_list
     from transforms import pseudonym
@@ -718,9 +666,19 @@ def _masked(settings, service, standard, access, table) -> tuple[list[dict], dic
     shown = select_list(columns, access, pseudonym.key(settings.home))
     if not shown:
         return [{} for _ in range(table.num_rows)], about
-    con = duckdb.connect(":memory:")
+    # A cursor of one connection of the hub's own (opening a connection per answer cost ~15 ms): each call's table
+    # is registered on its own cursor, under its own name, and only the hub's own statement runs there.
+    cursor = _masking_connection().cursor()
+    name = f"answer_{uuid.uuid4().hex}"
     try:
-        con.register("answer", table)
-        return con.sql(f"SELECT {shown} FROM answer").to_arrow_table().to_pylist(), about
+        cursor.register(name, table)
+        return cursor.sql(f'SELECT {shown} FROM "{name}"').to_arrow_table().to_pylist(), about
     finally:
-        con.close()
+        cursor.close()
+
+
+@functools.cache
+def _masking_connection():
+    from catalog.query import hub_connection
+
+    return hub_connection()

@@ -182,18 +182,6 @@ class RecordCheck:
                 found[position] = failed
         return found
 
-    def field_accepts(self, name: str, value) -> bool:
-        """Whether `value` passes every rule of field `name` that judges a value alone (its type, not-null and its
-        keywords: not the key's uniqueness)."""
-        column = self._fields[name]
-        absent = _absent(value)
-        typed = not absent and has_json_type(value, column.json_type)
-        for kind, _, test in column.rules:
-            if (kind == _TYPE and not absent and not typed) or (kind == _REQUIRED and absent) or (
-                    kind == _VALUE and typed and not test(value)):
-                return False
-        return True
-
     def _duplicates(self, records: list) -> dict[str, set[int]]:
         """Per uniqueness rule, the positions of the records whose key another record holds too.
 
