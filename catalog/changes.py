@@ -36,7 +36,7 @@ from catalog.identity import Identity
 from hub.errors import HubError
 
 __all__ = ["CACHE", "DEFAULT_LIMIT", "MAX_LIMIT", "BadCursor", "ChangesError", "NoPrimaryKey", "Version",
-           "VersionGone", "change_count", "change_set", "changes_of", "cursor_after", "diff", "feed", "key_fields",
+           "VersionGone", "change_set", "changes_of", "cursor_after", "diff", "feed", "key_fields",
            "versions"]
 
 CACHE = "changes"  # the folder of HUB_HOME that keeps each version's change set
@@ -79,19 +79,35 @@ class Version:
 
 
 def versions(settings, dataset_id: str) -> list[Version]:
-    """The dataset's versions, oldest first, each with the snapshot of the one before it."""
+    """The dataset's versions still kept, oldest first, each with the snapshot of the version before it, which may
+    have expired (`hub maintain` drops an expired version from hub_dataset_versions; its published run stays)."""
     from sqlalchemy import select
 
-    from catalog.db import DatasetVersion, session
+    from catalog.db import DatasetVersion, Run, session
 
     with session(settings.catalog_url) as s:
         rows = s.execute(select(DatasetVersion.id, DatasetVersion.snapshot_id, DatasetVersion.committed_at)
                          .where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.id)).all()
+        published = [i for i in s.scalars(select(Run.snapshot_id).where(
+            Run.dataset_id == dataset_id, Run.status == "published").order_by(Run.id)) if i is not None]
+    before = dict(zip(published, [None, *published]))  # every version ever published: a run records each
     found, previous = [], None
     for sequence, snapshot_id, committed_at in rows:
-        found.append(Version(sequence, snapshot_id, previous, committed_at))
+        found.append(Version(sequence, snapshot_id, before.get(snapshot_id, previous), committed_at))
         previous = snapshot_id
     return found
+
+
+def _expired(settings, dataset_id: str, kept: list[Version]) -> set[int]:
+    """The versions once published and no longer kept."""
+    from sqlalchemy import select
+
+    from catalog.db import Run, session
+
+    with session(settings.catalog_url) as s:
+        published = set(s.scalars(select(Run.snapshot_id).where(Run.dataset_id == dataset_id,
+                                                                Run.status == "published")))
+    return published - {v.snapshot_id for v in kept} - {None}
 
 
 def _standard(dataset, written_with: str | None = None):
@@ -131,8 +147,9 @@ def _snapshot_files(settings, dataset, snapshot_id: int | None):
         dataset.table_identifier)
     if table.snapshot_by_id(snapshot_id) is None:
         raise VersionGone(f"dataset {dataset.id}: version {snapshot_id} has expired (the standard's retention), and "
-                          "its changes with it; read the feed from a later version (/api/datasets/"
-                          f"{dataset.id}/versions lists those kept)")
+                          "the changes it and the version after it made with it; read the dataset's rows at a "
+                          "version kept and follow the feed with since=that version (/api/datasets/"
+                          f"{dataset.id}/versions lists them)")
     return storage.data_files(settings, dataset.table_identifier, snapshot_id)
 
 
@@ -228,6 +245,7 @@ def change_set(settings, dataset, version: Version) -> Path:
     path = _cache_path(settings, dataset.id, version)
     try:
         _snapshot_files(settings, dataset, version.snapshot_id)
+        _snapshot_files(settings, dataset, version.previous)
     except VersionGone:
         path.unlink(missing_ok=True)
         raise
@@ -244,10 +262,16 @@ def change_set(settings, dataset, version: Version) -> Path:
     return path
 
 
-def change_count(settings, dataset, version: Version) -> dict[str, int]:
-    """How many keys `version` inserted, updated and deleted."""
-    ops = pq.read_table(change_set(settings, dataset, version), columns=["op"])["op"]
-    counted = {row["values"]: row["counts"] for row in pc.value_counts(ops).to_pylist()}
+def _forget_expired(settings, dataset_id: str, expired: set[int]) -> None:
+    """Remove the kept change sets that name an expired version: they hold its keys, which must not outlive it."""
+    for path in (settings.home / CACHE / dataset_id).glob("*.parquet"):
+        if {p for p in path.stem.split("-") if p != "none"} & {str(e) for e in expired}:
+            path.unlink(missing_ok=True)
+
+
+def _counts(path: Path) -> dict[str, int]:
+    counted = {row["values"]: row["counts"]
+               for row in pc.value_counts(pq.read_table(path, columns=["op"])["op"]).to_pylist()}
     return {op: counted.get(op, 0) for op in OPS}
 
 
@@ -353,19 +377,20 @@ def _fields_lists(shown: _Shown) -> dict:
 
 
 def changes_of(settings, dataset, who: Identity, version: Version, offset: int = 0, limit: int = DEFAULT_LIMIT,
-               fields: list[str] | None = None) -> tuple[list[dict], int]:
-    """Changes `offset` .. `offset+limit` of one version as `who` sees them, and how many the version has."""
+               fields: list[str] | None = None) -> dict:
+    """Changes `offset` .. `offset+limit` of one version as `who` sees them (`changes`), with how many the version
+    has (`total`, and `counts` by op) and which fields `who` sees masked, pseudonymized or not at all."""
     path = change_set(settings, dataset, version)
+    shown = _shown_to(settings, dataset, who, version.snapshot_id, fields)
     total = pq.read_metadata(path).num_rows
     part = _slice(path, offset, limit) if offset < total else None
-    if part is None or not part.num_rows:
-        return [], total
-    shown = _shown_to(settings, dataset, who, version.snapshot_id, fields)
-    return _shaped(settings, dataset, shown, version, part), total
+    changes = _shaped(settings, dataset, shown, version, part) if part is not None and part.num_rows else []
+    return {"changes": changes, "total": total, "counts": _counts(path), **_fields_lists(shown)}
 
 
-def _position(history: list[Version], since: str | None) -> tuple[int, int]:
-    """Where a cursor points: (index of the version to read from, changes of it already read)."""
+def _position(history: list[Version], since: str | None, expired=frozenset()) -> tuple[int, int]:
+    """Where a cursor points: (index of the version to read from, changes of it already read). VersionGone for a
+    version in `expired`."""
     if since is None or since == "":
         return 0, 0
     match = _CURSOR.match(since.strip())
@@ -374,9 +399,18 @@ def _position(history: list[Version], since: str | None) -> tuple[int, int]:
                         "page (SNAPSHOT:N)")
     snapshot_id, read = int(match[1]), match[2]
     index = next((i for i in range(len(history) - 1, -1, -1) if history[i].snapshot_id == snapshot_id), None)
+    if index is None and snapshot_id in expired:
+        raise VersionGone(_gone_message(history))
     if index is None:
         raise BadCursor("since: the snapshot id given is not a version of this dataset (its versions list them)")
     return (index + 1, 0) if read is None else (index, int(read))
+
+
+def _gone_message(history: list[Version]) -> str:
+    oldest = history[0].snapshot_id if history else None
+    return ("the changes asked for need a version that has expired (the standard's retention); read the dataset's "
+            "rows at its oldest version kept" + (f" ({oldest}) and follow the feed with since={oldest}"
+                                                 if oldest is not None else ""))
 
 
 def cursor_after(history: list[Version], index: int, offset: int) -> str | None:
@@ -402,16 +436,21 @@ def feed(settings, dataset, who: Identity, client: str | None, *, since: str | N
     limit = max(1, min(int(limit), MAX_LIMIT))
     key = key_fields(dataset)
     history = versions(settings, dataset.id)
-    index, offset = _position(history, since)
+    expired = _expired(settings, dataset.id, history)
+    _forget_expired(settings, dataset.id, expired)
+    index, offset = _position(history, since, expired)
     # Refused before anything is read; the field lists of the answer are the current version's.
     shown = _shown_to(settings, dataset, who, dataset.snapshot_id, fields) if dataset.snapshot_id is not None else None
     changes: list[dict] = []
     while index < len(history) and len(changes) < limit:
         version = history[index]
-        found, total = changes_of(settings, dataset, who, version, offset, limit - len(changes), fields)
-        changes += found
-        offset += len(found)
-        if offset >= total:
+        try:
+            found = changes_of(settings, dataset, who, version, offset, limit - len(changes), fields)
+        except VersionGone:
+            raise VersionGone(_gone_message(history)) from None
+        changes += found["changes"]
+        offset += len(found["changes"])
+        if offset >= found["total"]:
             index, offset = index + 1, 0
     columns = shown.columns if shown else []
     if audited and shown is not None and shown.access.restricted(columns):
