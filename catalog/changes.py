@@ -209,8 +209,10 @@ def diff(settings, dataset, previous: int | None, snapshot_id: int) -> pa.Table:
     if not new_files and not old_files:
         return result_schema.empty_table()
     keys = ", ".join(quoted(k) for k in key)  # in the select list and, after the digest, to break its ties
-    spill = settings.home / CACHE / "spill" / uuid.uuid4().hex
-    spill.mkdir(parents=True, exist_ok=True)
+    from catalog.query import SPILL
+
+    spill = settings.home / SPILL / uuid.uuid4().hex
+    spill.mkdir(parents=True, mode=0o700)
     con = hub_connection()
     try:
         con.execute("SET memory_limit = '1GB'")

@@ -272,7 +272,7 @@ def test_a_revoked_grant_stops_the_events(bus):
 
 
 @pytest.mark.parametrize("point", list(RUN_KILL_POINTS))
-def test_a_kill_between_commit_and_delivery_of_a_change_event(tmp_path, monkeypatch, point):
+def test_a_kill_between_commit_and_delivery_of_a_change_event(tmp_path, monkeypatch, catalog_url, point):
     """`hub run` killed (SIGKILL) at each point between the Iceberg commit of a version and the outbox's record
     of its delivery: the subscriber gets the version's change event once, or (killed after the receiver took it)
     the same event again with the same Idempotency-Key and the same body, and never an event of a version no
@@ -291,12 +291,12 @@ def test_a_kill_between_commit_and_delivery_of_a_change_event(tmp_path, monkeypa
     services.mkdir()
     shutil.copy(ROOT / "exchange" / "services" / "disdukcapil-siak-penduduk-changes.yaml", services)
     monkeypatch.setenv("HUB_SERVICES", str(services))  # for the killed child too
-    settings = Settings(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}",
-                        registry=ROOT / "connectors" / "registry", services=services)
+    settings = Settings(home=home, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry",
+                        services=services)
     first = run_source(settings, "disdukcapil_siak").snapshot_id
     add_client(settings, DINSOS, "test")
     grant(settings, CHANGES, DINSOS, PURPOSE, "test")
-    env = {"HUB_SERVICES": str(services)}
+    env = {"HUB_SERVICES": str(services), "HUB_CATALOG_URL": catalog_url}
 
     def pending() -> int:
         with session(settings.catalog_url) as s:

@@ -141,7 +141,7 @@ def test_the_command_line_shows_a_token_once_on_its_last_line_and_audits_every_a
         (PENDUDUK, DINSOS, "verifikasi penerima bansos")]
     assert "verifikasi penerima bansos" in hub(tmp_path, "exchange", "grants", env=env).stdout
     services = json.loads(hub(tmp_path, "exchange", "services", "list", "--json", env=env).stdout)
-    assert [(s["service"], s["requires_issue"]) for s in services] == [(PENDUDUK, True)]
+    assert [(s["service"], s["requires_issue"]) for s in services] == [(PENDUDUK, True), (PENDUDUK + "-changes", True)]
 
     settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
     assert authenticate(settings, DINSOS, token) == ClientId.parse(DINSOS)
