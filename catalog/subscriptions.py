@@ -1,4 +1,4 @@
-"""Subscriptions to a dataset: webhooks and e-mail addresses told of its new versions and of its sources' failures."""
+"""Subscriptions to a dataset: webhooks and e-mail told of its versions and failures, consumer systems of its changes."""
 
 from __future__ import annotations
 
