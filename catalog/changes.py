@@ -314,8 +314,8 @@ class _Shown:
 
 
 def _shown_to(settings, dataset, who: Identity, snapshot_id: int, fields: list[str] | None) -> _Shown:
-    """The columns of the version `snapshot_id` that `who` may see (of `fields`, if given), by the rule `catalog.views.visible`
-    applies; AccessDenied if it may not read the dataset, or may not see its key."""
+    """The columns of the version `snapshot_id` that `who` may see (of `fields`, if given), by the rule
+    `catalog.views.visible` applies; AccessDenied if it may not read the dataset, or may not see its key."""
     from catalog.access import AccessDenied, access_to
 
     files = _snapshot_files(settings, dataset, snapshot_id)

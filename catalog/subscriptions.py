@@ -1,4 +1,4 @@
-"""Subscriptions to a dataset: webhooks and e-mail told of its versions and failures, consumer systems of its changes."""
+"""Subscriptions to a dataset: webhooks and e-mail told of its versions and failures, consumer systems of changes."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from hub.errors import HubError
 from hub.settings import positive_setting
 
 __all__ = [
-    "CHANGES", "CHANNELS", "EVENTS", "Delivery", "change_event_id", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
+    "CHANGES", "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
     "SubscriptionRequest", "SubscriptionToken", "TooManySubscriptions", "Undeliverable",
-    "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
+    "change_event_id", "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
     "max_per_caller", "max_unconfirmed_per_address", "notify", "queue", "router", "smtp_settings", "subscribe",
     "unsubscribe",
 ]

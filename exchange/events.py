@@ -243,7 +243,8 @@ def openapi_of_changes(service) -> dict:
     change = {"type": "object", "properties": {
         "op": {"type": "string", "enum": ["insert", "update", "delete"]},
         "key": {"type": "object", "properties": {k: {"type": "string"} for k in service.changes.key}},
-        "record": record, "snapshot_id": {"type": "integer"}, "committed_at": {"type": "string", "format": "date-time"}}}
+        "record": record, "snapshot_id": {"type": "integer"},
+        "committed_at": {"type": "string", "format": "date-time"}}}
     issue = [{"name": "X-Road-Issue", "in": "header", "required": True,
               "description": "the case or purpose of the call (the changes hold personal data: "
                              + ", ".join(service.personal_data) + ")", "schema": {"type": "string"}}
