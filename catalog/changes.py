@@ -5,10 +5,11 @@ primary key: a key only in the new snapshot is an `insert`, only in the old one 
 content an `update`. pyiceberg has no changelog scan, and the hub's publishes replace files (a full extract is one
 new file), so the two snapshots are compared whole: DuckDB hashes each row's content and joins the hashes by key,
 over the Parquet files that are not in both snapshots (a file both share holds the same rows in both). A
-1,000,000-row version compares in about a second; the result (op and key, by key) is kept under
-HUB_HOME/changes, so each version is compared once, and read back a page at a time.
+1,000,000-row version compares with the one before it in about half a second; the result (op and key) is kept
+under HUB_HOME/changes, so each version is compared once, and read back a page at a time.
 
-The feed (`feed`) pages the changes of the versions after a cursor, version by version and key by key. A change
+The feed (`feed`) pages the changes of the versions after a cursor, version by version, and within a version in
+a fixed order of the keys (`_order`). A change
 shows its record (for `insert` and `update`) from its own version's snapshot, as the caller may see it: the same
 access rule and the same masking SQL as `catalog.rows.page` (`catalog.access`, `catalog.masking.select_list`), so a
 caller not cleared for a NIK sees its pseudonym, in the key of a deleted record too.
