@@ -1,4 +1,4 @@
-"""Subscriptions to a dataset: webhooks and e-mail addresses told of its new versions and of its sources' failures."""
+"""Subscriptions to a dataset: webhooks and e-mail told of its versions and failures, consumer systems of changes."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from hub.errors import HubError
 from hub.settings import positive_setting
 
 __all__ = [
-    "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
-    "SubscriptionRequest", "SubscriptionToken", "TooManySubscriptions",
-    "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
+    "CHANGES", "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
+    "SubscriptionRequest", "SubscriptionToken", "TooManySubscriptions", "Undeliverable",
+    "change_event_id", "confirm", "deliver_pending", "delivery_concurrency", "delivery_timeout", "list_subscriptions",
     "max_per_caller", "max_unconfirmed_per_address", "notify", "queue", "router", "smtp_settings", "subscribe",
     "unsubscribe",
 ]
@@ -43,10 +43,16 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("webhook", "email")
 EVENTS = ("published", "failed")
+# A version's record-level changes, for a consumer system the service bus subscribed (`exchange.events`); not one of
+# EVENTS: nobody subscribes to it through the API.
+CHANGES = "changes"
 QUICK_RETRIES = (0.5, 1.0)  # seconds before the second and third try within one round
 TIMEOUT = 5.0  # seconds, at most, per HTTP request or SMTP conversation (less when the receiver's round ends sooner)
 MAX_ATTEMPTS = 24  # eight rounds of three tries, the later rounds spread over about two hours
 RETRY_AFTER = dt.timedelta(minutes=1)  # before the second round; doubles each round
+# A change event is never given up for a receiver that is down (its successors wait for it): its rounds come at
+# most this far apart, so a consumer system that comes back gets what it missed within this long.
+CHANGES_RETRY_AT_MOST = dt.timedelta(hours=1)
 CONFIRM_WITHIN = dt.timedelta(days=7)  # an e-mail address not confirmed by then is forgotten
 EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
@@ -66,6 +72,10 @@ class Subscription(Base):
     # The user whose token made it: what HUB_MAX_SUBSCRIPTIONS_PER_CALLER counts. None for an anonymous e-mail
     # (its address's owner confirms it) and for subscriptions made before owners were kept.
     owner: Mapped[str | None] = mapped_column(String(64))
+    # A consumer system's subscription to a changes service (`hub exchange subscribe`): events CHANGES only, what
+    # the client subsystem may see of them, while it holds a grant of the service. None for everyone else's.
+    client: Mapped[str | None] = mapped_column(String(1100))
+    service: Mapped[str | None] = mapped_column(String(1400))
 
 
 class SubscriptionToken(Base):
@@ -82,12 +92,13 @@ class SubscriptionToken(Base):
 
 
 class Delivery(Base):
-    """One message to one subscription (the outbox): metadata and counts only, never rows or personal data."""
+    """One message to one subscription (the outbox): metadata and counts only, never rows or personal data. A change
+    event keeps which version it tells of; its changes are read, masked for the subscriber, when it is sent."""
 
     __tablename__ = "hub_deliveries"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the receiver's idempotency key
     subscription_id: Mapped[str] = mapped_column(ForeignKey("hub_subscriptions.id"), index=True)
-    event: Mapped[str] = mapped_column(String(16))  # published | failed | confirm
+    event: Mapped[str] = mapped_column(String(16))  # published | failed | confirm | changes
     payload: Mapped[dict] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
@@ -122,6 +133,11 @@ class TooManySubscriptions(SubscriptionError):
     """A caller holds its most subscriptions, or an address has its most confirmations waiting."""
 
     status = 429
+
+
+class Undeliverable(HubError):
+    """A message that must not be sent any more (a change event whose subscriber lost its grant): failed for good at
+    once, not tried again."""
 
 
 def max_per_caller() -> int:
@@ -388,10 +404,47 @@ def queue(s, dataset_id: str, event: str, details: dict) -> int:
         for sub in s.scalars(select(Subscription).where(Subscription.dataset_id.in_(datasets)))
         if event in sub.events and sub.confirmed_at is not None
     ]
+    if event == "published":
+        queued += _change_events(s, dataset_id)
     s.add_all(queued)
     if queued:
         log.info("subscriptions: %d %s messages about %s queued", len(queued), event, dataset_id)
     return len(queued)
+
+
+def change_event_id(subscription_id: str, snapshot_id: int) -> str:
+    """A change event's delivery id, also its idempotency key: one per subscriber and version, whoever queues it."""
+    return hashlib.sha256(f"{subscription_id}:{snapshot_id}".encode()).hexdigest()[:32]
+
+
+def _change_events(s, dataset_id: str) -> list[Delivery]:
+    """A change event of the version just recorded in `s` (the newest of hub_dataset_versions) for each consumer
+    system subscribed to the dataset's changes and still granted the service. Only which version it tells of is
+    kept: the changes are read when it is sent, as the subscriber may see them then."""
+    from catalog.db import DatasetVersion
+    from exchange.clients import GrantRecord
+
+    subscribers = [sub for sub in s.scalars(select(Subscription).where(
+        Subscription.dataset_id == dataset_id, Subscription.client.is_not(None))) if CHANGES in sub.events]
+    if not subscribers:
+        return []
+    newest = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)
+                       .order_by(DatasetVersion.id.desc()).limit(2)).all()
+    version, previous = newest[0], (newest[1] if len(newest) > 1 else None)
+    payload = {"event": CHANGES, "dataset": dataset_id, "snapshot_id": version.snapshot_id,
+               "previous_snapshot_id": previous.snapshot_id if previous else None, "sequence": version.id,
+               "committed_at": version.committed_at.isoformat(timespec="seconds") + "Z"}
+    events = []
+    for sub in subscribers:
+        granted = s.scalar(select(GrantRecord.id).where(GrantRecord.service == sub.service,
+                                                        GrantRecord.client == sub.client,
+                                                        GrantRecord.revoked_at.is_(None)))
+        if granted is None:
+            continue
+        event = _new_delivery(sub, CHANGES, {**payload, "service": sub.service, "client": sub.client})
+        event.id = change_event_id(sub.id, version.snapshot_id)
+        events.append(event)
+    return events
 
 
 def notify(settings, dataset_id: str, event: str, details: dict) -> None:
@@ -439,6 +492,13 @@ class _Job:
         self.tries = 0
         self.error: str | None = None
         self.done = False  # its tries are over (delivered or not)
+        self.final = False  # failed for good at once (Undeliverable)
+        self.after: _Job | None = None  # a change event: its subscriber's previous one in this round, sent first
+        self.changes: int | None = None  # a change event: how many changes its body holds
+
+    @property
+    def delivered(self) -> bool:
+        return self.done and self.error is None
 
 
 def _deliver(settings, ids: list[str], due_only: bool = True) -> Counter:
@@ -452,23 +512,32 @@ def _deliver(settings, ids: list[str], due_only: bool = True) -> Counter:
     with session(settings.catalog_url) as s:
         rows = s.execute(select(Delivery, Subscription).join(Subscription, Delivery.subscription_id == Subscription.id)
                          .where(Delivery.id.in_(ids), Delivery.status == "pending")).all() if ids else []
-    order = {delivery_id: i for i, delivery_id in enumerate(ids)}
-    rows.sort(key=lambda row: order[row[0].id])
+        order = {delivery_id: i for i, delivery_id in enumerate(ids)}
+        rows.sort(key=lambda row: order[row[0].id])
+        rows = _in_turn(s, rows)
     receivers: dict[tuple, list[_Job]] = {}
     for delivery, sub in rows:
         receivers.setdefault(_receiver(sub), []).append(_Job(delivery, sub))
     # Claimed until the round surely ended: another delivery step running now (Airflow runs one after each
     # publish, and every ten minutes) leaves these alone instead of sending them twice.
     lease = utcnow() + dt.timedelta(seconds=limit * math.ceil(len(receivers) / workers) + 60)
-    claimed = _claim(settings, [d.id for d, _ in rows], lease, due_only)
+    claimed = _claimed_in_turn(settings, rows, _claim(settings, [d.id for d, _ in rows], lease, due_only))
     smtp = smtp_settings()
     rounds = []
     for jobs in receivers.values():
         jobs = [job for job in jobs if job.delivery.id in claimed]
+        previous: dict[str, _Job] = {}
         for job in jobs:
+            if job.delivery.event == CHANGES:
+                job.after, previous[job.sub.id] = previous.get(job.sub.id), job
             try:
-                job.send = _webhook_sender(job.sub, job.delivery) if job.sub.channel == "webhook" \
-                    else _mail_sender(settings, smtp, job.sub, job.delivery)
+                if job.sub.channel == "webhook":
+                    payload = _change_event(settings, job) if job.delivery.event == CHANGES else job.delivery.payload
+                    job.send = _webhook_sender(job.sub, job.delivery, payload)
+                else:
+                    job.send = _mail_sender(settings, smtp, job.sub, job.delivery)
+            except Undeliverable as e:
+                job.tries, job.error, job.done, job.final = 1, str(e), True, True
             except Exception as e:  # e.g. no SMTP server set up in this process
                 job.tries, job.error, job.done = 1, _describe(e), True
         if jobs:
@@ -479,6 +548,61 @@ def _deliver(settings, ids: list[str], due_only: bool = True) -> Counter:
     for job in (job for jobs in rounds for job in jobs):
         outcome[_record(settings, job)] += 1
     return outcome
+
+
+def _in_turn(s, rows: list) -> list:
+    """The (delivery, subscription) `rows` without the change events whose turn has not come, each subscriber's
+    change events in the order of their versions: a change event is sent only after every earlier one of its
+    subscriber was delivered, so one whose predecessor is still pending and not among `rows` (not due yet, or
+    being sent by another round) waits."""
+    subscribers = {sub.id for delivery, sub in rows if delivery.event == CHANGES}
+    if not subscribers:
+        return rows
+    waiting: dict[str, list] = {}
+    for delivery_id, subscription_id, payload in s.execute(
+            select(Delivery.id, Delivery.subscription_id, Delivery.payload).where(
+                Delivery.subscription_id.in_(subscribers), Delivery.event == CHANGES, Delivery.status == "pending")):
+        waiting.setdefault(subscription_id, []).append((payload.get("sequence", 0), delivery_id))
+    asked, turn = {delivery.id for delivery, _ in rows}, set()
+    for events in waiting.values():
+        for _, delivery_id in sorted(events):
+            if delivery_id not in asked:
+                break
+            turn.add(delivery_id)
+    kept = [(delivery, sub) for delivery, sub in rows if delivery.event != CHANGES or delivery.id in turn]
+    by_subscriber: dict[str, list] = {}
+    for delivery, sub in kept:
+        if delivery.event == CHANGES:
+            by_subscriber.setdefault(sub.id, []).append((delivery, sub))
+    ordered = {k: iter(sorted(v, key=lambda row: row[0].payload.get("sequence", 0))) for k, v in by_subscriber.items()}
+    return [next(ordered[sub.id]) if delivery.event == CHANGES else (delivery, sub) for delivery, sub in kept]
+
+
+def _claimed_in_turn(settings, rows: list, claimed: set[str]) -> set[str]:
+    """`claimed` without each subscriber's change events after one this round could not claim (another round has
+    it): those are handed back, due at once, for the round after it."""
+    blocked, handed_back = set(), []
+    for delivery, sub in rows:
+        if delivery.event != CHANGES:
+            continue
+        if sub.id in blocked or delivery.id not in claimed:
+            blocked.add(sub.id)
+            if delivery.id in claimed:
+                handed_back.append(delivery.id)
+    if handed_back:
+        with session(settings.catalog_url) as s, s.begin():
+            s.execute(update(Delivery).where(Delivery.id.in_(handed_back), Delivery.status == "pending")
+                      .values(next_attempt_at=utcnow()))
+    return claimed - set(handed_back)
+
+
+def _change_event(settings, job: _Job) -> dict:
+    """The body of a change event, read when it is sent (`exchange.events`): the outbox keeps no personal data."""
+    from exchange.events import event_body
+
+    body = event_body(settings, job.sub, job.delivery.payload)
+    job.changes = len(body["changes"])
+    return body
 
 
 def _claim(settings, ids: list[str], until: dt.datetime, due_only: bool) -> set[str]:
@@ -505,18 +629,38 @@ def _record(settings, job: _Job) -> str:
             return delivery.status
         delivery.attempts += job.tries
         delivery.last_error = job.error
+        changes = delivery.event == CHANGES
         if job.error is None:
             delivery.status = "delivered"
-        elif delivery.attempts >= MAX_ATTEMPTS:
+        elif job.final or (delivery.attempts >= MAX_ATTEMPTS and not changes):
             delivery.status = "failed"
         else:
             rounds = math.ceil(delivery.attempts / (len(QUICK_RETRIES) + 1))
-            delivery.next_attempt_at = utcnow() + RETRY_AFTER * 2 ** (rounds - 1)
+            wait = RETRY_AFTER * 2 ** min(rounds - 1, 16)
+            delivery.next_attempt_at = utcnow() + (min(wait, CHANGES_RETRY_AT_MOST) if changes else wait)
     level = logging.INFO if job.error is None else logging.WARNING
     log.log(level, "subscriptions: delivery %s (%s %s to subscription %s) %s after %d attempts%s",
             delivery.id, delivery.event, job.sub.channel, job.sub.id, delivery.status, delivery.attempts,
             f": {job.error}" if job.error else "")
+    if delivery.event == CHANGES:
+        _log_change_event(settings, job, delivery)
     return delivery.status
+
+
+def _log_change_event(settings, job: _Job, delivery: Delivery) -> None:
+    """A round of a change event in the audit log, as the subscriber's read of the dataset (`hub audit
+    who-accessed` lists it): the version, how many changes the body held, the outcome. Never a key or a record."""
+    from catalog import audit
+
+    p = delivery.payload
+    try:
+        audit.record(settings, (job.sub.client or "unknown")[:200], "exchange", "rows.read", dataset=p["dataset"],
+                     details={"via": "change event", "delivery": delivery.id, "service": job.sub.service,
+                              "consumer": job.sub.client, "snapshot_id": p["snapshot_id"], "rows": job.changes,
+                              "status": delivery.status, "attempts": delivery.attempts, "error": delivery.last_error})
+    except Exception as e:  # the outbox already holds the outcome; the log's own failure is the operator's to see
+        log.error("subscriptions: change event %s could not be written to the audit log: %s", delivery.id,
+                  type(e).__name__)
 
 
 def _run(coroutine):
@@ -541,6 +685,8 @@ async def _round(rounds: list[list[_Job]], limit: float, workers: int) -> None:
             try:
                 async with asyncio.timeout(limit):
                     for job in jobs:
+                        if job.after is not None and not job.after.delivered:
+                            continue  # its subscriber's earlier change event is not delivered: it waits its turn
                         if not job.done:
                             await _attempt(job, client, deadline)
             except TimeoutError:  # the message being sent stays pending; those after it were not tried
@@ -587,16 +733,20 @@ def _remaining(deadline: float) -> float:
     return max(0.05, min(TIMEOUT, deadline - time.monotonic()))
 
 
-def _webhook_sender(sub: Subscription, delivery: Delivery):
-    body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+def _webhook_sender(sub: Subscription, delivery: Delivery, payload: dict):
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "interop-hub",
                "X-Hub-Event": delivery.event, "X-Hub-Delivery": delivery.id,
                "X-Hub-Signature-256": _signature(sub.secret, body)}
+    if delivery.event == CHANGES:  # the same for a subscriber and a version on every try (change_event_id)
+        headers["Idempotency-Key"] = delivery.id
 
     async def send(client, deadline: float) -> None:
         # The name may point elsewhere by now. The lookup runs in a thread, which a cut round leaves to the
-        # resolver's own timeout; the request itself is cancelled at once.
-        await asyncio.to_thread(_check_public_host, urlsplit(sub.target).hostname)
+        # resolver's own timeout; the request itself is cancelled at once. A consumer system's address was given
+        # by the hub's operator (`hub exchange subscribe`), not by a public form: it may be inside the network.
+        if sub.client is None:
+            await asyncio.to_thread(_check_public_host, urlsplit(sub.target).hostname)
         answer = await client.post(sub.target, content=body, timeout=_remaining(deadline),
                                    headers={**headers, "X-Hub-Timestamp": str(int(time.time()))})
         if not answer.is_success:
@@ -703,7 +853,7 @@ def list_subscriptions(settings) -> list[dict]:
         return [
             {"id": sub.id, "dataset": sub.dataset_id, "channel": sub.channel, "target": _masked_target(sub),
              "events": sub.events, "confirmed": sub.confirmed_at is not None, "owner": sub.owner,
-             "created_at": sub.created_at,
+             "created_at": sub.created_at, "client": sub.client, "service": sub.service,
              **{status: counts[(sub.id, status)] for status in ("pending", "delivered", "failed")}}
             for sub in s.scalars(select(Subscription).order_by(Subscription.dataset_id, Subscription.created_at))
         ]

@@ -13,8 +13,8 @@ from exchange.identifiers import METADATA_SERVICES, IdentifierError, ServiceId
 from hub.errors import ConfigError
 from hub.followed import Followed
 
-__all__ = ["SERVICE_SCHEMA", "DatasetLookup", "ProxyTarget", "Service", "current_services", "load_service",
-           "load_services"]
+__all__ = ["SERVICE_SCHEMA", "ChangeFeed", "DatasetLookup", "ProxyTarget", "Service", "current_services",
+           "load_service", "load_services"]
 
 SERVICE_SCHEMA = Path(__file__).resolve().parent / "service.schema.json"
 DEFAULT_MAX_ROWS = 100
@@ -34,6 +34,15 @@ class DatasetLookup:
     filters: tuple[str, ...]
     fields: tuple[str, ...]  # what an answer may hold
     max_rows: int
+
+
+@dataclass(frozen=True)
+class ChangeFeed:
+    """What a changes service feeds: the record-level changes of the provider's dataset, by its standard's key."""
+
+    dataset: str  # the provider's harmonized dataset: one of its source registrations' ids
+    key: tuple[str, ...]  # the standard's primary key: every change names its record by it
+    fields: tuple[str, ...]  # what a changed record may hold
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class Service:
     title: str
     description: str
     provider_name: str
-    kind: str  # dataset | proxy
+    kind: str  # dataset | proxy | changes
     standard_ref: str  # what its answers are shaped by
     # The fields of the standard marked x-personal-data that a call may answer or be asked with. Not empty: the
     # service returns personal data, and every call must say why (X-Road-Issue; UU 27/2022's purpose limitation).
@@ -68,6 +77,7 @@ class Service:
     path: Path
     dataset: DatasetLookup | None = None
     proxy: ProxyTarget | None = None
+    changes: ChangeFeed | None = None
 
     @property
     def requires_issue(self) -> bool:
@@ -143,6 +153,8 @@ def _load_service(path: Path, settings) -> Service:
                   rate_limit=(rate["requests"], float(rate["seconds"])) if rate else None)
     if data["kind"] == "dataset":
         return _dataset_service(problems, data["dataset"], service_id, settings, common)
+    if data["kind"] == "changes":
+        return _changes_service(problems, data["changes"], service_id, settings, common)
     return _proxy_service(problems, data["proxy"], common)
 
 
@@ -193,6 +205,36 @@ def _dataset_service(problems: _Problems, block: dict, service_id: ServiceId, se
     lookup = DatasetLookup(dataset=source.id, key=key, filters=tuple(filters), fields=tuple(fields),
                            max_rows=block.get("max_rows", DEFAULT_MAX_ROWS))
     return Service(**common, standard_ref=standard.ref, personal_data=personal, dataset=lookup)
+
+
+def _changes_service(problems: _Problems, block: dict, service_id: ServiceId, settings, common: dict) -> Service:
+    """A changes service: the provider's own dataset, whose standard must have a primary key (a change names its
+    record by it). The key is always sent, so it counts among the personal data the service returns."""
+    from connectors.registry import load_source
+
+    source_file = Path(settings.registry) / f"{block['id']}.yaml"
+    if not source_file.is_file():
+        raise problems.error(["changes", "id"], f"no source registration {block['id']!r} in {settings.registry}: "
+                                                "a changes service feeds its provider's own harmonized dataset")
+    try:
+        source = load_source(source_file, settings.home, settings.data_dirs)
+    except ConfigError as e:
+        raise problems.error(["changes", "id"], f"its source registration does not load: {e}") from None
+    if source.agency_code != service_id.member_code:
+        raise problems.error(["changes", "id"], f"{source.id} is agency {source.agency_code}'s dataset, and the "
+                                                f"service's provider (its member code) is {service_id.member_code}: "
+                                                "an agency offers its own data only")
+    standard = _standard(problems, ["changes", "id"], source.standard_ref)
+    if not standard.primary_key:
+        raise problems.error(["changes", "id"], f"standard {standard.ref} declares no primary key (x-primary-key): "
+                                                "its records cannot be followed from version to version, so "
+                                                f"{source.id} has no changes to feed")
+    fields = list(block["fields"])
+    _unknown_fields(problems, ["changes", "fields"], fields, standard)
+    sent = {*fields, *standard.primary_key}
+    personal = tuple(f.name for f in standard.fields if f.personal_data and f.name in sent)
+    feed = ChangeFeed(dataset=source.id, key=tuple(standard.primary_key), fields=tuple(fields))
+    return Service(**common, standard_ref=standard.ref, personal_data=personal, changes=feed)
 
 
 def _proxy_service(problems: _Problems, block: dict, common: dict) -> Service:

@@ -165,6 +165,8 @@ def _service_json(service) -> dict:
         endpoints = ([{"method": "GET", "path": "/*"}] if lookup.key else []) + (
             [{"method": "GET", "path": "/"}] if lookup.filters else [])
         kind = "REST"
+    elif service.kind == "changes":
+        endpoints, kind = [{"method": "GET", "path": "/"}], "REST"
     else:
         endpoints = _proxy_endpoints(service)
         kind = "OPENAPI"
@@ -459,6 +461,12 @@ def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: b
             raise XRoadError(429, "Server.ServerProxy.RateLimitExceeded",
                              f"{call.client} may call {service_id} {requests} times in {seconds:g} s",
                              {"Retry-After": str(max(1, int(wait + 0.999)))})
+    if service.kind == "changes":  # the change feed (exchange.events)
+        if method not in ("GET", "HEAD"):
+            raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
+        from exchange.events import feed_answer
+
+        return feed_answer(settings, call, service, rest, query)
     if service.kind == "proxy":
         from exchange.proxy import forward
 
@@ -571,6 +579,10 @@ def _metadata(settings, method: str, call: _Call, provider: ClientId, code: str,
                          "(listMethods lists them)")
     if service.kind == "dataset":
         return 200, openapi_of(service)
+    if service.kind == "changes":
+        from exchange.events import openapi_of_changes
+
+        return 200, openapi_of_changes(service)
     from exchange.proxy import openapi_document
 
     return 200, openapi_document(service)  # a URL's document fetched (timeout: the service's), then kept a while

@@ -452,6 +452,37 @@ def cmd_exchange_grants(settings: Settings, args) -> None:
     _print_list(list_grants(settings, include_revoked=args.all), args.json, line)
 
 
+def cmd_exchange_subscribe(settings: Settings, args) -> None:
+    from exchange.events import subscribe
+
+    made = subscribe(settings, args.service, args.client, args.url)
+    _administered(settings, "exchange.subscribe", {"service": made["service"], "client": made["client"],
+                                                   "subscription": made["id"]})
+    start = (f"after version {made['after_snapshot']} (earlier changes: the feed, ?since=)"
+             if made["after_snapshot"] is not None else f"with the first version of {made['dataset']}")
+    say(f"{made['client']} is sent the change events of {made['service']} {start}, signed with the secret on the "
+        "last line (X-Hub-Signature-256: sha256=HMAC-SHA256 of the body). It will not be shown again: give it to "
+        "the receiver now.\n" + made["secret"])
+
+
+def cmd_exchange_unsubscribe(settings: Settings, args) -> None:
+    from exchange.events import unsubscribe
+
+    done = unsubscribe(settings, args.service, args.client)
+    _administered(settings, "exchange.unsubscribe", done)
+    say(f"{done['client']} is no longer sent the change events of {done['service']}; its undelivered ones are "
+        "dropped")
+
+
+def cmd_exchange_subscriptions(settings: Settings, args) -> None:
+    from exchange.events import list_subscriptions
+
+    _print_list(list_subscriptions(settings), args.json,
+                lambda s: f"{s['service']:<44} {s['client']:<28} {s['target']:<32} {s['delivered']} delivered, "
+                          f"{s['pending']} pending, {s['failed']} failed; last delivered version "
+                          f"{s['last_delivered_snapshot'] or '-'}")
+
+
 def _operator() -> str:
     import getpass
 
@@ -971,6 +1002,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_exchange_grants)
+    s = exchange.add_parser("subscribe", help="send a granted client subsystem the change events of a changes "
+                                              "service, as signed webhooks (the secret is printed once, last line)")
+    s.add_argument("service", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.add_argument("--url", required=True, help="the consumer system's webhook URL (http or https)")
+    s.set_defaults(func=cmd_exchange_subscribe)
+    s = exchange.add_parser("unsubscribe", help="stop a client subsystem's change events (undelivered ones dropped)")
+    s.add_argument("service", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE")
+    s.add_argument("client", metavar="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
+    s.set_defaults(func=cmd_exchange_unsubscribe)
+    s = exchange.add_parser("subscriptions", help="the client subsystems sent change events, and their deliveries")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_exchange_subscriptions)
 
     audit = sub.add_parser("audit", help="the audit log of reads, downloads, queries and administration")
     audit = audit.add_subparsers(dest="action", required=True)

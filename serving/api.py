@@ -218,6 +218,28 @@ def create_app(settings) -> FastAPI:
         except QueryError as e:
             raise HTTPException(400, str(e)) from None
 
+    @app.get("/api/datasets/{dataset_id}/changes")
+    def dataset_changes(
+        request: Request,
+        dataset_id: str,
+        since: str | None = Query(None, description="a version's snapshot id: the changes after it; or a page's "
+                                                    "`next` cursor. Default: from the first version"),
+        limit: int = Query(100, ge=1, le=1000, description="the most changes in this page"),
+        who: Identity = Depends(current),
+    ) -> dict:
+        """The record-level changes of the dataset's versions (insert, update, delete by the standard's primary
+        key), oldest version first, a page at a time: pass `next` as `since` for the following page. Each change
+        holds its record (inserts and updates) as the caller may see it, exactly as rows are shown. 409: the
+        standard has no primary key; 410: a version asked for has expired."""
+        from catalog.changes import ChangesError, feed
+
+        with session(settings.catalog_url) as s:
+            d, _ = get_dataset(s, dataset_id, who)
+        try:
+            return feed(settings, d, who, client_of(request), since=since, limit=limit)
+        except ChangesError as e:
+            raise HTTPException(e.status, str(e)) from None
+
     @app.get("/api/datasets/{dataset_id}/versions")
     def dataset_versions(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The dataset's versions (Iceberg snapshots), newest first, each with its time, run and rows."""

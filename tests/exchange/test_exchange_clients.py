@@ -142,7 +142,7 @@ def test_the_command_line_shows_a_token_once_on_its_last_line_and_audits_every_a
     assert "verifikasi penerima bansos" in hub(tmp_path, "exchange", "grants", env=env).stdout
     services = json.loads(hub(tmp_path, "exchange", "services", "list", "--json", env=env).stdout)
     assert [(s["service"], s["requires_issue"]) for s in services] == [
-        (PENDUDUK, True), ("BOGOR/GOV/disdukcapil/siak/status-penduduk", True)]
+        (PENDUDUK, True), (PENDUDUK + "-changes", True), ("BOGOR/GOV/disdukcapil/siak/status-penduduk", True)]
 
     settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
     assert authenticate(settings, DINSOS, token) == ClientId.parse(DINSOS)

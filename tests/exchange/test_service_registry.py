@@ -109,7 +109,7 @@ def test_a_proxied_service_with_its_openapi_document_and_mapping(settings):
 
 
 @pytest.mark.parametrize("change, line, field, says", [
-    (("kind: dataset", "kind: soap"), 4, "kind", "'soap' is not one of ['dataset', 'proxy']"),
+    (("kind: dataset", "kind: soap"), 4, "kind", "'soap' is not one of ['dataset', 'proxy', 'changes']"),
     (("title: Cek penduduk menurut NIK\n", ""), 1, "(top level)", "'title' is a required property"),
     (("  by_key: true\n", ""), 6, "dataset", "expected a way to look records up: by_key: true, filters, or both"),
     (("  by_key: true", "  by_key: false"), 6, "dataset", "by_key: true, filters, or both"),
