@@ -41,10 +41,12 @@ def consumer(client: ClientId) -> Identity:
 
 
 def _changes_service(settings, service) -> object:
-    from exchange.registry import load_services
+    """The registered changes service `service`; read through the registry's cache (`current_services`), as every
+    event of a delivery round asks."""
+    from exchange.registry import current_services
 
     service = service if isinstance(service, ServiceId) else ServiceId.parse(service)
-    services, _ = load_services(settings=settings)
+    services, _ = current_services(settings)
     found = next((s for s in services if s.id == service), None)
     if found is None or found.kind != "changes":
         known = ", ".join(str(s.id) for s in services if s.kind == "changes") or "none"
