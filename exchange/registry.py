@@ -175,21 +175,27 @@ def _unknown_fields(problems: _Problems, parts: list, names, standard) -> None:
                                  f"{name!r} is not a field of standard {standard.ref}")
 
 
-def _dataset_service(problems: _Problems, block: dict, service_id: ServiceId, settings, common: dict) -> Service:
+def _own_dataset(problems: _Problems, kind: str, block: dict, service_id: ServiceId, settings):
+    """The source registration a dataset or changes service answers from: one of its provider agency's own."""
     from connectors.registry import load_source
 
     source_file = Path(settings.registry) / f"{block['id']}.yaml"
     if not source_file.is_file():
-        raise problems.error(["dataset", "id"], f"no source registration {block['id']!r} in {settings.registry}: "
-                                                "a dataset service answers from its provider's own harmonized dataset")
+        raise problems.error([kind, "id"], f"no source registration {block['id']!r} in {settings.registry}: a {kind} "
+                                           "service answers from its provider's own harmonized dataset")
     try:
         source = load_source(source_file, settings.home, settings.data_dirs)
     except ConfigError as e:
-        raise problems.error(["dataset", "id"], f"its source registration does not load: {e}") from None
+        raise problems.error([kind, "id"], f"its source registration does not load: {e}") from None
     if source.agency_code != service_id.member_code:
-        raise problems.error(["dataset", "id"], f"{source.id} is agency {source.agency_code}'s dataset, and the "
-                                                f"service's provider (its member code) is {service_id.member_code}: "
-                                                "an agency offers its own data only")
+        raise problems.error([kind, "id"], f"{source.id} is agency {source.agency_code}'s dataset, and the "
+                                           f"service's provider (its member code) is {service_id.member_code}: "
+                                           "an agency offers its own data only")
+    return source
+
+
+def _dataset_service(problems: _Problems, block: dict, service_id: ServiceId, settings, common: dict) -> Service:
+    source = _own_dataset(problems, "dataset", block, service_id, settings)
     standard = _standard(problems, ["dataset", "id"], source.standard_ref)
     fields, filters = list(block["fields"]), list(block.get("filters", []))
     _unknown_fields(problems, ["dataset", "fields"], fields, standard)
@@ -210,20 +216,7 @@ def _dataset_service(problems: _Problems, block: dict, service_id: ServiceId, se
 def _changes_service(problems: _Problems, block: dict, service_id: ServiceId, settings, common: dict) -> Service:
     """A changes service: the provider's own dataset, whose standard must have a primary key (a change names its
     record by it). The key is always sent, so it counts among the personal data the service returns."""
-    from connectors.registry import load_source
-
-    source_file = Path(settings.registry) / f"{block['id']}.yaml"
-    if not source_file.is_file():
-        raise problems.error(["changes", "id"], f"no source registration {block['id']!r} in {settings.registry}: "
-                                                "a changes service feeds its provider's own harmonized dataset")
-    try:
-        source = load_source(source_file, settings.home, settings.data_dirs)
-    except ConfigError as e:
-        raise problems.error(["changes", "id"], f"its source registration does not load: {e}") from None
-    if source.agency_code != service_id.member_code:
-        raise problems.error(["changes", "id"], f"{source.id} is agency {source.agency_code}'s dataset, and the "
-                                                f"service's provider (its member code) is {service_id.member_code}: "
-                                                "an agency offers its own data only")
+    source = _own_dataset(problems, "changes", block, service_id, settings)
     standard = _standard(problems, ["changes", "id"], source.standard_ref)
     if not standard.primary_key:
         raise problems.error(["changes", "id"], f"standard {standard.ref} declares no primary key (x-primary-key): "

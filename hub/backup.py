@@ -60,6 +60,8 @@ _COPY = 8 << 20
 
 # What a home holds besides the backup's parts, and why it is left out (also in each manifest).
 NOT_INCLUDED = {
+    "changes": "each version's record-level changes, kept for the change feed: computed again from the warehouse's "
+               "snapshots when first asked for",
     "airflow": "Airflow's metadata database and task logs: run history is rebuilt as the DAGs run again; its "
                "connections and variables (agency credentials) are not in the backup: export them with "
                "`hub airflow connections export` and keep that file as a secret",
