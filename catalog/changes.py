@@ -24,6 +24,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +271,36 @@ def _forget_expired(settings, dataset_id: str, expired: set[int]) -> None:
     for path in (settings.home / CACHE / dataset_id).glob("*.parquet"):
         if {p for p in path.stem.split("-") if p != "none"} & {str(e) for e in expired}:
             path.unlink(missing_ok=True)
+
+
+def retire_change_sets(settings, now: float | None = None, dry_run: bool = False) -> list[Path]:
+    """What `hub maintain` removes of the kept change sets: those naming a version retention expired (they hold its
+    keys, which must not outlive it, even when nobody reads the feed again), every one of a dataset no longer in the
+    catalog, and the half-written files a killed comparison left, a day on. Returns the paths removed."""
+    from catalog.db import Dataset, session
+
+    root = settings.home / CACHE
+    cutoff = (time.time() if now is None else now) - 24 * 3600
+    removed: list[Path] = []
+    with session(settings.catalog_url) as s:
+        known = {d for (d,) in s.query(Dataset.id)}
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        if not folder.is_dir():
+            continue
+        if folder.name not in known:
+            gone = sorted(folder.iterdir())
+        else:
+            expired = {str(e) for e in _expired(settings, folder.name, versions(settings, folder.name))}
+            gone = [p for p in folder.glob("*.parquet")
+                    if {part for part in p.stem.split("-") if part != "none"} & expired]
+        gone += [p for p in folder.glob("*.partial") if p not in gone and p.stat().st_mtime < cutoff]
+        for path in gone:
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        if not dry_run and folder.name not in known:
+            shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def _counts(path: Path) -> dict[str, int]:

@@ -67,6 +67,7 @@ def maintain(settings, now: dt.datetime | None = None, dry_run: bool = False) ->
     """
     from catalog import storage
     from catalog.db import init_db
+    from catalog.changes import retire_change_sets
     from catalog.views import retire_stale_copies
     from hub.pipeline import sweep_staging
 
@@ -77,7 +78,8 @@ def maintain(settings, now: dt.datetime | None = None, dry_run: bool = False) ->
     init_db(settings.catalog_url)
     catalog = storage.iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri())
     result = {"at": now.isoformat(timespec="seconds"), "dry_run": dry_run,
-              "grace_hours": grace.total_seconds() / 3600, "tables": [], "staging": [], "copies": [], "errors": []}
+              "grace_hours": grace.total_seconds() / 3600, "tables": [], "staging": [], "copies": [], "change_sets": [],
+              "errors": []}
 
     identifiers = sorted(table for namespace in catalog.list_namespaces()
                          for table in catalog.list_tables(namespace))
@@ -123,6 +125,11 @@ def maintain(settings, now: dt.datetime | None = None, dry_run: bool = False) ->
                             for p in retire_stale_copies(settings, now=now.timestamp(), dry_run=dry_run)]
     except Exception as e:
         _failed(result, "served", "removing stale masked copies", e)
+    try:
+        result["change_sets"] = [str(p.relative_to(settings.home))
+                                 for p in retire_change_sets(settings, now=now.timestamp(), dry_run=dry_run)]
+    except Exception as e:
+        _failed(result, "changes", "removing the change sets of expired versions", e)
     return result
 
 
@@ -328,7 +335,7 @@ def summary(result: dict) -> dict:
         "orphan_bytes": sum(t["orphan_bytes"] for t in tables),
         "orphans_waiting": sum(t["orphans_waiting"] for t in tables),
         "staging_removed": len(result["staging"]), "copies_removed": len(result["copies"]),
-        "errors": result["errors"],
+        "change_sets_removed": len(result["change_sets"]), "errors": result["errors"],
     }
 
 
@@ -346,8 +353,9 @@ def report_lines(result: dict) -> list[str]:
             if t["restored"]:
                 line += f", {len(t['restored'])} files put back"
             lines.append(line)
-    lines.append(f"{len(result['tables'])} tables looked at; {len(result['staging'])} staging folders and "
-                 f"{len(result['copies'])} stale masked copies {would}removed")
+    lines.append(f"{len(result['tables'])} tables looked at; {len(result['staging'])} staging folders, "
+                 f"{len(result['copies'])} stale masked copies and {len(result['change_sets'])} change sets of "
+                 f"expired versions {would}removed")
     lines += [f"error: {e}" for e in result["errors"]]
     return lines
 

@@ -265,8 +265,12 @@ def test_changes_go_with_an_expired_version(settings, tmp_path, monkeypatch):
     everything(settings, d, DINSOS)  # every version's change set compared and kept
     kept = settings.home / CACHE / SOURCE
     assert len(list(kept.glob("*.parquet"))) == 3
-    maintain(settings, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=4))
+    done = maintain(settings, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=4))
     assert [(v.snapshot_id, v.previous) for v in versions(settings, SOURCE)] == [(second, first), (third, second)]
+    # Maintenance itself removes the change sets naming the expired version, whether or not the feed is read again.
+    assert sorted(done["change_sets"]) == sorted(f"{CACHE}/{SOURCE}/{n}.parquet" for n in (f"none-{first}",
+                                                                                           f"{first}-{second}"))
+    assert [p.name for p in kept.glob("*.parquet")] == [f"{second}-{third}.parquet"]
     for since in (None, str(first)):  # the first version, and the second's changes, which it alone could tell
         with pytest.raises(VersionGone) as gone:
             everything(settings, d, DINSOS, since=since)
