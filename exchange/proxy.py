@@ -45,7 +45,8 @@ import httpx
 
 from exchange.server import XRoadError, _header_safe
 
-__all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "forward", "openapi_document"]
+__all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "consumer_openapi", "forward",
+           "openapi_document"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,72 @@ def openapi_document(service) -> tuple[bytes, str]:
     return text, (_JSON if text.lstrip().startswith(b"{") else "text/yaml; charset=utf-8")
 
 
+def consumer_openapi(service) -> dict:
+    """The OpenAPI 3 document a consumer of a proxied service is given (getOpenAPI): the provider's operations (its
+    paths, methods, path and query parameters and request bodies, from its own document) under the service's
+    /r1 address, each answering what the hub answers: the standard's record (the mapped fields), the masking
+    lists, X-Road's error. The provider's own answer shapes, field names and security are its business, not the
+    consumer's."""
+    from exchange.server import answer_components
+    from schemas import load_standard
+
+    standard = load_standard(service.standard_ref)
+    common = answer_components(service, standard, list(service.proxy.mapping))
+    answer = {"type": "object", "properties": {"standard": {"type": "string"}, **common["shown"]}}
+    if service.proxy.records:
+        answer["properties"]["records"] = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}
+    else:
+        answer["properties"]["record"] = {"$ref": "#/components/schemas/Record"}
+    paths = {}
+    for template, item in _provider_paths(service).items():
+        operations = {}
+        for method in _METHODS:
+            given = item.get(method)
+            if not isinstance(given, dict):
+                continue
+            parameters = [p for p in [*(item.get("parameters") or []), *(given.get("parameters") or [])]
+                          if isinstance(p, dict) and p.get("in") in ("path", "query")]
+            declared = {p.get("name") for p in parameters if p.get("in") == "path"}
+            parameters += [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                           for name in re.findall(r"\{([^}/]+)\}", template) if name not in declared]
+            operation = {"summary": str(given.get("summary") or ""), "parameters": [*parameters, *common["issue"]],
+                         "responses": {"200": {"description": f"the answer in the shape of {standard.ref}",
+                                               "content": {"application/json": {"schema": answer}}},
+                                       **common["errors"]}}
+            if isinstance(given.get("operationId"), str):
+                operation["operationId"] = given["operationId"]
+            if method not in ("get", "head", "delete") and isinstance(given.get("requestBody"), dict):
+                operation["requestBody"] = given["requestBody"]  # forwarded as sent
+            operations[method] = operation
+        if operations:
+            paths[template] = operations
+    return {"openapi": "3.0.3",
+            "info": {"title": service.title, "description": service.description, "version": standard.version,
+                     "x-standard": standard.ref},
+            "servers": [{"url": f"/r1/{service.id}"}], "paths": paths,
+            "components": {"schemas": {"Record": common["record"], "Error": common["error"]}}}
+
+
+def _provider_paths(service) -> dict:
+    """The `paths` of the provider's OpenAPI document (read with the registry's limits)."""
+    from connectors.registry import read_yaml
+    from hub.errors import ConfigError
+
+    text, _ = openapi_document(service)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "openapi.yaml"
+        path.write_bytes(text)
+        try:
+            document, _ = read_yaml(path)
+        except ConfigError:
+            document = None
+    paths = document.get("paths") if isinstance(document, dict) else None
+    if not isinstance(paths, dict):
+        raise XRoadError(503, "Server.ServerProxy.MalformedServerConf",
+                         f"the OpenAPI document of {service.id} is not an OpenAPI 3 document with paths")
+    return {t: item for t, item in paths.items() if isinstance(t, str) and isinstance(item, dict)}
+
+
 def _fetch_openapi(service, url: str) -> bytes:
     target = httpx.URL(url)
     headers = {"Accept": "application/json, application/yaml, text/yaml"}
@@ -203,31 +270,15 @@ def _operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
         cached = _parsed.get(service.proxy.openapi)
     if cached and cached[0] == text:
         return cached[1]
-    found = _parse_operations(service, text)
+    found = _parse_operations(service)
     with _parsed_lock:
         _parsed[service.proxy.openapi] = (text, found)
     return found
 
 
-def _parse_operations(service, text: bytes) -> list[tuple[re.Pattern, frozenset[str]]]:
-    from connectors.registry import read_yaml
-    from hub.errors import ConfigError
-
-    with tempfile.TemporaryDirectory() as folder:  # read_yaml's limits (size, aliases, duplicate keys) hold here too
-        path = Path(folder) / "openapi.yaml"
-        path.write_bytes(text)
-        try:
-            document, _ = read_yaml(path)
-        except ConfigError:
-            document = None
-    paths = document.get("paths") if isinstance(document, dict) else None
-    if not isinstance(paths, dict):
-        raise XRoadError(503, "Server.ServerProxy.MalformedServerConf",
-                         f"the OpenAPI document of {service.id} is not an OpenAPI 3 document with paths")
+def _parse_operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
     found = []
-    for template, item in paths.items():
-        if not isinstance(template, str) or not isinstance(item, dict):
-            continue
+    for template, item in _provider_paths(service).items():
         pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
                           for part in re.split(r"(\{[^}/]*\})", template.rstrip("/") or "/"))
         found.append((re.compile(pattern + "/?"), frozenset(m.upper() for m in _METHODS if m in item)))

@@ -71,7 +71,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.guard import client_certificate
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
-__all__ = ["RateLimiter", "XRoadError", "openapi_of", "router"]
+__all__ = ["RateLimiter", "XRoadError", "answer_components", "field_schema", "openapi_of", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,37 @@ _OPENAPI_TYPES = {"string": "string", "integer": "integer", "number": "number", 
                   "date": "string", "date-time": "string"}
 
 
+def field_schema(field) -> dict:
+    """An OpenAPI 3.0 schema of one standard field, as the hub answers it."""
+    out = {"type": _OPENAPI_TYPES.get(field.type, "string"), "description": field.description or field.title}
+    if field.format or field.type in ("date", "date-time"):
+        out["format"] = field.format or field.type
+    if field.personal_data:
+        out["x-personal-data"] = field.personal_data
+    return out
+
+
+def answer_components(service, standard, fields) -> dict:
+    """What every answer of `service` shares, for a getOpenAPI document: the record of `fields` (of `standard`),
+    the masking lists, the X-Road-Issue header a personal-data service needs, and the X-Road error."""
+    by_name = {f.name: f for f in standard.fields}
+    return {
+        "record": {"type": "object", "properties": {n: {**field_schema(by_name[n]), "nullable": True}
+                                                     for n in fields if n in by_name}},
+        "shown": {"masked_fields": {"type": "array", "items": {"type": "string"}},
+                  "pseudonymized_fields": {"type": "array", "items": {"type": "string"}},
+                  "withheld_fields": {"type": "array", "items": {"type": "string"}}},
+        "issue": [{"name": "X-Road-Issue", "in": "header", "required": True,
+                   "description": "the case or purpose of the call (this service returns personal data: "
+                                  + ", ".join(service.personal_data) + ")", "schema": {"type": "string"}}
+                  ] if service.requires_issue else [],
+        "errors": {"default": {"description": "an X-Road error (X-Road-Error header)", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+        "error": {"type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                                                   "detail": {"type": "string"}}},
+    }
+
+
 def openapi_of(service) -> dict:
     """An OpenAPI 3 document of a dataset service's lookups, from its standard's fields: what getOpenAPI serves."""
     from schemas import load_standard
@@ -199,27 +230,14 @@ def openapi_of(service) -> dict:
     standard = load_standard(service.standard_ref)
     lookup = service.dataset
     by_name = {f.name: f for f in standard.fields}
+    common = answer_components(service, standard, lookup.fields)
 
     def schema(name: str) -> dict:
-        f = by_name[name]
-        out = {"type": _OPENAPI_TYPES.get(f.type, "string"), "description": f.description or f.title}
-        if f.format or f.type in ("date", "date-time"):
-            out["format"] = f.format or f.type
-        if f.personal_data:
-            out["x-personal-data"] = f.personal_data
-        return out
+        return field_schema(by_name[name])
 
-    record = {"type": "object", "properties": {n: {**schema(n), "nullable": True} for n in lookup.fields}}
-    shown = {"dataset": {"type": "string"}, "snapshot_id": {"type": "integer"},
-             "masked_fields": {"type": "array", "items": {"type": "string"}},
-             "pseudonymized_fields": {"type": "array", "items": {"type": "string"}},
-             "withheld_fields": {"type": "array", "items": {"type": "string"}}}
-    issue = [{"name": "X-Road-Issue", "in": "header", "required": True,
-              "description": "the case or purpose of the call (this service returns personal data: "
-                             + ", ".join(service.personal_data) + ")", "schema": {"type": "string"}}
-             ] if service.requires_issue else []
-    errors = {"default": {"description": "an X-Road error (X-Road-Error header)", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}}
+    record = common["record"]
+    shown = {"dataset": {"type": "string"}, "snapshot_id": {"type": "integer"}, **common["shown"]}
+    issue, errors = common["issue"], common["errors"]
     paths = {}
     if lookup.key:
         paths["/{" + lookup.key + "}"] = {"get": {
@@ -241,8 +259,7 @@ def openapi_of(service) -> dict:
             "info": {"title": service.title, "description": service.description, "version": standard.version,
                      "x-standard": service.standard_ref},
             "servers": [{"url": f"/r1/{service.id}"}], "paths": paths,
-            "components": {"schemas": {"Record": record, "Error": {"type": "object", "properties": {
-                "type": {"type": "string"}, "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
+            "components": {"schemas": {"Record": record, "Error": common["error"]}}}
 
 
 def router(settings):
@@ -583,9 +600,9 @@ def _metadata(settings, method: str, call: _Call, provider: ClientId, code: str,
         from exchange.events import openapi_of_changes
 
         return 200, openapi_of_changes(service)
-    from exchange.proxy import openapi_document
+    from exchange.proxy import consumer_openapi
 
-    return 200, openapi_document(service)  # a URL's document fetched (timeout: the service's), then kept a while
+    return 200, consumer_openapi(service)  # the provider's operations, answering in the standard's shape
 
 
 def _list_clients(settings) -> dict:
