@@ -198,11 +198,12 @@ class _View:
 
 # Credentials and grants are only ever added and revoked, never changed otherwise or deleted: the greatest id
 # and the number revoked of each table change with every change, and one query of them per call tells whether
-# the view of this process is still the catalog's (a revocation holds from the next call on).
-_FINGERPRINT = select(
-    select(func.max(ClientCredential.id)).scalar_subquery(), select(func.count(ClientCredential.revoked_at))
-    .scalar_subquery(), select(func.max(GrantRecord.id)).scalar_subquery(),
-    select(func.count(GrantRecord.revoked_at)).scalar_subquery())
+# the view of this process is still the catalog's (a revocation holds from the next call on). The latest times
+# tell a catalog put in its place (a restore) from the one read, should the counts agree.
+_FINGERPRINT = select(*(select(aggregate).scalar_subquery() for aggregate in (
+    func.max(ClientCredential.id), func.count(ClientCredential.revoked_at), func.max(ClientCredential.created_at),
+    func.max(ClientCredential.revoked_at), func.max(GrantRecord.id), func.count(GrantRecord.revoked_at),
+    func.max(GrantRecord.granted_at), func.max(GrantRecord.revoked_at))))
 _VIEWS: dict[str, _View] = {}
 _TOUCHED: dict[tuple[str, str], dt.datetime] = {}  # (catalog, prefix) -> when this process last wrote last_used_at
 
