@@ -46,7 +46,7 @@ import httpx
 from exchange.server import XRoadError, _header_safe
 
 __all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "consumer_openapi", "forward",
-           "openapi_document"]
+           "openapi_document", "provider_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def consumer_openapi(service) -> dict:
     else:
         answer["properties"]["record"] = {"$ref": "#/components/schemas/Record"}
     paths = {}
-    for template, item in _provider_paths(service).items():
+    for template, item in provider_paths(service).items():
         operations = {}
         for method in _METHODS:
             given = item.get(method)
@@ -218,7 +218,7 @@ def consumer_openapi(service) -> dict:
             "components": {"schemas": {"Record": common["record"], "Error": common["error"]}}}
 
 
-def _provider_paths(service) -> dict:
+def provider_paths(service) -> dict:
     """The `paths` of the provider's OpenAPI document (read with the registry's limits)."""
     from connectors.registry import read_yaml
     from hub.errors import ConfigError
@@ -278,7 +278,7 @@ def _operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
 
 def _parse_operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
     found = []
-    for template, item in _provider_paths(service).items():
+    for template, item in provider_paths(service).items():
         pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
                           for part in re.split(r"(\{[^}/]*\})", template.rstrip("/") or "/"))
         found.append((re.compile(pattern + "/?"), frozenset(m.upper() for m in _METHODS if m in item)))

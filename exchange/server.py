@@ -176,16 +176,17 @@ def _service_json(service) -> dict:
 
 
 def _proxy_endpoints(service) -> list[dict]:
-    from connectors.registry import read_yaml
+    """The operations of a proxied service's OpenAPI document (a document at a URL fetched and kept a while, as
+    getOpenAPI does); none when it cannot be had now: one provider's trouble does not fail listMethods."""
+    from exchange.proxy import provider_paths
 
-    where = service.proxy.openapi
-    if where.startswith(("http://", "https://")):
-        return []  # fetched only when getOpenAPI is asked for it
-    document, _ = read_yaml(Path(where))
     methods = ("get", "put", "post", "delete", "patch", "head", "options")
+    try:
+        paths = provider_paths(service)
+    except XRoadError:
+        return []
     return [{"method": m.upper(), "path": re.sub(r"\{[^}]*\}", "*", path)}
-            for path, item in sorted((document.get("paths") or {}).items()) if isinstance(item, dict)
-            for m in methods if m in item]
+            for path, item in sorted(paths.items()) for m in methods if m in item]
 
 
 _OPENAPI_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",

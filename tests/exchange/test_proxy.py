@@ -394,6 +394,9 @@ def test_get_openapi_fetches_a_document_at_the_providers_url(bus):
     assert served.status_code == 200, served.text
     _consumers_document(served.json(), f"{SIAK}/dokumen")
     assert siak.received[-1][2]["x-api-key"] == KEY  # on the provider's origin, with the provider's key
+    listed = call(bus, f"/r1/{SIAK}/listMethods", issue=None).json()["service"]
+    by_url = next(m for m in listed if f"{SIAK}/{m['service_code']}" == BY_URL)
+    assert {"method": "GET", "path": "/status/*"} in by_url["endpoint_list"]  # listed from the fetched document
     answer = call(bus, f"/r1/{BY_URL}/status/{NIK}")  # its operations are the fetched document's
     assert answer.status_code == 200, answer.text
     refused(call(bus, f"/r1/{BY_URL}/lain/{NIK}"), 400, "Client.BadRequest", NIK)
