@@ -152,24 +152,22 @@ _documents: dict[str, tuple[float, bytes]] = {}  # URL -> (fetched at, text)
 _documents_lock = threading.Lock()
 
 
-def openapi_document(service) -> tuple[bytes, str]:
-    """The provider's OpenAPI document as written (text and media type): the file beside the registration, or the
-    one at its http(s) URL, fetched with the service's timeout (and the provider's credential when it is on the
-    provider's origin) and kept OPENAPI_CACHE_SECONDS."""
+def openapi_document(service) -> bytes:
+    """The provider's OpenAPI document as written: the file beside the registration, or the one at its http(s) URL,
+    fetched with the service's timeout (and the provider's credential when it is on the provider's origin) and kept
+    OPENAPI_CACHE_SECONDS."""
     where = service.proxy.openapi
     if not where.startswith(("http://", "https://")):
-        text = Path(where).read_bytes()
-    else:
-        now = time.monotonic()
-        with _documents_lock:
-            cached = _documents.get(where)
-        if cached and now - cached[0] < OPENAPI_CACHE_SECONDS:
-            text = cached[1]
-        else:
-            text = _fetch_openapi(service, where)
-            with _documents_lock:
-                _documents[where] = (now, text)
-    return text, (_JSON if text.lstrip().startswith(b"{") else "text/yaml; charset=utf-8")
+        return Path(where).read_bytes()
+    now = time.monotonic()
+    with _documents_lock:
+        cached = _documents.get(where)
+    if cached and now - cached[0] < OPENAPI_CACHE_SECONDS:
+        return cached[1]
+    text = _fetch_openapi(service, where)
+    with _documents_lock:
+        _documents[where] = (now, text)
+    return text
 
 
 def consumer_openapi(service) -> dict:
@@ -218,12 +216,49 @@ def consumer_openapi(service) -> dict:
             "components": {"schemas": {"Record": common["record"], "Error": common["error"]}}}
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """The provider's OpenAPI document as read once per text: its paths, and per path template the pattern of the
+    paths it stands for (a `{parameter}` is one path segment) with the methods declared there."""
+
+    text: bytes
+    paths: dict
+    operations: list[tuple[re.Pattern, frozenset[str]]]
+
+
+_parsed: dict[str, _Parsed] = {}  # where the document is -> what was read of it
+_parsed_lock = threading.Lock()
+
+
+def _parsed_document(service) -> _Parsed:
+    """The provider's document, parsed again only when its text changes."""
+    text = openapi_document(service)
+    with _parsed_lock:
+        cached = _parsed.get(service.proxy.openapi)
+    if cached is not None and cached.text == text:
+        return cached
+    paths = _read_paths(service, text)
+    operations = []
+    for template, item in paths.items():
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
+                          for part in re.split(r"(\{[^}/]*\})", template.rstrip("/") or "/"))
+        operations.append((re.compile(pattern + "/?"), frozenset(m.upper() for m in _METHODS if m in item)))
+    found = _Parsed(text, paths, operations)
+    with _parsed_lock:
+        _parsed[service.proxy.openapi] = found
+    return found
+
+
 def provider_paths(service) -> dict:
-    """The `paths` of the provider's OpenAPI document (read with the registry's limits)."""
+    """The `paths` of the provider's OpenAPI document."""
+    return _parsed_document(service).paths
+
+
+def _read_paths(service, text: bytes) -> dict:
+    """The `paths` of an OpenAPI document's text, read with the registry's limits (size, aliases, duplicate keys)."""
     from connectors.registry import read_yaml
     from hub.errors import ConfigError
 
-    text, _ = openapi_document(service)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "openapi.yaml"
         path.write_bytes(text)
@@ -258,33 +293,6 @@ def _fetch_openapi(service, url: str) -> bytes:
     return reply.content
 
 
-_parsed: dict[str, tuple[bytes, list]] = {}  # where the document is -> (its text, its operations)
-_parsed_lock = threading.Lock()
-
-
-def _operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
-    """The provider's operations: per path template of its OpenAPI document, the pattern of the paths it stands for
-    (a `{parameter}` is one path segment) and the methods declared there. Parsed again only when the text changes."""
-    text, _ = openapi_document(service)
-    with _parsed_lock:
-        cached = _parsed.get(service.proxy.openapi)
-    if cached and cached[0] == text:
-        return cached[1]
-    found = _parse_operations(service)
-    with _parsed_lock:
-        _parsed[service.proxy.openapi] = (text, found)
-    return found
-
-
-def _parse_operations(service) -> list[tuple[re.Pattern, frozenset[str]]]:
-    found = []
-    for template, item in provider_paths(service).items():
-        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
-                          for part in re.split(r"(\{[^}/]*\})", template.rstrip("/") or "/"))
-        found.append((re.compile(pattern + "/?"), frozenset(m.upper() for m in _METHODS if m in item)))
-    return found
-
-
 def _check_operation(service, method: str, rest: str) -> None:
     """Refuse a call the provider's OpenAPI document does not declare: an unknown path (400), or a method the path
     does not take (405, with Allow)."""
@@ -296,7 +304,7 @@ def _check_operation(service, method: str, rest: str) -> None:
                              "segment or holds an encoded slash, which the hub does not forward")
     path = rest or "/"
     allowed = set()
-    for pattern, methods in _operations(service):
+    for pattern, methods in _parsed_document(service).operations:
         if pattern.fullmatch(path):
             allowed |= methods
     if not allowed:
@@ -305,6 +313,20 @@ def _check_operation(service, method: str, rest: str) -> None:
     if method not in allowed:
         raise XRoadError(405, "Client.InvalidHttpMethod", f"{service.id} takes {', '.join(sorted(allowed))} at "
                          f"this path, not {method}", {"Allow": ", ".join(sorted(allowed))})
+
+
+@dataclass(frozen=True)
+class _Registration:
+    """The service as the connectors' code reads a source registration: its id and file (what connectors.secrets
+    and connectors.http name in their messages) and its mapping (the mapping engine, connectors.rest.JsonBatches)."""
+
+    id: str
+    path: str
+    mapping: dict
+
+    @classmethod
+    def of(cls, service) -> _Registration:
+        return cls(str(service.id), str(service.path), service.proxy.mapping)
 
 
 # --- the provider's credential ------------------------------------------------------------------------------------
@@ -322,7 +344,7 @@ class _Credentials:
         self.params: dict[str, str] = {}
         self.basic: tuple[str, str] | None = None
         self._oauth2 = None
-        owner = _SecretOwner(str(service.id), str(service.path))
+        owner = _Registration.of(service)
 
         def secret(name: str, text_allowed: bool = False) -> str:
             value = auth[name]
@@ -348,14 +370,6 @@ class _Credentials:
             headers["Authorization"] = f"Bearer {self._oauth2._access_token()}"
         return (url.copy_merge_params(self.params) if self.params else url), headers, (
             httpx.BasicAuth(*self.basic) if self.basic else None)
-
-
-@dataclass(frozen=True)
-class _SecretOwner:
-    """What connectors.secrets and connectors.http name in their messages: the registration's file and id."""
-
-    id: str
-    path: str
 
 
 _credentials_cache: dict[tuple[str, str], tuple[float, _Credentials]] = {}
@@ -659,7 +673,7 @@ def _harmonized(service, standard, items: list):
     from schemas.record_check import record_check
     from transforms import harmonize
 
-    owner = _Mapping(id=str(service.id), path=str(service.path), mapping=service.proxy.mapping)
+    owner = _Registration.of(service)
     batches = JsonBatches(owner, batch_rows=max(1, len(items)))
     batch = [*batches.add(items), *batches.finish()]
     reasons: dict[int, list[str]] = {}
@@ -685,15 +699,6 @@ def _harmonized(service, standard, items: list):
     if reasons:
         _invalid(service, standard, reasons)
     return harmonized.table.select([f.name for f in standard.fields if f.name in service.proxy.mapping])
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    """The service's mapping, as the mapping engine and connectors.rest.JsonBatches read a source's."""
-
-    id: str
-    path: str
-    mapping: dict
 
 
 def _invalid(service, standard, reasons: dict[int, list[str]]) -> None:
