@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = [
     "Dataset", "DatasetVersion", "LineageEdge", "QuarantinedRow", "Run", "SearchDocument", "SearchFacet", "SourceState",
-    "all_tables", "engine", "init_db", "session", "utcnow",
+    "all_tables", "dataset_row", "engine", "init_db", "session", "utcnow",
 ]
 
 
@@ -214,6 +214,15 @@ def _add_missing_columns(eng: Engine) -> None:
             except DBAPIError:  # another process added it first
                 if column.name not in {c["name"] for c in inspect(eng).get_columns(table.name)}:
                     raise
+
+
+def dataset_row(url: str, dataset_id: str):
+    """A dataset's catalog row, its columns as attributes (what readers of a Dataset use), read without the ORM: the
+    service bus asks on every call. None when the catalog has no such dataset."""
+    from sqlalchemy import select
+
+    with engine(url).connect() as con:
+        return con.execute(select(Dataset.__table__).where(Dataset.id == dataset_id)).first()
 
 
 def session(url: str) -> Session:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from catalog.db import Base, Dataset, LineageEdge, init_db, session, utcnow
 from catalog.identity import Identity, caller
 from hub.errors import HubError
-from hub.settings import positive_setting
+from hub.settings import positive_setting, public_url
 
 __all__ = [
     "CHANGES", "CHANNELS", "EVENTS", "Delivery", "NeedsToken", "NotFound", "Subscription", "SubscriptionError",
@@ -184,11 +184,6 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _public_url() -> str:
-    """Where people reach this hub's API, for the links in mails and payloads."""
-    return (os.environ.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -203,12 +198,12 @@ def _mint(settings, subscription_id: str, purpose: str) -> str:
 
 def _link(action: str, token: str) -> str:
     """The portal page a mail links to: it acts only on its button, so a mail scanner opening links acts on none."""
-    return f"{_public_url()}/subscriptions/{action}?{urlencode({'token': token})}"
+    return f"{public_url()}/subscriptions/{action}?{urlencode({'token': token})}"
 
 
 def _api_link(action: str, token: str) -> str:
     """The API endpoint that acts on a POST at once: for programs, and for one-click unsubscribe (RFC 8058)."""
-    return f"{_public_url()}/api/subscriptions/{action}?{urlencode({'token': token})}"
+    return f"{public_url()}/api/subscriptions/{action}?{urlencode({'token': token})}"
 
 
 def _check_webhook_target(url: str) -> None:
@@ -380,7 +375,7 @@ def _payload(s, dataset_id: str, event: str, details: dict, source: str) -> dict
         "run_id": details.get("run_id"),
         "rows": dataset.row_count if dataset and event == "published" else None,
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "links": {"dataset": f"{_public_url()}/api/datasets/{dataset_id}"},
+        "links": {"dataset": f"{public_url()}/api/datasets/{dataset_id}"},
     }
     if event == "failed":
         payload.update(source=source, error=details.get("error"))
@@ -422,7 +417,8 @@ def _change_events(s, dataset_id: str) -> list[Delivery]:
     system subscribed to the dataset's changes and still granted the service. Only which version it tells of is
     kept: the changes are read when it is sent, as the subscriber may see them then."""
     from catalog.db import DatasetVersion
-    from exchange.clients import GrantRecord
+    from exchange.clients import active_grant
+    from exchange.identifiers import ClientId, ServiceId
 
     subscribers = [sub for sub in s.scalars(select(Subscription).where(
         Subscription.dataset_id == dataset_id, Subscription.client.is_not(None))) if CHANGES in sub.events]
@@ -436,10 +432,7 @@ def _change_events(s, dataset_id: str) -> list[Delivery]:
                "committed_at": version.committed_at.isoformat(timespec="seconds") + "Z"}
     events = []
     for sub in subscribers:
-        granted = s.scalar(select(GrantRecord.id).where(GrantRecord.service == sub.service,
-                                                        GrantRecord.client == sub.client,
-                                                        GrantRecord.revoked_at.is_(None)))
-        if granted is None:
+        if active_grant(s, ServiceId.parse(sub.service), ClientId.parse(sub.client)) is None:
             continue
         event = _new_delivery(sub, CHANGES, {**payload, "service": sub.service, "client": sub.client})
         event.id = change_event_id(sub.id, version.snapshot_id)

@@ -18,7 +18,8 @@ from hub.errors import HubError
 
 __all__ = [
     "ClientAuthenticationError", "ClientCredential", "ExchangeError", "Grant", "GrantRecord",
-    "add_client", "allowed", "authenticate", "certificate_fingerprint", "grant", "list_clients", "list_grants", "revoke_client", "revoke_grant",
+    "active_grant", "add_client", "allowed", "authenticate", "certificate_fingerprint", "grant", "list_clients",
+    "list_grants", "officer_of", "revoke_client", "revoke_grant",
 ]
 
 # A client subsystem's token: `hubx_`, its public prefix, its secret. Not a user's `hub_` token: neither opens
@@ -74,6 +75,15 @@ class Grant:
     purpose: str | None
     granted_at: dt.datetime
     granted_by: str
+
+
+def officer_of(client: ClientId):
+    """A consumer subsystem as the catalog sees it: an officer of its member's agency. So `catalog.access` and
+    `catalog.masking` decide what it sees of any dataset or standard exactly as for that agency's officers; a grant
+    opens a service, it never clears more."""
+    from catalog.identity import Identity
+
+    return Identity(name=str(client)[:64], role="agency", agency=client.member_code)
 
 
 def _client(text) -> ClientId:
@@ -252,7 +262,8 @@ def _known_service(settings, service: ServiceId) -> None:
                             f"broken files); known services: {known}")
 
 
-def _active_grant(s, service: ServiceId, client: ClientId):
+def active_grant(s, service: ServiceId, client: ClientId):
+    """The live grant record of `service` to `client` in session `s`, or None."""
     return s.scalar(select(GrantRecord).where(GrantRecord.service == str(service), GrantRecord.client == str(client),
                                               GrantRecord.revoked_at.is_(None)))
 
@@ -268,7 +279,7 @@ def grant(settings, service, client, purpose: str | None, by: str) -> Grant:
     with session(settings.catalog_url) as s, s.begin():
         if _active_credential(s, client) is None:
             raise ExchangeError(f"no client {client} with a live credential (`hub exchange clients add {client}`)")
-        if _active_grant(s, service, client) is not None:
+        if active_grant(s, service, client) is not None:
             raise ExchangeError(f"{client} is granted {service} already (`hub exchange grants` lists it)")
         record = GrantRecord(service=str(service), client=str(client), purpose=purpose, granted_at=utcnow(),
                              granted_by=by[:64])
@@ -281,7 +292,7 @@ def revoke_grant(settings, service, client, by: str) -> tuple[ServiceId, ClientI
     service, client = _service(service), _client(client)
     init_db(settings.catalog_url)
     with session(settings.catalog_url) as s, s.begin():
-        record = _active_grant(s, service, client)
+        record = active_grant(s, service, client)
         if record is None:
             raise ExchangeError(f"{client} holds no grant of {service}")
         record.revoked_at, record.revoked_by = utcnow(), by[:64]

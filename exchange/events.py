@@ -12,20 +12,18 @@ than one event carries holds the first of them and the cursor to read the rest f
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import func, select
 
-from catalog.db import Dataset, init_db, session, utcnow
-from catalog.identity import Identity
-from exchange.clients import ExchangeError, allowed
+from catalog.db import Dataset, dataset_row, init_db, session, utcnow
+from exchange.clients import ExchangeError, allowed, officer_of
 from exchange.identifiers import ClientId, ServiceId
-from hub.settings import positive_setting
+from hub.settings import positive_setting, public_url
 
-__all__ = ["consumer", "event_body", "event_changes", "feed_answer", "list_subscriptions", "openapi_of_changes",
+__all__ = ["event_body", "event_changes", "feed_answer", "list_subscriptions", "openapi_of_changes",
            "subscribe", "unsubscribe"]
 
 
@@ -33,11 +31,6 @@ def event_changes() -> int:
     """HUB_CHANGE_EVENT_CHANGES: the most changes one event holds (default 100); a version with more sends the
     first of them and the cursor of the rest, which the consumer reads from the feed."""
     return positive_setting("HUB_CHANGE_EVENT_CHANGES", 100, int)
-
-
-def consumer(client: ClientId) -> Identity:
-    """A consumer subsystem as the catalog sees it: an officer of its member's agency (as dataset services do)."""
-    return Identity(name=str(client)[:64], role="agency", agency=client.member_code)
 
 
 def _changes_service(settings, service) -> object:
@@ -143,22 +136,19 @@ def event_body(settings, sub, event: dict) -> dict:
     if allowed(settings, sub.service, client) is None:
         raise Undeliverable(f"{client} no longer holds a grant of {sub.service}")
     service = _changes_service(settings, sub.service)
-    with session(settings.catalog_url) as s:
-        dataset = s.get(Dataset, event["dataset"])
-        if dataset is not None:
-            s.expunge(dataset)
+    dataset = dataset_row(settings.catalog_url, event["dataset"])
     if dataset is None:
         raise Undeliverable(f"dataset {event['dataset']} is no longer in the catalog")
     version = changes.Version(event["sequence"], event["snapshot_id"], event["previous_snapshot_id"],
                               _parse_time(event["committed_at"]))
     try:
-        found = changes.changes_of(settings, dataset, consumer(client), version, 0, event_changes(),
+        found = changes.changes_of(settings, dataset, officer_of(client), version, 0, event_changes(),
                                    list(service.changes.fields))
     except changes.VersionGone as e:
         raise Undeliverable(str(e)) from None
     sent = len(found["changes"])
     rest = f"{version.snapshot_id}:{sent}" if sent < found["total"] else None
-    feed = f"{_public_url()}/r1/{quote(str(service.id), safe='/')}"
+    feed = f"{public_url()}/r1/{quote(str(service.id), safe='/')}"
     return {
         "event": "changes", "service": str(service.id), "client": str(client), "dataset": dataset.id,
         "key": list(service.changes.key), "snapshot_id": version.snapshot_id,
@@ -177,12 +167,6 @@ def _parse_time(text: str):
     return dt.datetime.fromisoformat(text.removesuffix("Z"))
 
 
-def _public_url() -> str:
-    import os
-
-    return (os.environ.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
-
-
 # --- the feed as an X-Road service ------------------------------------------------------------------------------
 
 _PARAMETERS = ("since", "limit")
@@ -192,32 +176,21 @@ def feed_answer(settings, call, service, rest: str, query: bytes):
     """`GET /r1/{changes service}?since=SNAPSHOT&limit=N`: a page of the feed as the consumer subsystem may see it,
     the service's fields only (`catalog.changes.feed`). Refusals are XRoadErrors; no message quotes a value."""
     from catalog.access import AccessDenied
-    from catalog.changes import MAX_LIMIT, ChangesError, VersionGone, feed
-    from exchange.server import XRoadError
+    from catalog.changes import DEFAULT_LIMIT, MAX_LIMIT, ChangesError, VersionGone, feed
+    from exchange.server import XRoadError, query_pairs
 
     if rest.strip("/"):
         raise XRoadError(400, "Client.BadRequest", f"{service.id} takes no path: GET it with ?since=SNAPSHOT")
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    for name, _ in pairs:
-        if name not in _PARAMETERS:
-            shown = name if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name) else "(not a parameter name)"
-            raise XRoadError(400, "Client.BadRequest", f"{service.id} has no parameter {shown}; its parameters: "
-                                                       "since, limit")
-    given = dict(pairs)
-    if len(given) != len(pairs):
-        raise XRoadError(400, "Client.BadRequest", "a parameter is given twice")
-    limit = given.get("limit", "100")
+    given = dict(query_pairs(service.id, query, _PARAMETERS, "parameter", "parameter name"))
+    limit = given.get("limit", str(DEFAULT_LIMIT))
     if not (limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT):
         raise XRoadError(400, "Client.BadRequest", f"limit: a whole number from 1 to {MAX_LIMIT}")
-    with session(settings.catalog_url) as s:
-        dataset = s.get(Dataset, service.changes.dataset)
-        if dataset is not None:
-            s.expunge(dataset)
+    dataset = dataset_row(settings.catalog_url, service.changes.dataset)
     if dataset is None or dataset.snapshot_id is None:
         raise XRoadError(503, "Server.ServerProxy.ServiceFailed",
                          f"{service.id} feeds dataset {service.changes.dataset}, which is not published yet")
     try:
-        page = feed(settings, dataset, consumer(call.client), call.address, since=given.get("since"),
+        page = feed(settings, dataset, officer_of(call.client), call.address, since=given.get("since"),
                     limit=int(limit), fields=list(service.changes.fields), audited=False)
     except AccessDenied:
         raise XRoadError(403, "Server.ServerProxy.AccessDenied",
@@ -234,23 +207,19 @@ def feed_answer(settings, call, service, rest: str, query: bytes):
 
 
 def openapi_of_changes(service) -> dict:
-    """An OpenAPI 3 document of a changes service's feed: what getOpenAPI serves for it."""
+    """An OpenAPI 3 document of a changes service's feed: what getOpenAPI serves for it. Its record, the X-Road-Issue
+    header and the error are those of every service's document (exchange.server.answer_components)."""
+    from catalog.changes import DEFAULT_LIMIT, MAX_LIMIT
+    from exchange.server import answer_components
     from schemas import load_standard
 
     standard = load_standard(service.standard_ref)
-    by_name = {f.name: f for f in standard.fields}
-    record = {"type": "object", "nullable": True, "properties": {
-        n: {"type": "string" if by_name[n].type in ("date", "date-time") else by_name[n].type, "nullable": True,
-            "description": by_name[n].description or by_name[n].title} for n in service.changes.fields}}
+    common = answer_components(service, standard, service.changes.fields)
     change = {"type": "object", "properties": {
         "op": {"type": "string", "enum": ["insert", "update", "delete"]},
         "key": {"type": "object", "properties": {k: {"type": "string"} for k in service.changes.key}},
-        "record": record, "snapshot_id": {"type": "integer"},
-        "committed_at": {"type": "string", "format": "date-time"}}}
-    issue = [{"name": "X-Road-Issue", "in": "header", "required": True,
-              "description": "the case or purpose of the call (the changes hold personal data: "
-                             + ", ".join(service.personal_data) + ")", "schema": {"type": "string"}}
-             ] if service.requires_issue else []
+        "record": {"allOf": [{"$ref": "#/components/schemas/Record"}], "nullable": True},
+        "snapshot_id": {"type": "integer"}, "committed_at": {"type": "string", "format": "date-time"}}}
     return {"openapi": "3.0.3",
             "info": {"title": service.title, "description": service.description, "version": standard.version,
                      "x-standard": service.standard_ref},
@@ -262,9 +231,10 @@ def openapi_of_changes(service) -> dict:
                      "description": "a version's snapshot id, or the `next` cursor of a page; default: the first "
                                     "version"},
                     {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}, *issue],
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}, *common["issue"]],
                 "responses": {"200": {"description": "a page of changes", "content": {"application/json": {
                     "schema": {"type": "object", "properties": {
                         "changes": {"type": "array", "items": change}, "next": {"type": "string"},
-                        "more": {"type": "boolean"}}}}}},
-                    "default": {"description": "an X-Road error (X-Road-Error header)"}}}}}}
+                        "more": {"type": "boolean"}, **common["shown"]}}}}},
+                    **common["errors"]}}}},
+            "components": {"schemas": {"Record": common["record"], "Error": common["error"]}}}

@@ -523,7 +523,7 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
     it; what reached the provider, the rows answered and the pseudonym of the key of a single record answered go
     into it. Refusals and failures raise XRoadError."""
     from catalog.access import access_to
-    from catalog.identity import Identity
+    from exchange.clients import officer_of
     from schemas import load_standard
 
     proxy = service.proxy
@@ -534,7 +534,7 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
                          "operator finds why in the server's log")
     standard = load_standard(service.standard_ref)
     consumer = call.client
-    who = Identity(name=str(consumer)[:64], role="agency", agency=consumer.member_code)
+    who = officer_of(consumer)
     access = access_to(who, _Answered(str(service.id), standard.classification, service.id.member_code), standard)
     if not access.readable:
         raise XRoadError(403, "Server.ServerProxy.AccessDenied",

@@ -479,18 +479,16 @@ def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: b
             raise XRoadError(429, "Server.ServerProxy.RateLimitExceeded",
                              f"{call.client} may call {service_id} {requests} times in {seconds:g} s",
                              {"Retry-After": str(max(1, int(wait + 0.999)))})
-    if service.kind == "changes":  # the change feed (exchange.events)
-        if method not in ("GET", "HEAD"):
-            raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
-        from exchange.events import feed_answer
-
-        return feed_answer(settings, call, service, rest, query)
     if service.kind == "proxy":
         from exchange.proxy import forward
 
         return forward(settings, service, call, method, rest, query, body, headers or {})
     if method not in ("GET", "HEAD"):
         raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
+    if service.kind == "changes":  # the change feed (exchange.events)
+        from exchange.events import feed_answer
+
+        return feed_answer(settings, call, service, rest, query)
     return _lookup(settings, call, service, rest, query)
 
 
@@ -500,15 +498,27 @@ def _allowed(settings, service_id, client):
     return allowed(settings, service_id, client)
 
 
+def query_pairs(service_id, query: bytes, known, noun: str, kind: str) -> list[tuple[str, str]]:
+    """The query's (name, value) pairs, each name one of `known` (the service's `noun`s) and none given twice (HTTP
+    parameter pollution, PR-REST 4.2); refusals name no value, and a name only when it is one (`kind`)."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    names = [n for n, _ in pairs]
+    for name in names:
+        if name not in known:
+            shown = name if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name) else f"(not a {kind})"
+            raise _bad(f"{service_id} has no {noun} {shown}; its {noun}s: {', '.join(known) or 'none'}")
+    if len(set(names)) != len(names):
+        raise _bad(f"a {noun} is given twice")
+    return pairs
+
+
 def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     """A dataset service's answer: one record by key (`/{key}`) or the records matching the filters (`?f=v`)."""
     from catalog.access import AccessDenied
-    from sqlalchemy import select
-
-    from catalog.db import Dataset, engine
-    from catalog.identity import Identity
+    from catalog.db import dataset_row
     from catalog.lookup import by_key
     from catalog.rows import Condition, page
+    from exchange.clients import officer_of
     from hub.errors import Busy, QueryError
     from transforms import pseudonym
 
@@ -516,14 +526,7 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     segments = [s for s in rest.split("/") if s] if rest else []
     if len(segments) > 1:
         raise _bad(f"{service.id} takes at most one path segment, the {lookup.key or 'key'}")
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    names = [n for n, _ in pairs]
-    for name in names:
-        if name not in lookup.filters:
-            shown = name if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name) else "(not a field name)"
-            raise _bad(f"{service.id} has no filter {shown}; its filters: {', '.join(lookup.filters) or 'none'}")
-    if len(set(names)) != len(names):
-        raise _bad("a filter is given twice")  # HTTP parameter pollution (PR-REST 4.2)
+    pairs = query_pairs(service.id, query, lookup.filters, "filter", "field name")
     where = [Condition(n, "=", (v,)) for n, v in pairs]
     key = None
     if segments:
@@ -540,12 +543,11 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
                    lookup.filters else f"{service.id} answers a lookup: give "
                    + " or ".join(filter(None, [f"the {lookup.key} in the path" if lookup.key else None,
                                                f"a filter ({', '.join(lookup.filters)})" if lookup.filters else None])))
-    with engine(settings.catalog_url).connect() as con:  # the row's columns as attributes: no ORM on every call
-        dataset = con.execute(select(Dataset.__table__).where(Dataset.id == lookup.dataset)).first()
+    dataset = dataset_row(settings.catalog_url, lookup.dataset)
     if dataset is None or dataset.snapshot_id is None:
         raise XRoadError(503, "Server.ServerProxy.ServiceFailed",
                          f"{service.id} answers from dataset {lookup.dataset}, which is not published yet")
-    consumer = Identity(name=str(call.client)[:64], role="agency", agency=call.client.member_code)
+    consumer = officer_of(call.client)
     try:
         if key is not None and not pairs:  # the counter's lookup: from an index of what the consumer may see
             found = by_key(settings, dataset, consumer, lookup.key, key, lookup.fields)

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow", "positive_setting", "services_dir"]
+__all__ = ["ROOT", "Settings", "data_dirs", "load_settings", "configure_airflow", "positive_setting", "public_url",
+           "services_dir"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,11 @@ def positive_setting(name: str, default, kind=float):
     if value is None or not value > 0 or not math.isfinite(value):
         raise ConfigError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}")
     return value
+
+
+def public_url() -> str:
+    """HUB_PUBLIC_URL: where people and systems reach this hub's API, for the links in mails and payloads."""
+    return (os.environ.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 
 def data_dirs() -> tuple[Path, ...]:

@@ -244,6 +244,9 @@ def test_the_feed_as_an_x_road_service(bus):
                          headers={"X-Road-Client": DINSOS, "Authorization": f"Bearer {bus['tokens'][DINSOS]}"},
                          timeout=30).json()
     assert document["openapi"].startswith("3.") and "/" in document["paths"]
+    from openapi_spec_validator import validate
+
+    validate(document)
 
     log = json.loads(run(bus, "audit", "who-accessed", "disdukcapil_siak", "--json"))
     calls = [e for e in log if e["action"] == "exchange.call" and e["details"]["service"] == CHANGES]
