@@ -83,6 +83,12 @@ class Version:
 def versions(settings, dataset_id: str) -> list[Version]:
     """The dataset's versions still kept, oldest first, each with the snapshot of the version before it, which may
     have expired (`hub maintain` drops an expired version from hub_dataset_versions; its published run stays)."""
+    return _history(settings, dataset_id)[0]
+
+
+def _history(settings, dataset_id: str) -> tuple[list[Version], set[int]]:
+    """`versions`, and the snapshots of the versions once published and no longer kept: both from one read of the
+    kept versions and the published runs."""
     from sqlalchemy import select
 
     from catalog.db import DatasetVersion, Run, session
@@ -97,19 +103,7 @@ def versions(settings, dataset_id: str) -> list[Version]:
     for sequence, snapshot_id, committed_at in rows:
         found.append(Version(sequence, snapshot_id, before.get(snapshot_id, previous), committed_at))
         previous = snapshot_id
-    return found
-
-
-def _expired(settings, dataset_id: str, kept: list[Version]) -> set[int]:
-    """The versions once published and no longer kept."""
-    from sqlalchemy import select
-
-    from catalog.db import Run, session
-
-    with session(settings.catalog_url) as s:
-        published = set(s.scalars(select(Run.snapshot_id).where(Run.dataset_id == dataset_id,
-                                                                Run.status == "published")))
-    return published - {v.snapshot_id for v in kept} - {None}
+    return found, set(published) - {v.snapshot_id for v in found}
 
 
 def _standard(dataset, written_with: str | None = None):
@@ -266,11 +260,17 @@ def change_set(settings, dataset, version: Version) -> Path:
     return path
 
 
+def _naming(settings, dataset_id: str, expired: set[int]) -> list[Path]:
+    """The kept change sets of the dataset that name an expired version (as the one compared or the one before)."""
+    names = {str(e) for e in expired}
+    return [path for path in (settings.home / CACHE / dataset_id).glob("*.parquet")
+            if {p for p in path.stem.split("-") if p != "none"} & names]
+
+
 def _forget_expired(settings, dataset_id: str, expired: set[int]) -> None:
     """Remove the kept change sets that name an expired version: they hold its keys, which must not outlive it."""
-    for path in (settings.home / CACHE / dataset_id).glob("*.parquet"):
-        if {p for p in path.stem.split("-") if p != "none"} & {str(e) for e in expired}:
-            path.unlink(missing_ok=True)
+    for path in _naming(settings, dataset_id, expired):
+        path.unlink(missing_ok=True)
 
 
 def retire_change_sets(settings, now: float | None = None, dry_run: bool = False) -> list[Path]:
@@ -290,9 +290,7 @@ def retire_change_sets(settings, now: float | None = None, dry_run: bool = False
         if folder.name not in known:
             gone = sorted(folder.iterdir())
         else:
-            expired = {str(e) for e in _expired(settings, folder.name, versions(settings, folder.name))}
-            gone = [p for p in folder.glob("*.parquet")
-                    if {part for part in p.stem.split("-") if part != "none"} & expired]
+            gone = _naming(settings, folder.name, _history(settings, folder.name)[1])
         gone += [p for p in folder.glob("*.partial") if p not in gone and p.stat().st_mtime < cutoff]
         for path in gone:
             if not dry_run:
@@ -469,8 +467,7 @@ def feed(settings, dataset, who: Identity, client: str | None, *, since: str | N
 
     limit = max(1, min(int(limit), MAX_LIMIT))
     key = key_fields(dataset)
-    history = versions(settings, dataset.id)
-    expired = _expired(settings, dataset.id, history)
+    history, expired = _history(settings, dataset.id)
     _forget_expired(settings, dataset.id, expired)
     index, offset = _position(history, since, expired)
     # Refused before anything is read; the field lists of the answer are the current version's.
