@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from _faults import KILLED_RUN, RUN_KILL_POINTS, child
+from _exchange import client_token, siak_published
 from _served import hub, serve
 from _webhooks import Receiver
 from hub.settings import ROOT, Settings
@@ -73,19 +74,9 @@ def events(receiver: Receiver, path: str, since: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory):
-    from demo.agencies import build
-
     home = tmp_path_factory.mktemp("changes-home")
-    build(home, people_count=480, dinsos_count=120)
-    services = home / "services"
-    services.mkdir()
-    for name in ("disdukcapil-siak-penduduk.yaml", "disdukcapil-siak-penduduk-changes.yaml"):
-        shutil.copy(ROOT / "exchange" / "services" / name, services)
-    env = {"HUB_SERVICES": str(services)}
-    hub(home, "run", "disdukcapil_siak", env=env)
-    tokens = {}
-    for client in (DINSOS, DINKES, BAPPEDA):
-        tokens[client] = hub(home, "exchange", "clients", "add", client, env=env).stdout.strip().splitlines()[-1]
+    env = siak_published(home, "disdukcapil-siak-penduduk.yaml", "disdukcapil-siak-penduduk-changes.yaml")
+    tokens = {client: client_token(home, env, client) for client in (DINSOS, DINKES, BAPPEDA)}
     hub(home, "exchange", "grant", CHANGES, DINSOS, "--purpose", PURPOSE, env=env)
     hub(home, "exchange", "grant", CHANGES, DINKES, "--purpose", "surveilans kesehatan", env=env)
     hub(home, "exchange", "grant", LOOKUP, BAPPEDA, "--purpose", "perencanaan", env=env)

@@ -9,7 +9,6 @@ import datetime as dt
 import ipaddress
 import json
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -17,8 +16,8 @@ import time
 import httpx
 import pytest
 
+from _exchange import client_token, siak_published
 from _served import HUB, free_port, hub, hub_env
-from hub.settings import ROOT
 
 PENDUDUK = "BOGOR/GOV/disdukcapil/siak/penduduk"
 DINSOS, DINKES = "BOGOR/GOV/dinsos/siks", "BOGOR/GOV/dinkes/simpus"
@@ -63,8 +62,6 @@ def _write(folder, name: str, certificate, key) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory):
-    from demo.agencies import build
-
     home = tmp_path_factory.mktemp("mtls-home")
     pki = tmp_path_factory.mktemp("pki")
     ca_key, other_ca_key = _key(), _key()
@@ -81,15 +78,9 @@ def bus(tmp_path_factory):
         certs[name] = _write(pki, name, _certificate(name, key, issuer, issuer_key), key)
     assert other_ca  # the stranger's issuer: never given to the hub
 
-    build(home, people_count=200, dinsos_count=40)
-    services = home / "services"
-    services.mkdir()
-    shutil.copy(ROOT / "exchange" / "services" / "disdukcapil-siak-penduduk.yaml", services)
-    env = {"HUB_SERVICES": str(services)}
-    hub(home, "run", "disdukcapil_siak", env=env)
-    tokens = {DINSOS: hub(home, "exchange", "clients", "add", DINSOS, "--certificate", certs["dinsos"][0],
-                          env=env).stdout.strip().splitlines()[-1],
-              DINKES: hub(home, "exchange", "clients", "add", DINKES, env=env).stdout.strip().splitlines()[-1]}
+    env = siak_published(home, "disdukcapil-siak-penduduk.yaml", people=200, dinsos=40)
+    tokens = {DINSOS: client_token(home, env, DINSOS, "--certificate", certs["dinsos"][0]),
+              DINKES: client_token(home, env, DINKES)}
     assert all(TOKEN.fullmatch(t) for t in tokens.values())
     for client in (DINSOS, DINKES):
         hub(home, "exchange", "grant", PENDUDUK, client, "--purpose", "verifikasi", env=env)

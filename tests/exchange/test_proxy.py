@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from _exchange import client_token
 from _served import demo_systems, hub, serve
 
 DINSOS, DINKES = "BOGOR/GOV/dinsos/siks", "BOGOR/GOV/dinkes/simpus"
@@ -184,7 +185,7 @@ def bus(tmp_path_factory):
     env = {"HUB_SERVICES": str(services), "TEST_SIAK_KEY": KEY, "TEST_WRONG_KEY": "bukan-kuncinya"}
     tokens = {}
     for client in (DINSOS, DINKES):
-        tokens[client] = hub(home, "exchange", "clients", "add", client, env=env).stdout.strip().splitlines()[-1]
+        tokens[client] = client_token(home, env, client)
     for code in registrations:
         hub(home, "exchange", "grant", f"{SIAK}/{code}", DINSOS, "--purpose", "verifikasi bansos", env=env)
     for code in (STATUS, LIST):
@@ -514,7 +515,7 @@ def test_the_demo_siak_status_check_end_to_end(tmp_path):
     assert counts["MATI"] >= 5 and counts["PINDAH"] >= 5  # some deaths and moves, the same in every build
     service = f"{SIAK}/status-penduduk"
     with demo_systems(tmp_path) as env:
-        token = hub(tmp_path, "exchange", "clients", "add", DINSOS, env=env).stdout.strip().splitlines()[-1]
+        token = client_token(tmp_path, env, DINSOS)
         hub(tmp_path, "exchange", "grant", service, DINSOS, "--purpose", "verifikasi bansos", env=env)
         server, base = serve(tmp_path, env)
         try:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 
 import httpx
 import pytest
 
+from _exchange import client_token, siak_published
 from _served import hub, serve
-from hub.settings import ROOT
 
 PENDUDUK = "BOGOR/GOV/disdukcapil/siak/penduduk"
 WILAYAH = "BOGOR/GOV/disdukcapil/siak/wilayah"
@@ -66,23 +65,15 @@ paths:
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory):
-    from demo.agencies import build
-
     home = tmp_path_factory.mktemp("r1-home")
-    build(home, people_count=480, dinsos_count=120)
+    env = siak_published(home, "disdukcapil-siak-penduduk.yaml")
     services = home / "services"
-    services.mkdir()
-    shutil.copy(ROOT / "exchange" / "services" / "disdukcapil-siak-penduduk.yaml", services)
-    (services / "wilayah.yaml").write_text(_WILAYAH)
-    (services / "rusak.yaml").write_text(_BROKEN)
-    env = {"HUB_SERVICES": str(services)}
-    hub(home, "run", "disdukcapil_siak", env=env)
-    (services / "kematian.yaml").write_text(_PROXIED)
-    (services / "kematian.openapi.yaml").write_text(_OPENAPI)
+    for name, text in (("wilayah.yaml", _WILAYAH), ("rusak.yaml", _BROKEN), ("kematian.yaml", _PROXIED),
+                       ("kematian.openapi.yaml", _OPENAPI)):
+        (services / name).write_text(text)
     tokens = {}
     for client in (DINSOS, DINKES, BAPPEDA):
-        made = hub(home, "exchange", "clients", "add", client, env=env)
-        tokens[client] = made.stdout.strip().splitlines()[-1]
+        tokens[client] = client_token(home, env, client)
         assert TOKEN.fullmatch(tokens[client])
     hub(home, "exchange", "grant", PENDUDUK, DINSOS, "--purpose", "verifikasi bansos", env=env)
     hub(home, "exchange", "grant", WILAYAH, DINSOS, env=env)
