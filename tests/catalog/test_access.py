@@ -17,6 +17,7 @@ import re
 import httpx
 import pytest
 
+from _exchange import client_token
 from _served import demo_systems, hub, serve
 
 SOURCES = ("dinkes_faskes", "disdukcapil_siak", "dinkes_sitb", "dpmptsp_oss")
@@ -77,7 +78,7 @@ def catalog(tmp_path_factory):
     for name, (role, agency) in PERSONAS.items():
         if role == "agency":  # each agency's system is a client of the service bus, granted every service
             client = f"BOGOR/GOV/{agency}/sistem"
-            clients[name] = (client, hub(home, "exchange", "clients", "add", client, env=env).stdout.split()[-1])
+            clients[name] = (client, client_token(home, env, client))
             for service, _ in EXCHANGE.values():
                 hub(home, "exchange", "grant", service, client, "--purpose", "uji hak akses", env=env)
     server, base = serve(home, env)
