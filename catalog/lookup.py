@@ -29,7 +29,7 @@ from catalog.identity import Identity
 from hub.errors import QueryError
 from hub.settings import positive_setting
 
-__all__ = ["by_key", "forget"]
+__all__ = ["by_key", "forget", "indexed"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,23 @@ def forget() -> None:
         _INDEXES.clear()
 
 
-def _index(settings, dataset, who: Identity, key: str, fields: tuple[str, ...]) -> _Index:
+def indexed(settings, dataset, who: Identity, key: str, fields: tuple[str, ...]) -> bool:
+    """Whether `by_key` with these arguments answers from an index already built (a quick lookup)."""
+    name = _name(settings, dataset, who, key, tuple(dict.fromkeys(fields)))
+    with _LOCK:
+        return name in _INDEXES
+
+
+def _name(settings, dataset, who: Identity, key: str, fields: tuple[str, ...]) -> tuple:
     from transforms import pseudonym
 
     rule = (dataset.classification, dataset.standard, dataset.standard_version, who.role, who.agency,
             hmac.new(pseudonym.key(settings.home), b"lookup indexes", hashlib.sha256).hexdigest()[:16])
-    name = (str(settings.home), dataset.id, dataset.snapshot_id, rule, key, fields)
+    return str(settings.home), dataset.id, dataset.snapshot_id, rule, key, fields
+
+
+def _index(settings, dataset, who: Identity, key: str, fields: tuple[str, ...]) -> _Index:
+    name = _name(settings, dataset, who, key, fields)
     with _LOCK:
         index = _INDEXES.get(name)
         if index is not None:

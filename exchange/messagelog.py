@@ -1,67 +1,72 @@
 """The service bus's message log: one entry per call in the audit log's keyed chain, committed before the call is
 answered, the calls that finish at the same moment sharing one commit.
 
-Writing each call's entry in its own transaction would make every call wait for its own disk sync, one after
-the other (the chain allows one writer at a time): under ten concurrent consumers most of a call's time went
-there. Here the first call to find the writer free commits every entry waiting by then, in one transaction
-(`catalog.audit.record_many`), and the calls whose entries it took return when it is done; no call is answered
-before its entry is committed, and a failed commit fails every call of the group (X-Road's LoggingFailed).
+Writing each call's entry in its own transaction would make every call wait for its own commit, one after the
+other (the chain allows one writer at a time). The server answers calls on an event loop: a call's entry waits in
+its loop's group, and the group is committed (`catalog.audit.record_many`) once the loop has run everything that
+was ready, so the calls that finished in one turn of the loop share one commit. No call is answered before its
+entry is committed, and a failed commit fails every call of the group (X-Road's LoggingFailed).
+
+The commit runs on the loop itself, not in a thread: it is short (one transaction of a few rows), and a thread
+waiting for its turn at the interpreter behind a busy loop made every commit wait several switch intervals.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+import asyncio
+import weakref
 
-__all__ = ["calls_to", "write"]
+__all__ = ["append", "calls_to"]
 
 MAX_GROUP = 256  # entries in one commit, at most
 
 
-@dataclass
-class _Waiting:
-    entry: dict
-    done: bool = False
-    error: BaseException | None = None
+class _Group:
+    """The entries waiting on one event loop for one catalog, each with the future its call awaits."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.waiting: list[tuple[dict, asyncio.Future]] = []
+        self.scheduled = False
+
+    def commit(self) -> None:
+        from catalog import audit
+
+        group, self.waiting = self.waiting[:MAX_GROUP], self.waiting[MAX_GROUP:]
+        self.scheduled = bool(self.waiting)
+        if self.scheduled:  # more than one commit holds: the rest goes in the next turn
+            asyncio.get_running_loop().call_soon(self.commit)
+        try:
+            audit.record_many(self.settings, [entry for entry, _ in group])
+        except Exception as e:  # noqa: BLE001 (each call of the group raises it)
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(e)
+            return
+        for _, done in group:
+            if not done.done():
+                done.set_result(None)
 
 
-@dataclass
-class _Log:
-    waiting: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards `waiting`
-    writer: threading.Lock = field(default_factory=threading.Lock)  # one commit at a time
+_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {(catalog, home): _Group}
 
 
-_LOGS: dict[tuple, _Log] = {}
-_LOGS_LOCK = threading.Lock()
-
-
-def write(settings, actor: str, role: str, action: str, *, dataset: str | None = None,
-          details: dict | None = None, client: str | None = None) -> None:
-    """`catalog.audit.record`'s entry, committed (with whatever else waits) before this returns; raises what the
-    commit raised."""
-    from catalog import audit
-
-    with _LOGS_LOCK:
-        log = _LOGS.setdefault((settings.catalog_url, str(settings.home)), _Log())
-    mine = _Waiting(dict(actor=actor, role=role, action=action, dataset=dataset, details=details, client=client))
-    with log.lock:
-        log.waiting.append(mine)
-    while not mine.done:
-        with log.writer:
-            if mine.done:  # committed by the call that held the writer
-                break
-            with log.lock:
-                group, log.waiting = log.waiting[:MAX_GROUP], log.waiting[MAX_GROUP:]
-            try:
-                audit.record_many(settings, [w.entry for w in group])
-            except BaseException as e:  # noqa: BLE001 (each call of the group raises it)
-                for w in group:
-                    w.error = e
-            for w in group:
-                w.done = True
-    if mine.error is not None:
-        raise mine.error
+async def append(settings, actor: str, role: str, action: str, *, dataset: str | None = None,
+                 details: dict | None = None, client: str | None = None) -> None:
+    """`catalog.audit.record`'s entry, committed with the others of this turn of the event loop before this
+    returns; raises what the commit raised."""
+    loop = asyncio.get_running_loop()
+    groups = _GROUPS.setdefault(loop, {})
+    group = groups.get((settings.catalog_url, str(settings.home)))
+    if group is None:
+        group = groups[(settings.catalog_url, str(settings.home))] = _Group(settings)
+    done = loop.create_future()
+    group.waiting.append((dict(actor=actor, role=role, action=action, dataset=dataset, details=details,
+                               client=client), done))
+    if not group.scheduled:
+        group.scheduled = True
+        loop.call_soon(group.commit)
+    await done
 
 
 def calls_to(settings, member_code: str, limit: int = 100) -> list[dict]:

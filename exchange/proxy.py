@@ -29,6 +29,8 @@ No error message and no log line holds the path after the service id, a query va
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import functools
 import json
 import logging
@@ -37,15 +39,19 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+import aiohttp
 import httpx
+import yarl
+from multidict import CIMultiDictProxy
 
 from exchange.server import XRoadError, _header_safe
 
-__all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "consumer_openapi", "forward",
+__all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "close_sessions", "consumer_openapi", "forward",
            "openapi_document", "provider_paths"]
 
 log = logging.getLogger(__name__)
@@ -63,23 +69,6 @@ CREDENTIAL_CACHE_SECONDS = 300.0
 FORWARDED_HEADERS = ("accept-language", "content-type")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _JSON = "application/json; charset=utf-8"
-
-_http = httpx.Client(follow_redirects=False, headers={"User-Agent": "interop-hub exchange"})
-_sending = threading.local()  # `active` while this thread sends a request to a provider
-
-
-class _NoProxiedPaths(logging.Filter):
-    """httpx logs every request's URL at INFO. A proxied call's path and query are what the consumer sent (a NIK,
-    say): while a thread sends one, only the URL's origin is logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(_sending, "active", False) and isinstance(record.args, tuple):
-            record.args = tuple(a.copy_with(path="/***", query=None, userinfo=b"") if isinstance(a, httpx.URL) else a
-                                for a in record.args)
-        return True
-
-
-logging.getLogger("httpx").addFilter(_NoProxiedPaths())
 
 
 def _failed(status: int, reason: str, message: str, headers: dict | None = None) -> XRoadError:
@@ -274,16 +263,20 @@ def _read_paths(service, text: bytes) -> dict:
 
 
 def _fetch_openapi(service, url: str) -> bytes:
-    target = httpx.URL(url)
+    """The document at its URL, fetched as a proxied call is sent; called off the server's event loop."""
     headers = {"Accept": "application/json, application/yaml, text/yaml"}
-    auth = None
-    if _origin(target) == _origin(httpx.URL(service.proxy.base_url)):
-        target, headers, auth = _credentials(service).apply(target, headers)
     what = f"the OpenAPI document of {service.id} (at its provider's URL)"
+
+    async def fetch() -> _Reply:
+        target, sent = url, headers
+        if _origin(httpx.URL(url)) == _origin(httpx.URL(service.proxy.base_url)):
+            target, sent = await _credentials(service).apply(url, headers)
+        async with _new_session() as session:
+            return await _receive(session, "GET", target, sent, b"", service.proxy.timeout_seconds,
+                                  MAX_OPENAPI_BYTES)
+
     try:
-        reply = _receive(_http.build_request("GET", target, headers=headers,
-                                             timeout=service.proxy.timeout_seconds), auth,
-                         service.proxy.timeout_seconds, MAX_OPENAPI_BYTES)
+        reply = asyncio.run(fetch())
     except _NoAnswer as e:
         raise (_failed(504, "Timeout", f"{what} did not come within {service.proxy.timeout_seconds:g} s")
                if e.kind == "timeout" else _failed(502, "NetworkError", f"{what} could not be fetched: {e.problem}")) \
@@ -291,6 +284,16 @@ def _fetch_openapi(service, url: str) -> bytes:
     if reply.status != 200:
         raise _failed(502, "HttpError", f"{what} could not be fetched: HTTP {reply.status}")
     return reply.content
+
+
+def document_at_hand(service) -> bool:
+    """Whether the provider's document can be read without a request to its URL (a file, or a fresh copy)."""
+    where = service.proxy.openapi
+    if not where.startswith(("http://", "https://")):
+        return True
+    with _documents_lock:
+        cached = _documents.get(where)
+    return bool(cached) and time.monotonic() - cached[0] < OPENAPI_CACHE_SECONDS
 
 
 def _check_operation(service, method: str, rest: str) -> None:
@@ -364,12 +367,16 @@ class _Credentials:
             self._oauth2 = HttpClient(owner, {"url": service.proxy.base_url, "auth": auth, "max_retries": 1,
                                               "timeout_seconds": service.proxy.timeout_seconds})
 
-    def apply(self, url: httpx.URL, headers: dict) -> tuple[httpx.URL, dict, httpx.Auth | None]:
+    async def apply(self, url: str, headers: dict) -> tuple[str, dict]:
+        """The URL and headers with the provider's credential; an OAuth2 token, when it must be fetched or renewed,
+        off the event loop (the connectors' client is synchronous)."""
         headers = {**headers, **self.headers}
+        if self.basic is not None:
+            pair = f"{self.basic[0]}:{self.basic[1]}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         if self._oauth2 is not None:
-            headers["Authorization"] = f"Bearer {self._oauth2._access_token()}"
-        return (url.copy_merge_params(self.params) if self.params else url), headers, (
-            httpx.BasicAuth(*self.basic) if self.basic else None)
+            headers["Authorization"] = f"Bearer {await asyncio.to_thread(self._oauth2._access_token)}"
+        return (str(httpx.URL(url).copy_merge_params(self.params)) if self.params else url), headers
 
 
 _credentials_cache: dict[tuple[str, str], tuple[float, _Credentials]] = {}
@@ -416,7 +423,7 @@ def _forget_credentials(service) -> None:
 @dataclass
 class _Reply:
     status: int
-    headers: httpx.Headers
+    headers: CIMultiDictProxy
     content: bytes
 
 
@@ -434,38 +441,58 @@ class _NoAnswer(Exception):
         return self.kind in ("network", "cut_short")
 
 
-def _receive(request: httpx.Request, auth, timeout: float, limit: int) -> _Reply:
-    """Send `request` and read its whole answer within `timeout` seconds (a provider sending slowly does not
-    stretch it), at most `limit` bytes of body."""
-    started = time.monotonic()
+def _new_session() -> aiohttp.ClientSession:
+    # No cookie jar (a provider's cookie must not reach another consumer's call), no proxy from the environment,
+    # no redirects followed (refused as answers); keep-alive connections to each provider, reused across calls.
+    return aiohttp.ClientSession(headers={"User-Agent": "interop-hub exchange"}, cookie_jar=aiohttp.DummyCookieJar(),
+                                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=64), trust_env=False)
+
+
+_sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its session
+
+
+def _session() -> aiohttp.ClientSession:
+    """The session of the running event loop (an aiohttp session belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        _sessions[loop] = session = _new_session()
+    return session
+
+
+async def close_sessions() -> None:
+    """Close the running loop's session to the providers (the server's shutdown)."""
+    session = _sessions.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
+
+
+async def _receive(session: aiohttp.ClientSession, method: str, url: str, headers: dict, body: bytes,
+                   timeout: float, limit: int) -> _Reply:
+    """Send the request and read its whole answer within `timeout` seconds (a provider sending slowly does not
+    stretch it), at most `limit` bytes of body. `url` is sent as written: its percent-encoding is the consumer's."""
     begun = False
-    _sending.active = True
     try:
-        response = _http.send(request, auth=auth, stream=True)
-        begun = True
-        try:
-            content = bytearray()
-            for chunk in response.iter_bytes():
-                content += chunk
-                if len(content) > limit:
-                    raise _NoAnswer(f"the answer is larger than {limit} bytes", "too_large")
-                if time.monotonic() - started > timeout:
-                    raise httpx.ReadTimeout("the answer took longer than the timeout")
-            return _Reply(response.status_code, response.headers, bytes(content))
-        finally:
-            response.close()
-    except httpx.TimeoutException:
+        async with asyncio.timeout(timeout):
+            async with session.request(method, yarl.URL(url, encoded=True), headers=headers, data=body or None,
+                                       allow_redirects=False) as response:
+                begun = True
+                content = bytearray()
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    content += chunk
+                    if len(content) > limit:
+                        raise _NoAnswer(f"the answer is larger than {limit} bytes", "too_large")
+                return _Reply(response.status, response.headers, bytes(content))
+    except TimeoutError:
         raise _NoAnswer("no answer within the timeout", "timeout") from None
-    except httpx.TransportError as e:
+    except (aiohttp.ClientError, OSError) as e:
         # The exception's type only: its text may quote the URL, whose path holds what the consumer sent.
         if begun:
             raise _NoAnswer("the connection closed before the end of the answer", "cut_short") from None
         raise _NoAnswer(f"the connection failed ({type(e).__name__})", "network") from None
-    finally:
-        _sending.active = False
 
 
-def _send(service, method: str, url: httpx.URL, headers: dict, body: bytes, call) -> _Reply:
+async def _send(service, method: str, url: str, headers: dict, body: bytes, call) -> _Reply:
     """The provider's answer, trying again after a connection failure, an answer cut short or a 5xx when the
     method is idempotent; `_NoAnswer` when none came. A timeout is not tried again: the consumer has waited
     the timeout once already. What reached the provider goes in `call` (the message log's record): the last
@@ -475,20 +502,19 @@ def _send(service, method: str, url: httpx.URL, headers: dict, body: bytes, call
     proxy = service.proxy
     credentials = _credentials(service)
     try:
-        url, headers, auth = credentials.apply(url, headers)
+        url, headers = await credentials.apply(url, headers)
     except HubError:  # the connectors' OAuth2 token request failed; its message names the token URL only
         raise _failed(502, "HttpError", f"the provider of {service.id} gave the hub no access token (OAuth2)") \
             from None
     tries = MAX_ATTEMPTS if method in IDEMPOTENT else 1
     call.attempts = 0
     started = time.monotonic()
+    session = _session()
     try:
         while True:
             call.attempts += 1
-            request = _http.build_request(method, url, headers=headers, content=body or None,
-                                          timeout=proxy.timeout_seconds)
             try:
-                reply = _receive(request, auth, proxy.timeout_seconds, MAX_ANSWER_BYTES)
+                reply = await _receive(session, method, url, headers, body, proxy.timeout_seconds, MAX_ANSWER_BYTES)
                 call.provider_status = reply.status
                 if reply.status < 500 or call.attempts >= tries:
                     return reply
@@ -496,7 +522,7 @@ def _send(service, method: str, url: httpx.URL, headers: dict, body: bytes, call
                 call.provider_status = None
                 if not e.transient or call.attempts >= tries:
                     raise
-            time.sleep(BACKOFF_SECONDS * 2 ** (call.attempts - 1))
+            await asyncio.sleep(BACKOFF_SECONDS * 2 ** (call.attempts - 1))
     finally:
         call.provider_ms = round((time.monotonic() - started) * 1000, 3)
 
@@ -517,7 +543,7 @@ class _Answered:
     agency_code: str
 
 
-def forward(settings, service, call, method: str, rest: str, query: bytes, body: bytes, headers) -> tuple[int, object]:
+async def forward(settings, service, call, method: str, rest: str, query: bytes, body: bytes, headers) -> tuple[int, object]:
     """Forward one call to the provider of `service` and answer it: (status, the answer). `call` is the server's
     record of the call for the message log (exchange.server._Call): the consumer, ids, user id and issue come from
     it; what reached the provider, the rows answered and the pseudonym of the key of a single record answered go
@@ -549,7 +575,10 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
                          f"which agency {consumer.member_code} is not cleared for by the standard's x-access; a "
                          "proxied service asks the provider by plain identifiers, so it is open to cleared agencies "
                          "only, and a grant does not clear")
-    _check_operation(service, method, rest)
+    if document_at_hand(service):
+        _check_operation(service, method, rest)
+    else:  # the document is fetched from its URL first: off the event loop
+        await asyncio.to_thread(_check_operation, service, method, rest)
     base = httpx.URL(proxy.base_url)
     origin = _origin(base)
     wait = BREAKER.admit(origin, proxy.breaker_cooldown_seconds)
@@ -557,14 +586,14 @@ def forward(settings, service, call, method: str, rest: str, query: bytes, body:
         raise _failed(503, "CircuitOpen", f"the provider of {service.id} failed {proxy.breaker_failures} calls in a "
                       "row; the hub does not call it until the cool-down ends",
                       {"Retry-After": str(max(1, int(wait + 0.999)))})
-    url = httpx.URL(proxy.base_url + rest + ("?" + query.decode("latin-1") if query else ""))
+    url = proxy.base_url + rest + ("?" + query.decode("latin-1") if query else "")
     sent = {"Accept": "application/json",
             **{name: headers[name] for name in FORWARDED_HEADERS if headers.get(name) is not None},
             "X-Road-Client": str(consumer), "X-Road-Service": str(service.id), "X-Road-Id": call.message_id,
             **({"X-Road-UserId": _header_safe(call.user_id)} if call.user_id else {}),
             **({"X-Road-Issue": _header_safe(call.issue)} if call.issue else {})}
     try:
-        reply = _send(service, method, url, sent, body if method not in ("GET", "HEAD") else b"", call)
+        reply = await _send(service, method, url, sent, body if method not in ("GET", "HEAD") else b"", call)
     except _NoAnswer as e:
         if e.transient or e.kind == "timeout":
             BREAKER.failed(origin, proxy.breaker_failures)

@@ -50,6 +50,7 @@ id, the query's values or an answer: they may hold a NIK.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -64,14 +65,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from serving.guard import client_certificate
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
-__all__ = ["RateLimiter", "XRoadError", "answer_components", "field_schema", "openapi_of", "router"]
+__all__ = ["Door", "RateLimiter", "XRoadError", "answer_components", "field_schema", "openapi_of"]
 
 log = logging.getLogger(__name__)
 
@@ -263,42 +262,66 @@ def openapi_of(service) -> dict:
             "components": {"schemas": {"Record": record, "Error": common["error"]}}}
 
 
-def router(settings):
-    """`/r1/...` and `/listClients`, for `app.include_router` in the catalog API."""
-    from catalog.db import init_db
+class Door:
+    """ASGI middleware in front of the catalog's app: `/r1/...` and `/listClients` are answered here, on the server's
+    event loop, everything else goes on to the app.
 
-    init_db(settings.catalog_url)
-    api = APIRouter(tags=["exchange"])
-    limiter = RateLimiter()
+    A call is mostly the hub's own quick work (credential, grant, rate limit, an index lookup, the message log) and,
+    for a proxied service, a wait for the provider: on the loop, that wait holds no thread, and no call waits for a
+    worker thread or for the interpreter behind other threads. What may take long (a filter over a dataset, an index
+    built for the first time, the change feed, a metadata answer that may fetch a document) runs in a thread."""
 
-    async def handle(request: Request, metadata_root: bool = False) -> Response:
+    def __init__(self, app, settings) -> None:
+        from catalog.db import init_db
+
+        init_db(settings.catalog_url)
+        self.app, self.settings = app, settings
+        self.limiter = RateLimiter()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, self._closing(receive), send)
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path.startswith("/r1/") or path == "/listClients"):
+            return await self.app(scope, receive, send)
+        request = Request(scope, receive)
         body = await request.body()
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        query = request.scope.get("query_string") or b""
+        raw_path = scope.get("raw_path") or path.encode()
+        query = scope.get("query_string") or b""
         target = raw_path + (b"?" + query if query else b"")
-        head, body = _canonical_request(request.method, target, request.scope.get("headers") or [], body)
+        head, body = _canonical_request(request.method, target, scope.get("headers") or [], body)
         sent_id = request.headers.get("X-Road-Id")
         call = _Call(message_id=sent_id if sent_id and _SANE_ID.match(sent_id) else str(uuid.uuid4()),
                      request_id=str(uuid.uuid4()), request_hash=_request_hash(head, body),
                      request_sha256=hashlib.sha256(head + b"\n\n" + body).hexdigest(), method=request.method,
                      address=request.client.host if request.client else None)
-        return await run_in_threadpool(_answer, settings, limiter, request, call, raw_path, query, metadata_root,
-                                       body)
-
-    @api.get("/listClients", include_in_schema=False)
-    async def list_clients(request: Request) -> Response:
-        return await handle(request, metadata_root=True)
-
-    @api.api_route("/r1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-                   include_in_schema=False)
-    async def r1(request: Request, rest: str) -> Response:
-        return await handle(request)
-
-    return api
+        status, headers, content = await _answer(self.settings, self.limiter, request, call, raw_path, query,
+                                                 path == "/listClients", body)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
-def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_path: bytes, query: bytes,
-            metadata_root: bool, body: bytes = b"") -> Response:
+    @staticmethod
+    def _closing(receive):
+        """The lifespan's `receive`, closing the connections to providers when the server shuts down."""
+        async def received():
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                from exchange.proxy import close_sessions
+
+                await close_sessions()
+            return message
+
+        return received
+
+
+def _headers(media: str, content: bytes, out: dict) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", media.encode()), (b"content-length", str(len(content)).encode()),
+            *((k.lower().encode(), v.encode("latin-1")) for k, v in out.items())]
+
+
+async def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_path: bytes, query: bytes,
+                  metadata_root: bool, body: bytes = b"") -> tuple[int, list, bytes]:
     headers = request.headers
     call.claimed_client = headers.get("X-Road-Client")
     call.user_id = (headers.get("X-Road-UserId") or "").strip()[:_TEXT_LIMIT] or None
@@ -306,9 +329,11 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
     try:
         call.client = _authenticated(settings, headers, call.address, client_certificate(request))
         if metadata_root:
-            status, payload = 200, _list_clients(settings)
+            if request.method not in ("GET", "HEAD"):
+                raise XRoadError(405, "Client.InvalidHttpMethod", "listClients answers GET only", {"Allow": "GET"})
+            status, payload = 200, await asyncio.to_thread(_list_clients, settings)
         else:
-            status, payload = _route(settings, limiter, request.method, call, raw_path, query, body, headers)
+            status, payload = await _route(settings, limiter, request.method, call, raw_path, query, body, headers)
         content, media = payload if isinstance(payload, tuple) else (
             json.dumps(payload, ensure_ascii=False, default=str).encode(), "application/json; charset=utf-8")
         error = None
@@ -340,24 +365,24 @@ def _answer(settings, limiter: RateLimiter, request: Request, call: _Call, raw_p
         out["X-Road-Error"] = error
     answer_head = "\n".join([str(status), *(f"{k.lower()}: {v}" for k, v in sorted(out.items()))]).encode()
     try:
-        _log(settings, call, status, error, hashlib.sha256(answer_head + b"\n\n" + content).hexdigest())
+        await _log(settings, call, status, error, hashlib.sha256(answer_head + b"\n\n" + content).hexdigest())
     except Exception as e:
         # X-Road answers nothing it could not log (LoggingFailed): neither does the hub.
         log.error("exchange call %s could not be written to the message log: %s\n%s", call.message_id,
                   type(e).__name__, "".join(traceback.format_tb(e.__traceback__)))
         error = "Server.ServerProxy.LoggingFailed"
-        return Response(json.dumps({"type": error, "message": "the call could not be recorded in the message "
-                                    "log, so it is not answered", "detail": call.message_id}).encode(),
-                        status_code=500, media_type="application/json; charset=utf-8",
-                        headers={"X-Road-Id": call.message_id, "X-Road-Error": error})
-    return Response(content, status_code=status, media_type=media, headers=out)
+        content = json.dumps({"type": error, "message": "the call could not be recorded in the message log, so it "
+                              "is not answered", "detail": call.message_id}).encode()
+        return 500, _headers("application/json; charset=utf-8", content,
+                             {"X-Road-Id": call.message_id, "X-Road-Error": error}), content
+    return status, _headers(media, content, out), content
 
 
 def _header_safe(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def _log(settings, call: _Call, status: int, error: str | None, response_sha256: str) -> None:
+async def _log(settings, call: _Call, status: int, error: str | None, response_sha256: str) -> None:
     from exchange import messagelog
 
     details = {
@@ -377,8 +402,8 @@ def _log(settings, call: _Call, status: int, error: str | None, response_sha256:
     if call.attempts:
         details.update(provider_status=call.provider_status, provider_ms=call.provider_ms, attempts=call.attempts)
     # The actor column holds 200 characters; the details keep the whole identifier.
-    messagelog.write(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange",
-                     "exchange.call", dataset=call.dataset, details=details, client=call.address)
+    await messagelog.append(settings, str(call.client)[:200] if call.client else "unauthenticated", "exchange",
+                            "exchange.call", dataset=call.dataset, details=details, client=call.address)
 
 
 def _claimed(header: str | None) -> str | None:
@@ -438,18 +463,18 @@ def _broken(problems: list, service: ServiceId) -> bool:
     return False
 
 
-def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes, body: bytes = b"",
-           headers=None):
+async def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: bytes, query: bytes,
+                 body: bytes = b"", headers=None):
     path = raw_path.decode("latin-1").removeprefix("/r1")
     if "/" not in path.strip("/") and path.strip("/") == "listClients":
-        return 200, _list_clients(settings)
+        return 200, await asyncio.to_thread(_list_clients, settings)
     try:
         parts = path.removeprefix("/").split("/")
         if len(parts) == 5 and parts[4] in METADATA_SERVICES:
             provider = ClientId.parse("/".join(parts[:4]))
             call.service = ServiceId(provider.instance, provider.member_class, provider.member_code,
                                      provider.subsystem, parts[4])
-            return _metadata(settings, method, call, provider, parts[4], query)
+            return await asyncio.to_thread(_metadata, settings, method, call, provider, parts[4], query)
         service_id, rest = split_service_path(path)
     except IdentifierError as e:
         raise _bad(f"the request path is not /r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]: {e}") from None
@@ -482,14 +507,14 @@ def _route(settings, limiter: RateLimiter, method: str, call: _Call, raw_path: b
     if service.kind == "proxy":
         from exchange.proxy import forward
 
-        return forward(settings, service, call, method, rest, query, body, headers or {})
+        return await forward(settings, service, call, method, rest, query, body, headers or {})
     if method not in ("GET", "HEAD"):
         raise XRoadError(405, "Client.InvalidHttpMethod", f"{service_id} answers GET only", {"Allow": "GET"})
     if service.kind == "changes":  # the change feed (exchange.events)
         from exchange.events import feed_answer
 
-        return feed_answer(settings, call, service, rest, query)
-    return _lookup(settings, call, service, rest, query)
+        return await asyncio.to_thread(feed_answer, settings, call, service, rest, query)
+    return await _lookup(settings, call, service, rest, query)
 
 
 def _allowed(settings, service_id, client):
@@ -512,11 +537,11 @@ def query_pairs(service_id, query: bytes, known, noun: str, kind: str) -> list[t
     return pairs
 
 
-def _lookup(settings, call: _Call, service, rest: str, query: bytes):
+async def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     """A dataset service's answer: one record by key (`/{key}`) or the records matching the filters (`?f=v`)."""
     from catalog.access import AccessDenied
     from catalog.db import dataset_row
-    from catalog.lookup import by_key
+    from catalog.lookup import by_key, indexed
     from catalog.rows import Condition, page
     from exchange.clients import officer_of
     from hub.errors import Busy, QueryError
@@ -550,10 +575,13 @@ def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     consumer = officer_of(call.client)
     try:
         if key is not None and not pairs:  # the counter's lookup: from an index of what the consumer may see
-            found = by_key(settings, dataset, consumer, lookup.key, key, lookup.fields)
+            if indexed(settings, dataset, consumer, lookup.key, lookup.fields):
+                found = by_key(settings, dataset, consumer, lookup.key, key, lookup.fields)
+            else:  # the index is built first (seconds, for a large dataset): off the loop
+                found = await asyncio.to_thread(by_key, settings, dataset, consumer, lookup.key, key, lookup.fields)
         else:
-            found = page(settings, dataset, consumer, call.address, where=where, limit=2 if key else lookup.max_rows,
-                         audited=False)
+            found = await asyncio.to_thread(page, settings, dataset, consumer, call.address, where=where,
+                                            limit=2 if key else lookup.max_rows, audited=False)
     except AccessDenied:
         raise _denied(f"dataset {lookup.dataset} is {dataset.classification}: agency {call.client.member_code} is "
                       "not cleared for it, and a grant does not clear it") from None

@@ -53,6 +53,7 @@ def _version(s, d: Dataset, version: str) -> int:
 
 
 def create_app(settings) -> FastAPI:
+    from exchange.server import Door
     from serving import apidocs, guard
     from catalog.query import Limits
     from schemas import load_standard
@@ -63,6 +64,8 @@ def create_app(settings) -> FastAPI:
 
     app = FastAPI(title="interop-hub catalog", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Datasets harmonized to Kota Bogor's data standards.")
+    # The service bus's door (/r1/..., /listClients): inside the guard, before the app's own routing.
+    app.add_middleware(Door, settings=settings)
     guard.install(app)  # request limits, the trusted-proxy rule, security headers
     apidocs.install(app)  # /docs with its assets from this origin
 
@@ -362,13 +365,11 @@ def create_app(settings) -> FastAPI:
         return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
 
     from catalog import audit, identity, subscriptions
-    from exchange import server as exchange_server
     from serving import ckan_api, portal
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
     app.include_router(subscriptions.router(settings))
-    app.include_router(exchange_server.router(settings))  # the service bus: /r1/... (X-Road PR-REST)
     app.include_router(portal.router(settings))
     return app

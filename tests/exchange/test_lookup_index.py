@@ -3,6 +3,7 @@ see (a new version is a new index), and the message log's grouped commits (every
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 
@@ -92,14 +93,19 @@ def test_calls_logged_at_the_same_moment_share_commits_and_keep_one_chain(publis
     before = audit.verify(settings)
     errors = []
 
-    def call(i: int) -> None:
+    def loop(first: int) -> None:
+        """20 calls answered in one turn of an event loop, as the server's calls are."""
+        async def calls() -> None:
+            await asyncio.gather(*(messagelog.append(settings, f"BOGOR/GOV/dinsos/c{i}", "exchange", "exchange.call",
+                                                     details={"message_id": f"m{i}"})
+                                   for i in range(first, first + 20)))
         try:
-            messagelog.write(settings, f"BOGOR/GOV/dinsos/c{i}", "exchange", "exchange.call",
-                             details={"message_id": f"m{i}"})
+            asyncio.run(calls())
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(40)]
+    # Two loops at once (two server workers): their commits take turns on one chain.
+    threads = [threading.Thread(target=loop, args=(first,)) for first in (0, 20)]
     for t in threads:
         t.start()
     for t in threads:
