@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import DateTime, Integer, String, Text, func, select, update
@@ -113,6 +114,7 @@ def add_client(settings, client, by: str, certificate: bytes | None = None) -> t
         prefix, secret = new_secret()
         s.add(ClientCredential(client=str(client), prefix=prefix, secret_hash=hash_secret(secret),
                                created_at=utcnow(), created_by=by[:64], certificate_sha256=fingerprint))
+    _changed(settings)
     return client, f"hubx_{prefix}_{secret}"
 
 
@@ -138,6 +140,7 @@ def revoke_client(settings, client) -> ClientId:
         if credential is None:
             raise ExchangeError(f"client {client} has no live credential")
         credential.revoked_at = utcnow()
+    _changed(settings)
     return client
 
 
@@ -207,35 +210,46 @@ class _View:
 
 
 # Credentials and grants are only ever added and revoked, never changed otherwise or deleted: the greatest id
-# and the number revoked of each table change with every change, and one query of them per call tells whether
-# the view of this process is still the catalog's (a revocation holds from the next call on). The latest times
-# tell a catalog put in its place (a restore) from the one read, should the counts agree.
+# and the number revoked of each table change with every change, and one query of them tells whether the view of
+# this process is still the catalog's. The latest times tell a catalog put in its place (a restore) from the one
+# read, should the counts agree. The query is made at most once every RECHECK_SECONDS: a change made by another
+# process (`hub exchange revoke`) holds in every server process within that time, one made in this process at once.
 _FINGERPRINT = select(*(select(aggregate).scalar_subquery() for aggregate in (
     func.max(ClientCredential.id), func.count(ClientCredential.revoked_at), func.max(ClientCredential.created_at),
     func.max(ClientCredential.revoked_at), func.max(GrantRecord.id), func.count(GrantRecord.revoked_at),
     func.max(GrantRecord.granted_at), func.max(GrantRecord.revoked_at))))
-_VIEWS: dict[str, _View] = {}
+RECHECK_SECONDS = 1.0
+_VIEWS: dict[str, tuple[float, _View]] = {}  # catalog -> (when its fingerprint was last read, the view)
 _TOUCHED: dict[tuple[str, str], dt.datetime] = {}  # (catalog, prefix) -> when this process last wrote last_used_at
 
 
 def _current(settings) -> _View:
     url = settings.catalog_url
+    now = time.monotonic()
+    checked, view = _VIEWS.get(url, (None, None))
+    if view is not None and now - checked < RECHECK_SECONDS:
+        return view
     with engine(url).connect() as con:
         fingerprint = tuple(con.execute(_FINGERPRINT).one())
-        view = _VIEWS.get(url)
-        if view is not None and view.fingerprint == fingerprint:
-            return view
-        credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None, c.certificate_sha256)
-                       for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
-                                                   ClientCredential.secret_hash, ClientCredential.revoked_at,
-                                                   ClientCredential.certificate_sha256))}
-        grants = {}
-        for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
-            service, client = ServiceId.parse(g.service), ClientId.parse(g.client)
-            grants[(service, client)] = Grant(service, client, g.purpose, g.granted_at, g.granted_by)
-    # Read in one connection: the fingerprint and what it stands for come from the same state of the catalog.
-    _VIEWS[url] = view = _View(fingerprint, credentials, grants)
+        if view is None or view.fingerprint != fingerprint:
+            credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None,
+                                                 c.certificate_sha256)
+                           for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
+                                                       ClientCredential.secret_hash, ClientCredential.revoked_at,
+                                                       ClientCredential.certificate_sha256))}
+            grants = {}
+            for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
+                service, client = ServiceId.parse(g.service), ClientId.parse(g.client)
+                grants[(service, client)] = Grant(service, client, g.purpose, g.granted_at, g.granted_by)
+            # Read in one connection: the fingerprint and what it stands for come from one state of the catalog.
+            view = _View(fingerprint, credentials, grants)
+    _VIEWS[url] = (now, view)
     return view
+
+
+def _changed(settings) -> None:
+    """This process changed credentials or grants: its next call reads them again."""
+    _VIEWS.pop(settings.catalog_url, None)
 
 
 def _touch(settings, prefix: str) -> None:
@@ -284,6 +298,7 @@ def grant(settings, service, client, purpose: str | None, by: str) -> Grant:
         record = GrantRecord(service=str(service), client=str(client), purpose=purpose, granted_at=utcnow(),
                              granted_by=by[:64])
         s.add(record)
+    _changed(settings)
     return Grant(service, client, purpose, record.granted_at, record.granted_by)
 
 
@@ -296,6 +311,7 @@ def revoke_grant(settings, service, client, by: str) -> tuple[ServiceId, ClientI
         if record is None:
             raise ExchangeError(f"{client} holds no grant of {service}")
         record.revoked_at, record.revoked_by = utcnow(), by[:64]
+    _changed(settings)
     return service, client
 
 

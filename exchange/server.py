@@ -414,6 +414,12 @@ def _claimed(header: str | None) -> str | None:
         return None
 
 
+# Addresses found not locked out (catalog.identity) lately, and when: asked again after LOCK_RECHECK_SECONDS, or at
+# once after a failure here. A lock set by failures in another server process holds here within that time.
+LOCK_RECHECK_SECONDS = 1.0
+_UNLOCKED: dict[tuple[str, str], float] = {}
+
+
 def _authenticated(settings, headers, address: str | None, certificate: tuple[bool, str | None]) -> ClientId:
     from catalog.identity import TooManyAttempts, count_failure, refuse_if_locked
     from exchange.clients import ClientAuthenticationError, authenticate
@@ -425,11 +431,17 @@ def _authenticated(settings, headers, address: str | None, certificate: tuple[bo
         ClientId.parse(claimed)
     except IdentifierError as e:
         raise _bad(f"X-Road-Client: {e}") from None
-    try:
-        refuse_if_locked(settings, address or "unknown")
-    except TooManyAttempts as e:
-        raise XRoadError(429, "Server.ClientProxy.SslAuthenticationFailed", str(e),
-                         {"Retry-After": str(e.retry_after)}) from None
+    address = address or "unknown"
+    checked = _UNLOCKED.get((settings.catalog_url, address))
+    if checked is None or time.monotonic() - checked >= LOCK_RECHECK_SECONDS:
+        try:
+            refuse_if_locked(settings, address)
+        except TooManyAttempts as e:
+            raise XRoadError(429, "Server.ClientProxy.SslAuthenticationFailed", str(e),
+                             {"Retry-After": str(e.retry_after)}) from None
+        if len(_UNLOCKED) >= 4096:  # a bounded memory of addresses
+            _UNLOCKED.clear()
+        _UNLOCKED[(settings.catalog_url, address)] = time.monotonic()
     scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer":
         token = ""
@@ -437,7 +449,8 @@ def _authenticated(settings, headers, address: str | None, certificate: tuple[bo
         return authenticate(settings, claimed, token, certificate_required=certificate[0],
                             certificate_sha256=certificate[1])
     except ClientAuthenticationError as e:
-        count_failure(settings, address or "unknown")
+        _UNLOCKED.pop((settings.catalog_url, address), None)
+        count_failure(settings, address)
         raise XRoadError(401, "Server.ClientProxy.SslAuthenticationFailed",
                          f"{e}; send the client's token as Authorization: Bearer hubx_...",
                          {"WWW-Authenticate": "Bearer"}) from None
@@ -537,10 +550,26 @@ def query_pairs(service_id, query: bytes, known, noun: str, kind: str) -> list[t
     return pairs
 
 
+# The catalog rows of the datasets that dataset services answer from, and when each was read: read again after
+# PUBLISHED_RECHECK_SECONDS, so a new version is answered within that time of its publication.
+PUBLISHED_RECHECK_SECONDS = 1.0
+_PUBLISHED: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def _published(settings, dataset_id: str):
+    from catalog.db import dataset_row
+
+    key, now = (settings.catalog_url, dataset_id), time.monotonic()
+    checked, row = _PUBLISHED.get(key, (None, None))
+    if checked is None or now - checked >= PUBLISHED_RECHECK_SECONDS:
+        row = dataset_row(settings.catalog_url, dataset_id)
+        _PUBLISHED[key] = (now, row)
+    return row
+
+
 async def _lookup(settings, call: _Call, service, rest: str, query: bytes):
     """A dataset service's answer: one record by key (`/{key}`) or the records matching the filters (`?f=v`)."""
     from catalog.access import AccessDenied
-    from catalog.db import dataset_row
     from catalog.lookup import by_key, indexed
     from catalog.rows import Condition, page
     from exchange.clients import officer_of
@@ -568,7 +597,7 @@ async def _lookup(settings, call: _Call, service, rest: str, query: bytes):
                    lookup.filters else f"{service.id} answers a lookup: give "
                    + " or ".join(filter(None, [f"the {lookup.key} in the path" if lookup.key else None,
                                                f"a filter ({', '.join(lookup.filters)})" if lookup.filters else None])))
-    dataset = dataset_row(settings.catalog_url, lookup.dataset)
+    dataset = _published(settings, lookup.dataset)
     if dataset is None or dataset.snapshot_id is None:
         raise XRoadError(503, "Server.ServerProxy.ServiceFailed",
                          f"{service.id} answers from dataset {lookup.dataset}, which is not published yet")
