@@ -69,7 +69,8 @@ NOT_INCLUDED = {
     "served": "masked copies of dataset versions, written again on the first read",
     "spill": "DuckDB's temporary files",
     "logs": "the components' logs",
-    "run": "`hub up`'s process records",
+    "run": "live state of the running processes: `hub up`'s process records, the service bus's shared rate limits "
+           "and circuit breakers (they start again empty)",
     "demo": "the demo agencies' systems, rebuilt by `hub up --demo`",
     "docs": "data dictionaries written by `hub standards docs`",
 }
