@@ -49,9 +49,10 @@ import httpx
 import yarl
 from multidict import CIMultiDictProxy
 
+from exchange.limits import CircuitBreaker, limits_file
 from exchange.server import XRoadError, _header_safe
 
-__all__ = ["BREAKER", "IDEMPOTENT", "MAX_ATTEMPTS", "CircuitBreaker", "close_sessions", "consumer_openapi", "forward",
+__all__ = ["IDEMPOTENT", "MAX_ATTEMPTS", "close_sessions", "consumer_openapi", "forward",
            "openapi_document", "provider_paths"]
 
 log = logging.getLogger(__name__)
@@ -79,59 +80,10 @@ def _failed(status: int, reason: str, message: str, headers: dict | None = None)
 # --- the circuit breaker ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Circuit:
-    failures: int = 0  # failed calls in a row
-    opened_at: float | None = None  # None: closed
-    probing: bool = False  # half-open: one call is trying the provider
-
-
-class CircuitBreaker:
-    """Per provider origin (scheme, host and port), in this process's memory: after `failures` failed calls in a row
-    the circuit opens and calls are refused without reaching the provider for `cooldown` seconds; then one call goes
-    through (half-open). Its success closes the circuit, its failure opens it for another cool-down. A provider
-    that answers at all, even 4xx or an answer that fails the standard, is up: only calls that got no answer, an
-    answer cut short or a 5xx count as failures."""
-
-    def __init__(self) -> None:
-        self._circuits: dict[str, _Circuit] = {}
-        self._lock = threading.Lock()
-
-    def admit(self, origin: str, cooldown: float) -> float | None:
-        """None when a call may go to `origin` now, else the seconds until one may try."""
-        now = time.monotonic()
-        with self._lock:
-            circuit = self._circuits.setdefault(origin, _Circuit())
-            if circuit.opened_at is None:
-                return None
-            left = circuit.opened_at + cooldown - now
-            if left > 0:
-                return left
-            if circuit.probing:
-                return 1.0  # another call is trying the provider: its verdict comes first
-            circuit.probing = True
-            return None
-
-    def succeeded(self, origin: str) -> None:
-        with self._lock:
-            self._circuits[origin] = _Circuit()
-
-    def failed(self, origin: str, failures: int) -> None:
-        with self._lock:
-            circuit = self._circuits.setdefault(origin, _Circuit())
-            circuit.failures += 1
-            if circuit.probing or circuit.failures >= failures:
-                circuit.opened_at, circuit.probing = time.monotonic(), False
-
-    def released(self, origin: str) -> None:
-        """A half-open call ended without a verdict on the provider (refused before it was sent)."""
-        with self._lock:
-            circuit = self._circuits.get(origin)
-            if circuit is not None:
-                circuit.probing = False
-
-
-BREAKER = CircuitBreaker()
+@functools.cache
+def _breaker(path: Path) -> CircuitBreaker:
+    """The circuit breakers of the providers, shared by every process of the hub home (exchange.limits)."""
+    return CircuitBreaker(path)
 
 
 # --- the provider's OpenAPI document ------------------------------------------------------------------------------
@@ -581,7 +533,8 @@ async def forward(settings, service, call, method: str, rest: str, query: bytes,
         await asyncio.to_thread(_check_operation, service, method, rest)
     base = httpx.URL(proxy.base_url)
     origin = _origin(base)
-    wait = BREAKER.admit(origin, proxy.breaker_cooldown_seconds)
+    breaker = _breaker(limits_file(settings))
+    wait = breaker.admit(origin, proxy.breaker_cooldown_seconds)
     if wait is not None:
         raise _failed(503, "CircuitOpen", f"the provider of {service.id} failed {proxy.breaker_failures} calls in a "
                       "row; the hub does not call it until the cool-down ends",
@@ -596,9 +549,9 @@ async def forward(settings, service, call, method: str, rest: str, query: bytes,
         reply = await _send(service, method, url, sent, body if method not in ("GET", "HEAD") else b"", call)
     except _NoAnswer as e:
         if e.transient or e.kind == "timeout":
-            BREAKER.failed(origin, proxy.breaker_failures)
+            breaker.failed(origin, proxy.breaker_failures)
         else:
-            BREAKER.succeeded(origin)
+            breaker.succeeded(origin)
         after = f"after {call.attempts} attempt{'s' if call.attempts > 1 else ''}"
         if e.kind == "timeout":
             raise _failed(504, "Timeout", f"the provider of {service.id} did not answer within "
@@ -608,12 +561,12 @@ async def forward(settings, service, call, method: str, rest: str, query: bytes,
                           f"({after})") from None
         raise _failed(502, "InvalidBody", f"the provider of {service.id}: {e.problem} ({after})") from None
     except BaseException:
-        BREAKER.released(origin)
+        breaker.released(origin)
         raise
     if reply.status >= 500:
-        BREAKER.failed(origin, proxy.breaker_failures)
+        breaker.failed(origin, proxy.breaker_failures)
     else:
-        BREAKER.succeeded(origin)
+        breaker.succeeded(origin)
     _refuse_unless_answered(service, reply, call)
     if reply.status == 204 or method == "HEAD":
         call.rows = 0

@@ -9,8 +9,7 @@ What a call goes through, in order, each refusal an X-Road error (`X-Road-Error`
    same limit as users' tokens (`catalog.identity.refuse_if_locked`).
 2. The service, from the registry; a registration that does not load is `Server.ServerProxy.MalformedServerConf`.
 3. The grant (`exchange.clients.allowed`), then `X-Road-Issue` when the service returns personal data, then the
-   service's rate limit per consumer subsystem (kept in this process's memory: with several API workers each
-   counts its own calls, so the limit is per worker until it moves to the catalog or Redis).
+   service's rate limit per consumer subsystem (exchange.limits: shared by every process of the hub home).
 4. The answer. A dataset service reads the provider's dataset at its current version through `catalog.rows.page`
    as the consumer may see it: the consumer subsystem is taken as a user of its member's agency (an `agency`
    Identity with the member code), so `catalog.access` and `catalog.masking` decide its columns exactly as for that
@@ -56,11 +55,9 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 import traceback
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
@@ -68,9 +65,10 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 
 from serving.guard import client_certificate
+from exchange.limits import RateLimiter, limits_file
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
-__all__ = ["Door", "RateLimiter", "XRoadError", "answer_components", "field_schema", "openapi_of"]
+__all__ = ["Door", "XRoadError", "answer_components", "field_schema", "openapi_of"]
 
 log = logging.getLogger(__name__)
 
@@ -92,26 +90,6 @@ def _denied(message: str) -> XRoadError:
 
 def _bad(message: str) -> XRoadError:
     return XRoadError(400, "Client.BadRequest", message)
-
-
-class RateLimiter:
-    """Calls per (consumer, service) within a sliding window, in this process's memory."""
-
-    def __init__(self) -> None:
-        self._calls: dict[tuple[str, str], deque] = {}
-        self._lock = threading.Lock()
-
-    def admit(self, consumer: str, service: str, requests: int, seconds: float) -> float | None:
-        """None when the call is admitted (and counted), else the seconds until one more would be."""
-        now = time.monotonic()
-        with self._lock:
-            calls = self._calls.setdefault((consumer, service), deque())
-            while calls and calls[0] <= now - seconds:
-                calls.popleft()
-            if len(calls) >= requests:
-                return calls[0] + seconds - now
-            calls.append(now)
-            return None
 
 
 @dataclass
@@ -276,7 +254,7 @@ class Door:
 
         init_db(settings.catalog_url)
         self.app, self.settings = app, settings
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(limits_file(settings))  # shared by the server's processes (exchange.limits)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
