@@ -8,18 +8,22 @@ granted both, and serves the hub in a child process (`hub serve`):
   the dataset);
 - a proxied service in front of a provider's API (a status check by NIK, SIAK's field names, served by uvicorn in
   a child process of its own), called directly and through the hub, the same NIKs: the difference is what the hub
-  adds (authentication, grant, rate limit, forwarding, mapping, the standard's check, masking, the message log).
+  adds (authentication, grant, rate limit, forwarding, mapping, the standard's check, masking, the message log);
+- the floor beside it: the same calls through a bare pass-through proxy on the same stack (uvicorn, aiohttp's
+  client) that does none of that, so what any Python proxy adds on this machine is in the same run.
 At each concurrency every consumer sends --requests calls, each consumer on its own keep-alive connection; the
 figures are the median and 99th percentile latency and the calls per second.
 
-The last line printed is one JSON object: rows, and per concurrency the figures of `lookup`, `direct`, `proxied`
-and the hub's `added_p50_ms` and `added_p99_ms`.
+The last line printed is one JSON object: rows, and per concurrency the figures of `lookup`, `direct`,
+`passthrough` and `proxied`, the hub's `added_p50_ms` and `added_p99_ms` and the pass-through's
+`passthrough_added_p50_ms` and `passthrough_added_p99_ms`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -118,6 +122,36 @@ def provider_app():
     return Starlette(routes=[Route("/api/status/{nik}", status)])
 
 
+def passthrough_app():
+    """The floor of a proxy on this stack (uvicorn --factory): each GET forwarded to the provider (`UPSTREAM`) with
+    the same HTTP client as the hub's (aiohttp, keep-alive) and its answer passed back, and nothing else: no
+    credential, grant, mapping, check, masking or log. What it adds to a direct call is what any Python proxy on
+    this machine adds before doing any work."""
+    import os
+
+    import aiohttp
+    import yarl
+
+    upstream = os.environ["UPSTREAM"]
+    sessions = {}
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            if sessions:
+                await sessions.pop("session").close()
+            return await send({"type": "lifespan.shutdown.complete"})
+        session = sessions.get("session") or sessions.setdefault("session", aiohttp.ClientSession())
+        async with session.get(yarl.URL(upstream + scope["raw_path"].decode(), encoded=True)) as answer:
+            body = await answer.read()
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 _OPENAPI = {"openapi": "3.0.3", "info": {"title": "Status penduduk", "version": "1"},
             "paths": {"/status/{nik}": {"get": {"parameters": [{"name": "nik", "in": "path", "required": True,
                                                                 "schema": {"type": "string"}}],
@@ -192,6 +226,10 @@ def main() -> None:
     provider = f"http://127.0.0.1:{port}"
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "exchange:provider_app", "--port",
                             str(port), "--log-level", "warning", "--no-access-log"], cwd=Path(__file__).parent)
+    floor_port = free_port()
+    floor = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "exchange:passthrough_app", "--port",
+                              str(floor_port), "--log-level", "warning", "--no-access-log"],
+                             cwd=Path(__file__).parent, env={**os.environ, "UPSTREAM": provider})
     try:
         with tempfile.TemporaryDirectory(prefix="hub-bench-exchange-") as tmp:
             work = Path(tmp)
@@ -210,19 +248,25 @@ def main() -> None:
                 for consumers in args.consumers:
                     f = {"lookup": load(base, lookups, consumers, args.requests, headers),
                          "direct": load(provider, direct, consumers, args.requests, {}),
+                         "passthrough": load(f"http://127.0.0.1:{floor_port}", direct, consumers, args.requests,
+                                             {}),
                          "proxied": load(base, proxied, consumers, args.requests, headers)}
-                    f["added_p50_ms"] = round(f["proxied"]["p50_ms"] - f["direct"]["p50_ms"], 2)
-                    f["added_p99_ms"] = round(f["proxied"]["p99_ms"] - f["direct"]["p99_ms"], 2)
+                    for name in ("added", "passthrough_added"):
+                        through = f["proxied" if name == "added" else "passthrough"]
+                        f[f"{name}_p50_ms"] = round(through["p50_ms"] - f["direct"]["p50_ms"], 2)
+                        f[f"{name}_p99_ms"] = round(through["p99_ms"] - f["direct"]["p99_ms"], 2)
                     result[str(consumers)] = f
-                    for name in ("lookup", "direct", "proxied"):
+                    for name in ("lookup", "direct", "passthrough", "proxied"):
                         g = f[name]
                         print(f"{consumers} consumers, {name}: p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
                               f"{g['calls_per_second']} calls/s", flush=True)
                     print(f"{consumers} consumers, the hub adds p50 {f['added_p50_ms']} ms, p99 "
-                          f"{f['added_p99_ms']} ms to a proxied call", flush=True)
+                          f"{f['added_p99_ms']} ms to a proxied call; a bare pass-through adds p50 "
+                          f"{f['passthrough_added_p50_ms']} ms, p99 {f['passthrough_added_p99_ms']} ms", flush=True)
     finally:
-        api.terminate()
-        api.wait(timeout=30)
+        for process in (api, floor):
+            process.terminate()
+            process.wait(timeout=30)
     print(json.dumps(result))
 
 
