@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import DateTime, Integer, String, Text, func, select, update
@@ -16,6 +15,7 @@ from catalog.db import Base, engine, init_db, session, utcnow
 from catalog.identity import hash_secret, new_secret, secret_matches
 from exchange.identifiers import ClientId, IdentifierError, ServiceId
 from hub.errors import HubError
+from hub.recent import Recent
 
 __all__ = [
     "ClientAuthenticationError", "ClientCredential", "ExchangeError", "Grant", "GrantRecord",
@@ -212,44 +212,43 @@ class _View:
 # Credentials and grants are only ever added and revoked, never changed otherwise or deleted: the greatest id
 # and the number revoked of each table change with every change, and one query of them tells whether the view of
 # this process is still the catalog's. The latest times tell a catalog put in its place (a restore) from the one
-# read, should the counts agree. The query is made at most once every RECHECK_SECONDS: a change made by another
-# process (`hub exchange revoke`) holds in every server process within that time, one made in this process at once.
+# read, should the counts agree. The query is made at most once a second: a change made by another process (`hub
+# exchange revoke`) holds in every server process within a second, one made in this process at once.
 _FINGERPRINT = select(*(select(aggregate).scalar_subquery() for aggregate in (
     func.max(ClientCredential.id), func.count(ClientCredential.revoked_at), func.max(ClientCredential.created_at),
     func.max(ClientCredential.revoked_at), func.max(GrantRecord.id), func.count(GrantRecord.revoked_at),
     func.max(GrantRecord.granted_at), func.max(GrantRecord.revoked_at))))
-RECHECK_SECONDS = 1.0
-_VIEWS: dict[str, tuple[float, _View]] = {}  # catalog -> (when its fingerprint was last read, the view)
+_VIEWS = Recent(1.0)  # catalog -> its _View, its fingerprint read again at most once a second
+_BUILT: dict[str, _View] = {}  # catalog -> the view last built
 _TOUCHED: dict[tuple[str, str], dt.datetime] = {}  # (catalog, prefix) -> when this process last wrote last_used_at
 
 
 def _current(settings) -> _View:
-    url = settings.catalog_url
-    now = time.monotonic()
-    checked, view = _VIEWS.get(url, (None, None))
-    if view is not None and now - checked < RECHECK_SECONDS:
-        return view
+    return _VIEWS.get(settings.catalog_url, lambda: _read_view(settings.catalog_url))
+
+
+def _read_view(url: str) -> _View:
     with engine(url).connect() as con:
         fingerprint = tuple(con.execute(_FINGERPRINT).one())
-        if view is None or view.fingerprint != fingerprint:
-            credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None,
-                                                 c.certificate_sha256)
-                           for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
-                                                       ClientCredential.secret_hash, ClientCredential.revoked_at,
-                                                       ClientCredential.certificate_sha256))}
-            grants = {}
-            for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
-                service, client = ServiceId.parse(g.service), ClientId.parse(g.client)
-                grants[(service, client)] = Grant(service, client, g.purpose, g.granted_at, g.granted_by)
-            # Read in one connection: the fingerprint and what it stands for come from one state of the catalog.
-            view = _View(fingerprint, credentials, grants)
-    _VIEWS[url] = (now, view)
+        view = _BUILT.get(url)
+        if view is not None and view.fingerprint == fingerprint:
+            return view
+        credentials = {c.prefix: _Credential(c.client, c.secret_hash, c.revoked_at is not None, c.certificate_sha256)
+                       for c in con.execute(select(ClientCredential.prefix, ClientCredential.client,
+                                                   ClientCredential.secret_hash, ClientCredential.revoked_at,
+                                                   ClientCredential.certificate_sha256))}
+        grants = {}
+        for g in con.execute(select(GrantRecord).where(GrantRecord.revoked_at.is_(None))):
+            service, client = ServiceId.parse(g.service), ClientId.parse(g.client)
+            grants[(service, client)] = Grant(service, client, g.purpose, g.granted_at, g.granted_by)
+    # Read in one connection: the fingerprint and what it stands for come from one state of the catalog.
+    _BUILT[url] = view = _View(fingerprint, credentials, grants)
     return view
 
 
 def _changed(settings) -> None:
     """This process changed credentials or grants: its next call reads them again."""
-    _VIEWS.pop(settings.catalog_url, None)
+    _VIEWS.forget(settings.catalog_url)
 
 
 def _touch(settings, prefix: str) -> None:

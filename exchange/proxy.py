@@ -51,6 +51,7 @@ from multidict import CIMultiDictProxy
 
 from exchange.limits import CircuitBreaker, limits_file
 from exchange.server import XRoadError, _header_safe
+from hub.recent import Recent
 
 __all__ = ["IDEMPOTENT", "MAX_ATTEMPTS", "close_sessions", "consumer_openapi", "forward",
            "openapi_document", "provider_paths"]
@@ -486,6 +487,9 @@ def _origin(url: httpx.URL) -> str:
 # --- the call -----------------------------------------------------------------------------------------------------
 
 
+_STANDARDS = Recent(1.0)  # the standards of proxied answers, by reference: a steward's change holds within a second
+
+
 @dataclass(frozen=True)
 class _Answered:
     """The proxied answer as catalog.access sees a dataset: the standard's classification, owned by the provider."""
@@ -510,7 +514,7 @@ async def forward(settings, service, call, method: str, rest: str, query: bytes,
         raise XRoadError(503, "Server.ServerProxy.MalformedServerConf",
                          f"{service.id}: the hub does not know its provider's address in this setting; the hub's "
                          "operator finds why in the server's log")
-    standard = load_standard(service.standard_ref)
+    standard = _STANDARDS.get(service.standard_ref, lambda: load_standard(service.standard_ref))
     consumer = call.client
     who = officer_of(consumer)
     access = access_to(who, _Answered(str(service.id), standard.classification, service.id.member_code), standard)

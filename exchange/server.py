@@ -66,6 +66,7 @@ from starlette.requests import Request
 
 from serving.guard import client_certificate
 from exchange.limits import RateLimiter, limits_file
+from hub.recent import Recent
 from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 
 __all__ = ["Door", "XRoadError", "answer_components", "field_schema", "openapi_of"]
@@ -392,10 +393,12 @@ def _claimed(header: str | None) -> str | None:
         return None
 
 
-# Addresses found not locked out (catalog.identity) lately, and when: asked again after LOCK_RECHECK_SECONDS, or at
-# once after a failure here. A lock set by failures in another server process holds here within that time.
-LOCK_RECHECK_SECONDS = 1.0
-_UNLOCKED: dict[tuple[str, str], float] = {}
+# Addresses found not locked out (catalog.identity), asked again after a second, or at once after a failure here:
+# a lock set by failures in another server process holds here within a second.
+_UNLOCKED = Recent(1.0)
+# The catalog rows of the datasets that dataset services answer from: a new version is answered within a second of
+# its publication.
+_PUBLISHED = Recent(1.0)
 
 
 def _authenticated(settings, headers, address: str | None, certificate: tuple[bool, str | None]) -> ClientId:
@@ -410,16 +413,11 @@ def _authenticated(settings, headers, address: str | None, certificate: tuple[bo
     except IdentifierError as e:
         raise _bad(f"X-Road-Client: {e}") from None
     address = address or "unknown"
-    checked = _UNLOCKED.get((settings.catalog_url, address))
-    if checked is None or time.monotonic() - checked >= LOCK_RECHECK_SECONDS:
-        try:
-            refuse_if_locked(settings, address)
-        except TooManyAttempts as e:
-            raise XRoadError(429, "Server.ClientProxy.SslAuthenticationFailed", str(e),
-                             {"Retry-After": str(e.retry_after)}) from None
-        if len(_UNLOCKED) >= 4096:  # a bounded memory of addresses
-            _UNLOCKED.clear()
-        _UNLOCKED[(settings.catalog_url, address)] = time.monotonic()
+    try:
+        _UNLOCKED.get((settings.catalog_url, address), lambda: refuse_if_locked(settings, address))
+    except TooManyAttempts as e:
+        raise XRoadError(429, "Server.ClientProxy.SslAuthenticationFailed", str(e),
+                         {"Retry-After": str(e.retry_after)}) from None
     scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer":
         token = ""
@@ -427,7 +425,7 @@ def _authenticated(settings, headers, address: str | None, certificate: tuple[bo
         return authenticate(settings, claimed, token, certificate_required=certificate[0],
                             certificate_sha256=certificate[1])
     except ClientAuthenticationError as e:
-        _UNLOCKED.pop((settings.catalog_url, address), None)
+        _UNLOCKED.forget((settings.catalog_url, address))
         count_failure(settings, address)
         raise XRoadError(401, "Server.ClientProxy.SslAuthenticationFailed",
                          f"{e}; send the client's token as Authorization: Bearer hubx_...",
@@ -528,21 +526,10 @@ def query_pairs(service_id, query: bytes, known, noun: str, kind: str) -> list[t
     return pairs
 
 
-# The catalog rows of the datasets that dataset services answer from, and when each was read: read again after
-# PUBLISHED_RECHECK_SECONDS, so a new version is answered within that time of its publication.
-PUBLISHED_RECHECK_SECONDS = 1.0
-_PUBLISHED: dict[tuple[str, str], tuple[float, object]] = {}
-
-
 def _published(settings, dataset_id: str):
     from catalog.db import dataset_row
 
-    key, now = (settings.catalog_url, dataset_id), time.monotonic()
-    checked, row = _PUBLISHED.get(key, (None, None))
-    if checked is None or now - checked >= PUBLISHED_RECHECK_SECONDS:
-        row = dataset_row(settings.catalog_url, dataset_id)
-        _PUBLISHED[key] = (now, row)
-    return row
+    return _PUBLISHED.get((settings.catalog_url, dataset_id), lambda: dataset_row(settings.catalog_url, dataset_id))
 
 
 async def _lookup(settings, call: _Call, service, rest: str, query: bytes):
