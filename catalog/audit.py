@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, cast, func, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, cast, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -136,6 +136,7 @@ def _key(settings, create: bool = True) -> bytes | None:
     return home_key(Path(settings.home), KEY_ENV, KEY_FILE, create=create)
 
 
+@cache
 def _catalog_name(url: str) -> str:
     """The catalog database's URL without its password or query (where libpq also takes a password)."""
     parsed = make_url(url)
@@ -145,8 +146,13 @@ def _catalog_name(url: str) -> str:
 def witness_path(settings) -> Path:
     """The witness file of this catalog in the hub home: one per catalog database (named by a hash of its URL
     without credentials), since a home may be pointed at several (HUB_CATALOG_URL)."""
-    name = hashlib.sha256(_catalog_name(settings.catalog_url).encode()).hexdigest()[:16]
-    return Path(settings.home) / "secrets" / f"audit-{name}.witness"
+    return _witness_path(str(settings.home), settings.catalog_url)
+
+
+@cache
+def _witness_path(home: str, url: str) -> Path:
+    name = hashlib.sha256(_catalog_name(url).encode()).hexdigest()[:16]
+    return Path(home) / "secrets" / f"audit-{name}.witness"
 
 
 def _read_witness(path: Path) -> tuple[int, str] | None | str:
@@ -219,6 +225,13 @@ def record(settings, actor: str, role: str, action: str, *, dataset: str | None 
                                        client=client)])[0]
 
 
+# The statements of every append, built once (the service bus appends on every call).
+_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+_HASH_AT = select(AuditEntry.hash).where(AuditEntry.seq == bindparam("seq"))
+_MOVE_HEAD = AuditHead.__table__.update().where(AuditHead.id == 1).values(
+    seq=bindparam("seq"), hash=bindparam("hash"), mac=bindparam("mac"))
+
+
 def record_many(settings, entries: list[dict]) -> list[int]:
     """Append `entries` (each the keyword arguments of `record`, with actor, role and action) in this order, in
     one transaction, and return their seqs: what `record` does for one, at the cost of one commit for all (the
@@ -235,10 +248,9 @@ def record_many(settings, entries: list[dict]) -> list[int]:
                 con.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first INSERT
             else:
                 con.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-            head = con.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+            head = con.execute(_HEAD).first()
             forward = witnessed is None or (
-                isinstance(witnessed, tuple)
-                and con.scalar(select(AuditEntry.hash).where(AuditEntry.seq == witnessed[0])) == witnessed[1])
+                isinstance(witnessed, tuple) and con.scalar(_HASH_AT, {"seq": witnessed[0]}) == witnessed[1])
             seq, last = (head.seq, head.hash) if head else (0, GENESIS)
             added = []
             for e in entries:
@@ -254,7 +266,7 @@ def record_many(settings, entries: list[dict]) -> list[int]:
             if head is None:
                 con.execute(AuditHead.__table__.insert().values(id=1, **moved))
             else:
-                con.execute(AuditHead.__table__.update().where(AuditHead.id == 1).values(**moved))
+                con.execute(_MOVE_HEAD, moved)
             con.commit()
         # After the commit: a witness ahead of the log would be a false alarm forever. A crash just here leaves
         # it one entry behind, which the next append mends.
