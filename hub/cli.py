@@ -771,7 +771,7 @@ def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
     from serving.api import create_app
-    from serving.guard import max_header_bytes, server_protocol
+    from serving.guard import HeadLimitedProtocol
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
@@ -786,7 +786,8 @@ def cmd_serve(settings: Settings, args) -> None:
     say(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
     # Access lines stay off: a URL's query may hold what a person typed (a NIK in a filter); reads of data
     # that is not public are in the audit log instead.
-    # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
+    # HeadLimitedProtocol: uvicorn's httptools protocol, the request head capped (431); it also hands a
+    # connection's TLS client certificate to its requests.
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1, any local process; the app
     # believes it only from HUB_TRUSTED_PROXIES (serving.guard).
     # With a client CA, a connection may present a certificate of it (browsers need not): the service bus then
@@ -794,7 +795,7 @@ def cmd_serve(settings: Settings, args) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_ca_certs=args.tls_client_ca,
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if args.tls_client_ca else ssl.CERT_NONE,
-                http=server_protocol(max_header_bytes()), proxy_headers=False, server_header=False)
+                http=HeadLimitedProtocol, proxy_headers=False, server_header=False)
 
 
 def cmd_airflow(settings: Settings, args) -> None:
