@@ -286,7 +286,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     reads it arrives in, and a head still unfinished there is refused before the parser holds any more of it. The
     one head counted late is one that starts in the same read as the end of the request before it: its bytes in
     that read (at most one read's worth) are not counted, those of the reads after it are. RequestLimits applies
-    the limit exactly to every head the parser finishes."""
+    the limit exactly to every head the parser finishes.
+
+    A module-level class, not one made per limit: `hub serve --workers` names it to the processes it spawns."""
 
     def __init__(self, config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
