@@ -771,8 +771,10 @@ def cmd_serve(settings: Settings, args) -> None:
     import uvicorn
 
     from serving.api import create_app
-    from serving.guard import max_header_bytes, server_protocol
+    from serving.guard import HeadLimitedProtocol
 
+    if args.workers < 1:
+        raise ConfigError(f"hub serve: --workers {args.workers}: give at least 1")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("hub serve: give both --tls-cert and --tls-key, or neither")
     if args.tls_client_ca and not args.tls_cert:
@@ -781,20 +783,46 @@ def cmd_serve(settings: Settings, args) -> None:
                          ("--tls-client-ca", args.tls_client_ca)):
         if path and not Path(path).is_file():
             raise ConfigError(f"hub serve: {option} {path}: no such file")
+    if args.tls_cert:  # read here, so that a bad file stops `hub serve`, not each worker it starts, over and over
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (ssl.SSLError, ValueError) as e:
+            raise ConfigError(f"hub serve: --tls-cert {args.tls_cert} and --tls-key {args.tls_key} are not a PEM "
+                              f"certificate and its private key ({e})") from None
+        if args.tls_client_ca:
+            try:
+                tls.load_verify_locations(args.tls_client_ca)
+            except (ssl.SSLError, ValueError) as e:
+                raise ConfigError(f"hub serve: --tls-client-ca {args.tls_client_ca} holds no PEM certificate "
+                                  f"({e})") from None
     app = create_app(settings)  # a bad HUB_TRUSTED_PROXIES or HUB_MAX_HEADER_BYTES stops here, before listening
+    if args.workers > 1:
+        # uvicorn binds the socket here and spawns the workers, each importing its app by name and building it
+        # (serving.api.app_from_environment) from these settings, exported for it, and the rest of this
+        # environment; the app above was built to find a bad setting before anything listens.
+        os.environ.update({"HUB_HOME": str(settings.home), "HUB_CATALOG_URL": settings.catalog_url,
+                           "HUB_REGISTRY": str(settings.registry),
+                           "HUB_DATA_DIRS": os.pathsep.join(str(p) for p in settings.data_dirs),
+                           "HUB_SERVICES": str(settings.services)})
+        app = "serving.api:app_from_environment"
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
-    say(f"catalog portal on {base}/ and API on {base}/api (Ctrl-C to stop)", flush=True)
+    workers = f", {args.workers} worker processes" if args.workers > 1 else ""
+    say(f"catalog portal on {base}/ and API on {base}/api{workers} (Ctrl-C to stop)", flush=True)
     # Access lines stay off: a URL's query may hold what a person typed (a NIK in a filter); reads of data
     # that is not public are in the audit log instead.
-    # h11, capped: uvicorn's default parser (httptools) reads and holds a header however large it grows.
+    # HeadLimitedProtocol: uvicorn's httptools protocol, the request head capped (431); it also hands a
+    # connection's TLS client certificate to its requests.
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1, any local process; the app
     # believes it only from HUB_TRUSTED_PROXIES (serving.guard).
     # With a client CA, a connection may present a certificate of it (browsers need not): the service bus then
     # requires one of every client system (exchange.clients.authenticate), and TLS has verified it.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+    # With workers, SIGINT and SIGTERM stop uvicorn's supervisor here, which stops every worker before it returns.
+    uvicorn.run(app, factory=args.workers > 1, workers=args.workers, host=args.host, port=args.port,
+                log_level="warning", access_log=False,
                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_ca_certs=args.tls_client_ca,
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if args.tls_client_ca else ssl.CERT_NONE,
-                http=server_protocol(max_header_bytes()), proxy_headers=False, server_header=False)
+                http=HeadLimitedProtocol, proxy_headers=False, server_header=False)
 
 
 def cmd_airflow(settings: Settings, args) -> None:
@@ -1042,6 +1070,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     s.add_argument("--tls-client-ca", metavar="FILE", help="the CA (PEM) of client systems' certificates: the service "
                                                             "bus then requires mutual TLS of every client system")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serve from N processes on the one port (default 1): one per core the hub may use")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("airflow", help="Airflow's own command line, configured for this hub")

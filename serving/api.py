@@ -373,3 +373,28 @@ def create_app(settings) -> FastAPI:
     app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `hub serve --workers N`: uvicorn spawns each worker afresh and names its
+    app by import path, so the worker builds it from the settings `hub serve` read and exported to the environment
+    before starting it (HUB_HOME, HUB_CATALOG_URL, HUB_REGISTRY, HUB_DATA_DIRS, HUB_SERVICES); every other
+    setting (HUB_MAX_HEADER_BYTES, HUB_TRUSTED_PROXIES, HUB_QUERY_*, ...) is read from the same inherited
+    environment as the parent's. On Linux a worker also ends with its parent, even one killed outright (the OOM
+    killer): it would otherwise go on answering on the port with no one to stop it."""
+    import multiprocessing
+    import os
+    import signal
+    import sys
+
+    from hub.settings import load_settings
+
+    parent = multiprocessing.parent_process()
+    if sys.platform == "linux" and parent is not None:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent.pid:  # it died before the line above: nothing would send the signal
+            os.kill(os.getpid(), signal.SIGTERM)
+    return create_app(load_settings())

@@ -13,13 +13,14 @@ import ssl
 from functools import cache
 
 import anyio
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from hub.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_MAX_HEADER_BYTES", "HSTS", "MAX_JSON_DEPTH", "MAX_REQUEST_BYTES", "RequestLimits", "SecurityHeaders",
-    "TrustedProxies", "content_security_policy", "install", "json_depth", "max_header_bytes", "server_protocol",
-    "trusted_proxies",
+    "DEFAULT_MAX_HEADER_BYTES", "HSTS", "HeadLimitedProtocol", "MAX_JSON_DEPTH", "MAX_REQUEST_BYTES", "RequestLimits",
+    "SecurityHeaders", "TrustedProxies", "client_certificate", "content_security_policy", "install", "json_depth",
+    "max_header_bytes", "trusted_proxies",
 ]
 
 MAX_REQUEST_BYTES = 1 << 20  # a request body larger than this (a form, a SQL text, a CKAN call) is refused: 413
@@ -271,56 +272,70 @@ CLIENT_CERTIFICATE = "tls_client_certificate"
 
 def client_certificate(request) -> tuple[bool, str | None]:
     """(whether the server asks clients for TLS certificates, the SHA-256 of the one this request's connection
-    presented, None without one): set by `server_protocol`'s connections, so only `hub serve` can claim it."""
+    presented, None without one): set by `HeadLimitedProtocol`'s connections, so only `hub serve` can claim it."""
     found = getattr(request.state, CLIENT_CERTIFICATE, None) or {}
     return bool(found.get("required")), found.get("sha256")
 
 
-def server_protocol(max_header_bytes: int):
-    """uvicorn's h11 HTTP protocol with the request head capped at `max_header_bytes`, answered with 431.
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP protocol (its fastest) with each request's head capped at HUB_MAX_HEADER_BYTES,
+    answered with 431, and the connection's TLS client certificate handed to its requests (`client_certificate`).
 
-    httptools (uvicorn's default) keeps reading a header however long it grows; h11 stops buffering an
-    incomplete head past its limit, but uvicorn answers that with 400. A head that arrives whole in one read is
-    parsed and left to RequestLimits, which applies the same limit exactly."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    httptools keeps a header it has not seen the end of in memory, however long it grows; so the parser is given
+    at most the limit's worth of a head, counted from the first byte after the previous request over however many
+    reads it arrives in, and a head still unfinished there is refused before the parser holds any more of it. The
+    one head counted late is one that starts in the same read as the end of the request before it: its bytes in
+    that read (at most one read's worth) are not counted, those of the reads after it are. RequestLimits applies
+    the limit exactly to every head the parser finishes.
 
-    class _Connection(h11.Connection):
-        refused_with: int | None = None
+    A module-level class, not one made per limit: `hub serve --workers` names it to the processes it spawns."""
 
-        def next_event(self):
-            try:
-                return super().next_event()
-            except h11.RemoteProtocolError as e:
-                self.refused_with = e.error_status_hint
-                raise
+    def __init__(self, config, server_state, app_state, _loop=None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.max_header_bytes = max_header_bytes()
+        self.head: int | None = 0  # bytes of the current request's head given to the parser; None in its body
+        self.heads = 0  # request heads the parser has finished on this connection
 
-    class HeadLimitedH11Protocol(H11Protocol):
-        def __init__(self, config, server_state, app_state, _loop=None) -> None:
-            super().__init__(config, server_state, app_state, _loop)
-            self.conn = _Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        # The connection's TLS client certificate, verified by the handshake, reaches each request of it as
+        # `request.state` (uvicorn copies app_state into every request's scope): see `client_certificate`.
+        tls = transport.get_extra_info("ssl_object")
+        if tls is not None and tls.context.verify_mode != ssl.CERT_NONE:
+            der = tls.getpeercert(binary_form=True)
+            self.app_state = {**self.app_state, CLIENT_CERTIFICATE: {
+                "required": True, "sha256": hashlib.sha256(der).hexdigest() if der else None}}
 
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            # The connection's TLS client certificate, verified by the handshake, reaches each request of it as
-            # `request.state` (uvicorn copies app_state into every request's scope): see `client_certificate`.
-            tls = transport.get_extra_info("ssl_object")
-            if tls is not None and tls.context.verify_mode != ssl.CERT_NONE:
-                der = tls.getpeercert(binary_form=True)
-                self.app_state = {**self.app_state, CLIENT_CERTIFICATE: {
-                    "required": True, "sha256": hashlib.sha256(der).hexdigest() if der else None}}
+    def on_headers_complete(self) -> None:
+        self.head = None
+        self.heads += 1
+        super().on_headers_complete()
 
-        def send_400_response(self, msg: str) -> None:
-            if self.conn.refused_with != 431:
-                return super().send_400_response(msg)
-            body = json.dumps({"detail": f"the request line and headers take more than {max_header_bytes} bytes "
-                                         "(HUB_MAX_HEADER_BYTES)"}).encode()
-            for event in (h11.Response(status_code=431, reason=b"Request Header Fields Too Large",
-                                       headers=[(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode()),
-                                                (b"connection", b"close"), *SecurityHeaders(None).headers]),
-                          h11.Data(data=body), h11.EndOfMessage()):
-                self.transport.write(self.conn.send(event))
-            self.transport.close()
+    def on_message_complete(self) -> None:
+        self.head = 0
+        super().on_message_complete()
 
-    return HeadLimitedH11Protocol
+    def data_received(self, data: bytes) -> None:
+        while self.head is not None and self.head + len(data) > self.max_header_bytes:
+            # The read would take the head past the limit: the parser gets what fits, and the rest only if the
+            # head ended within that (the rest is then a body, or the next request, counted afresh).
+            room, heads = self.max_header_bytes - self.head, self.heads
+            self.head = self.max_header_bytes
+            super().data_received(data[:room])
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return  # refused as malformed (400), or handed to another protocol (an upgrade)
+            if self.heads == heads:
+                return self._refuse_head()
+            data = data[room:]
+        if self.head is not None:
+            self.head += len(data)
+        super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        body = json.dumps({"detail": f"the request line and headers take more than {self.max_header_bytes} bytes "
+                                     "(HUB_MAX_HEADER_BYTES)"}).encode()
+        headers = [*self.server_state.default_headers, (b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
+                   *SecurityHeaders(None).headers]
+        self.transport.write(b"".join([STATUS_LINE[431], *(b"%s: %s\r\n" % h for h in headers), b"\r\n", body]))
+        self.transport.close()

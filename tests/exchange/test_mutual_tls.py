@@ -1,7 +1,7 @@
 """Mutual TLS on the service bus: `hub serve --tls-client-ca` asks every connection for a certificate of the client
 CA, and an X-Road call is answered only when its connection presented the certificate registered for the client it
 names (`hub exchange clients add CLIENT --certificate FILE`), besides that client's token. Browsers and the catalog
-API need no certificate."""
+API need no certificate. All of it with `hub serve` in one process and with two workers."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def _write(folder, name: str, certificate, key) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bus(tmp_path_factory):
+def published(tmp_path_factory):
+    """A hub with SIAK published, two client systems granted it (dinsos with its certificate registered), and the
+    certificates of a client CA, of another CA and of the server."""
     home = tmp_path_factory.mktemp("mtls-home")
     pki = tmp_path_factory.mktemp("pki")
     ca_key, other_ca_key = _key(), _key()
@@ -86,30 +88,47 @@ def bus(tmp_path_factory):
         hub(home, "exchange", "grant", PENDUDUK, client, "--purpose", "verifikasi", env=env)
     nik = json.loads(hub(home, "query", "SELECT nik FROM disdukcapil_siak ORDER BY nik LIMIT 1", "--format", "json",
                          env=env).stdout)[0]["nik"]
+    return {"home": home, "env": env, "ca_file": ca_file, "server_cert": server_cert,
+            "server_key": server_key_file, "certs": certs, "tokens": tokens, "nik": nik}
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1 worker", "2 workers"])
+def bus(published, request):
+    """`hub serve --tls-client-ca` over the published hub, in one process and with two workers (each worker
+    makes its own TLS connections, and must hand each one's certificate to its requests)."""
     port = free_port()
-    server = subprocess.Popen([HUB, "serve", "--port", str(port), "--tls-cert", server_cert, "--tls-key",
-                               server_key_file, "--tls-client-ca", ca_file], env=hub_env(home, env),
+    server = subprocess.Popen([HUB, "serve", "--port", str(port), "--workers", str(request.param), "--tls-cert",
+                               published["server_cert"], "--tls-key", published["server_key"], "--tls-client-ca",
+                               published["ca_file"]], env=hub_env(published["home"], published["env"]),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            httpx.get(base + "/api/datasets", verify=server_cert, timeout=2)
+            httpx.get(base + "/api/datasets", verify=published["server_cert"], timeout=2)
             break
         except httpx.TransportError:
             time.sleep(0.3)
-    yield {"base": base, "server_cert": server_cert, "certs": certs, "tokens": tokens, "nik": nik}
+    yield {**published, "base": base, "server": server, "workers": request.param}
     server.terminate()
     server.wait(timeout=30)
 
 
-def _call(bus, client: str, presented: str | None):
+def _context(bus, presented: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=bus["server_cert"])
     if presented:
         context.load_cert_chain(*bus["certs"][presented])
-    return httpx.get(f"{bus['base']}/r1/{PENDUDUK}/{bus['nik']}", verify=context, timeout=30,
-                     headers={"X-Road-Client": client, "Authorization": f"Bearer {bus['tokens'][client]}",
-                              "X-Road-Issue": "verifikasi"})
+    return context
+
+
+def _call(bus, client: str, presented: str | None, http: httpx.Client | None = None):
+    """`client`'s X-Road call, on a connection presenting `presented`'s certificate (on `http`'s, when given)."""
+    url = f"{bus['base']}/r1/{PENDUDUK}/{bus['nik']}"
+    headers = {"X-Road-Client": client, "Authorization": f"Bearer {bus['tokens'][client]}",
+               "X-Road-Issue": "verifikasi"}
+    if http is not None:
+        return http.get(url, headers=headers)
+    return httpx.get(url, verify=_context(bus, presented), timeout=30, headers=headers)
 
 
 def _refused(answer: httpx.Response, text: str) -> None:
@@ -118,10 +137,30 @@ def _refused(answer: httpx.Response, text: str) -> None:
     assert text in answer.json()["message"]
 
 
+def _answered_by(server: subprocess.Popen, answer: httpx.Response) -> int:
+    """The pid of the process of `hub serve` (itself or a worker) holding the server's end of `answer`'s
+    connection: which one answered, as the operating system tells it."""
+    import psutil
+
+    client = answer.extensions["network_stream"].get_extra_info("client_addr")
+    parent = psutil.Process(server.pid)
+    for process in [parent, *parent.children()]:
+        if any(c.raddr and tuple(c.raddr) == client for c in process.net_connections("tcp")):
+            return process.pid
+    raise AssertionError("no process of hub serve holds the connection")
+
+
 def test_a_client_with_its_registered_certificate_and_token_is_answered(bus):
-    answer = _call(bus, DINSOS, "dinsos")
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["record"]["nik"] == bus["nik"]
+    answered_by = set()
+    for _ in range(100):  # a connection each, until every worker has answered one (each reads its own)
+        with httpx.Client(verify=_context(bus, "dinsos"), timeout=30) as http:
+            answer = _call(bus, DINSOS, "dinsos", http)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["record"]["nik"] == bus["nik"]
+            answered_by.add(_answered_by(bus["server"], answer))
+        if len(answered_by) == bus["workers"]:
+            break
+    assert len(answered_by) == bus["workers"]
 
 
 def test_the_token_alone_or_another_clients_certificate_is_refused(bus):

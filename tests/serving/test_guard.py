@@ -217,11 +217,93 @@ def test_the_real_server_refuses_a_200_mb_header_with_431_without_holding_it(ser
     assert b"HUB_MAX_HEADER_BYTES" in answer
     assert sent < 20 << 20, f"the server read {sent} bytes of one header before refusing it"
     assert _rss_kib(server.pid) - before < 50_000, "the server held the header in memory"
-    # One head under the limit that is one read's worth still gets the app's own 431.
-    big = httpx.get(base + "/api", headers={"X-Fill": "x" * 40_000})  # the server's or the app's refusal
+    # A head over the limit that is one read's worth is refused too.
+    big = httpx.get(base + "/api", headers={"X-Fill": "x" * 40_000})
     assert big.status_code == 431 and "HUB_MAX_HEADER_BYTES" in big.text
     assert httpx.get(base + "/api", headers={"X-Fill": "x" * 8_000}).status_code == 200
     assert httpx.get(base + "/api/datasets").status_code == 200  # and it serves the others
+
+
+def _answers(data: bytes) -> list[tuple[int, bytes]]:
+    """The complete HTTP/1.1 answers in `data`, as (status, body)."""
+    answers = []
+    while b"\r\n\r\n" in data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head)[1])
+        if len(rest) < length:
+            break
+        answers.append((int(head.split()[1]), rest[:length]))
+        data = rest[length:]
+    return answers
+
+
+def _talk(base: str, *writes: bytes, answers: int, pause: float = 0.1) -> list[tuple[int, bytes]]:
+    """Send `writes` on one raw connection, `pause` seconds apart (each its own read on the server), stopping
+    early if the server closes the connection (or says it will); then read until `answers` answers came or the
+    server hangs up."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    received = b""
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for data in writes:
+            time.sleep(pause)
+            if select.select([s], [], [], 0)[0]:
+                waiting = s.recv(1 << 20, socket.MSG_PEEK)
+                if not waiting or b"connection: close" in waiting.lower():
+                    break
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        try:
+            while len(_answers(received)) < answers and (part := s.recv(65536)):
+                received += part
+        except ConnectionResetError:
+            pass
+    return _answers(received)
+
+
+def _get(fill: int) -> bytes:
+    return b"GET /api HTTP/1.1\r\nHost: hub\r\nX-Fill: " + b"x" * fill + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("before", [0, 1, 3], ids=["first", "after a request", "after three"])
+@pytest.mark.parametrize("pieces", [1, 40, 1000], ids=["whole", "in 40 reads", "in 1000 reads"])
+def test_the_server_refuses_a_head_over_the_limit_however_it_arrives(served, pieces, before):
+    """The server's own refusal (not the app's, which needs the whole head parsed first), from the limit's worth
+    of bytes on, whether the head comes in one read or in many small ones, first on its connection or after
+    other requests."""
+    _, base = served
+    head = _get(40_000)
+    size = -(-len(head) // pieces)
+    answers = _talk(base, *[_get(10)] * before, *(head[i:i + size] for i in range(0, len(head), size)),
+                    answers=before + 1, pause=0.1 if pieces < 100 else 0.001)
+    assert [status for status, _ in answers] == [200] * before + [431]
+    assert json.loads(answers[-1][1]) == {"detail": "the request line and headers take more than 32768 bytes "
+                                                    "(HUB_MAX_HEADER_BYTES)"}
+
+
+def test_heads_under_the_limit_are_each_counted_afresh(served):
+    """The limit is each request's: keep-alive requests and pipelined ones, and bodies, together far over it."""
+    _, base = served
+    assert [status for status, _ in _talk(base, *[_get(20_000)] * 4, answers=4)] == [200] * 4
+    assert [status for status, _ in _talk(base, _get(20_000) * 3, answers=3)] == [200] * 3  # one read
+    body = b'{"q": "x"}' + b" " * 100_000
+    post = (b"POST /api/3/action/package_search HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    assert [status for status, _ in _talk(base, post + body + _get(20_000), _get(20_000), answers=3)] == [200] * 3
+    # A head that ends in the read that crosses the limit, its body after it in that read.
+    filled = post.replace(b"Host: hub\r\n", b"Host: hub\r\nX-Fill: " + b"x" * 30_000 + b"\r\n")
+    assert [status for status, _ in _talk(base, filled[:-4], filled[-4:] + body, answers=1)] == [200]
+
+
+def test_a_pipelined_head_over_the_limit_is_refused_too(served):
+    """A head behind another request in one read: the server counts it from its next read on, and the app counts
+    it exactly (RequestLimits)."""
+    _, base = served
+    answers = _talk(base, _get(10) + _get(40_000), answers=2)
+    assert [status for status, _ in answers] == [200, 431]
+    assert b"HUB_MAX_HEADER_BYTES" in answers[1][1]
 
 
 # --- deep input: 400 -------------------------------------------------------------------------------------
