@@ -34,10 +34,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(work: Path, rows: int, *commands: list[str], before_serving=None):
+def served(work: Path, rows: int, *commands: list[str], before_serving=None, workers: int = 1):
     """An N-row Dinsos-format source published (then `commands` run with `hub`, then `before_serving(env)`
-    called, which may add to the environment), served by `hub serve` in a child process: (base URL, server
-    process, the hub's environment, the headers of an analyst's token: the data is `terbatas`)."""
+    called, which may add to the environment), served by `hub serve --workers N` in a child process: (base URL,
+    server process, the hub's environment, the headers of an analyst's token: the data is `terbatas`)."""
     import httpx
 
     from pipeline import SOURCE_ID, prepare
@@ -55,7 +55,7 @@ def served(work: Path, rows: int, *commands: list[str], before_serving=None):
     if before_serving:
         before_serving(env)
     port = free_port()
-    server = subprocess.Popen([hub, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+    server = subprocess.Popen([hub, "serve", "--port", str(port), "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -3,7 +3,7 @@
     .venv/bin/python bench/exchange.py --rows 1000000
 
 Publishes an N-row Dinsos-format source with the pipeline, registers two services, adds a consumer subsystem
-granted both, and serves the hub in a child process (`hub serve`):
+granted both, and serves the hub in a child process (`hub serve --workers N`, default 2):
 - a dataset service over the published source, looked up by NIK (`GET /r1/{service}/{nik}`, NIKs drawn from
   the dataset);
 - a proxied service in front of a provider's API (a status check by NIK, SIAK's field names, served by uvicorn in
@@ -220,6 +220,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200, help="calls per consumer, concurrency and path")
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--workers", type=int, default=2, help="processes of `hub serve` (default 2: this machine's "
+                        "cores)")
     args = parser.parse_args()
     start = time.perf_counter()
     port = free_port()
@@ -235,16 +237,17 @@ def main() -> None:
             work = Path(tmp)
             headers: dict = {}
             with served(work, args.rows,
-                        before_serving=lambda env: headers.update(register_services(work, env, provider))) \
-                    as (base, _, _, _):
+                        before_serving=lambda env: headers.update(register_services(work, env, provider)),
+                        workers=args.workers) as (base, _, _, _):
                 print(f"published and served {args.rows} rows in {time.perf_counter() - start:.1f} s", flush=True)
                 niks = sample_niks(work, 2000)
                 lookups = [f"/r1/{LOOKUP}/{nik}" for nik in niks]
                 proxied = [f"/r1/{PROXIED}/status/{nik}" for nik in niks]
                 direct = [f"/api/status/{nik}" for nik in niks]
-                result: dict = {"rows": args.rows}
-                load(base, lookups[:20], 1, 20, headers)  # the first lookup builds the index later ones use
-                load(base, proxied[:20], 1, 20, headers)
+                result: dict = {"rows": args.rows, "workers": args.workers}
+                # The first lookups build the index later ones use, in each worker.
+                load(base, lookups[:40], args.workers * 2, 20, headers)
+                load(base, proxied[:20], args.workers * 2, 10, headers)
                 for consumers in args.consumers:
                     f = {"lookup": load(base, lookups, consumers, args.requests, headers),
                          "direct": load(provider, direct, consumers, args.requests, {}),

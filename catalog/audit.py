@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import hmac
 import json
 import os
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -181,17 +181,37 @@ def _write_witness(settings, path: Path, seq: int, mac: str) -> None:
         raise
 
 
-@contextmanager
-def _home_lock(path: Path):
-    """An exclusive lock on `path` (flock) for the processes of one hub home: held from before the database's lock
-    until the witness is written, so witnesses are written in the order of their entries."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+class AppendLock:
+    """The exclusive lock (flock) that the processes of one hub home hold to append: taken before the database's
+    lock and held until the witness is written, so witnesses are written in the order of their entries.
+    `acquire` may be called from one thread and `release` from another (the service bus waits for it off its
+    event loop)."""
+
+    def __init__(self, settings) -> None:
+        self.path = witness_path(settings).with_suffix(".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
+
+    def __enter__(self) -> AppendLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def _safe_details(details: dict | None) -> dict:
@@ -232,14 +252,15 @@ _MOVE_HEAD = AuditHead.__table__.update().where(AuditHead.id == 1).values(
     seq=bindparam("seq"), hash=bindparam("hash"), mac=bindparam("mac"))
 
 
-def record_many(settings, entries: list[dict]) -> list[int]:
+def record_many(settings, entries: list[dict], *, locked: bool = False) -> list[int]:
     """Append `entries` (each the keyword arguments of `record`, with actor, role and action) in this order, in
     one transaction, and return their seqs: what `record` does for one, at the cost of one commit for all (the
-    service bus's message log commits the calls that wait at the same moment together)."""
+    service bus's message log commits the calls that wait at the same moment together). `locked`: the caller
+    holds the home's AppendLock."""
     _ready(settings.catalog_url)
     key = _key(settings)
     witness = witness_path(settings)
-    with _home_lock(witness.with_suffix(".lock")):
+    with (contextlib.nullcontext() if locked else AppendLock(settings)):
         witnessed = _read_witness(witness)
         eng = engine(settings.catalog_url)
         # Core statements on one connection, not the ORM: the service bus appends on every call.

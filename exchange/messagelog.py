@@ -3,12 +3,15 @@ answered, the calls that finish at the same moment sharing one commit.
 
 Writing each call's entry in its own transaction would make every call wait for its own commit, one after the
 other (the chain allows one writer at a time). The server answers calls on an event loop: a call's entry waits in
-its loop's group, and the group is committed (`catalog.audit.record_many`) once the loop has run everything that
-was ready, so the calls that finished in one turn of the loop share one commit. No call is answered before its
-entry is committed, and a failed commit fails every call of the group (X-Road's LoggingFailed).
+its loop's group; one commit at a time per loop first waits for the home's append lock (catalog.audit.AppendLock,
+which the other server processes and Airflow's tasks take too) in a thread, the loop answering other calls
+meanwhile, then commits every entry waiting by then (`catalog.audit.record_many`) on the loop itself. No call is
+answered before its entry is committed, and a failed commit fails every call of the group (X-Road's
+LoggingFailed).
 
-The commit runs on the loop itself, not in a thread: it is short (one transaction of a few rows), and a thread
-waiting for its turn at the interpreter behind a busy loop made every commit wait several switch intervals.
+The commit runs on the loop, not in a thread: it is short (one transaction of a few rows), and a thread taking
+turns at the interpreter with a busy loop waited several switch intervals at each of the commit's many steps.
+Waiting for the lock is one step, spent in the kernel.
 """
 
 from __future__ import annotations
@@ -27,25 +30,44 @@ class _Group:
     def __init__(self, settings) -> None:
         self.settings = settings
         self.waiting: list[tuple[dict, asyncio.Future]] = []
-        self.scheduled = False
+        self.committing: asyncio.Task | None = None
 
-    def commit(self) -> None:
+    def add(self, entry: dict) -> asyncio.Future:
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append((entry, done))
+        if self.committing is None:
+            self.committing = asyncio.get_running_loop().create_task(self._commit())
+        return done
+
+    async def _commit(self) -> None:
         from catalog import audit
 
-        group, self.waiting = self.waiting[:MAX_GROUP], self.waiting[MAX_GROUP:]
-        self.scheduled = bool(self.waiting)
-        if self.scheduled:  # more than one commit holds: the rest goes in the next turn
-            asyncio.get_running_loop().call_soon(self.commit)
         try:
-            audit.record_many(self.settings, [entry for entry, _ in group])
-        except Exception as e:  # noqa: BLE001 (each call of the group raises it)
-            for _, done in group:
-                if not done.done():
-                    done.set_exception(e)
-            return
-        for _, done in group:
-            if not done.done():
-                done.set_result(None)
+            while self.waiting:
+                group: list = []
+                try:
+                    lock = audit.AppendLock(self.settings)
+                    await asyncio.to_thread(lock.acquire)
+                    try:
+                        # Everything that came while the lock was awaited goes in this commit.
+                        group, self.waiting = self.waiting[:MAX_GROUP], self.waiting[MAX_GROUP:]
+                        audit.record_many(self.settings, [entry for entry, _ in group], locked=True)
+                    finally:
+                        lock.release()
+                except Exception as e:  # noqa: BLE001 (each call of the group raises it)
+                    if not group:  # the lock could not be had: every call waiting fails
+                        group, self.waiting = self.waiting, []
+                    _settle(group, e)
+                else:
+                    _settle(group, None)
+        finally:
+            self.committing = None
+
+
+def _settle(group: list, error: Exception | None) -> None:
+    for _, done in group:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(None)
 
 
 _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {(catalog, home): _Group}
@@ -53,20 +75,12 @@ _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -
 
 async def append(settings, actor: str, role: str, action: str, *, dataset: str | None = None,
                  details: dict | None = None, client: str | None = None) -> None:
-    """`catalog.audit.record`'s entry, committed with the others of this turn of the event loop before this
-    returns; raises what the commit raised."""
-    loop = asyncio.get_running_loop()
-    groups = _GROUPS.setdefault(loop, {})
-    group = groups.get((settings.catalog_url, str(settings.home)))
-    if group is None:
-        group = groups[(settings.catalog_url, str(settings.home))] = _Group(settings)
-    done = loop.create_future()
-    group.waiting.append((dict(actor=actor, role=role, action=action, dataset=dataset, details=details,
-                               client=client), done))
-    if not group.scheduled:
-        group.scheduled = True
-        loop.call_soon(group.commit)
-    await done
+    """`catalog.audit.record`'s entry, committed with the others waiting on this event loop before this returns;
+    raises what the commit raised."""
+    groups = _GROUPS.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.catalog_url, str(settings.home))
+    group = groups.get(key) or groups.setdefault(key, _Group(settings))
+    await group.add(dict(actor=actor, role=role, action=action, dataset=dataset, details=details, client=client))
 
 
 def calls_to(settings, member_code: str, limit: int = 100) -> list[dict]:

@@ -130,7 +130,7 @@ def cmd_up(settings: Settings, args) -> None:
     from hub.up import up
 
     up(settings, host=args.host, port=args.port, airflow_port=args.airflow_port, demo=args.demo,
-       people=args.people, celery_workers=args.celery_workers)
+       people=args.people, celery_workers=args.celery_workers, serve_workers=args.workers)
 
 
 def cmd_status(settings: Settings, args) -> int:
@@ -856,6 +856,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--celery-workers", type=int, default=None,
                    help="Celery workers to start on this machine under the CeleryExecutor (default 1; 0 when they "
                         "all run on other machines)")
+    s.add_argument("--workers", type=int, default=1, help="processes of the catalog server, as `hub serve --workers`")
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("status", help="each component, each DAG's last and next run, failed runs, broken files")

@@ -64,7 +64,7 @@ class Component:
 
 
 def components(settings: Settings, *, host: str, port: int, airflow_port: int, demo_port: int | None,
-               celery_workers: int = 0) -> list[Component]:
+               celery_workers: int = 0, serve_workers: int = 1) -> list[Component]:
     """The processes of one hub, in the order they start (the API server first: tasks report to it)."""
     python = sys.executable
     found = [Component("api-server", [python, "-m", "airflow", "api-server", "--host", host,
@@ -77,7 +77,8 @@ def components(settings: Settings, *, host: str, port: int, airflow_port: int, d
         # Every component shares this machine's disk: the API server reads task logs there, no log server needed.
         Component("scheduler", [python, "-m", "airflow", "scheduler", "--skip-serve-logs"]),
         Component("triggerer", [python, "-m", "airflow", "triggerer", "--skip-serve-logs"]),
-        Component("catalog", [python, "-m", "hub.cli", "serve", "--host", host, "--port", str(port)]),
+        Component("catalog", [python, "-m", "hub.cli", "serve", "--host", host, "--port", str(port), "--workers",
+                               str(serve_workers)]),
     ]
     found += [Component(f"celery-worker-{i}", [python, "-m", "airflow", "celery", "worker", "--skip-serve-logs",
                                                "--celery-hostname", f"worker{i}@%h", "--concurrency", "2"])
@@ -297,7 +298,7 @@ def executor_setup(celery_workers: int | None) -> int:
 
 
 def up(settings: Settings, *, host: str, port: int, airflow_port: int, demo: bool, people: int,
-       celery_workers: int | None = None, wave_timeout: float = 1800) -> None:
+       celery_workers: int | None = None, serve_workers: int = 1, wave_timeout: float = 1800) -> None:
     """`hub up`: lock the home, set it up, start and supervise every component until SIGINT or SIGTERM.
 
     With `demo`, the demo agency systems are built and served too, and the summary of the first wave of runs
@@ -337,7 +338,8 @@ def up(settings: Settings, *, host: str, port: int, airflow_port: int, demo: boo
             "PYTHONUNBUFFERED": "1",
         }
         supervisor.parts = components(settings, host=host, port=port, airflow_port=airflow_port,
-                                      demo_port=demo_port, celery_workers=celery_workers)
+                                      demo_port=demo_port, celery_workers=celery_workers,
+                                      serve_workers=serve_workers)
         supervisor.env = env
         from hub.cli import say
 
