@@ -90,8 +90,7 @@ def _breaker(path: Path) -> CircuitBreaker:
 # --- the provider's OpenAPI document ------------------------------------------------------------------------------
 
 
-_documents: dict[str, tuple[float, bytes]] = {}  # URL -> (fetched at, text)
-_documents_lock = threading.Lock()
+_DOCUMENTS = Recent(OPENAPI_CACHE_SECONDS)  # URL -> the document fetched from it
 
 
 def openapi_document(service) -> bytes:
@@ -101,15 +100,7 @@ def openapi_document(service) -> bytes:
     where = service.proxy.openapi
     if not where.startswith(("http://", "https://")):
         return Path(where).read_bytes()
-    now = time.monotonic()
-    with _documents_lock:
-        cached = _documents.get(where)
-    if cached and now - cached[0] < OPENAPI_CACHE_SECONDS:
-        return cached[1]
-    text = _fetch_openapi(service, where)
-    with _documents_lock:
-        _documents[where] = (now, text)
-    return text
+    return _DOCUMENTS.get(where, lambda: _fetch_openapi(service, where))
 
 
 def consumer_openapi(service) -> dict:
@@ -242,11 +233,7 @@ def _fetch_openapi(service, url: str) -> bytes:
 def document_at_hand(service) -> bool:
     """Whether the provider's document can be read without a request to its URL (a file, or a fresh copy)."""
     where = service.proxy.openapi
-    if not where.startswith(("http://", "https://")):
-        return True
-    with _documents_lock:
-        cached = _documents.get(where)
-    return bool(cached) and time.monotonic() - cached[0] < OPENAPI_CACHE_SECONDS
+    return not where.startswith(("http://", "https://")) or _DOCUMENTS.holds(where)
 
 
 def _check_operation(service, method: str, rest: str) -> None:
@@ -332,33 +319,27 @@ class _Credentials:
         return (str(httpx.URL(url).copy_merge_params(self.params)) if self.params else url), headers
 
 
-_credentials_cache: dict[tuple[str, str], tuple[float, _Credentials]] = {}
-_credentials_lock = threading.Lock()
+_CREDENTIALS = Recent(CREDENTIAL_CACHE_SECONDS)  # (service, its auth) -> the resolved credential
 
 
 def _credentials(service) -> _Credentials:
     """The service's resolved credential, kept CREDENTIAL_CACHE_SECONDS (an Airflow connection is a database read)
     while its registration names the same secret; forgotten at once when the provider refuses it, so a rotated
     secret is read again on the next call."""
+    return _CREDENTIALS.get(_credentials_key(service), lambda: _resolved_credentials(service))
+
+
+def _resolved_credentials(service) -> _Credentials:
     from hub.errors import HubError
 
-    key = _credentials_key(service)
-    now = time.monotonic()
-    with _credentials_lock:
-        cached = _credentials_cache.get(key)
-    if cached and now - cached[0] < CREDENTIAL_CACHE_SECONDS:
-        return cached[1]
     try:
-        credentials = _Credentials(service)
+        return _Credentials(service)
     except HubError as e:
         # The operator's to fix: which variable or connection is missing goes to the log (it holds no secret).
         log.warning("exchange: the credential of %s is not available: %s", service.id, e)
         raise XRoadError(503, "Server.ServerProxy.MalformedServerConf",
                          f"{service.id}: the hub's credential for its provider is not available; the hub's operator "
                          "finds why in the server's log") from None
-    with _credentials_lock:
-        _credentials_cache[key] = (now, credentials)
-    return credentials
 
 
 def _credentials_key(service) -> tuple[str, str]:
@@ -366,8 +347,7 @@ def _credentials_key(service) -> tuple[str, str]:
 
 
 def _forget_credentials(service) -> None:
-    with _credentials_lock:
-        _credentials_cache.pop(_credentials_key(service), None)
+    _CREDENTIALS.forget(_credentials_key(service))
 
 
 # --- sending ------------------------------------------------------------------------------------------------------

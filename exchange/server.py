@@ -64,10 +64,10 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 
-from serving.guard import client_certificate
+from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
 from exchange.limits import RateLimiter, limits_file
 from hub.recent import Recent
-from exchange.identifiers import METADATA_SERVICES, ClientId, IdentifierError, ServiceId, split_service_path
+from serving.guard import client_certificate
 
 __all__ = ["Door", "XRoadError", "answer_components", "field_schema", "openapi_of"]
 
@@ -278,7 +278,6 @@ class Door:
                                                  path == "/listClients", body)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-
 
     @staticmethod
     def _closing(receive):

@@ -28,12 +28,17 @@ class Recent:
         found = self._values.get(key)
         if found is not None and now - found[0] < self.seconds:
             return found[1]
-        value = read()
+        value = read()  # not under the lock: a slow read (a fetch) holds up no other key
         with self._lock:
             if len(self._values) >= self.limit:  # a bounded memory: forget all, read again as asked
                 self._values.clear()
             self._values[key] = (now, value)
         return value
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether `get(key, ...)` would answer without reading."""
+        found = self._values.get(key)
+        return found is not None and time.monotonic() - found[0] < self.seconds
 
     def forget(self, key: Hashable) -> None:
         with self._lock:
