@@ -242,8 +242,13 @@ def _failing(values: pa.Array, rules: list[tuple[str, pa.Array]]) -> Normalized:
 _ID_SEPARATORS = f"[\\s\\pZ\\p{{Pd}}.{_INVISIBLE}]"
 
 
+def _digits(text: pa.Array) -> pa.Array:
+    # ASCII digits: utf8_is_digit takes ² and other scripts' digits too.
+    return pc.match_substring_regex(text, "^[0-9]+$")
+
+
 def _identifier(text: pa.Array, lengths: tuple[int, ...] | None, check: bool) -> Normalized:
-    digits = pc.utf8_is_digit(text)
+    digits = _digits(text)
     if lengths is not None:
         digits = pc.and_(digits, pc.is_in(pc.utf8_length(text), pa.array(lengths, pa.int32())))
     # Most identifiers arrive clean; the regular expressions run only on the others.
@@ -258,10 +263,10 @@ def _identifier(text: pa.Array, lengths: tuple[int, ...] | None, check: bool) ->
     cleaned = pc.if_else(pc.equal(cleaned, ""), _NULL_TEXT, cleaned)
     rules = [("scientific_notation", _spread(messy, scientific, n))]
     if check:
-        not_digits = pc.and_(pc.invert(scientific), pc.invert(pc.utf8_is_digit(cleaned)))
+        not_digits = pc.and_(pc.invert(scientific), pc.invert(_digits(cleaned)))
         rules.append(("identifier_digits", _spread(messy, not_digits, n)))
         if lengths is not None:
-            wrong = pc.and_(pc.utf8_is_digit(cleaned),
+            wrong = pc.and_(_digits(cleaned),
                             pc.invert(pc.is_in(pc.utf8_length(cleaned), pa.array(lengths, pa.int32()))))
             rules.append(("identifier_length", _spread(messy, wrong, n)))
     return _failing(pc.replace_with_mask(text, messy, cleaned), rules)
