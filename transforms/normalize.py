@@ -71,7 +71,10 @@ def register_normalizer(name: str, fn: Callable[..., Normalized], options: Optio
         if not (isinstance(allowed, (type, tuple, list, range, frozenset)) or callable(allowed)):
             raise TypeError(f"normalizer {name!r}: option {option!r} must be declared by a type, the allowed "
                             f"values or a check function, got {allowed!r}")
-    parameters = list(inspect.signature(fn).parameters.values())[1:]
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):  # a function whose signature Python cannot read: every option is optional
+        parameters = []
     required = frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty
                          and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
     undeclared = sorted(required - options.keys())
@@ -134,7 +137,9 @@ def _parse_spec(spec) -> tuple[str, dict]:
         [(name, options)] = spec.items()
         if options is None:
             options = {}
-        if not isinstance(name, str) or not isinstance(options, Mapping):
+        if not isinstance(name, str):
+            raise ValueError(f"a normalizer's name is a text, got {name!r}")
+        if not isinstance(options, Mapping):
             raise ValueError(f"normalizer {name!r}: options must be a mapping of option to value, got {options!r}")
         return name, dict(options)
     raise ValueError(f"a normalizer is a name or a mapping of one name to its options, got {spec!r}")
