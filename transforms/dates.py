@@ -1,4 +1,18 @@
-"""Parse dates as Indonesian agencies write them ("16 Desember 2014", "16/12/2014", "16-12-14") into ISO text."""
+"""Parse dates as Indonesian agencies write them ("16 Desember 2014", "16/12/2014", "16-12-14") into ISO text.
+
+Formats are strptime-like: %d day, %m month number, %B or %b an Indonesian month name or abbreviation (MONTHS),
+%Y a four-digit year, %y a two-digit year. A two-digit year is read as a birth year, the latest year not after
+this one: yy is 20yy when yy is at most this year's last two digits, else 19yy (in 2025, 25 is 2025 and 26 is
+1926). A date that does not exist (31/02/2014) is not rolled over into the next month: it is not read.
+
+Excel serial dates, when asked for: a date cell that lost its format arrives as the number Excel keeps, days in
+its 1900 date system, where serial 1 is 1900-01-01 and 60 is 1900-02-29, a day that never was (Lotus 1-2-3's
+leap year bug, kept by Excel); from 61 on, serial s is 1899-12-30 plus s days. Only serials from 10000 to 73050
+(1927-05-18 to 2099-12-31) are read: every number below 10000 could be a year or a count (2014 would otherwise
+be 1905-07-06), and that range also leaves out serials 1 to 60, where Excel's calendar is wrong, and numbers
+such as 160814 or 19900816 that are dates written without separators. A fractional serial (43831.75: a date
+and time) gives its date; the decimal separator may be a dot or a comma.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +22,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["MONTHS", "parse_dates"]
+__all__ = ["EXCEL_SERIALS", "MONTHS", "parse_dates"]
 
 # Full names and the abbreviations seen in agency files, each to its month number.
 MONTHS = {
@@ -17,6 +31,10 @@ MONTHS = {
     "agt": 8, "ags": 8, "agus": 8, "september": 9, "sep": 9, "sept": 9, "oktober": 10, "okt": 10,
     "november": 11, "nov": 11, "nop": 11, "desember": 12, "des": 12,
 }
+# The Excel serials read as dates (see the module's docstring), and the serial of 1970-01-01.
+EXCEL_SERIALS = (10000, 73050)
+_EXCEL_UNIX_EPOCH = 25569
+_EXCEL_SERIAL = r"^(?P<days>[0-9]{1,7})(?:[.,][0-9]+)?$"
 _TOKENS = {"%d": r"(?P<d>\d{1,2})", "%m": r"(?P<m>\d{1,2})", "%Y": r"(?P<Y>\d{4})", "%y": r"(?P<y>\d{2})",
            "%B": r"(?P<B>[a-z]+)", "%b": r"(?P<B>[a-z]+)"}
 
@@ -63,11 +81,26 @@ def _parse_one(text: pa.Array, fmt: str, today: dt.date) -> pa.Array:
     return pc.if_else(pc.fill_null(real, False), iso, pa.scalar(None, pa.string()))
 
 
-def parse_dates(text: pa.Array, formats: list[str], today: dt.date | None = None) -> pa.Array:
-    """The first format that gives a real date wins; text no format reads gives null."""
+def _excel_serial(text: pa.Array) -> pa.Array:
+    """ISO date text where `text` is an Excel serial (a whole or fractional number) in EXCEL_SERIALS, else null."""
+    days = pc.struct_field(pc.extract_regex(text, _EXCEL_SERIAL), "days")
+    serial = pc.cast(pc.if_else(pc.fill_null(pc.equal(days, ""), True), pa.scalar(None, pa.string()), days),
+                     pa.int32())
+    low, high = EXCEL_SERIALS
+    plausible = pc.and_(pc.greater_equal(serial, low), pc.less_equal(serial, high))
+    dates = pc.cast(pc.subtract(serial, pa.scalar(_EXCEL_UNIX_EPOCH, pa.int32())), pa.date32())
+    return pc.if_else(pc.fill_null(plausible, False), pc.cast(dates, pa.string()), pa.scalar(None, pa.string()))
+
+
+def parse_dates(text: pa.Array, formats: list[str], today: dt.date | None = None,
+                excel_serial: bool = False) -> pa.Array:
+    """The first format that gives a real date wins, then (if `excel_serial`) an Excel serial date; text none
+    of them reads gives null."""
     today = today or dt.date.today()
     lowered = pc.utf8_lower(text)
     result = pa.nulls(len(text), pa.string())
     for fmt in formats:
         result = pc.coalesce(result, _parse_one(lowered, fmt, today))
+    if excel_serial:
+        result = pc.coalesce(result, _excel_serial(lowered))
     return result

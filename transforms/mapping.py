@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from connectors.base import ROW
 from hub.errors import ConfigError
 from transforms.dates import parse_dates
-from transforms.normalize import NORMALIZERS
+from transforms.normalize import normalizer
 
 __all__ = ["Harmonized", "harmonize", "arrow_type"]
 
@@ -91,9 +91,8 @@ def _convert(spec: dict, field, text: pa.Array) -> tuple[pa.Array, list[tuple[st
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     present = pc.is_valid(text)
     if "normalize" in spec:
-        normalized = NORMALIZERS[spec["normalize"]](text)
-        if normalized.failed is not None:
-            failed.append((f"{field.name}:{normalized.rule}", normalized.failed))
+        normalized = normalizer(spec["normalize"])(text)
+        failed.extend((f"{field.name}:{rule}", mask) for rule, mask in normalized.failures)
         text = normalized.values
     if "crosswalk" in spec:
         table = {str(k).strip().upper(): v for k, v in spec["crosswalk"].items()}
