@@ -164,8 +164,8 @@ def _files() -> list[Path]:
     return files
 
 
-def _other_editions(edition: str) -> list[tuple[str, dict[str, set[str]]]]:
-    return _cache.get(("editions", edition), _files(), lambda: _read_other_editions(edition))
+def _other_editions(edition: str, files: list[Path]) -> list[tuple[str, dict[str, set[str]]]]:
+    return _cache.get(("editions", edition), files, lambda: _read_other_editions(edition))
 
 
 def _read_other_editions(edition: str) -> list[tuple[str, dict[str, set[str]]]]:
@@ -189,7 +189,7 @@ def _read_other_editions(edition: str) -> list[tuple[str, dict[str, set[str]]]]:
     return found
 
 
-def _build_level(edition: str, level: str) -> _Level:
+def _build_level(edition: str, level: str, files: list[Path]) -> _Level:
     names = {r["kode"]: r["nama"] for r in codelists.rows(CODE_LIST, edition) if r.get("tingkat") == level}
     memo: dict[str, frozenset[Reading]] = {}  # names repeat (hundreds of Sukamaju): each is read once
 
@@ -201,7 +201,7 @@ def _build_level(edition: str, level: str) -> _Level:
 
     readings = {code: read(name) for code, name in names.items()}
     aliases: dict[str, set[str]] = defaultdict(set)
-    for other, mapping in _other_editions(edition):
+    for other, mapping in _other_editions(edition, files):
         for row in codelists.rows(CODE_LIST, other):
             if row.get("tingkat") != level:
                 continue
@@ -216,12 +216,13 @@ def _build_level(edition: str, level: str) -> _Level:
                   aliases={code: frozenset(a) for code, a in aliases.items()})
 
 
-def _level(edition: str, level: str) -> _Level:
-    return _cache.get(("level", edition, level), _files(), lambda: _build_level(edition, level))
+def _level(edition: str, level: str, files: list[Path]) -> _Level:
+    """The level's index, built on first use and when a code-list file changed (`files`: `_files()`)."""
+    return _cache.get(("level", edition, level), files, lambda: _build_level(edition, level, files))
 
 
-def _build_scope(edition: str, level: str, within: str) -> _Scope:
-    index = _level(edition, level)
+def _build_scope(edition: str, level: str, within: str, files: list[Path]) -> _Scope:
+    index = _level(edition, level, files)
     start = bisect.bisect_left(index.codes, within + ".")
     end = bisect.bisect_left(index.codes, within + "/")  # "/" follows "." in ASCII: past every code under within
     codes = index.codes[start:end]
@@ -238,13 +239,13 @@ def _build_scope(edition: str, level: str, within: str) -> _Scope:
                   by_code={code: frozenset(found) for code, found in by_code.items()})
 
 
-def _scope(edition: str, level: str, within: str) -> _Scope:
-    return _cache.get(("scope", edition, level, within), _files(), lambda: _build_scope(edition, level, within))
+def _scope(edition: str, level: str, within: str, files: list[Path]) -> _Scope:
+    return _cache.get(("scope", edition, level, within), files, lambda: _build_scope(edition, level, within, files))
 
 
-def _settle(level: str, within: str, edition: str | None) -> tuple[str, str, str]:
-    """The level's tingkat, the parent's dotted code and the edition, checked: the parent is a region of the
-    edition at a level above `level`."""
+def _settle(level: str, within: str, edition: str | None) -> tuple[str, str, str, list[Path]]:
+    """The level's tingkat, the parent's dotted code, the edition, checked (the parent is a region of the edition
+    at a level above `level`), and the files the indexes follow."""
     tingkat = _LEVEL_NAMES.get(level)
     if tingkat is None:
         raise ConfigError(f"region level {level!r}: one of {', '.join(_LEVEL_NAMES)}")
@@ -257,9 +258,10 @@ def _settle(level: str, within: str, edition: str | None) -> tuple[str, str, str
     if parent is None or depth >= LEVELS.index(tingkat):
         raise ConfigError(f"within {within!r}: the code of a region above the {tingkat} (a province, a "
                           f"kabupaten/kota{' or a kecamatan' if tingkat == 'desa_kelurahan' else ''})")
-    if parent not in _level(edition, LEVELS[depth]).names:
+    files = _files()
+    if parent not in _level(edition, LEVELS[depth], files).names:
         raise ConfigError(f"within {within!r}: no {LEVELS[depth]} {parent} in {CODE_LIST} {edition}")
-    return tingkat, parent, edition
+    return tingkat, parent, edition, files
 
 
 def _match(scope: _Scope, text: str, level: str) -> frozenset[str]:
@@ -292,8 +294,8 @@ def resolve(names: pa.Array, *, level: str, within: str, edition: str | None = N
     the newest edition shipped), with the rows that did not resolve by rule (region_unknown, region_ambiguous,
     region_not_in_kecamatan). `kecamatan`, of the same length, names each row's kecamatan to narrow a kelurahan.
     Each distinct value is matched once; see the module's docstring for how."""
-    level, within, edition = _settle(level, within, edition)
-    scope = _scope(edition, level, within)
+    level, within, edition, files = _settle(level, within, edition)
+    scope = _scope(edition, level, within, files)
     text = _text(names)
     encoded = text.dictionary_encode()
     values = encoded.dictionary.to_pylist()
@@ -304,7 +306,7 @@ def resolve(names: pa.Array, *, level: str, within: str, edition: str | None = N
             raise ConfigError("a kecamatan narrows a kelurahan within a kabupaten/kota or a province")
         if len(kecamatan) != len(text):
             raise ValueError(f"{len(kecamatan)} kecamatan for {len(text)} names")
-        kecamatan_scope = _scope(edition, "kecamatan", within)
+        kecamatan_scope = _scope(edition, "kecamatan", within, files)
         kecamatan_encoded = _text(kecamatan).dictionary_encode()
         kecamatan_values = kecamatan_encoded.dictionary.to_pylist()
         kecamatan_at = pc.fill_null(kecamatan_encoded.indices.cast(pa.int64()), len(kecamatan_values))
@@ -351,11 +353,11 @@ def candidates(name: str, *, level: str, within: str, edition: str | None = None
     """The regions (code, name in `edition`) closest to a name, most similar first: the regions of `level` within
     `within` (within `kecamatan`, when it matches one) whose keys are most like the name's, at least CUTOFF
     alike. For `hub sources test` to say what a name that did not resolve may have meant."""
-    level, within, edition = _settle(level, within, edition)
-    scope = _scope(edition, level, within)
+    level, within, edition, files = _settle(level, within, edition)
+    scope = _scope(edition, level, within, files)
     regions = scope.codes
     if kecamatan and kecamatan.strip() and level == "desa_kelurahan" and within.count(".") <= 1:
-        narrowed = _match(_scope(edition, "kecamatan", within), kecamatan.strip(), "kecamatan")
+        narrowed = _match(_scope(edition, "kecamatan", within, files), kecamatan.strip(), "kecamatan")
         if narrowed:
             regions = [code for code in regions if code.rpartition(".")[0] in narrowed]
     wanted = {key for _, key in _readings(name, level) if key}
