@@ -239,6 +239,11 @@ def test_blanks_codes_and_punctuation():
     chunked = pa.chunked_array([["Empang"], ["Sempur", None]])
     assert resolve(chunked, level="kelurahan", within=BOGOR).codes.to_pylist() == [
         "32.71.01.1003", "32.71.03.1006", None]
+    # A spreadsheet's code read as a number, an empty batch, a column of nothing.
+    assert resolve(pa.array([3271011001, None]), level="kelurahan", within="3271").codes.to_pylist() == [
+        "32.71.01.1001", None]
+    assert resolve(pa.array([], pa.string()), level="kelurahan", within=BOGOR).codes.to_pylist() == []
+    assert resolve(pa.array([None, None]), level="kelurahan", within=BOGOR).codes.to_pylist() == [None, None]
 
 
 def test_a_word_for_the_level_is_taken_off_only_before_more_name():
