@@ -23,8 +23,8 @@ from hub.followed import BrokenFile, Followed, Problem
 
 __all__ = [
     "CODELISTS_DIR", "INDEX", "LEVEL_COLUMN", "REQUIRED_COLUMNS", "check_codelists", "check_references",
-    "codelists_dir", "codes", "describe", "editions", "files_of", "index_path", "known_files", "list_codelists",
-    "read_table", "rows",
+    "codelists_dir", "codes", "crosswalk_rows", "crosswalks", "describe", "editions", "files_of", "index_path",
+    "known_files", "list_codelists", "read_table", "rows",
 ]
 
 CODELISTS_DIR = Path(__file__).resolve().parent / "codelists"  # the code lists this checkout ships
@@ -101,6 +101,24 @@ def rows(name: str, edition: str) -> tuple[dict, ...]:
 def _rows(name: str, edition: str, strict: bool = False) -> tuple[dict, ...]:
     path = index_path().parent / _describe(name, edition, strict)["file"]
     return _cache.get("rows", [path], lambda: _usable(*read_table(path, REQUIRED_COLUMNS, "kode")), strict=strict)
+
+
+def crosswalks(name: str) -> dict[str, dict]:
+    """The crosswalks a code list registers: "OLD->NEW" -> its file, from, to and columns (the old edition's
+    code first, then the new one's)."""
+    return dict(_entry(name).get("crosswalks", {}))
+
+
+def crosswalk_rows(name: str, pair: str) -> tuple[dict, ...]:
+    """The rows of a registered crosswalk ("2022->2025"), each a dict by the file's columns; a code that has no
+    counterpart is empty."""
+    entry = crosswalks(name).get(pair)
+    if entry is None:
+        raise ConfigError(f"code list {name!r} registers no crosswalk {pair}")
+    path = index_path().parent / entry["file"]
+    columns = tuple(entry["columns"])
+    return _cache.get(("crosswalk", columns), [path],
+                      lambda: _usable(*read_table(path, columns, columns[0], empty_key=True)))
 
 
 def codes(ref: dict) -> list[str]:

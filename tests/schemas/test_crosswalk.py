@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from schemas.codelists import CODELISTS_DIR
+import pytest
+
+from hub.errors import ConfigError
+from schemas.codelists import CODELISTS_DIR, crosswalk_rows, crosswalks
 from schemas.crosswalk import build_crosswalk, count_changes, normalize_name
 
 HUB = str(Path(sys.executable).parent / "hub")
@@ -118,3 +121,14 @@ def test_the_cli_names_a_crosswalk_that_is_not_registered():
     done = subprocess.run([HUB, "codelists", "crosswalk", "agama", "1", "1"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "no crosswalk 1->1" in done.stderr
+
+
+def test_a_registered_crosswalk_is_read_by_its_columns():
+    assert crosswalks("kode_wilayah")["2022->2025"]["columns"] == ["kode_2022", "kode_2025", "perubahan"]
+    rows = crosswalk_rows("kode_wilayah", "2022->2025")
+    assert rows[0] == {"kode_2022": "11", "kode_2025": "11", "perubahan": "tetap"}
+    assert {"kode_2022": "", "kode_2025": "96.04.29.2003", "perubahan": "baru"} in rows
+    assert crosswalk_rows("kode_wilayah", "2022->2025") is rows  # read once, while the file stays as it is
+    with pytest.raises(ConfigError, match="registers no crosswalk 2025->2022"):
+        crosswalk_rows("kode_wilayah", "2025->2022")
+    assert crosswalks("agama") == {}
