@@ -79,7 +79,8 @@ class Run(Base):
 
 
 class QuarantinedRow(Base):
-    """A record that was not published, with its reason codes (field:rule) and the values as received."""
+    """A record that was not published, with its reason codes (field:rule), the values as received and, for the
+    reasons that have them, details by reason code (the columns expected and found, the other rows of a key)."""
 
     __tablename__ = "hub_quarantine"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -88,6 +89,7 @@ class QuarantinedRow(Base):
     row_number: Mapped[int] = mapped_column(BigInteger)
     reasons: Mapped[list] = mapped_column(JSON)
     record: Mapped[dict] = mapped_column(JSON)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class SourceState(Base):

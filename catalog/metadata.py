@@ -132,21 +132,22 @@ def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int =
         run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.run_id == run_id)).first()
     if run is None:
         return {"dataset": d.id, "run_id": run_id, "rows_in": 0, "rows_quarantined": 0, "reasons": [], "rows": []}
-    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.id)
+    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.id,
+                                QuarantinedRow.details)
                          .where(QuarantinedRow.dataset_id == d.id, QuarantinedRow.run_id == run.run_id)
                          .order_by(QuarantinedRow.row_number)).all()
     counts: dict[str, int] = {}
-    for _, reasons, _ in rejected:
+    for _, reasons, *_ in rejected:
         for code in reasons:
             counts[code] = counts.get(code, 0) + 1
     shown = rejected[offset:offset + limit]
     received = dict(s.execute(select(QuarantinedRow.id, QuarantinedRow.record)
-                              .where(QuarantinedRow.id.in_([i for *_, i in shown]))).tuples().all()) if records else {}
+                              .where(QuarantinedRow.id.in_([i for _, _, i, _ in shown]))).tuples().all()) if records else {}
     return {
         "dataset": d.id, "run_id": run.run_id, "finished_at": _time(run.finished_at), "rows_in": run.rows_in,
         "rows_quarantined": run.rows_quarantined,
         "reasons": [{"code": code, "field": code.partition(":")[0], "rule": code.partition(":")[2], "rows": n}
                     for code, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))],
-        "rows": [{"row": row, "reasons": reasons, **({"record": received[i]} if records else {})}
-                 for row, reasons, i in shown],
+        "rows": [{"row": row, "reasons": reasons, "details": details or {},
+                  **({"record": received[i]} if records else {})} for row, reasons, i, details in shown],
     }

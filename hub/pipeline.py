@@ -246,7 +246,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     connector = connector_for(source)
     data_schema = storage.file_schema(standard)
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
-    quarantine: dict[str, list] = {"row": [], "reasons": [], "record": []}
+    quarantine = _Quarantine()
     checks: dict[str, dict] = {}
     rows_in = 0
 
@@ -267,9 +267,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
             for row, reason, text in batch.rejected:
-                quarantine["row"].append(row)
-                quarantine["reasons"].append([reason])
-                quarantine["record"].append(json.dumps({"_line": text}, ensure_ascii=False))
+                quarantine.add(row, [reason], {"_line": text})
             if batch.cursor is not None:
                 cursor = batch.cursor
             if harmonized is None:
@@ -295,16 +293,10 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
             if bad:
                 raw = batch.records.take(bad)
                 for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
-                    quarantine["row"].append(row)
-                    quarantine["reasons"].append(reasons[position])
-                    quarantine["record"].append(json.dumps(record, ensure_ascii=False))
+                    quarantine.add(row, reasons[position], record)
 
     _quarantine_cross_batch_duplicates(folder, standard, hashes, quarantine, checks)
-    pq.write_table(
-        pa.table(quarantine, schema=pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())),
-                                               ("record", pa.string())])),
-        folder / "quarantine.parquet",
-    )
+    pq.write_table(quarantine.table(), folder / "quarantine.parquet")
     rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
     summary = {
         "source": source_id,
@@ -314,13 +306,13 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         "system": connector.describe(),
         "rows_in": rows_in,
         "rows_valid": rows_valid,
-        "rows_quarantined": len(quarantine["row"]),
+        "rows_quarantined": len(quarantine),
         "cursor": cursor,
         "validation": {
             "suite": standard.ref,
-            "success": not quarantine["row"],
+            "success": not len(quarantine),
             "checks": checks,  # per expectation of the suite, in rows
-            "reasons": dict(Counter(r for reasons in quarantine["reasons"] for r in reasons).most_common()),
+            "reasons": quarantine.counts(),
         },
     }
     if rows_valid + summary["rows_quarantined"] != rows_in:
@@ -342,6 +334,32 @@ def _first(batches: Iterator, limit: int) -> Iterator:
                                   rejected=[r for r in batch.rejected if r[0] <= limit])
         if max([*numbers, *(r[0] for r in batch.rejected)], default=0) >= limit:
             return
+
+
+class _Quarantine:
+    """The rows a run does not publish: each row's number, reason codes (field:rule), the record as received and,
+    for a reason that has them, its details (`{"_record:column_count": {"expected": 5, "found": 7}}`)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {"row": [], "reasons": [], "record": [], "details": []}
+
+    def __len__(self) -> int:
+        return len(self.rows["row"])
+
+    def add(self, row: int, reasons: list[str], record: dict, details: dict | None = None) -> None:
+        self.rows["row"].append(row)
+        self.rows["reasons"].append(reasons)
+        self.rows["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+        self.rows["details"].append(json.dumps(details, ensure_ascii=False) if details else None)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r for reasons in self.rows["reasons"] for r in reasons).most_common())
+
+    def table(self):
+        import pyarrow as pa
+
+        return pa.table(self.rows, schema=pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())),
+                                                     ("record", pa.string()), ("details", pa.string())]))
 
 
 class _ReadAhead:
@@ -419,7 +437,7 @@ class _KeyHashes:
         return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
-def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: dict,
+def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: _Quarantine,
                                        checks: dict) -> None:
     """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule.
 
@@ -460,9 +478,7 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashe
             is_dup = pc.is_in(joined(numbers), value_set=repeated_keys)
             dups = records.filter(is_dup)
             for row, record in zip(numbers.filter(is_dup)[ROW].to_pylist(), dups.to_pylist()):
-                quarantine["row"].append(row)
-                quarantine["reasons"].append([reason])
-                quarantine["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+                quarantine.add(row, [reason], record)
             count += dups.num_rows
             data.write_batch(records.filter(pc.invert(is_dup)))
             rows.write_batch(numbers.filter(pc.invert(is_dup)))
@@ -538,7 +554,8 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
         if quarantine:
             s.execute(insert(QuarantinedRow), [
                 {"dataset_id": source_id, "run_id": run_id, "row_number": q["row"], "reasons": q["reasons"],
-                 "record": json.loads(q["record"])} for q in quarantine
+                 "record": json.loads(q["record"]), "details": q["details"] and json.loads(q["details"])}
+                for q in quarantine
             ])
         if summary["merge"]:
             state = s.get(SourceState, source_id) or SourceState(source_id=source_id)
