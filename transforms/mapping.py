@@ -1,4 +1,9 @@
-"""The declarative mapping engine: a source's `mapping:` turns its records into the standard's shape."""
+"""The declarative mapping engine: a source's `mapping:` turns its records into the standard's shape.
+
+Per field, the steps run in this order (docs/mapping.md is the reference): trim (a blank cell is an absent value),
+normalize, crosswalk, region (names of kelurahan or kecamatan to their codes), dates, then the cast to the field's
+type. A step that cannot read a value leaves it null and names a rule: the row is quarantined with `field:rule`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ import pyarrow.compute as pc
 
 from connectors.base import ROW
 from hub.errors import ConfigError
+from transforms import regions
 from transforms.dates import parse_dates
 from transforms.normalize import normalizer
 
-__all__ = ["Harmonized", "harmonize", "arrow_type"]
+__all__ = ["Harmonized", "arrow_type", "check_mapping", "columns_used", "harmonize", "region_scope"]
 
 _TRUE = ["true", "ya", "y", "1", "benar"]
 _FALSE = ["false", "tidak", "t", "0", "salah"]
@@ -34,9 +40,64 @@ class Harmonized:
     reasons: dict[int, list[str]]
 
 
+def check_mapping(source, standard) -> None:
+    """Raise a ConfigError naming the registration and the field for a mapping that cannot run on any record: a
+    field the standard does not have, a normalizer or option that does not exist, a region scope that is not a
+    region, a date format without day, month or year. What depends on the records (their columns) is checked
+    when they are read."""
+    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
+    if unknown:
+        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
+    for field in standard.fields:
+        spec = source.mapping.get(field.name)
+        if not spec or "value" in spec:
+            continue
+        where = f"{source.path}: field mapping/{field.name}"
+        try:
+            if "normalize" in spec:
+                normalizer(spec["normalize"])
+            if "region" in spec:
+                region_scope(spec, field)
+            if "date_formats" in spec:
+                parse_dates(pa.array([], pa.string()), spec["date_formats"])
+        except (ValueError, ConfigError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+
+def columns_used(spec: dict) -> list[str]:
+    """The source's columns a field's mapping reads: its `from`, and the kecamatan column of a region step."""
+    used = [spec["from"]] if "from" in spec else []
+    region = spec.get("region")
+    if isinstance(region, dict) and region.get("kecamatan"):
+        used.append(region["kecamatan"])
+    return used
+
+
+def region_scope(spec: dict, field) -> dict:
+    """The region step's level, parent region and edition: those the mapping gives, else those of the field's
+    code list (a standard's kode wilayah field names them: `x-code-list: {name: kode_wilayah, edition: "2025",
+    level: desa_kelurahan, within: "32.71"}`). The edition is the standard's, so codes come out as it wants them."""
+    given = spec["region"] if isinstance(spec["region"], dict) else {}
+    listed = field.code_list if field.code_list and field.code_list.get("name") == regions.CODE_LIST else {}
+    scope = {key: given.get(key, listed.get(key)) for key in ("level", "within", "edition")}
+    missing = [key for key in ("level", "within") if not scope[key]]
+    if missing:
+        raise ConfigError(f"region: {' and '.join(missing)} must be given (the field's code list is not "
+                          f"{regions.CODE_LIST} with a level and a parent region to take them from)")
+    if listed and given.get("edition") and str(given["edition"]) != str(listed.get("edition")):
+        raise ConfigError(f"region: edition {given['edition']!r}, but the standard's field takes codes of "
+                          f"{regions.CODE_LIST} {listed.get('edition')}")
+    regions.resolve(pa.array([], pa.string()), level=scope["level"], within=str(scope["within"]),
+                    edition=scope["edition"])  # a level, parent or edition that is not one raises here
+    return scope
+
+
 def harmonize(source, standard, records: pa.Table) -> Harmonized:
     """Apply the source's mapping to one batch. Never drops a row: failures become reason codes."""
     n = records.num_rows
+    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
+    if unknown:
+        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
     columns, failures = [], []
     for field in standard.fields:
         spec = source.mapping.get(field.name)
@@ -45,9 +106,6 @@ def harmonize(source, standard, records: pa.Table) -> Harmonized:
         else:
             values = pa.nulls(n, arrow_type(field))
         columns.append(values)
-    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
-    if unknown:
-        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
     table = pa.Table.from_arrays(columns + [records[ROW]], names=[f.name for f in standard.fields] + [ROW])
     reasons: dict[int, list[str]] = {}
     for reason, failed in failures:
@@ -59,22 +117,27 @@ def harmonize(source, standard, records: pa.Table) -> Harmonized:
 def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats: bool) -> pa.Array:
     if "value" in spec:
         return pa.array([spec["value"]] * records.num_rows).cast(arrow_type(field))
-    column = spec["from"]
-    if column not in records.column_names:
-        known = [c for c in records.column_names if c != ROW]
-        # A file without its header row has a record where the names belong: a name that looks like a NIK,
-        # a phone number or a long text is not shown, so the message carries no identifier.
-        shown = [c if len(c) <= 64 and not re.search(r"[0-9]{5}", c) else "<not shown>" for c in known[:50]]
-        more = f" and {len(known) - 50} more" if len(known) > 50 else ""
-        raise ConfigError(f"{source.path}: field mapping/{field.name}/from: column {column!r} is not in the source; "
-                          f"columns: {shown}{more}")
-    text = records[column].combine_chunks()
+    for column, key in zip(columns_used(spec), ("from", "region/kecamatan")):
+        if column not in records.column_names:
+            known = [c for c in records.column_names if c != ROW]
+            # A file without its header row has a record where the names belong: a name that looks like a NIK,
+            # a phone number or a long text is not shown, so the message carries no identifier.
+            shown = [c if len(c) <= 64 and not re.search(r"[0-9]{5}", c) else "<not shown>" for c in known[:50]]
+            more = f" and {len(known) - 50} more" if len(known) > 50 else ""
+            raise ConfigError(f"{source.path}: field mapping/{field.name}/{key}: column {column!r} is not in the "
+                              f"source; columns: {shown}{more}")
+    text = records[spec["from"]].combine_chunks()
+    region = spec.get("region")
+    kecamatan = records[region["kecamatan"]].combine_chunks() if isinstance(region, dict) and \
+        region.get("kecamatan") else None
     # Every step is a function of the value alone, so where values repeat (all but the key) it runs once
-    # per distinct value: a column of a million rows often holds a few thousand dates or codes.
+    # per distinct value: a column of a million rows often holds a few thousand dates or codes. A region named
+    # with its kecamatan is a function of the pair: the region step finds each distinct pair once itself.
+    repeats = repeats and kecamatan is None
     encoded = text.dictionary_encode() if repeats else None
     try:
-        values, failed = _convert(spec, field, encoded.dictionary if repeats else text)
-    except ValueError as e:
+        values, failed = _convert(spec, field, encoded.dictionary if repeats else text, kecamatan)
+    except (ValueError, ConfigError) as e:
         raise ConfigError(f"{source.path}: field mapping/{field.name}: {e}") from None
     if not repeats:
         failures.extend(failed)
@@ -83,8 +146,10 @@ def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats
     return pc.take(values, encoded.indices)
 
 
-def _convert(spec: dict, field, text: pa.Array) -> tuple[pa.Array, list[tuple[str, pa.Array]]]:
-    """Trim, normalize, crosswalk, parse dates and cast distinct values; say which failed and why."""
+def _convert(spec: dict, field, text: pa.Array,
+             kecamatan: pa.Array | None = None) -> tuple[pa.Array, list[tuple[str, pa.Array]]]:
+    """Trim, normalize, crosswalk, find regions, parse dates and cast values; say which failed and why.
+    `kecamatan`: per value, the kecamatan that narrows a region step's kelurahan."""
     failed = []
     # Blank cells are absent values, never empty strings.
     text = pc.utf8_trim_whitespace(text)
@@ -100,8 +165,14 @@ def _convert(spec: dict, field, text: pa.Array) -> tuple[pa.Array, list[tuple[st
         mapped = pc.take(pa.array(list(table.values()), pa.string()), found)
         failed.append((f"{field.name}:unmapped_code", pc.and_(pc.is_valid(text), pc.is_null(mapped))))
         text = mapped
-    if "date_formats" in spec:
-        parsed = parse_dates(text, spec["date_formats"])
+    if "region" in spec:
+        scope = region_scope(spec, field)
+        found = regions.resolve(text, level=scope["level"], within=str(scope["within"]), edition=scope["edition"],
+                                kecamatan=kecamatan)
+        failed.extend((f"{field.name}:{rule}", mask) for rule, mask in found.failures)
+        text = found.codes
+    if "date_formats" in spec or spec.get("excel_serial"):
+        parsed = parse_dates(text, spec.get("date_formats", []), excel_serial=bool(spec.get("excel_serial")))
         failed.append((f"{field.name}:unparseable_date", pc.and_(pc.is_valid(text), pc.is_null(parsed))))
         text = parsed
     typed = _cast(text, field)

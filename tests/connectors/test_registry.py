@@ -178,7 +178,14 @@ def test_unknown_normalize_value_names_the_field_and_the_allowed_values(tmp_path
     message = config_error(path, tmp_path)
     assert str(path) in message
     assert "field mapping/nik/normalize:" in message
-    assert "'nomor' is not one of" in message and "'kode_wilayah'" in message
+    assert "unknown normalizer 'nomor'; known normalizers:" in message and "kode_wilayah" in message
+
+
+def test_unknown_normalizer_option_names_the_field_and_its_options(tmp_path):
+    path = write(tmp_path, changed(mapping={"nama": {"from": "Nama", "normalize": {"name": {"case": "lower"}}}}))
+    message = config_error(path, tmp_path)
+    assert str(path) in message and "field mapping/nama/normalize:" in message
+    assert "'case'" in message and "as_written" in message
 
 
 def test_mapping_with_both_from_and_value_is_refused(tmp_path):
