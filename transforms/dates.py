@@ -1,7 +1,8 @@
 """Parse dates as Indonesian agencies write them ("16 Desember 2014", "16/12/2014", "16-12-14") into ISO text.
 
 Formats are strptime-like: %d day, %m month number, %B or %b an Indonesian month name or abbreviation (MONTHS),
-%Y a four-digit year, %y a two-digit year. A two-digit year is read as a birth year, the latest year not after
+%Y a four-digit year, %y a two-digit year. A format without a day ("%B %Y", "%m/%Y") reads a month, given as
+YYYY-MM (a period such as a month of payment). A two-digit year is read as a birth year, the latest year not after
 this one: yy is 20yy when yy is at most this year's last two digits, else 19yy (in 2025, 25 is 2025 and 26 is
 1926). A date that does not exist (31/02/2014) is not rolled over into the next month: it is not read.
 
@@ -42,8 +43,9 @@ _TOKENS = {"%d": r"(?P<d>\d{1,2})", "%m": r"(?P<m>\d{1,2})", "%Y": r"(?P<Y>\d{4}
 def _format_regex(fmt: str) -> str:
     parts = re.split(r"(%[dmYyBb])", fmt)
     body = "".join(_TOKENS.get(p, re.escape(p).replace(r"\ ", r"\s+")) for p in parts if p)
-    if "(?P<d>" not in body or not ("(?P<Y>" in body or "(?P<y>" in body) or not ("(?P<m>" in body or "(?P<B>" in body):
-        raise ValueError(f"date format {fmt!r} needs a day (%d), a month (%m or %B) and a year (%Y or %y)")
+    if not ("(?P<Y>" in body or "(?P<y>" in body) or not ("(?P<m>" in body or "(?P<B>" in body):
+        raise ValueError(f"date format {fmt!r} needs a month (%m or %B) and a year (%Y or %y), and a day (%d) "
+                         "unless it is a month's format")
     return "^" + body + "$"
 
 
@@ -53,11 +55,13 @@ def _ints(parts: pa.StructArray, name: str) -> pa.Array:
 
 
 def _parse_one(text: pa.Array, fmt: str, today: dt.date) -> pa.Array:
-    """ISO date text where `text` matches `fmt` and names a real calendar day, else null."""
+    """ISO date text where `text` matches `fmt` and names a real calendar day (or YYYY-MM for a format without a
+    day), else null."""
     parts = pc.extract_regex(text, _format_regex(fmt))
     names = {parts.type.field(i).name for i in range(parts.type.num_fields)}
     parts = parts.combine_chunks() if isinstance(parts, pa.ChunkedArray) else parts
-    day = _ints(parts, "d")
+    monthly = "d" not in names
+    day = pa.array([1] * len(parts), pa.int32()) if monthly else _ints(parts, "d")
     if "B" in names:
         keys = pa.array(list(MONTHS))
         month = pc.take(pa.array(list(MONTHS.values()), pa.int32()), pc.index_in(pc.struct_field(parts, "B"), keys))
@@ -78,6 +82,8 @@ def _parse_one(text: pa.Array, fmt: str, today: dt.date) -> pa.Array:
     parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
     # Arrow rolls 31 February over into March: keep only dates whose day and month survive parsing.
     real = pc.and_(pc.equal(pc.day(parsed), day), pc.equal(pc.month(parsed), month))
+    if monthly:
+        iso = pc.utf8_slice_codeunits(iso, 0, 7)
     return pc.if_else(pc.fill_null(real, False), iso, pa.scalar(None, pa.string()))
 
 

@@ -145,3 +145,11 @@ def test_steps_run_in_order_normalize_crosswalk_region():
                  K=["kel. ts", "sempur", "other"])
     assert result.table["kode_wilayah"].to_pylist() == ["32.71.06.1001", "32.71.03.1006", None]
     assert result.reasons == {2: ["kode_wilayah:unmapped_code"]}
+
+
+def test_a_format_without_a_day_reads_a_month_as_a_period():
+    standard = load_standard("penerima_bantuan_sosial@1.0.0")
+    result = run({"periode": {"from": "BULAN", "date_formats": ["%B %Y", "%m/%Y", "%Y-%m"]}}, standard,
+                 BULAN=["Januari 2024", "PEBRUARI 2024", "03/2024", "2024-04", "13/2024"])
+    assert result.table["periode"].to_pylist() == ["2024-01", "2024-02", "2024-03", "2024-04", None]
+    assert result.reasons == {4: ["periode:unparseable_date"]}
