@@ -438,6 +438,21 @@ def money(text: pa.Array) -> Normalized:
     return _failing(pc.if_else(pc.is_valid(text), amount, _NULL_TEXT), [("money", refused)])
 
 
+def number(text: pa.Array) -> Normalized:
+    """A count or measure in Indonesian notation (thousands dots, a decimal comma) as plain decimal text: read as
+    `money` reads an amount, without a currency or scale word (those are refused, rule number).
+
+        1.200       -> 1200             2,5         -> 2.5              12          -> 12
+        Rp 1.200    -> (null) number    1,200       -> (null) number    2 jt        -> (null) number
+    """
+    plain = pc.invert(pc.fill_null(pc.match_substring_regex(pc.utf8_lower(text), r"rp|idr|[a-z]"), False))
+    read = money(pc.if_else(plain, text, pa.scalar("x", pa.string())))
+    failed = pc.and_(pc.is_valid(text), pc.invert(plain))
+    for _, mask in read.failures:
+        failed = pc.or_(failed, mask)
+    return _failing(pc.if_else(failed, _NULL_TEXT, read.values), [("number", failed)])
+
+
 # --- phone numbers ------------------------------------------------------------------------------------
 
 _PHONE_SEPARATORS = f"[\\s\\pZ\\p{{Pd}}.(){_INVISIBLE}]"
@@ -512,6 +527,7 @@ register_normalizer("nik", nik)
 register_normalizer("identifier", identifier, {"length": _lengths})
 register_normalizer("name", name, {"case": ("upper", "title", "as_written")})
 register_normalizer("money", money)
+register_normalizer("number", number)
 register_normalizer("phone", phone)
 register_normalizer("kode_wilayah", kode_wilayah)
 register_normalizer("upper", upper)

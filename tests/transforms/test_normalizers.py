@@ -252,6 +252,28 @@ def test_money_is_idempotent(values):
     assert run("money", once) == (once, {})
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("1.200", "1200"), ("12", "12"), ("2,5", "2.5"), ("-3", "-3"), ("1.200.000", "1200000"), ("007", "7"),
+])
+def test_number_in_indonesian_notation(text, expected):
+    assert one("number", text) == (expected, [])
+
+
+@pytest.mark.parametrize("text", ["Rp 1.200", "1,200", "2 jt", "12 orang", "-", "1.200.000.50"])
+def test_number_refuses_currency_scale_words_english_notation_and_text(text):
+    assert one("number", text) == (None, ["number"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=12), st.integers(-10**9, 10**9).map(lambda n: f"{n:,}".replace(",", "."))),
+                min_size=1, max_size=20))
+def test_number_is_idempotent_and_never_makes_a_valid_value_invalid(values):
+    values = [v.strip() or None for v in values]
+    once, _ = run("number", values)
+    assert all(v is None or re.fullmatch(r"-?[0-9]+(\.[0-9]{1,2})?", v) for v in once)
+    assert run("number", once) == (once, {})
+
+
 # --- phone --------------------------------------------------------------------------------------------
 
 
@@ -433,7 +455,7 @@ def initials(text: pa.Array, *, separator: str = "", keep: int = 1) -> Normalize
 
 
 def test_builtins_are_known():
-    assert {"nik", "identifier", "money", "name", "phone", "kode_wilayah", "upper", "lower"} <= set(
+    assert {"nik", "identifier", "money", "number", "name", "phone", "kode_wilayah", "upper", "lower"} <= set(
         known_normalizers())
 
 
