@@ -7,6 +7,7 @@ import csv
 import io
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,6 +315,39 @@ def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, 
               expected_columns: set[str], limits: Limits = Limits(),
               max_unpacked_bytes: int | None = None) -> Iterator[Batch]:
     """A sheet's rows after its header row, streamed (openpyxl read-only mode)."""
+    with _sheet_rows(path, where, sheet, max_unpacked_bytes) as (where, rows):
+        at, names = _xlsx_header(rows, where, header_row, expected_columns)
+        records = ((number - at, record) for number, record in _xlsx_records(rows, names))
+        yield from _in_batches(records, batch_rows, limits=limits)
+
+
+def xlsx_columns(path: Path, where: str, sheet: str | int | None, header_row: int | None,
+                 expected_columns: set[str], max_unpacked_bytes: int | None = None) -> list[str]:
+    """The names in a sheet's header row: `header_row`, else the row read_xlsx takes (the first of text cells
+    naming every expected column); when none does, the row of text cells naming most of them, spelt any case, else
+    the widest (the first of equals; a title above the header is narrower): the header the mapping's author saw."""
+    with _sheet_rows(path, where, sheet, max_unpacked_bytes) as (where, rows):
+        if header_row is not None:
+            return list(_xlsx_header(rows, where, header_row, expected_columns)[1].values())
+        folded = {c.casefold() for c in expected_columns}
+        best, best_score = None, None
+        for number, cells in rows:
+            names = [str(c).strip() for c in cells if not _blank(c)]
+            if not names:
+                continue
+            text = all(isinstance(c, str) for c in cells if not _blank(c))
+            score = (text, len(expected_columns & set(names)), len(folded & {n.casefold() for n in names}), len(names))
+            if best_score is None or score > best_score:
+                best, best_score = names, score
+            if number >= _HEADER_SEARCH_ROWS or score[:2] == (True, len(expected_columns)):
+                break
+        return best or []
+
+
+@contextmanager
+def _sheet_rows(path: Path, where: str, sheet: str | int | None,
+                max_unpacked_bytes: int | None) -> Iterator[tuple[str, Iterator[tuple[int, tuple]]]]:
+    """The sheet's rows of cell values, numbered from 1, and `where` naming the sheet; the workbook closed after."""
     import zipfile
 
     from openpyxl import load_workbook
@@ -342,10 +376,7 @@ def read_xlsx(path: Path, where: str, batch_rows: int, sheet: str | int | None, 
             except AttributeError:  # a chartsheet, not a worksheet: it has no cells
                 raise FatalSourceError(f"{where}: sheet {worksheet.title!r} holds no cells (a chart?)") from None
             where = f"{where}: sheet {worksheet.title!r}"
-            rows = enumerate(_xlsx_rows(worksheet, where), 1)
-            at, names = _xlsx_header(rows, where, header_row, expected_columns)
-            records = ((number - at, record) for number, record in _xlsx_records(rows, names))
-            yield from _in_batches(records, batch_rows, limits=limits)
+            yield where, enumerate(_xlsx_rows(worksheet, where), 1)
         finally:
             workbook.close()
 
@@ -703,6 +734,20 @@ def read_parquet(path: Path, where: str, batch_rows: int, limits: Limits = Limit
             next_row += table.num_rows
             batch = Batch(records=pa.table({**{f.name: _text_array(table[f.name]) for f in table.schema}, ROW: numbers}))
             yield _reject_too_long(batch, limits, "\t")
+
+
+def parquet_columns(path: Path, where: str) -> list[str]:
+    """The columns read_parquet gives a Parquet file's records (struct columns flattened), from its schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_schema(path).empty_table()
+    except (pa.ArrowException, OSError) as e:
+        raise FatalSourceError(f"{where}: not a readable Parquet file ({_cut(str(e).splitlines()[0], 120)})") from None
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return table.column_names
 
 
 def _text_array(column):

@@ -17,12 +17,15 @@ if TYPE_CHECKING:
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "local_file_of_url", "mapped_columns",
-           "text_array"]
+__all__ = ["Batch", "COLUMNS_SAMPLE_ROWS", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "local_file_of_url",
+           "mapped_columns", "text_array"]
 
 ROW = "_row"
 
 DEFAULT_BATCH_ROWS = 250_000
+# The records a kind without a header (JSON) reads to tell its columns (Connector.columns): a key JSON leaves out
+# where its value is null is met in one of them, unless it is null that often.
+COLUMNS_SAMPLE_ROWS = 1000
 # Decimals whose exponent is within this many digits are written without one (2.50, 1000000).
 _PLAIN_DIGITS = 100
 
@@ -99,6 +102,21 @@ class Connector(ABC):
 
     def check(self) -> None:
         """Raise a SourceError if the system cannot be reached; the default reads nothing."""
+
+    def columns(self) -> list[str] | None:
+        """The names of the source's columns as `read` names them, read as cheaply as the kind can (a header
+        row, a table's definition, the first records); None when nothing tells them (no record yet).
+
+        The default reads the first batch. A kind that gives every batch the columns the mapping reads (as
+        the JSON kinds do: JSON leaves out null keys) overrides this with the columns the source itself has."""
+        batches = self.read(None)
+        try:
+            first = next(iter(batches), None)
+        finally:
+            close = getattr(batches, "close", None)
+            if close:
+                close()
+        return None if first is None else [name for name in first.records.column_names if name != ROW]
 
     @property
     def incremental(self) -> bool:

@@ -7,6 +7,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import httpx
@@ -94,7 +95,16 @@ class CkanConnector(Connector):
             if self.resource_id:
                 yield from self._read_datastore(client, cursor)
             else:
-                yield from self._read_file(client)
+                with self._downloaded(client) as connector:
+                    yield from connector.read()
+
+    def columns(self) -> list[str] | None:
+        """A DataStore resource's fields (its `_id` too, as read() gives it); a file's as the file kind reads them."""
+        with self._client() as client:
+            if self.resource_id:
+                return self._fields(client)
+            with self._downloaded(client) as connector:
+                return connector.columns()
 
     def _client(self) -> HttpClient:
         api_key = self.options.get("api_key")
@@ -198,8 +208,9 @@ class CkanConnector(Connector):
             raise FatalSourceError(f"source {self.source.id}: CKAN dataset {dataset!r}: resource {wanted!r} has no URL")
         return resource, file_format
 
-    def _read_file(self, client: HttpClient) -> Iterator[Batch]:
-        """The resource's file, downloaded to a temporary folder and read by the file kind."""
+    @contextmanager
+    def _downloaded(self, client: HttpClient) -> Iterator[Connector]:
+        """The resource's file, downloaded to a temporary folder while the file kind reads it."""
         from connectors.file import DEFAULT_MAX_FILE_BYTES, FileConnector
 
         resource, file_format = self._file_resource(client)
@@ -209,7 +220,7 @@ class CkanConnector(Connector):
             path = Path(folder) / name
             client.download(url, path, DEFAULT_MAX_FILE_BYTES)
             options = {"path": str(path), "format": file_format, "batch_rows": self.batch_rows}
-            yield from FileConnector(dataclasses.replace(self.source, kind="file", options=options)).read()
+            yield FileConnector(dataclasses.replace(self.source, kind="file", options=options))
 
 
 def _identifier(name: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from connectors import _file_formats as formats
-from connectors.base import Batch, Connector, mapped_columns
+from connectors.base import COLUMNS_SAMPLE_ROWS, ROW, Batch, Connector, mapped_columns
 from connectors import http
 from hub.errors import ConfigError, FatalSourceError, RetriableSourceError
 
@@ -146,6 +146,31 @@ class FileConnector(Connector):
                 yield from formats.read_jsonl(path, where, self.batch_rows, mapped_columns(self.source), limits)
             else:
                 yield from formats.read_parquet(path, where, self.batch_rows, limits)
+
+    def columns(self) -> list[str] | None:
+        """A CSV's or a sheet's header row, a Parquet file's schema, the keys of the first records of JSON."""
+        with self._local_file() as path:
+            self._check_size(path)
+            where = f"source {self.source.id}: file {self.name}"
+            if self.format == "csv":
+                self._dialect = formats.detect_csv(path, where, self.delimiter, self.encoding, self.limits)
+                return list(self._dialect.header)
+            if self.format == "xlsx":
+                return formats.xlsx_columns(path, where, self.options.get("sheet"), self.options.get("header_row"),
+                                            set(mapped_columns(self.source)), max_unpacked_bytes=self.max_file_bytes)
+            if self.format == "parquet":
+                return formats.parquet_columns(path, where)
+            # Without the mapped columns read() adds: the keys the records have.
+            batches = (formats.read_json(path, where, COLUMNS_SAMPLE_ROWS, self.options.get("records_path"),
+                                         limits=self.limits) if self.format == "json" else
+                       formats.read_jsonl(path, where, COLUMNS_SAMPLE_ROWS, limits=self.limits))
+            try:
+                first = next(batches, None)
+            finally:
+                batches.close()
+            if first is None or not first.records.num_rows:  # no record, or none that is an object
+                return None
+            return [name for name in first.records.column_names if name != ROW]
 
     @contextmanager
     def _local_file(self) -> Iterator[Path]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from connectors.base import ROW, Batch, Connector, as_text, mapped_columns
+from connectors.base import COLUMNS_SAMPLE_ROWS, ROW, Batch, Connector, as_text, mapped_columns
 from connectors.http import AUTH, CLIENT_OPTIONS, HttpClient, check_parameters, check_url, tagged_union, where
 from hub.errors import FatalSourceError
 
-__all__ = ["JsonBatches", "RestConnector"]
+__all__ = ["JsonBatches", "RestConnector", "record_columns"]
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -72,6 +72,16 @@ class RestConnector(Connector):
     def check(self) -> None:
         with HttpClient(self.source, self.options) as client:
             next(self._pages(client, None))
+
+    def columns(self) -> list[str] | None:
+        """The keys of the first page's records (nested objects' keys dotted, as read() names them)."""
+        with HttpClient(self.source, self.options) as client:
+            pages = self._pages(client, None)
+            try:
+                records = next(pages, [])
+            finally:
+                pages.close()
+        return record_columns(records[:COLUMNS_SAMPLE_ROWS])
 
     def read(self, cursor=None) -> Iterator[Batch]:
         batches = JsonBatches(self.source, self.batch_rows, self.options.get("cursor_field"))
@@ -161,6 +171,15 @@ def flatten(record: dict, prefix: str = "") -> dict:
         else:
             flat[name] = value
     return flat
+
+
+def record_columns(records: list) -> list[str] | None:
+    """The columns of JSON records, in the order first met; None when no record is an object."""
+    names: dict[str, None] = {}
+    objects = [item for item in records if isinstance(item, dict)]
+    for item in objects:
+        names.update(dict.fromkeys(flatten(item)))
+    return list(names) if objects else None
 
 
 class JsonBatches:

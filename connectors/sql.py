@@ -140,6 +140,22 @@ class SqlConnector(Connector):
             stmt = stmt.order_by(*order)
         return stmt
 
+    def columns(self) -> list[str]:
+        """The columns of the table or query, as the database names them for read(); no row is fetched."""
+        from sqlalchemy import exc
+
+        self.check()
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(self._statement(conn, None).limit(0)).keys())
+        except exc.OperationalError as e:
+            raise _classify(self.source.id, "database error while reading", e) from None
+        except exc.ProgrammingError as e:
+            raise FatalSourceError(f"source {self.source.id}: query failed: {e.orig}") from None
+        finally:
+            engine.dispose()
+
     def read(self, cursor=None) -> Iterator[Batch]:
         import pyarrow as pa
         from sqlalchemy import exc

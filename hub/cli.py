@@ -203,13 +203,33 @@ def cmd_sources_check(settings: Settings, args) -> int | None:
     except SourceError as e:  # the registration is fine; the system is not there
         say(f"hub: the registration is valid, but the system cannot be read: {e}", file=sys.stderr)
         return 1
+    missing = found["missing_columns"]
     if args.json:
         _print_json(found)
-        return
-    say(f"ok   {found['source']} ({found['file']}): registration valid, system reachable: {found['system']}")
-    if found["required_fields_not_mapped"]:
+    elif not missing:
+        say(f"ok   {found['source']} ({found['file']}): registration valid, system reachable: {found['system']}")
+        if found["columns"] is None and not found["columns_hidden"]:
+            say("note the source sent no record yet: the columns the mapping reads are not checked")
+    if missing:  # on stderr, --json or not: what failed, for people
+        say(f"FAIL {found['source']} ({found['file']}): the mapping reads {len(missing)} "
+            f"column{'s' if len(missing) > 1 else ''} the source does not have; system: {found['system']}",
+            file=sys.stderr)
+        columns = found["columns"] or []
+        listed = f"{columns[:50]}" + (f" and {len(columns) - 50} more" if len(columns) > 50 else "")
+        for item in missing:
+            if item["did_you_mean"]:
+                hint = f"did you mean {item['did_you_mean']!r}?"
+            elif found["columns_hidden"]:
+                hint = ("the source's column names look like a record's values (not shown): "
+                        "does it start with its header row?")
+            else:
+                hint = f"its columns: {listed}"
+            say(f"  {found['file']}: field {item['at']}: column {item['column']!r} is not in the source; {hint}",
+                file=sys.stderr)
+    if found["required_fields_not_mapped"] and not args.json:
         say(f"note every record will be quarantined until these required fields of {found['standard']} are "
-              f"mapped: {', '.join(found['required_fields_not_mapped'])}")
+              f"mapped: {', '.join(found['required_fields_not_mapped'])}", file=sys.stderr if missing else None)
+    return 1 if missing else None
 
 
 def cmd_sources_test(settings: Settings, args) -> None:

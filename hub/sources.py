@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
 from hub.errors import ConfigError
 from hub.settings import Settings
+from hub.suggest import nearest
 
-__all__ = ["check", "load_registry", "sample", "scaffold"]
+__all__ = ["NOT_SHOWN", "check", "load_registry", "mapping_columns", "missing_columns", "sample", "scaffold"]
 
 
 def load_registry(settings: Settings) -> tuple[list, list[dict]]:
@@ -60,7 +62,7 @@ def scaffold(settings: Settings, kind: str, source_id: str, standard_ref: str, a
         f"# A {kind} source. Replace every TODO, then:",
         f"#   hub sources check {source_id}          checks this file and reaches the system",
         f"#   hub sources test {source_id} --limit 100   tries the first records, writing nothing",
-        f"# Options of the {kind} kind: docs/connectors.md. Mapping: README, 'Registering an agency source'.",
+        f"# Options of the {kind} kind: docs/connectors.md. The mapping language: docs/mapping.md.",
         block({"id": source_id, "title": "TODO: judul sumber data", "description": "TODO: isi, cakupan, asal data",
                "agency": {"code": agency, "name": "TODO: nama instansi"}, "standard": standard.ref, "kind": kind,
                "schedule": "@daily"}),
@@ -77,21 +79,79 @@ def scaffold(settings: Settings, kind: str, source_id: str, standard_ref: str, a
 
 
 def check(settings: Settings, source_id: str) -> dict:
-    """Validate a registration and reach its system. Raises ConfigError or a SourceError with the reason."""
+    """Validate a registration, reach its system and read its column names. Raises ConfigError or a SourceError
+    with the reason.
+
+    Names every required field of the standard the mapping leaves unfilled, and every column the mapping reads
+    that the source does not have (`missing_columns`: field, column, `at` in the mapping, and `did_you_mean`, the
+    source's nearest column): compared exactly, as harmonization reads them. `columns` are the source's column
+    names (None when nothing tells them, as an API that sent no record yet, or when they look like a record's
+    values: `columns_hidden`); a name that may be personal data is never among them.
+    """
     from connectors import connector_for
     from hub.pipeline import find_source
     from schemas import load_standard
 
     source = find_source(settings, source_id)
     standard = load_standard(source.standard_ref)
-    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
+    fields = [f.name for f in standard.fields]
+    unknown = sorted(set(source.mapping) - set(fields))
     if unknown:
-        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
+        hints = [f"{near[0]!r} for {name!r}" for name in unknown if (near := nearest(name, fields))]
+        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}"
+                          + (f"; did you mean {', '.join(hints)}?" if hints else ""))
     unmapped = [f.name for f in standard.fields if f.required and f.name not in source.mapping]
     connector = connector_for(source)
     connector.check()
+    missing, shown, hidden = missing_columns(source.mapping, connector.columns())
     return {"source": source.id, "file": str(source.path), "standard": standard.ref, "system": connector.describe(),
-            "incremental": connector.incremental, "required_fields_not_mapped": unmapped}
+            "incremental": connector.incremental, "required_fields_not_mapped": unmapped,
+            "missing_columns": missing, "columns": shown, "columns_hidden": hidden}
+
+
+def mapping_columns(mapping: dict) -> list[tuple[str, str, str]]:
+    """(field, where in the field's mapping, source column) of every column a mapping reads: each field's `from`,
+    and the column of kecamatan names a `region:` lookup narrows by."""
+    found = []
+    for field, spec in mapping.items():
+        if not isinstance(spec, dict):
+            continue
+        if isinstance(spec.get("from"), str):
+            found.append((field, "from", spec["from"]))
+        region = spec.get("region")
+        if isinstance(region, dict) and isinstance(region.get("kecamatan"), str):
+            found.append((field, "region/kecamatan", region["kecamatan"]))
+    return found
+
+
+# A name in a header that may be a value instead (a file without its header row has a record there): a run of
+# digits as in a NIK or a phone number, or a long text. transforms.mapping hides such names the same way.
+_DIGITS = re.compile(r"[0-9]{5}")
+_LONGEST_NAME = 64
+NOT_SHOWN = "<not shown>"
+
+
+def missing_columns(mapping: dict, columns: list[str] | None) -> tuple[list[dict], list[str] | None, bool]:
+    """The columns `mapping` reads that are not among `columns`, each with the nearest one; the columns as they may
+    be shown; and whether they are withheld for looking like a record's values.
+
+    A name that may be a value (`_DIGITS`, longer than `_LONGEST_NAME`) is shown as NOT_SHOWN and never suggested.
+    Where a name holds such a run of digits, the whole header is taken for a record: nothing of it is shown (its
+    other names would be the person's name, address, ...), nor suggested.
+    """
+    if columns is None:
+        return [], None, False
+    hidden = any(_DIGITS.search(name) for name in columns)
+    shown = None if hidden else [name if len(name) <= _LONGEST_NAME else NOT_SHOWN for name in columns]
+    choices = [name for name in shown or () if name != NOT_SHOWN]
+    present = set(columns)
+    missing = []
+    for field, at, column in mapping_columns(mapping):
+        if column not in present:
+            near = nearest(column, choices)
+            missing.append({"field": field, "column": column, "at": f"mapping/{field}/{at}",
+                            "did_you_mean": near[0] if near else None})
+    return missing, shown, hidden
 
 
 def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dict:

@@ -13,6 +13,7 @@ from jsonschema.exceptions import SchemaError
 
 from hub.errors import ConfigError
 from hub.followed import BrokenFile, Followed, Problem, problems
+from hub.suggest import nearest
 from schemas.retention import check_retention
 
 __all__ = [
@@ -29,15 +30,18 @@ def standards_dir() -> Path:
     standards, say), else the checkout's `schemas/standards`."""
     return Path(os.environ.get("HUB_STANDARDS") or STANDARDS_DIR).resolve()
 
+# JSON Schema's annotations for the people reading a standard (a note, sample values): valid at the top level and
+# in a field, never rules: no check is compiled from them.
+_ANNOTATIONS = {"$comment", "examples"}
 # Keywords the hub enforces or that only document; anything else is refused so nothing is silently ignored.
 # docs/standards.md explains each one.
 _FIELD_KEYWORDS = {
-    "title", "description", "type", "enum", "const", "pattern", "format", "minLength", "maxLength",
+    *_ANNOTATIONS, "title", "description", "type", "enum", "const", "pattern", "format", "minLength", "maxLength",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "x-title-en", "x-description-en", "x-concept", "x-code-list", "x-personal-data", "x-classification", "x-unit",
 }
 _STANDARD_KEYWORDS = {
-    "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
+    *_ANNOTATIONS, "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
     "x-name", "x-version", "x-title-en", "x-description-en", "x-primary-key", "x-classification",
     "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
     "x-tags", "x-access", "x-retention",
@@ -59,6 +63,7 @@ _FILE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)-(?P<version>\d+\.\d+\.\d+)\
 MAX_STANDARD_BYTES = 1 << 20
 _TEXT = {"type": "string"}
 _TEXTS = {"type": "array", "items": _TEXT}
+_ANNOTATION_SHAPES = {"$comment": _TEXT, "examples": {"type": "array"}}
 # The JSON types of the keywords the hub reads itself (JSON Schema's own keywords are checked by jsonschema's
 # metaschema, per field): a value of another type is a steward's mistake, named, never a crash.
 _SHAPE = {
@@ -67,6 +72,7 @@ _SHAPE = {
         **{key: _TEXT for key in ("$schema", "$id", "title", "description", "x-name", "x-version", "x-title-en",
                                   "x-description-en", "x-walidata", "x-spatial-coverage", "x-temporal-coverage",
                                   "x-license", "x-frequency", "x-classification")},
+        **_ANNOTATION_SHAPES,
         "x-produsen-data": {"anyOf": [_TEXT, _TEXTS]},
         "required": _TEXTS, "x-primary-key": _TEXTS, "x-tags": _TEXTS,
         "properties": {"type": "object", "additionalProperties": {
@@ -74,6 +80,7 @@ _SHAPE = {
             "properties": {
                 **{key: _TEXT for key in ("title", "description", "format", "x-title-en", "x-description-en",
                                           "x-concept", "x-unit", "x-personal-data", "x-classification")},
+                **_ANNOTATION_SHAPES,
                 "type": {"anyOf": [_TEXT, _TEXTS]},
                 "x-code-list": {"type": "object", "required": ["name", "edition"], "additionalProperties": False,
                                 "properties": {"name": _TEXT, "edition": _TEXT, "level": _TEXT, "within": _TEXT}},
@@ -294,7 +301,8 @@ def _standard(path: Path, where: str, match) -> Standard:
     schema = _read(path, where)
     for key in schema:
         if key not in _STANDARD_KEYWORDS:
-            raise ConfigError(f"{where}: keyword {key!r} is not supported at the top level of a standard")
+            raise ConfigError(f"{where}: keyword {key!r} is not supported at the top level of a standard"
+                              + _did_you_mean(key, _STANDARD_KEYWORDS))
     if schema.get("x-name") != match["name"] or schema.get("x-version") != match["version"]:
         raise ConfigError(f"{where}: x-name and x-version must match the file name")
     for key in ("title", "description", *_REQUIRED_METADATA):
@@ -340,6 +348,11 @@ def _access(where: str, access) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(agencies), frozenset(roles)
 
 
+def _did_you_mean(keyword: str, known: set[str]) -> str:
+    found = nearest(keyword, sorted(known))
+    return f"; did you mean {found[0]!r}?" if found else ""
+
+
 def _one_of(where: str, keyword: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{where}: keyword {keyword!r} is {value!r}; expected one of {', '.join(allowed)}")
@@ -348,7 +361,8 @@ def _one_of(where: str, keyword: str, value, allowed: tuple) -> None:
 def _field(where: str, name: str, spec: dict, required: bool) -> Field:
     for key in spec:
         if key not in _FIELD_KEYWORDS:
-            raise ConfigError(f"{where}: field {name!r} uses keyword {key!r}, which the hub does not enforce")
+            raise ConfigError(f"{where}: field {name!r} uses keyword {key!r}, which the hub does not enforce"
+                              + _did_you_mean(key, _FIELD_KEYWORDS))
     for key in ("title", "description"):
         if not spec.get(key):
             raise ConfigError(f"{where}: field {name!r} needs a {key}")
@@ -381,7 +395,8 @@ def _field(where: str, name: str, spec: dict, required: bool) -> Field:
         _one_of(f"{where}: field {name!r}", "x-personal-data", spec["x-personal-data"], PERSONAL_DATA)
     if "x-classification" in spec:
         _one_of(f"{where}: field {name!r}", "x-classification", spec["x-classification"], CLASSIFICATIONS)
-    constraints = {k: v for k, v in spec.items() if k not in {"title", "description", "type", "format"} and not k.startswith("x-")}
+    constraints = {k: v for k, v in spec.items()
+                   if k not in {"title", "description", "type", "format", *_ANNOTATIONS} and not k.startswith("x-")}
     return Field(
         name=name,
         type=types[0],
