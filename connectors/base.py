@@ -53,7 +53,9 @@ def as_text(value) -> str | None:
 def mapped_columns(source) -> list[str]:
     """The source columns its mapping reads. Kinds reading JSON give every batch these columns: JSON leaves out
     keys whose value is null, and a column the mapping reads must be there, null or not."""
-    return [spec["from"] for spec in source.mapping.values() if "from" in spec]
+    from transforms.mapping import columns_used
+
+    return [column for spec in source.mapping.values() for _, column in columns_used(spec)]
 
 
 def text_array(values) -> "pa.Array":

@@ -91,15 +91,11 @@ def check(settings: Settings, source_id: str) -> dict:
     from connectors import connector_for
     from hub.pipeline import find_source
     from schemas import load_standard
+    from transforms.mapping import check_mapping
 
     source = find_source(settings, source_id)
     standard = load_standard(source.standard_ref)
-    fields = [f.name for f in standard.fields]
-    unknown = sorted(set(source.mapping) - set(fields))
-    if unknown:
-        hints = [f"{near[0]!r} for {name!r}" for name in unknown if (near := nearest(name, fields))]
-        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}"
-                          + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+    check_mapping(source, standard)
     unmapped = [f.name for f in standard.fields if f.required and f.name not in source.mapping]
     connector = connector_for(source)
     connector.check()
@@ -110,18 +106,11 @@ def check(settings: Settings, source_id: str) -> dict:
 
 
 def mapping_columns(mapping: dict) -> list[tuple[str, str, str]]:
-    """(field, where in the field's mapping, source column) of every column a mapping reads: each field's `from`,
-    and the column of kecamatan names a `region:` lookup narrows by."""
-    found = []
-    for field, spec in mapping.items():
-        if not isinstance(spec, dict):
-            continue
-        if isinstance(spec.get("from"), str):
-            found.append((field, "from", spec["from"]))
-        region = spec.get("region")
-        if isinstance(region, dict) and isinstance(region.get("kecamatan"), str):
-            found.append((field, "region/kecamatan", region["kecamatan"]))
-    return found
+    """(field, where in the field's mapping, source column) of every column a mapping reads."""
+    from transforms.mapping import columns_used
+
+    return [(field, at, column) for field, spec in mapping.items() if isinstance(spec, dict)
+            for at, column in columns_used(spec)]
 
 
 # A name in a header that may be a value instead (a file without its header row has a record there): a run of

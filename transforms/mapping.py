@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from connectors.base import ROW
 from hub.errors import ConfigError
+from hub.suggest import nearest
 from transforms import regions
 from transforms.dates import parse_dates
 from transforms.normalize import normalizer
@@ -45,9 +46,7 @@ def check_mapping(source, standard) -> None:
     field the standard does not have, a normalizer or option that does not exist, a region scope that is not a
     region, a date format without day, month or year. What depends on the records (their columns) is checked
     when they are read."""
-    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
-    if unknown:
-        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
+    _known_fields(source, standard)
     for field in standard.fields:
         spec = source.mapping.get(field.name)
         if not spec or "value" in spec:
@@ -64,12 +63,22 @@ def check_mapping(source, standard) -> None:
             raise ConfigError(f"{where}: {e}") from None
 
 
-def columns_used(spec: dict) -> list[str]:
-    """The source's columns a field's mapping reads: its `from`, and the kecamatan column of a region step."""
-    used = [spec["from"]] if "from" in spec else []
+def _known_fields(source, standard) -> None:
+    fields = [f.name for f in standard.fields]
+    unknown = sorted(set(source.mapping) - set(fields))
+    if unknown:
+        hints = [f"{near[0]!r} for {name!r}" for name in unknown if (near := nearest(name, fields))]
+        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}"
+                          + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+
+
+def columns_used(spec: dict) -> list[tuple[str, str]]:
+    """(where in the field's mapping, source column) of each column a field's mapping reads: its `from`, and the
+    kecamatan column of a region step."""
+    used = [("from", spec["from"])] if isinstance(spec.get("from"), str) else []
     region = spec.get("region")
-    if isinstance(region, dict) and region.get("kecamatan"):
-        used.append(region["kecamatan"])
+    if isinstance(region, dict) and isinstance(region.get("kecamatan"), str):
+        used.append(("region/kecamatan", region["kecamatan"]))
     return used
 
 
@@ -95,9 +104,7 @@ def region_scope(spec: dict, field) -> dict:
 def harmonize(source, standard, records: pa.Table) -> Harmonized:
     """Apply the source's mapping to one batch. Never drops a row: failures become reason codes."""
     n = records.num_rows
-    unknown = sorted(set(source.mapping) - {f.name for f in standard.fields})
-    if unknown:
-        raise ConfigError(f"{source.path}: field mapping: {unknown} are not fields of standard {standard.ref}")
+    _known_fields(source, standard)
     columns, failures = [], []
     for field in standard.fields:
         spec = source.mapping.get(field.name)
@@ -117,7 +124,7 @@ def harmonize(source, standard, records: pa.Table) -> Harmonized:
 def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats: bool) -> pa.Array:
     if "value" in spec:
         return pa.array([spec["value"]] * records.num_rows).cast(arrow_type(field))
-    for column, key in zip(columns_used(spec), ("from", "region/kecamatan")):
+    for key, column in columns_used(spec):
         if column not in records.column_names:
             known = [c for c in records.column_names if c != ROW]
             # A file without its header row has a record where the names belong: a name that looks like a NIK,

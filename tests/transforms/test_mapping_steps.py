@@ -88,8 +88,9 @@ def test_a_missing_kecamatan_column_is_named_like_a_missing_from_column():
 
 
 def test_columns_used_lists_from_and_the_kecamatan_column():
-    assert columns_used({"from": "DESA", "region": {"kecamatan": "KEC"}}) == ["DESA", "KEC"]
-    assert columns_used({"from": "DESA", "region": True}) == ["DESA"]
+    assert columns_used({"from": "DESA", "region": {"kecamatan": "KEC"}}) == [("from", "DESA"),
+                                                                              ("region/kecamatan", "KEC")]
+    assert columns_used({"from": "DESA", "region": True}) == [("from", "DESA")]
     assert columns_used({"value": "1"}) == []
 
 
