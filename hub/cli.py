@@ -252,10 +252,17 @@ def cmd_sources_test(settings: Settings, args) -> None:
         say("rejected rows (row 1 is the first record):")
     for row in found["rejected"][:50]:
         why = "; ".join(f"{r['field']} {r['rule']}" + (f" (column {r['column']!r}: {r['value']!r})" if "column" in r
-                                                        else "") for r in row["reasons"])
+                                                        else "") + _closest(r) for r in row["reasons"])
         say(f"  row {row['row']}: {why}")
     if len(found["rejected"]) > 50:
         say(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
+
+
+def _closest(reason: dict) -> str:
+    if "candidates" not in reason:
+        return ""
+    found = ", ".join(f"{c['name']} ({c['code']})" for c in reason["candidates"])
+    return f"; closest: {found}" if found else "; no region of the code list is close"
 
 
 def cmd_indicators_list(settings: Settings, args) -> None:

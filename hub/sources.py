@@ -105,6 +105,20 @@ def check(settings: Settings, source_id: str) -> dict:
             "missing_columns": missing, "columns": shown, "columns_hidden": hidden}
 
 
+def closest_regions(spec: dict, field, record: dict, narrow: bool = True) -> list[dict]:
+    """The regions closest to the name a record gives for a field mapped with a region step, most alike first:
+    what a name that did not resolve may have meant. `narrow`: only those in the record's kecamatan (not where
+    the name is of a region in another kecamatan: that region is what to show)."""
+    from transforms import regions
+    from transforms.mapping import region_scope
+
+    scope = region_scope(spec, field)
+    kecamatan = spec["region"].get("kecamatan") if isinstance(spec["region"], dict) and narrow else None
+    found = regions.candidates(record[spec["from"]], level=scope["level"], within=str(scope["within"]),
+                               edition=scope["edition"], kecamatan=record.get(kecamatan) if kecamatan else None)
+    return [{"code": code, "name": name} for code, name in found]
+
+
 def mapping_columns(mapping: dict) -> list[tuple[str, str, str]]:
     """(field, where in the field's mapping, source column) of every column a mapping reads."""
     from transforms.mapping import columns_used
@@ -154,6 +168,7 @@ def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dic
     from catalog.masking import mask_table, personal_fields
     from hub.pipeline import find_source, stage_into
     from schemas import load_standard
+    from transforms import regions
 
     source = find_source(settings, source_id)
     standard = load_standard(source.standard_ref)
@@ -172,6 +187,9 @@ def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dic
         if column and column in record:
             item["column"] = column
             item["value"] = "***" if field in personal else record[column]
+            if rule in regions.RULES and field not in personal and isinstance(record[column], str):
+                item["candidates"] = closest_regions(source.mapping[field], standard.field(field), record,
+                                                     narrow=rule != "region_not_in_kecamatan")
         return item
 
     return {

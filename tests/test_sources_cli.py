@@ -477,3 +477,43 @@ def test_the_columns_a_mapping_reads_include_a_region_lookups_kecamatan():
     ]
     assert shown == ["NIK", "KELURAHAN", "Kecamatan", NOT_SHOWN] and hidden is False
     assert missing_columns(mapping, None) == ([], None, False)
+
+
+# A Dinsos list naming kelurahan and kecamatan as people write them, one name misspelt and one in the wrong kecamatan.
+REGION_CSV = ("NIK;NAMA PENERIMA;JK;Agama;Lahir;Kelurahan;Kecamatan\r\n"
+              "3271014101900001;Siti Aminah;P;1;01/01/1990;Kel. Tanah Sareal;Kec. Tanah Sareal\r\n"
+              "3271010202850002;Agus Saputra;L;1;02/02/1985;BARANANGSIANG;BOGOR TIMUR\r\n"
+              "3271014303920003;Dewi Lestari;P;1;03/03/1992;Tanah Sarel;Tanah Sareal\r\n"
+              "3271014303920004;Rina Marlina;P;1;04/04/1993;Kebon Pedes;Bogor Tengah\r\n")
+
+
+def test_region_names_resolve_and_a_name_that_does_not_lists_the_closest_regions(registered, tmp_path):
+    home, registry = registered
+    export = tmp_path / "dinsos.csv"
+    export.write_bytes(REGION_CSV.encode("cp1252"))
+    path = registry / "kelurahan_x.yaml"
+    _register(path, {"path": str(export)},
+              {**MAPPING, "kode_wilayah": {"from": "Kelurahan", "region": {"kecamatan": "KECAMATAN"}}})
+    done = hub(home, registry, "sources", "check", "kelurahan_x", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["missing_columns"] == [
+        {"field": "kode_wilayah", "column": "KECAMATAN", "at": "mapping/kode_wilayah/region/kecamatan",
+         "did_you_mean": "Kecamatan"}]
+
+    _register(path, {"path": str(export)},
+              {**MAPPING, "kode_wilayah": {"from": "Kelurahan", "region": {"kecamatan": "Kecamatan"}}})
+    assert hub(home, registry, "sources", "check", "kelurahan_x").returncode == 0
+    done = hub(home, registry, "sources", "test", "kelurahan_x", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["would_publish"] == 2 and found["reasons"] == {"kode_wilayah:region_unknown": 1,
+                                                               "kode_wilayah:region_not_in_kecamatan": 1}
+    [unknown], [elsewhere] = (r["reasons"] for r in found["rejected"])
+    assert unknown["rule"] == "region_unknown" and unknown["value"] == "Tanah Sarel"
+    assert unknown["candidates"][0] == {"code": "32.71.06.1001", "name": "Tanah Sareal"}
+    assert elsewhere["rule"] == "region_not_in_kecamatan"
+    assert elsewhere["candidates"] == [{"code": "32.71.06.1002", "name": "Kebon Pedes"}]
+    done = hub(home, registry, "sources", "test", "kelurahan_x")
+    assert "row 3: kode_wilayah region_unknown (column 'Kelurahan': 'Tanah Sarel'); closest: Tanah Sareal " \
+           "(32.71.06.1001)" in done.stdout
+    _private(done)
