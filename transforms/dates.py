@@ -1,8 +1,10 @@
 """Parse dates as Indonesian agencies write them ("16 Desember 2014", "16/12/2014", "16-12-14") into ISO text.
 
 Formats are strptime-like: %d day, %m month number, %B or %b an Indonesian month name or abbreviation (MONTHS),
-%Y a four-digit year, %y a two-digit year. A format without a day ("%B %Y", "%m/%Y") reads a month, given as
-YYYY-MM (a period such as a month of payment). A two-digit year is read as a birth year, the latest year not after
+%Y a four-digit year, %y a two-digit year. English month names and abbreviations are read too (16-Dec-2014, as
+a spreadsheet in an English locale writes dates). A format without a day ("%B %Y", "%m/%Y") reads a month, given
+as YYYY-MM (a period such as a month of payment). A time of day after the date (16/12/2014 0:00, 2014-12-16
+00:00:00) is allowed by every format and dropped: a date field keeps the date. A two-digit year is read as a birth year, the latest year not after
 this one: yy is 20yy when yy is at most this year's last two digits, else 19yy (in 2025, 25 is 2025 and 26 is
 1926). A date that does not exist (31/02/2014) is not rolled over into the next month: it is not read.
 
@@ -31,11 +33,17 @@ MONTHS = {
     "april": 4, "apr": 4, "mei": 5, "juni": 6, "jun": 6, "juli": 7, "jul": 7, "agustus": 8, "agu": 8,
     "agt": 8, "ags": 8, "agus": 8, "september": 9, "sep": 9, "sept": 9, "oktober": 10, "okt": 10,
     "november": 11, "nov": 11, "nop": 11, "desember": 12, "des": 12,
+    # English, as a spreadsheet in an English locale writes them (16-Dec-2014); none is an Indonesian one's.
+    "january": 1, "february": 2, "march": 3, "may": 5, "june": 6, "july": 7, "august": 8, "aug": 8,
+    "october": 10, "oct": 10, "december": 12, "dec": 12,
 }
 # The Excel serials read as dates (see the module's docstring), and the serial of 1970-01-01.
 EXCEL_SERIALS = (10000, 73050)
 _EXCEL_UNIX_EPOCH = 25569
 _EXCEL_SERIAL = r"^(?P<days>[0-9]{1,7})(?:[.,][0-9]+)?$"
+# A time of day after the date, as a spreadsheet writes a date cell with its time (16/12/2014 0:00, 2014-12-16
+# 00:00:00, 2014-12-16T08:30): a date field keeps the date.
+_TIME = r"(?:(?:\s+|t)[0-9]{1,2}[:.][0-9]{2}(?:[:.][0-9]{2}(?:[.,][0-9]+)?)?)?"
 _TOKENS = {"%d": r"(?P<d>\d{1,2})", "%m": r"(?P<m>\d{1,2})", "%Y": r"(?P<Y>\d{4})", "%y": r"(?P<y>\d{2})",
            "%B": r"(?P<B>[a-z]+)", "%b": r"(?P<B>[a-z]+)"}
 
@@ -46,7 +54,7 @@ def _format_regex(fmt: str) -> str:
     if not ("(?P<Y>" in body or "(?P<y>" in body) or not ("(?P<m>" in body or "(?P<B>" in body):
         raise ValueError(f"date format {fmt!r} needs a month (%m or %B) and a year (%Y or %y), and a day (%d) "
                          "unless it is a month's format")
-    return "^" + body + "$"
+    return "^" + body + _TIME + "$"
 
 
 def _ints(parts: pa.StructArray, name: str) -> pa.Array:

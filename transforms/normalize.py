@@ -438,19 +438,35 @@ def money(text: pa.Array) -> Normalized:
     return _failing(pc.if_else(pc.is_valid(text), amount, _NULL_TEXT), [("money", refused)])
 
 
-def number(text: pa.Array) -> Normalized:
-    """A count or measure in Indonesian notation (thousands dots, a decimal comma) as plain decimal text: read as
-    `money` reads an amount, without a currency or scale word (those are refused, rule number).
+# An Indonesian number: thousands dots (groups of three after a first group of one to three digits, which does
+# not start with 0) and a decimal comma; or a decimal point that cannot be a thousands dot.
+_INDONESIAN = r"^[-+]?([1-9][0-9]{0,2}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$"
+_ENGLISH_OR_INDONESIAN = r"^[-+]?[1-9][0-9]{0,2},[0-9]{3}$"  # 1,500: a thousand and a half, or fifteen hundred?
+_DECIMAL_POINT = r"^[-+]?[0-9]*\.[0-9]+$"
+_THOUSANDS = r"^[-+]?[1-9][0-9]{0,2}(\.[0-9]{3})+$"
 
-        1.200       -> 1200             2,5         -> 2.5              12          -> 12
-        Rp 1.200    -> (null) number    1,200       -> (null) number    2 jt        -> (null) number
+
+def number(text: pa.Array) -> Normalized:
+    """A count or a measure in Indonesian notation as the plain decimal text the cast reads.
+
+    Read: dots between groups of three digits, the first group one to three digits not starting with 0, are
+    thousands (1.200 is 1200); a comma is the decimal separator, with any number of decimals (-6,5971); a single
+    dot that is not a thousands dot is a decimal point (-6.5971, 2.5, 0.125), as database exports write numbers
+    and as this normalizer writes them. Refused (rule number), never guessed: a comma after one to three digits
+    followed by exactly three (1,500 is 1.5 in Indonesian and 1500 in English notation; 0,125 is read), currency,
+    units and words (Rp 1.200, 12 orang, 2 jt: amounts are `money`'s), spaces inside the number, a lone "-".
+
+        1.200     -> 1200         1.234,5    -> 1234.5      -6,5971   -> -6.5971     2.5   -> 2.5
+        1,500     -> (null)       Rp 1.200   -> (null)      12 orang  -> (null)      -     -> (null)
     """
-    plain = pc.invert(pc.fill_null(pc.match_substring_regex(pc.utf8_lower(text), r"rp|idr|[a-z]"), False))
-    read = money(pc.if_else(plain, text, pa.scalar("x", pa.string())))
-    failed = pc.and_(pc.is_valid(text), pc.invert(plain))
-    for _, mask in read.failures:
-        failed = pc.or_(failed, mask)
-    return _failing(pc.if_else(failed, _NULL_TEXT, read.values), [("number", failed)])
+    indonesian = pc.and_(pc.fill_null(pc.match_substring_regex(text, _INDONESIAN), False),
+                         pc.invert(pc.fill_null(pc.match_substring_regex(text, _ENGLISH_OR_INDONESIAN), False)))
+    point = pc.and_(pc.fill_null(pc.match_substring_regex(text, _DECIMAL_POINT), False),
+                    pc.invert(pc.fill_null(pc.match_substring_regex(text, _THOUSANDS), False)))
+    plain = pc.replace_substring(pc.replace_substring(text, ".", ""), ",", ".")
+    values = pc.if_else(indonesian, plain, pc.if_else(point, text, _NULL_TEXT))
+    values = pc.replace_substring_regex(values, r"^\+", "")
+    return _failing(values, [("number", pc.and_(pc.is_valid(text), pc.is_null(values)))])
 
 
 # --- phone numbers ------------------------------------------------------------------------------------

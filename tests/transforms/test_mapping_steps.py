@@ -154,3 +154,11 @@ def test_a_format_without_a_day_reads_a_month_as_a_period():
                  BULAN=["Januari 2024", "PEBRUARI 2024", "03/2024", "2024-04", "13/2024"])
     assert result.table["periode"].to_pylist() == ["2024-01", "2024-02", "2024-03", "2024-04", None]
     assert result.reasons == {4: ["periode:unparseable_date"]}
+
+
+def test_english_month_names_and_a_time_of_day_after_the_date_are_read():
+    result = run({"tanggal_lahir": {"from": "TGL", "date_formats": ["%d-%b-%Y", "%d/%m/%Y", "%Y-%m-%d"]}},
+                 TGL=["16-Dec-2014", "16/12/2014 0:00", "2014-12-16 00:00:00", "2014-12-16T08:30:15",
+                      "16/12/2014 jam 8"])
+    assert result.table["tanggal_lahir"].to_pylist() == ["2014-12-16"] * 4 + [None]
+    assert result.reasons == {4: ["tanggal_lahir:unparseable_date"]}

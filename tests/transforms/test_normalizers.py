@@ -253,13 +253,14 @@ def test_money_is_idempotent(values):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("1.200", "1200"), ("12", "12"), ("2,5", "2.5"), ("-3", "-3"), ("1.200.000", "1200000"), ("007", "7"),
+    ("1.200", "1200"), ("12", "12"), ("2,5", "2.5"), ("-3", "-3"), ("1.200.000", "1200000"), ("+5", "5"),
+    ("-6,5971", "-6.5971"), ("-6.5971", "-6.5971"), ("0,125", "0.125"), ("1.234,567", "1234.567"), ("106.8", "106.8"),
 ])
 def test_number_in_indonesian_notation(text, expected):
     assert one("number", text) == (expected, [])
 
 
-@pytest.mark.parametrize("text", ["Rp 1.200", "1,200", "2 jt", "12 orang", "-", "1.200.000.50"])
+@pytest.mark.parametrize("text", ["Rp 1.200", "1,200", "12,500", "2 jt", "12 orang", "-", "1.200.000.50", "1 200"])
 def test_number_refuses_currency_scale_words_english_notation_and_text(text):
     assert one("number", text) == (None, ["number"])
 
@@ -270,7 +271,7 @@ def test_number_refuses_currency_scale_words_english_notation_and_text(text):
 def test_number_is_idempotent_and_never_makes_a_valid_value_invalid(values):
     values = [v.strip() or None for v in values]
     once, _ = run("number", values)
-    assert all(v is None or re.fullmatch(r"-?[0-9]+(\.[0-9]{1,2})?", v) for v in once)
+    assert all(v is None or re.fullmatch(r"-?[0-9]*(\.[0-9]+)?", v) for v in once)
     assert run("number", once) == (once, {})
 
 
