@@ -137,7 +137,8 @@ def rejects(settings, dataset_id: str, run_id: str | None = None, *, values: boo
                           "\n".join(sentence(code, details.get(code)) for code in reasons)]
                 yield cells
 
-        yield Rejects(dataset=d.id, run_id=run.run_id if run is not None else None, standard=standard.ref,
+        yield Rejects(dataset=d.id, run_id=run.run_id if run is not None else None,
+                      standard=standard.ref if standard is not None else None,
                       lang=lang, count=(run.rows_quarantined or 0) if run is not None else 0, values=values,
                       header=header, rows=rows(), columns=len(columns) + (1 if line else 0))
 
@@ -153,7 +154,12 @@ def _sentences(settings, d, run, lang: str):
     from schemas import load_standard
 
     ref = ((run.validation or {}).get("suite") if run is not None else None) or f"{d.standard}@{d.standard_version}"
-    standard = load_standard(ref)
+    try:
+        standard = load_standard(ref)
+    except ConfigError:
+        # A standard that no longer loads still leaves the rows and their codes to show: the sentences then say
+        # what the codes, the registration and the details say, without the standard's rules.
+        standard = None
     return explainer(standard=standard, source=_source(settings, d), lang=lang), standard
 
 

@@ -556,7 +556,10 @@ def _sentence(field_part: str, rule: str, *, standard, source, details, lang: st
         return _normalized(subject, rule, spec, field, lang)
     if rule in REGION_RULES:
         return _region_rule(subject, rule, spec, field, lang)
-    ref = getattr(standard, "ref", "")
+    ref = getattr(standard, "ref", None)
+    if ref is None:
+        return _pick(lang, f'{subject} tidak memenuhi aturan "{rule}" dari standarnya.',
+                     f'{subject} fails the rule "{rule}" of its standard.')
     return _pick(lang, f'{subject} tidak memenuhi aturan "{rule}" dari standar {ref}.',
                  f'{subject} fails the rule "{rule}" of standard {ref}.')
 
@@ -766,7 +769,8 @@ def _record_sentence(rule: str, source, details, lang: str) -> str:
 def explain(code: str, *, standard, source=None, details: dict | None = None, lang: str = "id") -> str:
     """The sentence of a reason code: the rule the row failed and the form expected, in `lang` ("id" or "en").
 
-    `standard`: the Standard the run validated against (schemas.load_standard); `source`: the source's
+    `standard`: the Standard the run validated against (schemas.load_standard), or None when it cannot be loaded
+    (the sentences then say what the rule, the registration and the details say); `source`: the source's
     registration (hub.pipeline.find_source), for its mapping (column names, normalizers, crosswalks, date
     formats) and options (delimiter, limits), or None; `details`: the row's details of this code (the
     `details[code]` of a quarantined row), or None. Never names a value of the row.

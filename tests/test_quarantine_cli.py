@@ -163,6 +163,9 @@ def test_csv_to_standard_output_and_the_run_option(ran):
     assert unknown.returncode == 2 and "has no run 'no_such_run'" in unknown.stderr
     refused = hub(settings.home, "quarantine", "show", SOURCE, "--format", "xlsx", check=False, env=env)
     assert refused.returncode == 2 and "--output FILE" in refused.stderr
+    nowhere = hub(settings.home, "quarantine", "show", SOURCE, "--format", "csv", "--output",
+                  str(settings.home / "no_such_folder" / "q.csv"), check=False, env=env)
+    assert nowhere.returncode == 2 and "cannot write there" in nowhere.stderr and "Traceback" not in nowhere.stderr
     never = hub(settings.home, "quarantine", "show", "no_such_source", check=False, env=env)
     assert never.returncode == 2 and "no dataset 'no_such_source'" in never.stderr
 
@@ -192,3 +195,19 @@ def test_rows_are_read_a_page_at_a_time(ran, monkeypatch):
     with rejects(settings, SOURCE, values=False, lang="en") as found:
         assert found.header == ["row_number", "reason_codes", "reasons"]
         assert [row[0] for row in found.rows] == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_rows_past_a_sheet_go_on_in_another(ran, tmp_path, monkeypatch):
+    from hub import quarantine
+
+    settings, _, _ = ran
+    monkeypatch.setattr(quarantine, "XLSX_SHEET_ROWS", 4)  # a header and three rows a sheet
+    with quarantine.rejects(settings, SOURCE) as found:
+        assert quarantine.write_xlsx(found, tmp_path / "q.xlsx") == 9
+    book = openpyxl.load_workbook(tmp_path / "q.xlsx")
+    assert book.sheetnames == ["karantina", "karantina 2", "karantina 3"]
+    header, rows = _expected(settings, "id")
+    for n, sheet in enumerate(book.worksheets):
+        cells = [[c.value for c in row] for row in sheet.iter_rows()]
+        assert cells[0] == header
+        assert cells[1:] == [[None if c == "" else c for c in row] for row in rows[3 * n:3 * n + 3]]

@@ -302,3 +302,13 @@ def test_a_pattern_beyond_words_is_shown_as_it_is(tmp_path, pattern):
     standard = _write_standard(tmp_path, "uji_pola", fields, key=["nik"], required=["nik"])
     assert explain("nik:pattern", standard=standard, lang="en") == \
         f"Title nik (nik) does not match the pattern: it must match the pattern {pattern}."
+
+
+def test_without_its_standard_a_code_still_gets_a_sentence(source):
+    """A run's standard that no longer loads: the rows still show, each code with what the registration says."""
+    for code in ["nik:pattern", "nik:scientific_notation", "tanggal_lahir:unparseable_date", "x:required",
+                 "nik+program+periode:duplicate_key", "_record:json"]:
+        for lang in ("id", "en"):
+            assert explain(code, standard=None, source=source, lang=lang).strip()
+    assert explain("nik:pattern", standard=None, lang="en") == 'nik fails the rule "pattern" of its standard.'
+    assert "31/12/2024 (%d/%m/%Y)" in explain("tanggal_lahir:unparseable_date", standard=None, source=source)
