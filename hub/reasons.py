@@ -191,7 +191,8 @@ def _counted(noun: tuple[str, str, str], low: int, high, lang: str) -> str:
     if high is sre.MAXREPEAT:
         if low == 0:
             return _pick(lang, f"{noun[0]} berapa pun (boleh tidak ada)", f"any number of {many}")
-        return _pick(lang, f"{low} {noun[0]} atau lebih", f"one or more {many}" if low == 1 else f"{low} or more {many}")
+        english = f"one or more {many}" if low == 1 else f"{low} or more {many}"
+        return _pick(lang, f"{low} {noun[0]} atau lebih", english)
     if low == high:
         return _pick(lang, f"{low} {noun[0]}", f"{low} {one if low == 1 else many}")
     if low == 0 and high == 1:
@@ -356,7 +357,8 @@ def _code_list(ref: dict, lang: str) -> str:
     level = _LEVELS.get(ref.get("level") or "", (ref.get("level"), ref.get("level")))
     where = ""
     if ref.get("within"):
-        where = _pick(lang, f" di dalam {_region(ref['within'], edition)}", f" within {_region(ref['within'], edition)}")
+        region = _region(ref["within"], edition)
+        where = _pick(lang, f" di dalam {region}", f" within {region}")
     if ref.get("level"):
         what = _pick(lang, f"kode {level[0]}{where} dari daftar kode {listed}",
                      f"the code of a {level[1]}{where} in code list {listed}")
@@ -366,7 +368,7 @@ def _code_list(ref: dict, lang: str) -> str:
         return what
     if len(admitted) <= _SHOWN_CODES:
         shown = ", ".join(f"{c} ({names[c]})" if names.get(c) else c for c in admitted)
-        return what + _pick(lang, f": {shown}", f": {shown}")
+        return f"{what}: {shown}"
     shape = _shape(admitted, ref.get("within"))
     count = _number(len(admitted), lang)
     return what + _pick(lang, f", ditulis {shape} ({count} kode)", f", written {shape} ({count} codes)")
@@ -410,7 +412,10 @@ def _subject(standard, source, names: list[str], lang: str) -> str:
             origin = _pick(lang, f', dari kolom "{spec["from"]}"', f', from column "{spec["from"]}"')
         elif spec is not None and "value" in spec:
             origin = _pick(lang, ", nilai tetap pendaftaran sumber", ", a constant of the source's registration")
-        parts.append(f"{title} ({name}{origin})" if title else f"{name}" + (f" ({origin.removeprefix(', ')})" if origin else ""))
+        if title:
+            parts.append(f"{title} ({name}{origin})")
+        else:
+            parts.append(f"{name} ({origin.removeprefix(', ')})" if origin else name)
     if len(parts) == 1:
         return parts[0]
     joined = ", ".join(parts[:-1]) + _pick(lang, " dan ", " and ") + parts[-1]
@@ -459,6 +464,9 @@ def _bounds(c: dict, unit: str | None, lang: str) -> str:
     suffix = f" {unit}" if unit else ""
     parts = [f"{_pick(lang, *words[k])} {_number(c[k], lang)}{suffix}" for k in words if k in c]
     return _pick(lang, " dan ", " and ").join(parts)
+
+
+_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 
 
 def _form(field, lang: str) -> str:
@@ -529,17 +537,21 @@ def _sentence(field_part: str, rule: str, *, standard, source, details, lang: st
                      f"{subject} is not an allowed code: it must be {_code_list(field.code_list, lang)}.")
     if rule == "pattern" and "pattern" in c:
         words = describe_pattern(c["pattern"], lang)
-        expected = _pick(lang, f"harus {words} (pola {c['pattern']})", f"it must be {words} (pattern {c['pattern']})") \
-            if words else _pick(lang, f"harus cocok dengan pola {c['pattern']}", f"it must match the pattern {c['pattern']}")
+        pattern = c["pattern"]
+        if words:
+            expected = _pick(lang, f"harus {words} (pola {pattern})", f"it must be {words} (pattern {pattern})")
+        else:
+            expected = _pick(lang, f"harus cocok dengan pola {pattern}", f"it must match the pattern {pattern}")
         return _pick(lang, f"{subject} tidak sesuai pola: {expected}.",
                      f"{subject} does not match the pattern: {expected}.")
     if rule == "format" and field is not None and field.format in _FORMATS:
         return _pick(lang, f"{subject} tidak sesuai format {field.format}: harus {_FORMATS[field.format][0]}.",
                      f"{subject} is not in format {field.format}: it must be {_FORMATS[field.format][1]}.")
     if rule in ("length", "min_length", "max_length") and ({"minLength", "maxLength"} & set(c)):
-        return _pick(lang, f"{subject} panjangnya tidak sesuai: harus {_lengths(c.get('minLength'), c.get('maxLength'), lang)}.",
-                     f"{subject} has the wrong length: it must be {_lengths(c.get('minLength'), c.get('maxLength'), lang)}.")
-    if rule in ("range", "minimum", "maximum") and ({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & set(c)):
+        lengths = _lengths(c.get("minLength"), c.get("maxLength"), lang)
+        return _pick(lang, f"{subject} panjangnya tidak sesuai: harus {lengths}.",
+                     f"{subject} has the wrong length: it must be {lengths}.")
+    if rule in ("range", "minimum", "maximum") and (_BOUNDS & set(c)):
         bounds = _bounds(c, field.unit, lang)
         return _pick(lang, f"{subject} di luar rentang yang diizinkan: harus {bounds}.",
                      f"{subject} is out of the allowed range: it must be {bounds}.")
@@ -636,15 +648,15 @@ def _normalized(subject: str, rule: str, spec, field, lang: str) -> str:
     lengths = _identifier_lengths(options) if name == "identifier" else [16] if name == "nik" else None
     full = _digits(lengths, lang) if lengths else (_form(field, lang) if field is not None else None)
     if rule == "scientific_notation":
-        refill = _pick(lang, f" ({full})", f" ({full})") if full else ""
-        return _pick(lang, f"{subject} ditulis dalam notasi ilmiah (seperti 3,27101E+15): lembar kerja (spreadsheet) "
-                           f"telah membulatkannya dan digit yang hilang tidak dapat dipulihkan. Format kolomnya sebagai "
+        refill = f" ({full})" if full else ""
+        return _pick(lang, f"{subject} ditulis dalam notasi ilmiah (seperti 3,27101E+15): lembar kerja "
+                           f"(spreadsheet) telah membulatkannya dan digit yang hilang tidak dapat dipulihkan. Format kolomnya sebagai "
                            f"Teks dan isi kembali nilai lengkapnya{refill} dari sumber aslinya.",
                      f"{subject} is written in scientific notation (such as 3.27101E+15): a spreadsheet has rounded it "
                      f"and the digits lost cannot be recovered. Format the column as Text and enter the whole "
                      f"value{refill} again from its original source.")
     if rule == "identifier_digits":
-        length = _pick(lang, f" ({_digits(lengths, lang)})", f" ({_digits(lengths, lang)})") if lengths else ""
+        length = f" ({_digits(lengths, lang)})" if lengths else ""
         return _pick(lang, f"{subject} harus berisi digit angka 0-9 saja{length}: spasi, titik dan tanda hubung di "
                            f"antara kelompok digit dibuang, tetapi huruf, garis miring, koma, tanda plus atau kurung "
                            f"tidak.",
@@ -656,7 +668,8 @@ def _normalized(subject: str, rule: str, spec, field, lang: str) -> str:
                                f"ditetapkan pendaftaran sumber (normalize identifier, length).",
                          f"{subject} has the wrong number of digits: it must have {_digits(lengths, lang)}, as the "
                          f"source's registration declares (normalize identifier, length).")
-        return _pick(lang, f"{subject} memiliki jumlah digit yang tidak sesuai dengan yang ditetapkan pendaftaran sumber.",
+        return _pick(lang, f"{subject} memiliki jumlah digit yang tidak sesuai dengan yang ditetapkan pendaftaran "
+                           f"sumber.",
                      f"{subject} does not have the number of digits the source's registration declares.")
     if rule == "money":
         return _pick(lang, f"{subject} bukan jumlah rupiah yang dapat dibaca: tulis dengan titik sebagai pemisah "
@@ -694,15 +707,16 @@ def _region_rule(subject: str, rule: str, spec, field, lang: str) -> str:
             edition = "?"
     edition = str(edition)
     word = _LEVELS.get(level, (level, level))
-    where = _pick(lang, f" di dalam {_region(str(within), edition)}", f" within {_region(str(within), edition)}") \
-        if within else ""
+    region = _region(str(within), edition) if within else None
+    where = _pick(lang, f" di dalam {region}", f" within {region}") if region else ""
     listed = f"kode_wilayah@{edition}"
     try:
         from schemas.codelists import codes
 
-        shape = _shape(codes({"name": "kode_wilayah", "edition": edition, "level": {"kelurahan": "desa_kelurahan",
-                              "desa": "desa_kelurahan"}.get(level, level), **({"within": str(within)} if within else {})}),
-                       str(within) if within else None)
+        tingkat = {"kelurahan": "desa_kelurahan", "desa": "desa_kelurahan"}.get(level, level)
+        scope = {"name": "kode_wilayah", "edition": edition, "level": tingkat,
+                 **({"within": str(within)} if within else {})}
+        shape = _shape(codes(scope), str(within) if within else None)
     except (ConfigError, KeyError):
         shape = None
     code = _pick(lang, f" atau kodenya ({shape})", f" or its code ({shape})") if shape else ""
@@ -738,7 +752,8 @@ def _record_sentence(rule: str, source, details, lang: str) -> str:
             _pick(lang, "periksa pemisah kolom dan tanda kutip di sekitar nilai yang memuat pemisah atau baris baru",
                   "check the column separator and the quotes around values holding a separator or a line break")
         if expected is not None and found is not None:
-            return _pick(lang, f"Baris ini memiliki {found} kolom, sedangkan baris kepala memiliki {expected}: {check}.",
+            return _pick(lang, f"Baris ini memiliki {found} kolom, sedangkan baris kepala memiliki {expected}: "
+                               f"{check}.",
                          f"This line has {found} columns where the header has {expected}: {check}.")
         return _pick(lang, f"Jumlah kolom baris ini berbeda dari baris kepala: {check}.",
                      f"This line has another number of columns than the header: {check}.")

@@ -520,9 +520,10 @@ def test_quarantined_rows_show_each_reason_in_words_and_export_for_the_owner_and
         assert not [v for v in values if v in text], f"a value in the steward's {fmt} export"
         assert len(text) > 100  # the reasons are there
         # Nobody else gets one: another agency and an analyst are refused, anonymous must sign in.
-        assert httpx.get(api + f"/dataset/dinsos_dtks/quarantine.{fmt}", cookies=cookie("disdukcapil")).status_code == 403
-        assert httpx.get(api + f"/dataset/dinsos_dtks/quarantine.{fmt}", cookies=cookie("analis")).status_code == 403
-        assert httpx.get(api + f"/dataset/dinsos_dtks/quarantine.{fmt}").status_code == 401
+        export = api + f"/dataset/dinsos_dtks/quarantine.{fmt}"
+        assert httpx.get(export, cookies=cookie("disdukcapil")).status_code == 403
+        assert httpx.get(export, cookies=cookie("analis")).status_code == 403
+        assert httpx.get(export).status_code == 401
     assert httpx.get(api + "/dataset/dinsos_dtks/quarantine.csv?run=no_such_run",
                      cookies=cookie("dinsos")).status_code == 404
 
