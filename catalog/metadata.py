@@ -8,11 +8,16 @@ the rest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sqlalchemy import select
 
 from catalog.db import Dataset, DatasetVersion, LineageEdge, QuarantinedRow, Run
 
-__all__ = ["DISTRIBUTIONS", "describe", "lineage", "quarantine_summary", "summary"]
+__all__ = [
+    "DISTRIBUTIONS", "QUARANTINE_PAGE", "describe", "lineage", "quarantine_run", "quarantine_summary",
+    "quarantined_columns", "quarantined_rows", "summary",
+]
 
 # Each dataset is offered in these forms (DCAT distributions): format name -> (media type, path under /api).
 DISTRIBUTIONS = {
@@ -121,26 +126,40 @@ def lineage(s, d: Dataset, known: set[str] | None = None) -> dict:
     return {"dataset": d.id, "nodes": list(nodes.values()), "edges": edges}
 
 
+# Quarantined rows are read from the catalog this many at a time (a run may have rejected a million).
+QUARANTINE_PAGE = 1000
+
+
+def quarantine_run(s, d: Dataset, run_id: str | None = None) -> Run | None:
+    """The run whose rejected rows are asked for: `run_id`, or the dataset's last run that staged any (the last
+    that did not fail); None when there is none."""
+    if run_id is None:
+        return s.scalars(select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
+                         .order_by(Run.id.desc()).limit(1)).first()
+    return s.scalars(select(Run).where(Run.dataset_id == d.id, Run.run_id == run_id)).first()
+
+
+def _of_run(d: Dataset, run: Run):
+    return (QuarantinedRow.dataset_id == d.id) & (QuarantinedRow.run_id == run.run_id)
+
+
 def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int = 100, offset: int = 0,
                        records: bool = False) -> dict:
     """A run's rejected rows (default: the last run that staged any): counts by reason, then each row's reasons,
     and with `records` each record as received (for the agency that sent it only)."""
-    if run_id is None:
-        run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.status != "failed")
-                        .order_by(Run.id.desc()).limit(1)).first()
-    else:
-        run = s.scalars(select(Run).where(Run.dataset_id == d.id, Run.run_id == run_id)).first()
+    run = quarantine_run(s, d, run_id)
     if run is None:
         return {"dataset": d.id, "run_id": run_id, "rows_in": 0, "rows_quarantined": 0, "reasons": [], "rows": []}
-    rejected = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.id,
-                                QuarantinedRow.details)
-                         .where(QuarantinedRow.dataset_id == d.id, QuarantinedRow.run_id == run.run_id)
-                         .order_by(QuarantinedRow.row_number)).all()
     counts: dict[str, int] = {}
-    for _, reasons, *_ in rejected:
+    # Counted from the reasons alone, a page at a time; only the rows shown are read whole.
+    for reasons in s.scalars(select(QuarantinedRow.reasons).where(_of_run(d, run))
+                             .execution_options(yield_per=QUARANTINE_PAGE)):
         for code in reasons:
             counts[code] = counts.get(code, 0) + 1
-    shown = rejected[offset:offset + limit]
+    shown = s.execute(select(QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.id,
+                             QuarantinedRow.details)
+                      .where(_of_run(d, run)).order_by(QuarantinedRow.row_number, QuarantinedRow.id)
+                      .limit(limit).offset(offset)).all() if limit else []
     received = dict(s.execute(select(QuarantinedRow.id, QuarantinedRow.record)
                               .where(QuarantinedRow.id.in_([i for _, _, i, _ in shown]))).tuples().all()) if records else {}
     return {
@@ -151,3 +170,34 @@ def quarantine_summary(s, d: Dataset, run_id: str | None = None, *, limit: int =
         "rows": [{"row": row, "reasons": reasons, "details": details or {},
                   **({"record": received[i]} if records else {})} for row, reasons, i, details in shown],
     }
+
+
+def quarantined_rows(s, d: Dataset, run: Run, *, records: bool = False) -> Iterator[dict]:
+    """Each rejected row of `run`, in row order, as quarantine_summary shows one (`row`, `reasons`, `details`,
+    with `records` the `record` as received), read from the catalog a page at a time: a run of a million rejected
+    rows never sits in memory whole. Runs in the session `s`, which stays open while the rows are read."""
+    columns = [QuarantinedRow.row_number, QuarantinedRow.reasons, QuarantinedRow.details]
+    if records:
+        columns.append(QuarantinedRow.record)
+    query = (select(*columns).where(_of_run(d, run)).order_by(QuarantinedRow.row_number, QuarantinedRow.id)
+             .execution_options(yield_per=QUARANTINE_PAGE))
+    for found in s.execute(query):
+        row = {"row": found[0], "reasons": found[1], "details": found[2] or {}}
+        if records:
+            row["record"] = found[3]
+        yield row
+
+
+def quarantined_columns(s, d: Dataset, run: Run) -> list[str]:
+    """The names of the columns `run`'s rejected records were received with, in the order they were first met
+    (the source's own order: a record is kept as it was read), read a page at a time."""
+    seen: dict[str, None] = {}
+    last = None
+    for record in s.scalars(select(QuarantinedRow.record).where(_of_run(d, run))
+                            .order_by(QuarantinedRow.row_number, QuarantinedRow.id)
+                            .execution_options(yield_per=QUARANTINE_PAGE)):
+        keys = tuple(record) if isinstance(record, dict) else ()
+        if keys != last:  # records of one batch share their columns: most rows add nothing new
+            seen.update(dict.fromkeys(keys))
+            last = keys
+    return list(seen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -547,6 +548,61 @@ def cmd_audit_list(settings: Settings, args) -> None:
     _print_list(recent(settings, args.limit), args.json, _audit_line)
 
 
+def cmd_quarantine_show(settings: Settings, args) -> None:
+    """A source run's rejected rows as sent, with the reasons in words: a table to read, or CSV or XLSX to fix and
+    send again. The operator on the hub's machine sees the values; the read is audited (quarantine.read), and no
+    value is logged."""
+    import getpass
+
+    from catalog.audit import record
+    from hub.quarantine import rejects, write_csv, write_table, write_xlsx
+
+    if args.format == "xlsx" and not args.output:
+        raise ConfigError("--format xlsx writes a file: give it with --output FILE")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise ConfigError(f"--output {args.output}: cannot write there: no such folder")
+    with rejects(settings, args.source, args.run, values=True, lang=args.lang) as found:
+        record(settings, getpass.getuser(), "operator", "quarantine.read", dataset=found.dataset, client="cli",
+               details={"run_id": found.run_id, "rows": found.count, "records": True, "format": args.format})
+        if not args.output:
+            sink = _output[0]
+            if args.format == "csv":
+                sink.flush()
+                write_csv(found, sink.buffer)
+                sink.buffer.flush()
+            else:
+                write_table(found, sink)
+            return
+        written = _write_privately(Path(args.output), args.format, found,
+                                   {"csv": write_csv, "xlsx": write_xlsx, "table": write_table})
+    say(f"wrote {written} rejected rows of {found.dataset} run {found.run_id} to {args.output}", file=sys.stderr)
+
+
+def _write_privately(path: Path, fmt: str, found, writers: dict) -> int:
+    """Write an export to `path` through a new file only its owner may read (it holds records as received),
+    renamed into place once whole: a failed export leaves no half file, nor an older one changed."""
+    import tempfile
+
+    try:
+        fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as e:
+        raise ConfigError(f"--output {path}: cannot write there: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if fmt == "table":
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                written = writers[fmt](found, text)
+                text.flush()
+                text.detach()
+            else:
+                written = writers[fmt](found, raw)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return written
+
+
 def cmd_query(settings: Settings, args) -> None:
     from catalog.query import query
 
@@ -1085,6 +1141,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_audit_list)
+
+    quarantine = sub.add_parser("quarantine", help="the rows a source's runs rejected, and why")
+    quarantine = quarantine.add_subparsers(dest="action", required=True)
+    s = quarantine.add_parser("show", help="a run's rejected rows as sent, with each reason in words (table), or "
+                                           "as a CSV or XLSX file to fix and send again")
+    s.add_argument("source")
+    s.add_argument("--run", metavar="RUN", help="the run id (default: the source's last run)")
+    s.add_argument("--format", choices=["table", "csv", "xlsx"], default="table",
+                   help="table: text to read; csv: UTF-8 with BOM, ';' between values; xlsx: every value as text")
+    s.add_argument("--output", metavar="FILE", help="write to FILE (required for xlsx; default: standard output)")
+    s.add_argument("--lang", choices=["id", "en"], default="id", help="the language of the reasons and the added "
+                                                                       "columns' names")
+    s.set_defaults(func=cmd_quarantine_show)
 
     s = sub.add_parser("query", help="run SQL (DuckDB) over the published datasets")
     s.add_argument("sql")

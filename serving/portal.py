@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response,
+                               StreamingResponse)
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
@@ -220,6 +221,19 @@ LABELS = {
                            "Row numbers and their reasons; the values are for the owning agency only."),
     "row": ("Baris", "Row"),
     "record": ("Data sebagaimana dikirim", "The record as sent"),
+    "reasons_in_words": ("Alasan", "Reasons"),
+    "export": ("Unduh baris ini untuk diperbaiki", "Download these rows to fix them"),
+    "export_xlsx": ("Excel (XLSX)", "Excel (XLSX)"),
+    "export_csv": ("CSV", "CSV"),
+    "export_own": ("Setiap baris sebagaimana dikirim, lalu nomor baris, kode alasan dan alasannya. Perbaiki nilainya "
+                   "dan kirim ulang; XLSX menyimpan setiap nilai sebagai teks (NIK tetap 16 digit), CSV memakai "
+                   "pemisah titik koma dan UTF-8.",
+                   "Each row as it was sent, then its row number, reason codes and reasons. Fix the values and send "
+                   "them again; XLSX keeps every value as text (a NIK keeps its 16 digits), CSV uses semicolons and "
+                   "UTF-8."),
+    "export_steward": ("Nomor baris, kode alasan dan alasannya, tanpa nilai.",
+                       "Row numbers, reason codes and reasons, without the values."),
+    "no_run": ("Tidak ada proses bernama", "There is no run named"),
     "access_log": ("Siapa mengakses data ini", "Who accessed this data"),
     "see_access_log": ("Siapa mengakses data ini", "Who accessed this data"),
     "access_log_intro": ("Setiap pembacaan baris, unduhan dan kueri SQL atas dataset ini, dari log audit.",
@@ -806,16 +820,77 @@ def router(settings) -> APIRouter:
             return refused
         from catalog import audit
 
+        from catalog.metadata import quarantine_run
+        from hub.quarantine import sentences
+
         own = p.who.role == "agency" and p.who.agency == d.agency_code
         offset = (page - 1) * QUARANTINE_PAGE_ROWS
         with session(settings.catalog_url) as s:
             q = quarantine_summary(s, d, limit=QUARANTINE_PAGE_ROWS, offset=offset, records=own)
+            run = quarantine_run(s, d, q["run_id"]) if q["run_id"] else None
         # Records as received hold personal data: each page read is in the audit log, as the API's is.
         audit.read(settings, p.who, client_of(request), "quarantine.read", d.id,
                    {"run_id": q["run_id"], "rows": len(q["rows"]), "offset": offset, "records": own})
+        # Each reason in words beside its code: the rule and the form expected, never the row's value.
+        sentence = sentences(settings, d, run, p.lang)
+        for r in q["rows"]:
+            r["explained"] = [(code, sentence(code, r["details"].get(code))) for code in r["reasons"]]
         title, _ = _localized(d, p.lang)
         return _private(render(p, "quarantine.html", d=d, q=q, own=own, title=title, page_number=page,
                                pages=max(1, math.ceil(q["rows_quarantined"] / QUARANTINE_PAGE_ROWS))))
+
+    def quarantine_export(request: Request, dataset_id: str, fmt: str, run: str) -> Response:
+        """The quarantine page's rows as a file to fix and send again (hub.quarantine): for the owning agency
+        with its values, for a steward row numbers and reasons only; audited as the page is."""
+        import tempfile
+
+        from catalog import audit
+        from hub.quarantine import csv_chunks, file_name, rejects, write_xlsx
+
+        p = page_of(request)
+        d, refused = overseen(p, dataset_id)
+        if refused:
+            return refused
+        own = p.who.role == "agency" and p.who.agency == d.agency_code
+        if run:
+            with session(settings.catalog_url) as s:
+                if s.scalar(select(Run.id).where(Run.dataset_id == d.id, Run.run_id == run)) is None:
+                    return not_found(p, "no_run", run)
+        # Written whole before it is sent, to a file of no name that spills to disk past a few megabytes: the
+        # catalog is read in one thread and one short session, however slowly the file is downloaded.
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        try:
+            with rejects(settings, d.id, run or None, values=own, lang=p.lang) as found:
+                audit.read(settings, p.who, client_of(request), "quarantine.read", d.id,
+                           {"run_id": found.run_id, "rows": found.count, "records": own, "format": fmt})
+                if fmt == "csv":
+                    for chunk in csv_chunks(found):
+                        spool.write(chunk)
+                else:
+                    write_xlsx(found, spool)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+
+        def body():
+            with spool:
+                while chunk := spool.read(1 << 16):
+                    yield chunk
+
+        media = "text/csv; charset=utf-8" if fmt == "csv" else \
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return StreamingResponse(body(), media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{file_name(found, fmt)}"',
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+
+    @r.get("/dataset/{dataset_id}/quarantine.csv")
+    def quarantine_csv(request: Request, dataset_id: str, run: str = "") -> Response:
+        return quarantine_export(request, dataset_id, "csv", run)
+
+    @r.get("/dataset/{dataset_id}/quarantine.xlsx")
+    def quarantine_xlsx(request: Request, dataset_id: str, run: str = "") -> Response:
+        return quarantine_export(request, dataset_id, "xlsx", run)
 
     @r.get("/dataset/{dataset_id}/access", response_class=HTMLResponse)
     def access_page(request: Request, dataset_id: str) -> HTMLResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import re
 import sqlite3
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from _served import hub
 from hub.settings import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -462,3 +464,72 @@ def test_an_agency_sees_its_own_quarantined_rows_and_who_accessed_its_data(api, 
     assert access.status_code == 200 and "<td>analis</td>" in access.text and "rows.read" in access.text
     assert httpx.get(api + "/dataset/dinsos_dtks/access", cookies=cookie("analis")).status_code == 403
     assert not re.search(r"(?<!\d)\d{16}(?!\d)", access.text)  # no NIK (snapshot ids have 19 digits)
+
+
+def test_quarantined_rows_show_each_reason_in_words_and_export_for_the_owner_and_stewards(api, home, tokens,
+                                                                                         published):
+    import io
+
+    import openpyxl
+
+    def cookie(name: str) -> dict:
+        return {"hub_token": tokens[name]["Authorization"].removeprefix("Bearer ")}
+
+    quarantined = published["dinsos_dtks"]["rows_quarantined"]
+    page = httpx.get(api + "/dataset/dinsos_dtks/quarantine", cookies=cookie("dinsos")).text
+    assert page.count('<p class="reason">') == quarantined
+    assert "tidak sesuai pola: harus 16 digit angka (pola ^[0-9]{16}$)" in page  # beside nik:pattern
+    assert 'class="export-xlsx"' in page and 'class="export-csv"' in page
+    english = httpx.get(api + "/dataset/dinsos_dtks/quarantine?lang=en", cookies=cookie("walidata")).text
+    assert "does not match the pattern: it must be 16 digits" in english and "Excel (XLSX)" in english
+
+    # The agency's own export: its records as received, in its columns' order, then the reasons.
+    received = httpx.get(api + "/api/datasets/dinsos_dtks/quarantine", headers=tokens["dinsos"]).json()["rows"]
+    own_csv = httpx.get(api + "/dataset/dinsos_dtks/quarantine.csv", cookies=cookie("dinsos"))
+    assert own_csv.status_code == 200 and own_csv.headers["cache-control"] == "no-store"
+    assert own_csv.headers["content-disposition"].startswith('attachment; filename="karantina-dinsos_dtks-')
+    assert own_csv.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(own_csv.content.decode("utf-8-sig"), newline=""), delimiter=";"))
+    columns = list(received[0]["record"])
+    assert rows[0] == [*columns, "nomor_baris", "kode_alasan", "alasan"]
+    assert [r[:len(columns) + 2] for r in rows[1:]] == [
+        [*(r["record"][c] or "" for c in columns), str(r["row"]), "; ".join(r["reasons"])] for r in received]
+    own_xlsx = httpx.get(api + "/dataset/dinsos_dtks/quarantine.xlsx?lang=en", cookies=cookie("dinsos"))
+    assert own_xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = openpyxl.load_workbook(io.BytesIO(own_xlsx.content))["quarantine"]
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0] == [*columns, "row_number", "reason_codes", "reasons"]
+    assert [r[:len(columns) + 1] for r in cells[1:]] == [[*(r["record"][c] for c in columns), r["row"]]
+                                                         for r in received]
+    assert all("16 digits" in r[-1] for r in cells[1:] if r[-2] == "nik:pattern")
+
+    # A steward's export: row numbers and reasons, no value (the sentences name the registration's crosswalk
+    # values, Laki-laki or Perempuan, which are no row's: the personal columns are the ones to look for).
+    values = {r["record"][c] for r in received for c in ("NIK", "Nama Lengkap", "Tanggal Lahir", "Alamat")}
+    assert len(values) > 10
+    for fmt in ("csv", "xlsx"):
+        steward = httpx.get(api + f"/dataset/dinsos_dtks/quarantine.{fmt}", cookies=cookie("walidata"))
+        assert steward.status_code == 200
+        if fmt == "csv":
+            text = steward.content.decode("utf-8-sig")
+            assert text.splitlines()[0] == "nomor_baris;kode_alasan;alasan"
+        else:
+            sheet = openpyxl.load_workbook(io.BytesIO(steward.content))["karantina"]
+            assert [c.value for c in next(sheet.iter_rows())] == ["nomor_baris", "kode_alasan", "alasan"]
+            text = "\n".join(str(c.value) for row in sheet.iter_rows() for c in row)
+        assert not [v for v in values if v in text], f"a value in the steward's {fmt} export"
+        assert len(text) > 100  # the reasons are there
+        # Nobody else gets one: another agency and an analyst are refused, anonymous must sign in.
+        export = api + f"/dataset/dinsos_dtks/quarantine.{fmt}"
+        assert httpx.get(export, cookies=cookie("disdukcapil")).status_code == 403
+        assert httpx.get(export, cookies=cookie("analis")).status_code == 403
+        assert httpx.get(export).status_code == 401
+    assert httpx.get(api + "/dataset/dinsos_dtks/quarantine.csv?run=no_such_run",
+                     cookies=cookie("dinsos")).status_code == 404
+
+    # Each export is read as the page is: in the audit log, with its format and whether values were in it.
+    entries = [e for e in json.loads(hub(home, "audit", "who-accessed", "dinsos_dtks", "--json").stdout)
+               if e["action"] == "quarantine.read" and "format" in e["details"]]
+    assert {(e["actor"], e["details"]["format"], e["details"]["records"]) for e in entries} >= {
+        ("dinsos", "csv", True), ("dinsos", "xlsx", True), ("walidata", "csv", False), ("walidata", "xlsx", False)}
+    assert all(e["details"]["rows"] == quarantined for e in entries)
