@@ -233,7 +233,7 @@ LABELS = {
                    "UTF-8."),
     "export_steward": ("Nomor baris, kode alasan dan alasannya, tanpa nilai.",
                        "Row numbers, reason codes and reasons, without the values."),
-    "no_run": ("Tidak ada proses bernama", "There is no run named"),
+    "no_such_run": ("Tidak ada proses bernama", "There is no run named"),
     "access_log": ("Siapa mengakses data ini", "Who accessed this data"),
     "see_access_log": ("Siapa mengakses data ini", "Who accessed this data"),
     "access_log_intro": ("Setiap pembacaan baris, unduhan dan kueri SQL atas dataset ini, dari log audit.",
@@ -855,7 +855,7 @@ def router(settings) -> APIRouter:
         if run:
             with session(settings.catalog_url) as s:
                 if s.scalar(select(Run.id).where(Run.dataset_id == d.id, Run.run_id == run)) is None:
-                    return not_found(p, "no_run", run)
+                    return not_found(p, "no_such_run", run)
         # Written whole before it is sent, to a file of no name that spills to disk past a few megabytes: the
         # catalog is read in one thread and one short session, however slowly the file is downloaded.
         spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
