@@ -34,7 +34,7 @@ LANGUAGES = ("id", "en")
 
 # Every rule the hub itself reports, by where it is reported. `RECORD` rules are prefixed `_record:`.
 MAPPING_RULES = ("unmapped_code", "unparseable_date", "type")
-NORMALIZER_RULES = ("scientific_notation", "identifier_digits", "identifier_length", "money", "phone")
+NORMALIZER_RULES = ("scientific_notation", "identifier_digits", "identifier_length", "money", "number", "phone")
 REGION_RULES = ("region_unknown", "region_ambiguous", "region_not_in_kecamatan")
 SUITE_RULES = ("required", "type", "const", "enum", "code_list", "pattern", "format", "length", "range",
                "multiple_of", "duplicate_key")
@@ -680,6 +680,14 @@ def _normalized(subject: str, rule: str, spec, field, lang: str) -> str:
                      f"and a comma before sen (Rp 1.200.000, 1.200.000,50, Rp 5.000,-), or 1500000.50, or with "
                      f"ribu/rb, juta/jt, miliar. English notation (1,200,000), the abbreviations M, K, T or B, more "
                      f"than two decimals and other currencies are not read.")
+    if rule == "number":
+        return _pick(lang, f"{subject} bukan bilangan yang dapat dibaca: tulis dengan titik sebagai pemisah ribuan dan "
+                           f"koma sebagai pemisah desimal (1.200, 2,5, -6,5971), atau dengan titik desimal (2.5). "
+                           f"Mata uang, satuan, kata (Rp 1.200, 12 orang, 2 jt) dan 1,500 (ribuan dalam penulisan "
+                           f"Inggris atau desimal?) tidak dibaca.",
+                     f"{subject} is not a number that can be read: write it with dots between thousands and a "
+                     f"decimal comma (1.200, 2,5, -6,5971), or with a decimal point (2.5). Currencies, units, words "
+                     f"(Rp 1.200, 12 orang, 2 jt) and 1,500 (English thousands or a decimal?) are not read.")
     # phone
     return _pick(lang, f"{subject} bukan nomor telepon Indonesia yang dapat ditulis dalam bentuk E.164 (+62 lalu 8 "
                        f"sampai 12 digit angka, yang pertama 2-9): tulis lengkap dengan kode wilayah atau awalan 08, "

@@ -27,6 +27,7 @@ FIELDS = {
     "tanggal_lahir": {"type": "string", "format": "date"},
     "umur": {"type": ["integer", "null"], "minimum": 0, "maximum": 150, "x-unit": "tahun"},
     "nilai": {"type": ["number", "null"], "exclusiveMinimum": 0, "multipleOf": 0.5},
+    "jumlah": {"type": ["integer", "null"]},
     "status": {"type": ["string", "null"], "enum": ["aktif", "nonaktif"]},
     "versi": {"type": ["string", "null"], "const": "v1"},
     "surel": {"type": ["string", "null"], "format": "email"},
@@ -46,6 +47,7 @@ MAPPING = {
     "tanggal_lahir": {"from": "Tgl Lahir", "date_formats": ["%d/%m/%Y", "%d %B %Y"], "excel_serial": True},
     "umur": {"from": "Umur"},
     "nilai": {"from": "Nilai", "normalize": "money"},
+    "jumlah": {"from": "Jumlah", "normalize": "number"},
     "telepon": {"from": "No HP", "normalize": "phone"},
     "aktif": {"from": "Aktif"},
     "program": {"from": "Program"},
@@ -74,6 +76,7 @@ EXPECTED = {
     "identifier_digits": ("nib", "digit angka 0-9 saja (13 digit angka)", "digits 0-9 only (13 digits)"),
     "identifier_length": ("nib", "harus 13 digit angka", "must have 13 digits"),
     "money": ("nilai", "Rp 1.200.000", "Rp 1.200.000"),
+    "number": ("jumlah", "koma sebagai pemisah desimal", "decimal comma"),
     "phone": ("telepon", "E.164", "E.164"),
     "region_unknown": ("kode_wilayah", "desa/kelurahan dengan nama atau kode itu di dalam 32.71 (Kota Bogor)",
                        "desa or kelurahan (village) of that name or code within 32.71 (Kota Bogor)"),
@@ -167,7 +170,8 @@ def _record_rules() -> set[str]:
 def test_the_enumeration_finds_the_rules_it_should(standard):
     rules = _enumerated(standard)
     assert rules["mapping"] == {"unmapped_code", "unparseable_date", "type"}
-    assert {"scientific_notation", "identifier_digits", "identifier_length", "money", "phone"} <= rules["normalizers"]
+    assert {"scientific_notation", "identifier_digits", "identifier_length", "money", "number",
+            "phone"} <= rules["normalizers"]
     assert {"required", "type", "const", "enum", "code_list", "pattern", "format", "length", "range", "multiple_of",
             "duplicate_key"} <= rules["suite"]
     assert {"column_count", "json", "not_object", "too_long"} <= _record_rules()
