@@ -236,7 +236,7 @@ def cmd_sources_check(settings: Settings, args) -> int | None:
 def cmd_sources_test(settings: Settings, args) -> None:
     from hub.sources import sample
 
-    found = sample(settings, args.source, args.limit)
+    found = sample(settings, args.source, args.limit, lang=args.lang)
     if args.json:
         _print_json(found)
         return
@@ -255,6 +255,8 @@ def cmd_sources_test(settings: Settings, args) -> None:
         why = "; ".join(f"{r['field']} {r['rule']}" + (f" (column {r['column']!r}: {r['value']!r})" if "column" in r
                                                         else "") + _closest(r) for r in row["reasons"])
         say(f"  row {row['row']}: {why}")
+        for sentence in dict.fromkeys(r["sentence"] for r in row["reasons"]):
+            say(f"      {sentence}")
     if len(found["rejected"]) > 50:
         say(f"  ... and {len(found['rejected']) - 50} more (--json lists them all)")
 
@@ -963,6 +965,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sources.add_parser("test", help="read, harmonize and validate the first records; write nothing")
     s.add_argument("source")
     s.add_argument("--limit", type=int, default=1000, help="how many records to read (default 1000)")
+    s.add_argument("--lang", choices=["id", "en"], default="id", help="the language of the reasons (default id)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sources_test)
 

@@ -157,16 +157,18 @@ def missing_columns(mapping: dict, columns: list[str] | None) -> tuple[list[dict
     return missing, shown, hidden
 
 
-def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dict:
+def sample(settings: Settings, source_id: str, limit: int, show: int = 5, lang: str = "id") -> dict:
     """Read, harmonize and validate a source's first `limit` records; write nothing to the catalog.
 
-    What would be published is shown with personal data masked; each rejected row with its reasons and, for
-    fields that are not personal data, the value the source sent.
+    What would be published is shown with personal data masked; each rejected row with its reasons (the code, and
+    the sentence in `lang` that says what was expected) and, for fields that are not personal data, the value the
+    source sent.
     """
     import pyarrow.parquet as pq
 
     from catalog.masking import mask_table, personal_fields
     from hub.pipeline import find_source, stage_into
+    from hub.reasons import explainer
     from schemas import load_standard
     from transforms import regions
 
@@ -180,10 +182,12 @@ def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dic
                              personal) if data.metadata.num_rows else None
         rejected = pq.read_table(Path(folder) / "quarantine.parquet").sort_by("row").to_pylist()
 
-    def reason(code: str, record: dict) -> dict:
+    sentence = explainer(standard=standard, source=source, lang=lang)
+
+    def reason(code: str, record: dict, details: dict) -> dict:
         field, _, rule = code.partition(":")
         column = (source.mapping.get(field) or {}).get("from")
-        item = {"field": field, "rule": rule}
+        item = {"field": field, "rule": rule, "sentence": sentence(code, details.get(code))}
         if column and column in record:
             item["column"] = column
             item["value"] = "***" if field in personal else record[column]
@@ -197,8 +201,8 @@ def sample(settings: Settings, source_id: str, limit: int, show: int = 5) -> dic
         "would_publish": summary["rows_valid"], "would_quarantine": summary["rows_quarantined"],
         "reasons": summary["validation"]["reasons"],
         "published_preview": [] if preview is None else json.loads(json.dumps(preview.to_pylist(), default=str)),
-        "rejected": [{"row": r["row"], "reasons": [reason(code, json.loads(r["record"])) for code in r["reasons"]]}
-                     for r in rejected],
+        "rejected": [{"row": r["row"], "reasons": [reason(code, json.loads(r["record"]), json.loads(r["details"] or "{}"))
+                                                   for code in r["reasons"]]} for r in rejected],
         "masked_fields": sorted(personal),
     }
 
