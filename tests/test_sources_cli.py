@@ -101,8 +101,11 @@ def test_test_shows_what_would_be_published_and_rejected_and_writes_nothing(regi
     done = hub(home, registry, "sources", "test", "kelurahan_x", "--json")
     found = json.loads(done.stdout)
     assert (found["rows_read"], found["would_publish"], found["would_quarantine"]) == (3, 2, 1)
-    assert found["rejected"] == [{"row": 3, "reasons": [
-        {"field": "jenis_kelamin", "rule": "unmapped_code", "column": "JK", "value": "X"}]}]
+    [rejected] = found["rejected"]
+    sentence = rejected["reasons"][0].pop("sentence")
+    assert rejected == {"row": 3, "reasons": [
+        {"field": "jenis_kelamin", "rule": "unmapped_code", "column": "JK", "value": "X"}]}
+    assert 'dari kolom "JK"' in sentence and '"L" atau "P"' in sentence and "jenis_kelamin@1" in sentence
     preview = found["published_preview"]
     assert [r["nik"] for r in preview] == ["327101**********"] * 2 and {r["nama"] for r in preview} == {"***"}
     assert "3271014101900001" not in done.stdout and "Siti" not in done.stdout.title()
