@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.base import ROW, Batch, as_text
+from connectors.base import ROW, Batch, Rejected, as_text
 from hub.errors import FatalSourceError
 
 _BLOCK_BYTES = 4 << 20
@@ -191,8 +191,10 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
     rejected: list[tuple[int, str, str]] = []
 
     def on_invalid(row) -> str:
-        # Line numbers count the header as line 1; rows count records from 1.
-        rejected.append((row.number - 1, "_record:column_count", row.text))
+        # Line numbers count the header as line 1; rows count records from 1. Arrow counts the record's fields
+        # as it splits them, with the file's delimiter and quotes: a delimiter inside quotes splits nothing.
+        rejected.append(Rejected(row.number - 1, "_record:column_count", row.text,
+                                 {"expected": row.expected_columns, "found": row.actual_columns}))
         return "skip"
 
     next_row = 1
@@ -265,10 +267,11 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
 
 @dataclass(frozen=True)
 class _Rejected:
-    """A record that cannot be split into fields: why, and its text as the file holds it."""
+    """A record that cannot be split into fields: why, its text as the file holds it, and details (Rejected)."""
 
     reason: str
     text: str
+    details: dict | None = None
 
 
 def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int,
@@ -296,7 +299,7 @@ def _in_batches(items: Iterator[tuple[int, dict | _Rejected]], batch_rows: int,
                                                    for k, v in item.items()):
             item = _Rejected(TOO_LONG, "\t".join(f"{_cut(k, 64)}={_cut(v)}" for k, v in item.items()))
         if isinstance(item, _Rejected):
-            rejected.append((number, item.reason, _cut(item.text, limit)))
+            rejected.append(Rejected(number, item.reason, _cut(item.text, limit), item.details))
         else:
             columns.update(dict.fromkeys(item))
             records.append(item)
@@ -437,11 +440,21 @@ def _xlsx_header(rows: Iterator[tuple[int, tuple]], where: str, header_row: int 
 
 
 def _xlsx_records(rows: Iterator[tuple[int, tuple]], names: dict[int, str]) -> Iterator[tuple[int, dict | _Rejected]]:
+    """The records under the header; a row with a value in a column the header does not name is rejected, with
+    the header's width (`expected`: up to its last named column), the row's (`found`: up to its last value) and
+    the columns holding a value but no name (`unnamed`, letters as Excel shows them)."""
+    from openpyxl.utils import get_column_letter
+
+    width = max(names) + 1
     for number, cells in rows:
         if all(_blank(c) for c in cells):
             continue
-        if any(not _blank(c) for i, c in enumerate(cells) if i not in names):
-            yield number, _Rejected("_record:column_count", "\t".join(_cell_text(c) or "" for c in cells))
+        unnamed = [i for i, c in enumerate(cells) if i not in names and not _blank(c)]
+        if unnamed:
+            found = max(i for i, c in enumerate(cells) if not _blank(c)) + 1
+            yield number, _Rejected("_record:column_count", "\t".join(_cell_text(c) or "" for c in cells),
+                                    {"expected": width, "found": found,
+                                     "unnamed": [get_column_letter(i + 1) for i in unnamed]})
             continue
         yield number, {name: _cell_text(cells[i]) if i < len(cells) else None for i, name in names.items()}
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
     from connectors.registry import Source
 
-__all__ = ["Batch", "COLUMNS_SAMPLE_ROWS", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "as_text", "local_file_of_url",
-           "mapped_columns", "text_array"]
+__all__ = ["Batch", "COLUMNS_SAMPLE_ROWS", "Connector", "DEFAULT_BATCH_ROWS", "ROW", "Rejected", "as_text",
+           "local_file_of_url", "mapped_columns", "text_array"]
 
 ROW = "_row"
 
@@ -68,12 +68,32 @@ def text_array(values) -> "pa.Array":
         return pa.array([as_text(v) for v in values], type=pa.string())
 
 
+class Rejected(tuple):
+    """A record a connector could not split into fields: `(row, reason, raw text)`, unpacked and compared as
+    that plain tuple, and `details` (a dict, or None) for what the reason alone cannot say: the quarantine keeps
+    it under the reason, as in `{"_record:column_count": {"expected": 5, "found": 7}}`."""
+
+    details: dict | None
+
+    def __new__(cls, row: int, reason: str, text: str, details: dict | None = None) -> "Rejected":
+        self = super().__new__(cls, (row, reason, text))
+        self.details = details
+        return self
+
+    def __reduce__(self):
+        return Rejected, (*self, self.details)
+
+    def __repr__(self) -> str:
+        return f"Rejected{tuple(self)!r}" + (f" details={self.details!r}" if self.details else "")
+
+
 @dataclass
 class Batch:
     """Up to `batch_rows` records as the agency wrote them (every column text), and where reading got to.
 
     `records` has a `_row` column numbering records from 1 in the order read, so errors can name
-    the row; `rejected` holds records the connector could not split into fields: (row, reason, raw text).
+    the row; `rejected` holds records the connector could not split into fields: (row, reason, raw text)
+    tuples, or `Rejected` ones, which carry details as well.
     `cursor` is where the next run starts once everything up to this batch is published.
     """
 

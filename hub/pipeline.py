@@ -266,8 +266,10 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         validation, hashes = Validation(standard), _KeyHashes(list(standard.primary_key))
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
-            for row, reason, text in batch.rejected:
-                quarantine.add(row, [reason], {"_line": text})
+            for rejected in batch.rejected:
+                row, reason, text = rejected
+                details = getattr(rejected, "details", None)  # connectors.base.Rejected
+                quarantine.add(row, [reason], {"_line": text}, {reason: details} if details else None)
             if batch.cursor is not None:
                 cursor = batch.cursor
             if harmonized is None:

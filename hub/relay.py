@@ -66,7 +66,12 @@ def encode(source_id: str, batches: Iterable, cursor=None, limit: int | None = N
         data = sink.getvalue().to_pybytes()
         digest.update(data)
         text = base64.b64encode(data).decode("ascii")
-        rejected = [[int(row), str(reason), str(raw)] for row, reason, raw in batch.rejected]
+        rejected = []
+        for item in batch.rejected:
+            row, reason, raw = item
+            # A rejection's details (connectors.base.Rejected) ride along as a fourth item where it has them.
+            details = getattr(item, "details", None)
+            rejected.append([int(row), str(reason), str(raw), *([details] if details else [])])
         size += len(text) + sum(len(r[2]) for r in rejected)
         rows += batch.records.num_rows + len(rejected)
         if limit is not None and size > limit:
@@ -89,7 +94,7 @@ def decode(payload: dict, source_id: str) -> Iterator:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from connectors.base import Batch
+    from connectors.base import Batch, Rejected
 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HubError(f"source {source_id}: the fetch task relayed no records in the format {FORMAT!r}; is the "
@@ -113,7 +118,8 @@ def decode(payload: dict, source_id: str) -> Iterator:
                                f"{entry['rows']}; nothing was staged")
             rows += records.num_rows + len(entry["rejected"])
             yield Batch(records=records, cursor=entry["cursor"],
-                        rejected=[(int(row), reason, raw) for row, reason, raw in entry["rejected"]])
+                        rejected=[Rejected(int(row), reason, raw, *details)
+                                  for row, reason, raw, *details in entry["rejected"]])
         if rows != payload["rows"]:
             raise HubError(f"source {source_id}: {rows} relayed records, not {payload['rows']}; nothing was staged")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 
 import pytest
@@ -75,6 +76,95 @@ def test_a_key_repeated_in_another_batch_is_quarantined_too(demo_settings, tmp_p
     assert run.validation["checks"]["nik:duplicate_key"]["unexpected_count"] == 2
     published = query(settings, "SELECT count(*) AS n, count(DISTINCT nik) AS keys FROM dinsos_dtks")
     assert published.to_pylist() == [{"n": 119, "keys": 119}]
+
+
+def _registered(tmp_path, name: str, data: bytes, **options):
+    """A kelurahan's file of people, registered as a file source."""
+    from connectors.registry import load_source
+
+    home = tmp_path / "home"
+    (home / "exports").mkdir(parents=True)
+    (home / "exports" / name).write_bytes(data)
+    registration = tmp_path / "kelurahan_x.yaml"
+    registration.write_text(yaml.safe_dump({
+        "id": "kelurahan_x", "title": "Warga", "agency": {"code": "kelurahan", "name": "Kelurahan X"},
+        "standard": "penduduk@1.0.0", "kind": "file", "options": {"path": "${HUB_HOME}/exports/" + name, **options},
+        "mapping": {"nik": {"from": "NIK", "normalize": "nik"}, "nama": {"from": "Nama", "normalize": "name"},
+                    "jenis_kelamin": {"from": "JK", "crosswalk": {"L": "1", "P": "2"}},
+                    "agama": {"from": "Agama", "crosswalk": {"Islam": "1"}},
+                    "tanggal_lahir": {"from": "Lahir", "date_formats": ["%d/%m/%Y"]},
+                    "kode_wilayah": {"from": "Kelurahan", "normalize": "kode_wilayah"}},
+    }), encoding="utf-8")
+    return load_source(registration, home, data_dirs=())
+
+
+def _stage_file(tmp_path, name: str, data: bytes, **options) -> tuple[dict, dict]:
+    """Stage a kelurahan's file of people as `hub sources test` does: the summary and the quarantine by row."""
+    import pyarrow.parquet as pq
+
+    from hub.pipeline import stage_into
+
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    summary = stage_into(folder, _registered(tmp_path, name, data, **options), "test")
+    quarantine = {q["row"]: (q["reasons"], json.loads(q["details"] or "null"), json.loads(q["record"]))
+                  for q in pq.read_table(folder / "quarantine.parquet").to_pylist()}
+    return summary, quarantine
+
+
+def test_a_line_with_the_wrong_number_of_fields_says_how_many(tmp_path):
+    import csv
+
+    lines = ["NIK;Nama;JK;Agama;Lahir;Kelurahan",
+             "3271014101900001;Désirée Wulan;P;Islam;01/01/1990;32.71.01.1001",
+             '3271010202850002;"Saputra; Agus";L;Islam;02/02/1985;32.71.01.1001;catatan',  # one field too many
+             '3271014303920003;"Wulan;Sari";P;Islam;03/03/1992',  # one too few: the quoted ; splits nothing
+             "3271014303920004;Sri;P;Islam;04/04/1994;32.71.01.1001;;;"]
+    summary, quarantine = _stage_file(tmp_path, "warga.csv", "\r\n".join([*lines, ""]).encode("cp1252"),
+                                      delimiter=";", encoding="cp1252")
+    assert (summary["rows_in"], summary["rows_valid"], summary["rows_quarantined"]) == (4, 1, 3)
+    assert {row: (reasons, details) for row, (reasons, details, _) in quarantine.items()} == {
+        2: (["_record:column_count"], {"_record:column_count": {"expected": 6, "found": 7}}),
+        3: (["_record:column_count"], {"_record:column_count": {"expected": 6, "found": 5}}),
+        4: (["_record:column_count"], {"_record:column_count": {"expected": 6, "found": 9}}),
+    }
+    # As Python's csv module splits the same lines with the same delimiter and quotes.
+    for row, (_, details, record) in quarantine.items():
+        assert record == {"_line": lines[row]}
+        assert details["_record:column_count"]["found"] == len(next(csv.reader([record["_line"]], delimiter=";")))
+
+
+def test_a_spreadsheet_row_wider_than_its_header_says_how_wide(tmp_path):
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in [["NIK", "Nama", "JK", "Agama", "Lahir", "Kelurahan"],
+                ["3271014101900001", "Siti", "P", "Islam", "01/01/1990", "32.71.01.1001"],
+                ["3271010202850002", "Agus", "L", "Islam", "02/02/1985", "32.71.01.1001", None, "catatan"]]:
+        workbook.active.append(row)
+    data = io.BytesIO()
+    workbook.save(data)
+    summary, quarantine = _stage_file(tmp_path, "warga.xlsx", data.getvalue())
+    assert (summary["rows_in"], summary["rows_valid"], summary["rows_quarantined"]) == (2, 1, 1)
+    reasons, details, _ = quarantine[2]
+    assert reasons == ["_record:column_count"]
+    assert details == {"_record:column_count": {"expected": 6, "found": 8, "unnamed": ["H"]}}
+
+
+def test_a_rejected_lines_details_survive_the_relay_from_an_edge_worker(tmp_path):
+    from connectors import connector_for
+    from connectors.base import Rejected
+    from hub.relay import decode, encode
+
+    lines = ["NIK;Nama;JK;Agama;Lahir;Kelurahan", "3271014101900001;Siti;P;Islam;01/01/1990;32.71.01.1001;x"]
+    source = _registered(tmp_path, "warga.csv", "\n".join(lines).encode("cp1252"), delimiter=";")
+    relayed = json.loads(json.dumps(encode(source.id, connector_for(source).read())))
+    (batch,) = decode(relayed, source.id)
+    (rejected,) = batch.rejected
+    assert isinstance(rejected, Rejected) and rejected == (1, "_record:column_count", lines[1])
+    assert rejected.details == {"expected": 6, "found": 7}
 
 
 def test_codes_stay_text_with_dots_and_leading_digits(demo_settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import socket
@@ -226,6 +227,18 @@ def test_a_value_under_a_column_without_a_name_is_rejected_with_its_row(tmp_path
     batches = read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING)))
     assert records(batches) == [{"NIK": "001", "Nama Lengkap": "Siti", ROW: 1}]
     assert [r for b in batches for r in b.rejected] == [(2, "_record:column_count", "002\tAgus\tcatatan")]
+    assert [r.details for b in batches for r in b.rejected] == [{"expected": 2, "found": 3, "unnamed": ["C"]}]
+
+
+def test_a_value_under_a_header_gap_is_rejected_naming_its_column(tmp_path):
+    # The header leaves column C without a name: a value there belongs to no field, whatever the widths say.
+    path = write_xlsx(tmp_path / "x.xlsx", [["NIK", "Nama Lengkap", None, "Kode"], ["001", "Siti", None, "7"],
+                                            ["002", "Agus", "catatan", "8"], ["003", "Dewi", "a", "9", "b"]])
+    batches = read_all(FileConnector(file_source(tmp_path, path, DTKS_MAPPING)))
+    assert [r[ROW] for r in records(batches)] == [1]
+    assert [(r[0], r.details) for b in batches for r in b.rejected] == [
+        (2, {"expected": 4, "found": 4, "unnamed": ["C"]}),
+        (3, {"expected": 4, "found": 5, "unnamed": ["C", "E"]})]
 
 
 @pytest.mark.parametrize("options, message", [
@@ -546,6 +559,7 @@ def test_row_with_the_wrong_number_of_fields_is_rejected_with_its_record_number(
         (12, "_record:column_count"),
     ]
     assert rejected[0][2] == "3271010101900005;Nama 5"
+    assert [r.details for r in rejected] == [{"expected": 3, "found": 2}, {"expected": 3, "found": 4}]
     rows = records(batches)
     assert [r[ROW] for r in rows] == [n for n in range(1, 21) if n not in (5, 12)]
     assert all(int(r["Kode"]) == r[ROW] for r in rows)
@@ -589,6 +603,26 @@ def test_quoted_line_break_is_one_record_not_two(tmp_path):
     batches = read_all(FileConnector(file_source(tmp_path, path)))
     assert [(r["a"], r[ROW]) for r in records(batches)] == [("1", 1), ("2", 2), ("4", 4)]
     assert [(row, reason) for b in batches for row, reason, _ in b.rejected] == [(3, "_record:column_count")]
+    assert [r.details for b in batches for r in b.rejected] == [{"expected": 2, "found": 1}]
+
+
+def test_a_wrong_field_count_is_counted_with_the_files_delimiter_and_quotes(tmp_path):
+    # Semicolons in Windows-1252: a quoted semicolon is part of a value, a comma is just a character.
+    lines = ["NIK;Nama;Alamat",
+             '001;"Wulan; Désirée";"Jl. Sudirman, 5"',
+             '002;Agus, S.T.;"Gg. Mawar; RT 1";catatan',
+             '003;"Sri ""Ibu"" Rahayu"',
+             '004;"Rt ;01";"a"";b";x;y']
+    path = write_lines(tmp_path / "warga.csv", lines, "cp1252", newline="\r\n")
+    batches = read_all(FileConnector(file_source(tmp_path, path, delimiter=";", encoding="cp1252")))
+    assert [r[ROW] for r in records(batches)] == [1]
+    assert [(r[0], r[2], r.details) for b in batches for r in b.rejected] == [
+        (2, lines[2], {"expected": 3, "found": 4}),
+        (3, lines[3], {"expected": 3, "found": 2}),
+        (4, lines[4], {"expected": 3, "found": 5}),
+    ]
+    # As Python's csv module splits the same lines.
+    assert [len(next(csv.reader([text], delimiter=";"))) for text in lines[2:]] == [4, 2, 5]
 
 
 # --- errors ------------------------------------------------------------------------------------------
