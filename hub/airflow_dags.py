@@ -151,7 +151,7 @@ def _fetch_then_stage(source, queue: str, incremental: bool):
         except Exception as e:
             record_failure(settings, source.id, run_id, e)
             _fail_fast(e)
-        return {k: summary[k] for k in ("rows_in", "rows_valid", "rows_quarantined")}
+        return {k: summary[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "rows_repeated")}
 
     fetched = fetch_task(cursor_task()) if incremental else fetch_task()
     return fetched >> stage_task()
@@ -186,7 +186,7 @@ def source_dag(source, edge_queue: str | None = None, incremental: bool = False)
             except Exception as e:
                 record_failure(settings, source.id, run_id, e)
                 _fail_fast(e)
-            return {k: summary[k] for k in ("rows_in", "rows_valid", "rows_quarantined")}
+            return {k: summary[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "rows_repeated")}
 
         @task(task_id="publish", outlets=[harmonized_asset(source.id)])
         def publish_task(run_id=None) -> dict:

@@ -41,6 +41,9 @@ class RunResult:
     quality_score: float | None
     dataset: str
     snapshot_id: int | None
+    # Records identical to an earlier record with their key, neither published nor quarantined:
+    # rows_in == rows_published + rows_quarantined + rows_repeated.
+    rows_repeated: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -225,7 +228,9 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     """Read `source` after `cursor` (at most `limit` records), harmonize and validate it into `folder`.
 
     Every record read ends up in exactly one of data.parquet (valid records, as the table stores them: the
-    file publish commits) or quarantine.parquet. rows.parquet has each valid record's row number and key.
+    file publish commits), quarantine.parquet, or the count of identical repeats (a record equal to an earlier
+    one with its key, published once: _settle_duplicates); the summary's rows_in is rows_valid +
+    rows_quarantined + rows_repeated. rows.parquet has each valid record's row number and key.
     Touches no catalog: `hub sources test` stages a sample this way. `batches`: the records the source's
     connector read after `cursor` elsewhere (relayed from an Edge worker, hub.relay), staged instead of reading.
     """
@@ -248,11 +253,17 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
     quarantine = _Quarantine()
     checks: dict[str, dict] = {}
-    rows_in = 0
+    rows_in = validated = 0
+    received = _Received(folder / "received")
 
     def harmonized(batches):
         for batch in batches:
-            yield batch, harmonize(source, standard, batch.records) if batch.records.num_rows else None
+            if not batch.records.num_rows:
+                yield batch, None
+                continue
+            if standard.primary_key:  # only a duplicate key quarantines a record after its batch
+                received.add(batch.records)
+            yield batch, harmonize(source, standard, batch.records)
 
     # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
     # works on this one. rows.parquet lives minutes: compressing it would cost more than the disk it saves.
@@ -263,7 +274,8 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     with _ReadAhead(batches) as read, _ReadAhead(harmonized(read)) as batches, \
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
-        validation, hashes = Validation(standard), _KeyHashes(list(standard.primary_key))
+        # Duplicate keys are decided once the whole run is read (_settle_duplicates), not batch by batch.
+        validation, hashes = Validation(standard, unique_key=False), _KeyHashes(list(standard.primary_key))
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
             for rejected in batch.rejected:
@@ -274,6 +286,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 cursor = batch.cursor
             if harmonized is None:
                 continue
+            validated += batch.records.num_rows
             verdict = validation(harmonized.table)
             reasons = {k: list(v) for k, v in harmonized.reasons.items()}
             for position, found in verdict.reasons.items():
@@ -297,9 +310,14 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
                     quarantine.add(row, reasons[position], record)
 
-    _quarantine_cross_batch_duplicates(folder, standard, hashes, quarantine, checks)
+    try:
+        duplicates = _settle_duplicates(folder, standard, hashes, quarantine, checks, received, validated)
+    finally:
+        shutil.rmtree(received.folder, ignore_errors=True)
+        shutil.rmtree(folder / "duckdb.tmp", ignore_errors=True)
     pq.write_table(quarantine.table(), folder / "quarantine.parquet")
     rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
+    rows_repeated = duplicates["identical_repeats"]
     summary = {
         "source": source_id,
         "run_id": run_id,
@@ -309,20 +327,23 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         "rows_in": rows_in,
         "rows_valid": rows_valid,
         "rows_quarantined": len(quarantine),
+        "rows_repeated": rows_repeated,
         "cursor": cursor,
         "validation": {
             "suite": standard.ref,
             "success": not len(quarantine),
             "checks": checks,  # per expectation of the suite, in rows
             "reasons": quarantine.counts(),
+            "duplicates": duplicates,
         },
     }
-    if rows_valid + summary["rows_quarantined"] != rows_in:
+    if rows_valid + summary["rows_quarantined"] + rows_repeated != rows_in:
         raise HubError(f"source {source_id}: {rows_in} rows read but {rows_valid} valid + "
-                       f"{summary['rows_quarantined']} quarantined; refusing to publish")
+                       f"{summary['rows_quarantined']} quarantined + {rows_repeated} identical repeats; "
+                       "refusing to publish")
     (folder / "stage.json").write_text(json.dumps(summary, indent=1))
-    log.info("source %s: staged run %s: %d in, %d valid, %d quarantined", source_id, run_id, rows_in, rows_valid,
-             summary["rows_quarantined"])
+    log.info("source %s: staged run %s: %d in, %d valid, %d quarantined, %d identical repeats published once",
+             source_id, run_id, rows_in, rows_valid, summary["rows_quarantined"], rows_repeated)
     return summary
 
 
@@ -439,12 +460,67 @@ class _KeyHashes:
         return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
-def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: _Quarantine,
-                                       checks: dict) -> None:
-    """The suite sees one batch at a time; a key repeated in two batches is caught here, by the same rule.
+class _Received:
+    """The records of a run as the connector gave them, one Arrow IPC file per batch, so that a record
+    quarantined once the whole run is read (a conflicting duplicate) is kept as the agency sent it. Written
+    while the next batch is validated, and removed once the run is staged: like rows.parquet it lives minutes,
+    and compressing it would slow the run more than the disk it saves is worth (about the source's size)."""
 
-    Memory is 8 bytes a record: the keys' hashes, sorted; only keys whose hash repeats are compared whole.
-    The staged files are rewritten without repeated keys, when there are any.
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[tuple[Path, int, int]] = []  # file, lowest and highest row number in it
+
+    def add(self, records) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from connectors.base import ROW
+
+        self.folder.mkdir(exist_ok=True)
+        path = self.folder / f"{len(self.files):06d}.arrow"
+        with pa.ipc.new_file(path, records.schema) as part:
+            part.write_table(records)
+        bounds = pc.min_max(records[ROW])
+        self.files.append((path, bounds["min"].as_py(), bounds["max"].as_py()))
+
+    def parts(self) -> Iterator[tuple[int, int, "pa.Table"]]:
+        """Each batch's records (mapped from its file, not read into memory) and its lowest and highest row."""
+        import pyarrow as pa
+
+        for path, low, high in self.files:
+            with pa.memory_map(str(path)) as source:
+                yield low, high, pa.ipc.open_file(source).read_all()
+
+
+# A run's quality lists the row numbers of this many identical repeats (the first ones); a quarantined
+# duplicate names this many other rows of its key (the first ones). The counts are always whole.
+REPEATED_ROWS_SHOWN = 1000
+OTHER_ROWS_SHOWN = 20
+
+
+def _settle_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: _Quarantine, checks: dict,
+                       received: _Received, validated: int) -> dict:
+    """Decide every repeated key of the run at once, within a batch and across batches; return the run's
+    account of them (its quality's `duplicates`).
+
+    Only records that passed every other rule take part: one already quarantined is nobody's copy, and a
+    record whose key has an empty part identifies nothing.
+
+    Records sharing a key are identical when they are equal as harmonized: every field of the standard as it
+    would be published, so "16/12/2014" and "16 Desember 2014" (one date) do not make two records differ. Of
+    identical records the first (lowest row number) is published; the others are dropped, neither published
+    nor quarantined, and counted: `identical_repeats`, with the row numbers of the first REPEATED_ROWS_SHOWN
+    (`rows`) and how many more there are (`more`).
+
+    A key whose records differ is a conflict no one can settle from the data: every record with that key is
+    quarantined as `<key fields joined by +>:duplicate_key`, identical copies among them included (each is a
+    row of the conflict), with details naming the key's other rows (the first OTHER_ROWS_SHOWN, and how many
+    more): `{"nik:duplicate_key": {"rows": [1, 40], "more": 0}}`. `conflicting` counts them, as does the
+    uniqueness expectation's `unexpected_count` in `checks`.
+
+    Memory is 8 bytes a record: the keys' hashes, sorted; only records whose key's hash repeats are compared
+    whole, by DuckDB, which spills to disk. The staged files are rewritten without the records dropped or
+    quarantined, when there are any.
     """
     import duckdb
     import pyarrow as pa
@@ -453,41 +529,120 @@ def _quarantine_cross_batch_duplicates(folder: Path, standard, hashes: _KeyHashe
 
     from connectors.base import ROW
 
+    found = {"identical_repeats": 0, "rows": [], "more": 0, "conflicting": 0}
     key = list(standard.primary_key)
-    twice = hashes.repeated()
-    if not key or not twice.size:
-        return
-    with duckdb.connect(config={"memory_limit": "256MB", "temp_directory": str(folder / "duckdb.tmp")}) as con:
-        con.register("twice", pa.table({"h": pa.array(twice, pa.uint64())}))
-        repeated = con.sql(f"SELECT {hashes.columns} FROM read_parquet($path) WHERE hash({hashes.columns}) IN "
-                           f"(SELECT h FROM twice) GROUP BY ALL HAVING count(*) > 1",
-                           params={"path": str(folder / "rows.parquet")}).to_arrow_table()
-    if not repeated.num_rows:
-        return
-
-    def joined(table) -> pa.Array:  # one text per key, whatever its columns
-        parts = [pc.cast(table[k], pa.string()) for k in key]
-        return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
-
+    if not key:
+        return found
     reason = f"{'+'.join(key)}:duplicate_key"
-    repeated_keys = joined(repeated)
-    count = 0
+    twice = hashes.repeated()
+    if twice.size:
+        data_path, rows_path = folder / "data.parquet", folder / "rows.parquet"
+
+        def quoted(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+
+        keys = ", ".join(quoted(k) for k in key)
+        fields = ", ".join(quoted(f) for f in pq.read_schema(data_path).names)
+        present = " AND ".join(f"{quoted(k)} IS NOT NULL" for k in key)
+        with duckdb.connect(config={"memory_limit": "256MB", "temp_directory": str(folder / "duckdb.tmp")}) as con:
+            con.register("twice", pa.table({"h": pa.array(twice, pa.uint64())}))
+            # The records whose key's hash repeats, with their row number and place in the staged files; then
+            # per key its first row and how many different records it has; `settled`: the records not published.
+            con.execute(f"""
+                CREATE TEMP TABLE settled AS
+                WITH candidates AS (
+                    SELECT r.file_row_number AS __pos, r.{quoted(ROW)}, d.* EXCLUDE (file_row_number)
+                    FROM (SELECT file_row_number, {quoted(ROW)} FROM read_parquet($rows, file_row_number = true)
+                          WHERE hash({hashes.columns}) IN (SELECT h FROM twice) AND {present}) r
+                    JOIN read_parquet($data, file_row_number = true) d USING (file_row_number)),
+                firsts AS (SELECT {keys}, min({quoted(ROW)}) AS __first FROM candidates GROUP BY ALL),
+                contents AS (SELECT {keys}, count(*) AS __contents
+                             FROM (SELECT DISTINCT {fields} FROM candidates) GROUP BY ALL)
+                SELECT c.__pos, c.{quoted(ROW)}, {", ".join(f"c.{quoted(k)}" for k in key)},
+                       n.__contents > 1 AS __conflict
+                FROM candidates c JOIN firsts f USING ({keys}) JOIN contents n USING ({keys})
+                WHERE n.__contents > 1 OR c.{quoted(ROW)} <> f.__first""",
+                        {"rows": str(rows_path), "data": str(data_path)})
+            ((repeats, shown, conflicting),) = con.execute(f"""
+                SELECT count(*) FILTER (WHERE NOT __conflict),
+                       min({quoted(ROW)}, {REPEATED_ROWS_SHOWN}) FILTER (WHERE NOT __conflict),
+                       count(*) FILTER (WHERE __conflict)
+                FROM settled""").fetchall()
+            found = {"identical_repeats": repeats, "rows": sorted(shown or []),
+                     "more": repeats - len(shown or []), "conflicting": conflicting}
+            if conflicting:
+                # Each conflicting record with its key's row count and first rows, in row order; then, one
+                # batch of records as received at a time, those among them.
+                con.execute(f"""
+                    CREATE TEMP TABLE conflicts AS
+                    SELECT s.{quoted(ROW)}, g.__rows, g.__first
+                    FROM settled s JOIN (SELECT {keys}, count(*) AS __rows,
+                                                min({quoted(ROW)}, {OTHER_ROWS_SHOWN + 1}) AS __first
+                                         FROM settled WHERE __conflict GROUP BY ALL) g USING ({keys})
+                    WHERE s.__conflict ORDER BY s.{quoted(ROW)}""")
+                added = 0
+                for low, high, part in received.parts():
+                    numbers = part.select([ROW])
+                    con.register("numbers", numbers)
+                    here = {row: (count, first) for row, count, first in con.execute(
+                        f"SELECT c.* FROM conflicts c JOIN numbers USING ({quoted(ROW)}) "
+                        f"WHERE c.{quoted(ROW)} BETWEEN $low AND $high", {"low": low, "high": high}).fetchall()}
+                    con.unregister("numbers")
+                    if not here:
+                        continue
+                    hit = part.filter(pc.is_in(part[ROW], pa.array(list(here), pa.int64())))
+                    for row, record in zip(hit[ROW].to_pylist(), hit.drop_columns([ROW]).to_pylist()):
+                        count, first = here[row]
+                        others = [r for r in sorted(first) if r != row][:OTHER_ROWS_SHOWN]
+                        quarantine.add(row, [reason], record, {reason: {"rows": others,
+                                                                        "more": count - 1 - len(others)}})
+                    added += hit.num_rows
+                if added != conflicting:
+                    raise HubError(f"{conflicting - added} records to quarantine are not among the records read")
+            if repeats or conflicting:
+                with con.sql("SELECT __pos FROM settled ORDER BY __pos").to_arrow_reader() as dropped:
+                    _drop_positions(folder, dropped)
+    if validated:
+        checks[reason] = {"expectation": "expect_column_values_to_be_unique" if len(key) == 1
+                          else "expect_compound_columns_to_be_unique",
+                          "element_count": validated, "unexpected_count": found["conflicting"]}
+    return found
+
+
+def _drop_positions(folder: Path, positions) -> None:
+    """Rewrite data.parquet and rows.parquet without the records at `positions` (ascending, in batches)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    chunks = (batch.column(0).to_numpy() for batch in positions)
+    pending = np.empty(0, np.int64)
+
+    def before(end: int):
+        nonlocal pending
+        while not pending.size or pending[-1] < end:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            pending = np.concatenate([pending, chunk])
+        cut = np.searchsorted(pending, end)
+        here, pending = pending[:cut], pending[cut:]
+        return here
+
     data_file, rows_file = pq.ParquetFile(folder / "data.parquet"), pq.ParquetFile(folder / "rows.parquet")
+    offset = 0
     with pq.ParquetWriter(folder / "data.kept.parquet", data_file.schema_arrow, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.kept.parquet", rows_file.schema_arrow, compression="none") as rows:
         # Both files hold the same records in the same order and row groups.
-        for records, numbers in zip(data_file.iter_batches(), rows_file.iter_batches()):
-            is_dup = pc.is_in(joined(numbers), value_set=repeated_keys)
-            dups = records.filter(is_dup)
-            for row, record in zip(numbers.filter(is_dup)[ROW].to_pylist(), dups.to_pylist()):
-                quarantine.add(row, [reason], record)
-            count += dups.num_rows
-            data.write_batch(records.filter(pc.invert(is_dup)))
-            rows.write_batch(numbers.filter(pc.invert(is_dup)))
+        for records, numbers in zip(data_file.iter_batches(), rows_file.iter_batches(), strict=True):
+            if records.num_rows != numbers.num_rows:
+                raise HubError(f"staged files out of step in {folder}")
+            keep = np.ones(records.num_rows, bool)
+            keep[before(offset + records.num_rows) - offset] = False
+            offset += records.num_rows
+            data.write_batch(records.filter(keep))
+            rows.write_batch(numbers.filter(keep))
     (folder / "data.kept.parquet").replace(folder / "data.parquet")
     (folder / "rows.kept.parquet").replace(folder / "rows.parquet")
-    checks.setdefault(reason, {"expectation": "expect_column_values_to_be_unique", "element_count": 0,
-                               "unexpected_count": 0})["unexpected_count"] += count
 
 
 def publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
@@ -613,9 +768,11 @@ def _set_lineage(s, dataset_id: str, upstreams: dict[str, str]) -> None:
 
 
 def _result(run) -> RunResult:
+    duplicates = (run.validation or {}).get("duplicates") or {}
     return RunResult(source=run.dataset_id, run_id=run.run_id, status=run.status, rows_in=run.rows_in,
                      rows_published=run.rows_published, rows_quarantined=run.rows_quarantined,
-                     quality_score=run.quality_score, dataset=run.dataset_id, snapshot_id=run.snapshot_id)
+                     quality_score=run.quality_score, dataset=run.dataset_id, snapshot_id=run.snapshot_id,
+                     rows_repeated=duplicates.get("identical_repeats", 0))
 
 
 def run_source(settings: Settings, source_id: str, run_id: str | None = None) -> RunResult:

@@ -31,8 +31,8 @@ _PER_VALUE = {
 # Expectations that judge a value whatever its JSON type. Every other one (enum, pattern, range, ...) is a JSON
 # Schema keyword that ignores values of another type, where GE would apply Python's (True == 1) or raise
 # (a string against a number): they see the values of the field's type only, the others as absent.
-_RAW = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToHaveJsonType", "ExpectColumnValuesToBeUnique",
-        "ExpectCompoundColumnsToBeUnique"}
+_UNIQUE = {"ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"}
+_RAW = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToHaveJsonType", *_UNIQUE}
 
 # Field metadata marking a column of JSON texts: values of any JSON type, as read from JSON Lines or CSV
 # (schemas.records), decoded to Python values for GE. Typed Arrow columns (the pipeline's) need no marking.
@@ -121,16 +121,18 @@ _plans = Followed("compiled suite")
 _compiled = itertools.count()
 
 
-def _plan(standard: Standard) -> _Plan:
-    return _plans.get(standard.ref, files_of(standard), lambda: _compile(standard))
+def _plan(standard: Standard, unique_key: bool = True) -> _Plan:
+    return _plans.get((standard.ref, unique_key), files_of(standard), lambda: _compile(standard, unique_key))
 
 
-def _compile(standard: Standard) -> _Plan:
+def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
     import great_expectations as gx
 
     context, batch = _batch_definition(f"{standard.ref}:{standard.path}:{next(_compiled)}")
     fields = [f.name for f in standard.fields]
     expectations = compile_suite(standard, types=True).expectations
+    if not unique_key:
+        expectations = [e for e in expectations if type(e).__name__ not in _UNIQUE]
 
     def columns(e) -> list[str]:
         return [e.column] if getattr(e, "column", None) else list(getattr(e, "column_list", None) or fields)
@@ -259,12 +261,18 @@ class Validation:
     A per-value verdict depends on the value alone, so a batch sends GE only the values of a column that the
     run has not judged yet: a column of dates or codes is settled after the first batch. A column remembers at
     most MEMO_VALUES values; past that (names, say), each batch's values are judged as they come.
+
+    `unique_key=False` leaves the key's uniqueness out of the suite run on each batch: a caller that sees the
+    whole run (the pipeline) decides duplicates itself, across batches, and reports that rule's counts.
     """
 
-    def __init__(self, standard: Standard) -> None:
+    def __init__(self, standard: Standard, unique_key: bool = True) -> None:
         self.standard = standard
-        self.plan = _plan(standard)  # compiles the suite: made before the first batch arrives, it waits for none
+        # Compiles the suite: made before the first batch arrives, it waits for none.
+        self.plan = _plan(standard, unique_key)
         self._judged: dict[str, tuple[pa.Array, dict[str, pa.Array]]] = {}  # column -> (values, reason -> failing)
+        # A key of one field has a new value in nearly every record: remembering its values would only cost.
+        self._unremembered = set(standard.primary_key) if len(standard.primary_key) == 1 else set()
 
     def __call__(self, table: pa.Table) -> Verdict:
         """Run the compiled suite (with each field's type check) over one batch of records shaped like the standard.
@@ -337,7 +345,7 @@ class Validation:
             failing = {reason: pa.concat_arrays([values, failing[reason]]) if reason in failing else values
                        for reason, values in known[1].items()}
             judged = pa.concat_arrays([known[0], fresh])
-        if len(judged) <= MEMO_VALUES:
+        if len(judged) <= MEMO_VALUES and field.name not in self._unremembered:
             self._judged[field.name] = (judged, failing)
         else:
             self._judged.pop(field.name, None)

@@ -85,7 +85,7 @@ def test_killed_between_the_iceberg_commit_and_the_state_commit(demo_settings, s
         assert s.get(SourceState, source_id) is None
 
     rerun = run_source(demo_settings, source_id)  # a new run starts from the last committed cursor
-    assert rerun.rows_in == rerun.rows_published + rerun.rows_quarantined
+    assert rerun.rows_in == rerun.rows_published + rerun.rows_quarantined + rerun.rows_repeated
     assert published(demo_settings, source_id) == (rerun.rows_published, rerun.rows_published)
     assert runs(demo_settings, source_id) == ["published"]
     with session(demo_settings.catalog_url) as s:

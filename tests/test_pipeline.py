@@ -49,6 +49,11 @@ def test_quarantine_keeps_reason_codes_and_the_record(demo_settings):
         125: ["nik:duplicate_key"],
     }
     assert set(rows[0].record) >= {"NIK", "Nama Lengkap", "Tanggal Lahir"}
+    # Another person under row 1's NIK: neither can be published, and each names the other.
+    details = {r.row_number: r.details for r in rows}
+    assert details[1] == {"nik:duplicate_key": {"rows": [125], "more": 0}}
+    assert details[125] == {"nik:duplicate_key": {"rows": [1], "more": 0}}
+    assert details[121] is None
     assert run.quality_score == pytest.approx(119 / 125)
     checks = run.validation["checks"]
     assert checks["nik:pattern"]["unexpected_count"] == 1
@@ -57,8 +62,8 @@ def test_quarantine_keeps_reason_codes_and_the_record(demo_settings):
                                          "tanggal_lahir:unparseable_date": 1, "jenis_kelamin:unmapped_code": 1}
 
 
-def test_a_key_repeated_in_another_batch_is_quarantined_too(demo_settings, tmp_path):
-    # Batches of 50 records: the NIK of row 1 comes back in row 125, three batches later.
+def test_a_key_repeated_by_another_record_in_another_batch_is_quarantined_too(demo_settings, tmp_path):
+    # Batches of 50 records: the NIK of row 1 comes back in row 125, three batches later, on another person.
     registry = tmp_path / "registry"
     registry.mkdir()
     spec = yaml.safe_load((demo_settings.registry / "dinsos_dtks.yaml").read_text(encoding="utf-8"))
@@ -70,12 +75,31 @@ def test_a_key_repeated_in_another_batch_is_quarantined_too(demo_settings, tmp_p
     with session(settings.catalog_url) as s:
         rows = s.scalars(select(QuarantinedRow).order_by(QuarantinedRow.row_number)).all()
         run = s.scalars(select(Run).where(Run.dataset_id == "dinsos_dtks")).one()
-    duplicated = {r.row_number: r.record for r in rows if r.reasons == ["nik:duplicate_key"]}
+    duplicated = {r.row_number: r for r in rows if r.reasons == ["nik:duplicate_key"]}
     assert set(duplicated) == {1, 125}
-    assert duplicated[1]["nik"] == duplicated[125]["nik"]  # as harmonized: the same person twice
+    assert duplicated[125].details == {"nik:duplicate_key": {"rows": [1], "more": 0}}
+    # Both as received: row 1 from the first batch, row 125 from the third.
+    assert duplicated[1].record["Nama Lengkap"] != duplicated[125].record["Nama Lengkap"]
     assert run.validation["checks"]["nik:duplicate_key"]["unexpected_count"] == 2
+    assert run.validation["duplicates"] == {"identical_repeats": 0, "rows": [], "more": 0, "conflicting": 2}
     published = query(settings, "SELECT count(*) AS n, count(DISTINCT nik) AS keys FROM dinsos_dtks")
     assert published.to_pylist() == [{"n": 119, "keys": 119}]
+
+
+def test_a_record_sent_twice_is_published_once(demo_settings):
+    # SIKS-NG's export ends with its first payment a second time, every field the same (key nik+program+periode).
+    result = run_source(demo_settings, "dinsos_bansos")
+    assert (result.rows_in, result.rows_published, result.rows_quarantined, result.rows_repeated) == (310, 305, 4, 1)
+    with session(demo_settings.catalog_url) as s:
+        run = s.scalars(select(Run).where(Run.dataset_id == "dinsos_bansos")).one()
+        quarantined = s.scalars(select(QuarantinedRow.row_number).where(QuarantinedRow.dataset_id == "dinsos_bansos")
+                                .order_by(QuarantinedRow.row_number)).all()
+    assert run.validation["duplicates"] == {"identical_repeats": 1, "rows": [310], "more": 0, "conflicting": 0}
+    assert run.validation["checks"]["nik+program+periode:duplicate_key"] == {
+        "expectation": "expect_compound_columns_to_be_unique", "element_count": 310, "unexpected_count": 0}
+    assert quarantined == [306, 307, 308, 309]
+    assert _count(demo_settings, "SELECT count(*) FROM (SELECT DISTINCT nik, program, periode FROM dinsos_bansos)") \
+        == 305
 
 
 def _registered(tmp_path, name: str, data: bytes, **options):

@@ -58,14 +58,15 @@ def run_source(data: bytes, file_name: str, options: dict, caplog) -> tuple[dict
 
 
 def check(summary, error, caplog, file_name: str, reference: int | None = None) -> None:
-    """The properties: a clear hub error, or every record published or quarantined (as many as a reference
-    reader counts, where there is one); and no planted value in any message or log line."""
+    """The properties: a clear hub error, or every record published, quarantined or counted as an identical
+    repeat (as many as a reference reader counts, where there is one); and no planted value in any message or
+    log line."""
     if error is not None:
         assert_hub_error(error, SOURCE_ID, file_name)
         assert "refusing to publish" not in str(error), error  # the pipeline's own guard against a lost row
         assert reference is None, f"a well-formed file failed: {error}"
     else:
-        assert summary["rows_in"] == summary["rows_valid"] + summary["rows_quarantined"]
+        assert summary["rows_in"] == summary["rows_valid"] + summary["rows_quarantined"] + summary["rows_repeated"]
         if reference is not None:
             assert summary["rows_in"] == reference, (summary, reference)
     assert_no_leak(messages_of(error, caplog))
