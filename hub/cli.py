@@ -167,9 +167,9 @@ def cmd_status(settings: Settings, args) -> int:
 
 
 def _summary_table(results: list[dict]) -> None:
-    header = ["source", "rows in", "published", "quarantined", "dataset", "snapshot", "status"]
-    rows = [[r["source"], r["rows_in"], r["rows_published"], r["rows_quarantined"], r["dataset"], r["snapshot_id"],
-             r["status"]] for r in results]
+    header = ["source", "rows in", "published", "quarantined", "repeated", "dataset", "snapshot", "status"]
+    rows = [[r["source"], r["rows_in"], r["rows_published"], r["rows_quarantined"], r.get("rows_repeated", 0),
+             r["dataset"], r["snapshot_id"], r["status"]] for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for i, row in enumerate([header, *rows]):
         say("  ".join(str(x).rjust(w) if isinstance(x, int) else str(x).ljust(w) for x, w in zip(row, widths)))
@@ -240,9 +240,13 @@ def cmd_sources_test(settings: Settings, args) -> None:
     if args.json:
         _print_json(found)
         return
+    repeats = found["identical_repeats"]
+    rows = ", ".join(map(str, found["repeated_rows"][:20])) + (", ..." if repeats > 20 else "")
     say(f"{found['source']} ({found['standard']}): {found['rows_read']} records read, "
-          f"{found['would_publish']} would be published, {found['would_quarantine']} quarantined; "
-          "nothing was written to the catalog")
+          f"{found['would_publish']} would be published, {found['would_quarantine']} quarantined"
+          + (f", {repeats} identical repeat{'s' if repeats > 1 else ''} of a published record left out "
+             f"(row{'s' if repeats > 1 else ''} {rows})" if repeats else "")
+          + "; nothing was written to the catalog")
     for code, count in found["reasons"].items():
         say(f"  {count:>6}  {code}")
     if found["published_preview"]:

@@ -20,9 +20,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["RunResult", "committed_cursor", "find_source", "integrate", "publish", "run_source", "stage", "new_run_id",
            "staging_retention", "sweep_staging"]
@@ -245,9 +249,11 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     from schemas import load_standard
     from schemas.validation import Validation
     from transforms import harmonize
+    from transforms.mapping import check_mapping
 
     source_id = source.id
     standard = load_standard(source.standard_ref)
+    check_mapping(source, standard)  # a mapping that cannot run stops the source before anything is read
     connector = connector_for(source)
     data_schema = storage.file_schema(standard)
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
@@ -483,7 +489,7 @@ class _Received:
         bounds = pc.min_max(records[ROW])
         self.files.append((path, bounds["min"].as_py(), bounds["max"].as_py()))
 
-    def parts(self) -> Iterator[tuple[int, int, "pa.Table"]]:
+    def parts(self) -> Iterator[tuple[int, int, pa.Table]]:
         """Each batch's records (mapped from its file, not read into memory) and its lowest and highest row."""
         import pyarrow as pa
 
@@ -692,7 +698,9 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
     now = utcnow()
     identifier = f"{storage.HARMONIZED}.{source_id}"
-    quality = summary["rows_valid"] / summary["rows_in"] if summary["rows_in"] else None
+    # The share of the distinct records sent that was published: a repeat of a published record is no bad record.
+    distinct = summary["rows_in"] - summary.get("rows_repeated", 0)
+    quality = summary["rows_valid"] / distinct if distinct else None
 
     with session(settings.catalog_url) as s, s.begin():
         changed = _record_dataset(

@@ -199,6 +199,7 @@ def sample(settings: Settings, source_id: str, limit: int, show: int = 5, lang: 
     return {
         "source": source_id, "standard": standard.ref, "rows_read": summary["rows_in"],
         "would_publish": summary["rows_valid"], "would_quarantine": summary["rows_quarantined"],
+        "identical_repeats": summary["rows_repeated"], "repeated_rows": summary["validation"]["duplicates"]["rows"],
         "reasons": summary["validation"]["reasons"],
         "published_preview": [] if preview is None else json.loads(json.dumps(preview.to_pylist(), default=str)),
         "rejected": [{"row": r["row"], "reasons": [reason(code, json.loads(r["record"]), json.loads(r["details"] or "{}"))
