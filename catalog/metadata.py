@@ -92,6 +92,10 @@ def describe(s, d: Dataset) -> dict:
             "rows_in": last.rows_in if last else None,
             "rows_published": last.rows_published if last else None,
             "rows_quarantined": last.rows_quarantined if last else None,
+            # Records that repeated a published one exactly: left out, counted here with their rows.
+            "rows_repeated": ((last.validation or {}).get("duplicates") or {}).get("identical_repeats", 0)
+            if last else None,
+            "repeated_rows": ((last.validation or {}).get("duplicates") or {}).get("rows", []) if last else [],
             "validation": last.validation if last else None,
         },
         "lineage": [{"upstream": e.upstream, "relation": e.relation} for e in lineage],

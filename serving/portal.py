@@ -137,6 +137,10 @@ LABELS = {
     "rows_in": ("Baris masuk", "Rows in"),
     "rows_published": ("Baris terbit", "Rows published"),
     "rows_quarantined": ("Baris dikarantina", "Rows quarantined"),
+    "rows_repeated": ("Baris berulang", "Rows repeated"),
+    "repeated_note": ("Baris yang sama persis dengan baris lain yang diterbitkan, diterbitkan sekali; nomor baris "
+                      "ulangannya:", "Rows identical to another published row, published once; the repeats' row "
+                      "numbers:"),
     "validation": ("Hasil validasi Great Expectations", "Great Expectations validation results"),
     "validation_note": ("Setiap ekspektasi dari suite yang dikompilasi dari standar, seperti Data Docs Great "
                         "Expectations menampilkannya, untuk proses terakhir.",

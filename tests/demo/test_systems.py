@@ -146,6 +146,7 @@ def test_hub_reads_the_api_with_the_key_from_airflows_database(live):
     for and register_connections filled in, not from the environment."""
     tried = _json(hub(live["home"], "sources", "test", "dinkes_faskes", "--json", env=live["env"]).stdout)
     assert (tried["rows_read"], tried["would_publish"], tried["would_quarantine"]) == (102, 97, 4)
+    assert (tried["identical_repeats"], tried["repeated_rows"]) == (1, [102])
     result = _json(hub(live["home"], "run", "dinkes_faskes", "--json", env=live["env"]).stdout)
     # The last record is the first one sent again, every field the same: published once.
     assert (result["rows_in"], result["rows_published"], result["rows_quarantined"], result["rows_repeated"]) == \
