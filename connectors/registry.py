@@ -274,24 +274,9 @@ def _load_source(path: Path, home: Path, data_dirs: tuple[Path, ...] | None) -> 
             f"names {_DEMO_URL}, but {why}; it is the base URL of the demo agencies' systems "
             "(`python -m demo.systems`, started by `hub up --demo`)" for where in unresolved),
     )
-    _check_normalizers(source, document)
     connector = _check_kind_options(source, document)
     _check_local_paths(source, connector, document, home, data_dirs)
     return source
-
-
-def _check_normalizers(source: Source, document) -> None:
-    """Every normalizer the mapping names exists (a built-in or one a package registers) and takes the options
-    given: a misspelt name is found when the registration loads, not when the first record is read."""
-    from transforms.normalize import normalizer
-
-    for name, spec in source.mapping.items():
-        if "normalize" in spec:
-            try:
-                normalizer(spec["normalize"])
-            except ValueError as e:
-                where = ["mapping", name, "normalize"]
-                raise ConfigError(f"{source.path}:{yaml_line(document, where)}: field {'/'.join(where)}: {e}") from None
 
 
 def _check_local_paths(source: Source, connector, document, home: Path, data_dirs: tuple[Path, ...] | None) -> None:

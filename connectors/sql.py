@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from connectors.base import ROW, Batch, Connector, text_array
@@ -142,47 +143,43 @@ class SqlConnector(Connector):
 
     def columns(self) -> list[str]:
         """The columns of the table or query, as the database names them for read(); no row is fetched."""
-        from sqlalchemy import exc
-
-        self.check()
-        engine = self._engine()
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(self._statement(conn, None).limit(0)).keys())
-        except exc.OperationalError as e:
-            raise _classify(self.source.id, "database error while reading", e) from None
-        except exc.ProgrammingError as e:
-            raise FatalSourceError(f"source {self.source.id}: query failed: {e.orig}") from None
-        finally:
-            engine.dispose()
+        with self._connection() as conn:
+            return list(conn.execute(self._statement(conn, None).limit(0)).keys())
 
     def read(self, cursor=None) -> Iterator[Batch]:
         import pyarrow as pa
+
+        column = self.options.get("cursor_column")
+        next_row = 1
+        with self._connection() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=self.batch_rows).execute(
+                self._statement(conn, cursor)
+            )
+            names = list(result.keys())
+            if column and column not in names:
+                raise FatalSourceError(f"source {self.source.id}: cursor column {column!r} not in {names}")
+            position = names.index(column) if column else None
+            while rows := result.fetchmany(self.batch_rows):
+                columns = list(zip(*rows))
+                arrays = [text_array(values) for values in columns]
+                arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
+                next_row += len(rows)
+                if position is not None:
+                    # Rows without a cursor value cannot be tracked; they do not move the cursor back.
+                    seen = [r[position] for r in rows if r[position] is not None]
+                    cursor = _cursor_value(max(seen)) if seen else cursor
+                yield Batch(records=pa.Table.from_arrays(arrays, names=names + [ROW]), cursor=cursor)
+
+    @contextmanager
+    def _connection(self) -> Iterator:
+        """A connection to the source's database, its errors as the hub's (retriable or fatal)."""
         from sqlalchemy import exc
 
         self.check()
         engine = self._engine()
-        column = self.options.get("cursor_column")
-        next_row = 1
         try:
             with engine.connect() as conn:
-                result = conn.execution_options(stream_results=True, yield_per=self.batch_rows).execute(
-                    self._statement(conn, cursor)
-                )
-                names = list(result.keys())
-                if column and column not in names:
-                    raise FatalSourceError(f"source {self.source.id}: cursor column {column!r} not in {names}")
-                position = names.index(column) if column else None
-                while rows := result.fetchmany(self.batch_rows):
-                    columns = list(zip(*rows))
-                    arrays = [text_array(values) for values in columns]
-                    arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
-                    next_row += len(rows)
-                    if position is not None:
-                        # Rows without a cursor value cannot be tracked; they do not move the cursor back.
-                        seen = [r[position] for r in rows if r[position] is not None]
-                        cursor = _cursor_value(max(seen)) if seen else cursor
-                    yield Batch(records=pa.Table.from_arrays(arrays, names=names + [ROW]), cursor=cursor)
+                yield conn
         except exc.OperationalError as e:
             raise _classify(self.source.id, "database error while reading", e) from None
         except exc.ProgrammingError as e:
