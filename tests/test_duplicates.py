@@ -231,6 +231,14 @@ def test_a_published_run_records_its_repeats_and_the_conflicts_details(tmp_path)
     assert run.validation["checks"]["nik:duplicate_key"]["unexpected_count"] == 2
     assert rows == {2: (["nik:duplicate_key"], {"nik:duplicate_key": {"rows": [4], "more": 0}}),
                     4: (["nik:duplicate_key"], {"nik:duplicate_key": {"rows": [2], "more": 0}})}
+    # The dataset's quality counts the repeats with their rows; the score is over the 4 distinct records sent.
+    from catalog.db import Dataset
+    from catalog.metadata import describe
+
+    with session(settings.catalog_url) as s:
+        quality = describe(s, s.get(Dataset, SOURCE))["quality"]
+    assert (quality["rows_repeated"], quality["repeated_rows"]) == (2, [3, 6])
+    assert quality["score"] == pytest.approx(2 / 4)
     # Read again, the same export is the same version.
     again = run_source(settings, SOURCE)
     assert again.status == "unchanged" and again.rows_repeated == 2
