@@ -7,7 +7,7 @@ the rule, never the row: it is built from the standard, the code lists, the regi
 reason (numbers only: counts of columns, other row numbers), so it may be shown to anyone who may see the codes.
 
 Where each rule comes from (the test of this module enumerates them, so a rule without a sentence fails):
-- the mapping (transforms.mapping): `unmapped_code`, `unparseable_date`, `type`;
+- the mapping (transforms.mapping): `extract`, `unmapped_code`, `unparseable_date`, `type`;
 - the normalizers (transforms.normalize): `scientific_notation`, `identifier_digits`, `identifier_length`,
   `money`, `phone`;
 - region names (transforms.regions.RULES): `region_unknown`, `region_ambiguous`, `region_not_in_kecamatan`;
@@ -33,7 +33,7 @@ __all__ = ["LANGUAGES", "RULES", "describe_pattern", "explain", "explainer"]
 LANGUAGES = ("id", "en")
 
 # Every rule the hub itself reports, by where it is reported. `RECORD` rules are prefixed `_record:`.
-MAPPING_RULES = ("unmapped_code", "unparseable_date", "type")
+MAPPING_RULES = ("extract", "unmapped_code", "unparseable_date", "type")
 NORMALIZER_RULES = ("scientific_notation", "identifier_digits", "identifier_length", "money", "number", "phone")
 REGION_RULES = ("region_unknown", "region_ambiguous", "region_not_in_kecamatan")
 SUITE_RULES = ("required", "type", "const", "enum", "code_list", "pattern", "format", "length", "range",
@@ -560,6 +560,13 @@ def _sentence(field_part: str, rule: str, *, standard, source, details, lang: st
         return _pick(lang, f"{subject} harus kelipatan {step}.", f"{subject} must be a multiple of {step}.")
     if rule == "duplicate_key":
         return _duplicate(subject, names, details, lang)
+    if rule == "extract":
+        pattern = (spec or {}).get("extract")
+        shown = f" ({pattern})" if isinstance(pattern, str) else ""
+        return _pick(lang, f"{subject} tidak memuat bagian yang diambil oleh pola extract pendaftaran sumber{shown}: "
+                           f"periksa bentuk nilainya atau polanya.",
+                     f"{subject} does not hold the part the source registration's extract pattern takes{shown}: "
+                     f"check the value's form or the pattern.")
     if rule == "unmapped_code":
         return _unmapped(subject, spec, form, lang)
     if rule == "unparseable_date":

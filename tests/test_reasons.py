@@ -50,7 +50,7 @@ MAPPING = {
     "jumlah": {"from": "Jumlah", "normalize": "number"},
     "telepon": {"from": "No HP", "normalize": "phone"},
     "aktif": {"from": "Aktif"},
-    "program": {"from": "Program"},
+    "program": {"from": "Program", "extract": "^([A-Z_]+)"},
     "periode": {"from": "Periode"},
 }
 
@@ -68,6 +68,7 @@ EXPECTED = {
     "range": ("umur", "paling kecil 0 tahun dan paling besar 150 tahun", "at least 0 tahun and at most 150 tahun"),
     "multiple_of": ("nilai", "kelipatan 0,5", "multiple of 0.5"),
     "duplicate_key": ("nik+program+periode", "kunci utama harus unik", "primary key must be unique"),
+    "extract": ("program", "pola extract pendaftaran sumber (^([A-Z_]+))", "extract pattern takes (^([A-Z_]+))"),
     "unmapped_code": ("jenis_kelamin", '"Laki-laki", "L", "Perempuan" atau "P"',
                       '"Laki-laki", "L", "Perempuan" or "P"'),
     "unparseable_date": ("tanggal_lahir", "31/12/2024 (%d/%m/%Y), 31 Desember 2024 (%d %B %Y)",
@@ -169,7 +170,7 @@ def _record_rules() -> set[str]:
 
 def test_the_enumeration_finds_the_rules_it_should(standard):
     rules = _enumerated(standard)
-    assert rules["mapping"] == {"unmapped_code", "unparseable_date", "type"}
+    assert rules["mapping"] == {"extract", "unmapped_code", "unparseable_date", "type"}
     assert {"scientific_notation", "identifier_digits", "identifier_length", "money", "number",
             "phone"} <= rules["normalizers"]
     assert {"required", "type", "const", "enum", "code_list", "pattern", "format", "length", "range", "multiple_of",

@@ -1,8 +1,8 @@
 """The declarative mapping engine: a source's `mapping:` turns its records into the standard's shape.
 
 Per field, the steps run in this order (docs/mapping.md is the reference): trim (a blank cell is an absent value),
-normalize, crosswalk, region (names of kelurahan or kecamatan to their codes), dates, then the cast to the field's
-type. A step that cannot read a value leaves it null and names a rule: the row is quarantined with `field:rule`.
+extract (the part of a cell a pattern names), normalize, crosswalk, region (names of kelurahan or kecamatan to
+their codes), dates, then the cast to the field's type. A step that cannot read a value leaves it null and names a rule: the row is quarantined with `field:rule`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def check_mapping(source, standard) -> None:
             continue
         where = f"{source.path}: field mapping/{field.name}"
         try:
+            if "extract" in spec:
+                _extraction(spec["extract"])
             if "normalize" in spec:
                 normalizer(spec["normalize"])
             if "region" in spec:
@@ -162,6 +164,12 @@ def _convert(spec: dict, field, text: pa.Array,
     text = pc.utf8_trim_whitespace(text)
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     present = pc.is_valid(text)
+    if "extract" in spec:
+        parts = pc.extract_regex(text, _extraction(spec["extract"]))
+        extracted = pc.utf8_trim_whitespace(pc.struct_field(parts, [0]))
+        extracted = pc.if_else(pc.equal(extracted, ""), pa.scalar(None, pa.string()), extracted)
+        failed.append((f"{field.name}:extract", pc.and_(pc.is_valid(text), pc.is_null(extracted))))
+        text = extracted
     if "normalize" in spec:
         normalized = normalizer(spec["normalize"])(text)
         failed.extend((f"{field.name}:{rule}", mask) for rule, mask in normalized.failures)
@@ -185,6 +193,30 @@ def _convert(spec: dict, field, text: pa.Array,
     typed = _cast(text, field)
     failed.append((f"{field.name}:type", pc.and_(present, pc.and_(pc.is_valid(text), pc.is_null(typed)))))
     return typed, failed
+
+
+def _extraction(pattern: str) -> str:
+    """The regular expression of an `extract` step, its one group named `value` (the part kept)."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"extract: {pattern!r} is no regular expression: {e}") from None
+    if compiled.groups != 1:
+        raise ValueError(f"extract: {pattern!r} must have exactly one group, (...), the part of the value kept; "
+                         f"it has {compiled.groups}")
+    escaped = in_class = False
+    for at, char in enumerate(pattern):  # the group's "(": not escaped, not in a [...] class, not "(?"
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "(" and not in_class and not pattern.startswith("(?", at):
+            return pattern[:at] + "(?P<value>" + pattern[at + 1:]
+    return pattern  # the one group is named already: (?P<name>...)
 
 
 def _cast(text: pa.Array, field) -> pa.Array:

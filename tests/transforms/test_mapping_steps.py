@@ -162,3 +162,21 @@ def test_english_month_names_and_a_time_of_day_after_the_date_are_read():
                       "16/12/2014 jam 8"])
     assert result.table["tanggal_lahir"].to_pylist() == ["2014-12-16"] * 4 + [None]
     assert result.reasons == {4: ["tanggal_lahir:unparseable_date"]}
+
+
+def test_extract_keeps_the_part_of_a_cell_its_group_names_before_the_other_steps():
+    result = run({"kbli": {"from": "KBLI", "extract": r"^([0-9]{4,5})\b", "normalize": {"identifier": {"length": 5}}},
+                  "kode_wilayah": {"from": "KEL", "extract": r"^[0-9.]+\s*-\s*(.+)$", "region": True}}, UMKM,
+                 KBLI=["47111 - Perdagangan eceran", "10794", "Perdagangan", ""],
+                 KEL=["3271011001 - BATUTULIS", "32.71.06.1001 - Kel. Tanah Sareal", "Sempur", None])
+    assert result.table["kbli"].to_pylist() == ["47111", "10794", None, None]
+    assert result.table["kode_wilayah"].to_pylist() == ["32.71.01.1001", "32.71.06.1001", None, None]
+    assert result.reasons == {2: ["kbli:extract", "kode_wilayah:extract"]}
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("^[0-9]+$", "must have exactly one group"), ("^([0-9]+)-([a-z]+)$", "it has 2"), ("^([0-9]+", "no regular"),
+])
+def test_an_extract_pattern_without_one_group_is_a_config_error(pattern, message):
+    with pytest.raises(ConfigError, match=rf"mapping/kbli: extract: .*{message}"):
+        check_mapping(source({"kbli": {"from": "X", "extract": pattern}}, UMKM), UMKM)
