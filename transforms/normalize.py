@@ -446,7 +446,15 @@ _DECIMAL_POINT = r"^[-+]?[0-9]*\.[0-9]+$"
 _THOUSANDS = r"^[-+]?[1-9][0-9]{0,2}(\.[0-9]{3})+$"
 
 
-def number(text: pa.Array) -> Normalized:
+def _units(value) -> tuple[str, ...]:
+    """`units`: a word or a list of the words a number may be followed by (orang, jiwa, unit, ha)."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and re.fullmatch(r"[^\W\d_][\w.%²/-]*", v) for v in values):
+        raise ValueError("a word, or a list of words, such as orang or [orang, jiwa]")
+    return tuple(sorted({v.casefold() for v in values}, key=len, reverse=True))
+
+
+def number(text: pa.Array, units: tuple[str, ...] = ()) -> Normalized:
     """A count or a measure in Indonesian notation as the plain decimal text the cast reads.
 
     Read: dots between groups of three digits, the first group one to three digits not starting with 0, are
@@ -454,11 +462,16 @@ def number(text: pa.Array) -> Normalized:
     dot that is not a thousands dot is a decimal point (-6.5971, 2.5, 0.125), as database exports write numbers
     and as this normalizer writes them. Refused (rule number), never guessed: a comma after one to three digits
     followed by exactly three (1,500 is 1.5 in Indonesian and 1500 in English notation; 0,125 is read), currency,
-    units and words (Rp 1.200, 12 orang, 2 jt: amounts are `money`'s), spaces inside the number, a lone "-".
+    units and words (Rp 1.200, 12 orang, 2 jt: amounts are `money`'s), spaces inside the number, a lone "-". With
+    the option `units`, the words named may follow the number, in any case (12 orang, 12 Orang with units: orang).
 
         1.200     -> 1200         1.234,5    -> 1234.5      -6,5971   -> -6.5971     2.5   -> 2.5
         1,500     -> (null)       Rp 1.200   -> (null)      12 orang  -> (null)      -     -> (null)
     """
+    given = text
+    if units:
+        words = "|".join(re.escape(u) for u in units)
+        text = pc.replace_substring_regex(text, rf"(?i)\s*(?:{words})$", "")
     indonesian = pc.and_(pc.fill_null(pc.match_substring_regex(text, _INDONESIAN), False),
                          pc.invert(pc.fill_null(pc.match_substring_regex(text, _ENGLISH_OR_INDONESIAN), False)))
     point = pc.and_(pc.fill_null(pc.match_substring_regex(text, _DECIMAL_POINT), False),
@@ -466,7 +479,7 @@ def number(text: pa.Array) -> Normalized:
     plain = pc.replace_substring(pc.replace_substring(text, ".", ""), ",", ".")
     values = pc.if_else(indonesian, plain, pc.if_else(point, text, _NULL_TEXT))
     values = pc.replace_substring_regex(values, r"^\+", "")
-    return _failing(values, [("number", pc.and_(pc.is_valid(text), pc.is_null(values)))])
+    return _failing(values, [("number", pc.and_(pc.is_valid(given), pc.is_null(values)))])
 
 
 # --- phone numbers ------------------------------------------------------------------------------------
@@ -543,7 +556,7 @@ register_normalizer("nik", nik)
 register_normalizer("identifier", identifier, {"length": _lengths})
 register_normalizer("name", name, {"case": ("upper", "title", "as_written")})
 register_normalizer("money", money)
-register_normalizer("number", number)
+register_normalizer("number", number, {"units": _units})
 register_normalizer("phone", phone)
 register_normalizer("kode_wilayah", kode_wilayah)
 register_normalizer("upper", upper)

@@ -265,6 +265,14 @@ def test_number_refuses_currency_scale_words_english_notation_and_text(text):
     assert one("number", text) == (None, ["number"])
 
 
+def test_number_with_units_reads_the_words_named_after_the_number_only():
+    spec = {"number": {"units": ["orang", "jiwa"]}}
+    assert run(spec, ["12 orang", "1.200 Orang", "3jiwa", "7", "5 ekor", "orang"]) == (
+        ["12", "1200", "3", "7", None, None], {"number": [4, 5]})
+    with pytest.raises(ValueError, match="option 'units' must be a word"):
+        normalizer({"number": {"units": ["12"]}})
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=12), st.integers(-10**9, 10**9).map(lambda n: f"{n:,}".replace(",", "."))),
                 min_size=1, max_size=20))
