@@ -175,6 +175,17 @@ def _unknown_fields(problems: _Problems, parts: list, names, standard) -> None:
                                  f"{name!r} is not a field of standard {standard.ref}")
 
 
+def _mapping_steps(problems: _Problems, mapping: dict, standard) -> None:
+    """Each field's steps can run: a normalizer and its options that exist, a region scope that is a region, ..."""
+    from transforms.mapping import StepError, check_steps
+
+    for name, spec in mapping.items():
+        try:
+            check_steps(spec, standard.field(name))
+        except StepError as e:
+            raise problems.error(["proxy", "mapping", name, e.step], str(e)) from None
+
+
 def _own_dataset(problems: _Problems, kind: str, block: dict, service_id: ServiceId, settings):
     """The source registration a dataset or changes service answers from: one of its provider agency's own."""
     from connectors.registry import load_source
@@ -233,6 +244,7 @@ def _changes_service(problems: _Problems, block: dict, service_id: ServiceId, se
 def _proxy_service(problems: _Problems, block: dict, common: dict) -> Service:
     standard = _standard(problems, ["proxy", "standard"], block["standard"])
     _unknown_fields(problems, ["proxy", "mapping"], block["mapping"], standard)
+    _mapping_steps(problems, block["mapping"], standard)
     openapi = _openapi(problems, block["openapi"])
     personal = tuple(f.name for f in standard.fields if f.personal_data and f.name in block["mapping"])
     base_url, unresolved = _base_url(problems, block["base_url"])

@@ -20,7 +20,7 @@ from transforms import regions
 from transforms.dates import parse_dates
 from transforms.normalize import normalizer
 
-__all__ = ["Harmonized", "arrow_type", "check_mapping", "columns_used", "harmonize", "region_scope"]
+__all__ = ["Harmonized", "arrow_type", "check_mapping", "check_steps", "columns_used", "harmonize", "region_scope"]
 
 _TRUE = ["true", "ya", "y", "1", "benar"]
 _FALSE = ["false", "tidak", "t", "0", "salah"]
@@ -49,20 +49,33 @@ def check_mapping(source, standard) -> None:
     _known_fields(source, standard)
     for field in standard.fields:
         spec = source.mapping.get(field.name)
-        if not spec or "value" in spec:
-            continue
-        where = f"{source.path}: field mapping/{field.name}"
         try:
-            if "extract" in spec:
-                _extraction(spec["extract"])
-            if "normalize" in spec:
-                normalizer(spec["normalize"])
-            if "region" in spec:
-                region_scope(spec, field)
-            if "date_formats" in spec:
-                parse_dates(pa.array([], pa.string()), spec["date_formats"])
-        except (ValueError, ConfigError) as e:
-            raise ConfigError(f"{where}: {e}") from None
+            check_steps(spec, field)
+        except StepError as e:
+            raise ConfigError(f"{source.path}: field mapping/{field.name}: {e}") from None
+
+
+class StepError(ConfigError):
+    """A field's step that cannot run: `step` is its key in the mapping (normalize, region, ...)."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def check_steps(spec: dict | None, field) -> None:
+    """Raise a StepError naming the step of one field's mapping that cannot run (see check_mapping)."""
+    if not spec or "value" in spec:
+        return
+    checks = {"extract": lambda: _extraction(spec["extract"]), "normalize": lambda: normalizer(spec["normalize"]),
+              "region": lambda: region_scope(spec, field),
+              "date_formats": lambda: parse_dates(pa.array([], pa.string()), spec["date_formats"])}
+    for step, check in checks.items():
+        if step in spec:
+            try:
+                check()
+            except (ValueError, ConfigError) as e:
+                raise StepError(step, str(e)) from None
 
 
 def _known_fields(source, standard) -> None:

@@ -131,7 +131,7 @@ def test_a_registration_against_the_schema_is_refused_with_file_line_and_field(s
 def test_the_proxy_mapping_is_checked_by_the_connectors_own_definition(settings):
     write(settings, "siak.openapi.yaml", OPENAPI)
     error = refused(settings, PROXY.replace("normalize: nik}", "normalize: nip}"))
-    assert "svc.yaml:10: field proxy/mapping/nik/normalize: 'nip' is not one of" in error
+    assert "svc.yaml:10: field proxy/mapping/nik/normalize: unknown normalizer 'nip'; known normalizers:" in error
     error = refused(settings, PROXY.replace("{from: kel, normalize: kode_wilayah}", "{normalize: kode_wilayah}"))
     assert "svc.yaml:11: field proxy/mapping/kode_wilayah: expected" in error
 
