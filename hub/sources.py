@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from hub.errors import ConfigError
 from hub.settings import Settings
 from hub.suggest import nearest
 
-__all__ = ["NOT_SHOWN", "check", "load_registry", "mapping_columns", "missing_columns", "sample", "scaffold"]
+__all__ = ["check", "load_registry", "mapping_columns", "missing_columns", "sample", "scaffold"]
 
 
 def load_registry(settings: Settings) -> tuple[list, list[dict]]:
@@ -127,25 +126,20 @@ def mapping_columns(mapping: dict) -> list[tuple[str, str, str]]:
             for at, column in columns_used(spec)]
 
 
-# A name in a header that may be a value instead (a file without its header row has a record there): a run of
-# digits as in a NIK or a phone number, or a long text. transforms.mapping hides such names the same way.
-_DIGITS = re.compile(r"[0-9]{5}")
-_LONGEST_NAME = 64
-NOT_SHOWN = "<not shown>"
-
-
 def missing_columns(mapping: dict, columns: list[str] | None) -> tuple[list[dict], list[str] | None, bool]:
     """The columns `mapping` reads that are not among `columns`, each with the nearest one; the columns as they may
     be shown; and whether they are withheld for looking like a record's values.
 
-    A name that may be a value (`_DIGITS`, longer than `_LONGEST_NAME`) is shown as NOT_SHOWN and never suggested.
+    A name that may be a value (transforms.mapping.shown_name) is shown as NOT_SHOWN and never suggested.
     Where a name holds such a run of digits, the whole header is taken for a record: nothing of it is shown (its
     other names would be the person's name, address, ...), nor suggested.
     """
+    from transforms.mapping import NOT_SHOWN, VALUE_DIGITS, shown_name
+
     if columns is None:
         return [], None, False
-    hidden = any(_DIGITS.search(name) for name in columns)
-    shown = None if hidden else [name if len(name) <= _LONGEST_NAME else NOT_SHOWN for name in columns]
+    hidden = any(VALUE_DIGITS.search(name) for name in columns)
+    shown = None if hidden else [shown_name(name) for name in columns]
     choices = [name for name in shown or () if name != NOT_SHOWN]
     present = set(columns)
     missing = []

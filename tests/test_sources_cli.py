@@ -461,7 +461,8 @@ def test_check_reads_the_keys_of_json_records_and_a_parquet_schema(registered, t
 
 
 def test_the_columns_a_mapping_reads_include_a_region_lookups_kecamatan():
-    from hub.sources import NOT_SHOWN, mapping_columns, missing_columns
+    from hub.sources import mapping_columns, missing_columns
+    from transforms.mapping import NOT_SHOWN
 
     mapping = {"nik": {"from": "NIK"}, "jumlah": {"value": 1},
                "kode_wilayah": {"from": "Kelurahan", "region": {"level": "desa_kelurahan", "within": "32.71",

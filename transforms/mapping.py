@@ -20,12 +20,23 @@ from transforms import regions
 from transforms.dates import parse_dates
 from transforms.normalize import normalizer
 
-__all__ = ["Harmonized", "arrow_type", "check_mapping", "check_steps", "columns_used", "harmonize", "region_scope"]
+__all__ = ["NOT_SHOWN", "VALUE_DIGITS", "Harmonized", "arrow_type", "check_mapping", "check_steps", "columns_used", "harmonize", "region_scope", "shown_name"]
 
 _TRUE = ["true", "ya", "y", "1", "benar"]
 _FALSE = ["false", "tidak", "t", "0", "salah"]
 _INTEGER = r"^[+-]?[0-9]+$"
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+# A name in a header that may be a value instead (a file without its header row has a record there): a run of
+# digits as in a NIK or a phone number, or a long text. Such a name is never shown in a message.
+VALUE_DIGITS = re.compile(r"[0-9]{5}")
+NOT_SHOWN = "<not shown>"
+
+
+def shown_name(name: str) -> str:
+    """A column's name as a message may show it: NOT_SHOWN where it may be a value."""
+    return name if len(name) <= 64 and not VALUE_DIGITS.search(name) else NOT_SHOWN
 
 
 def arrow_type(field) -> pa.DataType:
@@ -142,9 +153,7 @@ def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats
     for key, column in columns_used(spec):
         if column not in records.column_names:
             known = [c for c in records.column_names if c != ROW]
-            # A file without its header row has a record where the names belong: a name that looks like a NIK,
-            # a phone number or a long text is not shown, so the message carries no identifier.
-            shown = [c if len(c) <= 64 and not re.search(r"[0-9]{5}", c) else "<not shown>" for c in known[:50]]
+            shown = [shown_name(c) for c in known[:50]]  # the message carries no identifier
             more = f" and {len(known) - 50} more" if len(known) > 50 else ""
             raise ConfigError(f"{source.path}: field mapping/{field.name}/{key}: column {column!r} is not in the "
                               f"source; columns: {shown}{more}")
