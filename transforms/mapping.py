@@ -79,7 +79,7 @@ def check_steps(spec: dict | None, field) -> None:
     if not spec or "value" in spec:
         return
     checks = {"extract": lambda: _extraction(spec["extract"]), "normalize": lambda: normalizer(spec["normalize"]),
-              "region": lambda: region_scope(spec, field),
+              "region": lambda: _check_region(spec, field),
               "date_formats": lambda: parse_dates(pa.array([], pa.string()), spec["date_formats"])}
     for step, check in checks.items():
         if step in spec:
@@ -122,9 +122,14 @@ def region_scope(spec: dict, field) -> dict:
     if listed and given.get("edition") and str(given["edition"]) != str(listed.get("edition")):
         raise ConfigError(f"region: edition {given['edition']!r}, but the standard's field takes codes of "
                           f"{regions.CODE_LIST} {listed.get('edition')}")
-    regions.resolve(pa.array([], pa.string()), level=scope["level"], within=str(scope["within"]),
-                    edition=scope["edition"])  # a level, parent or edition that is not one raises here
     return scope
+
+
+def _check_region(spec: dict, field) -> None:
+    """A region step's scope: a level, parent region and edition that are one (resolving nothing raises if not)."""
+    scope = region_scope(spec, field)
+    regions.resolve(pa.array([], pa.string()), level=scope["level"], within=str(scope["within"]),
+                    edition=scope["edition"])
 
 
 def harmonize(source, standard, records: pa.Table) -> Harmonized:
