@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -14,7 +15,7 @@ from catalog.masking import quoted
 from catalog.query import sandbox
 from hub.errors import QueryError
 
-__all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort"]
+__all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort", "reader"]
 
 # Longer operators first: `>=` must not be read as `>` followed by a value starting with `=`. `~` keeps
 # rows whose field contains the text, ignoring case.
@@ -86,65 +87,83 @@ def page(settings, dataset, who: Identity, client: str | None, *, snapshot_id: i
     }
 
 
+@contextmanager
+def reader(settings, dataset, who: Identity, *, snapshot_id: int | None = None, where: list[Condition] = (),
+           q: str | None = None, sort: list[tuple[str, bool]] = (), batch_rows: int = 10_000):
+    """Every row of `dataset` that the filters keep, in order, as `who` may see them: an Arrow record batch
+    reader (a filtered download). The sandbox's query slot is held until the context ends; the caller audits."""
+    with sandbox(settings, who, {dataset.id: snapshot_id}) as (con, shown):
+        try:
+            sql, params, _, _ = _select(con, dataset, shown[dataset.id].access, where, q, sort, None)
+            rows = con.execute(sql, params).to_arrow_reader(batch_rows)
+        except duckdb.Error as e:
+            raise QueryError(f"dataset {dataset.id}: {e}") from None
+        yield rows
+
+
+def _select(con, dataset, seen, where, q, sort, fields) -> tuple[str, dict, str, dict]:
+    """The statement of the rows the filters keep, in order, its parameters, its WHERE clause alone, and the
+    dataset's column types."""
+    types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
+
+    def known(field: str, use: str) -> str:
+        if field not in types:
+            raise QueryError(f"dataset {dataset.id}: no field {field!r} to {use}; fields: {', '.join(types)}")
+        if seen.column(field) == MASKED:
+            raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data, masked for you, and "
+                             f"cannot be used to {use}")
+        return quoted(field)
+
+    clauses, params = [], {}
+    for i, c in enumerate(where):
+        column = known(c.field, "filter")
+        if c.op not in _SQL_OPERATOR or not c.values:
+            raise QueryError(f"filter on {c.field!r}: operator {c.op!r} with values {len(c.values)}")
+        if c.op == "~":
+            clauses += [f"CAST({column} AS VARCHAR) ILIKE $v{i}_{j}" for j in range(len(c.values))]
+            params.update({f"v{i}_{j}": f"%{value}%" for j, value in enumerate(c.values)})
+            continue
+        names = []
+        for j, value in enumerate(c.values):
+            name = f"v{i}_{j}"
+            typed = con.execute(f"SELECT TRY_CAST($v AS {types[c.field]})", {"v": value}).fetchall()[0][0]
+            if typed is None:
+                raise QueryError(f"filter on {c.field!r}: {value!r} is not a value of type {types[c.field]}")
+            params[name] = typed
+            names.append(f"${name}")
+        if len(names) > 1 and c.op in ("=", "!="):
+            clauses.append(f"{column} {'NOT ' if c.op == '!=' else ''}IN ({', '.join(names)})")
+        else:
+            clauses += [f"{column} {_SQL_OPERATOR[c.op]} {n}" for n in names]
+    if q:
+        # Only plain text: a masked or pseudonymized value would match what the caller cannot see.
+        text = [quoted(f) for f, kind in types.items() if kind == "VARCHAR" and seen.column(f) == PLAIN]
+        if text:
+            params["q"] = f"%{q}%"
+            clauses.append("(" + " OR ".join(f"{c} ILIKE $q" for c in text) + ")")
+        else:
+            clauses.append("false")
+    condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    for f in fields or ():
+        if f not in types:
+            raise QueryError(f"dataset {dataset.id}: no field {f!r}; fields: {', '.join(types)}")
+    select = ", ".join(map(quoted, fields)) if fields else "*"
+    relation = quoted(dataset.id)
+    if sort:
+        # Ties keep the stored order, so pages never repeat or skip a row.
+        order = ", ".join(f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort)
+        stored = f"SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}"
+        return (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM ({stored}) ORDER BY {order}, _stored",
+                params, condition, types)
+    return f"SELECT {select} FROM {relation}{condition}", params, condition, types
+
+
 def _page(con, dataset, seen, where, q, sort, fields, limit, offset) -> tuple[list, list, int, dict]:
     """The page's columns, rows, total count and column types, from the sandbox `con`."""
     try:
-        types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
-
-        def known(field: str, use: str) -> str:
-            if field not in types:
-                raise QueryError(f"dataset {dataset.id}: no field {field!r} to {use}; fields: {', '.join(types)}")
-            if seen.column(field) == MASKED:
-                raise QueryError(f"dataset {dataset.id}: field {field!r} is personal data, masked for you, and "
-                                 f"cannot be used to {use}")
-            return quoted(field)
-
-        clauses, params = [], {}
-        for i, c in enumerate(where):
-            column = known(c.field, "filter")
-            if c.op not in _SQL_OPERATOR or not c.values:
-                raise QueryError(f"filter on {c.field!r}: operator {c.op!r} with values {len(c.values)}")
-            if c.op == "~":
-                clauses += [f"CAST({column} AS VARCHAR) ILIKE $v{i}_{j}" for j in range(len(c.values))]
-                params.update({f"v{i}_{j}": f"%{value}%" for j, value in enumerate(c.values)})
-                continue
-            names = []
-            for j, value in enumerate(c.values):
-                name = f"v{i}_{j}"
-                typed = con.execute(f"SELECT TRY_CAST($v AS {types[c.field]})", {"v": value}).fetchall()[0][0]
-                if typed is None:
-                    raise QueryError(f"filter on {c.field!r}: {value!r} is not a value of type {types[c.field]}")
-                params[name] = typed
-                names.append(f"${name}")
-            if len(names) > 1 and c.op in ("=", "!="):
-                clauses.append(f"{column} {'NOT ' if c.op == '!=' else ''}IN ({', '.join(names)})")
-            else:
-                clauses += [f"{column} {_SQL_OPERATOR[c.op]} {n}" for n in names]
-        if q:
-            # Only plain text: a masked or pseudonymized value would match what the caller cannot see.
-            text = [quoted(f) for f, kind in types.items() if kind == "VARCHAR" and seen.column(f) == PLAIN]
-            if text:
-                params["q"] = f"%{q}%"
-                clauses.append("(" + " OR ".join(f"{c} ILIKE $q" for c in text) + ")")
-            else:
-                clauses.append("false")
-        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        for f in fields or ():
-            if f not in types:
-                raise QueryError(f"dataset {dataset.id}: no field {f!r}; fields: {', '.join(types)}")
-        select = ", ".join(map(quoted, fields)) if fields else "*"
-        relation = quoted(dataset.id)
-        total = con.execute(f"SELECT count(*) FROM {relation}{condition}", params).fetchall()[0][0]
-        params.update(limit=limit, offset=offset)
-        if sort:
-            # Ties keep the stored order, so pages never repeat or skip a row.
-            order = ", ".join(f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort)
-            stored = f"SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}"
-            sql = (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM ({stored}) "
-                   f"ORDER BY {order}, _stored LIMIT $limit OFFSET $offset")
-        else:
-            sql = f"SELECT {select} FROM {relation}{condition} LIMIT $limit OFFSET $offset"
-        result = con.execute(sql, params)
+        sql, params, condition, types = _select(con, dataset, seen, where, q, sort, fields)
+        total = con.execute(f"SELECT count(*) FROM {quoted(dataset.id)}{condition}", params).fetchall()[0][0]
+        result = con.execute(f"{sql} LIMIT $limit OFFSET $offset", {**params, "limit": limit, "offset": offset})
         columns = [d[0] for d in result.description]
         rows = [dict(zip(columns, map(_json_value, r))) for r in result.fetchall()]
     except duckdb.Error as e:

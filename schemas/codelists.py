@@ -24,13 +24,14 @@ from hub.followed import BrokenFile, Followed, Problem
 __all__ = [
     "CODELISTS_DIR", "INDEX", "LEVEL_COLUMN", "REQUIRED_COLUMNS", "check_codelists", "check_references",
     "codelists_dir", "codes", "crosswalk_rows", "crosswalks", "describe", "editions", "files_of", "index_path",
-    "known_files", "list_codelists", "read_table", "rows",
+    "known_files", "labels", "list_codelists", "read_table", "rows",
 ]
 
 CODELISTS_DIR = Path(__file__).resolve().parent / "codelists"  # the code lists this checkout ships
 INDEX = "codelists.yaml"
 REQUIRED_COLUMNS = ("kode", "nama")  # every edition's CSV has these; more columns are kept
 LEVEL_COLUMN = "tingkat"  # what a standard's `level` narrows a list by
+ENGLISH_COLUMN = "nama_en"  # a list's English labels, where it has them
 MAX_PROBLEMS = 50  # named per file; past that, a count of the rest
 
 
@@ -101,6 +102,27 @@ def rows(name: str, edition: str) -> tuple[dict, ...]:
 def _rows(name: str, edition: str, strict: bool = False) -> tuple[dict, ...]:
     path = index_path().parent / _describe(name, edition, strict)["file"]
     return _cache.get("rows", [path], lambda: _usable(*read_table(path, REQUIRED_COLUMNS, "kode")), strict=strict)
+
+
+def labels(ref: dict, lang: str = "id") -> dict[str, str]:
+    """Each code a standard's `x-code-list` reference admits -> its label: `nama`, or in English (`lang="en"`)
+    `nama_en` where the list has one (place names have none: they are the same in both languages)."""
+    name, edition = ref["name"], str(ref["edition"])
+    level, within = ref.get("level"), ref.get("within")
+    rows_ = _rows(name, edition)
+    # Kode wilayah has 91,599 rows: the table is made once per edition, scope and language, not per page.
+    key = (id(rows_), level, within, lang)
+    if key not in _labels:
+        if len(_labels) > 64:
+            _labels.clear()
+        table = {r["kode"]: (lang == "en" and r.get(ENGLISH_COLUMN)) or r["nama"] for r in rows_
+                 if (level is None or r.get(LEVEL_COLUMN) == level)
+                 and (within is None or r["kode"].startswith(within + "."))}
+        _labels[key] = (rows_, table)  # holding the rows keeps their id from being reused while cached
+    return _labels[key][1]
+
+
+_labels: dict[tuple, tuple] = {}
 
 
 def crosswalks(name: str) -> dict[str, dict]:

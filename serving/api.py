@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -325,9 +326,17 @@ def create_app(settings) -> FastAPI:
         return {**result, "rows": rows}
 
     @app.get("/api/datasets/{dataset_id}/download.{fmt}")
-    def download(dataset_id: str, fmt: str, request: Request, who: Identity = Depends(current)) -> StreamingResponse:
-        """The whole dataset, streamed, as the caller may see it: CSV, JSON (an array) or Parquet."""
+    def download(
+        dataset_id: str, fmt: str, request: Request,
+        filter: list[str] = Query([], description="FIELD OP VALUE, as for /rows: only the rows every filter keeps"),
+        q: str | None = Query(None, description="only rows with this text in any text field"),
+        sort: str | None = Query(None, description="fields to sort by, `-` before a field for descending"),
+        who: Identity = Depends(current),
+    ) -> StreamingResponse:
+        """The whole dataset, streamed, as the caller may see it: CSV, JSON (an array) or Parquet; with `filter`,
+        `q` or `sort`, the rows a page of /rows would page through."""
         from catalog import audit
+        from catalog.rows import parse_filter, parse_sort, reader
         from serving.downloads import BATCH_ROWS, FORMATS, stream
 
         if fmt not in FORMATS:
@@ -335,12 +344,22 @@ def create_app(settings) -> FastAPI:
         with session(settings.catalog_url) as s:
             d, seen = get_dataset(s, dataset_id, who)
         seen.require_readable()
-        audit.read(settings, who, client_of(request), "download", dataset_id, {"format": fmt})
-        # Read by pyarrow from what the caller may see (`catalog.views`), a batch at a time: no query runs.
-        shown = visible(settings, d, who)
+        held = ExitStack()
+        if filter or q or sort:
+            try:
+                rows = held.enter_context(reader(settings, d, who, where=[parse_filter(f) for f in filter], q=q,
+                                                 sort=parse_sort(sort or ""), batch_rows=BATCH_ROWS))
+            except QueryError as e:
+                raise HTTPException(400, str(e)) from None
+        else:
+            # Read by pyarrow from what the caller may see (`catalog.views`), a batch at a time: no query runs.
+            rows = visible(settings, d, who).reader(BATCH_ROWS)
+        audit.read(settings, who, client_of(request), "download", dataset_id,
+                   {"format": fmt, **({"filter": filter, "q": q, "sort": sort} if filter or q or sort else {})})
 
         def body():
-            yield from stream(shown.reader(BATCH_ROWS), fmt)
+            with held:
+                yield from stream(rows, fmt)
 
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})

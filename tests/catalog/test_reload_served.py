@@ -131,7 +131,7 @@ def test_a_standard_broken_while_serving_keeps_the_page_with_a_notice(served, st
 def test_a_code_list_broken_while_serving_keeps_its_codes_with_a_notice(served, steward):
     agama = steward["lists"] / "agama.csv"
     good = agama.read_text(encoding="utf-8")
-    write(agama, good + "1,Islam lagi\n")
+    write(agama, good + "1,Islam lagi,Islam again\n")
     shown = page(served).text
     assert notice(shown) and "<code>agama.csv</code>, line 9, column 1: <span lang=\"en\">code &#39;1&#39; twice: " \
                              "also on line 2</span>" in shown

@@ -384,7 +384,7 @@ def test_the_record_check_follows_the_files_it_was_read_from(tmp_path, monkeypat
     record = {**RECORD, "agama": "8"}
     assert record_check(standard).reasons([record]) == {0: ["agama:code_list"]}
     assert record_check(standard) is record_check(standard)
-    write(lists / "agama.csv", (lists / "agama.csv").read_text(encoding="utf-8") + "8,Lainnya\n")
+    write(lists / "agama.csv", (lists / "agama.csv").read_text(encoding="utf-8") + "8,Lainnya,Other\n")
     assert load_standard("penduduk@1.1.0") is standard  # the standard's own file did not change
     assert record_check(standard).reasons([record]) == {}
     edit_standard(standards / "penduduk-1.1.0.json", lambda s: s["properties"]["nama"].update({"maxLength": 5}))

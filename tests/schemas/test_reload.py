@@ -95,8 +95,8 @@ def test_a_changed_code_list_is_used_on_the_next_call(folders):
     _, lists = folders
     assert len(codes(AGAMA)) == 7
     agama = lists / "agama.csv"
-    write(agama, agama.read_text(encoding="utf-8") + "8,Lainnya\n")
-    assert codes(AGAMA)[-1] == "8" and rows("agama", "1")[-1] == {"kode": "8", "nama": "Lainnya"}
+    write(agama, agama.read_text(encoding="utf-8") + "8,Lainnya,Other\n")
+    assert codes(AGAMA)[-1] == "8" and rows("agama", "1")[-1] == {"kode": "8", "nama": "Lainnya", "nama_en": "Other"}
     assert validate(load_standard("penduduk@1.1.0"), penduduk([{**RECORD, "agama": "8"}])).success
 
 
@@ -107,20 +107,20 @@ def test_a_broken_code_list_keeps_its_last_good_version_and_says_where(folders):
     agama = lists / "agama.csv"
     good = agama.read_text(encoding="utf-8")
 
-    write(agama, good + "1,Islam lagi\n8,Lainnya, atau tidak diketahui\n")
+    write(agama, good + "1,Islam lagi,Islam again\n8,Lainnya, atau tidak diketahui,Other\n")
     assert codes(AGAMA) == ["1", "2", "3", "4", "5", "6", "7"]  # the last good version
     assert validate(standard, penduduk([RECORD])).success
     problems = [(p.file, p.line, p.column, p.message) for p in load_problems(standard)]
     assert problems == [
         ("agama.csv", 9, 1, "code '1' twice: also on line 2"),
-        ("agama.csv", 10, 3, "3 fields where the header has 2: a value with a comma must be in double quotes"),
+        ("agama.csv", 10, 4, "4 fields where the header has 3: a value with a comma must be in double quotes"),
     ]
     assert load_problems() == load_problems(standard)
     # A steward's check sees the file as it is now.
     with pytest.raises(BrokenFile, match=r"agama\.csv:9:1: code '1' twice"):
         load_standard_file(standard.path)
 
-    write(agama, good + '8,"Lainnya, atau tidak diketahui"\n')
+    write(agama, good + '8,"Lainnya, atau tidak diketahui",Other\n')
     assert codes(AGAMA)[-1] == "8"
     assert load_problems(standard) == [] and load_problems() == []
     assert load_standard_file(standard.path).ref == "penduduk@1.1.0"
