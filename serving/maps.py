@@ -31,9 +31,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "label_number": ("No. di peta", "No. on map"),
     "kecamatan": ("kecamatan", "kecamatan"),
     "kelurahan": ("kelurahan", "kelurahan"),
-    "map_desc": ("Peta {n} {level} Kota Bogor, diwarnai menurut nilai dalam {k} kelas kuantil. "
+    "map_desc": ("Peta {n} {level} Kota Bogor, diwarnai menurut nilai dalam kelas kuantil. "
                  "Tabel di bawah peta memuat nama, kode, nilai dan kelas setiap wilayah.",
-                 "Map of the {n} {level} of Kota Bogor, coloured by value in {k} quantile classes. "
+                 "Map of the {n} {level} of Kota Bogor, coloured by value in quantile classes. "
                  "The table below the map lists the name, code, value and class of every area."),
     "table": ("tabel data", "data table"),
     "numbers_note": ("Wilayah yang namanya tidak muat di peta ditandai nomor (kolom pertama tabel).",
@@ -174,7 +174,7 @@ def choropleth(values: Mapping[str, float | int | None], *, level: str, caption:
         outlines = ('<g fill="none" stroke="#222222" stroke-width="1.6" stroke-linejoin="round">'
                     + "".join(f'<path d="{a.d}"/>' for a in _areas("kecamatan")) + "</g>")
     width, height = _frame()[2:]
-    desc = say("map_desc").format(n=number(len(areas)), level=say(level), k=number(len(groups)))
+    desc = say("map_desc").format(n=number(len(areas)), level=say(level))
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="{prefix}-t {prefix}-d" '
            f'viewBox="0 0 {width:g} {height:g}" width="{width:g}" height="{height:g}">'
            f'<title id="{prefix}-t">{_e(caption)}</title><desc id="{prefix}-d">{_e(desc)}</desc>'
