@@ -389,7 +389,7 @@ def _change_sentence(points: Sequence[Point], word: dict[str, str], number: Numb
     if not _shown(last):
         lead.append(word["latest_suppressed" if last.suppressed else "latest_missing"].format(label=last.label))
     if len(shown) < 2:
-        return "; ".join([*lead, word["cannot_compare"]])
+        return ". ".join([*lead, word["cannot_compare"]])
     before, after = shown[-2], shown[-1]
     adjacent = after is last and before is points[-2]
     diff = _difference(after.value, before.value)
@@ -406,7 +406,7 @@ def _change_sentence(points: Sequence[Point], word: dict[str, str], number: Numb
         text = word[kind].format(change=change, label=before.label)
     else:
         text = word[kind + "_between"].format(change=change, before=before.label, after=after.label)
-    return "; ".join([*lead, text])
+    return ". ".join([*lead, text])
 
 
 def _difference(a: float, b: float) -> float:
