@@ -106,7 +106,7 @@ def bar_chart(bars: Sequence[Bar], *, caption: str, value_title: str, lang: str,
     row_h = 34
     top = 34
     height = top + max(1, len(bars)) * row_h + 8
-    pos_room = max([0.0, *(_text_width(t, FONT) + 6 for b, t in zip(bars, texts) if not _negative(b))])
+    pos_room = max([0.0, *(_text_width(t, FONT) + 6 for b, t in zip(bars, texts) if _shown(b) and b.value >= 0)])
     neg_room = max([0.0, *(_text_width(t, FONT) + 6 for b, t in zip(bars, texts) if _negative(b))])
     x0 = label_w + 8 + neg_room
     x1 = WIDTH - 8 - pos_room
@@ -423,7 +423,7 @@ def _svg_open(uid: str, width: float, height: float) -> str:
     # (an inline style would break the Content-Security-Policy, which allows no inline style).
     return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="{uid}-title {uid}-desc" '
             f'viewBox="0 0 {_n(width)} {_n(height)}" width="100%" preserveAspectRatio="xMinYMin meet" '
-            f'font-size="{FONT}" data-width="{_n(width)}">')
+            f'font-size="{FONT}">')
 
 
 def _title_desc(uid: str, title: str, desc: str) -> str:
