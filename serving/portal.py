@@ -20,6 +20,7 @@ from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAtte
                               may_see_agency)
 from hub.errors import Busy, ConfigError, HubError, QueryError
 from hub.followed import BrokenFile, Followed, Problem
+from serving.site import site
 
 __all__ = ["LABELS", "LANGUAGES", "problem_page", "router"]
 
@@ -361,6 +362,44 @@ LABELS = {
     "unsubscribe_button": ("Berhenti berlangganan", "Unsubscribe"),
     "unsubscribed": ("Langganan dihentikan dan alamat Anda dihapus.", "Unsubscribed: your address was deleted."),
     "bad_token": ("Tautan ini tidak dikenal atau sudah dipakai.", "This link is unknown or was already used."),
+    # charts and maps
+    "sec_figures": ("Grafik dan peta", "Charts and maps"),
+    "figures_note": ("Setiap grafik dan peta dihitung dari versi saat ini, sebagaimana Anda boleh melihatnya; angkanya "
+                     "ada di tabel di bawahnya.",
+                     "Every chart and map is computed from the current version, as you may see it; its numbers are "
+                     "in the table below it."),
+    "no_figures": ("Tidak ada grafik untuk dataset ini.", "There is no chart for this dataset."),
+    # the preview's pages
+    "first": ("Pertama", "First"),
+    "rows_from_to": ("baris {a}–{b} dari {n}", "rows {a}–{b} of {n}"),
+    "preview_pages": ("Halaman pratinjau", "Preview pages"),
+    "filtered_download": ("Unduh baris yang cocok dengan saringan ini:", "Download the rows this filter keeps:"),
+    "filtered_api": ("Halaman ini lewat API", "This page through the API"),
+    "code_of": ("kode", "code"),
+    # getting access
+    "access_who": ("Walidata ({walidata}) memutuskan siapa yang boleh membaca isinya.",
+                   "The walidata ({walidata}) decides who may read its rows."),
+    "access_how": ("Untuk meminta akses, sebutkan dataset ini ({dataset}), instansi Anda dan keperluan Anda "
+                   "(tujuan pemakaian dan dasar hukumnya); walidata memberikan token API bila permintaan disetujui.",
+                   "To ask for access, name this dataset ({dataset}), your agency and your purpose (what the data is "
+                   "for and its legal basis); the walidata gives you an API token if the request is granted."),
+    "access_form": ("Isi formulir permintaan akses", "Fill in the access request form"),
+    "access_email": ("Kirim e-mail ke", "Write to"),
+    "access_signed": ("Sudah punya token?", "Already have a token?"),
+    # kinds of dataset, in one sentence each
+    "integrated_of": ("Dataset terintegrasi dari data ini:", "The integrated dataset of this data:"),
+}
+# What each kind of dataset is, where a kind appears.
+KIND_NOTES = {
+    "harmonized": ("Data satu instansi, diselaraskan dengan standar data. Untuk data seluruh kota, pakai dataset "
+                   "terintegrasinya.",
+                   "One agency's data, harmonized to the data standard. For the whole city's data, use the "
+                   "integrated dataset."),
+    "integrated": ("Data semua instansi yang mengirim data menurut standar ini, digabung: dataset yang dianjurkan "
+                   "untuk dipakai.",
+                   "The data of every agency that sends data under this standard, combined: the dataset to use."),
+    "indicator": ("Angka yang dihitung dari dataset terintegrasi; jumlah kecil disembunyikan demi privasi.",
+                  "Figures computed from the integrated datasets; small counts are suppressed for privacy."),
 }
 KINDS = {"harmonized": ("terharmonisasi", "harmonized"), "integrated": ("terintegrasi", "integrated"),
          "indicator": ("indikator", "indicator"), "system": ("sistem instansi", "agency system")}
@@ -382,11 +421,14 @@ def _environment() -> Environment:
 
 
 def _number(value, lang: str) -> str:
+    """`value` as people read it: Indonesian writes 6.199 and 2,5, English 6,199 and 2.5 (two decimals at most)."""
     if value is None:
         return "–"
-    text = f"{value:,}"
-    # Indonesian writes 6.199, English 6,199.
-    return text.replace(",", ".") if lang == "id" else text
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{int(value):,}" if isinstance(value, float) else f"{value:,}"
+    return text.translate(str.maketrans(",.", ".,")) if lang == "id" else text
 
 
 def _percent(value, lang: str) -> str:
@@ -452,13 +494,20 @@ def _language(request: Request) -> str:
 
 
 def _localized(d: Dataset, lang: str) -> tuple[str, str]:
-    """A dataset's title and description in `lang`. An integrated dataset is described by its standard, which
-    may have them in English; a source's own title and description exist in Indonesian only."""
-    if lang != "en" or d.kind != "integrated":
+    """A dataset's title and description in `lang`. A source's own title and description exist in Indonesian
+    only: in English, every dataset is described by its standard's `x-title-en` and `x-description-en`, a
+    harmonized one with its agency's name, an integrated one marked so."""
+    if lang != "en":
         return d.title, d.description
     schema = _standard_of(d).schema
     title_en = schema.get("x-title-en")
-    return (f"{title_en} (integrated)" if title_en else d.title), schema.get("x-description-en") or d.description
+    if not title_en:
+        return d.title, d.description
+    if d.kind == "integrated":
+        title_en = f"{title_en} (integrated)"
+    elif d.kind == "harmonized" and d.agency_name:
+        title_en = f"{title_en}: {d.agency_name}"
+    return title_en, schema.get("x-description-en") or d.description
 
 
 def _on_this_site(url: str) -> tuple[str, list[tuple[str, str]]]:
@@ -566,30 +615,64 @@ def _validation_rows(validation: dict) -> list[dict]:
     return rows
 
 
-def _preview(settings, d: Dataset, snapshot_ids: set[int], version: str | None, filter_text: str,
-             q: str, sort: str, who: Identity, client: str | None) -> dict:
-    """The first rows of a version as `who` may see them (catalog.rows), or the reason they cannot be shown."""
+def _preview(settings, d: Dataset, standard, snapshot_ids: set[int], version: str | None, filter_text: str,
+             q: str, sort: str, start: int, who: Identity, client: str | None, lang: str) -> dict:
+    """A page of a version's rows as `who` may see them (catalog.rows), coded values with their labels and
+    fields with their titles in `lang`; or the reason they cannot be shown."""
     from catalog.rows import page, parse_filter, parse_sort
+    from schemas.codelists import labels
 
     if version and not (version.isdigit() and int(version) in snapshot_ids):
         return {"page": None, "error": None, "missing_version": version}
     try:
         where = [parse_filter(filter_text)] if filter_text else []
         rows = page(settings, d, who, client, snapshot_id=int(version) if version else None,
-                    where=where, q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS)
-        return {"page": rows, "error": None, "missing_version": None}
+                    where=where, q=q or None, sort=parse_sort(sort), limit=PREVIEW_ROWS, offset=start)
     except (QueryError, Busy) as e:
         return {"page": None, "error": str(e), "missing_version": None}
+    fields = {f.name: f for f in standard.fields}
+    columns = []
+    for column in rows["fields"]:
+        f = fields.get(column["name"])
+        try:
+            names = labels(f.code_list, lang) if f is not None and f.code_list else None
+        except ConfigError:  # the list does not load: its codes show as they are
+            names = None
+        title = (f.title_en if lang == "en" and f.title_en else f.title) if f is not None else column["name"]
+        columns.append({"name": column["name"], "title": title, "labels": names})
+    query = [("filter", filter_text), ("q", q), ("sort", sort)]
+    pages = {"first": 0 if start > 0 else None, "previous": max(0, start - PREVIEW_ROWS) if start > 0 else None,
+             "next": start + PREVIEW_ROWS if start + PREVIEW_ROWS < rows["total"] else None}
+    return {"page": rows, "columns": columns, "error": None, "missing_version": None, "start": start,
+            "pages": pages, "query": query}
 
 
-def _api_examples(base: str, d: Dataset) -> dict:
+def _api_examples(base: str, d: Dataset, filter_text: str = "", q: str = "", sort: str = "",
+                  start: int = 0) -> dict:
+    """curl calls for the dataset, the first one for the preview's own filter and page."""
     sql = f'{{"sql": "SELECT count(*) AS n FROM {d.id}"}}'
     token = "" if d.classification == "publik" else " -H \"Authorization: Bearer $HUB_TOKEN\""
+    query = [(k, v) for k, v in [("filter", filter_text), ("q", q), ("sort", sort)] if v]
+    rows = urlencode([*query, ("limit", str(PREVIEW_ROWS)), ("offset", str(start))])
     return {
-        "rows": f"curl{token} '{base}/api/datasets/{d.id}/rows?limit=5'",
+        "rows": f"curl{token} '{base}/api/datasets/{d.id}/rows?{rows}'",
         "sql": f"curl{token} -X POST '{base}/api/sql' -H 'Content-Type: application/json' -d '{sql}'",
         "ckan": f"{base}/api/3/action/datastore_search?{urlencode({'resource_id': d.id, 'limit': 5})}",
+        "filtered": bool(query),
+        "downloads": {fmt: f"/api/datasets/{d.id}/download.{fmt}" + (f"?{urlencode(query)}" if query else "")
+                      for fmt in ("csv", "json", "parquet")},
     }
+
+
+def _figures(settings, d: Dataset, standard, page: _Page, versions: list[dict]) -> list:
+    """The dataset's charts and maps for the viewer (serving.figures); none when its rows cannot be read now."""
+    from serving.figures import figures
+
+    try:
+        return figures(settings, d, standard, page.who, page.lang, lambda v: _number(v, page.lang), versions)
+    except (QueryError, Busy, AccessDenied) as e:
+        log.warning("portal: the figures of %s cannot be drawn: %s", d.id, e)
+        return []
 
 
 # --- SQL page -------------------------------------------------------------------------------------------
@@ -760,11 +843,11 @@ def router(settings) -> APIRouter:
 
     @r.get("/dataset/{dataset_id}", response_class=HTMLResponse)
     def dataset_page(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
-                     sort: str = "") -> HTMLResponse:
-        return dataset_view(request, dataset_id, version, filter, q, sort)
+                     sort: str = "", start: int = Query(0, ge=0)) -> HTMLResponse:
+        return dataset_view(request, dataset_id, version, filter, q, sort, start)
 
     def dataset_view(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
-                     sort: str = "", subscription: dict | None = None) -> HTMLResponse:
+                     sort: str = "", start: int = 0, subscription: dict | None = None) -> HTMLResponse:
         """The dataset page; `subscription` is the subscription form as posted, with the reason it was refused."""
         p = page_of(request)
         email = smtp_settings().host is not None
@@ -786,8 +869,9 @@ def router(settings) -> APIRouter:
         title, description = _localized(d, p.lang)
         validation = about["quality"]["validation"] or {}
         seen = known[d.id]
-        preview = _preview(settings, d, {v["snapshot_id"] for v in about["versions"]}, version,
-                           filter, q, sort, p.who, client_of(request)) if seen.readable else None
+        preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
+                           filter, q, sort, start, p.who, client_of(request), p.lang) if seen.readable else None
+        shown_figures = _figures(settings, d, standard, p, about["versions"]) if seen.readable else []
         try:
             dictionary, problems = _dictionary(standard.ref), []
         except ConfigError as e:  # a code list it names never loaded: the rest of the page still shows
@@ -799,7 +883,9 @@ def router(settings) -> APIRouter:
                       checks=_validation_rows(validation) if "checks" in validation else [],
                       quarantine=quarantine, picture=_lineage_picture(graph, p),
                       preview=preview, access=seen, version=version, filter=filter, q=q, sort=sort,
-                      api=_api_examples(str(request.base_url).rstrip("/"), d), subscription=form,
+                      api=_api_examples(str(request.base_url).rstrip("/"), d, filter, q, sort, start),
+                      figures=shown_figures, site=site(), subscription=form, kind_notes=KIND_NOTES,
+                      integrated=d.standard if d.kind == "harmonized" and d.standard in known else None,
                       email_available=email, events=EVENTS, status_code=422 if form["error"] else 200,
                       kinds=KINDS, classifications=CLASSIFICATIONS, frequencies=FREQUENCIES, statuses=RUN_STATUSES,
                       overseer=may_see_agency(p.who, d.agency_code))
