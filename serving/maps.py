@@ -196,7 +196,8 @@ def choropleth(values: Mapping[str, float | int | None], *, level: str, caption:
     head = (f'<tr><th scope="col">{_e(say("label_number"))}</th><th scope="col">{_e(say("area"))}</th>'
             f'<th scope="col">{_e(say("code"))}</th><th scope="col" class="num">{_e(value_title or say("value"))}</th>'
             f'<th scope="col">{_e(say("class"))}</th></tr>')
-    table = (f'<div class="scroll"><table class="map-table"><caption>{_e(caption)}: {_e(say("table"))}</caption>'
+    table = (f'<div class="scroll" tabindex="0" role="region" aria-label="{_e(caption)}: {_e(say("table"))}">'
+             f'<table class="map-table"><caption>{_e(caption)}: {_e(say("table"))}</caption>'
              f'<thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div>')
     return Markup(f'<figure class="map" id="{prefix}"><figcaption>{_e(caption)}</figcaption>'
                   f"{svg}{legend}{note}{table}</figure>")
@@ -265,7 +266,8 @@ def point_map(points: Iterable[Point], *, caption: str, lang: str, categories: M
             f'<td class="num">{p.lat:.5f}</td><td class="num">{p.lon:.5f}</td></tr>' for p in inside[:_POINT_ROWS]]
     head = "".join(f'<th scope="col"{_NUM if key in ("latitude", "longitude") else ""}>{_e(say(key))}</th>'
                    for key in ("point_name", "category", "latitude", "longitude"))
-    table = (f'<div class="scroll"><table class="map-table"><caption>{_e(caption)}: {_e(say("table"))}</caption>'
+    table = (f'<div class="scroll" tabindex="0" role="region" aria-label="{_e(caption)}: {_e(say("table"))}">'
+             f'<table class="map-table"><caption>{_e(caption)}: {_e(say("table"))}</caption>'
              f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     unlisted = len(inside) - _POINT_ROWS
     if unlisted > 0:

@@ -27,18 +27,7 @@ SIGNED_IN = {"dataset-penduduk", "preview-filter", "dataset-penduduk-en"}
 # Pages with a known serious accessibility problem that needs a template change: name -> each problem, as "the axe
 # rule: what to fix". The axe test of such a page is a strict xfail that fails for those rules only: once they are
 # fixed it turns red (XPASS), and the page's line here goes; a rule not listed fails it as any page.
-_LINEAGE = ("nested-interactive: svg.lineage in dataset.html is role=img around its nodes' links; "
-            "make it role=group (keep aria-labelledby)")
-_SCROLL = ("scrollable-region-focusable: the div.scroll around {} in dataset.html cannot be scrolled by keyboard; "
-           "give it tabindex=0, role=region and aria-labelledby its section's heading")
-_PREVIEW, _VALIDATION = _SCROLL.format("#preview table.rows"), _SCROLL.format("#quality table.validation")
-KNOWN_PROBLEMS: dict[str, list[str]] = {
-    "dataset-penduduk": [_LINEAGE, _PREVIEW],
-    "dataset-disdukcapil_siak": [_LINEAGE, _VALIDATION],
-    "indicator-penduduk_umur_jenis_kelamin": [_LINEAGE, _VALIDATION],
-    "preview-filter": [_LINEAGE, _VALIDATION, _PREVIEW],
-    "dataset-penduduk-en": [_LINEAGE, _PREVIEW],
-}
+KNOWN_PROBLEMS: dict[str, list[str]] = {}
 
 MAX_BYTES = 300_000  # a page's HTML, as sent: 300 KB
 VIEWPORT = {"width": 1280, "height": 900}
