@@ -213,13 +213,20 @@ def index_dataset(s, description: dict) -> None:
     parts = {"title_words": _joined(description["title"], title_en),
              "description_words": _joined(description.get("description"), description_en),
              "tag_words": _joined(*description.get("tags", [])), "field_words": _joined(*fields)}
-    document = {"dataset_id": dataset_id, "title": description["title"], "modified": description.get("modified"),
-                **parts, "words": _joined(*parts.values()), "index_version": index_version()}
-    s.execute(insert(SearchDocument), [document])
     standard = description.get("standard")
+    try:
+        version, topics = index_version(), topics_of(standard) if standard else []
+    except ConfigError as e:
+        # A topics file this process never read well takes nothing from publishing: the dataset is indexed without
+        # topics and as made by other code, so the first search after the file is fixed rebuilds it.
+        log.warning("search: dataset %s indexed without topics: %s", dataset_id, e)
+        version, topics = None, []
+    document = {"dataset_id": dataset_id, "title": description["title"], "modified": description.get("modified"),
+                **parts, "words": _joined(*parts.values()), "index_version": version}
+    s.execute(insert(SearchDocument), [document])
     values = {"agency": [description.get("agency")], "standard": [standard],
               "tag": description.get("tags", []), "classification": [description.get("classification")],
-              "topic": topics_of(standard) if standard else [], "kind": [description.get("kind")]}
+              "topic": topics, "kind": [description.get("kind")]}
     facet_rows = [{"dataset_id": dataset_id, "facet": facet, "value": value}
                   for facet, facet_values in values.items() for value in dict.fromkeys(facet_values) if value]
     if facet_rows:
@@ -260,7 +267,11 @@ _current: set[tuple[str, str]] = set()  # (catalog URL, index version) this proc
 def _keep_current(settings) -> None:
     """Rebuild the index when a document in it was made by other indexing code (a catalog from before the topics,
     say): checked once per process, catalog and index version."""
-    version = index_version()
+    try:
+        version = index_version()
+    except ConfigError as e:  # the topics file broken: search answers from the index as it is meanwhile
+        log.warning("search: the index is not checked for currency: %s", e)
+        return
     key = (settings.catalog_url, version)
     if key in _current:
         return
