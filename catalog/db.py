@@ -128,10 +128,13 @@ class SearchDocument(Base):
     tag_words: Mapped[str] = mapped_column(Text)
     field_words: Mapped[str] = mapped_column(Text)
     words: Mapped[str] = mapped_column(Text)
+    # What made the document (catalog.search.index_version): one made by older indexing code is rebuilt on the
+    # next search. Null in a catalog from before it was kept.
+    index_version: Mapped[str | None] = mapped_column(String(64))
 
 
 class SearchFacet(Base):
-    """One facet value of a dataset (facet: agency | standard | tag | classification)."""
+    """One facet value of a dataset (facet: one of catalog.search.FACETS)."""
 
     __tablename__ = "hub_search_facets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
