@@ -30,7 +30,7 @@ LABELS = {
                    "Find, read and download Kota Bogor's official data from every city agency, under Satu Data "
                    "Indonesia."),
     "home_search_label": ("Cari dataset", "Search the datasets"),
-    "home_emblem_alt": ("Lambang Kota Bogor", "Coat of arms of Kota Bogor"),
+    "home_emblem_alt": ("Lambang", "Coat of arms of"),  # followed by the city's name
     "home_headlines": ("Angka utama", "Key figures"),
     "home_topics": ("Topik", "Topics"),
     "home_topic_count": ("dataset", "datasets"),
