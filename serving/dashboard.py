@@ -1,4 +1,4 @@
-"""The portal's home page: the city's headline figures, its data topics and featured datasets, as a visitor may see them."""
+"""The portal's home page: the city's headline figures, data topics and featured datasets, as a visitor may see them."""
 
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ def city(tmp_path_factory) -> Settings:
     school.value += 10
     book.save(paths["disdik"])
     hub(home, "run", "disdik_dapodik")
-    return Settings(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", registry=ROOT / "connectors" / "registry")
+    return Settings(home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}",
+                    registry=ROOT / "connectors" / "registry")
 
 
 @pytest.fixture(scope="module")
