@@ -137,15 +137,17 @@ def create_app(settings) -> FastAPI:
     @app.get("/api/search")
     def search_datasets(q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
                         tag: list[str] = Query([]), classification: list[str] = Query([]),
+                        topic: list[str] = Query([]), kind: list[str] = Query([]),
                         rows: int = Query(10, ge=1, le=1000), start: int = Query(0, ge=0),
                         sort: str = Query("relevance", pattern="^(relevance|title|modified)$"),
                         who: Identity = Depends(current)) -> dict:
-        """Full-text search over titles, descriptions, tags and fields; facets by agency, standard, tag and
-        classification, counted over every match. Repeat a facet parameter to accept any of its values."""
+        """Full-text search over titles, descriptions, tags and fields, with synonyms (bansos, bantuan sosial);
+        facets by agency, standard, tag, classification, topic and kind (harmonized, integrated, indicator),
+        counted over every match. Repeat a facet parameter to accept any of its values."""
         from catalog.search import search
 
         filters = {k: v for k, v in {"agency": agency, "standard": standard, "tag": tag,
-                                      "classification": classification}.items() if v}
+                                      "classification": classification, "topic": topic, "kind": kind}.items() if v}
         found = search(settings, q, filters, rows=rows, start=start, sort=sort, among=set(listed(settings, who)))
         with session(settings.catalog_url) as s:
             datasets = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import (FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response,
                                StreamingResponse)
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -20,6 +20,7 @@ from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAtte
                               may_see_agency)
 from hub.errors import Busy, ConfigError, HubError, QueryError
 from hub.followed import BrokenFile, Followed, Problem
+from serving.dashboard import LABELS as HOME_LABELS
 from serving.site import site
 
 __all__ = ["LABELS", "LANGUAGES", "problem_page", "router"]
@@ -51,7 +52,7 @@ LABELS = {
     "not_found": ("Halaman tidak ditemukan", "Page not found"),
     "no_dataset": ("Tidak ada dataset bernama", "There is no dataset named"),
     "no_agency": ("Tidak ada instansi berkode", "There is no agency with the code"),
-    "back_home": ("Kembali ke pencarian", "Back to the search"),
+    "back_home": ("Kembali ke beranda", "Back to the home page"),
     "unavailable": ("Halaman tidak dapat ditampilkan", "The page cannot be shown"),
     "standard_problem": ("Standar data atau daftar kode tidak dapat dimuat:",
                          "A standard could not be loaded:"),
@@ -81,6 +82,12 @@ LABELS = {
     "facet_standard": ("Standar data", "Data standard"),
     "facet_tag": ("Kata kunci", "Tag"),
     "facet_classification": ("Klasifikasi", "Classification"),
+    "facet_topic": ("Topik", "Topic"),
+    "facet_kind": ("Jenis dataset", "Kind of dataset"),
+    "hidden_harmonized": ("{n} dataset per instansi (salinan tiap instansi dari data yang sama) tidak ditampilkan.",
+                          "{n} per-agency datasets (each agency's copy of the same data) are not shown."),
+    "show_harmonized": ("Tampilkan", "Show them"),
+    "also_searched": ("Juga dicari:", "Also searched for:"),
     "clear_filters": ("Hapus semua saringan", "Clear all filters"),
     "results_count": ("dataset ditemukan", "datasets found"),
     "no_results": ("Tidak ada dataset yang cocok.", "No dataset matches."),
@@ -389,6 +396,7 @@ LABELS = {
     # kinds of dataset, in one sentence each
     "integrated_of": ("Dataset terintegrasi dari data ini:", "The integrated dataset of this data:"),
 }
+LABELS.update(HOME_LABELS)  # the home page's words: one catalogue for every template's `p.t`
 # What each kind of dataset is, where a kind appears.
 KIND_NOTES = {
     "harmonized": ("Data satu instansi, diselaraskan dengan standar data. Untuk data seluruh kota, pakai dataset "
@@ -410,7 +418,9 @@ FREQUENCIES = {"harian": ("harian", "daily"), "mingguan": ("mingguan", "weekly")
                "tahunan": ("tahunan", "yearly"), "tidak_tetap": ("tidak tetap", "irregular")}
 RUN_STATUSES = {"published": ("terbit", "published"), "unchanged": ("tidak berubah", "unchanged"),
                 "failed": ("gagal", "failed")}
-FACET_NAMES = ("agency", "standard", "tag", "classification")
+FACET_NAMES = ("topic", "kind", "agency", "standard", "tag", "classification")
+# What the search shows when no kind and no agency is chosen: one dataset per topic, not each agency's copy of it.
+DEFAULT_KINDS = ("integrated", "indicator")
 
 
 def _environment() -> Environment:
@@ -808,14 +818,47 @@ def router(settings) -> APIRouter:
         return response
 
     @r.get("/", response_class=HTMLResponse)
-    def search_page(request: Request, q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
-                    tag: list[str] = Query([]), classification: list[str] = Query([]),
+    def home_page(request: Request) -> Response:
+        """The city's dashboard; a search's address from before the search had its own page goes there."""
+        from serving.dashboard import home
+
+        if any(k in request.query_params for k in ("q", "page", "sort", *FACET_NAMES)):
+            return RedirectResponse(f"/search?{request.url.query}", status_code=301)
+        p = page_of(request)
+        try:
+            return render(p, "home.html", **home(settings, p.who, p.lang))
+        except BrokenFile as e:
+            return problem_page(request, e)
+
+    @r.get("/site/emblem")
+    def emblem() -> FileResponse:
+        path = site().emblem
+        if path is None:
+            raise HTTPException(404, "this site has no emblem")
+        return FileResponse(path, media_type="image/svg+xml" if path.suffix.lower() == ".svg" else "image/png")
+
+    @r.get("/search", response_class=HTMLResponse)
+    def search_page(request: Request, q: str = "", topic: list[str] = Query([]), kind: list[str] = Query([]),
+                    agency: list[str] = Query([]), standard: list[str] = Query([]), tag: list[str] = Query([]),
+                    classification: list[str] = Query([]),
                     sort: str = Query("relevance", pattern="^(relevance|title|modified)$"),
                     page: int = Query(1, ge=1)) -> HTMLResponse:
+        from catalog.search import expand, words
+        from schemas.topics import topics
+
         p = page_of(request)
-        chosen = {"agency": agency, "standard": standard, "tag": tag, "classification": classification}
-        found = search(settings, q, {k: v for k, v in chosen.items() if v}, rows=PAGE_SIZE,
-                       start=(page - 1) * PAGE_SIZE, sort=sort, among=set(listed(settings, p.who)))
+        chosen = {"topic": topic, "kind": kind, "agency": agency, "standard": standard, "tag": tag,
+                  "classification": classification}
+        filters = {k: v for k, v in chosen.items() if v}
+        among = set(listed(settings, p.who))
+        # Integrated datasets lead; an agency's own copies show when asked for (by kind or by agency).
+        leading = not kind and not agency
+        found = search(settings, q, {**filters, "kind": list(DEFAULT_KINDS)} if leading else filters,
+                       rows=PAGE_SIZE, start=(page - 1) * PAGE_SIZE, sort=sort, among=among)
+        if leading:  # kinds and agencies are counted over every kind, so the agencies' copies can be chosen
+            found["facets"].update(search(settings, q, filters, facets=("kind", "agency"), rows=0,
+                                          among=among)["facets"])
+        hidden = found["facets"]["kind"].get("harmonized", 0) if leading else 0
         with session(settings.catalog_url) as s:
             by_id = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(found["results"])))}
             agency_names = dict(s.execute(select(Dataset.agency_code, Dataset.agency_name)
@@ -832,14 +875,23 @@ def router(settings) -> APIRouter:
             pair = (facet, value)
             return [x for x in base if x != pair] if pair in base else [*base, pair]
 
+        topic_names = {t.id: t.title_en if p.lang == "en" else t.title for t in topics()}
+        names = {"agency": agency_names, "topic": topic_names,
+                 "kind": {k: p.pick(KINDS, k) for k in KINDS}, "classification": {
+                     k: p.pick(CLASSIFICATIONS, k) for k in CLASSIFICATIONS}}
         facets = [{"name": f, "values": [{"value": v, "count": n, "selected": v in chosen[f], "toggle": toggled(f, v),
-                                          "label": agency_names.get(v, v) if f == "agency" else v}
+                                          "label": names.get(f, {}).get(v, v)}
                                          for v, n in found["facets"].get(f, {}).items()]}
                   for f in FACET_NAMES]
         pages = max(1, math.ceil(found["count"] / PAGE_SIZE))
+        asked = " ".join(words(q))
+        also = list(dict.fromkeys(" ".join(term) for position in expand(q) if len(position) > 1
+                                  for term in position if " ".join(term) not in asked))
         return render(p, "search.html", q=q, sort=sort, base=base, facets=facets, results=results,
-                      count=found["count"], page_number=page, pages=pages,
-                      any_filter=any(chosen.values()), classifications=CLASSIFICATIONS, kinds=KINDS)
+                      count=found["count"], page_number=page, pages=pages, hidden=hidden, also=also,
+                      show_hidden=[*base, ("kind", "harmonized")],
+                      any_filter=any(chosen.values()), classifications=CLASSIFICATIONS, kinds=KINDS,
+                      kind_notes=KIND_NOTES)
 
     @r.get("/dataset/{dataset_id}", response_class=HTMLResponse)
     def dataset_page(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",

@@ -6,8 +6,6 @@ import csv
 import datetime as dt
 import re
 import sqlite3
-import statistics
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -89,12 +87,6 @@ def site_file(tmp_path, monkeypatch) -> Path:
     return path
 
 
-@pytest.fixture
-def labels(monkeypatch):
-    """The portal's catalogue of labels with the home page's merged in, as the portal serves the page."""
-    monkeypatch.setattr(portal, "LABELS", {**portal.LABELS, **LABELS})
-
-
 def _dataset(settings, dataset_id) -> Dataset:
     with session(settings.catalog_url) as s:
         return s.get(Dataset, dataset_id)
@@ -129,7 +121,7 @@ def _render(settings, who, lang) -> str:
 
 def test_every_label_has_both_languages_and_the_page_uses_no_other_word():
     assert all(isinstance(v, tuple) and len(v) == 2 and all(x.strip() for x in v) for v in LABELS.values())
-    assert not set(LABELS) & set(portal.LABELS), "the portal's catalogue has these already"
+    assert {k: portal.LABELS[k] for k in LABELS} == LABELS, "the portal's catalogue holds the home page's words"
     used = set(re.findall(r"""p\.t\(\s*["'](\w+)["']""", TEMPLATE.read_text(encoding="utf-8")))
     assert used - set(LABELS) - set(portal.LABELS) == set()
 
@@ -218,8 +210,9 @@ def test_featured_datasets_the_sites_choice_first_then_the_newest(city, site_fil
     assert integrated["rows"] == 599 and integrated["rows_text"] == "599"
     assert integrated["href"] == "/dataset/penduduk?lang=en" and integrated["updated_at"].endswith("Z")
     assert all(len(d["description"]) <= 161 and "\n" not in d["description"] for d in featured)
-    source = featured[1]  # a source's own dataset is described in Indonesian only
-    assert source["kind_label"] == "harmonized" and source["title"] == _dataset(city, "disdukcapil_siak").title
+    source = featured[1]  # in English, a source's dataset is its standard's English title and its agency
+    assert source["kind_label"] == "harmonized"
+    assert source["title"] == "Residents: Dinas Kependudukan dan Pencatatan Sipil Kota Bogor"
 
 
 # --- the page -------------------------------------------------------------------------------------------
@@ -261,7 +254,7 @@ def _personal_values(settings) -> set[str]:
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
-def test_page_is_accessible_html_without_script_or_personal_data(city, site_file, labels, people, lang):
+def test_page_is_accessible_html_without_script_or_personal_data(city, site_file, people, lang):
     for who in (ANONYMOUS, people["analis"]):
         page = _render(city, who, lang)
         assert f'<html lang="{lang}">' in page and "<script" not in page.lower()
@@ -290,7 +283,7 @@ def test_page_is_accessible_html_without_script_or_personal_data(city, site_file
                      + ("updated" if english else "diperbarui"), page)
 
 
-def test_the_emblem_when_the_city_has_one(city, site_file, labels):
+def test_the_emblem_when_the_city_has_one(city, site_file):
     (site_file.parent / "lambang.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>',
                                                  encoding="utf-8")
     site_file.write_text(SITE.format(emblem="emblem: lambang.svg"), encoding="utf-8")
@@ -299,14 +292,3 @@ def test_the_emblem_when_the_city_has_one(city, site_file, labels):
         outline.feed(_render(city, ANONYMOUS, lang))
         assert [(i["src"], i["alt"]) for i in outline.images] == [("/site/emblem", alt)]
         assert not any("emblem-slot" in (a.get("class") or "") for _, a in outline.tags)
-
-
-def test_the_page_is_fast_once_warm(city, site_file, labels, people):
-    for who in (ANONYMOUS, people["analis"]):
-        _render(city, who, "id")  # warm: standards, topics, the sums of this version
-        took = []
-        for _ in range(5):
-            start = time.perf_counter()
-            _render(city, who, "id")
-            took.append(time.perf_counter() - start)
-        assert statistics.median(took) < 0.3, took

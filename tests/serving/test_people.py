@@ -12,14 +12,17 @@ from hub.settings import ROOT
 # the test ids. A new page is one line here; a signed-in view also goes in SIGNED_IN.
 PAGES = [
     ("home", "/"),
-    ("search-penduduk", "/?q=penduduk"),
+    ("search-bansos", "/search?q=bansos"),
+    ("search-penduduk", "/search?q=penduduk"),
     ("dataset-penduduk", "/dataset/penduduk"),
     ("dataset-disdukcapil_siak", "/dataset/disdukcapil_siak"),
     ("indicator-penduduk_umur_jenis_kelamin", "/dataset/penduduk_umur_jenis_kelamin"),
     ("preview-filter", "/dataset/disdukcapil_siak?filter=jenis_kelamin%3D2&sort=kode_wilayah#preview"),
+    ("preview-page-3", "/dataset/penduduk_umur_jenis_kelamin?start=40#preview"),
     ("home-en", "/?lang=en"),
-    ("search-penduduk-en", "/?q=penduduk&lang=en"),
+    ("search-penduduk-en", "/search?q=penduduk&lang=en"),
     ("dataset-penduduk-en", "/dataset/penduduk?lang=en"),
+    ("indicator-penduduk_umur_jenis_kelamin-en", "/dataset/penduduk_umur_jenis_kelamin?lang=en"),
 ]
 # Pages seen signed in as the government analyst (the `hub_token` cookie the portal's sign-in sets); the rest are
 # seen as a resident sees them, signed out.

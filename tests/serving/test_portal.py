@@ -16,7 +16,7 @@ from _served import hub
 from hub.settings import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-PAGES = ["/", "/?q=penduduk&agency=dinsos&sort=title", "/dataset/penduduk", "/dataset/dinsos_dtks",
+PAGES = ["/", "/search?q=penduduk&agency=dinsos&sort=title", "/search?q=bansos", "/dataset/penduduk", "/dataset/dinsos_dtks",
          "/dataset/disdukcapil_siak?filter=jenis_kelamin%3D2&sort=-tanggal_lahir", "/sql",
          "/sql?sql=SELECT+nik%2C+nama+FROM+penduduk+LIMIT+50", "/agencies", "/agency/dinsos", "/agency/disdukcapil",
          "/subscriptions/confirm?token=x", "/subscriptions/unsubscribe?token=x"]
@@ -71,7 +71,7 @@ def test_unknown_dataset_or_agency_is_a_404_page(api, path, name):
 
 
 def test_user_text_is_escaped(api):
-    page = httpx.get(api + "/", params={"q": '<script>alert("x")</script>'})
+    page = httpx.get(api + "/search", params={"q": '<script>alert("x")</script>'})
     assert "<script" not in page.text
     assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in page.text
 
@@ -123,12 +123,22 @@ def test_sign_in_and_out_from_the_portal_itself(api, cookies):
         assert logout.status_code == 303 and 'hub_token=""' in logout.headers["set-cookie"]
 
 def test_search_page_filters_by_facet_and_pages(api):
-    page = httpx.get(api + "/", params={"q": "penduduk", "agency": "dinsos"}).text
+    page = httpx.get(api + "/search", params={"q": "penduduk", "agency": "dinsos"}).text
     assert 'href="/dataset/dinsos_dtks?lang=id"' in page
     assert 'href="/dataset/disdukcapil_siak?lang=id"' not in page
     assert re.search(r'class="result-count">1<', page)
+    # Without a kind or an agency chosen, the integrated datasets and indicators lead; the agencies' copies are
+    # counted, one link away.
     everything = httpx.get(api + "/api/search", params={"rows": 1000}).json()
-    assert re.search(rf'class="result-count">{everything["count"]}<', httpx.get(api + "/").text)
+    leading = everything["count"] - everything["facets"]["kind"]["harmonized"]
+    default = httpx.get(api + "/search").text
+    assert re.search(rf'class="result-count">{leading}<', default)
+    assert f'{everything["facets"]["kind"]["harmonized"]} dataset per instansi' in default
+    shown = httpx.get(api + "/search", params={"kind": "harmonized"}).text
+    assert re.search(rf'class="result-count">{everything["facets"]["kind"]["harmonized"]}<', shown)
+    # An address of the search from before it had its own page still finds it.
+    old = httpx.get(api + "/", params={"q": "penduduk", "agency": "dinsos"})
+    assert old.status_code == 301 and old.headers["location"] == "/search?q=penduduk&agency=dinsos"
 
 
 def test_dataset_preview_filter_matches_the_api_and_refuses_personal_data(api, analyst, cookies):
@@ -274,9 +284,12 @@ def _screenshot(page, name: str) -> None:
 
 def test_browser_search_then_filter_by_facet(api, page):
     page.goto(api + "/")
-    page.get_by_label("Kata pencarian").fill("penduduk")
+    page.get_by_label("Cari dataset").fill("penduduk")
     page.get_by_role("button", name="Cari").click()
-    assert page.locator("li.result").count() == 4  # both sources, the integrated dataset, an indicator
+    assert page.locator("li.result").count() == 2  # the integrated dataset and an indicator lead
+    page.locator("p.hidden-harmonized a").click()  # then both agencies' own copies
+    assert page.locator("li.result").count() == 2
+    page.locator(".facet a.selected", has_text="terharmonisasi").click()
     page.locator(".facet a", has_text="Dinas Sosial Kota Bogor").click()
     assert page.locator("li.result h3 a").all_inner_texts() == ["Penduduk terdaftar DTKS Dinas Sosial Kota Bogor"]
     assert page.locator(".facet a.selected").count() == 1
@@ -303,12 +316,13 @@ def test_browser_sign_in_shows_rows_then_sign_out_hides_them(api, page, analyst)
 
 
 def test_browser_dataset_page_sections(api, page, analyst):
-    page.goto(api + "/?q=penduduk")
+    page.goto(api + "/search?q=penduduk")
     _sign_in(api, page, analyst)
     page.locator("li.result h3 a", has_text="Penduduk (terintegrasi)").click()
     assert page.url.startswith(api + "/dataset/penduduk")
     assert page.locator("h1").inner_text() == "Penduduk (terintegrasi)"
-    for section in ("Metadata", "Kamus data", "Kualitas data", "Silsilah data", "Versi", "Pratinjau", "Unduh"):
+    for section in ("Grafik dan peta", "Metadata", "Kamus data", "Kualitas data", "Silsilah data", "Versi",
+                    "Pratinjau", "Unduh"):
         assert page.get_by_role("heading", name=section, exact=True).count() == 1, section
     assert page.locator("table.dictionary th code", has_text="kode_wilayah").count() == 1
     # Lineage: the integrated dataset, its two harmonized sources, and their two agency systems.
@@ -414,7 +428,7 @@ def test_browser_subscribe_a_webhook(api, page, analyst):
 
 
 def test_browser_english_switch(api, page, analyst):
-    page.goto(api + "/?q=penduduk")
+    page.goto(api + "/search?q=penduduk")
     _sign_in(api, page, analyst)
     page.get_by_role("link", name="English").click()
     assert page.locator("html").get_attribute("lang") == "en"
