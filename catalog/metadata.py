@@ -73,6 +73,8 @@ def describe(s, d: Dataset) -> dict:
         "frequency": meta["frequency"],
         "spatial_coverage": meta["spatial-coverage"],
         "temporal_coverage": meta["temporal-coverage"],
+        "spatial_coverage_en": standard.schema.get("x-spatial-coverage-en"),
+        "temporal_coverage_en": standard.schema.get("x-temporal-coverage-en"),
         "tags": tags,
         "issued": _time(versions[-1].committed_at) if versions else None,
         "modified": _time(d.updated_at),

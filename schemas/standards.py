@@ -44,7 +44,7 @@ _STANDARD_KEYWORDS = {
     *_ANNOTATIONS, "$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
     "x-name", "x-version", "x-title-en", "x-description-en", "x-primary-key", "x-classification",
     "x-walidata", "x-produsen-data", "x-frequency", "x-spatial-coverage", "x-temporal-coverage", "x-license",
-    "x-tags", "x-access", "x-retention",
+    "x-tags", "x-access", "x-retention", "x-spatial-coverage-en", "x-temporal-coverage-en",
 }
 # Satu Data Indonesia metadata every standard carries.
 _REQUIRED_METADATA = (
@@ -71,7 +71,8 @@ _SHAPE = {
     "properties": {
         **{key: _TEXT for key in ("$schema", "$id", "title", "description", "x-name", "x-version", "x-title-en",
                                   "x-description-en", "x-walidata", "x-spatial-coverage", "x-temporal-coverage",
-                                  "x-license", "x-frequency", "x-classification")},
+                                  "x-spatial-coverage-en", "x-temporal-coverage-en", "x-license", "x-frequency",
+                                  "x-classification")},
         **_ANNOTATION_SHAPES,
         "x-produsen-data": {"anyOf": [_TEXT, _TEXTS]},
         "required": _TEXTS, "x-primary-key": _TEXTS, "x-tags": _TEXTS,

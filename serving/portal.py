@@ -468,6 +468,10 @@ class _Page:
         """`key` translated through one of the small tables (kinds, classifications, ...); unknown keys as is."""
         return table[key][LANGUAGES.index(self.lang)] if key in table else (key or "–")
 
+    def title(self, d: Dataset) -> str:
+        """A dataset's title in this page's language."""
+        return _localized(d, self.lang)[0]
+
     def href(self, path: str, query: list[tuple[str, str]] | dict | None = None, fragment: str = "") -> str:
         pairs = list(query.items()) if isinstance(query, dict) else list(query or [])
         pairs = [(k, v) for k, v in pairs if v not in (None, "")] + [("lang", self.lang)]
@@ -1159,7 +1163,7 @@ def router(settings) -> APIRouter:
             for source_id in sorted(set(agency["sources"]) | agency["datasets"]):
                 source, d = agency["sources"].get(source_id), s.get(Dataset, source_id)
                 last = s.scalars(select(Run).where(Run.dataset_id == source_id).order_by(Run.id.desc()).limit(1)).first()
-                rows.append({"id": source_id, "title": source.title if source else d.title,
+                rows.append({"id": source_id, "title": p.title(d) if d is not None else source.title,
                              "standard": source.standard_ref if source else f"{d.standard}@{d.standard_version}",
                              "kind": source.kind if source else None, "schedule": source.schedule if source else None,
                              "dataset": d is not None, "run": last})
