@@ -208,8 +208,9 @@ def figures(settings, d, standard, who, lang: str, number: Callable[[float], str
                       for r in rows]
             caption = say["fig_points"].format(what=(d.title if lang == "id" else standard.schema.get(
                 "x-title-en", d.title)).lower())
-            out.append(maps.point_map(points, caption=caption, lang=lang, number=number,
-                                      categories=code_labels(category) if category else None))
+            present = {p.category for p in points}
+            names = {code: name for code, name in code_labels(category).items() if code in present} if category else None
+            out.append(maps.point_map(points, caption=caption, lang=lang, number=number, categories=names))
         # 5. Over time: by period, then over the published versions.
         if time and headline:
             rows = query(f"SELECT {quoted(time)}, sum({quoted(headline)}), count(*) FILTER (WHERE "

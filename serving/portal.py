@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import textwrap
+import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -88,6 +89,7 @@ LABELS = {
                           "{n} per-agency datasets (each agency's copy of the same data) are not shown."),
     "show_harmonized": ("Tampilkan", "Show them"),
     "also_searched": ("Juga dicari:", "Also searched for:"),
+    "home_spotlight": ("Sekilas Kota Bogor", "Kota Bogor at a glance"),
     "clear_filters": ("Hapus semua saringan", "Clear all filters"),
     "results_count": ("dataset ditemukan", "datasets found"),
     "no_results": ("Tidak ada dataset yang cocok.", "No dataset matches."),
@@ -678,15 +680,28 @@ def _api_examples(base: str, d: Dataset, filter_text: str = "", q: str = "", sor
     }
 
 
-def _figures(settings, d: Dataset, standard, page: _Page, versions: list[dict]) -> list:
+# Drawn figures by dataset version, language and the columns the viewer sees plain: a version never changes.
+_drawn: dict[tuple, list] = {}
+
+
+def _figures(settings, d: Dataset, standard, page: _Page, seen, versions: list[dict]) -> list:
     """The dataset's charts and maps for the viewer (serving.figures); none when its rows cannot be read now."""
+    from catalog.access import PLAIN
     from serving.figures import figures
 
+    plain = tuple(sorted(f.name for f in standard.fields if seen.column(f.name) == PLAIN))
+    key = (d.id, d.snapshot_id, standard.ref, page.lang, plain, tuple(v["snapshot_id"] for v in versions[:12]))
+    if key in _drawn:
+        return _drawn[key]
     try:
-        return figures(settings, d, standard, page.who, page.lang, lambda v: _number(v, page.lang), versions)
+        drawn = figures(settings, d, standard, page.who, page.lang, lambda v: _number(v, page.lang), versions)
     except (QueryError, Busy, AccessDenied) as e:
         log.warning("portal: the figures of %s cannot be drawn: %s", d.id, e)
         return []
+    if len(_drawn) > 256:
+        _drawn.clear()
+    _drawn[key] = drawn
+    return drawn
 
 
 # --- SQL page -------------------------------------------------------------------------------------------
@@ -776,6 +791,13 @@ def problem_page(request: Request, error: ConfigError) -> HTMLResponse:
     return response
 
 
+def _prepare_maps() -> None:
+    from serving import maps
+
+    for level in ("kecamatan", "kelurahan"):
+        maps.choropleth({}, level=level, caption="", lang=LANGUAGES[0], number=str)
+
+
 def _private(response: HTMLResponse) -> HTMLResponse:
     """A page with a secret, a token or an address on it: never cached, and its URL never sent on as a Referer."""
     response.headers["Cache-Control"] = "no-store"
@@ -791,6 +813,8 @@ def router(settings) -> APIRouter:
 
     templates = _environment()
     r = APIRouter(include_in_schema=False)
+    # Placing the maps' labels takes most of a second once per process: done now, not in someone's request.
+    threading.Thread(target=_prepare_maps, name="portal-maps", daemon=True).start()
 
     def render(page: _Page, template: str, status_code: int = 200, **context) -> HTMLResponse:
         html = templates.get_template(template).render(p=page, lang=page.lang, **context)
@@ -830,9 +854,29 @@ def router(settings) -> APIRouter:
             return RedirectResponse(f"/search?{request.url.query}", status_code=301)
         p = page_of(request)
         try:
-            return render(p, "home.html", **home(settings, p.who, p.lang))
+            context = home(settings, p.who, p.lang)
         except BrokenFile as e:
             return problem_page(request, e)
+        return render(p, "home.html", **context, spotlight=_spotlight(context["featured"], p))
+
+    def _spotlight(featured: list[dict], p: _Page) -> dict | None:
+        """The first map of the featured datasets the visitor may read, to show the city at a glance."""
+        known = listed(settings, p.who)
+        for item in featured:
+            seen = known.get(item["id"])
+            if seen is None or not seen.readable:
+                continue
+            with session(settings.catalog_url) as s:
+                d = s.get(Dataset, item["id"])
+                versions = describe(s, d)["versions"] if d is not None else []
+            try:
+                drawn = _figures(settings, d, _standard_of(d), p, seen, versions) if d is not None else []
+            except ConfigError:  # its standard does not load: the dataset's own page says so
+                continue
+            maps = [f for f in drawn if f.startswith('<figure class="map"')]
+            if maps:
+                return {"title": item["title"], "href": item["href"], "figure": maps[0]}
+        return None
 
     @r.get("/site/emblem")
     def emblem() -> FileResponse:
@@ -927,7 +971,7 @@ def router(settings) -> APIRouter:
         seen = known[d.id]
         preview = _preview(settings, d, standard, {v["snapshot_id"] for v in about["versions"]}, version,
                            filter, q, sort, start, p.who, client_of(request), p.lang) if seen.readable else None
-        shown_figures = _figures(settings, d, standard, p, about["versions"]) if seen.readable else []
+        shown_figures = _figures(settings, d, standard, p, seen, about["versions"]) if seen.readable else []
         try:
             dictionary, problems = _dictionary(standard.ref), []
         except ConfigError as e:  # a code list it names never loaded: the rest of the page still shows
