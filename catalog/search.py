@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog.db import SearchDocument, SearchFacet, init_db, session
 from hub.errors import ConfigError
-from hub.followed import BrokenFile, Followed, Problem
+from hub.followed import BrokenFile, Followed, Problem, yaml_document
 
 __all__ = [
     "FACETS", "INDEX_FORMAT", "KINDS", "SORTS", "SYNONYMS_FILE", "SYNONYM_LANGUAGES", "WEIGHTS", "expand",
@@ -93,7 +93,7 @@ def _read_synonyms(path: Path) -> dict[Term, tuple[Term, ...]]:
     def at(node, message: str) -> None:
         problems.append(Problem(where, node.start_mark.line + 1, node.start_mark.column + 1, message))
 
-    root = _yaml_document(path)
+    root = yaml_document(path, MAX_SYNONYMS_BYTES)
     shape = f"a mapping of languages ({', '.join(SYNONYM_LANGUAGES)}), each a list of groups of equivalent terms"
     if not isinstance(root, yaml.MappingNode):
         raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1, f"the synonyms are {shape}")])
@@ -134,25 +134,6 @@ def _read_synonyms(path: Path) -> dict[Term, tuple[Term, ...]]:
         for term in group:
             found.setdefault(term, {}).update(dict.fromkeys(group))
     return {term: tuple(alternatives) for term, alternatives in found.items()}
-
-
-def _yaml_document(path: Path):
-    """The file's composed YAML document (its nodes carry their line and column), or a BrokenFile."""
-    try:
-        data = path.read_bytes()
-        if len(data) > MAX_SYNONYMS_BYTES:
-            raise BrokenFile([Problem(str(path), None, None, f"{len(data)} bytes, more than {MAX_SYNONYMS_BYTES}")])
-        return yaml.compose(data.decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except OSError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"cannot be read ({e.strerror or type(e).__name__})")])
-    except UnicodeDecodeError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"not UTF-8 text (byte {e.start})")]) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise BrokenFile([Problem(str(path), mark.line + 1 if mark else None, mark.column + 1 if mark else None,
-                                  f"not valid YAML: {e.problem or e.context}")]) from None
-    except yaml.YAMLError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"not valid YAML: {type(e).__name__}")]) from None
 
 
 def expand(q: str, path: Path | None = None) -> list[tuple[Term, ...]]:

@@ -19,7 +19,7 @@ from typing import Callable, Hashable, Iterable, TypeVar
 
 from hub.errors import ConfigError
 
-__all__ = ["BrokenFile", "Followed", "Problem", "problems", "stamp"]
+__all__ = ["BrokenFile", "Followed", "Problem", "problems", "stamp", "yaml_document"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,3 +175,24 @@ def problems(scope: Iterable[Path] | None = None) -> list[Problem]:
     if wanted is not None:
         found = {p for p in found if Path(p.path) in wanted}
     return sorted(found, key=Problem.sort_key)
+
+
+def yaml_document(path: Path, max_bytes: int = 1 << 20):
+    """A YAML file's composed document (its nodes carry their line and column), or a BrokenFile saying why not."""
+    import yaml
+
+    try:
+        data = path.read_bytes()
+        if len(data) > max_bytes:
+            raise BrokenFile([Problem(str(path), None, None, f"{len(data)} bytes, more than {max_bytes}")])
+        return yaml.compose(data.decode("utf-8-sig"), Loader=yaml.SafeLoader)
+    except OSError as e:
+        raise BrokenFile([Problem(str(path), None, None, f"cannot be read ({e.strerror or type(e).__name__})")])
+    except UnicodeDecodeError as e:
+        raise BrokenFile([Problem(str(path), None, None, f"not UTF-8 text (byte {e.start})")]) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise BrokenFile([Problem(str(path), mark.line + 1 if mark else None, mark.column + 1 if mark else None,
+                                  f"not valid YAML: {e.problem or e.context}")]) from None
+    except yaml.YAMLError as e:
+        raise BrokenFile([Problem(str(path), None, None, f"not valid YAML: {type(e).__name__}")]) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from hub.followed import BrokenFile, Followed, Problem
+from hub.followed import BrokenFile, Followed, Problem, yaml_document
 from schemas.standards import STANDARDS_DIR
 
 __all__ = ["TOPICS_FILE", "Topic", "topics", "topics_of"]
@@ -54,7 +54,7 @@ def _read(path: Path, standards: Path) -> tuple[Topic, ...]:
     def at(node, message: str) -> None:
         problems.append(Problem(where, node.start_mark.line + 1, node.start_mark.column + 1, message))
 
-    root = _document(path)
+    root = yaml_document(path, MAX_TOPICS_BYTES)
     if not isinstance(root, yaml.SequenceNode) or not root.value:
         raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1,
                                   "the topics are a list, each with id, title, title_en, satu_data and standards")])
@@ -107,20 +107,3 @@ def _read(path: Path, standards: Path) -> tuple[Topic, ...]:
     return tuple(found)
 
 
-def _document(path: Path):
-    """The file's composed YAML document (its nodes carry their line and column), or a BrokenFile."""
-    try:
-        data = path.read_bytes()
-        if len(data) > MAX_TOPICS_BYTES:
-            raise BrokenFile([Problem(str(path), None, None, f"{len(data)} bytes, more than {MAX_TOPICS_BYTES}")])
-        return yaml.compose(data.decode("utf-8-sig"), Loader=yaml.SafeLoader)
-    except OSError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"cannot be read ({e.strerror or type(e).__name__})")])
-    except UnicodeDecodeError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"not UTF-8 text (byte {e.start})")]) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise BrokenFile([Problem(str(path), mark.line + 1 if mark else None, mark.column + 1 if mark else None,
-                                  f"not valid YAML: {e.problem or e.context}")]) from None
-    except yaml.YAMLError as e:
-        raise BrokenFile([Problem(str(path), None, None, f"not valid YAML: {type(e).__name__}")]) from None

@@ -321,7 +321,7 @@ def test_the_synonyms_shipped_are_valid():
 
 
 # A word's own forms, which a term may begin: anything else a one-word term begins is another meaning.
-OWN_FORMS = {"school": {"schools"}, "tb": {"tbc"}, "izin": {"izinnya"}, "kelurahan": {"kelurahannya"},
+OWN_FORMS = {"school": {"schools"}, "nib": {"nibs"}, "tb": {"tbc"}, "izin": {"izinnya"}, "kelurahan": {"kelurahannya"},
              "kematian": {"kematiannya"}}
 
 

@@ -113,7 +113,9 @@ def _render(settings, who, lang) -> str:
     request = Request({"type": "http", "method": "GET", "path": "/", "query_string": f"lang={lang}".encode(),
                        "headers": []})
     page = portal._Page(request, who)
-    return portal._environment().get_template("home.html").render(p=page, lang=lang, **home(settings, who, lang))
+    # The route adds the first featured map (`spotlight`); tests/serving/test_portal_reading.py checks it served.
+    return portal._environment().get_template("home.html").render(p=page, lang=lang, spotlight=None,
+                                                                  **home(settings, who, lang))
 
 
 # --- the context ----------------------------------------------------------------------------------------

@@ -126,3 +126,11 @@ def test_english_titles_come_from_the_standards(api):
     page = httpx.get(api + "/dataset/dinsos_dtks?lang=en").text
     assert "<h1>Residents: Dinas Sosial Kota Bogor</h1>" in page
     assert "One agency&#39;s data, harmonized" in page and 'class="integrated-link"' in page
+
+
+def test_the_home_page_shows_the_city_at_a_glance_with_its_first_featured_map(api):
+    page = httpx.get(api + "/").text
+    spotlight = page[page.index('aria-labelledby="spotlight-heading"'):]
+    spotlight = spotlight[:spotlight.index("</section>")]
+    assert 'href="/dataset/penduduk_umur_jenis_kelamin?lang=id"' in spotlight
+    assert '<figure class="map"' in spotlight and spotlight.count("data-code=") == 68
