@@ -120,7 +120,7 @@ def test_codelists_list_and_show():
     lists = {f"{c['name']}@{c['edition']}": c for c in json.loads(hub("codelists", "list", "--json").stdout)}
     assert lists["kode_wilayah@2025"]["codes"] == 91599 and lists["kode_wilayah@2025"]["owner"]
     agama = json.loads(hub("codelists", "show", "agama", "--json").stdout)
-    assert agama["rows"][0] == {"kode": "1", "nama": "Islam"} and len(agama["rows"]) == 7
+    assert agama["rows"][0] == {"kode": "1", "nama": "Islam", "nama_en": "Islam"} and len(agama["rows"]) == 7
     done = hub("codelists", "show", "nope")
     assert done.returncode == 2 and "unknown code list 'nope'" in done.stderr
 

@@ -227,8 +227,13 @@ def portal_preview(catalog, persona, dataset):
     if table is None:
         assert 'class="warning access-denied"' in answer.text
         return 401 if persona == "anonim" else 403, None
-    columns = re.findall(r'<th scope="col">([^<\s]+)', table.group(1))
-    records = [dict(re.findall(r'<td data-field="([^"]+)">([^<]*)</td>', row))
+    columns = re.findall(r'<code class="field-name">([^<]+)</code>', table.group(1))
+
+    def value(cell: str) -> str:  # a coded value shows its label, then the code itself
+        code = re.search(r'<code class="code"[^>]*>([^<]*)</code>', cell)
+        return code.group(1) if code else cell
+
+    records = [{field: value(cell) for field, cell in re.findall(r'<td data-field="([^"]+)">(.*?)</td>', row)}
                for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S) if "<td" in row]
     import html as html_module
 
@@ -324,7 +329,8 @@ def _listed_by(catalog, persona: str) -> dict[str, set[str]]:
     ckan = get("/api/3/action/package_search", rows=1000).json()["result"]
     ttl = get("/catalog.ttl").text
     token = headers.get("Authorization", "").removeprefix("Bearer ")
-    portal = httpx.get(base + "/", params={"q": ""}, cookies={"hub_token": token} if token else None).text
+    every_kind = [("kind", k) for k in ("harmonized", "integrated", "indicator")]
+    portal = httpx.get(base + "/search", params=every_kind, cookies={"hub_token": token} if token else None).text
     agencies = "".join(httpx.get(base + f"/agency/{a}", cookies={"hub_token": token} if token else None).text
                        for a in ("dinkes", "disdukcapil", "dpmptsp"))
     return {
