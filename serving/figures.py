@@ -139,7 +139,8 @@ def figures(settings, d, standard, who, lang: str, number: Callable[[float], str
         latest = None
         if time:
             latest = query(f"SELECT max({quoted(time)}) FROM {table}")[0][0]
-        where = f" WHERE {quoted(time)} = '{latest}'" if time and latest is not None else ""
+        # The latest period by a subquery: no value of the data is ever written into a statement.
+        where = f" WHERE {quoted(time)} = (SELECT max({quoted(time)}) FROM {table})" if latest is not None else ""
         period = say["fig_period"].format(period=latest) if where else ""
         headline = _headline(standard, shape, measures)
 
