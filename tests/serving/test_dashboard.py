@@ -294,3 +294,30 @@ def test_the_emblem_when_the_city_has_one(city, site_file):
         outline.feed(_render(city, ANONYMOUS, lang))
         assert [(i["src"], i["alt"]) for i in outline.images] == [("/site/emblem", alt)]
         assert not any("emblem-slot" in (a.get("class") or "") for _, a in outline.tags)
+
+
+# --- a dataset's figures over periods and versions (serving.figures), on this catalog's two versions --------
+
+
+def test_an_indicator_by_period_is_mapped_at_its_latest_period_and_drawn_over_periods_and_versions(city):
+    from catalog.metadata import describe
+    from catalog.query import query
+    from schemas import load_standard
+    from serving.figures import figures
+
+    with session(city.catalog_url) as s:
+        d = s.get(Dataset, "penerima_bansos_kelurahan")
+        versions = describe(s, d)["versions"]
+    drawn = figures(city, d, load_standard(f"{d.standard}@{d.standard_version}"), ANONYMOUS, "en", str, versions)
+    captions = [re.search(r"<figcaption>(.*?)</figcaption>", f).group(1) for f in drawn]
+    assert captions == ["Residents receiving assistance by kelurahan, 2025-02",
+                        "Residents receiving assistance by period, all of Kota Bogor",
+                        "Residents receiving assistance in each published version"]
+    # The line over the periods adds up each period's published cells, as the operator's own SQL does.
+    sums = query(city, "SELECT periode, sum(jumlah_penerima) FROM penerima_bansos_kelurahan GROUP BY 1 ORDER BY 1")
+    by_period = re.findall(r'<th scope="row">(\d{4}-\d\d)</th><td class="num">(\d+)</td>', drawn[1])
+    assert by_period == [(p, str(n)) for p, n in zip(*sums.to_pydict().values())]
+    # Over the versions: the first export had March too, so the latest version is smaller.
+    over_versions = [int(n) for n in re.findall(r'<th scope="row">[^<]+</th><td class="num">(\d+)</td>', drawn[2])]
+    assert len(over_versions) == len(versions) == 2 and over_versions[0] > over_versions[1]
+    assert "Down " in drawn[2]
