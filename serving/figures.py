@@ -166,13 +166,21 @@ def figures(settings, d, standard, who, lang: str, number: Callable[[float], str
                 out.append(maps.choropleth(values, level=level, caption=caption, lang=lang, number=number,
                                            suppressed=hidden, value_title=what))
                 if level == "kecamatan":
+                    # Six kecamatan: a bar chart for each measure reads at a glance. A rate (a number, not a
+                    # count) is drawn only where each kecamatan has one row: rates do not add up.
                     names = code_labels(area)
-                    bars = sorted((charts.Bar(names.get(code, code), values.get(code), code in hidden, code)
-                                   for code, *_ in rows if code),
-                                  key=lambda b: (b.value is None, -(b.value or 0)))
-                    out.append(charts.bar_chart(bars, caption=say["fig_bar_area"].format(measure=what,
-                                                                                        period=period),
-                                                value_title=what, lang=lang, number=number))
+                    single = query(f"SELECT count(*) = count(DISTINCT {quoted(area)}) FROM {table}{where}")[0][0]
+                    others = [m for m in measures if m != headline and (single or fields[m].type == "integer")]
+                    for measure in [headline, *others][:6]:
+                        named = title(measure) if measure else what
+                        by_area = {code: (value, hidden_cells) for code, value, hidden_cells in totals([area], measure)}
+                        bars = sorted((charts.Bar(names.get(code, code), None if hidden_cells else value,
+                                                  bool(hidden_cells), code)
+                                       for code, (value, hidden_cells) in by_area.items() if code),
+                                      key=lambda b: (b.value is None, -(b.value or 0)))
+                        out.append(charts.bar_chart(bars, caption=say["fig_bar_area"].format(measure=named,
+                                                                                            period=period),
+                                                    value_title=named, lang=lang, number=number))
         # 2. A population pyramid.
         if shape.age in plain and shape.sex in plain and headline:
             rows = totals([shape.age, shape.sex], headline)
