@@ -33,19 +33,19 @@ def test_the_code_lists_pass(tmp_path, lists):
 
 def test_unquoted_commas_duplicate_codes_and_missing_columns_are_named_by_file_line_and_column(tmp_path, lists):
     with (lists / "agama.csv").open("a", encoding="utf-8") as f:
-        f.write("1,Islam lagi\n8,Lainnya, atau tidak diketahui\n")
+        f.write("1,Islam lagi,Islam again\n8,Lainnya, atau tidak diketahui,Other\n")
     (lists / "status_sekolah.csv").write_text("kode,name\nnegeri,Negeri\n", encoding="utf-8")
     done = check(tmp_path, lists)
     assert done.returncode == 1
     assert f"{lists / 'agama.csv'}:9:1: code '1' twice: also on line 2\n" in done.stdout
-    assert (f"{lists / 'agama.csv'}:10:3: 3 fields where the header has 2: "
+    assert (f"{lists / 'agama.csv'}:10:4: 4 fields where the header has 3: "
             "a value with a comma must be in double quotes\n") in done.stdout
     assert (f"{lists / 'status_sekolah.csv'}:1:2: no column 'nama': the header is kode,name; "
             "a code list needs kode, nama\n") in done.stdout
 
     answer = json.loads(check(tmp_path, lists, "--json").stdout)
     assert [(p["file"], p["line"], p["column"]) for p in answer["problems"]] == [
-        ("agama.csv", 9, 1), ("agama.csv", 10, 3), ("status_sekolah.csv", 1, 2)]
+        ("agama.csv", 9, 1), ("agama.csv", 10, 4), ("status_sekolah.csv", 1, 2)]
     assert answer["problems"][0]["path"] == str(lists / "agama.csv")
 
 
@@ -68,7 +68,7 @@ def test_a_missing_file_is_named_where_the_index_names_it(tmp_path, lists):
 
 def test_standards_check_also_checks_the_code_lists_each_standard_names(tmp_path, lists):
     with (lists / "agama.csv").open("a", encoding="utf-8") as f:
-        f.write("1,Islam lagi\n")
+        f.write("1,Islam lagi,Islam again\n")
     done = hub(tmp_path / "home", "standards", "check", check=False, env={"HUB_CODELISTS": str(lists)})
     assert done.returncode == 2
     assert "penduduk-1.1.0.json: agama.csv:9:1: code '1' twice: also on line 2" in done.stdout
