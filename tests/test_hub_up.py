@@ -156,7 +156,7 @@ def test_a_broken_standard_and_code_list_are_reported_and_every_source_keeps_its
     code_list = home / "codelists" / "skala_usaha.csv"  # umkm's skala_usaha, which dpmptsp_oss publishes
     good = code_list.read_text(encoding="utf-8")
     broken_standard.write_text('{"title": "Rusak",\n  "fields": [\n', encoding="utf-8")
-    code_list.write_text(good + "mikro,Usaha mikro lagi,\n", encoding="utf-8")
+    code_list.write_text(good + "mikro,Usaha mikro lagi,Micro enterprise again,\n", encoding="utf-8")
     try:
         report = json.loads(hub(home, "status", "--json", env=running.env, check=False).stdout)
         errors = {p["file"]: p["error"] for p in report["problems"] if p["what"] == "standard or code list"}
