@@ -79,12 +79,13 @@ def pages(datasets: list[str]) -> list[tuple[str, str, bool]]:
     """(name, path, signed in as the analyst) of every page measured."""
     found = [("home", "/", False), ("home en", "/?lang=en", False)]
     for word in SEARCHES:
-        found += [(f"search {word}", f"/?q={word.replace(' ', '+')}", False),
-                  (f"search {word} en", f"/?q={word.replace(' ', '+')}&lang=en", False)]
+        found += [(f"search {word}", f"/search?q={word.replace(' ', '+')}", False),
+                  (f"search {word} en", f"/search?q={word.replace(' ', '+')}&lang=en", False)]
     for d in datasets:
         found += [(f"dataset {d}", f"/dataset/{d}", True), (f"dataset {d} en", f"/dataset/{d}?lang=en", True)]
         if d in FILTERS:
             found.append((f"preview {d} filter", f"/dataset/{d}?filter={FILTERS[d].replace('=', '%3D')}", True))
+            found.append((f"preview {d} page 3", f"/dataset/{d}?start=40", True))
     found += [("dataset disdukcapil_siak anonymous", "/dataset/disdukcapil_siak", False),
               ("agencies", "/agencies", False), ("sql", "/sql", True)]
     return found
