@@ -38,11 +38,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "points": ("{n} titik dari {first} sampai {last}.", "{n} points from {first} to {last}."),
     "highest_lowest": ("Tertinggi: {max_label} ({max}); terendah: {min_label} ({min}).",
                        "Highest: {max_label} ({max}); lowest: {min_label} ({min})."),
-    "up": ("Naik {change} sejak versi sebelumnya ({label})", "Up {change} since the previous version ({label})"),
-    "down": ("Turun {change} sejak versi sebelumnya ({label})",
-             "Down {change} since the previous version ({label})"),
-    "unchanged": ("Tidak berubah sejak versi sebelumnya ({label})",
-                  "Unchanged since the previous version ({label})"),
+    # The line is over versions or over periods: the sentence names the point before by its label.
+    "up": ("Naik {change} dibanding sebelumnya ({label})", "Up {change} on the one before ({label})"),
+    "down": ("Turun {change} dibanding sebelumnya ({label})", "Down {change} on the one before ({label})"),
+    "unchanged": ("Tidak berubah dibanding sebelumnya ({label})", "Unchanged on the one before ({label})"),
     "up_between": ("Naik {change} dari {before} ke {after}", "Up {change} from {before} to {after}"),
     "down_between": ("Turun {change} dari {before} ke {after}", "Down {change} from {before} to {after}"),
     "unchanged_between": ("Tidak berubah dari {before} ke {after}", "Unchanged from {before} to {after}"),
@@ -50,7 +49,7 @@ LABELS: dict[str, tuple[str, str]] = {
                           "The latest value ({label}) is suppressed (< 5)"),
     "latest_missing": ("Nilai terakhir ({label}) tidak ada datanya", "The latest value ({label}) has no data"),
     "cannot_compare": ("Belum ada dua nilai yang dapat dibandingkan", "There are not yet two values to compare"),
-    "single": ("Baru satu versi", "Only one version so far"),
+    "single": ("Baru satu nilai", "Only one value so far"),
 }
 
 # Okabe & Ito's palette, told apart by the common colour-vision deficiencies; both keep 3:1 against white, the
@@ -377,7 +376,7 @@ def _with_gaps(out: list[str], cells, word, number) -> str:
 
 
 def _change_sentence(points: Sequence[Point], word: dict[str, str], number: Number) -> str:
-    """How the latest value moved: against the previous version, or between the last two values shown when the
+    """How the latest value moved: against the one before, or between the last two values shown when the
     latest is withheld or missing (never guessing it), or why no comparison can be made."""
     if not points:
         return ""
