@@ -13,6 +13,7 @@ from catalog.access import PLAIN, listed
 from catalog.db import Dataset, DatasetVersion, session, utcnow
 from catalog.identity import Identity
 from hub.errors import Busy, HubError
+from serving.numbers import number
 
 __all__ = ["FEATURED", "LABELS", "home"]
 
@@ -98,15 +99,6 @@ def _link(path: str, lang: str, **query: str) -> str:
     return f"{path}?{urlencode([*query.items(), ('lang', lang)])}"
 
 
-def _figure(value, lang: str) -> str:
-    """A figure as the language writes it: 6.199 and 12,5 in Indonesian, 6,199 and 12.5 in English."""
-    if isinstance(value, float) and not value.is_integer():
-        text = f"{value:,.2f}".rstrip("0").rstrip(".")
-        return text.translate(str.maketrans(",.", ".,")) if lang == "id" else text
-    text = f"{int(value):,}"
-    return text.replace(",", ".") if lang == "id" else text
-
-
 def _freshness(updated: dt.datetime | None, now: dt.datetime, lang: str) -> dict:
     """When a dataset was last updated: as an ISO time, a date, and in words ("diperbarui 3 hari lalu")."""
     if updated is None:
@@ -128,7 +120,7 @@ def _trend(value, previous, lang: str) -> dict:
         return {"previous": None, "change": None, "trend": None, "trend_text": None}
     change = value - previous
     trend = "up" if change > 0 else "down" if change < 0 else "same"
-    text = _t(f"trend_{trend}", lang).format(n=_figure(abs(change), lang))
+    text = _t(f"trend_{trend}", lang).format(n=number(abs(change), lang))
     return {"previous": previous, "change": change, "trend": trend, "trend_text": text}
 
 
@@ -154,7 +146,7 @@ def _headlines(settings, who, lang, now, headlines, datasets, known, versions) -
                 continue
             previous = _sum(settings, who, d, before.snapshot_id, h.sum) if before else None
         shown.append({"dataset": d.id, "title": h.title_en if lang == "en" else h.title, "field": h.sum,
-                      "value": value, "value_text": _figure(value, lang), **_trend(value, previous, lang),
+                      "value": value, "value_text": number(value, lang), **_trend(value, previous, lang),
                       **_freshness(d.updated_at, now, lang), "href": _link(f"/dataset/{d.id}", lang)})
     return shown
 
@@ -215,7 +207,7 @@ def _featured(lang: str, now: dt.datetime, chosen, datasets: dict) -> list[dict]
         title, description = _localized(d, lang)
         cards.append({"id": d.id, "title": title, "description": _one_line(description or ""), "kind": d.kind,
                       "kind_label": KINDS.get(d.kind, (d.kind, d.kind))[1 if lang == "en" else 0],
-                      "rows": d.row_count, "rows_text": _figure(d.row_count or 0, lang),
+                      "rows": d.row_count, "rows_text": number(d.row_count or 0, lang),
                       **_freshness(d.updated_at, now, lang), "href": _link(f"/dataset/{d.id}", lang)})
     return cards
 

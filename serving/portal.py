@@ -22,6 +22,7 @@ from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAtte
 from hub.errors import Busy, ConfigError, HubError, QueryError
 from hub.followed import BrokenFile, Followed, Problem
 from serving.dashboard import LABELS as HOME_LABELS
+from serving.numbers import number
 from serving.site import site
 
 __all__ = ["LABELS", "LANGUAGES", "problem_page", "router"]
@@ -428,19 +429,8 @@ DEFAULT_KINDS = ("integrated", "indicator")
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(number=_number, percent=_percent, when=_when)
+    env.filters.update(number=number, percent=_percent, when=_when)
     return env
-
-
-def _number(value, lang: str) -> str:
-    """`value` as people read it: Indonesian writes 6.199 and 2,5, English 6,199 and 2.5 (two decimals at most)."""
-    if value is None:
-        return "–"
-    if isinstance(value, float) and not value.is_integer():
-        text = f"{value:,.2f}".rstrip("0").rstrip(".")
-    else:
-        text = f"{int(value):,}" if isinstance(value, float) else f"{value:,}"
-    return text.translate(str.maketrans(",.", ".,")) if lang == "id" else text
 
 
 def _percent(value, lang: str) -> str:
@@ -694,7 +684,7 @@ def _figures(settings, d: Dataset, standard, page: _Page, seen, versions: list[d
     if key in _drawn:
         return _drawn[key]
     try:
-        drawn = figures(settings, d, standard, page.who, page.lang, lambda v: _number(v, page.lang), versions)
+        drawn = figures(settings, d, standard, page.who, page.lang, lambda v: number(v, page.lang), versions)
     except (QueryError, Busy, AccessDenied) as e:
         log.warning("portal: the figures of %s cannot be drawn: %s", d.id, e)
         return []
