@@ -14,7 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import yaml
 
@@ -107,17 +107,13 @@ def _rows(name: str, edition: str, strict: bool = False) -> tuple[dict, ...]:
 def labels(ref: dict, lang: str = "id") -> dict[str, str]:
     """Each code a standard's `x-code-list` reference admits -> its label: `nama`, or in English (`lang="en"`)
     `nama_en` where the list has one (place names have none: they are the same in both languages)."""
-    name, edition = ref["name"], str(ref["edition"])
-    level, within = ref.get("level"), ref.get("within")
-    rows_ = _rows(name, edition)
+    rows_ = _rows(ref["name"], str(ref["edition"]))
     # Kode wilayah has 91,599 rows: the table is made once per edition, scope and language, not per page.
-    key = (id(rows_), level, within, lang)
+    key = (id(rows_), ref.get("level"), ref.get("within"), lang)
     if key not in _labels:
         if len(_labels) > 64:
             _labels.clear()
-        table = {r["kode"]: (lang == "en" and r.get(ENGLISH_COLUMN)) or r["nama"] for r in rows_
-                 if (level is None or r.get(LEVEL_COLUMN) == level)
-                 and (within is None or r["kode"].startswith(within + "."))}
+        table = {r["kode"]: (lang == "en" and r.get(ENGLISH_COLUMN)) or r["nama"] for r in _admitted(ref, rows_)}
         _labels[key] = (rows_, table)  # holding the rows keeps their id from being reused while cached
     return _labels[key][1]
 
@@ -149,12 +145,14 @@ def codes(ref: dict) -> list[str]:
 
 
 def _codes(ref: dict, strict: bool = False) -> list[str]:
+    return [r["kode"] for r in _admitted(ref, _rows(ref["name"], str(ref["edition"]), strict))]
+
+
+def _admitted(ref: dict, rows_: Iterable[dict]) -> Iterator[dict]:
+    """The rows of a list that a standard's reference admits: of its `level`, under its `within`."""
     level, within = ref.get("level"), ref.get("within")
-    return [
-        r["kode"]
-        for r in _rows(ref["name"], str(ref["edition"]), strict)
-        if (level is None or r.get(LEVEL_COLUMN) == level) and (within is None or r["kode"].startswith(within + "."))
-    ]
+    return (r for r in rows_ if (level is None or r.get(LEVEL_COLUMN) == level)
+            and (within is None or r["kode"].startswith(within + ".")))
 
 
 def files_of(refs: Iterable[dict]) -> list[Path]:
