@@ -172,8 +172,6 @@ def index_version() -> str:
 def _english(description: dict) -> tuple[str | None, str | None]:
     """An integrated or indicator dataset's English title and description: its standard's (a source's dataset is
     titled by its agency, in Indonesian only)."""
-    if "title_en" in description or "description_en" in description:
-        return description.get("title_en"), description.get("description_en")
     if description.get("kind") not in ("integrated", "indicator") or not description.get("standard_version"):
         return None, None
     from schemas import load_standard
