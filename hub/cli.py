@@ -718,6 +718,27 @@ def cmd_standards_diff(settings: Settings, args) -> int:
     return 1 if problem else 0
 
 
+def cmd_standards_odcs(settings: Settings, args) -> None:
+    """Print a standard's data contract (ODCS v3.1.0); a dataset's, with its servers, is served by the API."""
+    from schemas.contracts import contract, to_yaml
+
+    document = contract(_standard_arg(args.standard))
+    if args.json:
+        _print_json(document)
+    else:
+        say(to_yaml(document), end="")
+
+
+def cmd_standards_import_odcs(settings: Settings, args) -> None:
+    """Write the draft standard of an ODCS contract, and say what the steward must still fill in or look at."""
+    from schemas.contracts import import_contract
+
+    path, notes = import_contract(Path(args.file), Path(args.output or settings.home / "drafts" / "standards"))
+    for note in notes:
+        say(f"note: {note}")
+    say(f"wrote draft {path}; check it with `hub standards check {path}`, then copy it into the standards folder")
+
+
 def cmd_validate(settings: Settings, args) -> int:
     """Validate a file of records against a standard; exit 1 when a row is invalid."""
     from schemas.records import validate_file
@@ -1008,6 +1029,14 @@ def _parser() -> argparse.ArgumentParser:
     s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_standards_check)
+    s = standards.add_parser("odcs", help="print a standard's data contract (ODCS v3.1.0), YAML or --json")
+    s.add_argument("standard", help="NAME, NAME@VERSION or a standard's file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_standards_odcs)
+    s = standards.add_parser("import-odcs", help="turn an ODCS contract (YAML or JSON) into a draft standard")
+    s.add_argument("file")
+    s.add_argument("--output", help="folder of the draft (default: HUB_HOME/drafts/standards)")
+    s.set_defaults(func=cmd_standards_import_odcs)
 
     s = sub.add_parser("validate", help="validate a CSV, JSON Lines or Parquet file of records against a standard")
     s.add_argument("standard", help="NAME, NAME@VERSION or a standard's JSON Schema file")
