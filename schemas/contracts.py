@@ -42,6 +42,15 @@ class Published:
     table: str  # the Iceberg table, `namespace.table`, in the hub's catalog
     base_url: str  # the hub's address, e.g. https://data.kotabogor.go.id
     agency: str | None = None  # the agency whose source it is; None for integrated and indicator datasets
+    # An integrated dataset's column naming the source of each row: a person two sources know is there twice.
+    source_column: str | None = None
+
+    def key(self, standard: Standard) -> list[str]:
+        """The columns that identify a row of the dataset: the standard's key, and the source where rows merge."""
+        return [*standard.primary_key, *([self.source_column] if self.source_column and standard.primary_key else [])]
+
+
+SOURCE_DESCRIPTION = "Sumber data (registrasi sumber) tempat baris ini diambil."
 
 
 # --- export -------------------------------------------------------------------------------------------------------
@@ -52,7 +61,14 @@ def contract(standard: Standard, published: Published | None = None) -> dict:
 
     schema = standard.schema
     terms = licence(schema["x-license"])
-    rules = expectation_specs(standard)
+    key = published.key(standard) if published else list(standard.primary_key)
+    rules = [r for r in expectation_specs(standard) if not r["reason"].endswith(":duplicate_key")]
+    if len(key) == 1:
+        rules.append({"expectation": "ExpectColumnValuesToBeUnique", "kwargs": {"column": key[0]},
+                      "reason": f"{key[0]}:duplicate_key"})
+    elif key:
+        rules.append({"expectation": "ExpectCompoundColumnsToBeUnique", "kwargs": {"column_list": key},
+                      "reason": f"{'+'.join(key)}:duplicate_key"})
     producers = [published.agency] if published and published.agency else _list(schema["x-produsen-data"])
     table = {
         "name": published.dataset_id if published else standard.name,
@@ -61,9 +77,15 @@ def contract(standard: Standard, published: Published | None = None) -> dict:
         "businessName": standard.title,
         "description": standard.description,
         "logicalType": "object",
-        "properties": [_property(standard, f, [r for r in rules if r["reason"].split(":")[0] == f.name])
+        "properties": [_property(standard, f, key, [r for r in rules if r["reason"].split(":")[0] == f.name])
                        for f in standard.fields],
     }
+    if published and published.source_column:
+        table["properties"].append({
+            "name": published.source_column, "businessName": "Sumber data", "description": SOURCE_DESCRIPTION,
+            "logicalType": "string", "physicalType": "string", "required": True,
+            **({"primaryKey": True, "primaryKeyPosition": len(key)} if published.source_column in key else {}),
+            "classification": "publik"})
     key_rule = [_quality(r) for r in rules if "+" in r["reason"].split(":")[0]]  # a compound key's uniqueness
     if key_rule:
         table["quality"] = key_rule
@@ -177,8 +199,7 @@ def _servers(published: Published, base: str) -> list[dict]:
     ]
 
 
-def _property(standard: Standard, f, rules: list[dict]) -> dict:
-    key = list(standard.primary_key)
+def _property(standard: Standard, f, key: list[str], rules: list[dict]) -> dict:
     logical, options = _logical(f)
     p = {
         "name": f.name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.codelists import codes
-from schemas.contracts import Published
+from schemas.contracts import SOURCE_DESCRIPTION, Published
 from schemas.licences import licence
 from schemas.standards import Standard
 
@@ -11,8 +11,6 @@ __all__ = ["datapackage", "table_schema"]
 
 # How a column reaches a reader, in catalog.access's words: as the standard wrote it, pseudonymized or masked.
 PLAIN, PSEUDONYM = "plain", "pseudonym"
-# Columns the hub itself adds to a table (catalog.access.HUB_COLUMNS): not in the standard, described here.
-_HUB_COLUMNS = {"_source": "Sumber data (source registration) tempat baris ini diambil."}
 _TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
 
 
@@ -49,25 +47,31 @@ def datapackage(standard: Standard, published: Published, columns: list[tuple[st
             "mediatype": "text/csv",
             "encoding": "utf-8",
             "dialect": {"header": True, "delimiter": ",", "quoteChar": '"'},
-            "schema": table_schema(standard, columns),
+            "schema": table_schema(standard, published, columns),
         }],
     }
 
 
-def table_schema(standard: Standard, columns: list[tuple[str, str]] | None = None) -> dict:
-    """The Table Schema of the standard's records, or of the given columns (see `datapackage`)."""
-    columns = columns if columns is not None else [(f.name, PLAIN) for f in standard.fields]
+def table_schema(standard: Standard, published: Published, columns: list[tuple[str, str]] | None = None) -> dict:
+    """The Table Schema of the dataset's rows, or of the given columns of them (see `datapackage`)."""
+    columns = columns if columns is not None else [
+        *((f.name, PLAIN) for f in standard.fields), *([(published.source_column, PLAIN)] if published.source_column
+                                                       else [])]
     known = {f.name: f for f in standard.fields}
-    fields = [_field(known.get(name), name, rule) for name, rule in columns]
+    fields = [_field(known.get(name), name, rule, published) for name, rule in columns]
     # A pseudonym keeps a key unique; a masked value does not (NIKs of one kecamatan all look alike).
     keyed = {name for name, rule in columns if rule in (PLAIN, PSEUDONYM)}
-    key = list(standard.primary_key) if standard.primary_key and keyed >= set(standard.primary_key) else []
+    key = published.key(standard)
+    key = key if key and keyed >= set(key) else []
     return {"fields": fields, **({"primaryKey": key} if key else {}), "missingValues": [""]}
 
 
-def _field(f, name: str, rule: str) -> dict:
-    if f is None:  # a column the hub adds, or one an older version of the standard named
-        return {"name": name, "type": "string", "description": _HUB_COLUMNS.get(name, "")}
+def _field(f, name: str, rule: str, published: Published) -> dict:
+    if name == published.source_column:
+        return {"name": name, "title": "Sumber data", "description": SOURCE_DESCRIPTION, "type": "string",
+                "constraints": {"required": True}}
+    if f is None:  # a column an older version of the standard named
+        return {"name": name, "type": "any"}
     out = {"name": f.name, "title": f.title, "description": f.description}
     constraints = {"required": True} if f.required else {}
     if rule != PLAIN:

@@ -17,6 +17,7 @@ YAML = "application/yaml; charset=utf-8"
 def router(settings) -> APIRouter:
     """The exports, for `app.include_router` in the catalog API. They are metadata, the standard's shape, shown to
     whoever may know of the dataset (as its data dictionary is); the downloads they point at keep their own rules."""
+    from catalog import storage
     from schemas import load_standard
     from schemas.contracts import Published
 
@@ -36,7 +37,8 @@ def router(settings) -> APIRouter:
         seen = access_to(who, d, standard)
         if not seen.listed:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
-        where = Published(d.id, d.table_identifier, str(request.base_url).rstrip("/"), d.agency_name)
+        where = Published(d.id, d.table_identifier, str(request.base_url).rstrip("/"), d.agency_name,
+                          storage.SOURCE_COLUMN if d.kind == "integrated" else None)
         return d, standard, where, seen
 
     def odcs(request: Request, dataset_id: str, who: Identity) -> dict:
@@ -66,7 +68,6 @@ def router(settings) -> APIRouter:
     def data_package(dataset_id: str, request: Request, who: Identity = Depends(current)) -> JSONResponse:
         """The dataset as a Frictionless Data Package: one CSV resource (its download, which keeps its own access
         rules) with a Table Schema of the columns the caller's download holds, masked ones without their rules."""
-        from catalog import storage
         from schemas.datapackage import datapackage
 
         d, standard, where, seen = published(request, dataset_id, who)
