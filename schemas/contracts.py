@@ -431,6 +431,7 @@ _LOGICAL_TYPES = {"string": ("string", None), "date": ("string", "date"), "times
 _PHYSICAL = [(r"(var)?char|text|string|uuid", "string"), (r"(big|small|tiny)?int(eger)?|long|short", "integer"),
              (r"double|float|real|decimal|numeric|number", "number"), (r"bool(ean)?", "boolean"),
              (r"date$", "date"), (r"(timestamp|datetime)", "timestamp")]
+# The rules of logicalTypeOptions a standard holds: a string's (the first three), then a number's.
 _RULE_KEYS = ("minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
               "multipleOf")
 
@@ -453,8 +454,12 @@ def _field(p: dict, at: str, dataset_class: str, notes: list[str]) -> dict:
             "type": json_type}  # a null counts as absent: only `required` says whether a value may be missing
     if fmt or options.get("format") == "email":
         spec["format"] = fmt or "email"
-    if json_type in ("string", "integer", "number"):
-        spec.update({k: options[k] for k in _RULE_KEYS if k in options})
+    kept = _RULE_KEYS[:3] if logical == "string" else _RULE_KEYS[3:] if json_type in ("integer", "number") else ()
+    spec.update({k: options[k] for k in kept if k in options})
+    left = sorted(set(options) - set(kept) - ({"format"} if logical != "string" or options.get("format") == "email"
+                                              else set()))
+    if left:
+        notes.append(f"{at}: {', '.join(left)} of a {logical} has no place in a standard; left out")
     width = re.fullmatch(r"\s*(?:var)?char\s*\(\s*(\d+)\s*\)\s*", p.get("physicalType") or "", re.I)
     if json_type == "string" and width and "maxLength" not in spec:
         spec["maxLength"] = int(width[1])

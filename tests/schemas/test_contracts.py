@@ -206,3 +206,33 @@ def test_the_commands(tmp_path):
     assert f"wrote draft {draft}" in done.stdout and load_standard_file(draft).ref == "umkm@1.0.0"
     again = hub(home, "standards", "import-odcs", str(contract_file), check=False, env=env)
     assert again.returncode == 2 and f"{draft} already exists" in again.stderr
+
+
+def test_what_a_standard_cannot_hold_is_named_not_dropped(tmp_path, no_standards):
+    contract_file = tmp_path / "kunjungan.odcs.yaml"
+    contract_file.write_text("""
+apiVersion: v3.1.0
+kind: DataContract
+id: kunjungan
+version: 0.2.0
+status: draft
+name: kunjungan_puskesmas
+schema:
+  - name: kunjungan
+    properties:
+      - {name: tanggal, logicalType: date, required: true, logicalTypeOptions: {minimum: "2020-01-01"}}
+      - {name: jumlah, logicalType: integer, unique: true, logicalTypeOptions: {minimum: 0, format: i64}}
+      - {name: kode, logicalType: string, logicalTypeOptions: {format: uuid, maxLength: 36}}
+      - {name: kelas, physicalType: VARCHAR(3)}
+""", encoding="utf-8")
+    path, notes = import_contract(contract_file, tmp_path / "drafts")
+    draft = load_standard_file(path)
+    assert draft.ref == "kunjungan_puskesmas@0.2.0"
+    assert [(f.name, f.type, f.format, f.required, f.constraints) for f in draft.fields] == [
+        ("tanggal", "string", "date", True, {}), ("jumlah", "integer", None, False, {"minimum": 0}),
+        ("kode", "string", None, False, {"maxLength": 36}), ("kelas", "string", None, False, {"maxLength": 3})]
+    left_out = [n.split(": ", 1)[1] for n in notes if "left out" in n]
+    assert left_out == [
+        "$.schema[0].properties[0]: minimum of a date has no place in a standard; left out",
+        "$.schema[0].properties[1]: unique on a field outside the primary key has no place in a standard; left out",
+        "$.schema[0].properties[2]: format of a string has no place in a standard; left out"]
