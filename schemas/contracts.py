@@ -62,13 +62,11 @@ def contract(standard: Standard, published: Published | None = None) -> dict:
     schema = standard.schema
     terms = licence(schema["x-license"])
     key = published.key(standard) if published else list(standard.primary_key)
-    rules = [r for r in expectation_specs(standard) if not r["reason"].endswith(":duplicate_key")]
-    if len(key) == 1:
-        rules.append({"expectation": "ExpectColumnValuesToBeUnique", "kwargs": {"column": key[0]},
-                      "reason": f"{key[0]}:duplicate_key"})
-    elif key:
-        rules.append({"expectation": "ExpectCompoundColumnsToBeUnique", "kwargs": {"column_list": key},
-                      "reason": f"{'+'.join(key)}:duplicate_key"})
+    rules = expectation_specs(standard)
+    if key != list(standard.primary_key):  # an integrated table's rows are unique by the key and their source
+        rules = [r for r in rules if not r["reason"].endswith(":duplicate_key")] + [
+            {"expectation": "ExpectCompoundColumnsToBeUnique", "kwargs": {"column_list": key},
+             "reason": f"{'+'.join(key)}:duplicate_key"}]
     producers = [published.agency] if published and published.agency else _list(schema["x-produsen-data"])
     table = {
         "name": published.dataset_id if published else standard.name,
