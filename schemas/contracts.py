@@ -39,7 +39,9 @@ class Published:
     """A dataset the hub publishes with a standard: where its contract's servers are."""
 
     dataset_id: str
-    table: str  # the Iceberg table, `namespace.table`, in the hub's catalog
+    # The Iceberg table outside engines read, `namespace.table` in the hub's catalog: the dataset as anonymous sees
+    # it (the `publik` namespace); None for a dataset anonymous may not read, whose tables are back-office storage.
+    table: str | None
     base_url: str  # the hub's address, e.g. https://data.kotabogor.go.id
     agency: str | None = None  # the agency whose source it is; None for integrated and indicator datasets
     # An integrated dataset's column naming the source of each row: a person two sources know is there twice.
@@ -71,7 +73,7 @@ def contract(standard: Standard, published: Published | None = None) -> dict:
     table = {
         "name": published.dataset_id if published else standard.name,
         "physicalType": "table",
-        **({"physicalName": published.table} if published else {}),
+        **({"physicalName": published.table} if published and published.table else {}),
         "businessName": standard.title,
         "description": standard.description,
         "logicalType": "object",
@@ -183,18 +185,20 @@ def _sla(schema: dict) -> list[dict]:
 
 
 def _servers(published: Published, base: str) -> list[dict]:
-    namespace, _, table = published.table.rpartition(".")
-    return [
-        {"server": "api", "type": "api", "location": f"{base}/api/datasets/{published.dataset_id}/rows",
-         "description": "the hub's REST API: rows with filters, downloads as CSV, JSON and Parquet, as the caller "
-                        "may see them"},
+    servers = [{"server": "api", "type": "api", "location": f"{base}/api/datasets/{published.dataset_id}/rows",
+                "description": "the hub's REST API: rows with filters, downloads as CSV, JSON and Parquet, as the "
+                               "caller may see them"}]
+    if published.table:
+        namespace, _, table = published.table.rpartition(".")
         # ODCS has no server type for an Iceberg catalog: a custom server, in CustomServer's own keys.
-        {"server": "iceberg", "type": "custom", "format": "iceberg", "catalog": "hub", "schema": namespace,
-         "dataset": table, "description": "the Apache Iceberg table in the hub's SQL catalog `hub`; `hub catalog "
-                                          "engines` prints how Spark, Trino, DuckDB and Polars connect",
-         "customProperties": [{"property": "tableFormat", "value": "iceberg"},
-                              {"property": "namespace", "value": namespace}, {"property": "table", "value": table}]},
-    ]
+        servers.append({
+            "server": "iceberg", "type": "custom", "format": "iceberg", "catalog": "hub", "schema": namespace,
+            "dataset": table, "description": "the Apache Iceberg table outside engines read, in the hub's SQL catalog "
+                                             "`hub`; `hub catalog engines` prints how Spark, Trino, DuckDB and Polars "
+                                             "connect",
+            "customProperties": [{"property": "tableFormat", "value": "iceberg"},
+                                 {"property": "namespace", "value": namespace}, {"property": "table", "value": table}]})
+    return servers
 
 
 def _property(standard: Standard, f, key: list[str], rules: list[dict]) -> dict:

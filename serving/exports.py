@@ -12,6 +12,7 @@ from catalog.identity import Identity, caller
 __all__ = ["router"]
 
 YAML = "application/yaml; charset=utf-8"
+PUBLIC_NAMESPACE = "publik"  # the Iceberg namespace outside engines are pointed at
 
 
 def router(settings) -> APIRouter:
@@ -37,7 +38,10 @@ def router(settings) -> APIRouter:
         seen = access_to(who, d, standard)
         if not seen.listed:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
-        where = Published(d.id, d.table_identifier, str(request.base_url).rstrip("/"), d.agency_name,
+        # Outside engines read the `publik` namespace, the dataset as anonymous sees it, written at publish for each
+        # dataset anonymous may read; the hub's other namespaces are unmasked back-office storage.
+        outside = f"{PUBLIC_NAMESPACE}.{d.id}" if d.classification == "publik" else None
+        where = Published(d.id, outside, str(request.base_url).rstrip("/"), d.agency_name,
                           storage.SOURCE_COLUMN if d.kind == "integrated" else None)
         return d, standard, where, seen
 

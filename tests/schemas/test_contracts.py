@@ -29,11 +29,13 @@ def _errors(document: dict) -> list[str]:
 @pytest.mark.parametrize("ref", STANDARDS)
 def test_every_standard_and_its_dataset_export_a_valid_odcs_contract(ref):
     standard = load_standard(ref)
-    for published in (None, Published(standard.name, f"integrated.{standard.name}", "https://data.example.go.id")):
+    for published in (None, Published(standard.name, f"publik.{standard.name}", "https://data.example.go.id"),
+                      Published(standard.name, None, "https://data.example.go.id", "Dinas X", "_source")):
         document = contract(standard, published)
         assert _errors(document) == []
         assert yaml.safe_load(to_yaml(document)) == document
-        assert [p["name"] for p in document["schema"][0]["properties"]] == [f.name for f in standard.fields]
+        sourced = ["_source"] if published and published.source_column else []
+        assert [p["name"] for p in document["schema"][0]["properties"]] == [f.name for f in standard.fields] + sourced
 
 
 def test_the_official_schema_refuses_what_odcs_does_not_allow():
@@ -52,8 +54,8 @@ def _property(document: dict, name: str) -> dict:
 
 def test_the_contract_says_what_the_standard_says():
     standard = load_standard("penduduk@1.1.0")
-    document = contract(standard, Published("disdukcapil_siak", "harmonized.disdukcapil_siak",
-                                            "https://data.example.go.id", "Dinas Kependudukan"))
+    document = contract(standard, Published("disdukcapil_siak", None, "https://data.example.go.id",
+                                            "Dinas Kependudukan"))
     assert (document["apiVersion"], document["kind"], document["version"]) == ("v3.1.0", "DataContract", "1.1.0")
     nik = _property(document, "nik")
     assert nik["primaryKey"] and nik["unique"] and nik["criticalDataElement"] and nik["required"]
@@ -81,11 +83,11 @@ def test_the_contract_says_what_the_standard_says():
     assert document["team"]["members"] == [
         {"username": standard.schema["x-walidata"], "role": "walidata"},
         {"username": "Dinas Kependudukan", "role": "produsen data"}]
-    api, iceberg = document["servers"]
+    # A terbatas dataset: its rows through the API, never its back-office Iceberg table to outside engines.
+    [api] = document["servers"]
     assert api == {"server": "api", "type": "api", "location": "https://data.example.go.id/api/datasets/"
                    "disdukcapil_siak/rows", "description": api["description"]}
-    assert (iceberg["format"], iceberg["catalog"], iceberg["schema"], iceberg["dataset"]) == \
-           ("iceberg", "hub", "harmonized", "disdukcapil_siak")
+    assert "physicalName" not in document["schema"][0]
     # Cleared by x-access: the agencies that may see the data unmasked.
     assert {"role": "agency:dinsos", "access": "read-unmasked", "description": "cleared by the standard's x-access"} \
         in document["roles"]
@@ -95,7 +97,11 @@ def test_the_contract_says_what_the_standard_says():
 
 def test_a_compound_key_an_open_licence_and_a_range():
     standard = load_standard("penduduk_umur_jenis_kelamin")
-    document = contract(standard)
+    document = contract(standard, Published(standard.name, f"publik.{standard.name}", "https://data.example.go.id"))
+    api, iceberg = document["servers"]
+    assert (iceberg["type"], iceberg["format"], iceberg["catalog"], iceberg["schema"], iceberg["dataset"]) == \
+           ("custom", "iceberg", "hub", "publik", standard.name)
+    assert document["schema"][0]["physicalName"] == f"publik.{standard.name}"
     [key] = document["schema"][0]["quality"]
     assert key["metric"] == "duplicateValues" and key["arguments"] == {
         "properties": ["kode_wilayah", "kelompok_umur", "jenis_kelamin"]}
