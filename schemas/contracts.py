@@ -218,7 +218,7 @@ def _property(standard: Standard, f, key: list[str], rules: list[dict]) -> dict:
             p["unique"] = True
     p["classification"] = f.classification or standard.classification
     examples = standard.schema["properties"][f.name].get("examples")
-    if examples:
+    if examples and not f.personal_data:  # a steward's example NIK or name may be a real person's
         p["examples"] = examples
     custom = _custom({"personalData": f.personal_data, "unit": f.unit, "concept": f.concept or None,
                       "titleEn": f.title_en or None, "descriptionEn": f.description_en or None,

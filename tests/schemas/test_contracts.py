@@ -242,3 +242,13 @@ schema:
         "$.schema[0].properties[0]: minimum of a date has no place in a standard; left out",
         "$.schema[0].properties[1]: unique on a field outside the primary key has no place in a standard; left out",
         "$.schema[0].properties[2]: format of a string has no place in a standard; left out"]
+
+
+def test_examples_of_personal_data_stay_out_of_the_contract(tmp_path):
+    schema = json.loads(load_standard("penduduk@1.1.0").path.read_text(encoding="utf-8"))
+    schema["properties"]["nik"]["examples"] = ["3271010101900001"]
+    schema["properties"]["agama"]["examples"] = ["1"]
+    (tmp_path / "penduduk-1.1.0.json").write_text(json.dumps(schema), encoding="utf-8")
+    document = contract(load_standard_file(tmp_path / "penduduk-1.1.0.json"))
+    assert _property(document, "agama")["examples"] == ["1"]
+    assert "examples" not in _property(document, "nik") and "3271010101900001" not in json.dumps(document)
