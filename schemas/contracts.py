@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from hub.errors import ConfigError
 from schemas.licences import KNOWN, licence
 from schemas.standards import CLASSIFICATIONS, PERSONAL_DATA, Standard
@@ -135,8 +137,6 @@ def contract(standard: Standard, published: Published | None = None) -> dict:
 
 
 def to_yaml(document: dict) -> str:
-    import yaml
-
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
 
 
@@ -272,6 +272,16 @@ def _quality(spec: dict) -> dict:
 
 # --- import -------------------------------------------------------------------------------------------------------
 
+class _DatesAsText(yaml.SafeLoader):
+    """YAML read as the ODCS schema expects it: an unquoted date or time (`contractCreatedTs: 2026-01-01`) stays
+    text, as in JSON, instead of becoming a Python date the schema would call no string."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def _validator():
     from jsonschema import Draft201909Validator
 
@@ -281,14 +291,14 @@ def _validator():
 def read_contract(path: Path) -> dict:
     """An ODCS contract file (YAML or JSON) checked against the official ODCS v3.1.0 JSON Schema; a problem names
     the file and the place in the document."""
-    import yaml
-
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read as UTF-8 text: {getattr(e, 'strerror', None) or e}") from None
     try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if path.suffix == ".json" else yaml.load(text, _DatesAsText)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}") from None
     except yaml.YAMLError as e:

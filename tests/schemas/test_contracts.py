@@ -193,6 +193,8 @@ def test_a_contract_that_is_not_odcs_is_refused_naming_the_file_and_the_place(tm
     broken.write_text("kind: DataContract\nschema: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken\.odcs\.yaml: line 3, column 1: not valid YAML"):
         import_contract(broken, tmp_path)
+    with pytest.raises(ConfigError, match=r"missing\.odcs\.yaml: no such file"):
+        import_contract(tmp_path / "missing.odcs.yaml", tmp_path)
     assert list(tmp_path.glob("*.json")) == []
 
 
@@ -223,6 +225,11 @@ id: kunjungan
 version: 0.2.0
 status: draft
 name: kunjungan_puskesmas
+contractCreatedTs: 2026-11-02T08:00:00Z
+team:
+  name: Dinas Kesehatan
+  members:
+    - {username: Dinas Kesehatan Kota Bogor, role: owner, dateIn: 2026-01-05}
 schema:
   - name: kunjungan
     properties:
@@ -233,7 +240,8 @@ schema:
 """, encoding="utf-8")
     path, notes = import_contract(contract_file, tmp_path / "drafts")
     draft = load_standard_file(path)
-    assert draft.ref == "kunjungan_puskesmas@0.2.0"
+    assert draft.ref == "kunjungan_puskesmas@0.2.0"  # unquoted dates read as text, as the ODCS schema wants them
+    assert draft.metadata["walidata"] == "Dinas Kesehatan Kota Bogor"
     assert [(f.name, f.type, f.format, f.required, f.constraints) for f in draft.fields] == [
         ("tanggal", "string", "date", True, {}), ("jumlah", "integer", None, False, {"minimum": 0}),
         ("kode", "string", None, False, {"maxLength": 36}), ("kelas", "string", None, False, {"maxLength": 3})]
