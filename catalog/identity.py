@@ -292,8 +292,9 @@ def may_see_agency(identity: Identity, agency_code: str | None) -> bool:
 
 
 def authorization_of(request: Request) -> str | None:
-    """The credentials a request carries: its Authorization header, else the portal's login cookie."""
-    header = request.headers.get("Authorization")
+    """The credentials a request carries: its Authorization header (or X-CKAN-API-Key, which CKAN clients may
+    send instead), else the portal's login cookie."""
+    header = request.headers.get("Authorization") or request.headers.get("X-CKAN-API-Key")
     if header or not request.cookies.get(COOKIE):
         return header
     return f"Bearer {request.cookies[COOKIE]}"
