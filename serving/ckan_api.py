@@ -7,6 +7,9 @@ parameters (JSON text where CKAN takes a list or a dict) or POST with a JSON bod
 How the catalog maps to CKAN:
 - a dataset is a package whose id and name are the dataset id, built from `catalog.metadata.describe` only;
 - its organization is its agency, or for datasets without one (integrated, indicator) the walidata;
+- its groups are the city's data topics (schemas/topics.py) that cover its standard; its licence is the one
+  its standard names, with CKAN's licence id (schemas/licences.py);
+- `q` and `fq` are Solr's syntax as CKAN clients write it (serving/solr.py), over the caller's packages;
 - each distribution is a resource. The API one is in the DataStore and its resource id is the dataset id,
   which is also the table name in `datastore_search_sql`; the files are `<dataset>.csv`, `.json` and
   `.parquet`. Rows come from `catalog.rows` and `catalog.sql`, so each caller sees what `catalog.access`
