@@ -41,6 +41,7 @@ from hub.errors import QueryError
 from schemas.licences import KNOWN, licence
 from schemas.topics import Topic, topics
 from serving import solr
+from serving.solr import TIME_FIELDS
 
 __all__ = ["ACTIONS", "CKAN_VERSION", "ActionError", "package", "router"]
 
@@ -50,7 +51,6 @@ SEARCH_ROWS_MAX = 1000  # CKAN's ckan.search.rows_max
 DATASTORE_ROWS_MAX = 32000  # CKAN's ckan.datastore.search.rows_max
 FACET_LIMIT = 50  # CKAN's search.facets.limit
 DEFAULT_SORT = "score desc, metadata_modified desc"
-TIME_FIELDS = ("metadata_modified", "metadata_created")
 
 
 class ActionError(Exception):
@@ -270,6 +270,9 @@ def _values(p: dict) -> dict[str, list | str]:
         "owner_org": [p["owner_org"]], "tags": tags, "res_format": [r["format"] for r in p["resources"]],
         "groups": [g["name"] for g in p["groups"]], "license_id": [p["license_id"]],
         "standard": [extras["standard"]], "classification": [extras["classification"]],
+        "version": [p["version"]], "author": [p["author"]], "maintainer": [p["maintainer"]],
+        # CKAN's web pages and many clients add +dataset_type:dataset (and capacity:public) to fq.
+        "dataset_type": [p["type"]], "capacity": ["private" if p["private"] else "public"], "state": [p["state"]],
         **{f: [p[f]] for f in TIME_FIELDS},
     }
 

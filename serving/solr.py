@@ -16,7 +16,8 @@ __all__ = ["FIELDS", "STRING_FIELDS", "TEXT_FIELDS", "TIME_FIELDS", "Packages", 
 # as whole values (exact case), dates as times.
 TEXT_FIELDS = ("text", "title", "notes")
 STRING_FIELDS = ("id", "name", "organization", "owner_org", "tags", "res_format", "groups", "license_id",
-                 "standard", "classification")
+                 "standard", "classification", "version", "author", "maintainer", "dataset_type", "capacity",
+                 "state")
 TIME_FIELDS = ("metadata_modified", "metadata_created")
 FIELDS = (*TEXT_FIELDS, *STRING_FIELDS, *TIME_FIELDS)
 _UNITS = {"YEAR": "years", "MONTH": "months", "DAY": "days", "HOUR": "hours", "MINUTE": "minutes",

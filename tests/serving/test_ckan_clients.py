@@ -61,6 +61,9 @@ def test_fielded_terms_match_what_the_packages_hold(ckan, packages):
     assert names(ckan, q="title:pendud*") >= with_penduduk
     assert names(ckan, q="name:penduduk") == {"penduduk"}
     assert names(ckan, q="license_id:*") == everything
+    assert names(ckan, fq="+dataset_type:dataset capacity:public state:active") == everything
+    for p in packages.values():
+        assert p["id"] in names(ckan, q=f'version:"{p["version"]}" maintainer:"{p["maintainer"]}"')
 
 
 def test_boolean_queries_are_set_operations_on_the_full_text_search(ckan, api, packages):
@@ -70,6 +73,8 @@ def test_boolean_queries_are_set_operations_on_the_full_text_search(ckan, api, p
     assert names(ckan, q="penduduk OR sekolah") == found["penduduk"] | found["sekolah"]
     assert names(ckan, q="penduduk AND sosial") == names(ckan, q="penduduk sosial") == found["penduduk"] & found["sosial"]
     assert names(ckan, q="-kesehatan") == everything - found["kesehatan"]
+    assert found["sosial"] and found["sosial"] != everything
+    assert names(ckan, q="-sosial") == names(ckan, q="NOT sosial") == everything - found["sosial"]
     assert names(ckan, q="+penduduk -sosial") == found["penduduk"] - found["sosial"]
     assert names(ckan, q="(penduduk OR kesehatan) AND NOT sosial") == (
         found["penduduk"] | found["kesehatan"]) - found["sosial"]
@@ -322,7 +327,9 @@ def engine(tmp_path, catalog_url):
                 "text": " ".join([title, notes, *tags]), "title": title, "notes": notes, "id": [dataset_id],
                 "name": [dataset_id], "organization": [org], "owner_org": [org], "tags": tags,
                 "res_format": ["CSV"], "groups": groups, "license_id": ["cc-by"], "standard": [dataset_id],
-                "classification": ["terbuka"], "metadata_modified": [modified], "metadata_created": [modified]}
+                "classification": ["terbuka"], "metadata_modified": [modified], "metadata_created": [modified],
+                "version": ["1.0.0"], "author": [org], "maintainer": ["Walidata"], "dataset_type": ["dataset"],
+                "capacity": ["public"], "state": ["active"]}
     settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
     return solr.Packages(frozenset(values), values.__getitem__,
                          lambda text: set(search(settings, text, rows=100)["results"]))
