@@ -58,10 +58,12 @@ def _tokens(text: str) -> list[tuple[str, object]]:
     while text[at:].strip():
         m = _TOKEN.match(text, at)
         if not m or m.end() == at:
-            raise SearchQueryError(f"cannot read the query at {text[at:at + 40].strip()!r}")
-        at = m.end()
+            # Only a phrase's opening quote is left unread.
+            position = len(text) - len(text[at:].lstrip()) + 1
+            raise SearchQueryError(f"the phrase at character {position} has no closing double quote")
         kind = next(k for k in ("open", "close", "op", "sign", "all", "value") if m[k] is not None)
-        found.append((kind, m[kind] if kind != "value" else (m["field"], m["value"])))
+        found.append((kind, m[kind] if kind != "value" else (m["field"], m["value"], m.start() + 1)))
+        at = m.end()
     return found
 
 
@@ -206,13 +208,12 @@ class _Term(_Node):
         return self.value in present
 
 
-def _term(field: str | None, value: str) -> _Term:
+def _term(field: str | None, value: str, position: int) -> _Term:
     if field is not None and field not in FIELDS:
         raise SearchQueryError(f"undefined field {field}; fields: {', '.join(FIELDS)}")
-    shown = f"{field}:{value}" if field else value
+    # Where the term is, not what it says: a query may hold a personal value (a NIK), never repeated back.
+    shown = f"the term at character {position}" + (f" (on {field})" if field else "")
     if value.startswith('"'):
-        if len(value) < 2 or not value.endswith('"'):
-            raise SearchQueryError(f"{shown}: a phrase ends with a double quote")
         text = re.sub(r"\\(.)", r"\1", value[1:-1])
         if field is None and not _sequence(text):
             raise SearchQueryError(f"{shown}: a phrase has words")
@@ -231,8 +232,8 @@ def _term(field: str | None, value: str) -> _Term:
                                    f"math such as NOW-1DAY or NOW/DAY") from None
         return _Term(field, range=(opening == "[", low, high, closing == "]"))
     if _SPECIAL.search(value) or "*" in value[:-1] or (value == "*" and field is None):
-        raise SearchQueryError(f"{shown}: fuzzy terms, boosts, escapes and wildcards other than a final * "
-                               f"are not supported")
+        raise SearchQueryError(f"{shown}: fuzzy terms (~), boosts (^), ? wildcards, escapes, field:(groups) "
+                               f"and * other than at the end are not supported")
     if field in TIME_FIELDS and value != "*":
         try:
             _time(value)
@@ -261,6 +262,8 @@ class _Parser:
     def query(self, inner: bool = False) -> _Node:
         nodes = []
         while (kind := self.peek()[0]) is not None and not (inner and kind == "close"):
+            if kind == "close":
+                raise SearchQueryError("a parenthesis closes nothing")
             if self.peek() in (("op", "AND"), ("op", "&&")):
                 if not nodes:
                     raise SearchQueryError("AND needs a term before it")
@@ -301,8 +304,4 @@ def parse(text: str | None) -> _Node:
     whose `words()` rank them; a query outside the subset raises SearchQueryError."""
     if not (text or "").strip():
         return _All()
-    parser = _Parser(text)
-    node = parser.query()
-    if parser.at != len(parser.tokens):
-        raise SearchQueryError("a parenthesis closes nothing")
-    return node
+    return _Parser(text).query()

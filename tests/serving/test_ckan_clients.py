@@ -111,7 +111,8 @@ def test_ranges_on_the_modification_time(ckan, packages):
 
 @pytest.mark.parametrize("q", ["penduduk~2", "title:pen?uduk", "title:penduduk^2", "nosuchfield:x", "(penduduk",
                                "penduduk)", "penduduk OR", "AND penduduk", "metadata_modified:[kemarin TO *]",
-                               '"penduduk', "{!lucene}penduduk", "*"])
+                               '"penduduk', "{!lucene}penduduk", "*", "title:(penduduk sekolah)",
+                               "nik:3271010101900001", "3271010101900001~1"])
 def test_a_query_outside_the_subset_is_refused_as_ckan_refuses_it(ckan, api, q):
     with pytest.raises(ckanapi.SearchQueryError):
         ckan.action.package_search(q=q)
@@ -120,6 +121,7 @@ def test_a_query_outside_the_subset_is_refused_as_ckan_refuses_it(ckan, api, q):
     error = answer.json()["error"]
     assert answer.json()["success"] is False and error["__type"] == "Search Query Error"
     assert error["message"].startswith("Search Query is invalid: '")
+    assert "3271010101900001" not in answer.text  # a query's values are never repeated back
     assert httpx.get(f"{api}/api/3/action/package_search", params={"fq": q}).status_code == 400
 
 
