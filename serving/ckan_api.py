@@ -512,7 +512,7 @@ def site_read(call: _Call) -> bool:
     return True
 
 
-ACTIVITY_LIMIT = 31  # CKAN's ckan.activity_list_limit
+ACTIVITY_LIMIT, ACTIVITY_LIMIT_MAX = 31, 100  # CKAN's ckan.activity_list_limit and ckan.activity_list_limit_max
 ACTIVITY_TYPES = ("new package", "changed package")
 
 
@@ -539,7 +539,7 @@ def _activities(call: _Call, dataset_ids: list[str]) -> list[dict]:
             activities = [a for a in activities if (a["activity_type"] in chosen) == keep]
     activities.reverse()
     offset = _integer(call.data, "offset", 0)
-    return activities[offset:offset + _integer(call.data, "limit", ACTIVITY_LIMIT, maximum=SEARCH_ROWS_MAX)]
+    return activities[offset:offset + _integer(call.data, "limit", ACTIVITY_LIMIT, maximum=ACTIVITY_LIMIT_MAX)]
 
 
 def package_activity_list(call: _Call) -> list[dict]:
