@@ -196,3 +196,28 @@ def test_a_generated_client_lists_reads_downloads_and_calls_ckan(hub_client, api
     shown = ckan_action_get.sync(client=anonymous, name="package_show",
                                  parameters=CkanActionGetParameters.from_dict({"id": "penduduk"}))
     assert shown.success and shown.result["name"] == "penduduk"
+
+
+def test_swagger_ui_takes_a_token_and_sends_it_where_the_document_asks_for_it(api, browser, tokens):
+    """The document's bearer scheme in Swagger UI (/docs): Authorize with a steward's token, then read a
+    quarantine, which refuses anonymous callers."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(api + "/docs")
+        page.locator(".btn.authorize").first.click()
+        page.locator(".auth-container input").first.fill(tokens["walidata"]["Authorization"].removeprefix("Bearer "))
+        page.locator(".auth-btn-wrapper .btn.authorize").first.click()
+        page.locator(".btn-done").first.click()
+        quarantine = page.locator(".opblock", has=page.locator(".opblock-summary-path",
+                                                               has_text="/api/datasets/{dataset_id}/quarantine"))
+        quarantine.locator(".opblock-summary").click()
+        quarantine.get_by_role("button", name="Try it out").click()
+        quarantine.locator("input[placeholder='dataset_id']").fill("penduduk")
+        quarantine.get_by_role("button", name="Execute").click()
+        status = quarantine.locator(".live-responses-table tr.response .response-col_status").first
+        status.wait_for(timeout=30_000)
+        assert "200" in status.inner_text()
+        assert "Authorization: Bearer" in quarantine.locator(".curl-command").inner_text()
+    finally:
+        context.close()
