@@ -880,7 +880,7 @@ def router(settings):
     api = APIRouter(tags=["subscriptions"])
 
     @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201, openapi_extra=OPTIONAL_AUTH,
-              responses=errors(401, 404, 429))
+              responses=errors(401, 404, 413, 429))
     def create_subscription(dataset_id: str, request: SubscriptionRequest,
                             who: Identity = Depends(current)) -> dict:
         """Subscribe a webhook (with a token only; active at once; its signing secret is shown in this answer

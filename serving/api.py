@@ -19,7 +19,7 @@ from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
 from hub.errors import Busy, ConfigError, QueryError
 from hub.followed import BrokenFile
 from serving.models import (AUTH, BEARER, OPTIONAL_AUTH, DatasetDescription, DatasetList, Rows, SearchResult,
-                            SqlResult, errors, files)
+                            SqlResult, VersionList, errors, files)
 
 __all__ = ["create_app"]
 
@@ -269,7 +269,8 @@ def create_app(settings) -> FastAPI:
         except ChangesError as e:
             raise HTTPException(e.status, str(e)) from None
 
-    @app.get("/api/datasets/{dataset_id}/versions", openapi_extra=OPTIONAL_AUTH, responses=errors(401, 404, 429, 503))
+    @app.get("/api/datasets/{dataset_id}/versions", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": VersionList}, **errors(401, 404, 429, 503)})
     def dataset_versions(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The dataset's versions (Iceberg snapshots), newest first, each with its time, run and rows."""
         with session(settings.catalog_url) as s:
@@ -335,7 +336,7 @@ def create_app(settings) -> FastAPI:
         return found
 
     @app.post("/api/sql", response_model=None, openapi_extra=OPTIONAL_AUTH,
-              responses={200: {"model": SqlResult}, **errors(400, 401, 403, 429, 503)})
+              responses={200: {"model": SqlResult}, **errors(400, 401, 403, 413, 429, 503)})
     def run_query(body: SqlRequest, request: Request, who: Identity = Depends(current)) -> dict:
         """One read-only DuckDB SELECT over the datasets the caller may read, by name (joins included), as it
         may see them (personal data pseudonymized or masked for those not cleared).

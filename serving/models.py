@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "AUTH", "BEARER", "DatasetDescription", "DatasetList", "DatasetSummary", "CkanEnvelope", "CkanError", "Problem",
-    "OPTIONAL_AUTH", "Rows", "SearchResult", "SqlResult", "ckan_responses", "errors", "files",
+    "AUTH", "BEARER", "OPTIONAL_AUTH", "CkanEnvelope", "CkanError", "DatasetDescription", "DatasetList",
+    "DatasetSummary", "Me", "Problem", "Rows", "SearchResult", "SqlResult", "VersionList", "ckan_responses", "errors",
+    "files",
 ]
 
 # The API tokens the hub issues (`hub users create`), sent as `Authorization: Bearer TOKEN`.
@@ -40,6 +41,7 @@ _ERRORS = {
     404: "no such dataset (a `rahasia` one is unknown to those not cleared for it), version or run",
     409: "the request conflicts with what the dataset is (e.g. changes of a standard without a primary key)",
     410: "the version asked for has expired",
+    413: "the request body is larger than the hub reads (1 MiB)",
     429: "too many failed token attempts from this client, or too many subscriptions (`Retry-After`)",
     503: "the hub is busy (`Retry-After`) or a standard it needs could not be loaded",
 }
@@ -160,6 +162,20 @@ class Column(_Open):
     type: str
 
 
+class VersionList(_Open):
+    dataset: str
+    versions: list[Version] = Field(description="newest first")
+
+
+class Me(_Open):
+    """Who a request's token belongs to."""
+
+    anonymous: bool
+    name: str | None = None
+    role: str | None = Field(None, description="steward, analyst or agency")
+    agency: str | None = Field(None, description="the agency code of an agency's user")
+
+
 class Rows(_Open):
     """A page of rows, as the caller may see them."""
 
@@ -209,5 +225,6 @@ def ckan_responses() -> dict[int, dict]:
         404: {**envelope, "description": "no such dataset, resource or organization"},
         409: {**envelope, "description": "a parameter CKAN would refuse (Validation Error), or a search query "
                                          "that is not valid"},
+        413: {"model": Problem, "description": _ERRORS[413]},
         429: {**envelope, "description": "too many failed token attempts from this client (`Retry-After`)"},
     }

@@ -104,6 +104,8 @@ ANSWERS = [
     ("anonim", "get", "/api/datasets/{dataset_id}/rows", "/api/datasets/penduduk/rows", {}, 401),
     ("analis", "post", "/api/sql", "/api/sql", {"json": {"sql": "SELECT count(*) AS n FROM penduduk"}}, 200),
     ("analis", "post", "/api/sql", "/api/sql", {"json": {"sql": "DROP TABLE penduduk"}}, 400),
+    ("analis", "post", "/api/sql", "/api/sql", {"json": {"sql": "SELECT 1 -- " + "x" * (1 << 20)}}, 413),
+    ("anonim", "get", "/api/datasets/{dataset_id}/versions", "/api/datasets/penduduk/versions", {}, 200),
     ("anonim", "get", "/api/datasets/{dataset_id}/quarantine", "/api/datasets/penduduk/quarantine", {}, 401),
     ("disdik", "get", "/api/datasets/{dataset_id}/quarantine", "/api/datasets/penduduk/quarantine", {}, 403),
     ("anonim", "get", "/api/datasets/{dataset_id}/download.{fmt}", "/api/datasets/penduduk/download.csv", {}, 401),
@@ -111,6 +113,8 @@ ANSWERS = [
     ("analis", "post", "/api/3/action/{name}", "/api/3/action/package_search", {"json": {"q": "penduduk"}}, 200),
     ("anonim", "post", "/api/3/action/{name}", "/api/3/action/package_show", {"json": {"id": "no_such"}}, 404),
     ("anonim", "get", "/api/3/action/{name}", "/api/3/action/no_such_action", {}, 400),
+    ("anonim", "post", "/api/3/action/{name}", "/api/3/action/package_search", {"json": {"q": "x" * (1 << 20)}}, 413),
+    ("walidata", "get", "/api/me", "/api/me", {}, 200),
     ("anonim", "get", "/api/me", "/api/me", {}, 200),
     ("anonim", "get", "/api/me", "/api/me", {"headers": {"Authorization": "Bearer hub_000000000000_x"}}, 401),
 ]
