@@ -173,8 +173,9 @@ def test_a_generated_client_lists_reads_downloads_and_calls_ckan(hub_client, api
     import pyarrow.parquet as pq
 
     from hub_client.api.ckan import ckan_action_get, ckan_action_post
-    from hub_client.api.default import dataset_rows, download, list_datasets
-    from hub_client.models import CkanActionGetParameters, CkanActionPostBody, DatasetList, DownloadFmt, Rows
+    from hub_client.api.default import dataset_rows, download, list_datasets, run_query, show_dataset
+    from hub_client.models import (CkanActionGetParameters, CkanActionPostBody, DatasetDescription, DatasetList,
+                                   DownloadFmt, Problem, Rows, SqlRequest, SqlResult)
 
     anonymous = hub_client.Client(base_url=api, timeout=httpx.Timeout(60))
     token = analyst["Authorization"].removeprefix("Bearer ")
@@ -183,6 +184,15 @@ def test_a_generated_client_lists_reads_downloads_and_calls_ckan(hub_client, api
     listed = list_datasets.sync(client=anonymous)
     assert isinstance(listed, DatasetList)
     assert "penduduk" in {d.id for d in list_datasets.sync(client=client).datasets}
+
+    described = show_dataset.sync(client=client, dataset_id="penduduk")
+    assert isinstance(described, DatasetDescription) and described.access.readable
+    assert "jenis_kelamin" in {f.name for f in described.schema}
+    missing = show_dataset.sync_detailed(client=anonymous, dataset_id="no_such")
+    assert missing.status_code == 404 and isinstance(missing.parsed, Problem) and "no_such" in missing.parsed.detail
+
+    counted = run_query.sync(client=client, body=SqlRequest(sql="SELECT count(*) AS n FROM penduduk", limit=1))
+    assert isinstance(counted, SqlResult) and counted.rows[0]["n"] > 0 and counted.datasets == ["penduduk"]
 
     page = dataset_rows.sync(client=client, dataset_id="penduduk", filter_=["jenis_kelamin=2"], limit=50)
     assert isinstance(page, Rows) and page.total > 0 and page.rows
