@@ -14,7 +14,7 @@ __all__ = [
 
 # The API tokens the hub issues (`hub users create`), sent as `Authorization: Bearer TOKEN`.
 BEARER = {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token the hub issued "
-                     "(`hub users create`, or a steward's portal), as `Authorization: Bearer TOKEN`"}}
+                     "(`hub users create`), as `Authorization: Bearer TOKEN`"}}
 AUTH = {"security": [{"bearer": []}]}
 # Anonymous callers are answered too, with what the public may see: the token is optional.
 OPTIONAL_AUTH = {"security": [{}, {"bearer": []}]}
