@@ -324,10 +324,13 @@ def caller(settings):
 
 def router(settings):
     """`GET /api/me`, for `app.include_router` in the catalog API."""
+    from serving.models import OPTIONAL_AUTH, Me, errors
+
     api = APIRouter(tags=["identity"])
     current = caller(settings)
 
-    @api.get("/api/me")
+    @api.get("/api/me", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": Me}, **errors(401, 429)})
     def me(identity: Identity = Depends(current)) -> dict:
         """Who the request's token belongs to: name, role and agency; `{"anonymous": true}` without a token."""
         if identity.anonymous:

@@ -751,12 +751,21 @@ def router(settings) -> APIRouter:
             return JSONResponse({**answer, "success": False, "error": e.error}, status_code=e.status)
         return JSONResponse(jsonable_encoder({**answer, "success": True, "result": result}))
 
+    # An action's parameters, by name: as query parameters (GET) or a JSON object (POST).
+    parameters = {"type": "object", "additionalProperties": True, "description": "the action's parameters"}
     description = ("CKAN's Action API (2.10): status_show, package_list, package_search, package_show, "
                    "organization_list, organization_show, datastore_search, datastore_search_sql and more; "
                    "GET with query parameters or POST with a JSON body.")
+    from serving.models import OPTIONAL_AUTH, ckan_responses
+
     for method in ("GET", "POST"):  # one route each: an OpenAPI operation id names one method
         api.add_api_route("/api/3/action/{name}", action, methods=[method], summary="CKAN Action API",
-                          description=description, tags=["CKAN"], operation_id=f"ckan_action_{method.lower()}")
+                          description=description, tags=["CKAN"], operation_id=f"ckan_action_{method.lower()}",
+                          response_model=None, responses=ckan_responses(), openapi_extra={**OPTIONAL_AUTH, **(
+                              {"requestBody": {"content": {"application/json": {"schema": parameters}}}}
+                              if method == "POST" else {"parameters": [{"name": "parameters", "in": "query",
+                                                                        "style": "form", "explode": True,
+                                                                        "schema": parameters}]})})
     # ckanapi and older clients call the unversioned path.
     api.add_api_route("/api/action/{name}", action, methods=["GET", "POST"], include_in_schema=False)
     return api
