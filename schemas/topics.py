@@ -64,8 +64,8 @@ def _read(path: Path, standards: Path) -> tuple[Topic, ...]:
 
     root = yaml_document(path, MAX_TOPICS_BYTES)
     if not isinstance(root, yaml.SequenceNode) or not root.value:
-        raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1,
-                                  "the topics are a list, each with id, title, title_en, satu_data, eu_theme and standards")])
+        raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1, "the topics are a list, each "
+                                  "with id, title, title_en, satu_data, eu_theme and standards")])
     known = {p.name.rsplit("-", 1)[0] for p in standards.glob("*-*.json")}
     found, seen = [], {}
     for node in root.value:

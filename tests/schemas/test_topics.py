@@ -26,11 +26,13 @@ def test_the_topics_shipped():
     assert topics(TOPICS_FILE) == found
 
 
-GOOD = "- id: health\n  title: Kesehatan\n  title_en: Health\n  satu_data: Kesehatan\n  eu_theme: HEAL\n  standards: [kasus_tbc]\n"
+GOOD = ("- id: health\n  title: Kesehatan\n  title_en: Health\n  satu_data: Kesehatan\n  eu_theme: HEAL\n"
+        "  standards: [kasus_tbc]\n")
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    (GOOD.replace("eu_theme: HEAL", "eu_theme: HEALTH"), ":5:13: topic 'health': no EU data theme 'HEALTH'; themes: AGRI"),
+    (GOOD.replace("eu_theme: HEAL", "eu_theme: HEALTH"),
+     ":5:13: topic 'health': no EU data theme 'HEALTH'; themes: AGRI, ECON"),
     (GOOD + GOOD, ":7:7: topic 'health' twice: also on line 1"),
     (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_dbd]"), ":6:26: topic 'health': no standard 'kasus_dbd'"),
     (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_tbc]"), ":6:26: topic 'health' names the standard 'kasus_tbc' twice"),
