@@ -400,8 +400,8 @@ def rdf_response(graph: Graph, media: str) -> Response:
     return Response(body, media_type=media, headers={"Vary": "Accept"})
 
 
-def _graph_of(settings, request: Request, who: Identity) -> Graph:
-    """The catalog graph of every dataset `who` may know of."""
+def _graph_of(settings, request: Request, who: Identity, only: str | None = None) -> Graph:
+    """The catalog graph of every dataset `who` may know of (or of the one dataset `only`, if `who` may)."""
     from sqlalchemy import select
 
     from catalog.access import listed
@@ -410,7 +410,8 @@ def _graph_of(settings, request: Request, who: Identity) -> Graph:
 
     known = listed(settings, who)
     with session(settings.catalog_url) as s:
-        datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in known]
+        chosen = select(Dataset).order_by(Dataset.id).where(*([Dataset.id == only] if only is not None else []))
+        datasets = [describe(s, d) for d in s.scalars(chosen) if d.id in known]
     return catalog_graph(datasets, str(request.base_url))
 
 
@@ -423,7 +424,10 @@ def answer(settings, request: Request, who: Identity, path: str, page: str | Non
     media = asked or negotiate(request.headers.get("accept"), offered)
     if media is None:
         raise HTTPException(406, f"{path} is answered as {', '.join(offered)}")
-    graph = _graph_of(settings, request, who)
+    parts = path.split("/")
+    # A dataset and its distributions are described by the dataset alone: no need to describe the others.
+    graph = _graph_of(settings, request, who, parts[2] if parts[:2] == ["catalog", "datasets"] and len(parts) > 2
+                      else None)
     # Minted IRIs quote each segment (`quote`): the path arrives decoded, so it is quoted again the same way.
     found = graph if path == "catalog" else described(graph, URIRef(str(request.base_url) + quote(path, safe="/@")))
     if not len(found):
