@@ -395,24 +395,9 @@ def create_app(settings) -> FastAPI:
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
 
-    def dcat_graph(request: Request, who: Identity):
-        from serving.dcat import catalog_graph
+    from serving import dcat
 
-        known = listed(settings, who)
-        with session(settings.catalog_url) as s:
-            datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in known]
-        return catalog_graph(datasets, str(request.base_url))
-
-    @app.get("/catalog.ttl", response_class=Response)
-    def catalog_turtle(request: Request, who: Identity = Depends(current)) -> Response:
-        """The catalog as DCAT-AP RDF in Turtle: the metadata and distributions of every dataset the caller may
-        know of."""
-        return Response(dcat_graph(request, who).serialize(format="turtle"), media_type="text/turtle")
-
-    @app.get("/catalog.jsonld", response_class=Response)
-    def catalog_jsonld(request: Request, who: Identity = Depends(current)) -> Response:
-        """The catalog as DCAT-AP RDF in JSON-LD."""
-        return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
+    app.include_router(dcat.router(settings))
 
     from catalog import audit, identity, subscriptions
     from serving import ckan_api, portal
