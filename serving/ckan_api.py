@@ -2,7 +2,7 @@
 
 It speaks CKAN 2.10's shapes: the envelope `{"help", "success", "result" | "error"}`, GET with query
 parameters (JSON text where CKAN takes a list or a dict) or POST with a JSON body, and CKAN's HTTP statuses
-(404 not found, 409 validation error, 400 bad request or bad search query).
+(404 not found, 409 validation error, 409 a search query outside the subset, 400 bad request).
 
 How the catalog maps to CKAN:
 - a dataset is a package whose id and name are the dataset id, built from `catalog.metadata.describe` only;
@@ -81,9 +81,10 @@ def _not_authorized(e: AccessDenied) -> ActionError:
     return ActionError(403, "Authorization Error", f"Access denied: {e}")
 
 
-def _bad_query(message: str) -> ActionError:
-    # CKAN's own words and status (ckan/views/api.py): the message is the repr of the error's argument.
-    return ActionError(400, "Search Query Error", f"Search Query is invalid: {message!r}")
+def _bad_query(message: str, status: int = 409) -> ActionError:
+    # CKAN's own words (ckan/views/api.py): the message is the repr of the error's argument. A query its Solr
+    # cannot run comes back from CKAN as 409; a bad parameter such as sort as 400.
+    return ActionError(status, "Search Query Error", f"Search Query is invalid: {message!r}")
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def _parse_sort(text: str) -> list[tuple[str, bool]]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         words = part.split()
         if words[0] not in SORT_FIELDS or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise _bad_query(f"sort {part!r}: write FIELD asc|desc with FIELD one of {', '.join(SORT_FIELDS)}")
+            raise _bad_query(f"sort {part!r}: write FIELD asc|desc with FIELD one of {', '.join(SORT_FIELDS)}", 400)
         order.append((words[0], len(words) == 2 and words[1] == "desc"))
     return order
 
