@@ -12,7 +12,8 @@ from hub.followed import Followed
 from schemas.standards import Standard, files_of
 from schemas.suite import compile_suite
 
-__all__ = ["JSON_COLUMN", "Validation", "Verdict", "json_array", "json_field", "validate"]
+__all__ = ["JSON_COLUMN", "PARTIAL_UNEXPECTED", "Unexpected", "Validation", "Verdict", "json_array", "json_field",
+           "validate"]
 
 # Expectations whose verdict for a row depends only on that row's value in one column (a null counts as a
 # value). Great Expectations runs them once per distinct value and the verdict is copied to every row holding
@@ -350,6 +351,49 @@ class Validation:
         else:
             self._judged.pop(field.name, None)
         return failing
+
+
+# Rows (and values) a run's Great Expectations result lists per expectation: GE's own default for its partial lists.
+PARTIAL_UNEXPECTED = 20
+
+
+class Unexpected:
+    """A run's first PARTIAL_UNEXPECTED failing rows per rule, gathered batch by batch for its GE result.
+
+    `found`: reason code -> {"rows": row numbers, "values": the values GE judged unexpected, in the same order}.
+    A rule on a personal-data or `rahasia` field keeps row numbers only (`values` None): those values are never
+    stored, whoever may later read the result.
+    """
+
+    def __init__(self, standard: Standard) -> None:
+        self.withheld = {f.name for f in standard.fields if f.personal_data or f.classification == "rahasia"}
+        self.found: dict[str, dict] = {}
+
+    def _kept(self, reason: str) -> dict:
+        fields = set(reason.rpartition(":")[0].split("+"))
+        return self.found.setdefault(reason, {"rows": [], "values": None if fields & self.withheld else []})
+
+    def add(self, verdict: Verdict, table: pa.Table, rows: pa.Array) -> None:
+        """A batch's verdict on `table` (the records GE saw), whose rows have the numbers `rows`."""
+        wanting = {r["reason"] for r in verdict.results
+                   if r["unexpected_count"] and len(self._kept(r["reason"])["rows"]) < PARTIAL_UNEXPECTED}
+        for position in sorted(verdict.reasons) if wanting else ():
+            for reason in wanting.intersection(verdict.reasons[position]):
+                kept = self.found[reason]
+                kept["rows"].append(rows[position].as_py())
+                if kept["values"] is not None:
+                    value = table.column(reason.rpartition(":")[0])[position].as_py()
+                    kept["values"].append(value.isoformat() if hasattr(value, "isoformat") else value)
+                if len(kept["rows"]) == PARTIAL_UNEXPECTED:
+                    wanting.discard(reason)
+            if not wanting:
+                break
+
+    def add_rows(self, reason: str, rows: list[int]) -> None:
+        """Rows a rule decided over the whole run (the key's uniqueness): row numbers only."""
+        kept = self._kept(reason)
+        kept["values"] = None
+        kept["rows"] = sorted([*kept["rows"], *rows])[:PARTIAL_UNEXPECTED]
 
 
 def validate(standard: Standard, table: pa.Table) -> Verdict:
