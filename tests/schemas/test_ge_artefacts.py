@@ -74,7 +74,10 @@ def _harmonized_rows(settings: Settings, source_id: str):
 
 def test_a_runs_result_is_ges_own_and_ge_finds_the_same_failures(demo):
     import great_expectations as gx
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        expectationSuiteValidationResultSchema,
+    )
 
     run_source(demo, "disdukcapil_siak")
     run, quarantined = _stored(demo, "disdukcapil_siak")
@@ -85,6 +88,8 @@ def test_a_runs_result_is_ges_own_and_ge_finds_the_same_failures(demo):
     assert result.meta["run_id"]["run_name"] == run.run_id
     assert result.meta["quarantine"] == {"rows": run.rows_quarantined, "reasons": run.validation["reasons"]}
     assert result.statistics["evaluated_expectations"] == len(stored["results"])
+    # GE's own schema reads it whole, each result typed, and writes back exactly what the hub stored.
+    assert expectationSuiteValidationResultSchema.load(stored).to_json_dict() == stored
 
     # Every failing rule of this run is one of the suite's: its counts are the quarantine's, reason by reason.
     failed = {r["expectation_config"]["meta"]["reason"]: r["result"] for r in stored["results"] if not r["success"]}
