@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -46,8 +47,6 @@ def json_field(name: str) -> pa.Field:
 
 def json_array(values: list) -> pa.Array:
     """Python values of any JSON type (None: absent) as a column of JSON texts."""
-    import json
-
     return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
 
 
@@ -184,8 +183,6 @@ def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
 
 def _frame(table: pa.Table):
     """The records as pandas for GE: typed Arrow columns as they are, JSON-text columns as Python values."""
-    import json
-
     import pandas as pd
 
     # Arrow-backed strings keep codes as text and make GE's null checks vectorised. Nullable integers and
@@ -357,6 +354,21 @@ class Validation:
 PARTIAL_UNEXPECTED = 20
 
 
+# A value longer than this is cut in a run's result (marked with "…"): one free-text field must not make it huge.
+VALUE_CHARS = 200
+
+
+def _kept_value(value):
+    """A failing value as a run's result keeps it: JSON's own types as they are, anything else as text."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are no JSON numbers
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return value[:VALUE_CHARS] + "…" if isinstance(value, str) and len(value) > VALUE_CHARS else value
+
+
 class Unexpected:
     """A run's first PARTIAL_UNEXPECTED failing rows per rule, gathered batch by batch for its GE result.
 
@@ -382,8 +394,11 @@ class Unexpected:
                 kept = self.found[reason]
                 kept["rows"].append(rows[position].as_py())
                 if kept["values"] is not None:
-                    value = table.column(reason.rpartition(":")[0])[position].as_py()
-                    kept["values"].append(value.isoformat() if hasattr(value, "isoformat") else value)
+                    column = reason.rpartition(":")[0]
+                    value = table.column(column)[position].as_py()
+                    if table.schema.field(column).metadata == JSON_COLUMN and value is not None:
+                        value = json.loads(value)  # GE judged the value the JSON text holds
+                    kept["values"].append(_kept_value(value))
                 if len(kept["rows"]) == PARTIAL_UNEXPECTED:
                     wanting.discard(reason)
             if not wanting:

@@ -158,3 +158,24 @@ def test_partial_lists_are_capped_and_personal_values_never_kept(demo, tmp_path)
     assert failed["nik:pattern"]["result"]["partial_unexpected_list"] == []
     text = json.dumps(stored)
     assert not [n for n in broken if n in text]
+
+
+def test_a_long_failing_value_is_cut_and_json_texts_kept_as_the_values_ge_judged():
+    """Batch by batch through the validator itself: a 300-character name fails its length rule and is kept cut to
+    VALUE_CHARS; a float's value stays a number."""
+    from schemas.validation import VALUE_CHARS, Unexpected, Validation, json_array, json_field
+
+    standard = load_standard("fasilitas_kesehatan@1.0.0")
+    records = [{"kode_faskes": f"P{n:05d}", "nama": "Puskesmas " + "x" * 290 if n % 2 else "Puskesmas Bogor",
+                "jenis": "xx", "kode_wilayah": "32.71.01.1001", "latitude": 91.5 if n == 3 else -6.6}
+               for n in range(1, 6)]
+    table = pa.table([json_array([r.get(f.name) for r in records]) for f in standard.fields],
+                     schema=pa.schema([json_field(f.name) for f in standard.fields]))
+    validation, unexpected = Validation(standard), Unexpected(standard)
+    for start in (0, 3):  # two batches, row numbers 1-3 and 4-5
+        part = table.slice(start, 3)
+        unexpected.add(validation(part), part, pa.array(range(start + 1, start + 1 + part.num_rows)))
+    assert unexpected.found["nama:length"] == {"rows": [1, 3, 5], "values": [records[0]["nama"][:VALUE_CHARS] + "…"] * 3}
+    assert unexpected.found["latitude:range"] == {"rows": [3], "values": [91.5]}
+    assert unexpected.found["jenis:code_list"]["rows"] == [1, 2, 3, 4, 5]
+    assert "kode_faskes:pattern" not in unexpected.found
