@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
+
+from catalog.identity import Identity, caller, may_see_agency
+
 __all__ = ["router"]
 
 
@@ -9,13 +14,10 @@ def router(settings):
     """The validation-result downloads, for `app.include_router` in the catalog API. Who may read them is who
     may read the dataset's runs and quarantine: stewards and the owning agency (an integrated dataset has no
     agency: stewards only); a dataset the caller may not know of is a 404, as everywhere."""
-    from fastapi import APIRouter, Depends, HTTPException
-    from fastapi.responses import JSONResponse
     from sqlalchemy import select
 
     from catalog.access import listed
     from catalog.db import Dataset, Run, init_db, session
-    from catalog.identity import Identity, caller, may_see_agency
 
     init_db(settings.catalog_url)
     api = APIRouter(tags=["quality"])
@@ -60,8 +62,6 @@ def router(settings):
 
 def _rebuilt(d, run) -> dict:
     """The result of a run recorded before the hub kept it: rebuilt from its counts (no rows, no values)."""
-    from fastapi import HTTPException
-
     from schemas import load_standard
     from schemas.data_docs import validation_result
 

@@ -43,6 +43,12 @@ def test_stewards_and_the_owning_agency_download_the_runs_result(api, tokens, pu
     assert integrated.status_code == 404 and "checked no rows itself" in integrated.json()["detail"]
 
 
+def test_the_downloads_are_in_the_api_description(api):
+    paths = httpx.get(api + "/openapi.json", timeout=60).json()["paths"]
+    for path in ("/api/datasets/{dataset_id}/validation.json", "/api/datasets/{dataset_id}/runs/{run_id}/validation.json"):
+        assert set(paths[path]["get"]["responses"]) >= {"200", "401", "403", "404"}
+
+
 def test_a_catalog_from_before_results_were_kept_serves_one_rebuilt_from_counts(tmp_path):
     from demo.agencies import build
 
