@@ -98,7 +98,7 @@ def test_a_runs_result_is_ges_own_and_ge_finds_the_same_failures(demo):
         {reason: sorted(q.row_number for q in quarantined if reason in q.reasons) for reason in failed}
 
     # The suite as `hub standards suite` writes it, run by GE on the source's harmonized rows.
-    suite = gx.ExpectationSuite(**compile_suite(load_standard("penduduk@1.1.0")).to_json_dict())
+    suite = gx.ExpectationSuite(**json.loads(hub(demo.home, "standards", "suite", "penduduk@1.1.0").stdout))
     context = gx.get_context(mode="ephemeral")
     batch = context.data_sources.add_pandas("rows").add_dataframe_asset("rows").add_batch_definition_whole_dataframe("all")
     frame = _harmonized_rows(demo, "disdukcapil_siak")
