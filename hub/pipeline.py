@@ -325,8 +325,8 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         shutil.rmtree(folder / "duckdb.tmp", ignore_errors=True)
     if duplicates["conflicting"]:
         key_reason = f"{'+'.join(standard.primary_key)}:duplicate_key"
-        unexpected.add_rows(key_reason, [row for row, reasons in zip(quarantine.rows["row"], quarantine.rows["reasons"])
-                                         if key_reason in reasons])
+        numbered = zip(quarantine.rows["row"], quarantine.rows["reasons"])
+        unexpected.add_rows(key_reason, [row for row, reasons in numbered if key_reason in reasons])
     pq.write_table(quarantine.table(), folder / "quarantine.parquet")
     rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
     rows_repeated = duplicates["identical_repeats"]
