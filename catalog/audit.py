@@ -471,12 +471,13 @@ def router(settings):
     from fastapi import APIRouter, Depends, HTTPException, Query
 
     from catalog.access import listed
+    from serving.models import AUTH, errors
 
     _ready(settings.catalog_url)
     api = APIRouter(tags=["audit"])
     current = caller(settings)
 
-    @api.get("/api/datasets/{dataset_id}/access-log")
+    @api.get("/api/datasets/{dataset_id}/access-log", openapi_extra=AUTH, responses=errors(401, 403, 404, 429))
     def access_log(dataset_id: str, since: dt.datetime | None = Query(None, description="ISO 8601 time"),
                    identity: Identity = Depends(current)) -> dict:
         """Who read this dataset's rows, downloaded it or queried it with SQL, when and from where."""

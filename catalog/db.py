@@ -74,6 +74,8 @@ class Run(Base):
     rows_quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
     quality_score: Mapped[float | None] = mapped_column(Float)
     validation: Mapped[dict | None] = mapped_column(JSON)
+    # Great Expectations' JSON of the run's validation (hub.pipeline); null for runs recorded before it was kept.
+    validation_result: Mapped[dict | None] = mapped_column(JSON)
     snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -292,8 +292,9 @@ def may_see_agency(identity: Identity, agency_code: str | None) -> bool:
 
 
 def authorization_of(request: Request) -> str | None:
-    """The credentials a request carries: its Authorization header, else the portal's login cookie."""
-    header = request.headers.get("Authorization")
+    """The credentials a request carries: its Authorization header (or X-CKAN-API-Key, which CKAN clients may
+    send instead), else the portal's login cookie."""
+    header = request.headers.get("Authorization") or request.headers.get("X-CKAN-API-Key")
     if header or not request.cookies.get(COOKIE):
         return header
     return f"Bearer {request.cookies[COOKIE]}"
@@ -323,10 +324,13 @@ def caller(settings):
 
 def router(settings):
     """`GET /api/me`, for `app.include_router` in the catalog API."""
+    from serving.models import OPTIONAL_AUTH, Me, errors
+
     api = APIRouter(tags=["identity"])
     current = caller(settings)
 
-    @api.get("/api/me")
+    @api.get("/api/me", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": Me}, **errors(401, 429)})
     def me(identity: Identity = Depends(current)) -> dict:
         """Who the request's token belongs to: name, role and agency; `{"anonymous": true}` without a token."""
         if identity.anonymous:

@@ -863,6 +863,7 @@ def router(settings):
     from fastapi import APIRouter, Depends, HTTPException
 
     from catalog.access import listed
+    from serving.models import OPTIONAL_AUTH, errors
 
     current = caller(settings)
 
@@ -878,7 +879,8 @@ def router(settings):
     init_db(settings.catalog_url)
     api = APIRouter(tags=["subscriptions"])
 
-    @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201)
+    @api.post("/api/datasets/{dataset_id}/subscriptions", status_code=201, openapi_extra=OPTIONAL_AUTH,
+              responses=errors(401, 404, 413, 429))
     def create_subscription(dataset_id: str, request: SubscriptionRequest,
                             who: Identity = Depends(current)) -> dict:
         """Subscribe a webhook (with a token only; active at once; its signing secret is shown in this answer
@@ -890,11 +892,11 @@ def router(settings):
         return answer(subscribe, dataset_id, request.channel, request.target, request.events, who=who)
 
     # Both act only on POST: mail scanners and link previews open links with GET.
-    @api.post("/api/subscriptions/confirm")
+    @api.post("/api/subscriptions/confirm", responses=errors(404))
     def confirm_subscription(token: str) -> dict:
         return answer(confirm, token)
 
-    @api.post("/api/subscriptions/unsubscribe")
+    @api.post("/api/subscriptions/unsubscribe", responses=errors(404))
     def unsubscribe_subscription(token: str) -> dict:
         return answer(unsubscribe, token)
 

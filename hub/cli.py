@@ -691,6 +691,18 @@ def cmd_standards_docs(settings: Settings, args) -> None:
     say(f"wrote {len(paths)} files to {folder} (open {folder / 'index.html'})")
 
 
+def cmd_standards_suite(settings: Settings, args) -> None:
+    """Write a standard's compiled suite (the pipeline's) as Great Expectations' own JSON."""
+    from schemas.suite import compile_suite
+
+    text = json.dumps(compile_suite(_standard_arg(args.standard)).to_json_dict(), indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        say(f"wrote {args.output}")
+    else:
+        say(text)
+
+
 def _standard_arg(text: str):
     """A standard given as NAME, NAME@VERSION or a path to its file."""
     from schemas import load_standard
@@ -1029,6 +1041,10 @@ def _parser() -> argparse.ArgumentParser:
     s = standards.add_parser("check", help="check the standards (or the files given) and compile their suites")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_standards_check)
+    s = standards.add_parser("suite", help="write the compiled suite of NAME@VERSION as Great Expectations JSON")
+    s.add_argument("standard")
+    s.add_argument("--output", help="file (default: standard output)")
+    s.set_defaults(func=cmd_standards_suite)
     s = standards.add_parser("odcs", help="print a standard's data contract (ODCS v3.1.0), YAML or --json")
     s.add_argument("standard", help="NAME, NAME@VERSION or a standard's file")
     s.add_argument("--json", action="store_true")

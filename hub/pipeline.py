@@ -247,7 +247,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     from connectors import connector_for
     from connectors.base import ROW
     from schemas import load_standard
-    from schemas.validation import Validation
+    from schemas.validation import Unexpected, Validation
     from transforms import harmonize
     from transforms.mapping import check_mapping
 
@@ -259,6 +259,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
     quarantine = _Quarantine()
     checks: dict[str, dict] = {}
+    unexpected = Unexpected(standard)
     rows_in = validated = 0
     received = _Received(folder / "received")
 
@@ -302,6 +303,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 if extra:
                     reasons.setdefault(position, []).extend(extra)
             verdict.count_into(checks)
+            unexpected.add(verdict, harmonized.table, batch.records[ROW])
             bad = sorted(reasons)
             log.info("source %s: read %d records up to row %s, %d quarantined", source_id, batch.records.num_rows,
                      batch.records[ROW][-1].as_py(), len(bad) + len(batch.rejected))
@@ -321,6 +323,10 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     finally:
         shutil.rmtree(received.folder, ignore_errors=True)
         shutil.rmtree(folder / "duckdb.tmp", ignore_errors=True)
+    if duplicates["conflicting"]:
+        key_reason = f"{'+'.join(standard.primary_key)}:duplicate_key"
+        numbered = zip(quarantine.rows["row"], quarantine.rows["reasons"])
+        unexpected.add_rows(key_reason, [row for row, reasons in numbered if key_reason in reasons])
     pq.write_table(quarantine.table(), folder / "quarantine.parquet")
     rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
     rows_repeated = duplicates["identical_repeats"]
@@ -348,9 +354,27 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                        f"{summary['rows_quarantined']} quarantined + {rows_repeated} identical repeats; "
                        "refusing to publish")
     (folder / "stage.json").write_text(json.dumps(summary, indent=1))
+    (folder / "validation_result.json").write_text(json.dumps(_validation_result(standard, summary, unexpected.found)))
     log.info("source %s: staged run %s: %d in, %d valid, %d quarantined, %d identical repeats published once",
              source_id, run_id, rows_in, rows_valid, summary["rows_quarantined"], rows_repeated)
     return summary
+
+
+def _validation_result(standard, summary: dict, unexpected: dict) -> dict:
+    """The run's validation as Great Expectations' own JSON (an ExpectationSuiteValidationResult): GE's counts
+    summed over the run's batches, its first failing rows and (never of personal data) values, and in `meta`
+    the run, its source and standard, and the run's quarantine counts."""
+    import datetime as dt
+
+    from schemas.data_docs import validation_result
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    result = validation_result(standard, summary["validation"], {"run_id": summary["run_id"], "finished_at": now,
+                                                                 "dataset": summary["source"]}, unexpected)
+    result.meta.update({"source": summary["source"], "standard": standard.ref,
+                        "quarantine": {"rows": summary["rows_quarantined"],
+                                       "reasons": summary["validation"]["reasons"]}})
+    return result.to_json_dict()
 
 
 def _first(batches: Iterator, limit: int) -> Iterator:
@@ -696,6 +720,7 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
     snapshot_id = storage.commit_source(settings, source_id, standard, folder / "data.parquet", run_id,
                                         summary["merge"], digest)
     quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
+    result = folder / "validation_result.json"  # a run staged by an older hub has none
     now = utcnow()
     identifier = f"{storage.HARMONIZED}.{source_id}"
     # The share of the distinct records sent that was published: a repeat of a published record is no bad record.
@@ -714,7 +739,8 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
                   status="published" if changed else "unchanged", started_at=now, finished_at=now,
                   rows_in=summary["rows_in"], rows_published=summary["rows_valid"],
                   rows_quarantined=summary["rows_quarantined"], quality_score=quality,
-                  validation=summary["validation"], snapshot_id=snapshot_id)
+                  validation=summary["validation"], snapshot_id=snapshot_id,
+                  validation_result=json.loads(result.read_text()) if result.exists() else None)
         s.add(run)
         if quarantine:
             s.execute(insert(QuarantinedRow), [

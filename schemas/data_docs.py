@@ -23,13 +23,14 @@ _WORDS = {
 }
 
 
-def validation_result(standard: Standard, validation: dict, run: dict):
+def validation_result(standard: Standard, validation: dict, run: dict, unexpected: dict | None = None):
     """A run's validation as Great Expectations' ExpectationSuiteValidationResult.
 
     The hub validates a run batch by batch and keeps, per expectation of the suite, the rows checked and the
     rows failing (`validation["checks"]`, by reason code), never the failing values; the suite is compiled again
     from the standard, which gives the same suite every time. `run` holds `run_id`, `finished_at` (ISO 8601 or
-    None) and `dataset`, shown as the data asset.
+    None) and `dataset`, shown as the data asset. `unexpected` (schemas.validation.Unexpected.found) adds, by
+    reason code, the first failing rows and, where they may be kept, their values (GE's partial lists).
     """
     import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
@@ -51,14 +52,18 @@ def validation_result(standard: Standard, validation: dict, run: dict):
             expectation.description = html.escape(words.format(**expectation.configuration.kwargs))
         # An expectation no batch reached (a run of no rows) checked nothing, and so found nothing wrong.
         check = validation["checks"].get(expectation.meta["reason"], {"element_count": 0, "unexpected_count": 0})
-        checked, unexpected = check["element_count"], check["unexpected_count"]
+        checked, failed = check["element_count"], check["unexpected_count"]
+        # Without `unexpected`, counts only: the page can show no value of a record, personal data included.
+        found = (unexpected or {}).get(expectation.meta["reason"], {"rows": [], "values": []})
+        result = {"element_count": checked, "unexpected_count": failed,
+                  "unexpected_percent": 100 * failed / checked if checked else None,
+                  "partial_unexpected_list": found["values"] or []}
+        if unexpected is not None:
+            result["partial_unexpected_index_list"] = found["rows"]
         results.append(ExpectationValidationResult(
-            success=unexpected == 0,  # the suite sets no `mostly`: one failing row fails the expectation
-            expectation_config=expectation.configuration,
-            # Counts only: the page can show no value of a record, personal data included.
-            result={"element_count": checked, "unexpected_count": unexpected,
-                    "unexpected_percent": 100 * unexpected / checked if checked else None,
-                    "partial_unexpected_list": []},
+            success=failed == 0,  # the suite sets no `mostly`: one failing row fails the expectation
+            expectation_config=expectation.configuration, result=result,
+            meta={"values_withheld": True} if found["values"] is None else {},
             exception_info={"raised_exception": False, "exception_message": None, "exception_traceback": None},
         ))
     statistics = calc_validation_statistics(results)

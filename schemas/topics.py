@@ -1,4 +1,4 @@
-"""The city's data topics (schemas/topics.yaml): which standards each covers, and its Satu Data Indonesia topic."""
+"""The city's data topics (schemas/topics.yaml): which standards each covers, its Satu Data and EU data theme."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ import yaml
 from hub.followed import BrokenFile, Followed, Problem, yaml_document
 from schemas.standards import STANDARDS_DIR
 
-__all__ = ["TOPICS_FILE", "Topic", "topics", "topics_of"]
+__all__ = ["EU_THEMES", "TOPICS_FILE", "Topic", "topics", "topics_of"]
 
 TOPICS_FILE = Path(__file__).resolve().parent / "topics.yaml"
 MAX_TOPICS_BYTES = 1 << 20  # a page of YAML per topic: far less than this
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_TEXTS = ("id", "title", "title_en", "satu_data")
+_TEXTS = ("id", "title", "title_en", "satu_data", "eu_theme")
+# The codes of the EU data-theme vocabulary (http://publications.europa.eu/resource/authority/data-theme), which
+# DCAT-AP names a dataset's dcat:theme from.
+EU_THEMES = {"AGRI": "Agriculture, fisheries, forestry and food", "ECON": "Economy and finance",
+             "EDUC": "Education, culture and sport", "ENER": "Energy", "ENVI": "Environment",
+             "GOVE": "Government and public sector", "HEAL": "Health", "INTR": "International issues",
+             "JUST": "Justice, legal system and public safety", "REGI": "Regions and cities",
+             "SOCI": "Population and society", "TECH": "Science and technology", "TRAN": "Transport"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Topic:
     title: str  # Indonesian
     title_en: str
     satu_data: str  # the Satu Data Indonesia (data.go.id) topic it falls under
+    eu_theme: str  # its code in the EU data-theme vocabulary (EU_THEMES)
     standards: tuple[str, ...]  # names of data standards, without version
 
 
@@ -56,13 +64,13 @@ def _read(path: Path, standards: Path) -> tuple[Topic, ...]:
 
     root = yaml_document(path, MAX_TOPICS_BYTES)
     if not isinstance(root, yaml.SequenceNode) or not root.value:
-        raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1,
-                                  "the topics are a list, each with id, title, title_en, satu_data and standards")])
+        raise BrokenFile([Problem(where, root.start_mark.line + 1 if root else 1, 1, "the topics are a list, each "
+                                  "with id, title, title_en, satu_data, eu_theme and standards")])
     known = {p.name.rsplit("-", 1)[0] for p in standards.glob("*-*.json")}
     found, seen = [], {}
     for node in root.value:
         if not isinstance(node, yaml.MappingNode):
-            at(node, "a topic is a mapping with id, title, title_en, satu_data and standards")
+            at(node, "a topic is a mapping with id, title, title_en, satu_data, eu_theme and standards")
             continue
         fields = {}
         for key, value in node.value:
@@ -88,6 +96,9 @@ def _read(path: Path, standards: Path) -> tuple[Topic, ...]:
         elif name.value in seen:
             at(name, f"{label} twice: also on line {seen[name.value]}")
         seen.setdefault(name.value, name.start_mark.line + 1)
+        if fields["eu_theme"].value.strip() not in EU_THEMES:
+            at(fields["eu_theme"], f"{label}: no EU data theme {fields['eu_theme'].value.strip()!r}; "
+                                   f"themes: {', '.join(EU_THEMES)}")
         listed = fields["standards"]
         if not isinstance(listed, yaml.SequenceNode) or not listed.value:
             at(listed, f"the standards of {label} are a list of standard names")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -12,7 +13,8 @@ from hub.followed import Followed
 from schemas.standards import Standard, files_of
 from schemas.suite import compile_suite
 
-__all__ = ["JSON_COLUMN", "Validation", "Verdict", "json_array", "json_field", "validate"]
+__all__ = ["JSON_COLUMN", "PARTIAL_UNEXPECTED", "Unexpected", "Validation", "Verdict", "json_array", "json_field",
+           "validate"]
 
 # Expectations whose verdict for a row depends only on that row's value in one column (a null counts as a
 # value). Great Expectations runs them once per distinct value and the verdict is copied to every row holding
@@ -45,8 +47,6 @@ def json_field(name: str) -> pa.Field:
 
 def json_array(values: list) -> pa.Array:
     """Python values of any JSON type (None: absent) as a column of JSON texts."""
-    import json
-
     return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
 
 
@@ -183,8 +183,6 @@ def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
 
 def _frame(table: pa.Table):
     """The records as pandas for GE: typed Arrow columns as they are, JSON-text columns as Python values."""
-    import json
-
     import pandas as pd
 
     # Arrow-backed strings keep codes as text and make GE's null checks vectorised. Nullable integers and
@@ -350,6 +348,67 @@ class Validation:
         else:
             self._judged.pop(field.name, None)
         return failing
+
+
+# Rows (and values) a run's Great Expectations result lists per expectation: GE's own default for its partial lists.
+PARTIAL_UNEXPECTED = 20
+
+
+# A value longer than this is cut in a run's result (marked with "…"): one free-text field must not make it huge.
+VALUE_CHARS = 200
+
+
+def _kept_value(value):
+    """A failing value as a run's result keeps it: JSON's own types as they are, anything else as text."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are no JSON numbers
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return value[:VALUE_CHARS] + "…" if isinstance(value, str) and len(value) > VALUE_CHARS else value
+
+
+class Unexpected:
+    """A run's first PARTIAL_UNEXPECTED failing rows per rule, gathered batch by batch for its GE result.
+
+    `found`: reason code -> {"rows": row numbers, "values": the values GE judged unexpected, in the same order}.
+    A rule on a personal-data or `rahasia` field keeps row numbers only (`values` None): those values are never
+    stored, whoever may later read the result.
+    """
+
+    def __init__(self, standard: Standard) -> None:
+        self.withheld = {f.name for f in standard.fields if f.personal_data or f.classification == "rahasia"}
+        self.found: dict[str, dict] = {}
+
+    def _kept(self, reason: str) -> dict:
+        fields = set(reason.rpartition(":")[0].split("+"))
+        return self.found.setdefault(reason, {"rows": [], "values": None if fields & self.withheld else []})
+
+    def add(self, verdict: Verdict, table: pa.Table, rows: pa.Array) -> None:
+        """A batch's verdict on `table` (the records GE saw), whose rows have the numbers `rows`."""
+        wanting = {r["reason"] for r in verdict.results
+                   if r["unexpected_count"] and len(self._kept(r["reason"])["rows"]) < PARTIAL_UNEXPECTED}
+        for position in sorted(verdict.reasons) if wanting else ():
+            for reason in wanting.intersection(verdict.reasons[position]):
+                kept = self.found[reason]
+                kept["rows"].append(rows[position].as_py())
+                if kept["values"] is not None:
+                    column = reason.rpartition(":")[0]
+                    value = table.column(column)[position].as_py()
+                    if table.schema.field(column).metadata == JSON_COLUMN and value is not None:
+                        value = json.loads(value)  # GE judged the value the JSON text holds
+                    kept["values"].append(_kept_value(value))
+                if len(kept["rows"]) == PARTIAL_UNEXPECTED:
+                    wanting.discard(reason)
+            if not wanting:
+                break
+
+    def add_rows(self, reason: str, rows: list[int]) -> None:
+        """Rows a rule decided over the whole run (the key's uniqueness): row numbers only."""
+        kept = self._kept(reason)
+        kept["values"] = None
+        kept["rows"] = sorted([*kept["rows"], *rows])[:PARTIAL_UNEXPECTED]
 
 
 def validate(standard: Standard, table: pa.Table) -> Verdict:

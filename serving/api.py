@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -18,6 +18,8 @@ from catalog.views import visible
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
 from hub.errors import Busy, ConfigError, QueryError
 from hub.followed import BrokenFile
+from serving.models import (AUTH, BEARER, OPTIONAL_AUTH, DatasetDescription, DatasetList, Rows, SearchResult,
+                            SqlResult, VersionList, errors, files)
 
 __all__ = ["create_app"]
 
@@ -56,6 +58,7 @@ def _version(s, d: Dataset, version: str) -> int:
 def create_app(settings) -> FastAPI:
     from exchange.server import Door
     from serving import apidocs, guard
+    from serving.downloads import FORMATS
     from catalog.query import Limits
     from schemas import load_standard
 
@@ -63,8 +66,20 @@ def create_app(settings) -> FastAPI:
     current = caller(settings)  # who a request comes from: its Bearer token, or anonymous
     Limits.from_env()  # a bad HUB_QUERY_* setting stops `hub serve` here, not at its first query
 
+    # An operation's id is its function's name: what a generated client calls it (list_datasets, dataset_rows).
     app = FastAPI(title="interop-hub catalog", version="0.1.0", docs_url=None, redoc_url=None,
-                  description="Datasets harmonized to Kota Bogor's data standards.")
+                  description="Datasets harmonized to Kota Bogor's data standards. Anonymous callers see what the "
+                              "public may; an API token (Authorization: Bearer TOKEN) shows what its holder may.",
+                  generate_unique_id_function=lambda route: route.name)
+    document = app.openapi
+
+    def openapi() -> dict:
+        """FastAPI's document, with the hub's bearer tokens as its security scheme."""
+        if app.openapi_schema is None:
+            document().setdefault("components", {})["securitySchemes"] = BEARER
+        return app.openapi_schema
+
+    app.openapi = openapi
     # The service bus's door (/r1/..., /listClients): inside the guard, before the app's own routing.
     app.add_middleware(Door, settings=settings)
     guard.install(app)  # request limits, the trusted-proxy rule, security headers
@@ -120,13 +135,14 @@ def create_app(settings) -> FastAPI:
             raise AccessDenied(f"only stewards and the agency that owns {d.id} see its runs and quarantine",
                                needs_token=False)
 
-    @app.get("/api")
+    @app.get("/api", summary="Where the API's parts are")
     def index() -> dict:
         return {"name": "interop-hub", "datasets": "/api/datasets", "search": "/api/search", "sql": "/api/sql",
                 "ckan": "/api/3/action/package_list", "dcat": "/catalog.ttl", "openapi": "/openapi.json",
                 "docs": "/docs", "portal": "/"}
 
-    @app.get("/api/datasets")
+    @app.get("/api/datasets", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": DatasetList}, **errors(401, 429)})
     def list_datasets(who: Identity = Depends(current)) -> dict:
         """The datasets the caller may know of (a `rahasia` one only to those cleared for it)."""
         known = listed(settings, who)
@@ -134,7 +150,8 @@ def create_app(settings) -> FastAPI:
             return {"datasets": [summary(d) for d in s.scalars(select(Dataset).order_by(Dataset.id))
                                  if d.id in known]}
 
-    @app.get("/api/search")
+    @app.get("/api/search", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": SearchResult}, **errors(401, 429, 503)})
     def search_datasets(q: str = "", agency: list[str] = Query([]), standard: list[str] = Query([]),
                         tag: list[str] = Query([]), classification: list[str] = Query([]),
                         topic: list[str] = Query([]), kind: list[str] = Query([]),
@@ -154,7 +171,8 @@ def create_app(settings) -> FastAPI:
             results = [summary(datasets[i]) for i in found["results"] if i in datasets]
         return {"count": found["count"], "results": results, "facets": found["facets"]}
 
-    @app.get("/api/datasets/{dataset_id}")
+    @app.get("/api/datasets/{dataset_id}", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": DatasetDescription}, **errors(401, 404, 429, 503)})
     def show_dataset(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """DCAT-AP and Satu Data metadata, schema, versions (Iceberg snapshots), quality, lineage; the runs
         too, for stewards and the agency that owns the dataset."""
@@ -177,26 +195,30 @@ def create_app(settings) -> FastAPI:
             d, _ = get_dataset(s, dataset_id, who)
         return load_standard(f"{d.standard}@{d.standard_version}")
 
-    @app.get("/api/datasets/{dataset_id}/dictionary")
+    @app.get("/api/datasets/{dataset_id}/dictionary", openapi_extra=OPTIONAL_AUTH,
+             responses=errors(401, 404, 429, 503))
     def data_dictionary(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The data dictionary of the standard the dataset is built on."""
         from schemas.dictionary import dictionary
 
         return dictionary(dataset_standard(dataset_id, who))
 
-    @app.get("/api/datasets/{dataset_id}/dictionary.html", response_class=HTMLResponse)
+    @app.get("/api/datasets/{dataset_id}/dictionary.html", response_class=HTMLResponse, openapi_extra=OPTIONAL_AUTH,
+             responses=errors(401, 404, 429, 503))
     def data_dictionary_html(dataset_id: str, who: Identity = Depends(current)) -> str:
         from schemas.dictionary import to_html
 
         return to_html(dataset_standard(dataset_id, who))
 
-    @app.get("/api/datasets/{dataset_id}/dictionary.md", response_class=PlainTextResponse)
+    @app.get("/api/datasets/{dataset_id}/dictionary.md", response_class=PlainTextResponse, openapi_extra=OPTIONAL_AUTH,
+             responses=errors(401, 404, 429, 503))
     def data_dictionary_markdown(dataset_id: str, who: Identity = Depends(current)) -> str:
         from schemas.dictionary import to_markdown
 
         return to_markdown(dataset_standard(dataset_id, who))
 
-    @app.get("/api/datasets/{dataset_id}/rows")
+    @app.get("/api/datasets/{dataset_id}/rows", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": Rows}, **errors(400, 401, 403, 404, 429, 503)})
     def dataset_rows(
         request: Request,
         dataset_id: str,
@@ -224,7 +246,8 @@ def create_app(settings) -> FastAPI:
         except QueryError as e:
             raise HTTPException(400, str(e)) from None
 
-    @app.get("/api/datasets/{dataset_id}/changes")
+    @app.get("/api/datasets/{dataset_id}/changes", openapi_extra=OPTIONAL_AUTH,
+             responses=errors(400, 401, 403, 404, 409, 410, 429, 503))
     def dataset_changes(
         request: Request,
         dataset_id: str,
@@ -246,13 +269,14 @@ def create_app(settings) -> FastAPI:
         except ChangesError as e:
             raise HTTPException(e.status, str(e)) from None
 
-    @app.get("/api/datasets/{dataset_id}/versions")
+    @app.get("/api/datasets/{dataset_id}/versions", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={200: {"model": VersionList}, **errors(401, 404, 429, 503)})
     def dataset_versions(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The dataset's versions (Iceberg snapshots), newest first, each with its time, run and rows."""
         with session(settings.catalog_url) as s:
             return {"dataset": dataset_id, "versions": describe(s, get_dataset(s, dataset_id, who)[0])["versions"]}
 
-    @app.get("/api/datasets/{dataset_id}/lineage")
+    @app.get("/api/datasets/{dataset_id}/lineage", openapi_extra=OPTIONAL_AUTH, responses=errors(401, 404, 429, 503))
     def dataset_lineage(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """Where the dataset comes from, back to the agency systems."""
         from catalog.metadata import lineage
@@ -261,13 +285,14 @@ def create_app(settings) -> FastAPI:
         with session(settings.catalog_url) as s:
             return lineage(s, get_dataset(s, dataset_id, who)[0], known)
 
-    @app.get("/api/datasets/{dataset_id}/quality")
+    @app.get("/api/datasets/{dataset_id}/quality", openapi_extra=OPTIONAL_AUTH, responses=errors(401, 404, 429, 503))
     def dataset_quality(dataset_id: str, who: Identity = Depends(current)) -> dict:
         """The last run's counts, quality score and the result of each rule of the standard."""
         with session(settings.catalog_url) as s:
             return {"dataset": dataset_id, **describe(s, get_dataset(s, dataset_id, who)[0])["quality"]}
 
-    @app.get("/api/datasets/{dataset_id}/data-docs.html", response_class=HTMLResponse)
+    @app.get("/api/datasets/{dataset_id}/data-docs.html", response_class=HTMLResponse, openapi_extra=OPTIONAL_AUTH,
+             responses=errors(401, 404, 429, 503))
     def dataset_data_docs(dataset_id: str, run_id: str | None = Query(None, description="default: the last run"),
                           who: Identity = Depends(current)) -> str:
         """A run's validation as Great Expectations Data Docs: every expectation of the suite, with its counts."""
@@ -289,7 +314,7 @@ def create_app(settings) -> FastAPI:
                      "finished_at": run.finished_at.isoformat() + "Z" if run.finished_at else None}
         return validation_page(load_standard(validation["suite"]), validation, about)
 
-    @app.get("/api/datasets/{dataset_id}/quarantine")
+    @app.get("/api/datasets/{dataset_id}/quarantine", openapi_extra=AUTH, responses=errors(401, 403, 404, 429, 503))
     def dataset_quarantine(request: Request, dataset_id: str,
                            run_id: str | None = Query(None, description="default: the last run"),
                            limit: int = Query(100, ge=0, le=MAX_ROWS), offset: int = Query(0, ge=0),
@@ -310,7 +335,8 @@ def create_app(settings) -> FastAPI:
                    {"run_id": found["run_id"], "rows": len(found["rows"]), "offset": offset, "records": own})
         return found
 
-    @app.post("/api/sql")
+    @app.post("/api/sql", response_model=None, openapi_extra=OPTIONAL_AUTH,
+              responses={200: {"model": SqlResult}, **errors(400, 401, 403, 413, 429, 503)})
     def run_query(body: SqlRequest, request: Request, who: Identity = Depends(current)) -> dict:
         """One read-only DuckDB SELECT over the datasets the caller may read, by name (joins included), as it
         may see them (personal data pseudonymized or masked for those not cleared).
@@ -327,9 +353,12 @@ def create_app(settings) -> FastAPI:
                 for r in result.pop("table").to_pylist()]
         return {**result, "rows": rows}
 
-    @app.get("/api/datasets/{dataset_id}/download.{fmt}")
+    @app.get("/api/datasets/{dataset_id}/download.{fmt}", response_class=Response, openapi_extra=OPTIONAL_AUTH,
+             responses={**files(*FORMATS.values(), description="the file (Content-Disposition: attachment)"),
+                        **errors(400, 401, 403, 404, 429, 503)})
     def download(
-        dataset_id: str, fmt: str, request: Request,
+        dataset_id: str, request: Request,
+        fmt: str = Path(description="the file's format", json_schema_extra={"enum": list(FORMATS)}),
         filter: list[str] = Query([], description="FIELD OP VALUE, as for /rows: only the rows every filter keeps"),
         q: str | None = Query(None, description="only rows with this text in any text field"),
         sort: str | None = Query(None, description="fields to sort by, `-` before a field for descending"),
@@ -339,7 +368,7 @@ def create_app(settings) -> FastAPI:
         `q` or `sort`, the rows a page of /rows would page through."""
         from catalog import audit
         from catalog.rows import parse_filter, parse_sort, reader
-        from serving.downloads import BATCH_ROWS, FORMATS, stream
+        from serving.downloads import BATCH_ROWS, stream
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
@@ -366,32 +395,18 @@ def create_app(settings) -> FastAPI:
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})
 
-    def dcat_graph(request: Request, who: Identity):
-        from serving.dcat import catalog_graph
+    from serving import dcat
 
-        known = listed(settings, who)
-        with session(settings.catalog_url) as s:
-            datasets = [describe(s, d) for d in s.scalars(select(Dataset).order_by(Dataset.id)) if d.id in known]
-        return catalog_graph(datasets, str(request.base_url))
-
-    @app.get("/catalog.ttl", response_class=Response)
-    def catalog_turtle(request: Request, who: Identity = Depends(current)) -> Response:
-        """The catalog as DCAT-AP RDF in Turtle: the metadata and distributions of every dataset the caller may
-        know of."""
-        return Response(dcat_graph(request, who).serialize(format="turtle"), media_type="text/turtle")
-
-    @app.get("/catalog.jsonld", response_class=Response)
-    def catalog_jsonld(request: Request, who: Identity = Depends(current)) -> Response:
-        """The catalog as DCAT-AP RDF in JSON-LD."""
-        return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
+    app.include_router(dcat.router(settings))
 
     from catalog import audit, identity, subscriptions
-    from serving import ckan_api, exports, portal
+    from serving import ckan_api, exports, portal, quality
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
     app.include_router(exports.router(settings))
+    app.include_router(quality.router(settings))
     app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))
     return app

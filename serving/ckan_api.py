@@ -2,11 +2,14 @@
 
 It speaks CKAN 2.10's shapes: the envelope `{"help", "success", "result" | "error"}`, GET with query
 parameters (JSON text where CKAN takes a list or a dict) or POST with a JSON body, and CKAN's HTTP statuses
-(404 not found, 409 validation error, 400 bad request or bad search query).
+(404 not found, 409 validation error, 409 a search query outside the subset, 400 bad request).
 
 How the catalog maps to CKAN:
 - a dataset is a package whose id and name are the dataset id, built from `catalog.metadata.describe` only;
 - its organization is its agency, or for datasets without one (integrated, indicator) the walidata;
+- its groups are the city's data topics (schemas/topics.py) that cover its standard; its licence is the one
+  its standard names, with CKAN's licence id (schemas/licences.py);
+- `q` and `fq` are Solr's syntax as CKAN clients write it (serving/solr.py), over the caller's packages;
 - each distribution is a resource. The API one is in the DataStore and its resource id is the dataset id,
   which is also the table name in `datastore_search_sql`; the files are `<dataset>.csv`, `.json` and
   `.parquet`. Rows come from `catalog.rows` and `catalog.sql`, so each caller sees what `catalog.access`
@@ -30,11 +33,15 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from catalog.access import AccessDenied, listed
-from catalog.db import Dataset, session
+from catalog.db import Dataset, DatasetVersion, session
 from catalog.identity import (AuthenticationError, Identity, TooManyAttempts, authenticate, authorization_of,
                               client_of)
 from catalog.metadata import describe
 from hub.errors import QueryError
+from schemas.licences import KNOWN, licence
+from schemas.topics import Topic, topics
+from serving import solr
+from serving.solr import TIME_FIELDS
 
 __all__ = ["ACTIONS", "CKAN_VERSION", "ActionError", "package", "router"]
 
@@ -44,7 +51,6 @@ SEARCH_ROWS_MAX = 1000  # CKAN's ckan.search.rows_max
 DATASTORE_ROWS_MAX = 32000  # CKAN's ckan.datastore.search.rows_max
 FACET_LIMIT = 50  # CKAN's search.facets.limit
 DEFAULT_SORT = "score desc, metadata_modified desc"
-TIME_FIELDS = ("metadata_modified", "metadata_created")
 
 
 class ActionError(Exception):
@@ -75,8 +81,10 @@ def _not_authorized(e: AccessDenied) -> ActionError:
     return ActionError(403, "Authorization Error", f"Access denied: {e}")
 
 
-def _bad_query(message: str) -> ActionError:
-    return ActionError(400, "Search Query Error", f"Search Query is invalid: {message}")
+def _bad_query(message: str, status: int = 409) -> ActionError:
+    # CKAN's own words (ckan/views/api.py): the message is the repr of the error's argument. A query its Solr
+    # cannot run comes back from CKAN as 409; a bad parameter such as sort as 400.
+    return ActionError(status, "Search Query Error", f"Search Query is invalid: {message!r}")
 
 
 @dataclass(frozen=True)
@@ -179,11 +187,25 @@ def _resource(description: dict, distribution: dict, position: int, base: str) -
         "package_id": dataset_id, "name": f"{description['title']} ({fmt})",
         "description": (f"Rows, paged and filtered; also datastore_search with resource_id={dataset_id}"
                         if in_datastore else f"The whole dataset as {fmt}"),
-        "format": fmt, "mimetype": distribution["media_type"], "url": base + distribution["url"],
-        "datastore_active": in_datastore, "position": position, "state": "active", "url_type": None,
+        "format": fmt, "mimetype": distribution["media_type"], "mimetype_inner": None,
+        "url": base + distribution["url"], "datastore_active": in_datastore, "position": position,
+        "state": "active", "url_type": None, "cache_url": None,
+        # Each file is written as it is downloaded, from the latest version: its size and checksum are not known
+        # before; its content last changed when that version was published.
+        "size": None, "hash": "",
         "created": _ckan_time(description["issued"] or description["modified"]),
         "last_modified": _ckan_time(description["modified"]),
+        "metadata_modified": _ckan_time(description["modified"]),
     }
+
+
+def _group(topic: Topic, package_count: int | None = None) -> dict:
+    """A topic as a CKAN group."""
+    group = {"id": topic.id, "name": topic.id, "title": topic.title, "display_name": topic.title,
+             "description": f"{topic.title_en}. Topik Satu Data Indonesia: {topic.satu_data}.",
+             "type": "group", "is_organization": False, "state": "active", "approval_status": "approved",
+             "image_url": "", "image_display_url": ""}
+    return group if package_count is None else {**group, "package_count": package_count}
 
 
 def package(description: dict, base: str) -> dict:
@@ -199,17 +221,20 @@ def package(description: dict, base: str) -> dict:
     }
     organization = _organization(d)
     resources = [_resource(d, dist, i, base) for i, dist in enumerate(d["distributions"])]
+    terms = licence(d["license"])
+    groups = [_group(t) for t in topics() if d["standard"] in t.standards]
     return {
         "id": d["id"], "name": d["id"], "title": d["title"], "notes": d["description"], "type": "dataset",
-        "state": "active", "private": False, "license_id": None, "license_title": d["license"],
-        "author": ", ".join(d["produsen_data"]), "maintainer": d["walidata"],
-        "url": f"{base}/api/datasets/{d['id']}",
+        "state": "active", "private": False, "license_id": terms.ckan_id, "license_title": terms.title,
+        "license_url": terms.url, "isopen": terms.open, "version": d["standard_version"],
+        "author": ", ".join(d["produsen_data"]), "author_email": None, "maintainer": d["walidata"],
+        "maintainer_email": None, "url": f"{base}/dataset/{d['id']}",
         "metadata_created": _ckan_time(d["issued"] or d["modified"]),
         "metadata_modified": _ckan_time(d["modified"]),
         "owner_org": organization["id"], "organization": organization,
         "tags": [{"id": t, "name": t, "display_name": t, "state": "active", "vocabulary_id": None}
                  for t in d["tags"]],
-        "num_tags": len(d["tags"]), "groups": [],
+        "num_tags": len(d["tags"]), "groups": groups,
         "extras": [{"key": k, "value": str(v)} for k, v in extras.items() if v is not None],
         "resources": resources, "num_resources": len(resources),
         "relationships_as_object": [], "relationships_as_subject": [],
@@ -234,98 +259,30 @@ def _package_of(call: _Call, dataset_id) -> dict:
     return found[0]
 
 
-# Search: Solr's filter-query syntax as CKAN clients write it, over the packages' values.
+# Search: Solr's query syntax as CKAN clients write it (serving.solr), over the packages' values.
 
-_FQ_TOKEN = re.compile(r"""\s*(?:(?P<op>AND|OR|&&|\|\|)(?=\s|$)
-    |(?P<sign>[+-]?)(?P<field>[A-Za-z_][\w.]*):(?P<value>"(?:[^"\\]|\\.)*"|[\[{][^\]}]*[\]}]|[^\s()"]+))""",
-                       re.VERBOSE)
-_RANGE = re.compile(r"([\[{])\s*(\S+)\s+TO\s+(\S+)\s*([\]}])")
-FQ_FIELDS = ("id", "name", "title", "organization", "owner_org", "tags", "res_format", "license_id", "standard",
-             "classification", *TIME_FIELDS)
-
-
-def _values(p: dict) -> dict[str, list]:
-    """What each searchable field of a package holds."""
+def _values(p: dict) -> dict[str, list | str]:
+    """What each searchable field of a package holds: text fields as text, the others as lists."""
     extras = {e["key"]: e["value"] for e in p["extras"]}
+    tags = [t["name"] for t in p["tags"]]
     return {
-        "id": [p["id"]], "name": [p["name"]], "title": [p["title"]], "organization": [p["organization"]["name"]],
-        "owner_org": [p["owner_org"]], "tags": [t["name"] for t in p["tags"]],
-        "res_format": [r["format"] for r in p["resources"]], "license_id": [p["license_id"]],
+        "text": " ".join([p["title"], p["notes"] or "", *tags]), "title": p["title"], "notes": p["notes"] or "",
+        "id": [p["id"]], "name": [p["name"]], "organization": [p["organization"]["name"]],
+        "owner_org": [p["owner_org"]], "tags": tags, "res_format": [r["format"] for r in p["resources"]],
+        "groups": [g["name"] for g in p["groups"]], "license_id": [p["license_id"]],
         "standard": [extras["standard"]], "classification": [extras["classification"]],
+        "version": [p["version"]], "author": [p["author"]], "maintainer": [p["maintainer"]],
+        # CKAN's web pages and many clients add +dataset_type:dataset (and capacity:public) to fq.
+        "dataset_type": [p["type"]], "capacity": ["private" if p["private"] else "public"], "state": [p["state"]],
         **{f: [p[f]] for f in TIME_FIELDS},
     }
 
 
-def _bound(field: str, text: str):
-    """One end of a range: * (none), NOW or an ISO 8601 time for the time fields, else text."""
-    if text == "*":
-        return None
-    if field in TIME_FIELDS:
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) if text == "NOW" else _time(text)
-    return text
-
-
-@dataclass(frozen=True)
-class _Term:
-    """`field:value`, `field:"quoted value"`, `field:*` (any value), `field:[low TO high]` (braces exclude the
-    ends, * leaves one open); `-` before it negates it."""
-
-    field: str
-    negated: bool
-    value: str | None = None  # neither value nor range: any value
-    range: tuple[str, str, str, str] | None = None  # opening bracket, low, high, closing bracket
-
-    def holds(self, values: list) -> bool:
-        present = [v for v in values if v is not None]
-        if self.range:
-            opening, low, high, closing = self.range
-            low, high = _bound(self.field, low), _bound(self.field, high)
-            found = any((low is None or (v >= low if opening == "[" else v > low))
-                        and (high is None or (v <= high if closing == "]" else v < high))
-                        for v in (_bound(self.field, v) for v in present))
-        elif self.value is None:
-            found = bool(present)
-        else:
-            found = self.value in present
-        return found != self.negated
-
-
-def _parse_fq(text: str) -> list[list[_Term]]:
-    """Groups of alternative terms (joined by OR); every group must hold (terms are AND-ed, as CKAN's are)."""
-    groups, joined, at = [], False, 0
-    text = text.strip()
-    while at < len(text):
-        m = _FQ_TOKEN.match(text, at)
-        if not m or m.end() == at:
-            raise _bad_query(f"cannot read fq at {text[at:at + 40].strip()!r}: write field:value terms, "
-                             f"joined by AND or OR")
-        at = m.end()
-        if m["op"]:
-            joined = m["op"] in ("OR", "||")
-            continue
-        field, value, negated = m["field"], m["value"], m["sign"] == "-"
-        if field not in FQ_FIELDS:
-            raise _bad_query(f"undefined field {field}; fields: {', '.join(FQ_FIELDS)}")
-        if value.startswith('"'):
-            term = _Term(field, negated, value=re.sub(r"\\(.)", r"\1", value[1:-1]))
-        elif value[0] in "[{":
-            bounds = _RANGE.fullmatch(value)
-            try:
-                if not bounds:
-                    raise ValueError(value)
-                _bound(field, bounds[2]), _bound(field, bounds[3])
-            except ValueError:
-                raise _bad_query(f"{field}:{value}: write [low TO high] with * for no bound; "
-                                 f"times in ISO 8601 or NOW") from None
-            term = _Term(field, negated, range=bounds.groups())
-        else:
-            term = _Term(field, negated, value=None if value == "*" else value)
-        if joined and groups:
-            groups[-1].append(term)
-        else:
-            groups.append([term])
-        joined = False
-    return groups
+def _query(text: str):
+    try:
+        return solr.parse(text)
+    except solr.SearchQueryError as e:
+        raise _bad_query(str(e)) from None
 
 
 SORT_FIELDS = ("score", "id", "name", "title", "title_string", *TIME_FIELDS)
@@ -336,13 +293,13 @@ def _parse_sort(text: str) -> list[tuple[str, bool]]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         words = part.split()
         if words[0] not in SORT_FIELDS or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise _bad_query(f"sort {part!r}: write FIELD asc|desc with FIELD one of {', '.join(SORT_FIELDS)}")
+            raise _bad_query(f"sort {part!r}: write FIELD asc|desc with FIELD one of {', '.join(SORT_FIELDS)}", 400)
         order.append((words[0], len(words) == 2 and words[1] == "desc"))
     return order
 
 
 def _sorted(packages: list[dict], order: list[tuple[str, bool]], rank: dict[str, int]) -> list[dict]:
-    keys = {"score": lambda p: -rank[p["id"]], "id": lambda p: p["id"], "name": lambda p: p["name"],
+    keys = {"score": lambda p: rank.get(p["id"], 0), "id": lambda p: p["id"], "name": lambda p: p["name"],
             "title": lambda p: p["title"].casefold(), "title_string": lambda p: p["title"].casefold(),
             **{f: (lambda p, f=f: _time(p[f]) if p[f] else dt.datetime.min) for f in TIME_FIELDS}}
     packages = list(packages)
@@ -357,10 +314,13 @@ def _facets(packages: list[dict], fields: list[str], limit: int, mincount: int) 
     for field in fields:
         counts, names = {}, {}
         for p in packages:
-            for value in dict.fromkeys(_values(p).get(field, [])):
+            held = _values(p).get(field, [])
+            display = {g["name"]: g["display_name"] for g in p["groups"]} if field == "groups" else {
+                p["organization"]["name"]: p["organization"]["title"]} if field == "organization" else {}
+            for value in dict.fromkeys([held] if isinstance(held, str) else held):
                 if value is not None:
                     counts[value] = counts.get(value, 0) + 1
-                    names[value] = p["organization"]["title"] if field == "organization" else value
+                    names[value] = display.get(value, value)
         ranked = sorted((c for c in counts.items() if c[1] >= mincount), key=lambda c: (-c[1], c[0]))
         ranked = ranked if limit < 0 else ranked[:limit]
         facets[field] = dict(ranked)
@@ -375,7 +335,8 @@ def status_show(call: _Call) -> dict:
     """The site: its title and URL, the CKAN version this API answers like, and its extensions."""
     return {"ckan_version": CKAN_VERSION, "site_title": SITE_TITLE,
             "site_description": "Data Kota Bogor, diselaraskan dengan standar data Satu Data Indonesia.",
-            "site_url": call.base, "error_emails_to": None, "locale_default": "id", "extensions": ["datastore"]}
+            "site_url": call.base, "error_emails_to": None, "locale_default": "id",
+            "extensions": ["activity", "datastore"]}
 
 
 def help_show(call: _Call) -> str:
@@ -420,28 +381,37 @@ def resource_show(call: _Call) -> dict:
 
 
 def package_search(call: _Call) -> dict:
-    """Search the packages: `q` (full text), `fq` (Solr terms on organization, tags, res_format,
-    classification, standard, name, metadata_modified ..., with OR, - and [low TO high]), `rows`, `start`,
-    `sort` (score, name, title_string, metadata_modified ... asc|desc), `facet.field`, `facet.limit`,
-    `facet.mincount`."""
+    """Search the packages: `q` and `fq` in Solr's syntax as CKAN clients write it (words and "phrases" in the
+    full text; field:value on title, name, notes, tags, organization, res_format, groups, license_id,
+    classification, standard; field:[low TO high] on metadata_modified and metadata_created, with NOW and date
+    math; AND, OR, NOT, - and +; parentheses; *:*), `rows`, `start`, `sort` (score, name, title_string,
+    metadata_modified ... asc|desc), `facet.field`, `facet.limit`, `facet.mincount`. A query outside that
+    syntax is refused (Search Query Error), never answered wrongly."""
     from catalog.search import search
 
     data = call.data
-    q = (_text(data, "q") or "").strip()
-    groups = _parse_fq(" ".join([_text(data, "fq") or "", *_strings(data, "fq_list")]))
+    q = _query(_text(data, "q") or "")
+    fq = _query(" ".join([_text(data, "fq") or "", *_strings(data, "fq_list")]))
     rows = _integer(data, "rows", 10, maximum=SEARCH_ROWS_MAX)
     start = _integer(data, "start", 0)
     sort = _text(data, "sort") or DEFAULT_SORT
     order = _parse_sort(sort)
-    ranked = search(call.settings, "" if q == "*:*" else q, rows=sys.maxsize, among=call.known)["results"]
-    rank = {dataset_id: i for i, dataset_id in enumerate(ranked)}
-    packages = [p for p in _packages(call, ranked)
-                if all(any(term.holds(_values(p)[term.field]) for term in group) for group in groups)]
-    packages = _sorted(packages, order, rank)
+    packages = {p["id"]: p for p in _packages(call)}
+    values = {i: _values(p) for i, p in packages.items()}
+
+    def full_text(text: str) -> set[str]:
+        return set(search(call.settings, text, rows=sys.maxsize, among=set(packages))["results"])
+
+    over = solr.Packages(frozenset(packages), values.__getitem__, full_text)
+    matched = q.ids(over) & fq.ids(over)
+    # Ranked by the full-text search of the query's words; those it does not rank (found by fields alone) last.
+    ranked = search(call.settings, " ".join(q.words()), rows=sys.maxsize, among=matched)["results"]
+    rank = {dataset_id: len(ranked) - i for i, dataset_id in enumerate(ranked)}
+    found = _sorted([packages[i] for i in sorted(matched)], order, rank)
     facet_fields = _strings(data, "facet.field") if _bool(data, "facet", True) else []
-    facets, search_facets = _facets(packages, facet_fields, _integer(data, "facet.limit", FACET_LIMIT, minimum=None),
+    facets, search_facets = _facets(found, facet_fields, _integer(data, "facet.limit", FACET_LIMIT, minimum=None),
                                     _integer(data, "facet.mincount", 1))
-    return {"count": len(packages), "results": packages[start:start + rows], "facets": facets,
+    return {"count": len(found), "results": found[start:start + rows], "facets": facets,
             "search_facets": search_facets, "sort": sort}
 
 
@@ -455,12 +425,11 @@ def _organizations(call: _Call, with_packages: bool = False) -> dict[str, dict]:
     return organizations
 
 
-def organization_list(call: _Call) -> list:
-    """The organizations' names (`all_fields`: the organizations, with `package_count`); `sort` (name, title
-    or package_count, asc or desc; default title asc), `limit`, `offset`, `organizations` (names to keep)."""
-    organizations = list(_organizations(call).values())
-    if wanted := _strings(call.data, "organizations", comma_separated=True):
-        organizations = [o for o in organizations if o["name"] in wanted]
+def _listed(call: _Call, items: list[dict], kept: str) -> list:
+    """Organizations or groups as CKAN's *_list actions give them: `kept` (names to keep), `sort`, `offset`,
+    `limit`, and `all_fields` for dicts (without their packages) instead of names."""
+    if wanted := _strings(call.data, kept, comma_separated=True):
+        items = [o for o in items if o["name"] in wanted]
     order = []
     for part in filter(None, (p.strip() for p in (_text(call.data, "sort") or "title asc").split(","))):
         words = part.split()
@@ -469,12 +438,18 @@ def organization_list(call: _Call) -> list:
             raise _invalid("write FIELD asc|desc with FIELD one of name, title, package_count", "sort")
         order.append((words[0], words[1:] == ["desc"]))
     for field, descending in reversed(order):
-        organizations.sort(key=lambda o: o[field], reverse=descending)
+        items.sort(key=lambda o: o[field], reverse=descending)
     offset = _integer(call.data, "offset", 0)
-    organizations = organizations[offset:offset + _integer(call.data, "limit", len(organizations))]
+    items = items[offset:offset + _integer(call.data, "limit", len(items))]
     if _bool(call.data, "all_fields", False):
-        return [{k: v for k, v in o.items() if k != "packages"} for o in organizations]
-    return [o["name"] for o in organizations]
+        return [{k: v for k, v in o.items() if k != "packages"} for o in items]
+    return [o["name"] for o in items]
+
+
+def organization_list(call: _Call) -> list:
+    """The organizations' names (`all_fields`: the organizations, with `package_count`); `sort` (name, title
+    or package_count, asc or desc; default title asc), `limit`, `offset`, `organizations` (names to keep)."""
+    return _listed(call, list(_organizations(call).values()), "organizations")
 
 
 def organization_show(call: _Call) -> dict:
@@ -486,9 +461,42 @@ def organization_show(call: _Call) -> dict:
     return organization if include else {k: v for k, v in organization.items() if k != "packages"}
 
 
+def _groups(call: _Call, with_packages: bool = False) -> dict[str, dict]:
+    """Every topic as a group, with the caller's packages in it, in the topics' order."""
+    packages = _packages(call)
+    groups = {}
+    for topic in topics():
+        members = [p for p in packages if topic.id in {g["name"] for g in p["groups"]}]
+        groups[topic.id] = {**_group(topic, len(members)), **({"packages": members} if with_packages else {})}
+    return groups
+
+
 def group_list(call: _Call) -> list:
-    """The groups: the hub has none (datasets belong to organizations)."""
-    return []
+    """The groups (the city's data topics, which follow Satu Data Indonesia's): their names, or with
+    `all_fields` the groups with `package_count`; `sort` (name, title or package_count, asc or desc; default
+    title asc), `limit`, `offset`, `groups` (names to keep)."""
+    return _listed(call, list(_groups(call).values()), "groups")
+
+
+def group_show(call: _Call) -> dict:
+    """The group `id` (a topic's name), with `package_count`; `include_datasets` adds its packages."""
+    include = _bool(call.data, "include_datasets", False)
+    group = _groups(call, with_packages=include).get(call.data.get("id"))
+    if group is None:
+        raise _not_found(f"no group {call.data.get('id')!r}")
+    return group
+
+
+def license_list(call: _Call) -> list[dict]:
+    """The licences datasets may carry, as CKAN's licence register lists them."""
+    known = [(terms.ckan_id, terms.title, terms.url or "", terms.open) for terms in KNOWN.values()]
+    # A standard whose x-license names no open licence carries its own terms: CKAN's "other-closed".
+    other = [("notspecified", "License not specified", "", False), ("other-closed", "Other (Not Open)", "", False)]
+    return [{"id": i, "title": title, "url": url, "status": "active", "maintainer": "", "family": "",
+             "is_generic": i in ("notspecified", "other-closed"), "is_okd_compliant": is_open,
+             "is_osi_compliant": False, "od_conformance": "approved" if is_open else "not reviewed",
+             "osd_conformance": "not reviewed", "domain_content": is_open, "domain_data": is_open,
+             "domain_software": False} for i, title, url, is_open in known + other]
 
 
 def tag_list(call: _Call) -> list:
@@ -498,6 +506,97 @@ def tag_list(call: _Call) -> list:
     if _bool(call.data, "all_fields", False):
         return [{"id": t, "name": t, "display_name": t, "state": "active", "vocabulary_id": None} for t in tags]
     return tags
+
+
+def site_read(call: _Call) -> bool:
+    """Whether the caller may read the site: always."""
+    return True
+
+
+ACTIVITY_LIMIT, ACTIVITY_LIMIT_MAX = 31, 100  # CKAN's ckan.activity_list_limit and ckan.activity_list_limit_max
+ACTIVITY_TYPES = ("new package", "changed package")
+
+
+def _activities(call: _Call, dataset_ids: list[str]) -> list[dict]:
+    """One activity per published version of the datasets, the most recent first: "new package" for a dataset's
+    first version, "changed package" for the others; `data.package` is the package as it is now (the catalog
+    keeps each version's rows, not its metadata). `activity_types`, `exclude_activity_types`, `offset`,
+    `limit`."""
+    packages = {p["id"]: p for p in _packages(call, dataset_ids)}
+    with session(call.settings.catalog_url) as s:
+        versions = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id.in_(list(packages)))
+                             .order_by(DatasetVersion.committed_at, DatasetVersion.id)).all()
+    activities, seen = [], set()
+    for v in versions:
+        kind = "changed package" if v.dataset_id in seen else "new package"
+        seen.add(v.dataset_id)
+        activities.append({"id": f"{v.dataset_id}-{v.snapshot_id}", "timestamp": v.committed_at.isoformat(),
+                           "user_id": None, "object_id": v.dataset_id, "activity_type": kind,
+                           "data": {"package": packages[v.dataset_id]}})
+    for key, keep in (("activity_types", True), ("exclude_activity_types", False)):
+        if chosen := _strings(call.data, key, comma_separated=True):
+            if unknown := set(chosen) - set(ACTIVITY_TYPES):
+                raise _invalid(f"no activity type {sorted(unknown)}; types: {', '.join(ACTIVITY_TYPES)}", key)
+            activities = [a for a in activities if (a["activity_type"] in chosen) == keep]
+    activities.reverse()
+    offset = _integer(call.data, "offset", 0)
+    return activities[offset:offset + _integer(call.data, "limit", ACTIVITY_LIMIT, maximum=ACTIVITY_LIMIT_MAX)]
+
+
+def package_activity_list(call: _Call) -> list[dict]:
+    """The activity of the package `id`: each version published, the most recent first ("new package",
+    "changed package"); `offset`, `limit` (default 31), `activity_types`, `exclude_activity_types`."""
+    return _activities(call, [_package_of(call, call.data.get("id"))["id"]])
+
+
+def recently_changed_packages_activity_list(call: _Call) -> list[dict]:
+    """The activity of every package, the most recent first; `offset`, `limit` (default 31),
+    `activity_types`, `exclude_activity_types`."""
+    return _activities(call, sorted(call.known))
+
+
+def package_autocomplete(call: _Call) -> list[dict]:
+    """The packages whose name or title contains `q` (any case), up to `limit` (default 10), as CKAN's
+    autocomplete gives them: name, title, match_field and match_displayed."""
+    q = (_text(call.data, "q") or "").strip().casefold()
+    if not q:
+        return []
+    found = []
+    for p in _packages(call):
+        if q in p["name"].casefold():
+            found.append({"name": p["name"], "title": p["title"], "match_field": "name",
+                          "match_displayed": p["name"]})
+        elif q in p["title"].casefold():
+            found.append({"name": p["name"], "title": p["title"], "match_field": "title",
+                          "match_displayed": f"{p['title']} ({p['name']})"})
+    return found[:_integer(call.data, "limit", 10)]
+
+
+RESOURCE_SEARCH_FIELDS = ("id", "package_id", "name", "description", "format", "mimetype", "url", "url_type",
+                          "hash", "position")
+
+
+def resource_search(call: _Call) -> dict:
+    """The resources matching every `field:term` of `query` (a list, or one text): the field's value contains
+    the term, in any case; `order_by` (a field), `offset`, `limit`. Fields: id, package_id, name, description,
+    format, mimetype, url, url_type, hash, position."""
+    terms = []
+    for item in _strings(call.data, "query"):
+        field, colon, term = item.partition(":")
+        if not colon:
+            raise _invalid(f"write field:term, not {item!r}", "query")
+        if field not in RESOURCE_SEARCH_FIELDS:
+            raise _invalid(f'Field "{field}" not recognised in resource_search.', "query")
+        terms.append((field, term.casefold()))
+    order_by = _text(call.data, "order_by")
+    if order_by is not None and order_by not in RESOURCE_SEARCH_FIELDS:
+        raise _invalid(f'Cannot sort by field `{order_by}`', "order_by")
+    found = [r for p in _packages(call) for r in p["resources"]
+             if all(term in str(r[field] or "").casefold() for field, term in terms)]
+    if order_by:
+        found.sort(key=lambda r: str(r[order_by] or ""))
+    offset = _integer(call.data, "offset", 0)
+    return {"count": len(found), "results": found[offset:offset + _integer(call.data, "limit", len(found))]}
 
 
 # DuckDB or Arrow type name prefix -> CKAN DataStore type; "timestamp" before "time", the rest by "int".
@@ -602,8 +701,9 @@ def datastore_search_sql(call: _Call) -> dict:
 
 ACTIONS = {f.__name__: f for f in (
     status_show, help_show, package_list, current_package_list_with_resources, package_show, resource_show,
-    package_search, organization_list, organization_show, group_list, tag_list, datastore_search,
-    datastore_search_sql)}
+    package_search, organization_list, organization_show, group_list, group_show, license_list, tag_list,
+    site_read, package_activity_list, recently_changed_packages_activity_list, package_autocomplete,
+    resource_search, datastore_search, datastore_search_sql)}
 
 
 async def _request_data(request: Request) -> dict:
@@ -652,12 +752,21 @@ def router(settings) -> APIRouter:
             return JSONResponse({**answer, "success": False, "error": e.error}, status_code=e.status)
         return JSONResponse(jsonable_encoder({**answer, "success": True, "result": result}))
 
+    # An action's parameters, by name: as query parameters (GET) or a JSON object (POST).
+    parameters = {"type": "object", "additionalProperties": True, "description": "the action's parameters"}
     description = ("CKAN's Action API (2.10): status_show, package_list, package_search, package_show, "
                    "organization_list, organization_show, datastore_search, datastore_search_sql and more; "
                    "GET with query parameters or POST with a JSON body.")
+    from serving.models import OPTIONAL_AUTH, ckan_responses
+
     for method in ("GET", "POST"):  # one route each: an OpenAPI operation id names one method
         api.add_api_route("/api/3/action/{name}", action, methods=[method], summary="CKAN Action API",
-                          description=description, tags=["CKAN"], operation_id=f"ckan_action_{method.lower()}")
+                          description=description, tags=["CKAN"], operation_id=f"ckan_action_{method.lower()}",
+                          response_model=None, responses=ckan_responses(), openapi_extra={**OPTIONAL_AUTH, **(
+                              {"requestBody": {"content": {"application/json": {"schema": parameters}}}}
+                              if method == "POST" else {"parameters": [{"name": "parameters", "in": "query",
+                                                                        "style": "form", "explode": True,
+                                                                        "schema": parameters}]})})
     # ckanapi and older clients call the unversioned path.
     api.add_api_route("/api/action/{name}", action, methods=["GET", "POST"], include_in_schema=False)
     return api

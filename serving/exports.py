@@ -8,11 +8,17 @@ from fastapi.responses import JSONResponse, Response
 from catalog.access import access_to
 from catalog.db import Dataset, session
 from catalog.identity import Identity, caller
+from serving.models import OPTIONAL_AUTH, errors, files
 
 __all__ = ["router"]
 
 YAML = "application/yaml; charset=utf-8"
 PUBLIC_NAMESPACE = "publik"  # the Iceberg namespace outside engines are pointed at
+_ERRORS = errors(401, 404, 429, 503)
+
+
+def _json(description: str) -> dict:
+    return {200: {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
 def router(settings) -> APIRouter:
@@ -51,8 +57,8 @@ def router(settings) -> APIRouter:
         _, standard, where, _ = published(request, dataset_id, who)
         return contract(standard, where)
 
-    @api.get("/api/datasets/{dataset_id}/contract.odcs.yaml", response_class=Response,
-             responses={200: {"content": {"application/yaml": {}}}, 404: {"description": "no such dataset"}})
+    @api.get("/api/datasets/{dataset_id}/contract.odcs.yaml", response_class=Response, openapi_extra=OPTIONAL_AUTH,
+             responses={**files(YAML, description="an ODCS v3.1.0 document"), **_ERRORS})
     def contract_yaml(dataset_id: str, request: Request, who: Identity = Depends(current)) -> Response:
         """The dataset's data contract, Open Data Contract Standard v3.1.0, in YAML: schema, quality rules, SLA,
         servers (the REST API and the Iceberg table), team and licence."""
@@ -61,14 +67,14 @@ def router(settings) -> APIRouter:
         return Response(to_yaml(odcs(request, dataset_id, who)), media_type=YAML,
                         headers={"Content-Disposition": f'inline; filename="{dataset_id}.odcs.yaml"'})
 
-    @api.get("/api/datasets/{dataset_id}/contract.odcs.json",
-             responses={404: {"description": "no such dataset"}})
+    @api.get("/api/datasets/{dataset_id}/contract.odcs.json", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={**_json("an ODCS v3.1.0 document (its official JSON Schema: schemas/odcs)"), **_ERRORS})
     def contract_json(dataset_id: str, request: Request, who: Identity = Depends(current)) -> JSONResponse:
         """The dataset's data contract, Open Data Contract Standard v3.1.0, in JSON."""
         return JSONResponse(odcs(request, dataset_id, who))
 
-    @api.get("/api/datasets/{dataset_id}/datapackage.json",
-             responses={404: {"description": "no such dataset"}})
+    @api.get("/api/datasets/{dataset_id}/datapackage.json", response_model=None, openapi_extra=OPTIONAL_AUTH,
+             responses={**_json("a Frictionless Data Package descriptor (datapackage.json)"), **_ERRORS})
     def data_package(dataset_id: str, request: Request, who: Identity = Depends(current)) -> JSONResponse:
         """The dataset as a Frictionless Data Package: one CSV resource (its download, which keeps its own access
         rules) with a Table Schema of the columns the caller's download holds, masked ones without their rules."""

@@ -934,7 +934,14 @@ def router(settings) -> APIRouter:
     @r.get("/dataset/{dataset_id}", response_class=HTMLResponse)
     def dataset_page(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
                      sort: str = "", start: int = Query(0, ge=0)) -> HTMLResponse:
-        return dataset_view(request, dataset_id, version, filter, q, sort, start)
+        """The dataset's page; its DCAT-AP RDF where `Accept` prefers Turtle, JSON-LD or RDF/XML to HTML."""
+        from serving import dcat
+
+        if dcat.negotiate(request.headers.get("accept"), [dcat.HTML, *dcat.RDF_MEDIA]) != dcat.HTML:
+            return dcat.answer(settings, request, page_of(request).who, f"catalog/datasets/{dataset_id}")
+        shown = dataset_view(request, dataset_id, version, filter, q, sort, start)
+        shown.headers.append("Vary", "Accept")
+        return shown
 
     def dataset_view(request: Request, dataset_id: str, version: str = "", filter: str = "", q: str = "",
                      sort: str = "", start: int = 0, subscription: dict | None = None) -> HTMLResponse:

@@ -364,6 +364,8 @@ def test_a_dataset_not_known_of_is_not_found_on_every_path(catalog, persona, dat
         "quality": httpx.get(f"{base}/api/datasets/{dataset}/quality", headers=headers),
         "ckan package_show": httpx.get(f"{base}/api/3/action/package_show", params={"id": dataset}, headers=headers),
         "portal": httpx.get(f"{base}/dataset/{dataset}", cookies={"hub_token": token} if token else None),
+        "dcat": httpx.get(f"{base}/catalog/datasets/{dataset}", headers={**headers, "Accept": "text/turtle"}),
+        "dcat distribution": httpx.get(f"{base}/catalog/datasets/{dataset}/distributions/csv.jsonld", headers=headers),
         "subscribe": httpx.post(f"{base}/api/datasets/{dataset}/subscriptions", headers=headers,
                                 json={"channel": "webhook", "target": "https://93.184.215.14/hook"}),
     }

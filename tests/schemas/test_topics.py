@@ -22,22 +22,25 @@ def test_the_topics_shipped():
     assert topics_of("fasilitas_per_penduduk_kecamatan") == ["health", "education"]  # in two topics
     assert topics_of("no_such_standard") == []
     health = next(t for t in found if t.id == "health")
-    assert health == Topic("health", "Kesehatan", "Health", "Kesehatan", health.standards)
+    assert health == Topic("health", "Kesehatan", "Health", "Kesehatan", "HEAL", health.standards)
     assert topics(TOPICS_FILE) == found
 
 
-GOOD = "- id: health\n  title: Kesehatan\n  title_en: Health\n  satu_data: Kesehatan\n  standards: [kasus_tbc]\n"
+GOOD = ("- id: health\n  title: Kesehatan\n  title_en: Health\n  satu_data: Kesehatan\n  eu_theme: HEAL\n"
+        "  standards: [kasus_tbc]\n")
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    (GOOD + GOOD, ":6:7: topic 'health' twice: also on line 1"),
-    (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_dbd]"), ":5:26: topic 'health': no standard 'kasus_dbd'"),
-    (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_tbc]"), ":5:26: topic 'health' names the standard 'kasus_tbc' twice"),
+    (GOOD.replace("eu_theme: HEAL", "eu_theme: HEALTH"),
+     ":5:13: topic 'health': no EU data theme 'HEALTH'; themes: AGRI, ECON"),
+    (GOOD + GOOD, ":7:7: topic 'health' twice: also on line 1"),
+    (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_dbd]"), ":6:26: topic 'health': no standard 'kasus_dbd'"),
+    (GOOD.replace("[kasus_tbc]", "[kasus_tbc, kasus_tbc]"), ":6:26: topic 'health' names the standard 'kasus_tbc' twice"),
     (GOOD.replace("  title_en: Health\n", ""), ":1:3: topic 'health' has no title_en"),
     (GOOD.replace("title: Kesehatan", "title: ''"), ":2:10: the title of topic 'health' is a text"),
     (GOOD.replace("id: health", "id: Kesehatan"), ":1:7: topic 'Kesehatan': an id is lower-case letters"),
-    (GOOD + "  colour: green\n", ":6:3: a topic has no key 'colour'"),
-    (GOOD.replace("[kasus_tbc]", "kasus_tbc"), ":5:14: the standards of topic 'health' are a list"),
+    (GOOD + "  colour: green\n", ":7:3: a topic has no key 'colour'"),
+    (GOOD.replace("[kasus_tbc]", "kasus_tbc"), ":6:14: the standards of topic 'health' are a list"),
     ("health: {}\n", ":1:1: the topics are a list"),
     ("- id: [health\n", ":2:1: not valid YAML"),
 ])

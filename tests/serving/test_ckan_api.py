@@ -11,6 +11,9 @@ import ckanapi
 import httpx
 import pytest
 
+from schemas.licences import licence
+from schemas.topics import topics_of
+
 RAW_NIK = re.compile(r"(?<![\d.])\d{16}(?![\d.])")
 ALL = 1000
 
@@ -56,7 +59,7 @@ def sql(ckan, query: str) -> list[dict]:
 def test_status_show_says_which_ckan_it_answers_like(ckan, api):
     status = ckan.action.status_show()
     assert status["ckan_version"].startswith("2.10")
-    assert status["extensions"] == ["datastore"]
+    assert status["extensions"] == ["activity", "datastore"]
     assert status["site_url"] == api
 
 
@@ -77,7 +80,12 @@ def test_package_show_says_what_the_native_api_says(ckan, api, described, analys
     for dataset_id, d in described.items():
         p = ckan.action.package_show(id=dataset_id)
         assert (p["id"], p["name"], p["title"], p["notes"]) == (dataset_id, dataset_id, d["title"], d["description"])
-        assert p["license_title"] == d["license"]
+        terms = licence(d["license"])
+        assert (p["license_id"], p["license_title"], p["license_url"], p["isopen"]) == (
+            terms.ckan_id, terms.title, terms.url, terms.open)
+        assert p["version"] == d["standard_version"]
+        assert [g["name"] for g in p["groups"]] == topics_of(d["standard"])
+        assert p["url"] == f"{api}/dataset/{dataset_id}"
         assert [t["name"] for t in p["tags"]] == d["tags"]
         assert p["organization"]["name"] == p["owner_org"] == organization_of(d)
         assert p["organization"]["title"] == (d["agency_name"] or d["walidata"])
@@ -99,6 +107,7 @@ def test_package_show_says_what_the_native_api_says(ckan, api, described, analys
             f"{dataset_id}.{fmt}" for fmt in ("csv", "json", "parquet")}
         for r in p["resources"]:
             assert r["package_id"] == dataset_id
+            assert r["last_modified"] == p["metadata_modified"] and r["size"] is None and r["hash"] == ""
             assert ckan.action.resource_show(id=r["id"]) == r
             assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None,
                              headers=analyst).status_code == 200
