@@ -386,11 +386,12 @@ def create_app(settings) -> FastAPI:
         return Response(dcat_graph(request, who).serialize(format="json-ld"), media_type="application/ld+json")
 
     from catalog import audit, identity, subscriptions
-    from serving import ckan_api, portal
+    from serving import ckan_api, ckan_datastore, portal
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
+    app.include_router(ckan_datastore.router(settings))
     app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))
     return app
