@@ -304,7 +304,7 @@ def router(settings) -> APIRouter:
     api = APIRouter(tags=["CKAN"])
     current = caller(settings)
 
-    @api.get("/datastore/dump/{resource_id}", response_class=StreamingResponse,
+    @api.get("/datastore/dump/{resource_id}", response_class=StreamingResponse, operation_id="datastore_dump",
              responses={200: {"content": {t.partition(";")[0]: {"schema": {"type": "string", "format": "binary"}}
                                           for t in DUMP_FORMATS.values()},
                               "description": "every row the query keeps, in one file"}})
@@ -338,7 +338,7 @@ def router(settings) -> APIRouter:
                                              sort=asked.sort, fields=asked.fields, numbered=True,
                                              batch_rows=DUMP_BATCH_ROWS))
         except ActionError as e:
-            raise HTTPException(400 if e.status == 409 else e.status, e.message) from None
+            raise HTTPException(400 if e.status == 409 else e.status, e.error["message"]) from None
         except QueryError as e:
             raise HTTPException(400, str(e)) from None
         except AccessDenied as e:

@@ -235,6 +235,8 @@ def test_the_dump_takes_the_search_parameters(api, analyst, ckan, every_row):
     assert dump(api, analyst, filters=json.dumps({"nama": "x"})).status_code == 400  # masked: not filterable
     assert dump(api, analyst, sort="tidak_ada").status_code == 400
     assert dump(api, analyst, format="xlsx").status_code == 400
+    bad = dump(api, analyst, filters="[1]")
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("filters: ")
 
 
 def test_the_dump_in_tsv_json_and_xml(api, analyst, every_row):
