@@ -345,9 +345,15 @@ def router(settings) -> APIRouter:
             raise HTTPException(403, f"Access denied: {e}") from None
         columns = rows.schema.names
         typed = [_field(f.name, str(f.type), asked.described) for f in rows.schema]
-        audit.read(settings, who, client, "download", resource_id,
-                   {"format": format, **{k: v for k, v in data.items() if k != "resource_id"},
-                    **({"limit": limit} if limit is not None else {}), **({"offset": offset} if offset else {})})
+        # The fields filtered or searched on, never the values: a value may be a NIK.
+        asked_for = {"filtered_on": sorted({c.field for c in asked.where}), "searched": asked.q is not None,
+                     "sort": sort, "fields": fields, "limit": limit, "offset": offset}
+        try:
+            audit.read(settings, who, client, "download", resource_id,
+                       {"format": format, **{k: v for k, v in asked_for.items() if v}})
+        except BaseException:
+            held.close()  # the query slot, before the error answers
+            raise
 
         def body() -> Iterator[bytes]:
             with held:

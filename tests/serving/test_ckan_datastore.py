@@ -220,7 +220,7 @@ def test_the_dump_is_every_row_as_csv(api, analyst, every_row, home):
                for e in downloads)
 
 
-def test_the_dump_takes_the_search_parameters(api, analyst, ckan, every_row):
+def test_the_dump_takes_the_search_parameters(api, analyst, ckan, every_row, home):
     asked = {"filters": json.dumps({"jenis_kelamin": "2"}), "sort": "kode_wilayah desc, _id asc",
              "fields": "_id,kode_wilayah,jenis_kelamin", "offset": "3", "limit": "40"}
     searched = ckan.action.datastore_search(resource_id="penduduk", **asked)["records"]
@@ -232,6 +232,12 @@ def test_the_dump_takes_the_search_parameters(api, analyst, ckan, every_row):
         r["_id"] for r in ckan.action.datastore_search(resource_id="penduduk", q=kelurahan, limit=ALL)["records"]]
     assert found and all(kelurahan in r["kode_wilayah"] for r in found)
     assert dump(api, analyst, limit=0).text.splitlines() == [",".join(every_row[0])]
+    nik = every_row[5]["nik"]
+    assert [int(r["_id"]) for r in csv.DictReader(io.StringIO(
+        dump(api, analyst, filters=json.dumps({"nik": nik})).text))] == [r["_id"] for r in every_row if r["nik"] == nik]
+    logged = [e["details"] for e in json.loads(hub(home, "audit", "who-accessed", "penduduk", "--json").stdout)
+              if e["action"] == "download" and e["details"].get("filtered_on") == ["nik"]]
+    assert logged and nik not in json.dumps(logged)  # the fields asked for, never the values
     assert dump(api, analyst, filters=json.dumps({"nama": "x"})).status_code == 400  # masked: not filterable
     assert dump(api, analyst, sort="tidak_ada").status_code == 400
     assert dump(api, analyst, format="xlsx").status_code == 400
