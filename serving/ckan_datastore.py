@@ -188,13 +188,15 @@ def datastore_search(call: _Call) -> dict:
     else:
         lists = [[r[n] for n in names] for r in found["rows"]]
         records = lists if records_format == "lists" else _delimited(lists, "," if records_format == "csv" else "\t")
-    # GET links that give the first and the next page of the same query, as CKAN's do.
+    # GET links that give the first, the next and (past the first) the previous page of the same query, as CKAN's.
     params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if k != "offset"}
+    links = {"start": f"{call.path}?{urlencode(params)}",
+             "next": f"{call.path}?{urlencode({**params, 'offset': offset + limit})}"}
+    if offset > 0:
+        links["prev"] = f"{call.path}?{urlencode({**params, 'offset': max(offset - limit, 0)})}"
     result = {
         "resource_id": asked.dataset.id, "fields": fields, "records": records, "records_format": records_format,
-        "limit": limit, "offset": offset, "include_total": _bool(data, "include_total", True),
-        "_links": {"start": f"{call.path}?{urlencode(params)}",
-                   "next": f"{call.path}?{urlencode({**params, 'offset': offset + limit})}"},
+        "limit": limit, "offset": offset, "include_total": _bool(data, "include_total", True), "_links": links,
         **{k: data[k] for k in ("filters", "q", "sort", "distinct") if k in data},
     }
     if result["include_total"]:

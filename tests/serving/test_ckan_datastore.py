@@ -67,12 +67,15 @@ def test_datastore_search_pages_cover_every_row_once(ckan, api, described, analy
     first = ckan.action.datastore_search(resource_id="penduduk", limit=150)
     assert first["total"] == described["penduduk"]["rows"] and first["total"] > 150
     assert first["_links"]["start"].startswith("/api/") and "resource_id=penduduk" in first["_links"]["start"]
+    assert "prev" not in first["_links"]
     records, page = list(first["records"]), first
     while page["records"]:
         page = httpx.get(api + page["_links"]["next"], headers=analyst).json()["result"]
         assert page["limit"] == 150
         records += page["records"]
     assert len(records) == first["total"]
+    back = httpx.get(api + page["_links"]["prev"], headers=analyst).json()["result"]
+    assert back["offset"] == page["offset"] - 150 and back["records"] == records[back["offset"]:][:150]
     assert Counter(map(without_id, records)) == Counter(map(without_id, sql(ckan, "SELECT * FROM penduduk")))
     offsets = [ckan.action.datastore_search(resource_id="penduduk", limit=100, offset=o, sort="kode_wilayah asc")
                for o in range(0, first["total"], 100)]
