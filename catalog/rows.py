@@ -15,12 +15,13 @@ from catalog.masking import quoted
 from catalog.query import sandbox
 from hub.errors import QueryError
 
-__all__ = ["OPERATORS", "Condition", "page", "parse_filter", "parse_sort", "reader"]
+__all__ = ["OPERATORS", "ROW_ID", "Condition", "page", "parse_filter", "parse_sort", "reader"]
 
 # Longer operators first: `>=` must not be read as `>` followed by a value starting with `=`. `~` keeps
 # rows whose field contains the text, ignoring case.
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
 _SQL_OPERATOR = {"=": "=", "!=": "<>", ">=": ">=", "<=": "<=", ">": ">", "<": "<", "~": "ILIKE"}
+ROW_ID = "_id"  # with `numbered`: the row's position in the version's stored order, from 1
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,21 @@ def _json_value(value):
 def page(settings, dataset, who: Identity, client: str | None, *, snapshot_id: int | None = None,
          where: list[Condition] = (),
          q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
-         limit: int = 100, offset: int = 0, audited: bool = True) -> dict:
+         limit: int = 100, offset: int = 0, audited: bool = True, numbered: bool = False,
+         distinct: bool = False) -> dict:
     """One page of `dataset` (a catalog Dataset) at `snapshot_id` (default: current), as `who` may see it
     (`catalog.views`); `AccessDenied` if it may not read the dataset, `Busy` if no query slot is free.
 
     Without `sort`, rows come in the order the snapshot stores them, which is stable for a snapshot.
-    Masked fields cannot be filtered, searched or sorted on. A read of anything not `publik` is in the audit
-    log as `who`'s, from `client`, unless the caller records the read itself (`audited=False`: the service bus's
-    message log, `exchange.call`).
+    Masked fields cannot be filtered, searched or sorted on. `numbered` adds ROW_ID first, a field like the
+    others; `distinct` keeps one of each distinct row of `fields` (`total` counts those). A read of anything not
+    `publik` is in the audit log as `who`'s, from `client`, unless the caller records the read itself
+    (`audited=False`: the service bus's message log, `exchange.call`).
     """
     with sandbox(settings, who, {dataset.id: snapshot_id}) as (con, shown):
         seen, withheld = shown[dataset.id].access, list(shown[dataset.id].withheld)
-        columns, rows, total, types = _page(con, dataset, seen, where, q, sort, fields, limit, offset)
+        columns, rows, total, types = _page(con, dataset, seen, where, q, sort, fields, limit, offset, numbered,
+                                            distinct)
     if audited and seen.restricted(columns):
         audit.read(settings, who, client, "rows.read", dataset.id,
                    {"columns": columns, "rows": len(rows), "offset": offset, "snapshot_id": snapshot_id})
@@ -89,22 +93,29 @@ def page(settings, dataset, who: Identity, client: str | None, *, snapshot_id: i
 
 @contextmanager
 def reader(settings, dataset, who: Identity, *, snapshot_id: int | None = None, where: list[Condition] = (),
-           q: str | None = None, sort: list[tuple[str, bool]] = (), batch_rows: int = 10_000):
+           q: str | None = None, sort: list[tuple[str, bool]] = (), fields: list[str] | None = None,
+           numbered: bool = False, batch_rows: int = 10_000):
     """Every row of `dataset` that the filters keep, in order, as `who` may see them: an Arrow record batch
-    reader (a filtered download). The sandbox's query slot is held until the context ends; the caller audits."""
+    reader (a filtered download). The sandbox's query slot is held until the context ends; the caller audits.
+    `fields` and `numbered` as for `page`."""
     with sandbox(settings, who, {dataset.id: snapshot_id}) as (con, shown):
         try:
-            sql, params, _, _ = _select(con, dataset, shown[dataset.id].access, where, q, sort, None)
+            sql, params, _, _ = _select(con, dataset, shown[dataset.id].access, where, q, sort, fields, numbered)
             rows = con.execute(sql, params).to_arrow_reader(batch_rows)
         except duckdb.Error as e:
             raise QueryError(f"dataset {dataset.id}: {e}") from None
         yield rows
 
 
-def _select(con, dataset, seen, where, q, sort, fields) -> tuple[str, dict, str, dict]:
-    """The statement of the rows the filters keep, in order, its parameters, its WHERE clause alone, and the
-    dataset's column types."""
+def _select(con, dataset, seen, where, q, sort, fields, numbered=False, distinct=False) -> tuple[str, dict, str, dict]:
+    """The statement of the rows the filters keep, in order, its parameters, the statement counting them, and
+    the column types."""
     types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {quoted(dataset.id)}").fetchall()}
+    relation = quoted(dataset.id)
+    if numbered:
+        # Numbered before any filter, in the stored order: a row keeps its number in every read of the version.
+        relation = f"(SELECT row_number() OVER () AS {ROW_ID}, * FROM {relation})"
+        types = {ROW_ID: "BIGINT", **types}
 
     def known(field: str, use: str) -> str:
         if field not in types:
@@ -148,21 +159,31 @@ def _select(con, dataset, seen, where, q, sort, fields) -> tuple[str, dict, str,
         if f not in types:
             raise QueryError(f"dataset {dataset.id}: no field {f!r}; fields: {', '.join(types)}")
     select = ", ".join(map(quoted, fields)) if fields else "*"
-    relation = quoted(dataset.id)
+    if distinct:
+        # Every shown field breaks ties, so pages of distinct rows never repeat or skip one.
+        for f, _ in sort:
+            if f not in (fields or types):
+                raise QueryError(f"dataset {dataset.id}: sort on {f!r} needs it among the fields of distinct rows")
+        order = [f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort]
+        order += [f"{quoted(f)} NULLS LAST" for f in fields or types]
+        rows = f"SELECT DISTINCT {select} FROM {relation}{condition}"
+        return f"{rows} ORDER BY {', '.join(order)}", params, f"SELECT count(*) FROM ({rows})", types
+    counted = f"SELECT count(*) FROM {relation}{condition}"
     if sort:
         # Ties keep the stored order, so pages never repeat or skip a row.
         order = ", ".join(f"{known(f, 'sort')} {'DESC' if desc else 'ASC'} NULLS LAST" for f, desc in sort)
         stored = f"SELECT *, row_number() OVER () AS _stored FROM {relation}{condition}"
         return (f"SELECT {select if fields else '* EXCLUDE (_stored)'} FROM ({stored}) ORDER BY {order}, _stored",
-                params, condition, types)
-    return f"SELECT {select} FROM {relation}{condition}", params, condition, types
+                params, counted, types)
+    return f"SELECT {select} FROM {relation}{condition}", params, counted, types
 
 
-def _page(con, dataset, seen, where, q, sort, fields, limit, offset) -> tuple[list, list, int, dict]:
+def _page(con, dataset, seen, where, q, sort, fields, limit, offset, numbered,
+          distinct) -> tuple[list, list, int, dict]:
     """The page's columns, rows, total count and column types, from the sandbox `con`."""
     try:
-        sql, params, condition, types = _select(con, dataset, seen, where, q, sort, fields)
-        total = con.execute(f"SELECT count(*) FROM {quoted(dataset.id)}{condition}", params).fetchall()[0][0]
+        sql, params, counted, types = _select(con, dataset, seen, where, q, sort, fields, numbered, distinct)
+        total = con.execute(counted, params).fetchall()[0][0]
         result = con.execute(f"{sql} LIMIT $limit OFFSET $offset", {**params, "limit": limit, "offset": offset})
         columns = [d[0] for d in result.description]
         rows = [dict(zip(columns, map(_json_value, r))) for r in result.fetchall()]

@@ -400,13 +400,14 @@ def create_app(settings) -> FastAPI:
     app.include_router(dcat.router(settings))
 
     from catalog import audit, identity, subscriptions
-    from serving import ckan_api, exports, portal, quality
+    from serving import ckan_api, ckan_datastore, exports, portal, quality
 
     app.include_router(identity.router(settings))
     app.include_router(audit.router(settings))
     app.include_router(ckan_api.router(settings))
     app.include_router(exports.router(settings))
     app.include_router(quality.router(settings))
+    app.include_router(ckan_datastore.router(settings))
     app.include_router(subscriptions.router(settings))
     app.include_router(portal.router(settings))
     return app

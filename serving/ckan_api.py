@@ -24,7 +24,6 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
@@ -37,7 +36,6 @@ from catalog.db import Dataset, DatasetVersion, session
 from catalog.identity import (AuthenticationError, Identity, TooManyAttempts, authenticate, authorization_of,
                               client_of)
 from catalog.metadata import describe
-from hub.errors import QueryError
 from schemas.licences import KNOWN, licence
 from schemas.topics import Topic, topics
 from serving import solr
@@ -599,111 +597,14 @@ def resource_search(call: _Call) -> dict:
     return {"count": len(found), "results": found[offset:offset + _integer(call.data, "limit", len(found))]}
 
 
-# DuckDB or Arrow type name prefix -> CKAN DataStore type; "timestamp" before "time", the rest by "int".
-_CKAN_TYPES = (("interval", "text"), ("varchar", "text"), ("string", "text"), ("large_string", "text"),
-               ("timestamp", "timestamp"), ("time", "time"), ("date", "date"), ("bool", "bool"),
-               ("decimal", "numeric"), ("double", "float"), ("float", "float"), ("real", "float"))
-
-
-def _ckan_type(type_name: str) -> str:
-    t = type_name.lower()
-    kind = next((kind for prefix, kind in _CKAN_TYPES if t.startswith(prefix)), None)
-    return kind or ("int" if "int" in t else "text")
-
-
-def _condition(field: str, value):
-    from catalog.rows import Condition
-
-    values = value if isinstance(value, list) else [value]
-    if not values or any(isinstance(v, (dict, list)) for v in values):
-        raise _invalid(f"filter on {field!r}: a value or a list of values", "filters")
-    return Condition(field, "=", tuple(json.dumps(v) if isinstance(v, bool) else str(v) for v in values))
-
-
-def datastore_search(call: _Call) -> dict:
-    """Rows of the DataStore resource `resource_id` (a dataset id): `filters` ({field: value or [values]}),
-    `q` (text in any text field, or {field: text}), `fields`, `sort` ("a asc, b desc"), `limit` (default 100), `offset`,
-    `include_total`, `records_format` (objects or lists). Personal data is pseudonymized or masked for
-    callers not cleared for it; masked fields cannot be filtered, searched or sorted on."""
-    from catalog.rows import Condition, page, parse_sort
-
-    data = call.data
-    resource_id = data.get("resource_id") or data.get("id")
-    if not isinstance(resource_id, str):
-        raise _invalid("Missing value", "resource_id")
-    with session(call.settings.catalog_url) as s:
-        d = s.get(Dataset, resource_id)
-        if d is None or d.id not in call.known:
-            raise _not_found(f'Resource "{resource_id}" was not found.')
-        schema = {f["name"]: f for f in describe(s, d)["schema"]}
-    filters = _decoded(data, "filters") or {}
-    if not isinstance(filters, dict):
-        raise _invalid("a JSON object of field: value", "filters")
-    q = _decoded(data, "q")
-    if q is not None and not isinstance(q, (str, dict)):
-        raise _invalid("text to find in any text field, or a JSON object of field: text", "q")
-    # A dict finds each text in its own field.
-    contains = [Condition(field, "~", (str(text),)) for field, text in q.items()] if isinstance(q, dict) else []
-    records_format = _text(data, "records_format") or "objects"
-    if records_format not in ("objects", "lists"):
-        raise _invalid("objects or lists", "records_format")
-    limit = _integer(data, "limit", 100, maximum=DATASTORE_ROWS_MAX)
-    offset = _integer(data, "offset", 0)
-    try:
-        found = page(call.settings, d, call.who, call.client,
-                     where=[_condition(field, value) for field, value in filters.items()] + contains,
-                     q=q if isinstance(q, str) and q else None,
-                     sort=parse_sort(", ".join(_strings(data, "sort"))),
-                     fields=_strings(data, "fields", comma_separated=True) or None, limit=limit, offset=offset)
-    except QueryError as e:
-        raise _invalid(str(e)) from None
-    except AccessDenied as e:
-        raise _not_authorized(e) from None
-    fields = [{"id": f["name"], "type": _ckan_type(f["type"]),
-               **({"info": {"label": schema[f["name"]]["title"], "notes": schema[f["name"]]["description"]}}
-                  if f["name"] in schema else {})} for f in found["fields"]]
-    names = [f["id"] for f in fields]
-    records = found["rows"] if records_format == "objects" else [[r[n] for n in names] for r in found["rows"]]
-    # GET links that give the first and the next page of the same query, as CKAN's do.
-    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if k != "offset"}
-    result = {
-        "resource_id": resource_id, "fields": fields, "records": records, "records_format": records_format,
-        "limit": limit, "offset": offset, "include_total": _bool(data, "include_total", True),
-        "_links": {"start": f"{call.path}?{urlencode(params)}",
-                   "next": f"{call.path}?{urlencode({**params, 'offset': offset + limit})}"},
-        **{k: data[k] for k in ("filters", "q", "sort") if k in data},
-    }
-    if result["include_total"]:
-        result.update(total=found["total"], total_was_estimated=False)
-    return result
-
-
-def datastore_search_sql(call: _Call) -> dict:
-    """One SELECT in `sql` over the DataStore, tables named by resource id (the dataset ids), as the caller may
-    see them; `records_truncated` says when the row limit cut the result."""
-    from catalog.sql import run_sql
-
-    sql = call.data.get("sql")
-    if not isinstance(sql, str) or not sql.strip():
-        raise _invalid("Missing value", "sql")
-    try:
-        result = run_sql(call.settings, sql, call.who, call.client)
-    except QueryError as e:
-        raise _invalid(str(e), "query") from None
-    except AccessDenied as e:
-        raise _not_authorized(e) from None
-    fields = [{"id": c["name"], "type": _ckan_type(c["type"])} for c in result["columns"]]
-    answer = {"sql": sql, "fields": fields, "records": result["table"].to_pylist()}
-    if result["truncated"]:
-        answer["records_truncated"] = True
-    return answer
-
+# Imported here, below the helpers it shares with this module, which it imports in turn.
+from serving.ckan_datastore import datastore_info, datastore_search, datastore_search_sql  # noqa: E402
 
 ACTIONS = {f.__name__: f for f in (
     status_show, help_show, package_list, current_package_list_with_resources, package_show, resource_show,
     package_search, organization_list, organization_show, group_list, group_show, license_list, tag_list,
     site_read, package_activity_list, recently_changed_packages_activity_list, package_autocomplete,
-    resource_search, datastore_search, datastore_search_sql)}
+    resource_search, datastore_search, datastore_search_sql, datastore_info)}
 
 
 async def _request_data(request: Request) -> dict:

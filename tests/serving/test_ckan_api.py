@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections import Counter
 
 import ckanapi
 import httpx
@@ -14,7 +13,6 @@ import pytest
 from schemas.licences import licence
 from schemas.topics import topics_of
 
-RAW_NIK = re.compile(r"(?<![\d.])\d{16}(?![\d.])")
 ALL = 1000
 
 
@@ -50,10 +48,6 @@ def organization_of(d: dict) -> str:
 
 def native_search(api, **params) -> dict:
     return httpx.get(f"{api}/api/search", params={"rows": ALL, **params}).json()
-
-
-def sql(ckan, query: str) -> list[dict]:
-    return ckan.action.datastore_search_sql(sql=query)["records"]
 
 
 def test_status_show_says_which_ckan_it_answers_like(ckan, api):
@@ -226,100 +220,6 @@ def test_organizations(ckan, described):
 def test_tags(ckan, described):
     assert ckan.action.tag_list() == sorted({t for d in described.values() for t in d["tags"]})
     assert ckan.action.tag_list(query="kependu") == ["kependudukan"]
-
-
-def test_datastore_search_pages_cover_every_row_once(ckan, api, described, analyst):
-    """Following `_links.next` as a client does, the pages hold the same rows as a SELECT of the table."""
-    first = ckan.action.datastore_search(resource_id="penduduk", limit=150)
-    assert first["total"] == described["penduduk"]["rows"] and first["total"] > 150
-    assert first["_links"]["start"].startswith("/api/") and "resource_id=penduduk" in first["_links"]["start"]
-    records, page = list(first["records"]), first
-    while page["records"]:
-        page = httpx.get(api + page["_links"]["next"], headers=analyst).json()["result"]
-        assert page["limit"] == 150
-        records += page["records"]
-    assert len(records) == first["total"]
-    assert Counter(json.dumps(r, sort_keys=True) for r in records) == Counter(
-        json.dumps(r, sort_keys=True) for r in sql(ckan, "SELECT * FROM penduduk"))
-    offsets = [ckan.action.datastore_search(resource_id="penduduk", limit=100, offset=o, sort="kode_wilayah asc")
-               for o in range(0, first["total"], 100)]
-    assert sum(len(p["records"]) for p in offsets) == first["total"]
-
-
-def test_datastore_search_filters_q_sort_and_fields(ckan, api, analyst):
-    total = sql(ckan, "SELECT count(*) AS n FROM penduduk WHERE jenis_kelamin = '2'")[0]["n"]
-    women = ckan.action.datastore_search(resource_id="penduduk", filters={"jenis_kelamin": "2"}, limit=ALL)
-    assert women["total"] == len(women["records"]) == total > 0
-    assert {r["jenis_kelamin"] for r in women["records"]} == {"2"}
-    either = ckan.action.datastore_search(resource_id="penduduk", filters={"agama": ["1", "2"]}, limit=0)
-    assert either["records"] == [] and either["total"] == sql(
-        ckan, "SELECT count(*) AS n FROM penduduk WHERE agama IN ('1', '2')")[0]["n"]
-    kelurahan = women["records"][0]["kode_wilayah"]
-    found = ckan.action.datastore_search(resource_id="penduduk", q=kelurahan, limit=ALL)
-    native = httpx.get(f"{api}/api/datasets/penduduk/rows", params={"q": kelurahan, "limit": ALL},
-                       headers=analyst).json()
-    assert found["total"] == native["total"] > 0
-    assert all(kelurahan in r["kode_wilayah"] for r in found["records"])
-    kecamatan = kelurahan[:8]
-    per_field = ckan.action.datastore_search(resource_id="penduduk", q={"kode_wilayah": kecamatan, "_source": "DTKS"},
-                                             limit=ALL)
-    assert per_field["total"] == sql(ckan, f"SELECT count(*) AS n FROM penduduk WHERE kode_wilayah LIKE "
-                                           f"'{kecamatan}%' AND _source = 'dinsos_dtks'")[0]["n"] > 0
-    with pytest.raises(ckanapi.ValidationError):
-        ckan.action.datastore_search(resource_id="penduduk", q={"nama": "a"})
-    ordered = ckan.action.datastore_search(resource_id="penduduk", sort="kode_wilayah desc, jenis_kelamin asc",
-                                           fields=["kode_wilayah", "jenis_kelamin"], limit=ALL)
-    keys = [(r["kode_wilayah"], r["jenis_kelamin"]) for r in ordered["records"]]
-    assert keys == sorted(keys, key=lambda k: (k[0], -int(k[1])), reverse=True)
-    assert [f["id"] for f in ordered["fields"]] == ["kode_wilayah", "jenis_kelamin"]
-    assert all(set(r) == {"kode_wilayah", "jenis_kelamin"} for r in ordered["records"])
-    comma = ckan.action.datastore_search(resource_id="penduduk", fields="kode_wilayah,jenis_kelamin", limit=3)
-    assert list(comma["records"][0]) == ["kode_wilayah", "jenis_kelamin"]
-    lists = ckan.action.datastore_search(resource_id="penduduk", sort="kode_wilayah desc, jenis_kelamin asc",
-                                         fields=["kode_wilayah", "jenis_kelamin"], limit=5, records_format="lists")
-    assert lists["records"] == [list(k) for k in keys[:5]]
-    fields = {f["id"]: f for f in ckan.action.datastore_search(resource_id="penduduk", limit=0)["fields"]}
-    assert fields["nik"]["type"] == "text" and fields["nik"]["info"]["label"] == "NIK"
-    assert "total" not in ckan.action.datastore_search(resource_id="penduduk", include_total=False, limit=1)
-
-
-def test_no_unmasked_nik_leaves_the_datastore(ckan, api, described, analyst):
-    for dataset_id in described:
-        answer = httpx.post(f"{api}/api/3/action/datastore_search", headers=analyst,
-                            json={"resource_id": dataset_id, "limit": 32000})
-        assert answer.status_code == 200
-        assert not RAW_NIK.search(answer.text)
-        records = answer.json()["result"]["records"]
-        if any(f["name"] == "nik" for f in described[dataset_id]["schema"]):
-            assert records and all(r["nik"].startswith("psn_") for r in records)
-    selected = httpx.post(f"{api}/api/3/action/datastore_search_sql", headers=analyst, json={
-        "sql": "SELECT nik, nama FROM disdukcapil_siak UNION ALL SELECT nik, nama FROM dinsos_dtks"})
-    assert selected.status_code == 200 and not RAW_NIK.search(selected.text)
-    assert all(r["nik"].startswith("psn_") for r in selected.json()["result"]["records"])
-
-
-def test_terbatas_rows_need_an_api_key(api):
-    with ckanapi.RemoteCKAN(api) as anonymous:
-        assert "penduduk" in anonymous.action.package_list()  # its metadata is public
-        with pytest.raises(ckanapi.NotAuthorized):
-            anonymous.action.datastore_search(resource_id="penduduk")
-        with pytest.raises(ckanapi.NotAuthorized):
-            anonymous.action.datastore_search_sql(sql="SELECT count(*) FROM penduduk")
-
-
-def test_datastore_search_sql_joins_datasets(ckan):
-    query = ("SELECT s.kode_wilayah, s.penduduk, coalesce(d.dtks, 0) AS dtks "
-             "FROM (SELECT kode_wilayah, count(*) AS penduduk FROM disdukcapil_siak GROUP BY 1) s "
-             "LEFT JOIN (SELECT kode_wilayah, count(*) AS dtks FROM dinsos_dtks GROUP BY 1) d USING (kode_wilayah) "
-             "ORDER BY 1")
-    result = ckan.action.datastore_search_sql(sql=query)
-    assert result["sql"] == query and "records_truncated" not in result
-    assert [(f["id"], f["type"]) for f in result["fields"]] == [
-        ("kode_wilayah", "text"), ("penduduk", "int"), ("dtks", "int")]
-    siak = sql(ckan, "SELECT count(*) AS n FROM disdukcapil_siak")[0]["n"]
-    dtks = sql(ckan, "SELECT count(*) AS n FROM dinsos_dtks")[0]["n"]
-    assert sum(r["penduduk"] for r in result["records"]) == siak
-    assert 0 < sum(r["dtks"] for r in result["records"]) <= dtks
 
 
 def test_errors_are_the_ones_ckanapi_knows(ckan, api):
