@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import warnings
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -143,7 +142,7 @@ def commit_source(
             _copy_into(table, data_file, _content_file(table, digest))
         return snapshot.snapshot_id
     if not merge or snapshot is None:
-        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest}, delete=not merge)
+        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest})
     elif pq.read_metadata(data_file).num_rows:
         schema = _arrow_schema(table)
         with table.transaction() as tx:
@@ -154,28 +153,53 @@ def commit_source(
     return table.current_snapshot().snapshot_id if table.current_snapshot() else None
 
 
-def _replace_with_file(table, data_file: Path, digest: str, properties: dict, delete: bool) -> None:
-    """Add `data_file` to the table, in one commit; with `delete`, as its only data file (a delete and an add)."""
-    from pyiceberg.expressions import AlwaysTrue
-
+def _replace_with_file(table, data_file: Path, digest: str, properties: dict) -> None:
+    """Make `data_file` the table's only data file, in one snapshot."""
     target = _content_file(table, digest)
     size = data_file.stat().st_size
     # A whole file of that name is this content, maybe an older version's: rewriting it would put that version
     # at risk for nothing. A shorter one is what a killed copy left.
     if not _whole(table, target, size):
         _copy_into(table, data_file, target)
-    with warnings.catch_warnings():
-        # Replacing an empty table deletes nothing, which pyiceberg warns about.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        with table.transaction() as tx:
-            if delete:
-                tx.delete(AlwaysTrue())
-            tx.add_files([target], snapshot_properties=properties)
+    _replace(table, properties, file=target)
     # The file found above may be an expired version's that `hub maintain` took for an orphan meanwhile (it puts
     # back what a commit it sees refers to, and this checks for the rest): the new snapshot must not point at
     # nothing, and the staged file is still here.
     if not _whole(table, target, size):
         _copy_into(table, data_file, target)
+
+
+def _replace(table, properties: dict, *, file: str | None = None, data: pa.Table | None = None) -> None:
+    """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
+    files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
+    snapshot and then an append, and outside engines reading the history would see an empty version between."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files, parquet_file_to_data_file
+    from pyiceberg.table import TableProperties
+
+    live = _live_files(table)
+    with table.transaction() as tx:
+        if file is not None and tx.table_metadata.name_mapping() is None:
+            # The staged file carries no field ids: readers map its columns by name, as `add_files` sets up.
+            tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
+                                 tx.table_metadata.schema().name_mapping.model_dump_json()})
+        with tx.update_snapshot(snapshot_properties=properties).overwrite() as replace:
+            for old in live:
+                if old.file_path != file:  # content already current stays (a version whose file it was)
+                    replace.delete_data_file(old)
+            if file is not None and file not in {old.file_path for old in live}:
+                replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
+            if data is not None and data.num_rows:
+                for new in _dataframe_to_data_files(tx.table_metadata, data, table.io, replace.commit_uuid):
+                    replace.append_data_file(new)
+
+
+def _live_files(table) -> list:
+    """The data files of the table's current snapshot."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return []
+    return [entry.data_file for manifest in snapshot.manifests(table.io)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)]
 
 
 def _content_file(table, digest: str) -> str:
@@ -219,7 +243,7 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
         parts.append(conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
-    _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref})
+    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref}, data=combined)
     return table.refresh().current_snapshot().snapshot_id
 
 
@@ -243,15 +267,8 @@ def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str)
     snapshot, props = _current(table)
     if snapshot is not None and props.get(_CONTENT) == digest:
         return snapshot.snapshot_id
-    _overwrite(table, records, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref})
+    _replace(table, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref}, data=records)
     return table.refresh().current_snapshot().snapshot_id
-
-
-def _overwrite(table, data: pa.Table, properties: dict) -> None:
-    with warnings.catch_warnings():
-        # Overwriting an empty table deletes nothing, which pyiceberg warns about.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        table.overwrite(data, snapshot_properties=properties)
 
 
 def read_table(settings, namespace: str, name: str, snapshot_id: int | None = None) -> pa.Table:
