@@ -12,19 +12,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
-    "HARMONIZED", "INDICATOR", "INTEGRATED", "SOURCE_COLUMN",
-    "commit_indicator", "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
+    "HARMONIZED", "INDICATOR", "INTEGRATED", "NAMESPACES", "PUBLIC", "SOURCE_COLUMN",
+    "commit_indicator", "commit_integrated", "commit_public", "commit_source", "drop_public", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
     "snapshot_rows", "SnapshotFiles",
 ]
 
 HARMONIZED = "harmonized"
 INTEGRATED = "integrated"
 INDICATOR = "indicator"
+PUBLIC = "publik"  # what anonymous may read, for outside engines (`catalog.public`); the others are back-office
+NAMESPACES = (HARMONIZED, INTEGRATED, INDICATOR, PUBLIC)
 SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _CONTENT = "hub.content-sha256"
 _STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
+_RULES = "hub.public-rules"  # how a public table's columns reach anonymous: a change starts the table anew
 
 
 @cache
@@ -32,7 +35,7 @@ def iceberg_catalog(url: str, warehouse: str):
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog("hub", uri=url, warehouse=warehouse)
-    for namespace in (HARMONIZED, INTEGRATED, INDICATOR):
+    for namespace in NAMESPACES:
         catalog.create_namespace_if_not_exists(namespace)
     return catalog
 
@@ -169,7 +172,8 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict) ->
         _copy_into(table, data_file, target)
 
 
-def _replace(table, properties: dict, *, file: str | None = None, data: pa.Table | None = None) -> None:
+def _replace(table, properties: dict, *, file: str | None = None,
+             data: pa.Table | pa.RecordBatchReader | None = None) -> None:
     """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
     files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
     snapshot and then an append, and outside engines reading the history would see an empty version between."""
@@ -188,7 +192,7 @@ def _replace(table, properties: dict, *, file: str | None = None, data: pa.Table
                     replace.delete_data_file(old)
             if file is not None and file not in {old.file_path for old in live}:
                 replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
-            if data is not None and data.num_rows:
+            if data is not None and (isinstance(data, pa.RecordBatchReader) or data.num_rows):
                 for new in _dataframe_to_data_files(tx.table_metadata, data, table.io, replace.commit_uuid):
                     replace.append_data_file(new)
 
@@ -269,6 +273,47 @@ def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str)
         return snapshot.snapshot_id
     _replace(table, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref}, data=records)
     return table.refresh().current_snapshot().snapshot_id
+
+
+def commit_public(settings, name: str, rows: pa.RecordBatchReader, rules: str, version: str, standard: str,
+                  run_id: str) -> int:
+    """Make the public table `name` hold exactly `rows` (what anonymous reads of a dataset's `version`), in one
+    snapshot; return its id. `rules` says how each column reaches anonymous: a table written under other rules,
+    or with other columns, is purged first, since its past snapshots hold what the new rules no longer show."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    # The rows come from another table's files, whose field ids are not this table's: columns go by name.
+    rows = rows.cast(pa.schema([pa.field(f.name, f.type, f.nullable) for f in rows.schema]))
+    catalog = _catalog(settings)
+    identifier = (PUBLIC, name)
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        table = None
+    shape = [(f.name, f.type) for f in rows.schema]
+    if table is not None and (table.properties.get(_RULES) != rules
+                              or [(f.name, f.type) for f in _arrow_schema(table)] != shape):
+        catalog.purge_table(identifier)
+        table = None
+    if table is None:
+        table = catalog.create_table(identifier, schema=rows.schema,
+                                     properties={_RULES: rules, "hub.standard": standard, "format-version": "2"})
+    snapshot, props = _current(table)
+    if snapshot is not None and props.get(_CONTENT) == version:
+        return snapshot.snapshot_id
+    _replace(table, {_RUN: run_id, _CONTENT: version, _STANDARD: standard}, data=rows)
+    return table.refresh().current_snapshot().snapshot_id
+
+
+def drop_public(settings, name: str) -> bool:
+    """Remove the public table `name` and its files, if there is one; True if there was."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        _catalog(settings).purge_table((PUBLIC, name))
+    except NoSuchTableError:
+        return False
+    return True
 
 
 def read_table(settings, namespace: str, name: str, snapshot_id: int | None = None) -> pa.Table:
