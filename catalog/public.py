@@ -1,9 +1,4 @@
-"""The `publik` namespace: for outside engines, each dataset as anonymous reads it through the hub, as an Iceberg table.
-
-The hub's other namespaces are back-office storage, unmasked. A table here is written at publish from the same
-view the API serves to anonymous (`catalog.views.visible`), so the columns anonymous may not see are absent and
-personal data is masked by the one rule of `catalog.masking`; a dataset anonymous may not read has no table here.
-"""
+"""The `publik` namespace: each dataset as anonymous reads it through the hub, as Iceberg tables for outside engines."""
 
 from __future__ import annotations
 
@@ -19,7 +14,10 @@ _BATCH_ROWS = 65_536  # rows read from the served view at a time: the memory a p
 def publish_public(settings, dataset_id: str, run_id: str) -> int | None:
     """Bring `publik.<dataset_id>` in line with what anonymous may read of the dataset's recorded version: written
     in one snapshot, or removed when anonymous may not read it (or the dataset is gone). Returns the public
-    table's snapshot id, None when it has none. Idempotent: a version already written is not written again."""
+    table's snapshot id, None when it has none. Idempotent: a version already written is not written again.
+
+    The rows are the view the API serves to anonymous (`catalog.views.visible`), so the access rules and masking
+    are those of every other path out of the hub, not a copy of them; the other namespaces stay unmasked."""
     from catalog.access import AccessDenied
     from catalog.db import Dataset, session
     from catalog.identity import Identity

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 
 __all__ = [
     "HARMONIZED", "INDICATOR", "INTEGRATED", "NAMESPACES", "PUBLIC", "SOURCE_COLUMN",
-    "commit_indicator", "commit_integrated", "commit_public", "commit_source", "drop_public", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
-    "snapshot_rows", "SnapshotFiles",
+    "commit_indicator", "commit_integrated", "commit_public", "commit_source", "conform", "data_files", "drop_public",
+    "file_schema", "iceberg_catalog", "read_table", "snapshot_rows", "SnapshotFiles",
 ]
 
 HARMONIZED = "harmonized"
