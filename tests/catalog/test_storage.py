@@ -85,3 +85,30 @@ def test_a_full_publish_is_one_snapshot_holding_exactly_the_new_records(tmp_path
     assert [s.summary["total-records"] for s in history] == ["1", "1", "0"]
     assert storage.read_table(settings, storage.INTEGRATED, "penduduk", two).column("nama").to_pylist() == \
         ["BUDI SANTOSO"]
+
+
+def test_a_public_table_takes_one_snapshot_per_version_and_starts_anew_when_its_rules_change(tmp_path, catalog_url):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+
+    def rows(names: list[str], column: str = "nama") -> pa.RecordBatchReader:
+        return pa.Table.from_pylist([{"kode": str(i), column: n} for i, n in enumerate(names)]).to_reader()
+
+    masked = '[["kode", "plain"], ["nama", "masked"]]'
+    first = storage.commit_public(settings, "warga", rows(["***", "***"]), masked, "11", "penduduk@1.0.0", "run-1")
+    again = storage.commit_public(settings, "warga", rows(["***", "***"]), masked, "11", "penduduk@1.0.0", "run-2")
+    second = storage.commit_public(settings, "warga", rows(["***"]), masked, "12", "penduduk@1.0.0", "run-3")
+    assert again == first
+    history = snapshots(settings, f"{storage.PUBLIC}.warga")
+    assert [s.snapshot_id for s in history] == [first, second]
+    assert [s.summary["total-records"] for s in history] == ["2", "1"]
+    assert history[1].summary.operation.value == "overwrite"
+
+    # The name is shown plain from now on: no snapshot written under the old rules may stay readable beside it.
+    plain = '[["kode", "plain"], ["nama", "plain"]]'
+    third = storage.commit_public(settings, "warga", rows(["SITI AMINAH"]), plain, "12", "penduduk@1.0.0", "run-4")
+    assert [s.snapshot_id for s in snapshots(settings, f"{storage.PUBLIC}.warga")] == [third]
+    assert storage.read_table(settings, storage.PUBLIC, "warga").to_pylist() == [{"kode": "0", "nama": "SITI AMINAH"}]
+
+    assert storage.drop_public(settings, "warga") and not storage.drop_public(settings, "warga")
+    assert (storage.PUBLIC, "warga") not in storage.iceberg_catalog(
+        settings.catalog_url, settings.warehouse.as_uri()).list_tables(storage.PUBLIC)
