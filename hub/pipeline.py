@@ -746,7 +746,8 @@ def _publish_public(settings: Settings, dataset_id: str, run_id: str) -> None:
         publish_public(settings, dataset_id, run_id)
     except Exception as e:
         raise HubError(f"dataset {dataset_id}: run {run_id}: the version is published, but its table for outside "
-                       f"engines (publik.{dataset_id}) could not be written ({type(e).__name__}); run it again") from None
+                       f"engines (publik.{dataset_id}) could not be written ({type(e).__name__}); "
+                       "run it again") from None
 
 
 def _queue_messages(s, dataset_id: str, event: str, details: dict) -> None:
