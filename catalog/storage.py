@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import warnings
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -13,19 +12,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
-    "HARMONIZED", "INDICATOR", "INTEGRATED", "SOURCE_COLUMN",
-    "commit_indicator", "commit_integrated", "commit_source", "conform", "data_files", "file_schema", "iceberg_catalog", "read_table",
-    "snapshot_rows", "SnapshotFiles",
+    "HARMONIZED", "INDICATOR", "INTEGRATED", "NAMESPACES", "PUBLIC", "SOURCE_COLUMN",
+    "commit_indicator", "commit_integrated", "commit_public", "commit_source", "conform", "data_files", "drop_public",
+    "file_schema", "iceberg_catalog", "read_table", "snapshot_rows", "SnapshotFiles",
 ]
 
 HARMONIZED = "harmonized"
 INTEGRATED = "integrated"
 INDICATOR = "indicator"
+PUBLIC = "publik"  # what anonymous may read, for outside engines (`catalog.public`); the others are back-office
+NAMESPACES = (HARMONIZED, INTEGRATED, INDICATOR, PUBLIC)
 SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _CONTENT = "hub.content-sha256"
 _STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
+_RULES = "hub.public-rules"  # how a public table's columns reach anonymous: a change starts the table anew
 
 
 @cache
@@ -33,7 +35,7 @@ def iceberg_catalog(url: str, warehouse: str):
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog("hub", uri=url, warehouse=warehouse)
-    for namespace in (HARMONIZED, INTEGRATED, INDICATOR):
+    for namespace in NAMESPACES:
         catalog.create_namespace_if_not_exists(namespace)
     return catalog
 
@@ -143,7 +145,7 @@ def commit_source(
             _copy_into(table, data_file, _content_file(table, digest))
         return snapshot.snapshot_id
     if not merge or snapshot is None:
-        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest}, delete=not merge)
+        _replace_with_file(table, data_file, digest, {**properties, _CONTENT: digest})
     elif pq.read_metadata(data_file).num_rows:
         schema = _arrow_schema(table)
         with table.transaction() as tx:
@@ -154,28 +156,54 @@ def commit_source(
     return table.current_snapshot().snapshot_id if table.current_snapshot() else None
 
 
-def _replace_with_file(table, data_file: Path, digest: str, properties: dict, delete: bool) -> None:
-    """Add `data_file` to the table, in one commit; with `delete`, as its only data file (a delete and an add)."""
-    from pyiceberg.expressions import AlwaysTrue
-
+def _replace_with_file(table, data_file: Path, digest: str, properties: dict) -> None:
+    """Make `data_file` the table's only data file, in one snapshot."""
     target = _content_file(table, digest)
     size = data_file.stat().st_size
     # A whole file of that name is this content, maybe an older version's: rewriting it would put that version
     # at risk for nothing. A shorter one is what a killed copy left.
     if not _whole(table, target, size):
         _copy_into(table, data_file, target)
-    with warnings.catch_warnings():
-        # Replacing an empty table deletes nothing, which pyiceberg warns about.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        with table.transaction() as tx:
-            if delete:
-                tx.delete(AlwaysTrue())
-            tx.add_files([target], snapshot_properties=properties)
+    _replace(table, properties, file=target)
     # The file found above may be an expired version's that `hub maintain` took for an orphan meanwhile (it puts
     # back what a commit it sees refers to, and this checks for the rest): the new snapshot must not point at
     # nothing, and the staged file is still here.
     if not _whole(table, target, size):
         _copy_into(table, data_file, target)
+
+
+def _replace(table, properties: dict, *, file: str | None = None,
+             data: pa.Table | pa.RecordBatchReader | None = None) -> None:
+    """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
+    files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
+    snapshot and then an append, and outside engines reading the history would see an empty version between."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files, parquet_file_to_data_file
+    from pyiceberg.table import TableProperties
+
+    live = _live_files(table)
+    with table.transaction() as tx:
+        if file is not None and tx.table_metadata.name_mapping() is None:
+            # The staged file carries no field ids: readers map its columns by name, as `add_files` sets up.
+            tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
+                                 tx.table_metadata.schema().name_mapping.model_dump_json()})
+        with tx.update_snapshot(snapshot_properties=properties).overwrite() as replace:
+            for old in live:
+                if old.file_path != file:  # content already current stays (a version whose file it was)
+                    replace.delete_data_file(old)
+            if file is not None and file not in {old.file_path for old in live}:
+                replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
+            if data is not None and (isinstance(data, pa.RecordBatchReader) or data.num_rows):
+                for new in _dataframe_to_data_files(tx.table_metadata, data, table.io, replace.commit_uuid):
+                    replace.append_data_file(new)
+
+
+def _live_files(table) -> list:
+    """The data files of the table's current snapshot."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return []
+    return [entry.data_file for manifest in snapshot.manifests(table.io)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)]
 
 
 def _content_file(table, digest: str) -> str:
@@ -219,7 +247,7 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
         parts.append(conform(data, schema))
     combined = pa.concat_tables(parts) if parts else schema.empty_table()
-    _overwrite(table, combined, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref})
+    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref}, data=combined)
     return table.refresh().current_snapshot().snapshot_id
 
 
@@ -243,15 +271,49 @@ def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str)
     snapshot, props = _current(table)
     if snapshot is not None and props.get(_CONTENT) == digest:
         return snapshot.snapshot_id
-    _overwrite(table, records, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref})
+    _replace(table, {_RUN: run_id, _CONTENT: digest, _STANDARD: standard.ref}, data=records)
     return table.refresh().current_snapshot().snapshot_id
 
 
-def _overwrite(table, data: pa.Table, properties: dict) -> None:
-    with warnings.catch_warnings():
-        # Overwriting an empty table deletes nothing, which pyiceberg warns about.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        table.overwrite(data, snapshot_properties=properties)
+def commit_public(settings, name: str, rows: pa.RecordBatchReader, rules: str, version: str, standard: str,
+                  run_id: str) -> int:
+    """Make the public table `name` hold exactly `rows` (what anonymous reads of a dataset's `version`), in one
+    snapshot; return its id. `rules` says how each column reaches anonymous: a table written under other rules,
+    or with other columns, is purged first, since its past snapshots hold what the new rules no longer show."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    # The rows come from another table's files, whose field ids are not this table's: columns go by name.
+    rows = rows.cast(pa.schema([pa.field(f.name, f.type, f.nullable) for f in rows.schema]))
+    catalog = _catalog(settings)
+    identifier = (PUBLIC, name)
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        table = None
+    shape = [(f.name, f.type) for f in rows.schema]
+    if table is not None and (table.properties.get(_RULES) != rules
+                              or [(f.name, f.type) for f in _arrow_schema(table)] != shape):
+        catalog.purge_table(identifier)
+        table = None
+    if table is None:
+        table = catalog.create_table(identifier, schema=rows.schema,
+                                     properties={_RULES: rules, "hub.standard": standard, "format-version": "2"})
+    snapshot, props = _current(table)
+    if snapshot is not None and props.get(_CONTENT) == version:
+        return snapshot.snapshot_id
+    _replace(table, {_RUN: run_id, _CONTENT: version, _STANDARD: standard}, data=rows)
+    return table.refresh().current_snapshot().snapshot_id
+
+
+def drop_public(settings, name: str) -> bool:
+    """Remove the public table `name` and its files, if there is one; True if there was."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        _catalog(settings).purge_table((PUBLIC, name))
+    except NoSuchTableError:
+        return False
+    return True
 
 
 def read_table(settings, namespace: str, name: str, snapshot_id: int | None = None) -> pa.Table:

@@ -303,6 +303,19 @@ def cmd_catalog_list(settings: Settings, args) -> None:
     _print_list(datasets, args.json, lambda d: f"{d['id']:<28} {d['kind']:<11} {d['rows']:>9} rows  {d['standard']}")
 
 
+def cmd_catalog_engines(settings: Settings, args) -> None:
+    """Print ready-to-paste settings for outside engines reading the `publik` namespace (no password in them)."""
+    from catalog.public import engine_settings
+
+    try:
+        found = engine_settings(settings)
+    except ValueError as e:
+        raise HubError(str(e)) from None
+    for engine, text in found.items():
+        if args.engine in (None, engine):
+            say(text if args.engine else f"## {engine}\n{text}\n")
+
+
 def cmd_catalog_reindex(settings: Settings, args) -> None:
     from catalog.search import reindex
 
@@ -1021,6 +1034,11 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_catalog_list)
     s = catalog.add_parser("reindex", help="rebuild the search index of every dataset")
     s.set_defaults(func=cmd_catalog_reindex)
+    s = catalog.add_parser("engines", help="connection settings for Spark, Trino, DuckDB and Polars reading the "
+                                           "public tables (namespace publik)")
+    s.add_argument("--engine", choices=["spark-sql", "pyspark", "trino", "duckdb", "polars"],
+                   help="print only this engine's settings")
+    s.set_defaults(func=cmd_catalog_engines)
 
     standards = sub.add_parser("standards", help="the data standards").add_subparsers(dest="action", required=True)
     s = standards.add_parser("list")

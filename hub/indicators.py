@@ -111,7 +111,7 @@ def build_indicator(settings: Settings, indicator_id: str, run_id: str | None = 
 def _build(settings: Settings, indicator: Indicator, run_id: str) -> dict:
     from catalog import storage
     from catalog.db import Dataset, Run, init_db, session, utcnow
-    from hub.pipeline import _queue_messages, _record_dataset, _set_lineage
+    from hub.pipeline import _publish_public, _queue_messages, _record_dataset, _set_lineage
     from schemas import load_standard
     from schemas.validation import validate
 
@@ -159,6 +159,7 @@ def _build(settings: Settings, indicator: Indicator, run_id: str) -> dict:
                               "checks": verdict.count_into({})}))
         if changed:  # in the version's own transaction: committed with it, or not at all
             _queue_messages(s, indicator.id, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
+    _publish_public(settings, indicator.id, run_id)
     return {"indicator": indicator.id, "run_id": run_id, "dataset": indicator.id, "status": status,
             "snapshot_id": snapshot_id, "rows": rows, "inputs": sorted(inputs)}
 

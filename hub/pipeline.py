@@ -708,6 +708,7 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
         done = s.scalars(select(Run).where(Run.run_id == run_id, Run.dataset_id == source_id,
                                            Run.status.in_(["published", "unchanged"]))).first()
         if done is not None:  # a retried publish whose catalog commit already landed
+            _publish_public(settings, source_id, run_id)  # which may be all that the killed run had left to do
             shutil.rmtree(folder, ignore_errors=True)
             return _result(done)
     if not (folder / "stage.json").exists():
@@ -756,9 +757,23 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
             s.add(state)
         if changed:
             _queue_messages(s, source_id, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
+    _publish_public(settings, source_id, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     log.info("source %s: run %s %s as snapshot %s", source_id, run_id, run.status, snapshot_id)
     return _result(run)
+
+
+def _publish_public(settings: Settings, dataset_id: str, run_id: str) -> None:
+    """The dataset's table for outside engines (`catalog.public`), after its version is committed: what anonymous
+    may read of it then. Failing, the run fails with the version published, and its retry writes the table."""
+    from catalog.public import publish_public
+
+    try:
+        publish_public(settings, dataset_id, run_id)
+    except Exception as e:
+        raise HubError(f"dataset {dataset_id}: run {run_id}: the version is published, but its table for outside "
+                       f"engines (publik.{dataset_id}) could not be written ({type(e).__name__}); "
+                       "run it again") from None
 
 
 def _queue_messages(s, dataset_id: str, event: str, details: dict) -> None:
@@ -886,5 +901,6 @@ def integrate(settings: Settings, standard_name: str, run_id: str | None = None)
                   validation={"suite": standard.ref, "inputs": inputs}, snapshot_id=snapshot_id))
         if changed:
             _queue_messages(s, standard.name, "published", {"run_id": run_id, "snapshot_id": snapshot_id})
+    _publish_public(settings, standard.name, run_id)
     return {"standard": standard.name, "run_id": run_id, "dataset": standard.name, "snapshot_id": snapshot_id,
             "rows": rows, "sources": sorted(inputs)}

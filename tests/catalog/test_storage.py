@@ -51,3 +51,64 @@ def test_publishing_the_same_content_again_makes_no_snapshot(tmp_path, catalog_u
     again = storage.commit_source(settings, "siak", standard, records, "run-2", False, "digest-1")
     changed = storage.commit_source(settings, "siak", standard, records, "run-3", False, "digest-2")
     assert again == first and changed != first
+
+
+def snapshots(settings, identifier: str) -> list:
+    table = storage.iceberg_catalog(settings.catalog_url, settings.warehouse.as_uri()).load_table(identifier)
+    return table.metadata.snapshots
+
+
+def test_a_full_publish_is_one_snapshot_holding_exactly_the_new_records(tmp_path, catalog_url):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+    standard = load_standard("penduduk@1.0.0")
+    other = {**RECORD, "nik": "3271010101900002", "nama": "BUDI SANTOSO"}
+    first = storage.commit_source(settings, "siak", standard, staged(tmp_path, standard, [RECORD]), "run-1", False, "a")
+    second = storage.commit_source(settings, "siak", standard, staged(tmp_path, standard, [other]), "run-2", False, "b")
+    # What an outside engine reading the history sees: one version per publish, never an empty one between.
+    history = snapshots(settings, f"{storage.HARMONIZED}.siak")
+    assert [s.snapshot_id for s in history] == [first, second]
+    assert [s.summary["total-records"] for s in history] == ["1", "1"]
+    assert history[1].summary.operation.value == "overwrite" and history[1].parent_snapshot_id == first
+    assert storage.read_table(settings, storage.HARMONIZED, "siak").column("nama").to_pylist() == ["BUDI SANTOSO"]
+    assert storage.read_table(settings, storage.HARMONIZED, "siak", first).column("nama").to_pylist() == ["SITI AMINAH"]
+    # The first version's content again: its file is reused, and still one snapshot.
+    third = storage.commit_source(settings, "siak", standard, staged(tmp_path, standard, [RECORD]), "run-3", False, "a")
+    assert len(snapshots(settings, f"{storage.HARMONIZED}.siak")) == 3
+    assert storage.data_files(settings, f"{storage.HARMONIZED}.siak", third).files == \
+        storage.data_files(settings, f"{storage.HARMONIZED}.siak", first).files
+
+    one = storage.commit_integrated(settings, standard, {"siak": first}, "run-4")
+    two = storage.commit_integrated(settings, standard, {"siak": second}, "run-5")
+    empty = storage.commit_integrated(settings, standard, {"siak": None}, "run-6")
+    history = snapshots(settings, f"{storage.INTEGRATED}.penduduk")
+    assert [s.snapshot_id for s in history] == [one, two, empty]
+    assert [s.summary["total-records"] for s in history] == ["1", "1", "0"]
+    assert storage.read_table(settings, storage.INTEGRATED, "penduduk", two).column("nama").to_pylist() == \
+        ["BUDI SANTOSO"]
+
+
+def test_a_public_table_takes_one_snapshot_per_version_and_starts_anew_when_its_rules_change(tmp_path, catalog_url):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+
+    def rows(names: list[str], column: str = "nama") -> pa.RecordBatchReader:
+        return pa.Table.from_pylist([{"kode": str(i), column: n} for i, n in enumerate(names)]).to_reader()
+
+    masked = '[["kode", "plain"], ["nama", "masked"]]'
+    first = storage.commit_public(settings, "warga", rows(["***", "***"]), masked, "11", "penduduk@1.0.0", "run-1")
+    again = storage.commit_public(settings, "warga", rows(["***", "***"]), masked, "11", "penduduk@1.0.0", "run-2")
+    second = storage.commit_public(settings, "warga", rows(["***"]), masked, "12", "penduduk@1.0.0", "run-3")
+    assert again == first
+    history = snapshots(settings, f"{storage.PUBLIC}.warga")
+    assert [s.snapshot_id for s in history] == [first, second]
+    assert [s.summary["total-records"] for s in history] == ["2", "1"]
+    assert history[1].summary.operation.value == "overwrite"
+
+    # The name is shown plain from now on: no snapshot written under the old rules may stay readable beside it.
+    plain = '[["kode", "plain"], ["nama", "plain"]]'
+    third = storage.commit_public(settings, "warga", rows(["SITI AMINAH"]), plain, "12", "penduduk@1.0.0", "run-4")
+    assert [s.snapshot_id for s in snapshots(settings, f"{storage.PUBLIC}.warga")] == [third]
+    assert storage.read_table(settings, storage.PUBLIC, "warga").to_pylist() == [{"kode": "0", "nama": "SITI AMINAH"}]
+
+    assert storage.drop_public(settings, "warga") and not storage.drop_public(settings, "warga")
+    assert (storage.PUBLIC, "warga") not in storage.iceberg_catalog(
+        settings.catalog_url, settings.warehouse.as_uri()).list_tables(storage.PUBLIC)
