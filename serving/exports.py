@@ -13,7 +13,6 @@ from serving.models import OPTIONAL_AUTH, errors, files
 __all__ = ["router"]
 
 YAML = "application/yaml; charset=utf-8"
-PUBLIC_NAMESPACE = "publik"  # the Iceberg namespace outside engines are pointed at
 _ERRORS = errors(401, 404, 429, 503)
 
 
@@ -46,7 +45,7 @@ def router(settings) -> APIRouter:
             raise HTTPException(404, f"no dataset {dataset_id!r}")
         # Outside engines read the `publik` namespace, the dataset as anonymous sees it, written at publish for each
         # dataset anonymous may read; the hub's other namespaces are unmasked back-office storage.
-        outside = f"{PUBLIC_NAMESPACE}.{d.id}" if d.classification == "publik" else None
+        outside = f"{storage.PUBLIC}.{d.id}" if d.classification == "publik" else None
         where = Published(d.id, outside, str(request.base_url).rstrip("/"), d.agency_name,
                           storage.SOURCE_COLUMN if d.kind == "integrated" else None)
         return d, standard, where, seen
