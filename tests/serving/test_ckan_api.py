@@ -16,30 +16,11 @@ from schemas.topics import topics_of
 ALL = 1000
 
 
-def api_key(headers: dict) -> str:
-    """The token of request headers, as a CKAN client takes it (its `apikey`)."""
-    return headers["Authorization"].removeprefix("Bearer ")
-
-
 @pytest.fixture(scope="module")
-def ckan(api, analyst):
-    """ckanapi with a government analyst's token as its API key."""
-    with ckanapi.RemoteCKAN(api, apikey=api_key(analyst)) as remote:
-        yield remote
-
-
-@pytest.fixture(scope="module")
-def ckan_get(api, analyst):
+def ckan_get(api, analyst_key):
     """ckanapi sending GET with query parameters, as CKAN allows for reading actions."""
-    with ckanapi.RemoteCKAN(api, apikey=api_key(analyst), get_only=True) as remote:
+    with ckanapi.RemoteCKAN(api, apikey=analyst_key, get_only=True) as remote:
         yield remote
-
-
-@pytest.fixture(scope="module")
-def described(api, analyst) -> dict:
-    """Every dataset's native description (/api/datasets/{id}) as the analyst sees it, by id."""
-    ids = [d["id"] for d in httpx.get(f"{api}/api/datasets", headers=analyst).json()["datasets"]]
-    return {i: httpx.get(f"{api}/api/datasets/{i}", headers=analyst).json() for i in ids}
 
 
 def organization_of(d: dict) -> str:

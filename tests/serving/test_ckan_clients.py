@@ -21,12 +21,6 @@ ALL = 1000
 
 
 @pytest.fixture(scope="module")
-def ckan(api, analyst):
-    with ckanapi.RemoteCKAN(api, apikey=analyst["Authorization"].removeprefix("Bearer ")) as remote:
-        yield remote
-
-
-@pytest.fixture(scope="module")
 def packages(ckan) -> dict[str, dict]:
     """Every package the analyst may know of, by id."""
     return {p["id"]: p for p in ckan.action.current_package_list_with_resources()}

@@ -22,25 +22,6 @@ CKAN_TYPES = {"int2", "int4", "int8", "float4", "float8", "numeric", "text", "da
               "timestamptz", "interval", "bool", "json", "bytea", "uuid"}
 
 
-def api_key(headers: dict) -> str:
-    """The token of request headers, as a CKAN client takes it (its `apikey`)."""
-    return headers["Authorization"].removeprefix("Bearer ")
-
-
-@pytest.fixture(scope="module")
-def ckan(api, analyst):
-    """ckanapi with a government analyst's token as its API key."""
-    with ckanapi.RemoteCKAN(api, apikey=api_key(analyst)) as remote:
-        yield remote
-
-
-@pytest.fixture(scope="module")
-def described(api, analyst) -> dict:
-    """Every dataset's native description (/api/datasets/{id}) as the analyst sees it, by id."""
-    ids = [d["id"] for d in httpx.get(f"{api}/api/datasets", headers=analyst).json()["datasets"]]
-    return {i: httpx.get(f"{api}/api/datasets/{i}", headers=analyst).json() for i in ids}
-
-
 @pytest.fixture(scope="module")
 def every_row(ckan, described) -> list[dict]:
     """Every row of `penduduk` as the analyst sees it, in `_id` order, paged as a client pages."""
