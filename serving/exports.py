@@ -57,7 +57,7 @@ def router(settings) -> APIRouter:
         return contract(standard, where)
 
     @api.get("/api/datasets/{dataset_id}/contract.odcs.yaml", response_class=Response, openapi_extra=OPTIONAL_AUTH,
-             responses={**files(YAML, description="an ODCS v3.1.0 document"), **_ERRORS})
+             responses={**files("application/yaml", description="an ODCS v3.1.0 document"), **_ERRORS})
     def contract_yaml(dataset_id: str, request: Request, who: Identity = Depends(current)) -> Response:
         """The dataset's data contract, Open Data Contract Standard v3.1.0, in YAML: schema, quality rules, SLA,
         servers (the REST API and the Iceberg table), team and licence."""

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import httpx
 import polars as pl
 import pytest
 
 from _served import hub, serve
+from _venv import tool_venv
 from schemas.standards import STANDARDS_DIR
 
 # The residents' standard made `publik` in this test's copy of the standards: a public dataset full of personal data
 # (NIK, names, birth dates, addresses), which anonymous sees masked.
 PERSONAL = ("nik", "nama", "tanggal_lahir", "alamat")
+# DuckDB with its iceberg extension, as wheels from the package registry: the hub's own DuckDB has no extension
+# here (its INSTALL downloads from extensions.duckdb.org), and the extensions are built for one DuckDB version.
+DUCKDB = ("duckdb==1.5.5", "duckdb-extension-avro==1.5.5", "duckdb-extension-iceberg==1.5.5")
+# Run in that virtualenv: install the extensions from their wheels, run the printed settings, print every view.
+DUCKDB_READER = """
+import importlib.util, json, pathlib, sys
+import duckdb
+
+settings, extensions = sys.stdin.read(), sys.argv[1]
+connection = duckdb.connect()
+connection.execute(f"SET extension_directory = '{extensions}'")
+for name in ("avro", "iceberg"):  # what INSTALL would download, taken from the wheels
+    package = pathlib.Path(importlib.util.find_spec(f"duckdb_extension_{name}").submodule_search_locations[0])
+    connection.execute(f"INSTALL '{next(package.glob(f'extensions/*/{name}.duckdb_extension'))}'")
+connection.execute(settings)  # as a user pastes them
+views = [v for (v,) in connection.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+print(json.dumps({v: [[None if x is None else str(x) for x in row]
+                      for row in connection.execute(f"SELECT * FROM {v}").fetchall()] for v in views}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +160,21 @@ def test_the_printed_settings_name_the_catalog_and_never_a_password(published, p
     assert "iceberg.catalog.type=jdbc" in printed and "iceberg.jdbc-catalog.catalog-name=hub" in printed
     assert "iceberg.jdbc-catalog.connection-url=jdbc:postgresql://" in printed
     postgres.drop_database("engines_settings")
+
+
+def test_duckdb_reads_the_public_tables_through_the_printed_settings(published, tmp_path):
+    home, env = published
+    python = tool_venv(*DUCKDB) / "bin" / "python"
+    done = subprocess.run([str(python), "-c", DUCKDB_READER, str(tmp_path / "extensions")],
+                          input=engines(home, env, "duckdb"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = json.loads(done.stdout)
+    tables = public_tables(home, env)
+    assert set(read) == set(tables)
+    for name, frame in tables.items():
+        # Text as each engine writes it differs for dates and numbers: compare the columns both write alike.
+        alike = [i for i, c in enumerate(frame.columns) if frame[c].dtype == pl.Utf8]
+        polars_rows = sorted(([row[i] for i in alike] for row in frame.rows()), key=str)
+        duckdb_rows = sorted(([row[i] for i in alike] for row in read[name]), key=str)
+        assert alike and len(duckdb_rows) == len(polars_rows) > 0, name
+        assert duckdb_rows == polars_rows, name

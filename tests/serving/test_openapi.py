@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import importlib
 import io
 import subprocess
@@ -14,9 +13,8 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from hub.settings import ROOT
+from _venv import tool_venv
 
-CACHE = ROOT / "test-output" / "cache"  # git-ignored with the rest of test-output/
 GENERATOR = "openapi-python-client==0.29.1"
 # The download media types are files: the generator reads a text/* or unknown media type as text, so it is told
 # to take their bytes as they come (its own `content_type_overrides` setting).
@@ -27,6 +25,7 @@ post_hooks: []
 content_type_overrides:
   text/csv: application/octet-stream
   application/vnd.apache.parquet: application/octet-stream
+  application/yaml: application/octet-stream
 """
 
 
@@ -134,18 +133,8 @@ def test_real_answers_match_the_schemas_the_document_declares(document, api, tok
 
 
 def generator() -> str:
-    """The generator's command, from its own virtualenv under test-output/cache (made once, from the package
-    registry): its pins conflict with the hub's, so it cannot share the hub's environment."""
-    home = CACHE / f"venv-{GENERATOR.replace('==', '-')}"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"{home.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions: one builds it, the others wait for it
-        if not (home / "installed").is_file():  # written last: a venv half made by a killed session is made again
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-            subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", GENERATOR],
-                           check=True, timeout=600)
-            (home / "installed").write_text(GENERATOR + "\n", encoding="utf-8")
-    return str(home / "bin" / "openapi-python-client")
+    """The generator's command, from its own virtualenv: its pins conflict with the hub's."""
+    return str(tool_venv(GENERATOR) / "bin" / "openapi-python-client")
 
 
 @pytest.fixture(scope="module")
