@@ -67,7 +67,7 @@ def stage_lines(tmp_path: Path, lines: list[str], batch_rows: int | None = None)
     quarantined = {q["row"]: {**q, "record": json.loads(q["record"]), "details": json.loads(q["details"] or "null")}
                    for q in pq.read_table(folder / "quarantine.parquet").to_pylist()}
     assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "quarantine.parquet", "rows.parquet",
-                                                        "stage.json"]
+                                                        "stage.json", "validation_result.json"]
     return {"summary": summary, "published": published, "numbers": numbers, "quarantined": quarantined,
             "duplicates": summary["validation"]["duplicates"], "check": summary["validation"]["checks"].get(
                 "nik:duplicate_key")}
