@@ -66,3 +66,12 @@ def demo_systems(home: Path, **options) -> Iterator[dict]:
                                   registry=ROOT / "connectors" / "registry"))
     with running(home, **options) as url:
         yield {"HUB_DEMO_URL": url}
+
+
+def elsewhere(**options):
+    """An HTTP client calling from another loopback address (127.0.0.2). A test of refused credentials sends them
+    from there: the hub counts failed authentications per address (catalog.identity.MAX_FAILURES), so they never
+    lock out the other tests' calls from 127.0.0.1 to the same server."""
+    import httpx
+
+    return httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=60, **options)

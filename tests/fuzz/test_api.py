@@ -30,6 +30,9 @@ def fuzz(operation, examples: int, api: str) -> list[str]:
     @settings(budget(examples), database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy())
     def send(case):
+        # The document declares bearer tokens, so cases carry made-up ones: dropped, as a made-up token is a failed
+        # authentication, and ten of those lock the address out for every test sharing the server.
+        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
         response = case.call(base_url=api, timeout=60)
         shown = f"{case.method} {case.formatted_path} query={case.query} body={case.body!r}"[:400]
         if response.status_code >= 500:

@@ -11,6 +11,7 @@ import ckanapi
 import httpx
 import pytest
 
+from _served import elsewhere
 from catalog.db import init_db, session
 from catalog.search import index_dataset, search, words
 from hub.settings import ROOT, Settings
@@ -195,8 +196,9 @@ def test_an_api_key_header_alone_authenticates(api, analyst):
         answer = httpx.post(f"{api}/api/3/action/datastore_search", headers=headers,
                             json={"resource_id": "penduduk", "limit": 1})
         assert answer.status_code == 200 and answer.json()["success"]
-    refused = httpx.post(f"{api}/api/3/action/datastore_search", headers={"X-CKAN-API-Key": token + "x"},
-                         json={"resource_id": "penduduk", "limit": 1})
+    with elsewhere() as client:
+        refused = client.post(f"{api}/api/3/action/datastore_search", headers={"X-CKAN-API-Key": token + "x"},
+                              json={"resource_id": "penduduk", "limit": 1})
     assert refused.status_code == 403
     anonymous = httpx.post(f"{api}/api/3/action/datastore_search", json={"resource_id": "penduduk", "limit": 1})
     assert anonymous.status_code == 403

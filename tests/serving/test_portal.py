@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from _served import hub
+from _served import elsewhere, hub
 from hub.settings import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -160,7 +160,8 @@ def test_terbatas_rows_need_a_sign_in(api, cookies):
     assert "Masuk dengan token" in page and 'class="warning access-denied"' in page
     assert 'table class="rows"' not in page and 'ul class="downloads"' not in page
     assert 'table class="rows"' in httpx.get(api + "/dataset/disdukcapil_siak", cookies=cookies).text
-    stale = httpx.get(api + "/dataset/disdukcapil_siak", cookies={"hub_token": "hub_000000000000_" + "x" * 30})
+    with elsewhere(cookies={"hub_token": "hub_000000000000_" + "x" * 30}) as client:
+        stale = client.get(api + "/dataset/disdukcapil_siak")
     assert 'table class="rows"' not in stale.text and 'hub_token=""' in stale.headers["set-cookie"]
 
 
