@@ -416,7 +416,8 @@ def package_search(call: _Call) -> dict:
 def _organizations(call: _Call, with_packages: bool = False) -> dict[str, dict]:
     organizations = {}
     for p in _packages(call):
-        org = organizations.setdefault(p["owner_org"], {**p["organization"], "package_count": 0, "packages": []})
+        org = organizations.setdefault(p["owner_org"], {**p["organization"], "package_count": 0,
+                                                        **({"packages": []} if with_packages else {})})
         org["package_count"] += 1
         if with_packages:
             org["packages"].append(p)
@@ -425,7 +426,7 @@ def _organizations(call: _Call, with_packages: bool = False) -> dict[str, dict]:
 
 def _listed(call: _Call, items: list[dict], kept: str) -> list:
     """Organizations or groups as CKAN's *_list actions give them: `kept` (names to keep), `sort`, `offset`,
-    `limit`, and `all_fields` for dicts (without their packages) instead of names."""
+    `limit`, and `all_fields` for dicts instead of names."""
     if wanted := _strings(call.data, kept, comma_separated=True):
         items = [o for o in items if o["name"] in wanted]
     order = []
@@ -439,9 +440,7 @@ def _listed(call: _Call, items: list[dict], kept: str) -> list:
         items.sort(key=lambda o: o[field], reverse=descending)
     offset = _integer(call.data, "offset", 0)
     items = items[offset:offset + _integer(call.data, "limit", len(items))]
-    if _bool(call.data, "all_fields", False):
-        return [{k: v for k, v in o.items() if k != "packages"} for o in items]
-    return [o["name"] for o in items]
+    return items if _bool(call.data, "all_fields", False) else [o["name"] for o in items]
 
 
 def organization_list(call: _Call) -> list:
@@ -450,13 +449,17 @@ def organization_list(call: _Call) -> list:
     return _listed(call, list(_organizations(call).values()), "organizations")
 
 
+def _shown(call: _Call, found, kind: str) -> dict:
+    """The organization or group `id` of `found(with_packages)`, with its packages when `include_datasets`."""
+    shown = found(call, with_packages=_bool(call.data, "include_datasets", False)).get(call.data.get("id"))
+    if shown is None:
+        raise _not_found(f"no {kind} {call.data.get('id')!r}")
+    return shown
+
+
 def organization_show(call: _Call) -> dict:
     """The organization `id` (its name), with `package_count`; `include_datasets` adds its packages."""
-    include = _bool(call.data, "include_datasets", False)
-    organization = _organizations(call, with_packages=include).get(call.data.get("id"))
-    if organization is None:
-        raise _not_found(f"no organization {call.data.get('id')!r}")
-    return organization if include else {k: v for k, v in organization.items() if k != "packages"}
+    return _shown(call, _organizations, "organization")
 
 
 def _groups(call: _Call, with_packages: bool = False) -> dict[str, dict]:
@@ -478,11 +481,7 @@ def group_list(call: _Call) -> list:
 
 def group_show(call: _Call) -> dict:
     """The group `id` (a topic's name), with `package_count`; `include_datasets` adds its packages."""
-    include = _bool(call.data, "include_datasets", False)
-    group = _groups(call, with_packages=include).get(call.data.get("id"))
-    if group is None:
-        raise _not_found(f"no group {call.data.get('id')!r}")
-    return group
+    return _shown(call, _groups, "group")
 
 
 def license_list(call: _Call) -> list[dict]:
