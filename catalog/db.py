@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 __all__ = [
-    "Dataset", "DatasetVersion", "LineageEdge", "QuarantinedRow", "Run", "SearchDocument", "SearchFacet", "SourceState",
+    "Dataset", "DatasetVersion", "DownloadFile", "LineageEdge", "QuarantinedRow", "Run", "SearchDocument", "SearchFacet", "SourceState",
     "all_tables", "dataset_row", "engine", "init_db", "session", "utcnow",
 ]
 
@@ -56,6 +56,21 @@ class DatasetVersion(Base):
     run_id: Mapped[str] = mapped_column(String(250))
     committed_at: Mapped[dt.datetime] = mapped_column(DateTime)
     row_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class DownloadFile(Base):
+    """A whole download of a dataset version as one view of it gives it (`catalog.views.Visible.key`): its size and
+    SHA-256, measured as it was first streamed. Callers who see the same view get the same bytes, so CKAN's resource
+    `size`/`hash` and DCAT's byte size and checksum state these; rows of past versions are removed."""
+
+    __tablename__ = "hub_download_files"
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    view: Mapped[str] = mapped_column(String(64), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16), primary_key=True)  # csv | json | parquet
+    snapshot_id: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
 class Run(Base):

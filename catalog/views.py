@@ -32,7 +32,7 @@ from catalog import masking, storage
 from catalog.access import HUB_COLUMNS, MASKED, PSEUDONYM, Access, access_to
 from catalog.identity import Identity
 
-__all__ = ["COPIES", "Visible", "retire_stale_copies", "visible"]
+__all__ = ["COPIES", "Visible", "retire_stale_copies", "view_key", "visible"]
 
 COPIES = "served"  # the folder of HUB_HOME that holds the masked copies
 _FORMAT = 2  # part of every copy's name: a change of how copies are made retires the old ones
@@ -46,6 +46,7 @@ class Visible:
     access: Access  # the rule for each column, from the standard version the data was written with
     data: ds.Dataset  # the visible columns only, personal data already masked or pseudonymized
     withheld: tuple[str, ...]  # the fields and columns left out for this caller
+    key: str  # the view's identity (`view_key`): callers with the same key read the same records
 
     def reader(self, batch_size: int) -> pa.RecordBatchReader:
         """The rows a batch at a time, codes read as dictionaries turned back into plain text (a download)."""
@@ -55,11 +56,48 @@ class Visible:
         return pa.RecordBatchReader.from_batches(plain, (b.cast(plain) for b in batches))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a caller sees of a version, decided from the catalog and the table's metadata, before any data is read."""
+
+    access: Access
+    snapshot_id: int | None
+    files: storage.SnapshotFiles
+    shown: pa.Schema  # the visible columns
+    rules: list  # (column, rule) for each visible column
+    codes: list[str]  # the visible columns read as dictionaries
+    withheld: tuple[str, ...]
+    copy: str | None  # the masked copy's name, None when nothing is masked (the version's own files are read)
+    secret: bytes | None  # the pseudonym key, when a copy is made
+
+    @property
+    def key(self) -> str:
+        """The same for two callers exactly when they read the same records in the same columns and types."""
+        seen = {"format": _FORMAT, "pyarrow": pa.__version__, "columns": [[f.name, str(f.type)] for f in self.shown],
+                "read": self.copy or sorted(self.files.files)}
+        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) -> Visible:
     """What `who` may see of `dataset` (a catalog Dataset) at `snapshot_id` (default: its current version).
 
     Raises `AccessDenied` when `who` may not read the dataset at all.
     """
+    plan = _plan(settings, dataset, who, snapshot_id)
+    if plan.copy is None:
+        return Visible(plan.access, _scan(plan.files.files, plan.shown, plan.codes), plan.withheld, plan.key)
+    copy = _masked_copy(settings, dataset.id, plan)
+    return Visible(plan.access, _scan([copy], None, plan.codes), plan.withheld, plan.key)
+
+
+def view_key(settings, dataset, who: Identity) -> str:
+    """`Visible.key` of what `who` may see of the dataset's current version, without reading or copying any data.
+
+    Raises `AccessDenied` when `who` may not read the dataset at all."""
+    return _plan(settings, dataset, who, None).key
+
+
+def _plan(settings, dataset, who: Identity, snapshot_id: int | None) -> _Plan:
     from hub.errors import ConfigError
     from schemas import load_standard
 
@@ -78,9 +116,17 @@ def visible(settings, dataset, who: Identity, snapshot_id: int | None = None) ->
     # Codes repeat: read as dictionaries, they reach a query several times faster than as plain text.
     codes = [c for c in (*(f.name for f in standard.fields if f.code_list), *HUB_COLUMNS) if c in shown.names]
     if not any(rule in (MASKED, PSEUDONYM) for _, rule in plan):
-        return Visible(access, _scan(files.files, shown, codes), withheld)
-    copy = _masked_copy(settings, dataset.id, snapshot_id, files, shown, access, plan)
-    return Visible(access, _scan([copy], None, codes), withheld)
+        return _Plan(access, snapshot_id, files, shown, plan, codes, withheld, None, None)
+    from transforms import pseudonym
+
+    secret = pseudonym.key(settings.home)
+    rules = [(c, rule, access.fields.get(c, (0, None))[1]) for c, rule in plan]
+    recipe = {"format": _FORMAT, "files": sorted(files.files), "columns": rules}
+    if any(rule == PSEUDONYM for _, rule in plan):
+        # A new pseudonym key gives everyone new pseudonyms: copies made with the old one must not be used.
+        recipe["key"] = hmac.new(secret, b"served copies", hashlib.sha256).hexdigest()[:16]
+    name = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+    return _Plan(access, snapshot_id, files, shown, plan, codes, withheld, name, secret)
 
 
 def _scan(files: list[str], schema: pa.Schema | None, codes: list[str] = ()) -> ds.Dataset:
@@ -92,18 +138,10 @@ def _scan(files: list[str], schema: pa.Schema | None, codes: list[str] = ()) -> 
     return ds.dataset(files, schema=schema, format=form)
 
 
-def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema, access: Access, plan) -> str:
+def _masked_copy(settings, dataset_id: str, plan: _Plan) -> str:
     """The Parquet file of the version with the plan's rules applied, written once (by one process at a time)."""
-    from transforms import pseudonym
-
-    secret = pseudonym.key(settings.home)
-    rules = [(c, rule, access.fields.get(c, (0, None))[1]) for c, rule in plan]
-    recipe = {"format": _FORMAT, "files": sorted(files.files), "columns": rules}
-    if any(rule == PSEUDONYM for _, rule in plan):
-        # A new pseudonym key gives everyone new pseudonyms: copies made with the old one must not be used.
-        recipe["key"] = hmac.new(secret, b"served copies", hashlib.sha256).hexdigest()[:16]
-    name = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
-    folder = settings.home / COPIES / dataset_id / str(snapshot_id)
+    name = plan.copy
+    folder = settings.home / COPIES / dataset_id / str(plan.snapshot_id)
     target = folder / f"{name}.parquet"
     if target.exists():
         return str(target)
@@ -113,13 +151,13 @@ def _masked_copy(settings, dataset_id: str, snapshot_id, files, shown: pa.Schema
         if not target.exists():
             partial = folder / f"{name}.{uuid.uuid4().hex}.partial"
             try:
-                _write_copy(files.files, shown, access, secret, partial)
+                _write_copy(plan.files.files, plan.shown, plan.access, plan.secret, partial)
                 os.replace(partial, target)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     partial.unlink()
     (folder / f"{name}.lock").unlink(missing_ok=True)
-    _retire_old_copies(settings, dataset_id, snapshot_id)
+    _retire_old_copies(settings, dataset_id, plan.snapshot_id)
     return str(target)
 
 

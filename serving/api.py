@@ -18,6 +18,7 @@ from catalog.views import visible
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
 from hub.errors import Busy, ConfigError, QueryError
 from hub.followed import BrokenFile
+from serving.downloads import BATCH_ROWS, FORMATS, files_known, measured, record, stream, with_files
 from serving.models import (AUTH, BEARER, OPTIONAL_AUTH, DatasetDescription, DatasetList, Rows, SearchResult,
                             SqlResult, VersionList, errors, files)
 
@@ -58,7 +59,6 @@ def _version(s, d: Dataset, version: str) -> int:
 def create_app(settings) -> FastAPI:
     from exchange.server import Door
     from serving import apidocs, guard
-    from serving.downloads import FORMATS
     from catalog.query import Limits
     from schemas import load_standard
 
@@ -180,7 +180,7 @@ def create_app(settings) -> FastAPI:
 
         with session(settings.catalog_url) as s:
             d, seen = get_dataset(s, dataset_id, who)
-            about = describe(s, d)
+            about = with_files(describe(s, d), files_known(settings, [d], who).get(d.id, {}))
         if not may_see_agency(who, d.agency_code):
             del about["runs"]
         answer = {**about, "access": {"readable": seen.readable, "cleared": seen.cleared}}
@@ -368,7 +368,6 @@ def create_app(settings) -> FastAPI:
         `q` or `sort`, the rows a page of /rows would page through."""
         from catalog import audit
         from catalog.rows import parse_filter, parse_sort, reader
-        from serving.downloads import BATCH_ROWS, stream
 
         if fmt not in FORMATS:
             raise HTTPException(404, f"no download format {fmt!r}; formats: {', '.join(FORMATS)}")
@@ -376,6 +375,7 @@ def create_app(settings) -> FastAPI:
             d, seen = get_dataset(s, dataset_id, who)
         seen.require_readable()
         held = ExitStack()
+        whole = None  # the view of an unfiltered download, whose size and checksum are recorded
         if filter or q or sort:
             try:
                 rows = held.enter_context(reader(settings, d, who, where=[parse_filter(f) for f in filter], q=q,
@@ -384,13 +384,18 @@ def create_app(settings) -> FastAPI:
                 raise HTTPException(400, str(e)) from None
         else:
             # Read by pyarrow from what the caller may see (`catalog.views`), a batch at a time: no query runs.
-            rows = visible(settings, d, who).reader(BATCH_ROWS)
+            whole = visible(settings, d, who)
+            rows = whole.reader(BATCH_ROWS)
         audit.read(settings, who, client_of(request), "download", dataset_id,
                    {"format": fmt, **({"filter": filter, "q": q, "sort": sort} if filter or q or sort else {})})
 
         def body():
             with held:
-                yield from stream(rows, fmt)
+                if whole is None:
+                    yield from stream(rows, fmt)
+                else:
+                    yield from measured(stream(rows, fmt), lambda size, sha256: record(
+                        settings, d.id, d.snapshot_id, whole.key, fmt, size, sha256))
 
         return StreamingResponse(body(), media_type=FORMATS[fmt],
                                  headers={"Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})

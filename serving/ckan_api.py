@@ -39,6 +39,7 @@ from catalog.metadata import describe
 from schemas.licences import KNOWN, licence
 from schemas.topics import Topic, topics
 from serving import solr
+from serving.downloads import files_known, with_files
 from serving.solr import TIME_FIELDS
 
 __all__ = ["ACTIONS", "CKAN_VERSION", "ActionError", "package", "router"]
@@ -48,6 +49,7 @@ SITE_TITLE = "Katalog Data Kota Bogor"
 SEARCH_ROWS_MAX = 1000  # CKAN's ckan.search.rows_max
 DATASTORE_ROWS_MAX = 32000  # CKAN's ckan.datastore.search.rows_max
 FACET_LIMIT = 50  # CKAN's search.facets.limit
+SHA256 = "http://spdx.org/rdf/terms#checksumAlgorithm_sha256"  # a resource's hash_algorithm, as ckanext-dcat has it
 DEFAULT_SORT = "score desc, metadata_modified desc"
 
 
@@ -188,9 +190,11 @@ def _resource(description: dict, distribution: dict, position: int, base: str) -
         "format": fmt, "mimetype": distribution["media_type"], "mimetype_inner": None,
         "url": base + distribution["url"], "datastore_active": in_datastore, "position": position,
         "state": "active", "url_type": None, "cache_url": None,
-        # Each file is written as it is downloaded, from the latest version: its size and checksum are not known
+        # Each file is written as it is downloaded, as the caller may see the latest version: its size and
+        # checksum are known once a download of that view has been made (serving.downloads), CKAN's null and ""
         # before; its content last changed when that version was published.
-        "size": None, "hash": "",
+        "size": distribution["byte_size"], "hash": distribution["sha256"] or "",
+        **({"hash_algorithm": SHA256} if distribution["sha256"] else {}),
         "created": _ckan_time(description["issued"] or description["modified"]),
         "last_modified": _ckan_time(description["modified"]),
         "metadata_modified": _ckan_time(description["modified"]),
@@ -246,7 +250,9 @@ def _packages(call: _Call, ids: list[str] | None = None) -> list[dict]:
         query = select(Dataset).order_by(Dataset.id)
         if ids is not None:
             query = query.where(Dataset.id.in_(ids))
-        found = {d.id: package(describe(s, d), call.base) for d in s.scalars(query) if d.id in known}
+        datasets = [d for d in s.scalars(query) if d.id in known]
+        files = files_known(call.settings, datasets, call.who)
+        found = {d.id: package(with_files(describe(s, d), files.get(d.id, {})), call.base) for d in datasets}
     return list(found.values()) if ids is None else [found[i] for i in ids if i in found]
 
 

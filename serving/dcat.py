@@ -24,6 +24,7 @@ EU = "http://publications.europa.eu/resource/authority/"
 IANA = "https://www.iana.org/assignments/media-types/"
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 DQV = Namespace("http://www.w3.org/ns/dqv#")
+SPDX = Namespace("http://spdx.org/rdf/terms#")
 GSP = Namespace("http://www.opengis.net/ont/geosparql#")
 
 # Satu Data classification -> EU access right.
@@ -99,7 +100,7 @@ class _Builder:
         self.base = base_url.rstrip("/") + "/"
         self.g = Graph()
         for prefix, ns in {"dcat": DCAT, "dct": DCTERMS, "foaf": FOAF, "prov": PROV, "vcard": VCARD, "dqv": DQV,
-                           "xsd": XSD, "rdfs": RDFS, "owl": OWL, "skos": SKOS, "gsp": GSP}.items():
+                           "xsd": XSD, "rdfs": RDFS, "owl": OWL, "skos": SKOS, "gsp": GSP, "spdx": SPDX}.items():
             self.g.bind(prefix, ns)
 
     def uri(self, path: str) -> URIRef:
@@ -321,8 +322,15 @@ class _Builder:
         g.add((node, DCAT.mediaType, URIRef(IANA + dist["media_type"])))
         if fmt in FILE_TYPES:
             g.add((node, DCTERMS.format, URIRef(EU + "file-type/" + FILE_TYPES[fmt])))
-        # No dcat:byteSize: each download is written for its requester (masked, filtered), so no size is true
-        # for everyone.
+        # A download is written for its requester (masked, filtered): its size and checksum are those of the
+        # requester's view, once one download of it has been made (serving.downloads), left out before.
+        if dist.get("byte_size") is not None:
+            g.add((node, DCAT.byteSize, Literal(dist["byte_size"], datatype=XSD.nonNegativeInteger)))
+            checksum = BNode()
+            g.add((node, SPDX.checksum, checksum))
+            g.add((checksum, RDF.type, SPDX.Checksum))
+            g.add((checksum, SPDX.algorithm, SPDX.checksumAlgorithm_sha256))
+            g.add((checksum, SPDX.checksumValue, Literal(dist["sha256"], datatype=XSD.hexBinary)))
         return node
 
 
@@ -407,11 +415,14 @@ def _graph_of(settings, request: Request, who: Identity, only: str | None = None
     from catalog.access import listed
     from catalog.db import Dataset, session
     from catalog.metadata import describe
+    from serving.downloads import files_known, with_files
 
     known = listed(settings, who)
     with session(settings.catalog_url) as s:
         chosen = select(Dataset).order_by(Dataset.id).where(*([Dataset.id == only] if only is not None else []))
-        datasets = [describe(s, d) for d in s.scalars(chosen) if d.id in known]
+        rows = [d for d in s.scalars(chosen) if d.id in known]
+        files = files_known(settings, rows, who)
+        datasets = [with_files(describe(s, d), files.get(d.id, {})) for d in rows]
     return catalog_graph(datasets, str(request.base_url))
 
 

@@ -128,6 +128,9 @@ class Distribution(_Open):
     format: str
     media_type: str
     url: str
+    byte_size: int | None = Field(None, description="the whole download's size as the caller gets it, once one "
+                                                     "download of that view has been made; null until then")
+    sha256: str | None = Field(None, description="the whole download's SHA-256 (hex), as byte_size")
 
 
 class Access(_Open):

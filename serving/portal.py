@@ -22,7 +22,8 @@ from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAtte
 from hub.errors import Busy, ConfigError, HubError, QueryError
 from hub.followed import BrokenFile, Followed, Problem
 from serving.dashboard import LABELS as HOME_LABELS
-from serving.numbers import number
+from serving.downloads import files_known, with_files
+from serving.numbers import file_size, number
 from serving.site import site
 
 __all__ = ["LABELS", "LANGUAGES", "problem_page", "router"]
@@ -429,7 +430,7 @@ DEFAULT_KINDS = ("integrated", "indicator")
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(number=number, percent=_percent, when=_when)
+    env.filters.update(number=number, file_size=file_size, percent=_percent, when=_when)
     return env
 
 
@@ -957,7 +958,7 @@ def router(settings) -> APIRouter:
                 _standard_of(d)  # left out of `known` because its standard never loaded: the problem page says so
             if d is None or d.id not in known:
                 return not_found(p, "no_dataset", dataset_id)
-            about = describe(s, d)
+            about = with_files(describe(s, d), files_known(settings, [d], p.who).get(d.id, {}))
             graph = lineage(s, d, set(known))
             quarantine = quarantine_summary(s, d, limit=0)
         from schemas import load_problems

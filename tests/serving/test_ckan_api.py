@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 
@@ -81,11 +82,53 @@ def test_package_show_says_what_the_native_api_says(ckan, api, described, analys
         assert {r["id"] for r in p["resources"]} == {dataset_id} | {
             f"{dataset_id}.{fmt}" for fmt in ("csv", "json", "parquet")}
         for r in p["resources"]:
-            assert r["package_id"] == dataset_id
-            assert r["last_modified"] == p["metadata_modified"] and r["size"] is None and r["hash"] == ""
+            assert r["package_id"] == dataset_id and r["last_modified"] == p["metadata_modified"]
             assert ckan.action.resource_show(id=r["id"]) == r
             assert httpx.get(r["url"], params={"limit": 1} if r["datastore_active"] else None,
                              headers=analyst).status_code == 200
+
+
+def test_resource_size_and_hash_are_those_of_the_file_the_caller_downloads(api, tokens):
+    """Known once one download of the caller's view has been made (CKAN's null and "" before), then the exact bytes
+    every later download of that view gets; callers who see a dataset otherwise each get their own."""
+    clients = {name: ckanapi.RemoteCKAN(api, apikey=h.get("Authorization", "").removeprefix("Bearer ") or None)
+               for name, h in tokens.items()}
+    files: dict[str, dict[str, bytes]] = {}  # resource id -> persona -> the bytes it downloaded
+    for name, remote in clients.items():
+        for p in remote.action.package_search(rows=ALL)["results"]:
+            for r in p["resources"]:
+                if r["datastore_active"]:
+                    assert r["size"] is None and r["hash"] == ""  # the API's pages are no one file
+                    continue
+                if name != "anonim" and r["format"] != "CSV":
+                    continue
+                got = httpx.get(r["url"], headers=tokens[name], timeout=60)
+                if got.status_code in (401, 403):  # listed, not readable by this caller: nothing to state
+                    assert remote.action.resource_show(id=r["id"])["size"] is None
+                    continue
+                assert got.status_code == 200
+                shown = remote.action.resource_show(id=r["id"])
+                assert shown["size"] == len(got.content) > 0
+                assert shown["hash"] == hashlib.sha256(got.content).hexdigest()
+                assert shown["hash_algorithm"] == "http://spdx.org/rdf/terms#checksumAlgorithm_sha256"
+                assert httpx.get(r["url"], headers=tokens[name], timeout=60).content == got.content  # again
+                files.setdefault(r["id"], {})[name] = got.content
+    assert {fmt for r in files for fmt in ("csv", "json", "parquet") if r.endswith("." + fmt)} == {
+        "csv", "json", "parquet"}
+    # Every caller still reads its own figures after the others downloaded theirs, and callers who got other
+    # bytes (masked, pseudonymized, plain) were never told each other's.
+    differing = 0
+    for resource, got in files.items():
+        for name, content in got.items():
+            assert clients[name].action.resource_show(id=resource)["hash"] == hashlib.sha256(content).hexdigest()
+        differing += len(set(got.values())) > 1
+    assert differing >= 1
+    # A filtered download is a file of its own: it records nothing.
+    resource, got = next((r, g) for r, g in files.items() if "anonim" in g and r.endswith(".csv"))
+    before = clients["anonim"].action.resource_show(id=resource)
+    dataset_id = resource.removesuffix(".csv")
+    assert httpx.get(f"{api}/api/datasets/{dataset_id}/download.csv", params={"q": "a"}).status_code == 200
+    assert clients["anonim"].action.resource_show(id=resource) == before
 
 
 def test_package_search_finds_what_the_native_search_finds(ckan, api, described):

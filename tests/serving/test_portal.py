@@ -165,6 +165,24 @@ def test_terbatas_rows_need_a_sign_in(api, cookies):
     assert 'table class="rows"' not in stale.text and 'hub_token=""' in stale.headers["set-cookie"]
 
 
+def test_downloads_show_their_size_once_known(api, cookies):
+    """The size next to each download button is that of the file the reader gets, once one was downloaded."""
+    url = api + "/api/datasets/disdukcapil_siak/download.parquet"
+    size = len(httpx.get(url, cookies=cookies, timeout=60).content)
+    page = httpx.get(api + "/dataset/disdukcapil_siak", params={"lang": "en"}, cookies=cookies).text
+    [shown] = re.findall(r'download\.parquet"[^>]*>Parquet</a> <span class="file-size">([^<]+)</span>', page)
+    number, unit = shown.split()
+    assert abs(float(number.replace(",", "")) * {"B": 1, "kB": 1e3, "MB": 1e6}[unit] - size) <= 0.05 * size
+
+
+def test_file_sizes_read_as_people_write_them():
+    from serving.numbers import file_size
+
+    assert [file_size(n, "id") for n in (0, 999, 1000, 3_456, 123_456, 12_345_678, 2 * 10**12)] == [
+        "0 B", "999 B", "1 kB", "3,5 kB", "123 kB", "12,3 MB", "2 TB"]
+    assert file_size(12_345_678, "en") == "12.3 MB"
+
+
 def test_dataset_version_links_preview_that_version(api, cookies):
     versions = httpx.get(api + "/api/datasets/dinsos_dtks/versions").json()["versions"]
     snapshot = str(versions[-1]["snapshot_id"])
