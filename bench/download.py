@@ -42,9 +42,9 @@ def served(work: Path, rows: int, *commands: list[str], before_serving=None, wor
 
     from pipeline import SOURCE_ID, prepare
 
-    prepare("file", rows, work)
+    _, registry = prepare("file", rows, work)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW"))},
-           "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(work / "registry"),
+           "HUB_HOME": str(work / "home"), "HUB_REGISTRY": str(registry),
            "HUB_DATA_DIRS": str(work)}  # the generated source file sits beside the home
     hub = str(Path(sys.executable).parent / "hub")
     for command in (["run", SOURCE_ID], *commands):

@@ -7,11 +7,17 @@ A registration names where a secret is: `{"env": "NAME"}`, an environment variab
 
 from __future__ import annotations
 
+import json
 import os
 
 from hub.errors import ConfigError
 
-__all__ = ["SECRET", "resolve"]
+__all__ = ["SECRET", "TASK_CONNECTIONS", "connections_environment", "resolve"]
+
+# The connections an Airflow task read for work it has another process do (`hub.runner`: that process has no
+# channel to Airflow's API server, and does not import Airflow): JSON, connection id -> its fields.
+TASK_CONNECTIONS = "HUB_TASK_CONNECTIONS"
+_FIELDS = ("password", "login", "host", "schema")
 
 SECRET = {
     "oneOf": [
@@ -33,21 +39,52 @@ def resolve(source, option: str, where: dict) -> str:
             raise ConfigError(f"{source.path}: field options/{option}: environment variable {where['env']} is not set")
         return value
     try:
-        connection = _airflow_connection(where["connection"])
+        connection = _connection(where["connection"])
     except Exception:  # Airflow raises its own "not defined" error types, which vary by version
         raise ConfigError(f"{source.path}: field options/{option}: Airflow connection "
                           f"{where['connection']!r} is not defined") from None
     field = where.get("field", "password")
-    if field == "uri":
-        value = connection.get_uri()
-    elif field.startswith("extra."):
-        value = connection.extra_dejson.get(field.removeprefix("extra."))
+    if field.startswith("extra."):
+        value = connection["extra"].get(field.removeprefix("extra."))
     else:
-        value = getattr(connection, field)
+        value = connection[field]
     if not value:
         raise ConfigError(f"{source.path}: field options/{option}: Airflow connection {where['connection']!r} "
                           f"has no {field}")
     return str(value)
+
+
+def connections_environment(source) -> dict[str, str]:
+    """The Airflow connections `source`'s options name, read here (inside a task) for work done in another
+    process: TASK_CONNECTIONS, the variable that process reads them from. One not defined is left out: reading
+    the system then raises the error that names it, with the file and field."""
+    found = {}
+    for where in _secrets_in(source.options):
+        try:
+            found[where["connection"]] = _connection(where["connection"])
+        except Exception:  # noqa: BLE001
+            continue
+    return {TASK_CONNECTIONS: json.dumps(found)}
+
+
+def _secrets_in(options) -> list[dict]:
+    if isinstance(options, dict):
+        here = [options] if isinstance(options.get("connection"), str) else []
+        return here + [where for value in options.values() for where in _secrets_in(value)]
+    if isinstance(options, list):
+        return [where for value in options for where in _secrets_in(value)]
+    return []
+
+
+def _connection(conn_id: str) -> dict:
+    """The connection's fields (`password`, `login`, `host`, `schema`, `uri`, `extra`): those a task handed
+    over when there are (TASK_CONNECTIONS), else Airflow's."""
+    handed = os.environ.get(TASK_CONNECTIONS)
+    if handed is not None:
+        return json.loads(handed)[conn_id]
+    connection = _airflow_connection(conn_id)
+    return {**{f: getattr(connection, f) for f in _FIELDS}, "uri": connection.get_uri(),
+            "extra": connection.extra_dejson}
 
 
 def _airflow_connection(conn_id: str):

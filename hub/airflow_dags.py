@@ -136,7 +136,9 @@ def _fetch_then_stage(source, queue: str, incremental: bool):
         from airflow.sdk.exceptions import AirflowFailException
 
         from catalog.audit import configuration
-        from hub.pipeline import record_failure, stage
+        from connectors.secrets import connections_environment
+        from hub import runner
+        from hub.pipeline import record_failure
         from hub.relay import failure_error
 
         settings = load_settings()
@@ -147,7 +149,7 @@ def _fetch_then_stage(source, queue: str, incremental: bool):
             raise AirflowFailException(str(error))  # retrying `stage` does not fetch again
         try:
             configuration(settings, "airflow", "system", client=f"dag {source_dag_id(source.id)}")
-            summary = stage(settings, source.id, run_id, relayed=relayed)
+            summary = runner.run(settings, "stage", source.id, run_id, relayed, env=connections_environment(source))
         except Exception as e:
             record_failure(settings, source.id, run_id, e)
             _fail_fast(e)
@@ -177,12 +179,15 @@ def source_dag(source, edge_queue: str | None = None, incremental: bool = False)
         @task(task_id="stage")
         def stage_task(run_id=None) -> dict:
             from catalog.audit import configuration
-            from hub.pipeline import record_failure, stage
+            from connectors.secrets import connections_environment
+            from hub import runner
+            from hub.pipeline import record_failure
 
             settings = load_settings()
             try:
                 configuration(settings, "airflow", "system", client=f"dag {source_dag_id(source.id)}")
-                summary = stage(settings, source.id, run_id)
+                # The connections the source names, read here through the task's channel to Airflow.
+                summary = runner.run(settings, "stage", source.id, run_id, env=connections_environment(source))
             except Exception as e:
                 record_failure(settings, source.id, run_id, e)
                 _fail_fast(e)
@@ -190,11 +195,12 @@ def source_dag(source, edge_queue: str | None = None, incremental: bool = False)
 
         @task(task_id="publish", outlets=[harmonized_asset(source.id)])
         def publish_task(run_id=None) -> dict:
-            from hub.pipeline import publish, record_failure
+            from hub import runner
+            from hub.pipeline import record_failure
 
             settings = load_settings()
             try:
-                return publish(settings, source.id, run_id).as_dict()
+                return runner.run(settings, "publish", source.id, run_id)
             except Exception as e:
                 record_failure(settings, source.id, run_id, e)
                 _fail_fast(e)
@@ -226,11 +232,12 @@ def standard_dag(standard: str, source_ids: list[str]):
     def integration():
         @task(task_id="integrate", outlets=[integrated_asset(standard)])
         def integrate_task(run_id=None) -> dict:
-            from hub.pipeline import integrate, record_failure
+            from hub import runner
+            from hub.pipeline import record_failure
 
             settings = load_settings()
             try:
-                return integrate(settings, standard, run_id)
+                return runner.run(settings, "integrate", standard, run_id)
             except Exception as e:
                 record_failure(settings, standard, run_id, e, kind="integration")
                 _fail_fast(e)
@@ -261,11 +268,11 @@ def indicator_dag(indicator, assets: list[Asset]):
         def build_task(run_id=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
+            from hub import runner
             from hub.errors import NotReady
-            from hub.indicators import build_indicator
 
             try:
-                return build_indicator(load_settings(), indicator.id, run_id)
+                return runner.run(load_settings(), "build", indicator.id, run_id)
             except NotReady as e:  # the event of the missing input triggers the next run
                 raise AirflowSkipException(str(e)) from None
             except Exception as e:

@@ -960,6 +960,12 @@ def cmd_serve(settings: Settings, args) -> None:
                 http=HeadLimitedProtocol, proxy_headers=False, server_header=False)
 
 
+def cmd_runner(settings: Settings, args) -> None:
+    from hub.runner import serve
+
+    serve(settings)
+
+
 def cmd_airflow(settings: Settings, args) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "airflow", *args.airflow_args])
 
@@ -993,6 +999,10 @@ def _parser() -> argparse.ArgumentParser:
                         "all run on other machines)")
     s.add_argument("--workers", type=int, default=1, help="processes of the catalog server, as `hub serve --workers`")
     s.set_defaults(func=cmd_up)
+
+    s = sub.add_parser("runner", help="keep Great Expectations, Iceberg and the compiled suites warm for runs and "
+                       "Airflow's tasks of this home (`hub up` starts it)")
+    s.set_defaults(func=cmd_runner)
 
     s = sub.add_parser("status", help="each component, each DAG's last and next run, failed runs, broken files")
     s.add_argument("--json", action="store_true")
@@ -1253,6 +1263,14 @@ _ACTING_ON_CONFIGURATION = {cmd_init, cmd_run, cmd_integrate, cmd_up, cmd_indica
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hub import runner
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if runner.wanted(argv):  # done by a warm child of the home's runner when one is up
+        try:
+            return runner.call(load_settings().home, "cli", argv)
+        except runner.Unavailable:
+            pass
     args = _parser().parse_args(argv)
     settings = load_settings()
     configure_airflow(settings)

@@ -17,7 +17,7 @@ __all__ = ["settled", "status"]
 _ACTIVE = ("queued", "running")
 # A DAG with no schedule of time runs when an Asset it listens to changes.
 _ON_ASSETS = "when one of its inputs changes"
-COMPONENT_NAMES = ("api-server", "dag-processor", "scheduler", "triggerer", "catalog")
+COMPONENT_NAMES = ("api-server", "runner", "dag-processor", "scheduler", "triggerer", "catalog")
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -1,7 +1,7 @@
 """`hub up`: start every process of the hub on this machine and keep them running until Ctrl-C or SIGTERM.
 
-The components are Airflow's own (API server, scheduler, DAG processor, triggerer), the catalog server and,
-in demo mode, the demo agencies' live systems. Each writes its log to `$HUB_HOME/logs/NAME.log`; what the
+The components are Airflow's own (API server, scheduler, DAG processor, triggerer), the warm runner that runs
+and tasks fork from (`hub.runner`), the catalog server and, in demo mode, the demo agencies' live systems. Each writes its log to `$HUB_HOME/logs/NAME.log`; what the
 supervisor does (starts, exits, restarts, stops) goes to `$HUB_HOME/logs/hub-up.log`. Its state is kept in
 `$HUB_HOME/run/up.json` for `hub status`, and a lock on `$HUB_HOME/run/up.lock` keeps a second `hub up` off
 the same home.
@@ -73,6 +73,8 @@ def components(settings: Settings, *, host: str, port: int, airflow_port: int, d
         found.append(Component("demo-systems", [python, "-m", "demo.systems", "--home", str(settings.home),
                                                 "--host", "127.0.0.1", "--port", str(demo_port)]))
     found += [
+        # Great Expectations, Iceberg and the compiled suites kept warm: runs and tasks fork from it (hub.runner).
+        Component("runner", [python, "-m", "hub.cli", "runner"]),
         Component("dag-processor", [python, "-m", "airflow", "dag-processor"]),
         # Every component shares this machine's disk: the API server reads task logs there, no log server needed.
         Component("scheduler", [python, "-m", "airflow", "scheduler", "--skip-serve-logs"]),

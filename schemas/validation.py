@@ -14,7 +14,7 @@ from schemas.standards import Standard, files_of
 from schemas.suite import compile_suite
 
 __all__ = ["JSON_COLUMN", "PARTIAL_UNEXPECTED", "Unexpected", "Validation", "Verdict", "json_array", "json_field",
-           "validate"]
+           "validate", "warm_up"]
 
 # Expectations whose verdict for a row depends only on that row's value in one column (a null counts as a
 # value). Great Expectations runs them once per distinct value and the verdict is copied to every row holding
@@ -123,6 +123,13 @@ _compiled = itertools.count()
 
 def _plan(standard: Standard, unique_key: bool = True) -> _Plan:
     return _plans.get((standard.ref, unique_key), files_of(standard), lambda: _compile(standard, unique_key))
+
+
+def warm_up(standard: Standard) -> None:
+    """Compile the standard's suites now, as the pipeline runs them (the key's uniqueness checked apart), and as
+    one-off validations do (`hub.runner`: the runner's children find them compiled)."""
+    _plan(standard, unique_key=False)
+    _plan(standard, unique_key=True)
 
 
 def _compile(standard: Standard, unique_key: bool = True) -> _Plan:

@@ -74,13 +74,18 @@ def test_status_reports_each_component_and_each_dags_last_and_next_run(running):
     report = json.loads(done.stdout)
     assert report["up"] is True
     assert {c["name"]: c["state"] for c in report["components"]} == {
-        "api-server": "up", "demo-systems": "up", "dag-processor": "up", "scheduler": "up", "triggerer": "up",
-        "catalog": "up"}
+        "api-server": "up", "demo-systems": "up", "runner": "up", "dag-processor": "up", "scheduler": "up",
+        "triggerer": "up", "catalog": "up"}
     dags = {d["dag_id"]: d for d in report["dags"]}
     source = dags["source__dinsos_dtks"]
     assert source["last_run"]["state"] == "success" and source["next_run"] > source["last_run"]["ended"]
     assert dags["standard__penduduk"]["next_run"] == "when one of its inputs changes"
     assert report["problems"] == [] and report["failed_runs"] == []
+    # The DAGs' tasks did their work in children of the warm runner, not in their own processes.
+    ran = (running.home / "logs" / "runner.log").read_text()
+    for work in ("stage", "publish", "integrate", "build"):
+        assert f"runner: {work} (pid" in ran
+    assert "ended with status 0" in ran and "ended with status 7" not in ran
     text = hub(running.home, "status", env=running.env).stdout
     assert "scheduler        up" in text and "source__dinsos_dtks" in text
 

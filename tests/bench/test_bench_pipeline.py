@@ -13,13 +13,25 @@ from hub.settings import ROOT
 
 @pytest.mark.parametrize("kind", ["file", "sql"])
 def test_benchmark_prints_its_figures(kind):
+    dag = [] if kind == "file" else ["--no-dag"]  # the DAG run under `hub up` once
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "pipeline.py"), "--rows", "3000", "--repeat", "1",
-                           "--source-kind", kind], capture_output=True, text=True, timeout=600)
+                           "--source-kind", kind, *dag], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(figures) == {"source_kind", "rows", "hub_seconds", "floor_seconds", "ratio", "peak_rss_mb"}
+    assert set(figures) == {
+        "source_kind", "rows", "hub_seconds", "floor_seconds", "ratio", "peak_rss_mb", "hub_process_seconds",
+        "process_ratio", "process_own_mb", "cold_process_seconds", "cold_process_ratio", "cold_peak_rss_mb",
+        "dag_run_seconds", "dag_tasks", "tiny_run_seconds", "tiny_peak_rss_mb", "tiny_cold_seconds",
+        "tiny_cold_peak_rss_mb", "runner_rss_mb"}
     assert figures["rows"] == 3000
     assert figures["hub_seconds"] > 0 and figures["floor_seconds"] > 0 and figures["peak_rss_mb"] > 0
+    for name in ("hub_process_seconds", "cold_process_seconds", "tiny_run_seconds", "tiny_cold_seconds",
+                 "tiny_peak_rss_mb", "tiny_cold_peak_rss_mb", "runner_rss_mb", "process_own_mb"):
+        assert figures[name] > 0, name
+    if kind == "file":
+        assert figures["dag_run_seconds"] > 0 and set(figures["dag_tasks"]) == {"stage", "publish", "deliver"}
+    else:
+        assert figures["dag_run_seconds"] is None
     # The SIAK table ends with three wrong rows.
     expected = "rows in 3000, published 3000, quarantined 0" if kind == "file" else "rows in 3003, published 3000, quarantined 3"
     assert expected in done.stdout and figures["source_kind"] == kind

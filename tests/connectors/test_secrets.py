@@ -58,3 +58,45 @@ def test_a_connection_in_airflows_database_is_found_outside_a_task(session_home)
     finally:
         with create_session() as s:
             s.query(Connection).filter(Connection.conn_id == "hub_test_db_api").delete()
+
+
+def test_a_tasks_connections_reach_the_process_doing_its_work_without_airflow(monkeypatch, tmp_path):
+    """A task hands the connections its source names to the runner's child (`hub.runner`), which neither
+    imports Airflow nor reaches its database: the same values come out there, and only those."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from connectors.secrets import TASK_CONNECTIONS, connections_environment
+
+    monkeypatch.setenv("AIRFLOW_CONN_HUB_TEST_API", json.dumps(
+        {"conn_type": "postgres", "host": "db.example", "login": "hub", "password": "pa55", "schema": "siak",
+         "extra": {"key": "k3y"}}))
+    source = dataclasses.replace(SOURCE, options={"connection": "hub_no_such_conn",
+                                                  "auth": {"key": {"connection": "hub_test_api"}}})
+    handed = connections_environment(source)
+    assert set(json.loads(handed[TASK_CONNECTIONS])) == {"hub_test_api"}  # the undefined one is left out
+    here = [resolve(SOURCE, "o", {"connection": "hub_test_api", "field": f})
+            for f in ("password", "login", "host", "schema", "uri", "extra.key")]
+    script = f"""
+import json, sys
+from pathlib import Path
+from connectors.registry import Source
+from connectors.secrets import resolve
+source = Source(id="api_src", title="", description="", agency_code="a", agency_name="", standard_ref="p@1",
+                kind="rest", schedule=None, options={{}}, mapping={{}}, path=Path("registry/api_src.yaml"))
+print(json.dumps([resolve(source, "o", {{"connection": "hub_test_api", "field": f}})
+                  for f in ("password", "login", "host", "schema", "uri", "extra.key")]))
+try:
+    resolve(source, "o", {{"connection": "hub_no_such_conn"}})
+except Exception as e:
+    print(e)
+print("airflow" in sys.modules)
+"""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path), **handed}  # no AIRFLOW_CONN_ variable
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    values, missing, imported = done.stdout.strip().splitlines()
+    assert json.loads(values) == here and here[0] == "pa55" and here[-1] == "k3y"
+    assert "Airflow connection 'hub_no_such_conn' is not defined" in missing
+    assert imported == "False"
