@@ -257,7 +257,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     connector = connector_for(source)
     data_schema = storage.file_schema(standard)
     rows_schema = pa.schema([(ROW, pa.int64()), *(data_schema.field(k) for k in standard.primary_key)])
-    quarantine = _Quarantine()
+    quarantine = _Quarantine(folder / "quarantine.parquet")
     checks: dict[str, dict] = {}
     unexpected = Unexpected(standard)
     rows_in = validated = 0
@@ -325,9 +325,8 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         shutil.rmtree(folder / "duckdb.tmp", ignore_errors=True)
     if duplicates["conflicting"]:
         key_reason = f"{'+'.join(standard.primary_key)}:duplicate_key"
-        numbered = zip(quarantine.rows["row"], quarantine.rows["reasons"])
-        unexpected.add_rows(key_reason, [row for row, reasons in numbered if key_reason in reasons])
-    pq.write_table(quarantine.table(), folder / "quarantine.parquet")
+        unexpected.add_rows(key_reason, quarantine.first_rows(key_reason))
+    quarantine.close()
     rows_valid = pq.read_metadata(folder / "data.parquet").num_rows
     rows_repeated = duplicates["identical_repeats"]
     summary = {
@@ -391,28 +390,68 @@ def _first(batches: Iterator, limit: int) -> Iterator:
 
 class _Quarantine:
     """The rows a run does not publish: each row's number, reason codes (field:rule), the record as received and,
-    for a reason that has them, its details (`{"_record:column_count": {"expected": 5, "found": 7}}`)."""
+    for a reason that has them, its details (`{"_record:column_count": {"expected": 5, "found": 7}}`).
 
-    def __init__(self) -> None:
-        self.rows: dict[str, list] = {"row": [], "reasons": [], "record": [], "details": []}
+    Written to `path` (quarantine.parquet) as they come, a row group every GROUP_ROWS rows, so that a run where
+    every row is bad holds no more of them at once than one where none is; `close()` finishes the file."""
+
+    GROUP_ROWS = 10_000
+    SHOWN_PER_REASON = 20  # the lowest row numbers kept per reason (a validation result shows that many)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = None
+        self._pending: dict[str, list] = {"row": [], "reasons": [], "record": [], "details": []}
+        self._count = 0
+        self._reasons: Counter = Counter()
+        self._first: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self.rows["row"])
+        return self._count
 
     def add(self, row: int, reasons: list[str], record: dict, details: dict | None = None) -> None:
-        self.rows["row"].append(row)
-        self.rows["reasons"].append(reasons)
-        self.rows["record"].append(json.dumps(record, ensure_ascii=False, default=str))
-        self.rows["details"].append(json.dumps(details, ensure_ascii=False) if details else None)
+        pending = self._pending
+        pending["row"].append(row)
+        pending["reasons"].append(reasons)
+        pending["record"].append(json.dumps(record, ensure_ascii=False, default=str))
+        pending["details"].append(json.dumps(details, ensure_ascii=False) if details else None)
+        self._count += 1
+        self._reasons.update(reasons)
+        for reason in reasons:
+            first = self._first.setdefault(reason, [])
+            first.append(row)
+            if len(first) > 2 * self.SHOWN_PER_REASON:
+                first[:] = sorted(first)[:self.SHOWN_PER_REASON]
+        if len(pending["row"]) >= self.GROUP_ROWS:
+            self._flush()
+
+    def first_rows(self, reason: str) -> list[int]:
+        """The lowest row numbers quarantined for `reason`, at most SHOWN_PER_REASON."""
+        return sorted(self._first.get(reason, []))[:self.SHOWN_PER_REASON]
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(r for reasons in self.rows["reasons"] for r in reasons).most_common())
+        return dict(self._reasons.most_common())
 
-    def table(self):
+    def _flush(self) -> None:
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        return pa.table(self.rows, schema=pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())),
-                                                     ("record", pa.string()), ("details", pa.string())]))
+        table = pa.table(self._pending, schema=_quarantine_schema())
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, _quarantine_schema())
+        self._writer.write_table(table)
+        self._pending = {name: [] for name in self._pending}
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def _quarantine_schema():
+    import pyarrow as pa
+
+    return pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())), ("record", pa.string()),
+                      ("details", pa.string())])
 
 
 class _ReadAhead:
@@ -720,7 +759,7 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
         digest = hashlib.file_digest(staged, "sha256").hexdigest()
     snapshot_id = storage.commit_source(settings, source_id, standard, folder / "data.parquet", run_id,
                                         summary["merge"], digest)
-    quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
+    quarantine = pq.ParquetFile(folder / "quarantine.parquet")  # inserted a row group at a time
     result = folder / "validation_result.json"  # a run staged by an older hub has none
     now = utcnow()
     identifier = f"{storage.HARMONIZED}.{source_id}"
@@ -743,12 +782,13 @@ def _publish(settings: Settings, source_id: str, run_id: str) -> RunResult:
                   validation=summary["validation"], snapshot_id=snapshot_id,
                   validation_result=json.loads(result.read_text()) if result.exists() else None)
         s.add(run)
-        if quarantine:
-            s.execute(insert(QuarantinedRow), [
-                {"dataset_id": source_id, "run_id": run_id, "row_number": q["row"], "reasons": q["reasons"],
-                 "record": json.loads(q["record"]), "details": q["details"] and json.loads(q["details"])}
-                for q in quarantine
-            ])
+        for group in range(quarantine.num_row_groups):
+            rows = quarantine.read_row_group(group).to_pylist()
+            if rows:
+                s.execute(insert(QuarantinedRow), [
+                    {"dataset_id": source_id, "run_id": run_id, "row_number": q["row"], "reasons": q["reasons"],
+                     "record": json.loads(q["record"]), "details": q["details"] and json.loads(q["details"])}
+                    for q in rows])
         if summary["merge"]:
             state = s.get(SourceState, source_id) or SourceState(source_id=source_id)
             if summary["cursor"] is not None:

@@ -313,3 +313,24 @@ def test_the_api_reads_any_past_version_by_snapshot_or_time(demo_settings):
     assert rows(version="2000-01-01T00:00:00Z").status_code == 404
     assert rows(version="12345").status_code == 404
     assert rows(version="kemarin").status_code == 422
+
+
+def test_a_file_where_every_row_is_bad_is_quarantined_a_row_group_at_a_time(tmp_path):
+    """No run holds its quarantine whole: the rows go to quarantine.parquet in groups as they come (as many
+    groups as GROUP_ROWS make), and each keeps its reason and its record."""
+    import pyarrow.parquet as pq
+
+    from hub.pipeline import _Quarantine
+
+    rows = 2 * _Quarantine.GROUP_ROWS + 123
+    lines = ["NIK,Nama,JK,Agama,Lahir,Kelurahan"] + [f"12{i},Warga {i},L,Islam,01/02/1990,3271011001"
+                                                     for i in range(rows)]
+    summary, quarantine = _stage_file(tmp_path, "all_bad.csv", ("\n".join(lines) + "\n").encode())
+    assert summary["rows_in"] == summary["rows_quarantined"] == rows and summary["rows_valid"] == 0
+    groups = pq.ParquetFile(tmp_path / "staged" / "quarantine.parquet").metadata
+    assert groups.num_row_groups == 3
+    assert [groups.row_group(i).num_rows for i in range(3)] == [_Quarantine.GROUP_ROWS] * 2 + [123]
+    assert sorted(quarantine) == list(range(1, rows + 1))  # row numbers count records, the header not among them
+    assert all(reasons == ["nik:pattern"] or "nik:pattern" in reasons for reasons, _, _ in quarantine.values())
+    assert quarantine[rows][2]["Nama"] == f"Warga {rows - 1}"
+    assert summary["validation"]["reasons"]["nik:pattern"] == rows

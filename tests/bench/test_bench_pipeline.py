@@ -55,3 +55,14 @@ def test_catalog_benchmark_prints_its_figures():
     for name in ("search", "package_show"):
         assert figures[name]["requests"] == 10 and 0 < figures[name]["median_ms"] <= figures[name]["p99_ms"]
     assert figures["sql_group_by"]["result_rows"] > 0 and figures["sql_group_by"]["ratio"] > 0
+
+
+def test_import_profile_benchmark_prints_its_figures():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "imports.py")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    cold, warm = figures["cold"], figures["warm"]
+    assert "great_expectations" in [name for name, _ in cold["slowest"]]  # the cold process imports it
+    assert "great_expectations" not in [name for name, _ in warm["slowest"]]  # the runner's child has it
+    assert warm["modules"] < cold["modules"] and warm["seconds"] > 0

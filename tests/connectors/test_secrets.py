@@ -78,17 +78,17 @@ def test_a_tasks_connections_reach_the_process_doing_its_work_without_airflow(mo
     assert set(json.loads(handed[TASK_CONNECTIONS])) == {"hub_test_api"}  # the undefined one is left out
     here = [resolve(SOURCE, "o", {"connection": "hub_test_api", "field": f})
             for f in ("password", "login", "host", "schema", "uri", "extra.key")]
-    script = f"""
+    script = """
 import json, sys
 from pathlib import Path
 from connectors.registry import Source
 from connectors.secrets import resolve
 source = Source(id="api_src", title="", description="", agency_code="a", agency_name="", standard_ref="p@1",
-                kind="rest", schedule=None, options={{}}, mapping={{}}, path=Path("registry/api_src.yaml"))
-print(json.dumps([resolve(source, "o", {{"connection": "hub_test_api", "field": f}})
+                kind="rest", schedule=None, options={}, mapping={}, path=Path("registry/api_src.yaml"))
+print(json.dumps([resolve(source, "o", {"connection": "hub_test_api", "field": f})
                   for f in ("password", "login", "host", "schema", "uri", "extra.key")]))
 try:
-    resolve(source, "o", {{"connection": "hub_no_such_conn"}})
+    resolve(source, "o", {"connection": "hub_no_such_conn"})
 except Exception as e:
     print(e)
 print("airflow" in sys.modules)
