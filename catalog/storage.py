@@ -25,6 +25,9 @@ NAMESPACES = (HARMONIZED, INTEGRATED, INDICATOR, PUBLIC)
 SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
+_STREAM_ROWS = 100_000  # records read at a time where a table is rebuilt from others (integration)
+# What a streamed write holds before it writes a data file (pyiceberg's default, 512 MB, is the memory of a run).
+_FILE_TARGET_BYTES = 64 * 1024 * 1024
 _CONTENT = "hub.content-sha256"
 _STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
 _RULES = "hub.public-rules"  # how a public table's columns reach anonymous: a change starts the table anew
@@ -182,6 +185,9 @@ def _replace(table, properties: dict, *, file: str | None = None,
 
     live = _live_files(table)
     with table.transaction() as tx:
+        if isinstance(data, pa.RecordBatchReader) and \
+                tx.table_metadata.properties.get(TableProperties.WRITE_TARGET_FILE_SIZE_BYTES) != str(_FILE_TARGET_BYTES):
+            tx.set_properties(**{TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(_FILE_TARGET_BYTES)})
         if file is not None and tx.table_metadata.name_mapping() is None:
             # The staged file carries no field ids: readers map its columns by name, as `add_files` sets up.
             tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
@@ -239,15 +245,23 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
     if snapshot is not None and props.get(_CONTENT) == signature:
         return snapshot.snapshot_id
     schema = _arrow_schema(table)
-    parts = []
-    for source_id in sorted(inputs):
-        if inputs[source_id] is None:
-            continue
-        data = read_table(settings, HARMONIZED, source_id, inputs[source_id])
-        data = data.append_column(SOURCE_COLUMN, pa.array([source_id] * data.num_rows, pa.string()))
-        parts.append(conform(data, schema))
-    combined = pa.concat_tables(parts) if parts else schema.empty_table()
-    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref}, data=combined)
+
+    def batches():  # each source's version read a batch at a time: the integration never holds a whole source
+        import pyarrow.dataset as ds
+
+        for source_id in sorted(inputs):
+            if inputs[source_id] is None:
+                continue
+            files = data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id])
+            if not files.files:
+                continue
+            for batch in ds.dataset(files.files, schema=files.schema).to_batches(batch_size=_STREAM_ROWS):
+                records = pa.Table.from_batches([batch], schema=files.schema)
+                records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows, pa.string()))
+                yield from conform(records, schema).to_batches()
+
+    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref},
+             data=pa.RecordBatchReader.from_batches(schema, batches()))
     return table.refresh().current_snapshot().snapshot_id
 
 

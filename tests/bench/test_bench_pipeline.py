@@ -66,3 +66,12 @@ def test_import_profile_benchmark_prints_its_figures():
     assert "great_expectations" in [name for name, _ in cold["slowest"]]  # the cold process imports it
     assert "great_expectations" not in [name for name, _ in warm["slowest"]]  # the runner's child has it
     assert warm["modules"] < cold["modules"] and warm["seconds"] > 0
+
+
+def test_integration_benchmark_prints_its_figures():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "integrate.py"), "--sources", "3", "--rows", "3000"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["sources"] == 3 and figures["rows"] == 3000
+    assert figures["integrate_seconds"] > 0 and figures["integrate_own_mb"] > 0 and figures["runner_rss_mb"] > 0
