@@ -38,6 +38,8 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$"
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 SPILL = "spill"  # the folder of HUB_HOME under which each sandbox gets its own spill folder
+# The memory of the operator's own connection (indicator builds over whole datasets): past it, DuckDB spills.
+OPERATOR_MEMORY = "256MB"
 
 
 def _size(name: str, default: str) -> int:
@@ -126,28 +128,39 @@ def hub_connection() -> duckdb.DuckDBPyConnection:
                                               "autoload_known_extensions": False})
 
 
-def connect(settings, versions: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
+@contextmanager
+def connect(settings, versions: dict[str, int] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """The operator's connection (`hub query`, indicator builds), on the machine that holds the warehouse: one
     view per dataset, named by its id, over its current snapshot or the one `versions` names; every column,
-    plain. Never given a caller's statement: callers get a `sandbox`."""
+    plain. Never given a caller's statement: callers get a `sandbox`. Its memory is OPERATOR_MEMORY, spilling to
+    a folder of its own under HUB_HOME/spill beyond that, removed with the connection."""
     init_db(settings.catalog_url)
+    spill = settings.home / SPILL / f"operator-{uuid.uuid4().hex}"
+    spill.mkdir(parents=True, mode=0o700)
     con = hub_connection()
-    with session(settings.catalog_url) as s:
-        datasets = s.query(Dataset).order_by(Dataset.id).all()
-    for d in datasets:
-        if not _NAME.match(d.id):
-            continue
-        # The version the catalog records, not the table's newest snapshot (see `storage.data_files`).
-        files, schema, _ = storage.data_files(settings, d.table_identifier, (versions or {}).get(d.id, d.snapshot_id))
-        if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            # Files written before a compatible schema change lack the new columns: match columns by name.
-            source = f"read_parquet([{listing}], union_by_name = true)"
-        else:
-            con.register(f"_{d.id}_empty", schema.empty_table())
-            source = f'"_{d.id}_empty"'
-        con.execute(f'CREATE VIEW "{d.id}" AS SELECT * FROM {source}')
-    return con
+    try:
+        con.execute(f"SET memory_limit = '{OPERATOR_MEMORY}'")
+        con.execute("SET temp_directory = '" + str(spill).replace("'", "''") + "'")
+        with session(settings.catalog_url) as s:
+            datasets = s.query(Dataset).order_by(Dataset.id).all()
+        for d in datasets:
+            if not _NAME.match(d.id):
+                continue
+            # The version the catalog records, not the table's newest snapshot (see `storage.data_files`).
+            files, schema, _ = storage.data_files(settings, d.table_identifier,
+                                                  (versions or {}).get(d.id, d.snapshot_id))
+            if files:
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                # Files written before a compatible schema change lack the new columns: match columns by name.
+                source = f"read_parquet([{listing}], union_by_name = true)"
+            else:
+                con.register(f"_{d.id}_empty", schema.empty_table())
+                source = f'"_{d.id}_empty"'
+            con.execute(f'CREATE VIEW "{d.id}" AS SELECT * FROM {source}')
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 @contextmanager
@@ -197,10 +210,8 @@ def _register(settings, con: duckdb.DuckDBPyConnection, who: Identity, versions:
 
 def query(settings, sql: str) -> pa.Table:
     """The operator's own SQL (`hub query`), on the machine that holds the warehouse: unmasked."""
-    con = connect(settings)
-    try:
-        return con.sql(sql).to_arrow_table()
-    except duckdb.Error as e:
-        raise QueryError(str(e)) from None
-    finally:
-        con.close()
+    with connect(settings) as con:
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as e:
+            raise QueryError(str(e)) from None

@@ -172,8 +172,7 @@ def _run_sql(settings: Settings, indicator: Indicator):
     where = f"{indicator.path.name}: field 'sql'"
     # The hub's own build: it needs the personal fields whole (NIKs to match people, birth dates for ages);
     # only aggregates leave it, suppressed where small.
-    con = connect(settings)
-    try:
+    with connect(settings) as con:
         try:
             # Asked of an empty connection: on `con`, DuckDB would name the files behind the views instead.
             read = duckdb.connect().get_table_names(indicator.sql)
@@ -185,8 +184,6 @@ def _run_sql(settings: Settings, indicator: Indicator):
             kind = type(e).__name__
             detail = f": {e}" if kind in _QUERY_ERRORS else ""
             raise ConfigError(f"{where}: DuckDB {kind}{detail}") from None
-    finally:
-        con.close()
 
 
 def _typed(indicator: Indicator, standard, table):

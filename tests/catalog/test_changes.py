@@ -65,11 +65,8 @@ def plain(settings: Settings, snapshot_id: int) -> dict[str, dict]:
     """Every record of a version, plain, by NIK: the operator's own SQL (catalog.query.connect), not the diff."""
     from catalog.query import connect
 
-    con = connect(settings, versions={SOURCE: snapshot_id})
-    try:
+    with connect(settings, versions={SOURCE: snapshot_id}) as con:
         table = con.sql(f"SELECT * FROM {SOURCE}").to_arrow_table()
-    finally:
-        con.close()
     return {r["nik"]: {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in r.items()}
             for r in table.to_pylist()}
 

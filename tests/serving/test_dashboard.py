@@ -102,11 +102,8 @@ def _operator_sum(settings, dataset_id, field, previous=False):
             history = s.scalars(select(DatasetVersion.snapshot_id).where(DatasetVersion.dataset_id == dataset_id)
                                 .order_by(DatasetVersion.committed_at.desc())).all()
         versions = {dataset_id: history[1]}
-    con = connect(settings, versions)
-    try:
+    with connect(settings, versions) as con:
         return con.execute(f"SELECT sum({field}) FROM {dataset_id}").fetchone()[0]
-    finally:
-        con.close()
 
 
 def _render(settings, who, lang) -> str:
