@@ -26,8 +26,8 @@ SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _STREAM_ROWS = 100_000  # records read at a time where a table is rebuilt from others (integration)
-# What a streamed write holds before it writes a data file (pyiceberg's default, 512 MB, is the memory of a run).
-_FILE_TARGET_BYTES = 64 * 1024 * 1024
+# The Arrow bytes of one data file a streamed write holds before it writes it (`_replace`).
+_FILE_BYTES = 64 * 1024 * 1024
 _CONTENT = "hub.content-sha256"
 _STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
 _RULES = "hub.public-rules"  # how a public table's columns reach anonymous: a change starts the table anew
@@ -180,14 +180,13 @@ def _replace(table, properties: dict, *, file: str | None = None,
     """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
     files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
     snapshot and then an append, and outside engines reading the history would see an empty version between."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files, parquet_file_to_data_file
+    import itertools
+
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files, bin_pack_record_batches, parquet_file_to_data_file
     from pyiceberg.table import TableProperties
 
     live = _live_files(table)
     with table.transaction() as tx:
-        if isinstance(data, pa.RecordBatchReader) and \
-                tx.table_metadata.properties.get(TableProperties.WRITE_TARGET_FILE_SIZE_BYTES) != str(_FILE_TARGET_BYTES):
-            tx.set_properties(**{TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(_FILE_TARGET_BYTES)})
         if file is not None and tx.table_metadata.name_mapping() is None:
             # The staged file carries no field ids: readers map its columns by name, as `add_files` sets up.
             tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
@@ -198,9 +197,15 @@ def _replace(table, properties: dict, *, file: str | None = None,
                     replace.delete_data_file(old)
             if file is not None and file not in {old.file_path for old in live}:
                 replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
-            if data is not None and (isinstance(data, pa.RecordBatchReader) or data.num_rows):
-                for new in _dataframe_to_data_files(tx.table_metadata, data, table.io, replace.commit_uuid):
-                    replace.append_data_file(new)
+            # A reader is written one data file at a time, each read before it is written: pyiceberg's own
+            # streaming write hands every file's batches to a thread pool at once, so it holds them all.
+            parts = ((pa.Table.from_batches(part, data.schema) for part in bin_pack_record_batches(data, _FILE_BYTES))
+                     if isinstance(data, pa.RecordBatchReader) else [data] if data is not None else [])
+            counter = itertools.count(0)
+            for part in parts:
+                if part.num_rows:
+                    for new in _dataframe_to_data_files(tx.table_metadata, part, table.io, replace.commit_uuid, counter):
+                        replace.append_data_file(new)
 
 
 def _live_files(table) -> list:
@@ -255,7 +260,9 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
             files = data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id])
             if not files.files:
                 continue
-            for batch in ds.dataset(files.files, schema=files.schema).to_batches(batch_size=_STREAM_ROWS):
+            scan = ds.dataset(files.files, schema=files.schema).scanner(batch_size=_STREAM_ROWS, batch_readahead=1,
+                                                                         fragment_readahead=1)
+            for batch in scan.to_batches():
                 records = pa.Table.from_batches([batch], schema=files.schema)
                 records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows, pa.string()))
                 yield from conform(records, schema).to_batches()
