@@ -86,8 +86,13 @@ def _here() -> bool:
 
 def wanted(argv: list[str]) -> bool:
     """Whether the `hub` command `argv` goes to the runner."""
-    return bool(argv) and (argv[0] in CLI_COMMANDS or tuple(argv[:2]) in CLI_COMMANDS) \
-        and not _here() and "-h" not in argv and "--help" not in argv
+    return _runs_here(argv) and not _here()
+
+
+def _runs_here(argv) -> bool:
+    """Whether `argv` is one of the `hub` commands the runner does (CLI_COMMANDS)."""
+    return isinstance(argv, list) and all(isinstance(a, str) for a in argv) and bool(argv) \
+        and (argv[0] in CLI_COMMANDS or tuple(argv[:2]) in CLI_COMMANDS) and "-h" not in argv and "--help" not in argv
 
 
 # --- the caller's side: no import beyond the standard library ----------------------------------------------------
@@ -376,6 +381,8 @@ def _request(conn: socket.socket) -> tuple[dict, list[int]]:
 def _refusal(request: dict, code: dict) -> str | None:
     if request["target"] not in TARGETS:
         return f"unknown work {request['target']!r}"
+    if request["target"] == "cli" and not (len(request["args"]) == 1 and _runs_here(request["args"][0])):
+        return "not a command the runner does"
     if request["python"] != sys.executable or request["code"] != _code_root():
         return "the runner serves another installation"
     if _loaded_code() != code:

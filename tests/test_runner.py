@@ -91,7 +91,9 @@ def test_a_tasks_error_comes_back_as_its_own_class(home, warm, monkeypatch):
     assert usage["seconds"] > 0 and usage["private_peak_mb"] >= 0 and usage["peak_rss_mb"] > 0
     with pytest.raises(runner.Unavailable, match="unknown work"):
         runner.call(home, "shell", "rm -rf /")
-    assert "shell" not in warm.read_text()
+    with pytest.raises(runner.Unavailable, match="not a command the runner does"):
+        runner.call(home, "cli", ["users", "create", "someone", "--role", "steward"])
+    assert "shell" not in warm.read_text() and "cli users" not in warm.read_text()
 
 
 def test_ctrl_c_stops_the_child_doing_the_work(home, warm, tmp_path):
