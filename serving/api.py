@@ -18,7 +18,7 @@ from catalog.views import visible
 from catalog.sql import MAX_ROWS as SQL_MAX_ROWS
 from hub.errors import Busy, ConfigError, QueryError
 from hub.followed import BrokenFile
-from serving.downloads import BATCH_ROWS, FORMATS, files_known, measured, record, stream, with_files
+from serving.downloads import BATCH_ROWS, FORMATS, described, measured, record, stream
 from serving.models import (AUTH, BEARER, OPTIONAL_AUTH, DatasetDescription, DatasetList, Rows, SearchResult,
                             SqlResult, VersionList, errors, files)
 
@@ -180,7 +180,7 @@ def create_app(settings) -> FastAPI:
 
         with session(settings.catalog_url) as s:
             d, seen = get_dataset(s, dataset_id, who)
-            about = with_files(describe(s, d), files_known(settings, [d], who).get(d.id, {}))
+            [about] = described(settings, s, [d], who)
         if not may_see_agency(who, d.agency_code):
             del about["runs"]
         answer = {**about, "access": {"readable": seen.readable, "cleared": seen.cleared}}

@@ -35,11 +35,10 @@ from catalog.access import AccessDenied, listed
 from catalog.db import Dataset, DatasetVersion, session
 from catalog.identity import (AuthenticationError, Identity, TooManyAttempts, authenticate, authorization_of,
                               client_of)
-from catalog.metadata import describe
 from schemas.licences import KNOWN, licence
 from schemas.topics import Topic, topics
 from serving import solr
-from serving.downloads import files_known, with_files
+from serving.downloads import described
 from serving.solr import TIME_FIELDS
 
 __all__ = ["ACTIONS", "CKAN_VERSION", "ActionError", "package", "router"]
@@ -251,8 +250,8 @@ def _packages(call: _Call, ids: list[str] | None = None) -> list[dict]:
         if ids is not None:
             query = query.where(Dataset.id.in_(ids))
         datasets = [d for d in s.scalars(query) if d.id in known]
-        files = files_known(call.settings, datasets, call.who)
-        found = {d.id: package(with_files(describe(s, d), files.get(d.id, {})), call.base) for d in datasets}
+        found = {d.id: package(about, call.base)
+                 for d, about in zip(datasets, described(call.settings, s, datasets, call.who))}
     return list(found.values()) if ids is None else [found[i] for i in ids if i in found]
 
 

@@ -414,15 +414,12 @@ def _graph_of(settings, request: Request, who: Identity, only: str | None = None
 
     from catalog.access import listed
     from catalog.db import Dataset, session
-    from catalog.metadata import describe
-    from serving.downloads import files_known, with_files
+    from serving.downloads import described
 
     known = listed(settings, who)
     with session(settings.catalog_url) as s:
         chosen = select(Dataset).order_by(Dataset.id).where(*([Dataset.id == only] if only is not None else []))
-        rows = [d for d in s.scalars(chosen) if d.id in known]
-        files = files_known(settings, rows, who)
-        datasets = [with_files(describe(s, d), files.get(d.id, {})) for d in rows]
+        datasets = described(settings, s, [d for d in s.scalars(chosen) if d.id in known], who)
     return catalog_graph(datasets, str(request.base_url))
 
 

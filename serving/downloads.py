@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-__all__ = ["FORMATS", "files_known", "measured", "record", "stream", "with_files"]
+__all__ = ["FORMATS", "described", "measured", "record", "stream"]
 
 BATCH_ROWS = 50_000
 # format -> media type
@@ -120,7 +120,7 @@ def record(settings, dataset_id: str, snapshot_id: int, view: str, fmt: str, siz
             s.rollback()
 
 
-def files_known(settings, datasets: list, who) -> dict[str, dict[str, tuple[int, str]]]:
+def _files_known(settings, datasets: list, who) -> dict[str, dict[str, tuple[int, str]]]:
     """dataset id -> format -> (size, sha256) of the whole downloads `who` would get of those catalog Datasets'
     current versions, for those recorded; a dataset `who` may not read has none."""
     from sqlalchemy import select
@@ -148,11 +148,20 @@ def files_known(settings, datasets: list, who) -> dict[str, dict[str, tuple[int,
     return known
 
 
-def with_files(description: dict, known: dict[str, tuple[int, str]]) -> dict:
+def _with_files(description: dict, known: dict[str, tuple[int, str]]) -> dict:
     """The description (`catalog.metadata.describe`) with each download's `byte_size` and `sha256`, None where
-    not known (see `files_known`)."""
+    not known (see `_files_known`)."""
     distributions = []
     for dist in description["distributions"]:
         size, sha256 = known.get(dist["format"].lower(), (None, None))
         distributions.append({**dist, "byte_size": size, "sha256": sha256})
     return {**description, "distributions": distributions}
+
+
+def described(settings, s, datasets: list, who) -> list[dict]:
+    """Each catalog Dataset's description (`catalog.metadata.describe`, in session `s`), its downloads with the
+    size and SHA-256 `who` would get where known."""
+    from catalog.metadata import describe
+
+    known = _files_known(settings, datasets, who)
+    return [_with_files(describe(s, d), known.get(d.id, {})) for d in datasets]

@@ -22,7 +22,7 @@ from catalog.identity import (COOKIE, AuthenticationError, Identity, TooManyAtte
 from hub.errors import Busy, ConfigError, HubError, QueryError
 from hub.followed import BrokenFile, Followed, Problem
 from serving.dashboard import LABELS as HOME_LABELS
-from serving.downloads import files_known, with_files
+from serving.downloads import described
 from serving.numbers import file_size, number
 from serving.site import site
 
@@ -958,7 +958,7 @@ def router(settings) -> APIRouter:
                 _standard_of(d)  # left out of `known` because its standard never loaded: the problem page says so
             if d is None or d.id not in known:
                 return not_found(p, "no_dataset", dataset_id)
-            about = with_files(describe(s, d), files_known(settings, [d], p.who).get(d.id, {}))
+            [about] = described(settings, s, [d], p.who)
             graph = lineage(s, d, set(known))
             quarantine = quarantine_summary(s, d, limit=0)
         from schemas import load_problems
