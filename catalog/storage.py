@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -26,8 +28,9 @@ SOURCE_COLUMN = "_source"
 _RUN = "hub.run-id"
 _UPSERT_ROWS = 100_000  # records an upsert matches at a time: its memory
 _STREAM_ROWS = 100_000  # records read at a time where a table is rebuilt from others (integration)
-# The Arrow bytes of one data file a streamed write holds before it writes it (`_replace`).
-_FILE_BYTES = 64 * 1024 * 1024
+# A written data file's records: a row group every _GROUP_ROWS, a new file past _FILE_BYTES of Arrow bytes.
+_GROUP_ROWS = 100_000
+_FILE_BYTES = 256 * 1024 * 1024
 _CONTENT = "hub.content-sha256"
 _STANDARD = "hub.standard"  # the standard version a snapshot was written with: its columns' classification
 _RULES = "hub.public-rules"  # how a public table's columns reach anonymous: a change starts the table anew
@@ -180,9 +183,7 @@ def _replace(table, properties: dict, *, file: str | None = None,
     """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
     files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
     snapshot and then an append, and outside engines reading the history would see an empty version between."""
-    import itertools
-
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files, bin_pack_record_batches, parquet_file_to_data_file
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
     from pyiceberg.table import TableProperties
 
     live = _live_files(table)
@@ -197,15 +198,49 @@ def _replace(table, properties: dict, *, file: str | None = None,
                     replace.delete_data_file(old)
             if file is not None and file not in {old.file_path for old in live}:
                 replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
-            # A reader is written one data file at a time, each read before it is written: pyiceberg's own
-            # streaming write hands every file's batches to a thread pool at once, so it holds them all.
-            parts = ((pa.Table.from_batches(part, data.schema) for part in bin_pack_record_batches(data, _FILE_BYTES))
-                     if isinstance(data, pa.RecordBatchReader) else [data] if data is not None else [])
-            counter = itertools.count(0)
-            for part in parts:
-                if part.num_rows:
-                    for new in _dataframe_to_data_files(tx.table_metadata, part, table.io, replace.commit_uuid, counter):
-                        replace.append_data_file(new)
+            if data is not None:
+                reader = data.to_reader() if isinstance(data, pa.Table) else data
+                for path in _write_files(table, tx.table_metadata, reader, replace.commit_uuid):
+                    replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+
+
+def _write_files(table, metadata, reader: pa.RecordBatchReader, commit_uuid) -> Iterator[str]:
+    """The records of `reader` written as the table's Parquet files (its schema, with its field ids): a row
+    group every _GROUP_ROWS records, a new file past _FILE_BYTES of them; yields each file's path once it is
+    whole. Holds one row group's records, whatever the size of `reader` (pyiceberg's own writes hold a whole
+    file's, several files at once)."""
+    from pyiceberg.io.pyarrow import ParquetFormatWriter
+    from pyiceberg.table.locations import load_location_provider
+
+    schema = _arrow_schema(table)
+    locations = load_location_provider(table_location=metadata.location, table_properties=metadata.properties)
+    writer, path, written, pending = None, None, 0, []
+
+    def flush():
+        nonlocal writer, path, written
+        if writer is None:
+            path = locations.new_data_location(f"00000-{next(counter)}-{commit_uuid}.parquet")
+            writer = ParquetFormatWriter(table.io.new_output(path), metadata.schema(), metadata.properties)
+        group = pa.Table.from_batches(pending, reader.schema).cast(schema)  # the same names, with field ids
+        writer.write(group)
+        written += group.nbytes
+        pending.clear()
+
+    counter = itertools.count()
+    for batch in reader:
+        if batch.num_rows:
+            pending.append(batch)
+        if sum(b.num_rows for b in pending) >= _GROUP_ROWS:
+            flush()
+        if writer is not None and written >= _FILE_BYTES:
+            writer.close()
+            yield path
+            writer, written = None, 0
+    if pending:
+        flush()
+    if writer is not None:
+        writer.close()
+        yield path
 
 
 def _live_files(table) -> list:
@@ -251,21 +286,21 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         return snapshot.snapshot_id
     schema = _arrow_schema(table)
 
-    def batches():  # each source's version read a batch at a time: the integration never holds a whole source
-        import pyarrow.dataset as ds
+    def batches():
+        # Each source's files read a batch at a time, columns by name: the integration holds one batch. (A
+        # pyarrow dataset scan reads ahead of a slower consumer, and what it holds grows with the source.)
+        import pyarrow.parquet as pq
 
         for source_id in sorted(inputs):
             if inputs[source_id] is None:
                 continue
-            files = data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id])
-            if not files.files:
-                continue
-            scan = ds.dataset(files.files, schema=files.schema).scanner(batch_size=_STREAM_ROWS, batch_readahead=1,
-                                                                         fragment_readahead=1)
-            for batch in scan.to_batches():
-                records = pa.Table.from_batches([batch], schema=files.schema)
-                records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows, pa.string()))
-                yield from conform(records, schema).to_batches()
+            for path in data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id]).files:
+                with pq.ParquetFile(path, pre_buffer=False) as file:
+                    for batch in file.iter_batches(batch_size=_STREAM_ROWS):
+                        records = pa.Table.from_batches([batch])
+                        records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows,
+                                                                                pa.string()))
+                        yield from conform(records, schema).to_batches()
 
     _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref},
              data=pa.RecordBatchReader.from_batches(schema, batches()))
