@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,6 +182,38 @@ class _Utf8Stream(io.RawIOBase):
         return n
 
 
+class _Paced(io.RawIOBase):
+    """A stream Arrow's CSV reader reads at most AHEAD blocks ahead of the batches taken from it (`took_batch`).
+
+    The reader reads blocks on a thread of its own, up to 32 ahead of its consumer (Arrow's background reader,
+    not configurable): 128 MB of 4 MB blocks, whatever the batch size. A block holds a record at least (the line
+    limit), so a batch needs at most two; a block that yields none (blank lines) lets the read go on after
+    WAIT_SECONDS."""
+
+    AHEAD = 4
+    WAIT_SECONDS = 0.5
+
+    def __init__(self, raw) -> None:
+        super().__init__()
+        self._raw = raw
+        self._reads = self._taken = 0
+        self._turn = threading.Condition()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        with self._turn:
+            self._turn.wait_for(lambda: self._reads - self._taken < self.AHEAD, timeout=self.WAIT_SECONDS)
+            self._reads += 1
+        return self._raw.readinto(buffer)
+
+    def took_batch(self) -> None:
+        with self._turn:
+            self._taken += 1
+            self._turn.notify_all()
+
+
 def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
              limits: Limits = Limits()) -> Iterator[Batch]:
     import numpy as np
@@ -218,9 +251,10 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
     # A Python file object, not a path: given a path (or its own transcoding stream), pyarrow reads the
     # whole file ahead of the parser, and memory grows with the file.
     raw = path.open("rb")
+    paced = _Paced(raw if dialect.encoding == "utf-8" else _Utf8Stream(raw, dialect.encoding))
     try:
         reader = pcsv.open_csv(
-            raw if dialect.encoding == "utf-8" else _Utf8Stream(raw, dialect.encoding),
+            paced,
             read_options=pcsv.ReadOptions(
                 encoding="utf-8", column_names=header, skip_rows=1, use_threads=False,
                 # Blocks hold a whole record as long as a line may be, so one never spans many of them.
@@ -235,6 +269,7 @@ def read_csv(path: Path, where: str, batch_rows: int, dialect: CsvDialect,
             ),
         )
         for record_batch in reader:
+            paced.took_batch()
             pending.append(record_batch)
             pending_rows += record_batch.num_rows
             while pending_rows >= batch_rows:

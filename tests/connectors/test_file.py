@@ -1033,3 +1033,40 @@ def test_a_credential_in_a_file_url_is_refused_without_quoting_it(tmp_path):
     with pytest.raises(ConfigError) as info:
         FileConnector(file_source(tmp_path, "https://data.kotabogor.go.id/dtks.csv?access_token=rahasia"))
     assert "looks like a credential" in str(info.value) and "rahasia" not in str(info.value)
+
+
+# --- memory: Arrow's CSV reader reads a few blocks ahead, not the file --------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_the_csv_reader_reads_a_few_blocks_ahead_of_the_batches_taken(tmp_path, encoding, monkeypatch):
+    """Arrow's background reader would read up to 32 blocks (128 MB) ahead of a consumer that is busy with a batch;
+    the connector keeps it to _Paced.AHEAD blocks, whatever the encoding."""
+    import connectors._file_formats as formats
+
+    paced, original = [], formats._Paced
+
+    class Watched(original):
+        def __init__(self, raw) -> None:
+            super().__init__(raw)
+            paced.append(self)
+
+    monkeypatch.setattr(formats, "_Paced", Watched)
+    row = "3271010101900001;Siti Aminah;Jl. Pajajaran No. 1;01-01-1990\n"
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding=encoding) as f:
+        f.write("NIK;Nama;Alamat;Tanggal Lahir\n")
+        f.write(row * (40 * (4 << 20) // len(row)))  # 40 blocks of 4 MB
+    batches = FileConnector(file_source(tmp_path, path, batch_rows=1000, encoding=encoding)).read()
+    first = next(batches)
+    assert first.records.num_rows == 1000
+    time.sleep(0.3)  # busy with the first batch (shorter than the wait after which a read goes on regardless)
+    assert paced[0]._reads <= 8  # blocks read so far; Arrow alone reads 32
+    assert sum(b.records.num_rows for b in batches) + 1000 == 40 * (4 << 20) // len(row)
+
+
+def test_blocks_of_blank_lines_yield_no_batch_and_the_read_goes_on(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("NIK;Nama\n3271010101900001;Siti\n" + "\n" * (10 << 20) + "3271010101900002;Budi\n")
+    got = records(read_all(FileConnector(file_source(tmp_path, path))))
+    assert [(r["NIK"], r[ROW]) for r in got] == [("3271010101900001", 1), ("3271010101900002", 2)]
