@@ -263,7 +263,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     from connectors.base import ROW
     from schemas import load_standard
     from schemas.validation import Unexpected, Validation
-    from transforms import harmonize
+    from transforms import Harmonizer
 
     _return_freed_memory()
     from transforms.mapping import check_mapping
@@ -279,6 +279,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
     unexpected = Unexpected(standard)
     rows_in = validated = 0
     received = _Received(folder / "received")
+    harmonize = Harmonizer(source, standard)
 
     def harmonized(batches):
         for batch in batches:
@@ -287,7 +288,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 continue
             if standard.primary_key:  # only a duplicate key quarantines a record after its batch
                 received.add(batch.records)
-            yield batch, harmonize(source, standard, batch.records)
+            yield batch, harmonize(batch.records)
 
     # Reading, harmonizing and validating run as three stages, each on the next batch while the one after it
     # works on this one. rows.parquet lives minutes: compressing it would cost more than the disk it saves.

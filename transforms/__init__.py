@@ -1,5 +1,5 @@
 """Harmonization: declarative mappings from an agency's columns to a standard's fields."""
 
-from transforms.mapping import Harmonized, harmonize
+from transforms.mapping import Harmonized, Harmonizer, harmonize
 
-__all__ = ["Harmonized", "harmonize"]
+__all__ = ["Harmonized", "Harmonizer", "harmonize"]

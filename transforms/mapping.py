@@ -20,7 +20,7 @@ from transforms import regions
 from transforms.dates import parse_dates
 from transforms.normalize import normalizer
 
-__all__ = ["NOT_SHOWN", "VALUE_DIGITS", "Harmonized", "arrow_type", "check_mapping", "check_steps", "columns_used", "harmonize", "region_scope", "shown_name"]
+__all__ = ["NOT_SHOWN", "VALUE_DIGITS", "Harmonized", "Harmonizer", "arrow_type", "check_mapping", "check_steps", "columns_used", "harmonize", "region_scope", "shown_name"]
 
 _TRUE = ["true", "ya", "y", "1", "benar"]
 _FALSE = ["false", "tidak", "t", "0", "salah"]
@@ -134,52 +134,100 @@ def _check_region(spec: dict, field) -> None:
 
 def harmonize(source, standard, records: pa.Table) -> Harmonized:
     """Apply the source's mapping to one batch. Never drops a row: failures become reason codes."""
-    n = records.num_rows
-    _known_fields(source, standard)
-    columns, failures = [], []
-    for field in standard.fields:
-        spec = source.mapping.get(field.name)
-        if spec:
-            values = _build(source, field, spec, records, failures, field.name not in standard.primary_key)
+    return Harmonizer(source, standard)(records)
+
+
+# The distinct values of one field a run remembers converted, at most.
+MEMO_VALUES = 1_000_000
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """Distinct values of a field as read (`texts`), converted (`values`), and which failed each rule."""
+
+    texts: pa.Array
+    values: pa.Array
+    failed: list[tuple[str, pa.Array]]
+
+    def extended(self, other: _Converted) -> _Converted:
+        return _Converted(pa.concat_arrays([self.texts, other.texts]), pa.concat_arrays([self.values, other.values]),
+                          [(reason, pa.concat_arrays([mask, more])) for (reason, mask), (_, more)
+                           in zip(self.failed, other.failed)])
+
+
+class Harmonizer:
+    """`harmonize` over the batches of one run: every step is a function of the value alone, so each distinct
+    value of a field is converted once in the run (a column of dates or codes in its first batches), up to
+    MEMO_VALUES values a field. The key's values, new in nearly every record, are converted as they come."""
+
+    def __init__(self, source, standard) -> None:
+        _known_fields(source, standard)
+        self.source, self.standard = source, standard
+        self._memo: dict[str, _Converted] = {}
+
+    def __call__(self, records: pa.Table) -> Harmonized:
+        n = records.num_rows
+        columns, failures = [], []
+        for field in self.standard.fields:
+            spec = self.source.mapping.get(field.name)
+            if spec:
+                values = self._build(field, spec, records, failures, field.name not in self.standard.primary_key)
+            else:
+                values = pa.nulls(n, arrow_type(field))
+            columns.append(values)
+        table = pa.Table.from_arrays(columns + [records[ROW]], names=[f.name for f in self.standard.fields] + [ROW])
+        reasons: dict[int, list[str]] = {}
+        for reason, failed in failures:
+            for position in pc.indices_nonzero(pc.fill_null(failed, False)).to_pylist():
+                reasons.setdefault(position, []).append(reason)
+        return Harmonized(table=table, reasons=reasons)
+
+    def _build(self, field, spec: dict, records: pa.Table, failures: list, repeats: bool) -> pa.Array:
+        source = self.source
+        if "value" in spec:
+            return pa.array([spec["value"]] * records.num_rows).cast(arrow_type(field))
+        for key, column in columns_used(spec):
+            if column not in records.column_names:
+                known = [c for c in records.column_names if c != ROW]
+                shown = [shown_name(c) for c in known[:50]]  # the message carries no identifier
+                more = f" and {len(known) - 50} more" if len(known) > 50 else ""
+                raise ConfigError(f"{source.path}: field mapping/{field.name}/{key}: column {column!r} is not in "
+                                  f"the source; columns: {shown}{more}")
+        text = records[spec["from"]].combine_chunks()
+        region = spec.get("region")
+        kecamatan = records[region["kecamatan"]].combine_chunks() if isinstance(region, dict) and \
+            region.get("kecamatan") else None
+        # Where values repeat (all but the key) each distinct value is converted once: a column of a million
+        # rows often holds a few thousand dates or codes. A region named with its kecamatan is a function of the
+        # pair: the region step finds each distinct pair once itself.
+        if not repeats or kecamatan is not None:
+            values, failed = self._convert(field, spec, text, kecamatan)
+            failures.extend(failed)
+            return values
+        encoded = text.dictionary_encode()
+        converted = self._converted(field, spec, encoded.dictionary)
+        failures.extend((reason, pc.take(mask, encoded.indices)) for reason, mask in converted.failed)
+        return pc.take(converted.values, encoded.indices)
+
+    def _converted(self, field, spec: dict, distinct: pa.Array) -> _Converted:
+        """`distinct` (a field's distinct values) converted: those met earlier in the run from memory."""
+        known = self._memo.get(field.name)
+        fresh = distinct if known is None else distinct.filter(pc.is_null(pc.index_in(distinct, value_set=known.texts)))
+        if known is None or len(fresh):
+            converted = _Converted(fresh, *self._convert(field, spec, fresh))
+            known = converted if known is None else known.extended(converted)
+        if len(known.texts) <= MEMO_VALUES:
+            self._memo[field.name] = known
         else:
-            values = pa.nulls(n, arrow_type(field))
-        columns.append(values)
-    table = pa.Table.from_arrays(columns + [records[ROW]], names=[f.name for f in standard.fields] + [ROW])
-    reasons: dict[int, list[str]] = {}
-    for reason, failed in failures:
-        for position in pc.indices_nonzero(pc.fill_null(failed, False)).to_pylist():
-            reasons.setdefault(position, []).append(reason)
-    return Harmonized(table=table, reasons=reasons)
+            self._memo.pop(field.name, None)
+        at = pc.index_in(distinct, value_set=known.texts)
+        return _Converted(distinct, pc.take(known.values, at), [(r, pc.take(mask, at)) for r, mask in known.failed])
 
-
-def _build(source, field, spec: dict, records: pa.Table, failures: list, repeats: bool) -> pa.Array:
-    if "value" in spec:
-        return pa.array([spec["value"]] * records.num_rows).cast(arrow_type(field))
-    for key, column in columns_used(spec):
-        if column not in records.column_names:
-            known = [c for c in records.column_names if c != ROW]
-            shown = [shown_name(c) for c in known[:50]]  # the message carries no identifier
-            more = f" and {len(known) - 50} more" if len(known) > 50 else ""
-            raise ConfigError(f"{source.path}: field mapping/{field.name}/{key}: column {column!r} is not in the "
-                              f"source; columns: {shown}{more}")
-    text = records[spec["from"]].combine_chunks()
-    region = spec.get("region")
-    kecamatan = records[region["kecamatan"]].combine_chunks() if isinstance(region, dict) and \
-        region.get("kecamatan") else None
-    # Every step is a function of the value alone, so where values repeat (all but the key) it runs once
-    # per distinct value: a column of a million rows often holds a few thousand dates or codes. A region named
-    # with its kecamatan is a function of the pair: the region step finds each distinct pair once itself.
-    repeats = repeats and kecamatan is None
-    encoded = text.dictionary_encode() if repeats else None
-    try:
-        values, failed = _convert(spec, field, encoded.dictionary if repeats else text, kecamatan)
-    except (ValueError, ConfigError) as e:
-        raise ConfigError(f"{source.path}: field mapping/{field.name}: {e}") from None
-    if not repeats:
-        failures.extend(failed)
-        return values
-    failures.extend((reason, pc.take(mask, encoded.indices)) for reason, mask in failed)
-    return pc.take(values, encoded.indices)
+    def _convert(self, field, spec: dict, text: pa.Array, kecamatan: pa.Array | None = None):
+        try:
+            return _convert(spec, field, text, kecamatan)
+        except (ValueError, ConfigError) as e:
+            raise ConfigError(f"{self.source.path}: field mapping/{field.name}: {e}") from None
 
 
 def _convert(spec: dict, field, text: pa.Array,

@@ -257,3 +257,43 @@ def test_batch_of_several_chunks_with_repeated_values_maps_every_row():
     assert result.table["jenis_kelamin"].to_pylist() == ["1", "2", None, "2", None, "1", "1"]
     assert result.reasons == {2: ["jenis_kelamin:unmapped_code"], 4: ["jenis_kelamin:unmapped_code"]}
     assert result.table[ROW].to_pylist() == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_run_converts_each_distinct_value_once_and_gives_every_batch_what_harmonize_gives_it(monkeypatch):
+    """The Harmonizer remembers a field's converted values across a run's batches: each batch gets exactly what
+    harmonizing it alone gives (values, and the reasons of values that fail, met before or not); a value is
+    converted once, and a field past MEMO_VALUES distinct values is converted batch by batch again."""
+    import transforms.mapping as mapping
+
+    batches = [
+        batch([1, 2, 3], NIK=["3271010101900001", "3271010101900002", "x"], **{
+            "Nama Lengkap": ["siti", "budi", "ani"], "Jenis Kelamin": ["P", "L", "?"], "Agama": ["Islam"] * 3,
+            "Tanggal Lahir": ["16 Desember 2014", "31/02/2014", None],
+            "Kode Kelurahan": ["3271011001", "3271011002", ""]}),
+        batch([4, 5, 6], NIK=["3271010101900004", "3271010101900005", "3271010101900006"], **{
+            "Nama Lengkap": ["budi", "ani", "dewi"], "Jenis Kelamin": ["?", "P", "L"], "Agama": ["Islam", "x", "Islam"],
+            "Tanggal Lahir": ["31/02/2014", "16 Desember 2014", "3 Agt 1990"],
+            "Kode Kelurahan": ["3271011002", "3271011001", "3271011001"]}),
+    ]
+    alone = [harmonize(source(DTKS_MAPPING), PENDUDUK, b) for b in batches]
+    converted = []
+    real = mapping._convert
+    monkeypatch.setattr(mapping, "_convert", lambda spec, field, text, kecamatan=None: (
+        converted.append((field.name, text.to_pylist())), real(spec, field, text, kecamatan))[1])
+    run = mapping.Harmonizer(source(DTKS_MAPPING), PENDUDUK)
+    for b, expected in zip(batches, alone):
+        got = run(b)
+        assert got.table.equals(expected.table) and got.reasons == expected.reasons
+    dates = [values for name, values in converted if name == "tanggal_lahir"]
+    assert dates == [["16 Desember 2014", "31/02/2014"], ["3 Agt 1990"]]  # the second batch's new date only
+    # The second batch's failures include values judged in the first: a remembered failure still fails.
+    assert "tanggal_lahir:unparseable_date" in alone[1].reasons[0] and "agama:unmapped_code" in alone[1].reasons[1]
+
+    converted.clear()
+    monkeypatch.setattr(mapping, "MEMO_VALUES", 2)
+    run = mapping.Harmonizer(source(DTKS_MAPPING), PENDUDUK)
+    for b, expected in zip(batches, alone):
+        got = run(b)
+        assert got.table.equals(expected.table) and got.reasons == expected.reasons
+    names = [values for name, values in converted if name == "nama"]
+    assert names == [["siti", "budi", "ani"], ["budi", "ani", "dewi"]]  # three values: past the memory
