@@ -206,9 +206,9 @@ def _code_root() -> str:
 
 
 def warm(settings) -> list[str]:
-    """Import what a run needs and compile the suites of the registered sources' standards (in this process,
-    before any child is forked); returns the standards compiled. No database connection, thread or file handle
-    is left open: the children inherit what is here."""
+    """Import what a run needs and compile the suites of the standards of the registered sources and of the
+    indicators (in this process, before any child is forked); returns the standards compiled. No database
+    connection, thread or file handle is left open: the children inherit what is here."""
     import duckdb  # noqa: F401
     import great_expectations  # noqa: F401
     import pyarrow.compute  # noqa: F401
@@ -232,7 +232,11 @@ def warm(settings) -> list[str]:
 
     compiled = []
     loaded, _ = load_registry(settings)
-    for ref in sorted({source.standard_ref for source in loaded}):
+    try:
+        indicators = hub.indicators.load_indicators()
+    except Exception:  # a broken indicator is its build's to report
+        indicators = []
+    for ref in sorted({source.standard_ref for source in loaded} | {i.standard_ref for i in indicators}):
         try:
             warm_up(load_standard(ref))
         except Exception:  # a broken standard is the run's to report, with the file and line

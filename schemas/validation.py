@@ -111,8 +111,16 @@ class _Plan:
     kinds: dict[str, str]  # reason code -> expectation type
     types: set[str]  # the type checks' reasons: row reasons, not among the standard's rules in `results`
     whole: _Run | None  # the columns some expectation needs whole (the key)
-    per_value: dict[str, _Run]  # every other column, run on its distinct values
+    per_value: dict[str, list]  # every other column's expectations: run on its distinct values
     batch: object  # the GE batch definition the suites run on (in the plan's own context)
+    make_run: object  # (name, columns, expectations) -> _Run, its suites in the plan's context
+    groups: dict  # columns judged in one GE run -> their _Run, made as batches need them
+
+    def run_of(self, columns: tuple[str, ...]) -> _Run:
+        if columns not in self.groups:
+            self.groups[columns] = self.make_run(f"values:{'+'.join(columns)}", list(columns),
+                                                 [e for c in columns for e in self.per_value[c]])
+        return self.groups[columns]
 
 
 # Compiled once per standard and read again when the standard's file or one of its code lists changes. A
@@ -164,8 +172,7 @@ def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
     # A column some expectation needs whole (the key) is sent whole once, with all its expectations.
     whole = {c for e in expectations if not per_value(e) for c in columns(e)}
     rows = [e for e in expectations if set(columns(e)) & whole]
-    # The other columns get a GE run each: GE's cost is per expectation and per row, hardly per run, and
-    # alone a column is as long as its own distinct values.
+    # The other columns are judged on their distinct values (Validation groups them into GE runs).
     by_column: dict[str, list] = {}
     for e in expectations:
         if not set(columns(e)) & whole:
@@ -183,8 +190,10 @@ def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
         kinds={e.meta["reason"]: e.expectation_type for e in expectations},
         types={f"{f}:type" for f in fields},
         whole=run("whole", [c for c in fields if c in whole], rows) if rows else None,
-        per_value={column: run(f"values:{column}", [column], part) for column, part in by_column.items()},
+        per_value=by_column,
         batch=batch,
+        make_run=run,
+        groups={},
     )
 
 
@@ -303,17 +312,19 @@ class Validation:
                 reason = r.expectation_config.meta["reason"]
                 found[reason] = (summary(reason, bool(r.success), *counts), rows)
 
-        for column, run in plan.per_value.items():
-            # The column's distinct values, then one null if it has nulls; per row, the position of its value there.
+        domains = {}  # column -> (its distinct values, then one null if it has nulls; per row, its value there)
+        for column in plan.per_value:
             encoded = table.column(column).combine_chunks().dictionary_encode()
             domain = encoded.dictionary
             if encoded.null_count:
                 domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
-            positions = encoded.indices.fill_null(len(domain) - 1)
-            for reason, failing in self._failing_values(run, domain, table.schema.field(column)).items():
+            domains[column] = (domain, encoded.indices.fill_null(len(domain) - 1))
+        failing = self._failing_values({c: domain for c, (domain, _) in domains.items()}, table.schema)
+        for column, (domain, positions) in domains.items():
+            for reason, values in failing[column].items():
                 rows = []
-                if len(failing):
-                    hit = pc.is_in(domain, value_set=failing, skip_nulls=False)
+                if len(values):
+                    hit = pc.is_in(domain, value_set=values, skip_nulls=False)
                     bad = pa.array(np.flatnonzero(hit.to_numpy(zero_copy_only=False)), positions.type)
                     rows = np.flatnonzero(pc.is_in(positions, value_set=bad).to_numpy(zero_copy_only=False)).tolist()
                 # Counts are reported in rows of the batch, as if GE had seen every row.
@@ -332,29 +343,61 @@ class Validation:
         return Verdict(reasons=reasons, results=results,
                        success=all(r["success"] for r in results) and not reasons)
 
-    def _failing_values(self, run: _Run, domain: pa.Array, field: pa.Field) -> dict[str, pa.Array]:
-        """Per reason of the column's run, the values of `domain` (its distinct values) that fail it."""
+    def _failing_values(self, domains: dict[str, pa.Array], schema: pa.Schema) -> dict[str, dict[str, pa.Array]]:
+        """Per column, per reason of its expectations, the values of its `domains` entry (its distinct values)
+        that fail: values judged in earlier batches from memory, the others by GE, several columns a run."""
         import pyarrow.compute as pc
 
-        known = self._judged.get(field.name)
-        fresh = domain
-        if known is not None:
-            fresh = domain.filter(pc.invert(pc.is_in(domain, value_set=known[0], skip_nulls=False)))
-        failing: dict[str, pa.Array] = {}
-        if known is None or len(fresh):
-            for r in _run(self.standard, self.plan.batch, run, _frame(pa.table([fresh], schema=pa.schema([field])))):
-                bad = pa.array(r.result.get("unexpected_index_list") or [], pa.int64())
-                failing[r.expectation_config.meta["reason"]] = fresh.take(bad)
-        judged = fresh
-        if known is not None:
-            failing = {reason: pa.concat_arrays([values, failing[reason]]) if reason in failing else values
-                       for reason, values in known[1].items()}
-            judged = pa.concat_arrays([known[0], fresh])
-        if len(judged) <= MEMO_VALUES and field.name not in self._unremembered:
-            self._judged[field.name] = (judged, failing)
-        else:
-            self._judged.pop(field.name, None)
+        fresh: dict[str, pa.Array] = {}
+        for column, domain in domains.items():
+            known = self._judged.get(column)
+            new = domain if known is None else domain.filter(
+                pc.invert(pc.is_in(domain, value_set=known[0], skip_nulls=False)))
+            if known is None or len(new):
+                fresh[column] = new
+        # A column without values (a batch of no records) fails nothing.
+        judged = {column: {} if len(values) else {e.meta["reason"]: values for e in self.plan.per_value[column]}
+                  for column, values in fresh.items()}
+        for group in _groups({c: values for c, values in fresh.items() if len(values)}):
+            longest = max(len(fresh[c]) for c in group)
+            # Each column filled up to the group's length with its first value again: GE's verdict on a value
+            # is the same wherever it stands, and what fails is taken as a set of values.
+            columns = [pa.concat_arrays([fresh[c], fresh[c].take(pa.nulls(longest - len(fresh[c]), pa.int64())
+                                                                  .fill_null(0))]) for c in group]
+            frame = _frame(pa.table(columns, schema=pa.schema([schema.field(c) for c in group])))
+            for r in _run(self.standard, self.plan.batch, self.plan.run_of(group), frame):
+                column = r.expectation_config.kwargs["column"]
+                rows = pa.array(r.result.get("unexpected_index_list") or [], pa.int64())
+                rows = pc.unique(pc.if_else(pc.less(rows, len(fresh[column])), rows, 0)) if len(rows) else rows
+                judged[column][r.expectation_config.meta["reason"]] = fresh[column].take(rows)
+        failing = {}
+        for column in domains:
+            known = self._judged.get(column)
+            if column not in fresh:
+                failing[column] = known[1]
+                continue
+            values, failed = fresh[column], judged[column]
+            if known is not None:
+                failed = {reason: pa.concat_arrays([old, failed[reason]]) if reason in failed else old
+                          for reason, old in known[1].items()}
+                values = pa.concat_arrays([known[0], values])
+            failing[column] = failed
+            if len(values) <= MEMO_VALUES and column not in self._unremembered:
+                self._judged[column] = (values, failed)
+            else:
+                self._judged.pop(column, None)
         return failing
+
+
+# A column with at most this many new values in a batch shares a GE run with the others like it (each filled up
+# to the longest): GE's cost is mostly per run and per expectation, a few thousand rows more cost less than a run.
+GROUP_VALUES = 2_000
+
+
+def _groups(fresh: dict[str, pa.Array]) -> list[tuple[str, ...]]:
+    """The columns' GE runs: the short ones together, each longer one alone."""
+    short = tuple(c for c, values in fresh.items() if len(values) <= GROUP_VALUES)
+    return ([short] if short else []) + [(c,) for c, values in fresh.items() if len(values) > GROUP_VALUES]
 
 
 # Rows (and values) a run's Great Expectations result lists per expectation: GE's own default for its partial lists.

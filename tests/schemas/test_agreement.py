@@ -128,3 +128,33 @@ def test_the_hub_agrees_with_jsonschema(case):
             valid = [[row not in v.reasons for row in range(len(part))]
                      for v, part in zip(verdicts, (records[:half], records[half:], records))]
             assert valid == [expected[:half], expected[half:], expected]
+
+
+def test_columns_with_few_new_values_share_one_ge_run_and_the_verdicts_are_the_same(monkeypatch):
+    """A batch's columns are judged on their new distinct values; the columns with at most GROUP_VALUES of them
+    go to GE together (each filled up to the longest with its first value again), the others alone. Grouped or
+    not, every row gets the same reasons."""
+    import schemas.validation as validation
+    from schemas import load_standard
+
+    standard = load_standard("penduduk@1.0.0")
+    records = {f.name: ["x"] * 4 for f in standard.fields}
+    records.update(nik=["3271010101900001", "3271010101900002", "32710101019000x3", None],
+                   jenis_kelamin=["1", "2", "1", "9"], tanggal_lahir=["1990-01-01", "1990-02-30", "1990-01-01", None],
+                   agama=["1"] * 4, kode_wilayah=["32.71.01.1001"] * 4)
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in records.items()})
+    runs = []
+    real = validation._validate
+    monkeypatch.setattr(validation, "_validate", lambda batch, suite, frame: (
+        runs.append(sorted({e.column for e in suite.expectations})), real(batch, suite, frame))[1])
+
+    grouped = validation.Validation(standard, unique_key=False)(table)
+    assert len(runs) == 1 and set(runs[0]) == set(records)
+    assert grouped.reasons[2] == ["nik:pattern"] and "tanggal_lahir:format" in grouped.reasons[1]
+
+    runs.clear()
+    monkeypatch.setattr(validation, "GROUP_VALUES", 1)  # the columns with one value together, each other alone
+    alone = validation.Validation(standard, unique_key=False)(table)
+    assert sorted(map(tuple, runs)) == sorted([("jenis_kelamin",), ("nik",), ("tanggal_lahir",),
+                                               tuple(sorted(set(records) - {"nik", "jenis_kelamin", "tanggal_lahir"}))])
+    assert alone.reasons == grouped.reasons and alone.results == grouped.results
