@@ -135,9 +135,12 @@ def _plan(standard: Standard, unique_key: bool = True) -> _Plan:
 
 def warm_up(standard: Standard) -> None:
     """Compile the standard's suites now, as the pipeline runs them (the key's uniqueness checked apart), and as
-    one-off validations do (`hub.runner`: the runner's children find them compiled)."""
-    _plan(standard, unique_key=False)
-    _plan(standard, unique_key=True)
+    one-off validations do (`hub.runner`: the runner's children find them compiled), with the GE run of every
+    column a first batch of few records makes (`_groups`)."""
+    for unique_key in (False, True):
+        plan = _plan(standard, unique_key)
+        if plan.per_value:
+            plan.run_of(tuple(plan.per_value))
 
 
 def _compile(standard: Standard, unique_key: bool = True) -> _Plan:
