@@ -227,20 +227,26 @@ def _write_files(table, metadata, reader: pa.RecordBatchReader, commit_uuid) -> 
         pending.clear()
 
     counter = itertools.count()
-    for batch in reader:
-        if batch.num_rows:
-            pending.append(batch)
-        if sum(b.num_rows for b in pending) >= _GROUP_ROWS:
+    try:
+        for batch in reader:
+            if batch.num_rows:
+                pending.append(batch)
+            if sum(b.num_rows for b in pending) >= _GROUP_ROWS:
+                flush()
+            if writer is not None and written >= _FILE_BYTES:
+                done, writer, written = writer, None, 0
+                done.close()
+                yield path
+        if pending:
             flush()
-        if writer is not None and written >= _FILE_BYTES:
-            writer.close()
+        if writer is not None:
+            done, writer = writer, None
+            done.close()
             yield path
-            writer, written = None, 0
-    if pending:
-        flush()
-    if writer is not None:
-        writer.close()
-        yield path
+    finally:
+        if writer is not None:  # a write that failed, or a commit that stopped reading: the file is left unfinished
+            with contextlib.suppress(Exception):
+                writer.close()
 
 
 def _live_files(table) -> list:
