@@ -5,7 +5,9 @@
 
 --source-kind file (default): Dinsos's CSV (cp1252, semicolons); the floor is a pyarrow read of the CSV and a
 Parquet write. --source-kind sql: Disdukcapil's SQLite table, read incrementally; the floor is the sqlite3
-module fetching every row in batches into Arrow and writing Parquet.
+module fetching every row in batches into Arrow and writing Parquet. --all-bad (file only): every row's NIK is
+invalid, so the run quarantines every row (memory stays that of a clean run: quarantined rows are written as
+they come).
 
 Measured, each on a fresh home, in one run beside the floor:
 
@@ -76,9 +78,10 @@ def floor_seconds(kind: str, system: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def prepare(kind: str, rows: int, work: Path, name: str = "main") -> tuple[Path, Path]:
+def prepare(kind: str, rows: int, work: Path, name: str = "main", all_bad: bool = False) -> tuple[Path, Path]:
     """Generate the agency system and register the benchmark source on it (Dinsos's or SIAK's registration) in
-    a registry folder of its own: (the system, the registry)."""
+    a registry folder of its own: (the system, the registry). `all_bad` (file only): every row's NIK is made
+    invalid, so every row is quarantined."""
     import yaml
 
     from demo.agencies import build_disdukcapil, write_population_csv
@@ -86,6 +89,8 @@ def prepare(kind: str, rows: int, work: Path, name: str = "main") -> tuple[Path,
     if kind == "file":
         system, template = work / f"penduduk-{name}.csv", "dinsos_dtks.yaml"
         write_population_csv(system, rows)
+        if all_bad:
+            _spoil_niks(system)
     else:
         system, template = work / f"siak-{name}.db", "disdukcapil_siak.yaml"
         build_disdukcapil(system, rows)
@@ -97,6 +102,16 @@ def prepare(kind: str, rows: int, work: Path, name: str = "main") -> tuple[Path,
     registry.mkdir(parents=True, exist_ok=True)
     (registry / f"{SOURCE_ID}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
     return system, registry
+
+
+def _spoil_niks(path: Path) -> None:
+    """Prefix every record's NIK (the first field) with a letter: it breaks the NIK pattern, keeps it unique."""
+    spoilt = path.with_suffix(".spoilt")
+    with path.open(encoding="cp1252", newline="") as lines, spoilt.open("w", encoding="cp1252", newline="") as out:
+        out.write(next(lines))
+        for line in lines:
+            out.write("X" + line)
+    spoilt.replace(path)
 
 
 def run_hub(home: Path, registry: Path) -> None:
@@ -290,6 +305,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--source-kind", choices=["file", "sql"], default="file")
     parser.add_argument("--no-dag", action="store_true", help="leave out the Airflow DAG run under `hub up`")
+    parser.add_argument("--all-bad", action="store_true",
+                        help="every row's NIK invalid (file source): every row quarantined")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "REGISTRY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -299,7 +316,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        system, registry = prepare(args.source_kind, args.rows, work)
+        if args.all_bad and args.source_kind != "file":
+            sys.exit("--all-bad is for the file source")
+        system, registry = prepare(args.source_kind, args.rows, work, all_bad=args.all_bad)
         print(f"generated {args.rows} rows ({system.stat().st_size / 1e6:.1f} MB, {args.source_kind}) "
               f"in {time.perf_counter() - start:.1f} s")
         floors = [floor_seconds(args.source_kind, system, work) for _ in range(args.repeat)]
@@ -329,6 +348,7 @@ def main() -> None:
         print(json.dumps({
             "source_kind": args.source_kind,
             "rows": args.rows,
+            "all_bad": args.all_bad,
             "hub_seconds": round(hub["seconds"], 3),
             "floor_seconds": round(floor, 3),
             "ratio": round(hub["seconds"] / floor, 2),
