@@ -19,7 +19,7 @@ def test_benchmark_prints_its_figures(kind):
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) == {
-        "source_kind", "rows", "hub_seconds", "floor_seconds", "ratio", "peak_rss_mb", "hub_process_seconds",
+        "source_kind", "rows", "all_bad", "hub_seconds", "floor_seconds", "ratio", "peak_rss_mb", "hub_process_seconds",
         "process_ratio", "process_own_mb", "cold_process_seconds", "cold_process_ratio", "cold_peak_rss_mb",
         "dag_run_seconds", "dag_tasks", "tiny_run_seconds", "tiny_peak_rss_mb", "tiny_cold_seconds",
         "tiny_cold_peak_rss_mb", "runner_rss_mb"}
@@ -34,7 +34,16 @@ def test_benchmark_prints_its_figures(kind):
         assert figures["dag_run_seconds"] is None
     # The SIAK table ends with three wrong rows.
     expected = "rows in 3000, published 3000, quarantined 0" if kind == "file" else "rows in 3003, published 3000, quarantined 3"
-    assert expected in done.stdout and figures["source_kind"] == kind
+    assert expected in done.stdout and figures["source_kind"] == kind and figures["all_bad"] is False
+
+
+def test_benchmark_of_a_file_where_every_row_is_bad():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "pipeline.py"), "--rows", "2000", "--repeat", "1",
+                           "--no-dag", "--all-bad"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["all_bad"] is True and figures["peak_rss_mb"] > 0
+    assert "rows in 2000, published 0, quarantined 2000" in done.stdout
 
 
 def test_download_benchmark_prints_its_figures():
