@@ -325,8 +325,9 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
             bad = sorted(reasons)
             log.info("source %s: read %d records up to row %s, %d quarantined", source_id, batch.records.num_rows,
                      batch.records[ROW][-1].as_py(), len(bad) + len(batch.rejected))
-            keep = pc.invert(pc.is_in(pa.array(np.arange(batch.records.num_rows)), pa.array(bad, pa.int64())))
-            valid = harmonized.table.filter(keep)
+            valid = harmonized.table
+            if bad:
+                valid = valid.filter(pc.invert(pc.is_in(pa.array(np.arange(valid.num_rows)), pa.array(bad, pa.int64()))))
             data.write_table(storage.conform(valid, data_schema))
             keys = valid.select(rows_schema.names).cast(rows_schema)
             rows.write_table(keys)
