@@ -226,6 +226,7 @@ def warm(settings) -> list[str]:
     import hub.cli  # noqa: F401
     import hub.indicators  # noqa: F401
     import hub.pipeline  # noqa: F401
+    from hub.indicators import load_indicators
     from hub.sources import load_registry
     from schemas import load_standard
     from schemas.validation import warm_up
@@ -233,7 +234,7 @@ def warm(settings) -> list[str]:
     compiled = []
     loaded, _ = load_registry(settings)
     try:
-        indicators = hub.indicators.load_indicators()
+        indicators = load_indicators()
     except Exception:  # a broken indicator is its build's to report
         indicators = []
     for ref in sorted({source.standard_ref for source in loaded} | {i.standard_ref for i in indicators}):
