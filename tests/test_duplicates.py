@@ -185,6 +185,38 @@ def test_a_run_where_every_row_shares_one_key(tmp_path, batch_rows):
     assert staged["summary"]["validation"]["success"] is False
 
 
+def _niks_with_one_duckdb_hash() -> tuple[str, str]:
+    """Two NIKs that DuckDB's hash() gives one value: its hash is made for hash tables, and NIKs, digits in
+    fixed places, share one far more often than chance would."""
+    import duckdb
+
+    ((first, second),) = duckdb.sql("""
+        SELECT min(nik), max(nik) FROM (
+            SELECT '327106' || lpad((day + plus)::VARCHAR, 2, '0') || lpad(month::VARCHAR, 2, '0') || '00'
+                   || lpad(serial::VARCHAR, 4, '0') AS nik
+            FROM range(1, 29) d(day), (VALUES (0), (40)) p(plus), range(1, 13) m(month), range(1, 10) s(serial))
+        GROUP BY hash(nik) HAVING count(*) = 2 ORDER BY 1 LIMIT 1""").fetchall()
+    return first, second
+
+
+@BATCHES
+def test_different_keys_with_one_hash_are_no_duplicates(tmp_path, batch_rows):
+    first, second = _niks_with_one_duckdb_hash()
+    lines = [f"{n};Siti Aminah;P;Islam;16/12/2014;32.71.01.1001" for n in (first, second, first)]
+    staged = stage_lines(tmp_path, [*lines, line(1), line(1, "Lain")], batch_rows)
+    assert staged["numbers"] == [1, 2]
+    assert [p["nik"] for p in staged["published"]] == [first, second]
+    assert staged["duplicates"] == {"identical_repeats": 1, "rows": [3], "more": 0, "conflicting": 2}
+    assert sorted(staged["quarantined"]) == [4, 5]
+
+
+def test_keys_sharing_only_a_hash_leave_the_staged_files_as_they_are(tmp_path):
+    first, second = _niks_with_one_duckdb_hash()
+    staged = stage_lines(tmp_path, [f"{n};Siti Aminah;P;Islam;16/12/2014;32.71.01.1001" for n in (first, second)])
+    assert [p["nik"] for p in staged["published"]] == [first, second] and staged["quarantined"] == {}
+    assert staged["duplicates"] == {"identical_repeats": 0, "rows": [], "more": 0, "conflicting": 0}
+
+
 def test_lists_of_rows_are_capped_and_the_counts_whole(tmp_path):
     # 1,205 copies of one record, then 30 different records under another NIK; batches of 500.
     lines = [line(1)] * 1205 + [line(2, f"Nama {i}") for i in range(30)]
