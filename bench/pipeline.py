@@ -116,6 +116,7 @@ def _spoil_niks(path: Path) -> None:
 
 def run_hub(home: Path, registry: Path) -> None:
     """Child process: time one run of the pipeline, print its figures as JSON."""
+    import hub  # noqa: F401  (first, as in the `hub` command: it names Arrow's allocator before pyarrow loads)
     import great_expectations  # noqa: F401  (imports are not what is measured)
     import pyiceberg.catalog.sql  # noqa: F401
     from hub.pipeline import run_source
