@@ -300,7 +300,8 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
         # Duplicate keys are decided once the whole run is read (_settle_duplicates), not batch by batch.
-        validation, hashes = Validation(standard, unique_key=False), _KeyHashes(list(standard.primary_key))
+        validation = Validation(standard, unique_key=False)
+        hashes = _KeyHashes(list(standard.primary_key), folder / "keys")
         for batch, harmonized in batches:
             rows_in += batch.records.num_rows + len(batch.rejected)
             for rejected in batch.rejected:
@@ -342,6 +343,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         duplicates = _settle_duplicates(folder, standard, hashes, quarantine, checks, received, validated)
     finally:
         shutil.rmtree(received.folder, ignore_errors=True)
+        shutil.rmtree(hashes.folder, ignore_errors=True)
         shutil.rmtree(folder / "duckdb.tmp", ignore_errors=True)
     if duplicates["conflicting"]:
         key_reason = f"{'+'.join(standard.primary_key)}:duplicate_key"
@@ -526,27 +528,47 @@ class _ReadAhead:
 
 
 class _KeyHashes:
-    """8-byte hashes of the staged records' keys, taken batch by batch while the next batch is read."""
+    """8-byte hashes of the staged records' keys, taken batch by batch while the next batch is read, and kept on
+    disk in PARTS files by their highest bits: the repeated ones are found one file at a time, so memory holds a
+    PARTS-th of them, not 8 bytes a record (80 MB at 10,000,000 records, and as much again to sort them)."""
 
-    def __init__(self, key: list[str]) -> None:
+    PART_BITS = 4  # a file per value of a hash's highest 4 bits
+    PARTS = 1 << PART_BITS
+
+    def __init__(self, key: list[str], folder: Path) -> None:
         import duckdb
 
-        self.columns = ", ".join(f'"{k}"' for k in key)
-        self.parts: list = []
+        # DuckDB's hash() is made for its hash tables: alone, it gave 7% of 3,000,000 NIKs the hash of another
+        # NIK, and each such record was read back and compared. Through MD5, keys share a hash only by chance.
+        columns = ", ".join('"' + k.replace('"', '""') + '"::VARCHAR' for k in key)
+        self.hashed = f"hash(md5(concat_ws(chr(31), {columns})))"
+        self.folder = folder
         self._con = duckdb.connect() if key else None
 
     def add(self, records) -> None:
-        if self._con is not None and records.num_rows:
-            self.parts.append(self._con.sql(f"SELECT hash({self.columns}) AS h FROM records").fetchnumpy()["h"])
-
-    def repeated(self):
-        """The hashes met more than once (a repeated key, or rarely two keys with one hash)."""
         import numpy as np
 
-        hashes = np.concatenate(self.parts) if self.parts else np.empty(0, np.uint64)
-        self.parts = []
-        hashes.sort()
-        return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if self._con is None or not records.num_rows:
+            return
+        hashes = self._con.sql(f"SELECT {self.hashed} AS h FROM records").fetchnumpy()["h"]
+        part = hashes >> np.uint64(64 - self.PART_BITS)
+        self.folder.mkdir(exist_ok=True)
+        for number in np.unique(part):
+            with open(self.folder / f"{number:02d}", "ab") as out:
+                hashes[part == number].tofile(out)
+
+    def repeated(self):
+        """The hashes met more than once (a repeated key, or two keys with one hash), in ascending order."""
+        import numpy as np
+
+        found = [np.empty(0, np.uint64)]
+        for number in range(self.PARTS):
+            path = self.folder / f"{number:02d}"
+            if path.exists():
+                hashes = np.fromfile(path, np.uint64)
+                hashes.sort()
+                found.append(np.unique(hashes[1:][hashes[1:] == hashes[:-1]]))
+        return np.concatenate(found)
 
 
 class _Received:
@@ -607,9 +629,9 @@ def _settle_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: _
     more): `{"nik:duplicate_key": {"rows": [1, 40], "more": 0}}`. `conflicting` counts them, as does the
     uniqueness expectation's `unexpected_count` in `checks`.
 
-    Memory is 8 bytes a record: the keys' hashes, sorted; of the records whose key's hash repeats, DuckDB (which
-    spills to disk) finds those whose key repeats from the keys alone, and compares only these whole. The staged files are rewritten without the records dropped or
-    quarantined, when there are any.
+    The keys' hashes are sorted a part at a time (_KeyHashes); of the records whose key's hash repeats, DuckDB
+    (which spills to disk) finds those whose key repeats from the keys alone, and compares only these whole. The
+    staged files are rewritten without the records dropped or quarantined, when there are any.
     """
     found = {"identical_repeats": 0, "rows": [], "more": 0, "conflicting": 0}
     key = list(standard.primary_key)
@@ -618,7 +640,7 @@ def _settle_duplicates(folder: Path, standard, hashes: _KeyHashes, quarantine: _
     reason = f"{'+'.join(key)}:duplicate_key"
     twice = hashes.repeated()
     if twice.size:
-        found = _settle_repeated(folder, key, twice, hashes.columns, quarantine, received)
+        found = _settle_repeated(folder, key, twice, hashes.hashed, quarantine, received)
     if validated:
         checks[reason] = {"expectation": "expect_column_values_to_be_unique" if len(key) == 1
                           else "expect_compound_columns_to_be_unique",
@@ -648,13 +670,12 @@ def _settle_repeated(folder: Path, key: list[str], twice, hashed: str, quarantin
     present = " AND ".join(f"{quoted(k)} IS NOT NULL" for k in key)
     with duckdb.connect(config={"memory_limit": "256MB", "temp_directory": str(folder / "duckdb.tmp")}) as con:
         con.register("twice", pa.table({"h": pa.array(twice, pa.uint64())}))
-        # The records whose key repeats, with their row number and place in the staged files, found from the
-        # keys alone: DuckDB's hash, made for its hash tables, gives different keys one hash far more often than
-        # chance would (7% of 3,000,000 NIKs shared theirs with another NIK). Only these records are read whole.
+        # The records whose key repeats (two keys may share a hash), with their row number and place in the
+        # staged files, found from the keys alone; only these are read whole.
         con.execute(f"""
             CREATE TEMP TABLE repeated AS
             SELECT file_row_number AS __pos, {quoted(ROW)} FROM read_parquet($rows, file_row_number = true)
-            WHERE hash({hashed}) IN (SELECT h FROM twice) AND {present}
+            WHERE {hashed} IN (SELECT h FROM twice) AND {present}
             QUALIFY count(*) OVER (PARTITION BY {keys}) > 1""", {"rows": str(rows_path)})
         ((repeated,),) = con.execute("SELECT count(*) FROM repeated").fetchall()
         if not repeated:

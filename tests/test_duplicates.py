@@ -186,8 +186,8 @@ def test_a_run_where_every_row_shares_one_key(tmp_path, batch_rows):
 
 
 def _niks_with_one_duckdb_hash() -> tuple[str, str]:
-    """Two NIKs that DuckDB's hash() gives one value: its hash is made for hash tables, and NIKs, digits in
-    fixed places, share one far more often than chance would."""
+    """Two NIKs that DuckDB's hash() gives one value: made for its hash tables, it gives NIKs (digits in fixed
+    places) one value far more often than chance would."""
     import duckdb
 
     ((first, second),) = duckdb.sql("""
@@ -210,7 +210,7 @@ def test_different_keys_with_one_hash_are_no_duplicates(tmp_path, batch_rows):
     assert sorted(staged["quarantined"]) == [4, 5]
 
 
-def test_keys_sharing_only_a_hash_leave_the_staged_files_as_they_are(tmp_path):
+def test_keys_that_duckdbs_hash_confuses_are_published_apart(tmp_path):
     first, second = _niks_with_one_duckdb_hash()
     staged = stage_lines(tmp_path, [f"{n};Siti Aminah;P;Islam;16/12/2014;32.71.01.1001" for n in (first, second)])
     assert [p["nik"] for p in staged["published"]] == [first, second] and staged["quarantined"] == {}
