@@ -151,23 +151,31 @@ class SqlConnector(Connector):
 
         column = self.options.get("cursor_column")
         next_row = 1
+        fetch = min(FETCH_ROWS, self.batch_rows)
         with self._connection() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=self.batch_rows).execute(
+            result = conn.execution_options(stream_results=True, yield_per=fetch).execute(
                 self._statement(conn, cursor)
             )
             names = list(result.keys())
             if column and column not in names:
                 raise FatalSourceError(f"source {self.source.id}: cursor column {column!r} not in {names}")
             position = names.index(column) if column else None
-            while rows := result.fetchmany(self.batch_rows):
-                columns = list(zip(*rows))
-                arrays = [text_array(values) for values in columns]
-                arrays.append(pa.array(range(next_row, next_row + len(rows)), type=pa.int64()))
-                next_row += len(rows)
-                if position is not None:
-                    # Rows without a cursor value cannot be tracked; they do not move the cursor back.
-                    seen = [r[position] for r in rows if r[position] is not None]
-                    cursor = _cursor_value(max(seen)) if seen else cursor
+            while True:
+                parts, count, top = [], 0, None
+                while count < self.batch_rows and (rows := result.fetchmany(min(fetch, self.batch_rows - count))):
+                    parts.append([text_array(values) for values in zip(*rows)])
+                    count += len(rows)
+                    if position is not None:
+                        # Rows without a cursor value cannot be tracked; they do not move the cursor back.
+                        seen = [r[position] for r in rows if r[position] is not None]
+                        top = max(seen + ([] if top is None else [top])) if seen else top
+                if not parts:
+                    break
+                if top is not None:
+                    cursor = _cursor_value(top)
+                arrays = [pa.concat_arrays([part[i] for part in parts]) for i in range(len(names))]
+                arrays.append(pa.array(range(next_row, next_row + count), type=pa.int64()))
+                next_row += count
                 yield Batch(records=pa.Table.from_arrays(arrays, names=names + [ROW]), cursor=cursor)
 
     @contextmanager
@@ -186,6 +194,11 @@ class SqlConnector(Connector):
             raise FatalSourceError(f"source {self.source.id}: query failed: {e.orig}") from None
         finally:
             engine.dispose()
+
+
+# Rows fetched and turned into Arrow at a time: a batch's rows are never held as Python values all at once
+# (100,000 rows of ten text columns were 80 MB of them).
+FETCH_ROWS = 10_000
 
 
 # SQLite reports mistakes in the query (missing table or column) as operational errors too.

@@ -100,6 +100,20 @@ def test_each_batch_cursor_is_the_last_change_time_and_json_storable(db_url, tmp
     assert json.loads(json.dumps(cursors)) == cursors
 
 
+def test_a_batch_fetched_in_parts_is_whole_with_its_rows_and_cursor(db_url, tmp_path, monkeypatch):
+    import connectors.sql
+
+    monkeypatch.setattr(connectors.sql, "FETCH_ROWS", 3)  # batches of 7 fetched 3, 3 and 1 rows at a time
+    batches = read_all(SqlConnector(sql_source(tmp_path, url=db_url, table="penduduk", cursor_column="updated_at",
+                                               batch_rows=7)))
+    assert [b.records.num_rows for b in batches] == [7, 7, 6]
+    assert [b.cursor.replace("T", " ") for b in batches] == ["2024-01-01 00:00:07", "2024-01-01 00:00:14",
+                                                             "2024-01-01 00:00:20"]
+    rows = rows_of(batches)
+    assert [r[ROW] for r in rows] == list(range(1, 21))
+    assert [(r["kode"], r["umur"]) for r in rows] == [(f"{i:04d}", str(i)) for i in range(1, 21)]
+
+
 def test_reading_after_the_last_cursor_returns_nothing(db_url, tmp_path):
     connector = SqlConnector(sql_source(tmp_path, url=db_url, table="penduduk", cursor_column="updated_at",
                                         batch_rows=7))
