@@ -335,9 +335,13 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
             rows.write_table(keys)
             hashes.add(keys.drop_columns([ROW]))
             if bad:
-                raw = batch.records.take(bad)
-                for position, row, record in zip(bad, raw[ROW].to_pylist(), raw.drop_columns([ROW]).to_pylist()):
-                    quarantine.add(row, reasons[position], record)
+                # As Python values a quarantine row group at a time: a batch of bad rows would be 80 MB of them.
+                for start in range(0, len(bad), _Quarantine.GROUP_ROWS):
+                    part = bad[start:start + _Quarantine.GROUP_ROWS]
+                    raw = batch.records.take(part)
+                    for position, row, record in zip(part, raw[ROW].to_pylist(),
+                                                     raw.drop_columns([ROW]).to_pylist()):
+                        quarantine.add(row, reasons[position], record)
 
     try:
         duplicates = _settle_duplicates(folder, standard, hashes, quarantine, checks, received, validated)
