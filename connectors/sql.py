@@ -161,18 +161,18 @@ class SqlConnector(Connector):
                 raise FatalSourceError(f"source {self.source.id}: cursor column {column!r} not in {names}")
             position = names.index(column) if column else None
             while True:
-                parts, count, top = [], 0, None
+                parts, count, tops = [], 0, []
                 while count < self.batch_rows and (rows := result.fetchmany(min(fetch, self.batch_rows - count))):
                     parts.append([text_array(values) for values in zip(*rows)])
                     count += len(rows)
                     if position is not None:
                         # Rows without a cursor value cannot be tracked; they do not move the cursor back.
                         seen = [r[position] for r in rows if r[position] is not None]
-                        top = max(seen + ([] if top is None else [top])) if seen else top
+                        tops += [max(seen)] if seen else []
                 if not parts:
                     break
-                if top is not None:
-                    cursor = _cursor_value(top)
+                if tops:
+                    cursor = _cursor_value(max(tops))
                 arrays = [pa.concat_arrays([part[i] for part in parts]) for i in range(len(names))]
                 arrays.append(pa.array(range(next_row, next_row + count), type=pa.int64()))
                 next_row += count
