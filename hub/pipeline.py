@@ -484,34 +484,35 @@ class _ReadAhead:
     """Produce the next item in a thread, from entering the block on, while the caller works on this one.
 
     Reading and harmonizing are Arrow kernels that release the GIL, so they overlap with validation.
-    At most `depth` items wait, which keeps memory bounded.
+    At most `depth` items wait, and the next is begun only once one is taken: a producer never holds a finished
+    item it cannot hand over, which keeps memory to the caller's item and the waiting ones.
     """
 
     _END = object()
 
     def __init__(self, items: Iterator, depth: int = 1) -> None:
         self._items = items
-        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._slots: queue.SimpleQueue = queue.SimpleQueue()
+        self._free = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._produce, name="hub-read-ahead", daemon=True)
 
-    def _put(self, item) -> bool:
+    def _wait_for_a_slot(self) -> bool:
         while not self._stop.is_set():
-            try:
-                self._slots.put(item, timeout=0.2)
+            if self._free.acquire(timeout=0.2):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _produce(self) -> None:
         try:
-            for item in self._items:
-                if not self._put((item, None)):
+            items = iter(self._items)
+            while self._wait_for_a_slot():
+                item = next(items, self._END)
+                self._slots.put((item, None))
+                if item is self._END:
                     return
-            self._put((self._END, None))
         except BaseException as e:  # handed to the consumer, which raises it
-            self._put((self._END, e))
+            self._slots.put((self._END, e))
 
     def __enter__(self) -> Iterator:
         self._worker.start()
@@ -524,6 +525,7 @@ class _ReadAhead:
                 if error is not None:
                     raise error
                 return
+            self._free.release()
             yield item
 
     def __exit__(self, *exc) -> None:
