@@ -314,13 +314,15 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                 continue
             validated += batch.records.num_rows
             verdict = validation(harmonized.table)
-            reasons = {k: list(v) for k, v in harmonized.reasons.items()}
+            reasons = harmonized.reasons  # this batch's own: merged into in place
             for position, found in verdict.reasons.items():
-                failed_fields = {_field_of(r) for r in reasons.get(position, [])}
+                failed = reasons.get(position)
+                if failed is None:
+                    reasons[position] = found
+                    continue
                 # A value harmonization could not read is reported once, by harmonization.
-                extra = [r for r in found if _field_of(r) not in failed_fields]
-                if extra:
-                    reasons.setdefault(position, []).extend(extra)
+                failed_fields = {_field_of(r) for r in failed}
+                failed.extend(r for r in found if _field_of(r) not in failed_fields)
             verdict.count_into(checks)
             unexpected.add(verdict, harmonized.table, batch.records[ROW])
             bad = sorted(reasons)
