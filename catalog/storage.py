@@ -13,6 +13,8 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hub.read_ahead import ReadAhead
+
 __all__ = [
     "HARMONIZED", "INDICATOR", "INTEGRATED", "NAMESPACES", "PUBLIC", "SOURCE_COLUMN",
     "commit_indicator", "commit_integrated", "commit_public", "commit_source", "conform", "data_files", "drop_public",
@@ -292,7 +294,7 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
         return snapshot.snapshot_id
     schema = _arrow_schema(table)
 
-    def batches():
+    def read():
         # Each source's files read a batch at a time, columns by name: the integration holds one batch. (A
         # pyarrow dataset scan reads ahead of a slower consumer, and what it holds grows with the source.)
         import pyarrow.parquet as pq
@@ -308,8 +310,12 @@ def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id:
                                                                                 pa.string()))
                         yield from conform(records, schema).to_batches()
 
+    def read_while_writing():  # the next batch is read while this one is written: one more batch held
+        with ReadAhead(read()) as batches:
+            yield from batches
+
     _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref},
-             data=pa.RecordBatchReader.from_batches(schema, batches()))
+             data=pa.RecordBatchReader.from_batches(schema, read_while_writing()))
     return table.refresh().current_snapshot().snapshot_id
 
 

@@ -12,10 +12,8 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import shutil
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.errors import ConfigError, HubError
+from hub.read_ahead import ReadAhead
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -296,7 +295,7 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
         batches = connector.read(cursor)
     if limit is not None:
         batches = _first(batches, limit)
-    with _ReadAhead(batches) as read, _ReadAhead(harmonized(read)) as batches, \
+    with ReadAhead(batches) as read, ReadAhead(harmonized(read)) as batches, \
             pq.ParquetWriter(folder / "data.parquet", data_schema, compression="zstd") as data, \
             pq.ParquetWriter(folder / "rows.parquet", rows_schema, compression="none") as rows:
         # Duplicate keys are decided once the whole run is read (_settle_duplicates), not batch by batch.
@@ -480,59 +479,6 @@ def _quarantine_schema():
 
     return pa.schema([("row", pa.int64()), ("reasons", pa.list_(pa.string())), ("record", pa.string()),
                       ("details", pa.string())])
-
-
-class _ReadAhead:
-    """Produce the next item in a thread, from entering the block on, while the caller works on this one.
-
-    Reading and harmonizing are Arrow kernels that release the GIL, so they overlap with validation.
-    At most `depth` items wait, and the next is begun only once one is taken: a producer never holds a finished
-    item it cannot hand over, which keeps memory to the caller's item and the waiting ones.
-    """
-
-    _END = object()
-
-    def __init__(self, items: Iterator, depth: int = 1) -> None:
-        self._items = items
-        self._slots: queue.SimpleQueue = queue.SimpleQueue()
-        self._free = threading.Semaphore(depth)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._produce, name="hub-read-ahead", daemon=True)
-
-    def _wait_for_a_slot(self) -> bool:
-        while not self._stop.is_set():
-            if self._free.acquire(timeout=0.2):
-                return True
-        return False
-
-    def _produce(self) -> None:
-        try:
-            items = iter(self._items)
-            while self._wait_for_a_slot():
-                item = next(items, self._END)
-                self._slots.put((item, None))
-                if item is self._END:
-                    return
-        except BaseException as e:  # handed to the consumer, which raises it
-            self._slots.put((self._END, e))
-
-    def __enter__(self) -> Iterator:
-        self._worker.start()
-        return self._consume()
-
-    def _consume(self) -> Iterator:
-        while True:
-            item, error = self._slots.get()
-            if item is self._END:
-                if error is not None:
-                    raise error
-                return
-            self._free.release()
-            yield item
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._worker.join(timeout=30)
 
 
 class _KeyHashes:

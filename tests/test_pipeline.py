@@ -335,37 +335,3 @@ def test_a_file_where_every_row_is_bad_is_quarantined_a_row_group_at_a_time(tmp_
     assert quarantine[rows][2]["Nama"] == f"Warga {rows - 1}"
     assert summary["validation"]["reasons"]["nik:pattern"] == rows
 
-
-def test_read_ahead_holds_the_callers_item_and_one_waiting_and_hands_over_errors():
-    """While the caller works on an item, the producer finishes one more and begins no other: it never holds a
-    finished item it cannot hand over. Its error reaches the caller, and leaving the block early stops it."""
-    import threading
-    import time
-
-    from hub.pipeline import _ReadAhead
-
-    pulled = []
-
-    def items(n, fail_at=None):
-        for i in range(n):
-            if i == fail_at:
-                raise ValueError("source broke at item 3")
-            pulled.append(i)
-            yield i
-
-    with _ReadAhead(items(10)) as ahead:
-        assert next(ahead) == 0
-        time.sleep(0.5)  # the producer would run ahead now if it could
-        assert pulled == [0, 1]
-        assert list(ahead) == list(range(1, 10))
-
-    pulled.clear()
-    with pytest.raises(ValueError, match="item 3"), _ReadAhead(items(10, fail_at=3)) as ahead:
-        assert [next(ahead) for _ in range(3)] == [0, 1, 2]
-        next(ahead)
-
-    pulled.clear()
-    before = threading.active_count()
-    with _ReadAhead(items(1000)) as ahead:
-        next(ahead)
-    assert threading.active_count() == before and len(pulled) <= 2
