@@ -76,6 +76,9 @@ def test_identifier_keeps_the_digits(text, expected):
     ("NIK 3271010101900001", "identifier_digits"),
     ("+3271010101900001", "identifier_digits"),
     ("(3271010101900001)", "identifier_digits"),
+    ("327101010190000²", "identifier_digits"),  # digits of other kinds and scripts are no ASCII digits
+    ("٣٢٧١٠١٠١٠١٩٠٠٠٠١", "identifier_digits"),
+    ("３２７１０１０１０１９０００１", "identifier_digits"),
 ])
 def test_identifier_refuses_what_is_not_an_identifier(text, rule):
     assert one("identifier", text) == (None, [rule])
