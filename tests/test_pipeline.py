@@ -102,6 +102,19 @@ def test_a_record_sent_twice_is_published_once(demo_settings):
         == 305
 
 
+def _registration(name: str, **options) -> str:
+    """The registration of a kelurahan's file of people, exports/`name` in the hub's home, as a file source."""
+    return yaml.safe_dump({
+        "id": "kelurahan_x", "title": "Warga", "agency": {"code": "kelurahan", "name": "Kelurahan X"},
+        "standard": "penduduk@1.0.0", "kind": "file", "options": {"path": "${HUB_HOME}/exports/" + name, **options},
+        "mapping": {"nik": {"from": "NIK", "normalize": "nik"}, "nama": {"from": "Nama", "normalize": "name"},
+                    "jenis_kelamin": {"from": "JK", "crosswalk": {"L": "1", "P": "2"}},
+                    "agama": {"from": "Agama", "crosswalk": {"Islam": "1"}},
+                    "tanggal_lahir": {"from": "Lahir", "date_formats": ["%d/%m/%Y"]},
+                    "kode_wilayah": {"from": "Kelurahan", "normalize": "kode_wilayah"}},
+    })
+
+
 def _registered(tmp_path, name: str, data: bytes, **options):
     """A kelurahan's file of people, registered as a file source."""
     from connectors.registry import load_source
@@ -110,15 +123,7 @@ def _registered(tmp_path, name: str, data: bytes, **options):
     (home / "exports").mkdir(parents=True)
     (home / "exports" / name).write_bytes(data)
     registration = tmp_path / "kelurahan_x.yaml"
-    registration.write_text(yaml.safe_dump({
-        "id": "kelurahan_x", "title": "Warga", "agency": {"code": "kelurahan", "name": "Kelurahan X"},
-        "standard": "penduduk@1.0.0", "kind": "file", "options": {"path": "${HUB_HOME}/exports/" + name, **options},
-        "mapping": {"nik": {"from": "NIK", "normalize": "nik"}, "nama": {"from": "Nama", "normalize": "name"},
-                    "jenis_kelamin": {"from": "JK", "crosswalk": {"L": "1", "P": "2"}},
-                    "agama": {"from": "Agama", "crosswalk": {"Islam": "1"}},
-                    "tanggal_lahir": {"from": "Lahir", "date_formats": ["%d/%m/%Y"]},
-                    "kode_wilayah": {"from": "Kelurahan", "normalize": "kode_wilayah"}},
-    }), encoding="utf-8")
+    registration.write_text(_registration(name, **options), encoding="utf-8")
     return load_source(registration, home, data_dirs=())
 
 
@@ -335,3 +340,35 @@ def test_a_file_where_every_row_is_bad_is_quarantined_a_row_group_at_a_time(tmp_
     assert quarantine[rows][2]["Nama"] == f"Warga {rows - 1}"
     assert summary["validation"]["reasons"]["nik:pattern"] == rows
 
+
+
+def test_quarantined_rows_reach_the_catalog_whole_many_statements_at_a_time(demo_settings, tmp_path):
+    """More quarantined rows than one insert statement takes: each lands once, with its reasons, its record as
+    received (quotes, a percent sign and letters beyond ASCII kept) and its details, in SQLite and PostgreSQL."""
+    from hub.pipeline import INSERT_ROWS
+
+    rows = 2 * INSERT_ROWS + 37
+    lines = ["NIK,Nama,JK,Agama,Lahir,Kelurahan"]
+    for i in range(1, rows + 1):
+        nik = f"32710101019{i:05d}" if i % 3 else f"99{i}"  # every third NIK breaks the pattern
+        lines.append(f"{nik},Ña'im \"{i}\" 100%,L,Islam,01/02/1990,3271011001" + (",x,y" if i % 100 == 0 else ""))
+    (demo_settings.home / "exports").mkdir(exist_ok=True)
+    (demo_settings.home / "exports" / "warga.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / "kelurahan_x.yaml").write_text(_registration("warga.csv"), encoding="utf-8")
+    settings = dataclasses.replace(demo_settings, registry=registry)
+
+    result = run_source(settings, "kelurahan_x")
+    wide = {i for i in range(1, rows + 1) if i % 100 == 0}
+    bad = {i for i in range(1, rows + 1) if i % 3 == 0} | wide
+    assert (result.rows_in, result.rows_quarantined, result.rows_published) == (rows, len(bad), rows - len(bad))
+    with session(settings.catalog_url) as s:
+        stored = s.scalars(select(QuarantinedRow).where(QuarantinedRow.dataset_id == "kelurahan_x")).all()
+    by_row = {q.row_number: q for q in stored}
+    assert len(stored) == len(by_row) == len(bad) and set(by_row) == bad
+    assert by_row[3].reasons == ["nik:pattern"] and by_row[3].details is None
+    assert by_row[3].record == {"NIK": "993", "Nama": 'Ña\'im "3" 100%', "JK": "L", "Agama": "Islam",
+                                "Lahir": "01/02/1990", "Kelurahan": "3271011001"}
+    assert by_row[100].reasons == ["_record:column_count"]
+    assert by_row[100].details == {"_record:column_count": {"expected": 6, "found": 8}}
