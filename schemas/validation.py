@@ -317,9 +317,15 @@ class Validation:
                 reason = r.expectation_config.meta["reason"]
                 found[reason] = (summary(reason, bool(r.success), *counts), rows)
 
-        domains = {}  # column -> (its distinct values, then one null if it has nulls; per row, its value there)
+        # column -> (its distinct values, then one null if it has nulls; per row, its value there). The values of a
+        # key of one field are nearly all distinct: they are sent as they are, each row its own (positions None).
+        domains = {}
         for column in plan.per_value:
-            encoded = table.column(column).combine_chunks().dictionary_encode()
+            values = table.column(column).combine_chunks()
+            if column in self._unremembered:
+                domains[column] = (values, None)
+                continue
+            encoded = values.dictionary_encode()
             domain = encoded.dictionary
             if encoded.null_count:
                 domain = pa.concat_arrays([domain, pa.nulls(1, domain.type)])
@@ -330,8 +336,11 @@ class Validation:
                 rows = []
                 if len(values):
                     hit = pc.is_in(domain, value_set=values, skip_nulls=False)
-                    bad = pa.array(np.flatnonzero(hit.to_numpy(zero_copy_only=False)), positions.type)
-                    rows = np.flatnonzero(pc.is_in(positions, value_set=bad).to_numpy(zero_copy_only=False)).tolist()
+                    rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+                    if positions is not None:
+                        bad = pa.array(rows, positions.type)
+                        rows = np.flatnonzero(pc.is_in(positions, value_set=bad).to_numpy(zero_copy_only=False))
+                    rows = rows.tolist()
                 # Counts are reported in rows of the batch, as if GE had seen every row.
                 found[reason] = (summary(reason, not rows, n, len(rows)), rows)
 

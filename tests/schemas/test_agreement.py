@@ -158,3 +158,26 @@ def test_columns_with_few_new_values_share_one_ge_run_and_the_verdicts_are_the_s
     assert sorted(map(tuple, runs)) == sorted([("jenis_kelamin",), ("nik",), ("tanggal_lahir",),
                                                tuple(sorted(set(records) - {"nik", "jenis_kelamin", "tanggal_lahir"}))])
     assert alone.reasons == grouped.reasons and alone.results == grouped.results
+
+
+def test_a_key_of_one_field_judged_row_by_row_gets_the_reasons_it_gets_whole():
+    """The pipeline leaves the key's uniqueness out (unique_key=False) and sends the key's values to GE as they
+    are, not as distinct values: repeated, missing and malformed NIKs get the reasons the whole suite gives them,
+    but for the uniqueness rule."""
+    from schemas import load_standard
+    from schemas.validation import Validation
+
+    standard = load_standard("penduduk@1.0.0")
+    niks = ["3271010101900001", "3271010101900001", None, "32710101019000x3", "32710101019000x3", "3271010101900002",
+            None, "12"]
+    records = {f.name: ["x"] * len(niks) for f in standard.fields}
+    records.update(nik=niks, jenis_kelamin=["1"] * len(niks), agama=["1"] * len(niks),
+                   tanggal_lahir=["1990-01-01"] * len(niks), kode_wilayah=["32.71.01.1001"] * len(niks))
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in records.items()})
+
+    whole = Validation(standard)(table)
+    by_row = Validation(standard, unique_key=False)(table)
+    assert by_row.reasons == {row: [r for r in reasons if r != "nik:duplicate_key"]
+                              for row, reasons in whole.reasons.items() if reasons != ["nik:duplicate_key"]}
+    assert {row for row, reasons in by_row.reasons.items() if "nik:pattern" in reasons} == {3, 4, 7}
+    assert {row for row, reasons in by_row.reasons.items() if "nik:required" in reasons} == {2, 6}
