@@ -343,6 +343,9 @@ def stage_into(folder: Path, source, run_id: str, cursor=None, limit: int | None
                     for position, row, record in zip(part, raw[ROW].to_pylist(),
                                                      raw.drop_columns([ROW]).to_pylist()):
                         quarantine.add(row, reasons[position], record)
+            # A batch's reasons, a list a bad row (tens of MB when every row is bad), go before the next batch is
+            # validated, not once its own replace them.
+            verdict = reasons = bad = None
 
     try:
         duplicates = _settle_duplicates(folder, standard, hashes, quarantine, checks, received, validated)
