@@ -226,19 +226,23 @@ def dag_run(registry: Path, work: Path) -> dict:
     airflow, dag_id = f"http://127.0.0.1:{airflow_port}", f"source__{SOURCE_ID}"
     try:
         headers = _wait(lambda: _airflow_headers(home, airflow), "Airflow's API", process)
-        _wait(lambda: httpx.get(f"{airflow}/api/v2/dags/{dag_id}", headers=headers).status_code == 200,
-              "the source's DAG", process)
+
+        def api(method: str, path: str = "", **json) -> httpx.Response:
+            # The API server answers in well under a second when idle, but some first answers on a busy 2-core
+            # machine (the DAG processor and the scheduler starting beside it) took over httpx's 5 s.
+            return httpx.request(method, f"{airflow}/api/v2/dags/{dag_id}{path}", headers=headers, timeout=60,
+                                 json=json or None)
+
+        _wait(lambda: api("GET").status_code == 200, "the source's DAG", process)
         _wait(lambda: "ready in" in _read(home / "logs" / "runner.log"), "the runner", process)
         start = time.perf_counter()
-        run = httpx.post(f"{airflow}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None},
-                         headers=headers).json()
-        url = f"{airflow}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
-        state = _wait(lambda: (s := httpx.get(url, headers=headers).json()["state"]) in ("success", "failed") and s,
+        run = f"/dagRuns/{api('POST', '/dagRuns', logical_date=None).json()['dag_run_id']}"
+        state = _wait(lambda: (s := api("GET", run).json()["state"]) in ("success", "failed") and s,
                       "the DAG run", process, every=0.2)
         seconds = time.perf_counter() - start
         if state != "success":
             sys.exit(f"the DAG run failed; see {home / 'airflow' / 'logs'}")
-        tasks = httpx.get(f"{url}/taskInstances", headers=headers).json()["task_instances"]
+        tasks = api("GET", f"{run}/taskInstances").json()["task_instances"]
         return {"seconds": seconds, "tasks": {t["task_id"]: round(t["duration"] or 0, 2) for t in tasks}}
     finally:
         process.send_signal(signal.SIGTERM)
