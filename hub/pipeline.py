@@ -835,7 +835,8 @@ def _insert_quarantined(s, source_id: str, run_id: str, rows) -> None:
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[connection.dialect.paramstyle]
     values = [(source_id, run_id, row, _json_list(tuple(reasons)), record, "null" if details is None else details)
               for row, reasons, record, details in zip(*(rows[c].to_pylist() for c in rows.column_names))]
-    into = f"INSERT INTO {QuarantinedRow.__tablename__} (dataset_id, run_id, row_number, reasons, record, details) VALUES "
+    into = (f"INSERT INTO {QuarantinedRow.__tablename__} (dataset_id, run_id, row_number, reasons, record, details) "
+            "VALUES ")
     one = f"({', '.join([mark] * 6)})"
     for start in range(0, len(values), INSERT_ROWS):
         part = values[start:start + INSERT_ROWS]

@@ -296,9 +296,10 @@ class Validation:
     def __call__(self, table: pa.Table) -> Verdict:
         """Run the compiled suite (with each field's type check) over one batch of records shaped like the standard.
 
-        GE sees the key's columns whole and every other column as its distinct values; verdicts and counts are
-        mapped back to the batch's rows, so they are the ones the suite gives on the whole batch. A column is
-        typed Arrow (the pipeline's) or JSON texts (json_field: values of any JSON type, from JSON Lines or CSV).
+        GE sees the key's columns whole and every other column as its distinct values (a key of one field left to
+        the caller, `unique_key=False`, as its values are); verdicts and counts are mapped back to the batch's rows,
+        so they are the ones the suite gives on the whole batch. A column is typed Arrow (the pipeline's) or JSON
+        texts (json_field: values of any JSON type, from JSON Lines or CSV).
         """
         import numpy as np
         import pyarrow.compute as pc
@@ -358,8 +359,9 @@ class Validation:
                        success=all(r["success"] for r in results) and not reasons)
 
     def _failing_values(self, domains: dict[str, pa.Array], schema: pa.Schema) -> dict[str, dict[str, pa.Array]]:
-        """Per column, per reason of its expectations, the values of its `domains` entry (its distinct values)
-        that fail: values judged in earlier batches from memory, the others by GE, several columns a run."""
+        """Per column, per reason of its expectations, the values of its `domains` entry (its distinct values, or a
+        key's values as they are) that fail: values judged in earlier batches from memory, the others by GE, several
+        columns a run."""
         import pyarrow.compute as pc
 
         fresh: dict[str, pa.Array] = {}
