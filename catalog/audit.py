@@ -324,7 +324,7 @@ def configuration(settings, actor: str, role: str, client: str | None = None) ->
         for action, details in s.execute(select(AuditEntry.action, AuditEntry.details)
                                          .where(AuditEntry.action.in_(kinds)).order_by(AuditEntry.seq)):
             seen[(kinds[action], details["file"])] = details.get("sha256")
-    appended = []
+    entries = []
     for key in sorted(set(current) | set(seen)):
         kind, name = key
         added, changed, removed = CONFIGURATION_ACTIONS[kind]
@@ -333,8 +333,8 @@ def configuration(settings, actor: str, role: str, client: str | None = None) ->
             continue
         action = removed if now is None else added if before is None else changed
         details = {"file": name, "sha256": now, **({"previous_sha256": before} if before else {})}
-        appended.append(record(settings, actor, role, action, details=details, client=client))
-    return appended
+        entries.append(dict(actor=actor, role=role, action=action, details=details, client=client))
+    return record_many(settings, entries) if entries else []  # one transaction for all
 
 
 def verify(settings) -> dict:
