@@ -209,6 +209,9 @@ def warm(settings) -> list[str]:
     """Import what a run needs and compile the suites of the standards of the registered sources and of the
     indicators (in this process, before any child is forked); returns the standards compiled. No database
     connection, thread or file handle is left open: the children inherit what is here."""
+    import getpass  # noqa: F401
+    import multiprocessing.synchronize  # noqa: F401  (tqdm's lock, made by each GE validation's progress bar)
+
     import duckdb  # noqa: F401
     import great_expectations  # noqa: F401
     import pyarrow.compute  # noqa: F401
@@ -220,12 +223,22 @@ def warm(settings) -> list[str]:
     import sqlalchemy.orm  # noqa: F401
 
     import catalog.audit  # noqa: F401
+    import catalog.metadata  # noqa: F401
     import catalog.public  # noqa: F401
+    import catalog.query  # noqa: F401
+    import catalog.search  # noqa: F401
     import catalog.storage  # noqa: F401
+    import catalog.subscriptions  # noqa: F401
+    import catalog.views  # noqa: F401
     import connectors.kinds  # noqa: F401
+    import exchange.clients  # noqa: F401
     import hub.cli  # noqa: F401
     import hub.indicators  # noqa: F401
     import hub.pipeline  # noqa: F401
+    import hub.recent  # noqa: F401
+    import schemas.data_docs  # noqa: F401
+    import schemas.topics  # noqa: F401
+    import transforms.mapping  # noqa: F401
     from hub.indicators import load_indicators
     from hub.sources import load_registry
     from schemas import load_standard
