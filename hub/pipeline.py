@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -428,13 +427,19 @@ class _Quarantine:
     GROUP_ROWS = 10_000
     SHOWN_PER_REASON = 20  # the lowest row numbers kept per reason (a validation result shows that many)
 
+    # One encoder for every record: json.dumps with options makes a new one per call.
+    _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = None
         self._pending: dict[str, list] = {"row": [], "reasons": [], "record": [], "details": []}
         self._count = 0
-        self._reasons: Counter = Counter()
+        self._reasons: dict[str, int] = {}
+        # Per reason: its lowest rows so far, and once SHOWN_PER_REASON are kept the highest of them (a row above
+        # it is not kept; rows mostly come in ascending order, so most are not).
         self._first: dict[str, list[int]] = {}
+        self._above: dict[str, int] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -443,15 +448,18 @@ class _Quarantine:
         pending = self._pending
         pending["row"].append(row)
         pending["reasons"].append(reasons)
-        pending["record"].append(json.dumps(record, ensure_ascii=False, default=str))
-        pending["details"].append(json.dumps(details, ensure_ascii=False) if details else None)
+        pending["record"].append(self._JSON.encode(record))
+        pending["details"].append(self._JSON.encode(details) if details else None)
         self._count += 1
-        self._reasons.update(reasons)
+        counts, above = self._reasons, self._above
         for reason in reasons:
-            first = self._first.setdefault(reason, [])
-            first.append(row)
-            if len(first) > 2 * self.SHOWN_PER_REASON:
-                first[:] = sorted(first)[:self.SHOWN_PER_REASON]
+            counts[reason] = counts.get(reason, 0) + 1
+            if row < above.get(reason, row + 1):
+                first = self._first.setdefault(reason, [])
+                first.append(row)
+                if len(first) >= 2 * self.SHOWN_PER_REASON:
+                    first[:] = sorted(first)[:self.SHOWN_PER_REASON]
+                    above[reason] = first[-1]
         if len(pending["row"]) >= self.GROUP_ROWS:
             self._flush()
 
@@ -460,7 +468,8 @@ class _Quarantine:
         return sorted(self._first.get(reason, []))[:self.SHOWN_PER_REASON]
 
     def counts(self) -> dict[str, int]:
-        return dict(self._reasons.most_common())
+        """Rows per reason, the most frequent first."""
+        return dict(sorted(self._reasons.items(), key=lambda item: -item[1]))
 
     def _flush(self) -> None:
         import pyarrow as pa

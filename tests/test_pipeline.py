@@ -342,6 +342,36 @@ def test_a_file_where_every_row_is_bad_is_quarantined_a_row_group_at_a_time(tmp_
 
 
 
+def test_a_quarantine_keeps_each_reasons_lowest_rows_whatever_order_they_come_in(tmp_path):
+    """The rows a run's result shows per reason are the lowest ones, rows coming in ascending order (a batch's)
+    or not (duplicates settled after the run is read), and the counts are whole, the most frequent first."""
+    import random
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from hub.pipeline import _Quarantine
+
+    order = list(range(1, 5001))
+    random.Random(7).shuffle(order)
+    rows = list(range(10_001, 15_001)) + order  # one ascending run, then the lower rows shuffled
+    given = {row: ["nik:pattern"] if row % 3 else ["nik:pattern", "tanggal_lahir:format"] for row in rows}
+    given.update({row: ["nik:duplicate_key"] for row in (4999, 12, 14_000)})
+    quarantine = _Quarantine(tmp_path / "quarantine.parquet")
+    for row in rows:
+        quarantine.add(row, given[row], {"NIK": f"x{row}", "Nama": "Ña'im \"1\""})
+    quarantine.close()
+
+    counted = Counter(reason for reasons in given.values() for reason in reasons)
+    assert quarantine.counts() == dict(counted.most_common()) and list(quarantine.counts())[0] == "nik:pattern"
+    for reason in counted:
+        expected = sorted(row for row, reasons in given.items() if reason in reasons)[:_Quarantine.SHOWN_PER_REASON]
+        assert quarantine.first_rows(reason) == expected
+    written = pq.read_table(tmp_path / "quarantine.parquet").to_pylist()
+    assert len(written) == len(quarantine) == len(rows)
+    assert json.loads(written[0]["record"]) == {"NIK": "x10001", "Nama": "Ña'im \"1\""}
+
+
 def test_quarantined_rows_reach_the_catalog_whole_many_statements_at_a_time(demo_settings, tmp_path):
     """More quarantined rows than one insert statement takes: each lands once, with its reasons, its record as
     received (quotes, a percent sign and letters beyond ASCII kept) and its details, in SQLite and PostgreSQL."""
