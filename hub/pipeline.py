@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -437,7 +438,7 @@ class _Quarantine:
         self._writer = None
         self._pending: dict[str, list] = {"row": [], "reasons": [], "record": [], "details": []}
         self._count = 0
-        self._reasons: dict[str, int] = {}
+        self._reasons: Counter = Counter()
         # Per reason: its lowest rows so far, and once SHOWN_PER_REASON are kept the highest of them (a row above
         # it is not kept; rows mostly come in ascending order, so most are not).
         self._first: dict[str, list[int]] = {}
@@ -455,7 +456,7 @@ class _Quarantine:
         self._count += 1
         counts, above = self._reasons, self._above
         for reason in reasons:
-            counts[reason] = counts.get(reason, 0) + 1
+            counts[reason] += 1
             if row < above.get(reason, row + 1):
                 first = self._first.setdefault(reason, [])
                 first.append(row)
@@ -470,8 +471,7 @@ class _Quarantine:
         return sorted(self._first.get(reason, []))[:self.SHOWN_PER_REASON]
 
     def counts(self) -> dict[str, int]:
-        """Rows per reason, the most frequent first."""
-        return dict(sorted(self._reasons.items(), key=lambda item: -item[1]))
+        return dict(self._reasons.most_common())
 
     def _flush(self) -> None:
         import pyarrow as pa

@@ -341,7 +341,6 @@ def test_a_file_where_every_row_is_bad_is_quarantined_a_row_group_at_a_time(tmp_
     assert summary["validation"]["reasons"]["nik:pattern"] == rows
 
 
-
 def test_a_quarantine_keeps_each_reasons_lowest_rows_whatever_order_they_come_in(tmp_path):
     """The rows a run's result shows per reason are the lowest ones, rows coming in ascending order (a batch's)
     or not (duplicates settled after the run is read), and the counts are whole, the most frequent first."""
