@@ -235,8 +235,8 @@ def dag_run(registry: Path, work: Path) -> dict:
 
         _wait(lambda: api("GET").status_code == 200, "the source's DAG", process)
         _wait(lambda: "ready in" in _read(home / "logs" / "runner.log"), "the runner", process)
-        start = time.perf_counter()
-        run = f"/dagRuns/{api('POST', '/dagRuns', logical_date=None).json()['dag_run_id']}"
+        run_id, start = _trigger(api, process)
+        run = f"/dagRuns/{run_id}"
         state = _wait(lambda: (s := api("GET", run).json()["state"]) in ("success", "failed") and s,
                       "the DAG run", process, every=0.2)
         seconds = time.perf_counter() - start
@@ -248,6 +248,21 @@ def dag_run(registry: Path, work: Path) -> dict:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
         out.close()
+
+
+def _trigger(api, process: subprocess.Popen) -> tuple[str, float]:
+    """The new run's id and the moment the accepted trigger was sent. Airflow can refuse a trigger for a moment after
+    it lists the DAG (its serialized version not yet readable, the SQLite database locked by the scheduler beside
+    it): the trigger is sent again each second, and a refusal that lasts two minutes is reported with its answer."""
+    deadline = time.monotonic() + 120
+    while True:
+        start = time.perf_counter()
+        answer = api("POST", "/dagRuns", logical_date=None)
+        if answer.status_code == 200:
+            return answer.json()["dag_run_id"], start
+        if time.monotonic() > deadline or process.poll() is not None:
+            sys.exit(f"Airflow refused the DAG's trigger: {answer.status_code} {answer.text[:500]}")
+        time.sleep(1)
 
 
 def _airflow_headers(home: Path, airflow: str) -> dict | None:
