@@ -252,8 +252,9 @@ def dag_run(registry: Path, work: Path) -> dict:
 
 def _trigger(api, process: subprocess.Popen) -> tuple[str, float]:
     """The new run's id and the moment the accepted trigger was sent. Airflow can refuse a trigger for a moment after
-    it lists the DAG (its serialized version not yet readable, the SQLite database locked by the scheduler beside
-    it): the trigger is sent again each second, and a refusal that lasts two minutes is reported with its answer."""
+    it lists the DAG (the trigger refuses a DAG marked stale, which the DAG's own GET still answers; the scheduler
+    beside it may hold the SQLite database): the trigger is sent again each second, and a refusal that lasts two
+    minutes is reported with its answer."""
     deadline = time.monotonic() + 120
     while True:
         start = time.perf_counter()
