@@ -39,9 +39,11 @@ _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 SPILL = "spill"  # the folder of HUB_HOME under which each sandbox gets its own spill folder
 # The memory of the operator's own connection (indicator builds over whole datasets): past it, DuckDB spills.
-# Measured on the population indicator (bench/pipeline.py's source): at 1,000,000 residents 128 MB is as fast as
-# 256 MB (0.3 s) and 50 MB smaller; at 3,000,000, 0.26 s slower and 100 MB smaller.
-OPERATOR_MEMORY = "128MB"
+# Measured on the population indicator over bench/pipeline.py's source, its SQL alone (seconds, process peak): 64 MB
+# gives 1,000,000 residents 0.19 s, 125 MB; 3,000,000 0.62 s, 139 MB; 10,000,000 2.2 s, 145 MB. It holds because
+# the indicators key people on their NIK as a number (8 bytes, not 16 of text): on the text, 64 MB ran out of memory
+# at 10,000,000 and 128 MB took 0.22 s, 161 MB; 0.71 s, 206 MB; 3.0 s, 208 MB.
+OPERATOR_MEMORY = "64MB"
 
 
 def _size(name: str, default: str) -> int:
