@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import shutil
 from collections.abc import Iterator
 from functools import cache
@@ -181,14 +182,18 @@ def _replace_with_file(table, data_file: Path, digest: str, properties: dict) ->
 
 
 def _replace(table, properties: dict, *, file: str | None = None,
-             data: pa.Table | pa.RecordBatchReader | None = None) -> None:
-    """One snapshot whose data is exactly `file` (a Parquet file in the table's folder) or `data`: the current
-    files deleted and the new ones added by a single overwrite. pyiceberg's own overwrite commits a delete
-    snapshot and then an append, and outside engines reading the history would see an empty version between."""
+             data: pa.Table | pa.RecordBatchReader | dict[str, pa.RecordBatchReader] | None = None,
+             keep: set[str] = frozenset()) -> None:
+    """One snapshot whose data is exactly `file` (a Parquet file in the table's folder), `data` and the current
+    files `keep`: the other current files deleted and the new ones added by a single overwrite. `data` as
+    {name: records} writes each one's records to files of their own, named after it. pyiceberg's own overwrite
+    commits a delete snapshot and then an append, and outside engines reading the history would see an empty
+    version between."""
     from pyiceberg.io.pyarrow import parquet_file_to_data_file
     from pyiceberg.table import TableProperties
 
     live = _live_files(table)
+    parts = data.items() if isinstance(data, dict) else [] if data is None else [("00000", data)]
     with table.transaction() as tx:
         if file is not None and tx.table_metadata.name_mapping() is None:
             # The staged file carries no field ids: readers map its columns by name, as `add_files` sets up.
@@ -196,20 +201,20 @@ def _replace(table, properties: dict, *, file: str | None = None,
                                  tx.table_metadata.schema().name_mapping.model_dump_json()})
         with tx.update_snapshot(snapshot_properties=properties).overwrite() as replace:
             for old in live:
-                if old.file_path != file:  # content already current stays (a version whose file it was)
+                if old.file_path != file and old.file_path not in keep:  # content already current stays
                     replace.delete_data_file(old)
             if file is not None and file not in {old.file_path for old in live}:
                 replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, file))
-            if data is not None:
-                reader = data.to_reader() if isinstance(data, pa.Table) else data
-                for path in _write_files(table, tx.table_metadata, reader, replace.commit_uuid):
+            for name, records in parts:
+                reader = records.to_reader() if isinstance(records, pa.Table) else records
+                for path in _write_files(table, tx.table_metadata, reader, f"{name}-{{}}-{replace.commit_uuid}"):
                     replace.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
 
 
-def _write_files(table, metadata, reader: pa.RecordBatchReader, commit_uuid) -> Iterator[str]:
-    """The records of `reader` written as the table's Parquet files (its schema, with its field ids): a row
-    group every _GROUP_ROWS records, a new file past _FILE_BYTES of them; yields each file's path once it is
-    whole. Holds one row group's records, whatever the size of `reader` (pyiceberg's own writes hold a whole
+def _write_files(table, metadata, reader: pa.RecordBatchReader, name: str) -> Iterator[str]:
+    """The records of `reader` written as the table's Parquet files (its schema, with its field ids), each named
+    `name` with its number in place of {}: a row group every _GROUP_ROWS records, a new file past _FILE_BYTES of
+    them; yields each file's path once it is whole. Holds one row group's records, whatever the size of `reader` (pyiceberg's own writes hold a whole
     file's, several files at once)."""
     from pyiceberg.io.pyarrow import ParquetFormatWriter
     from pyiceberg.table.locations import load_location_provider
@@ -221,7 +226,7 @@ def _write_files(table, metadata, reader: pa.RecordBatchReader, commit_uuid) -> 
     def flush():
         nonlocal writer, path, written
         if writer is None:
-            path = locations.new_data_location(f"00000-{next(counter)}-{commit_uuid}.parquet")
+            path = locations.new_data_location(name.format(next(counter)) + ".parquet")
             writer = ParquetFormatWriter(table.io.new_output(path), metadata.schema(), metadata.properties)
         group = pa.Table.from_batches(pending, reader.schema).cast(schema)  # the same names, with field ids
         writer.write(group)
@@ -282,41 +287,69 @@ def _copy_into(table, data_file: Path, target: str) -> None:
 
 
 def commit_integrated(settings, standard, inputs: dict[str, int | None], run_id: str) -> int | None:
-    """Rebuild the standard's integrated table from its sources' snapshots `inputs` (source id -> snapshot).
+    """Bring the standard's integrated table to its sources' snapshots `inputs` (source id -> snapshot).
 
     The table follows `standard` (the newest version); a source still on an older compatible version
-    lacks the fields added since, which are null in its rows.
+    lacks the fields added since, which are null in its rows. Each data file holds one source's records and is
+    named after it: a source whose snapshot the table already holds keeps its files, and only the sources that
+    changed are written again (a source's run rewrites its own part, not the other sources'). A new standard
+    version, or a file not named after its source (written before files were), rewrites them all.
     """
     table = _table(settings, INTEGRATED, standard.name, standard, with_source=True)
     snapshot, props = _current(table)
     signature = ",".join(f"{s}={inputs[s]}" for s in sorted(inputs)) + f";{standard.ref}"
     if snapshot is not None and props.get(_CONTENT) == signature:
         return snapshot.snapshot_id
+    kept = _unchanged_files(table, props.get(_CONTENT), signature)
     schema = _arrow_schema(table)
 
-    def read():
-        # Each source's files read a batch at a time, columns by name: the integration holds one batch. (A
-        # pyarrow dataset scan reads ahead of a slower consumer, and what it holds grows with the source.)
+    def read(source_id: str):
+        # A source's files read a batch at a time, columns by name: the integration holds one batch. (A pyarrow
+        # dataset scan reads ahead of a slower consumer, and what it holds grows with the source.)
         import pyarrow.parquet as pq
 
-        for source_id in sorted(inputs):
-            if inputs[source_id] is None:
-                continue
-            for path in data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id]).files:
-                with pq.ParquetFile(path, pre_buffer=False) as file:
-                    for batch in file.iter_batches(batch_size=_STREAM_ROWS):
-                        records = pa.Table.from_batches([batch])
-                        records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows,
-                                                                                pa.string()))
-                        yield from conform(records, schema).to_batches()
+        for path in data_files(settings, f"{HARMONIZED}.{source_id}", inputs[source_id]).files:
+            with pq.ParquetFile(path, pre_buffer=False) as file:
+                for batch in file.iter_batches(batch_size=_STREAM_ROWS):
+                    records = pa.Table.from_batches([batch])
+                    records = records.append_column(SOURCE_COLUMN, pa.array([source_id] * batch.num_rows,
+                                                                            pa.string()))
+                    yield from conform(records, schema).to_batches()
 
-    def read_while_writing():  # the next batch is read while this one is written: one more batch held
-        with ReadAhead(read()) as batches:
+    def read_while_writing(source_id: str):  # the next batch is read while this one is written: one more held
+        with ReadAhead(read(source_id)) as batches:
             yield from batches
 
-    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref},
-             data=pa.RecordBatchReader.from_batches(schema, read_while_writing()))
+    changed = {source_id: pa.RecordBatchReader.from_batches(schema, read_while_writing(source_id))
+               for source_id in sorted(inputs) if inputs[source_id] is not None and source_id not in kept}
+    _replace(table, {_RUN: run_id, _CONTENT: signature, _STANDARD: standard.ref}, data=changed,
+             keep={path for paths in kept.values() for path in paths})
     return table.refresh().current_snapshot().snapshot_id
+
+
+# An integrated table's data file, named after the one source whose records it holds (a source id has no "-").
+_SOURCE_FILE = re.compile(r"/(?P<source>[a-z][a-z0-9_]*)-\d+-[0-9a-f-]+\.parquet$")
+
+
+def _unchanged_files(table, held: str | None, wanted: str) -> dict[str, list[str]]:
+    """The current files of each source whose snapshot the integration signature `held` (the table's) and
+    `wanted` share, for the same standard version: those files are already what the integration would write.
+    None at all if some current file is not named after its source."""
+    if not held:
+        return {}
+    (held_sources, held_standard), (wanted_sources, wanted_standard) = (
+        (dict(item.split("=") for item in sources.split(",") if item), ref)
+        for sources, ref in (held.rsplit(";", 1), wanted.rsplit(";", 1)))
+    if held_standard != wanted_standard:
+        return {}
+    files: dict[str, list[str]] = {}
+    for data_file in _live_files(table):
+        named = _SOURCE_FILE.search(data_file.file_path)
+        if named is None:
+            return {}
+        files.setdefault(named["source"], []).append(data_file.file_path)
+    return {source: paths for source, paths in files.items()
+            if source in wanted_sources and held_sources.get(source) == wanted_sources[source]}
 
 
 def commit_indicator(settings, standard, name: str, data: pa.Table, run_id: str) -> int | None:

@@ -955,7 +955,8 @@ def record_failure(settings: Settings, dataset_id: str, run_id: str, error: Exce
 
 
 def integrate(settings: Settings, standard_name: str, run_id: str | None = None) -> dict:
-    """Rebuild a standard's integrated dataset from the current snapshots of all its sources."""
+    """Bring a standard's integrated dataset to the current snapshots of all its sources (only the sources whose
+    snapshot changed are written again: `storage.commit_integrated`)."""
     from catalog import storage
     from catalog.db import Dataset, Run, init_db, session, utcnow
     from hub.sources import load_registry

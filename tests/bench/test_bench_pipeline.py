@@ -84,3 +84,4 @@ def test_integration_benchmark_prints_its_figures():
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["sources"] == 3 and figures["rows"] == 3000
     assert figures["integrate_seconds"] > 0 and figures["integrate_own_mb"] > 0 and figures["runner_rss_mb"] > 0
+    assert figures["reintegrate_seconds"] > 0 and figures["reintegrate_own_mb"] > 0

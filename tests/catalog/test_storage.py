@@ -112,3 +112,49 @@ def test_a_public_table_takes_one_snapshot_per_version_and_starts_anew_when_its_
     assert storage.drop_public(settings, "warga") and not storage.drop_public(settings, "warga")
     assert (storage.PUBLIC, "warga") not in storage.iceberg_catalog(
         settings.catalog_url, settings.warehouse.as_uri()).list_tables(storage.PUBLIC)
+
+
+def test_an_integration_rewrites_only_the_sources_that_changed(tmp_path, catalog_url):
+    settings = Settings(home=tmp_path, catalog_url=catalog_url, registry=ROOT / "connectors" / "registry")
+    old, new = load_standard("penduduk@1.0.0"), load_standard("penduduk@1.1.0")
+    other = {**RECORD, "nik": "3271010101900002", "nama": "BUDI SANTOSO"}
+    siak = storage.commit_source(settings, "siak", old, staged(tmp_path, old, [RECORD]), "run-1", False, "a")
+    dtks = storage.commit_source(settings, "dtks", old, staged(tmp_path, old, [other]), "run-2", False, "b")
+    integrated = f"{storage.INTEGRATED}.penduduk"
+
+    def files(snapshot) -> dict[str, list[str]]:
+        """Per source, the integrated version's files holding its records."""
+        found: dict[str, list[str]] = {}
+        for path in storage.data_files(settings, integrated, snapshot).files:
+            sources = set(pq.read_table(path, columns=["_source"])["_source"].to_pylist())
+            assert len(sources) == 1, path  # a file holds one source's records
+            found.setdefault(sources.pop(), []).append(path)
+        return found
+
+    def content(snapshot) -> list[tuple]:
+        rows = storage.read_table(settings, storage.INTEGRATED, "penduduk", snapshot).to_pylist()
+        return sorted((r["_source"], r["nik"], r["nama"]) for r in rows)
+
+    first = storage.commit_integrated(settings, old, {"siak": siak, "dtks": dtks}, "run-3")
+    before = files(first)
+    assert set(before) == {"siak", "dtks"}
+
+    # DTKS publishes again: SIAK's part of the integrated dataset stays as it was written, DTKS's is new.
+    renamed = storage.commit_source(settings, "dtks", old, staged(tmp_path, old, [{**other, "nama": "BUDI S"}]),
+                                    "run-4", False, "c")
+    second = storage.commit_integrated(settings, old, {"siak": siak, "dtks": renamed}, "run-5")
+    after = files(second)
+    assert after["siak"] == before["siak"] and not set(after["dtks"]) & set(before["dtks"])
+    assert content(second) == [("dtks", other["nik"], "BUDI S"), ("siak", RECORD["nik"], "SITI AMINAH")]
+    assert content(first) == [("dtks", other["nik"], "BUDI SANTOSO"), ("siak", RECORD["nik"], "SITI AMINAH")]
+
+    # A source that leaves takes its records with it; one with nothing published has no file.
+    third = storage.commit_integrated(settings, old, {"siak": siak, "dtks": None}, "run-6")
+    assert files(third) == {"siak": before["siak"]}
+    assert snapshots(settings, integrated)[-1].summary["total-records"] == "1"
+
+    # A new version of the standard writes every source's part again, in the new shape.
+    fourth = storage.commit_integrated(settings, new, {"siak": siak, "dtks": renamed}, "run-7")
+    rewritten = files(fourth)
+    assert set(rewritten) == {"siak", "dtks"} and not set(rewritten["siak"]) & set(before["siak"])
+    assert content(fourth) == content(second)
