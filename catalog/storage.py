@@ -214,8 +214,8 @@ def _replace(table, properties: dict, *, file: str | None = None,
 def _write_files(table, metadata, reader: pa.RecordBatchReader, name: str) -> Iterator[str]:
     """The records of `reader` written as the table's Parquet files (its schema, with its field ids), each named
     `name` with its number in place of {}: a row group every _GROUP_ROWS records, a new file past _FILE_BYTES of
-    them; yields each file's path once it is whole. Holds one row group's records, whatever the size of `reader` (pyiceberg's own writes hold a whole
-    file's, several files at once)."""
+    them; yields each file's path once it is whole. Holds one row group's records, whatever the size of `reader`
+    (pyiceberg's own writes hold a whole file's, several files at once)."""
     from pyiceberg.io.pyarrow import ParquetFormatWriter
     from pyiceberg.table.locations import load_location_provider
 
