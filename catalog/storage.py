@@ -335,7 +335,7 @@ def _unchanged_files(table, held: str | None, wanted: str) -> dict[str, list[str
     """The current files of each source whose snapshot the integration signature `held` (the table's) and
     `wanted` share, for the same standard version: those files are already what the integration would write.
     None at all if some current file is not named after its source."""
-    if not held:
+    if not held or ";" not in held:
         return {}
     (held_sources, held_standard), (wanted_sources, wanted_standard) = (
         (dict(item.split("=") for item in sources.split(",") if item), ref)
