@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -86,11 +87,30 @@ def schema_message(error) -> str:
         if error.validator == "pattern":
             return f"{got} not of the form {error.validator_value!r}"
         return f"{got} that fails {error.validator} {_cut(repr(error.validator_value), 100)}"
-    return _cut(error.message, 300)  # jsonschema quotes the value, which may be as long as the file
+    message = error.message  # jsonschema quotes the value, and an object's unexpected keys
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        for key in error.instance:
+            message = message if _is_name(key) else message.replace(repr(key), "'…'")
+    elif not isinstance(error.instance, (bool, type(None))) and not _is_name(error.instance):
+        message = message.replace(repr(error.instance), "text" if isinstance(error.instance, str) else "a number", 1)
+    return _cut(message, 300)
+
+
+# What a message quotes of what a registration's author wrote: names (of fields, options, kinds) and numbers of a
+# few digits, as they are. Any other value or key (a NIK, as text or as a number, a person's name, a secret written
+# where it does not belong) is described, not quoted: the file and line say where it is.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SHORT_NUMBER = 6  # characters
+
+
+def _is_name(value) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return len(repr(value)) <= _SHORT_NUMBER
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
 
 
 def schema_path(error) -> str:
-    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return "/".join(str(p) if isinstance(p, int) or _is_name(p) else "…" for p in error.absolute_path) or "(top level)"
 
 
 def _substitute(value, home: Path, demo_url: str | None, unresolved: list[tuple[str, ...]], where: tuple = ()):

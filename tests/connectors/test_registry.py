@@ -258,7 +258,7 @@ def test_a_wrong_runs_on_names_the_file_line_and_field(tmp_path):
              "  path: x.csv", "mapping:", "  nik: {from: NIK}"]
     path = tmp_path / "dinsos_edge.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert f"{path}:7: field runs_on/edge_queue: 'Dinsos Kantor' does not match" in config_error(path, tmp_path)
+    assert f"{path}:7: field runs_on/edge_queue: text does not match" in config_error(path, tmp_path)
     lines[6] = "  queue: dinsos"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     message = config_error(path, tmp_path)
@@ -559,3 +559,23 @@ def test_a_kind_whose_constructor_fails_on_an_option_gives_a_config_error(tmp_pa
     path = write(tmp_path, changed(kind="sql", options={"url": "not a url at all ::", "table": "t"}))
     message = config_error(path, tmp_path)
     assert str(path) in message and "sql kind" in message
+
+
+NIK, NAME = "3271014101900042", "Kartini Wulandari"
+
+
+@pytest.mark.parametrize("fields, where", [
+    ({"id": NIK}, "field id: text does not match"),
+    ({"id": int(NIK)}, "field id: a number is not of type 'string'"),
+    ({"kind": NAME}, "field kind: text does not match"),
+    ({"mapping": {NIK: None}}, "field mapping/…: None is not of type 'object'"),
+    ({"mapping": {"jenis_kelamin": {"from": "JK", "crosswalk": {NAME: None}}}},
+     "field mapping/jenis_kelamin/crosswalk/…: None is not of type 'string'"),
+    ({NIK: NAME}, "Additional properties are not allowed ('…' was unexpected)"),
+])
+def test_a_value_or_key_that_is_no_name_is_described_not_quoted(tmp_path, fields, where):
+    """A NIK or a person's name written anywhere in a registration (as a value or as a key) is never quoted by
+    its error: only names are; the line says where the rest is."""
+    message = config_error(write(tmp_path, {**copy.deepcopy(VALID), **fields}, name="dinsos_test"), tmp_path)
+    assert where in message
+    assert NIK not in message and NAME not in message
