@@ -90,7 +90,8 @@ def schema_message(error) -> str:
     message = error.message  # jsonschema quotes the value, and an object's unexpected keys
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         for key in error.instance:
-            message = message if _is_name(key) else message.replace(repr(key), "'…'")
+            if not _is_name(key):
+                message = message.replace(repr(key), "'…'")
     elif not isinstance(error.instance, (bool, type(None))) and not _is_name(error.instance):
         message = message.replace(repr(error.instance), "text" if isinstance(error.instance, str) else "a number", 1)
     return _cut(message, 300)
